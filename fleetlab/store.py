@@ -1,0 +1,812 @@
+"""Durable state: tasks, checkpoints and the append-only event log, in SQLite (WAL).
+
+Every state change and the event that describes it are written in one transaction, so a
+completion can never be "eaten by telemetry" and a process killed with SIGKILL leaves
+either both or neither. Legal status changes are defined once, in ``TRANSITIONS``.
+
+Instants are stored as integer microseconds since the Unix epoch, UTC; naive datetimes are
+refused before they reach SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from fleetlab.clock import Clock, SystemClock, from_us, to_us
+from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
+from fleetlab.telemetry import Event, EventSink, new_span_id, new_task_id, new_trace_id
+
+__all__ = [
+    "ACTIVE",
+    "PRIORITY_RANGE",
+    "STATUSES",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Checkpoint",
+    "Store",
+    "Task",
+    "TaskStatus",
+    "default_db_path",
+]
+
+TaskStatus: TypeAlias = Literal[
+    "queued", "running", "preempted", "waiting_children", "completed", "failed", "cancelled"
+]
+STATUSES: tuple[TaskStatus, ...] = (
+    "queued",
+    "running",
+    "preempted",
+    "waiting_children",
+    "completed",
+    "failed",
+    "cancelled",
+)
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+ACTIVE: frozenset[str] = frozenset(STATUSES) - TERMINAL
+
+#: The lifecycle. ``(from, to) -> event kind``; anything not listed is illegal.
+TRANSITIONS: Mapping[tuple[str, str], str] = {
+    ("queued", "running"): "task.started",
+    ("running", "completed"): "task.completed",
+    ("running", "failed"): "task.failed",
+    ("running", "preempted"): "task.preempted",
+    ("running", "waiting_children"): "task.waiting",
+    ("preempted", "queued"): "task.requeued",
+    ("preempted", "running"): "task.resumed",
+    ("waiting_children", "queued"): "task.requeued",
+    ("waiting_children", "running"): "task.resumed",
+    **{(status, "cancelled"): "task.cancelled" for status in ACTIVE},
+}
+
+#: Higher runs first. The CLI and API refuse values outside this range.
+PRIORITY_RANGE = range(101)
+MAX_TITLE_CHARS = 20_000
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Each entry upgrades the schema by one version; ``PRAGMA user_version`` is the count applied.
+_MIGRATIONS: tuple[str, ...] = (
+    # v1: tasks, checkpoints, events.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        parent_id TEXT REFERENCES tasks(id),
+        root_id TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        depth INTEGER NOT NULL DEFAULT 0,
+        role TEXT NOT NULL DEFAULT 'executor',
+        title TEXT NOT NULL,
+        spec TEXT NOT NULL DEFAULT '{}',
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        preempt_streak INTEGER NOT NULL DEFAULT 0,
+        created_us INTEGER NOT NULL,
+        started_us INTEGER,
+        finished_us INTEGER,
+        updated_us INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_expires_us INTEGER,
+        heartbeat_us INTEGER,
+        result TEXT,
+        error TEXT,
+        budget_usd REAL,
+        budget_tokens INTEGER,
+        tokens_in INTEGER NOT NULL DEFAULT 0,
+        tokens_out INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        tree_tokens_in INTEGER NOT NULL DEFAULT 0,
+        tree_tokens_out INTEGER NOT NULL DEFAULT 0,
+        tree_cost_usd REAL NOT NULL DEFAULT 0,
+        tree_agents INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE checkpoints (
+        task_id TEXT NOT NULL REFERENCES tasks(id),
+        turn INTEGER NOT NULL,
+        created_us INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (task_id, turn)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        ts_us INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        attrs TEXT NOT NULL
+    );
+    """,
+    # v2: indexes for the scheduler's claim, status reports and trace look-ups.
+    """
+    CREATE INDEX tasks_claim ON tasks (status, priority DESC, created_us);
+    CREATE INDEX tasks_trace ON tasks (trace_id);
+    CREATE INDEX tasks_parent ON tasks (parent_id);
+    CREATE INDEX tasks_created ON tasks (created_us);
+    CREATE INDEX events_task ON events (task_id, seq);
+    CREATE INDEX events_trace ON events (trace_id, seq);
+    CREATE INDEX events_kind_ts ON events (kind, ts_us);
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    """``$FLEETLAB_DB`` if set, else ``./fleet.db``."""
+    return Path(os.environ.get("FLEETLAB_DB") or "fleet.db")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A task row. Times are tz-aware UTC; ``spec`` and ``result`` are parsed JSON."""
+
+    id: str
+    parent_id: str | None
+    root_id: str
+    trace_id: str
+    span_id: str
+    depth: int
+    role: str
+    title: str
+    spec: dict[str, Any]
+    priority: int
+    status: TaskStatus
+    attempts: int
+    preempt_streak: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    result: Any
+    error: str | None
+    budget_usd: float | None
+    budget_tokens: int | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    tree_tokens_in: int
+    tree_tokens_out: int
+    tree_cost_usd: float
+    tree_agents: int
+    kind: Literal["task"] = field(default="task", repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Task:
+        def ts(us: int | None) -> datetime | None:
+            return None if us is None else from_us(us)
+
+        return cls(
+            id=row["id"],
+            parent_id=row["parent_id"],
+            root_id=row["root_id"],
+            trace_id=row["trace_id"],
+            span_id=row["span_id"],
+            depth=row["depth"],
+            role=row["role"],
+            title=row["title"],
+            spec=json.loads(row["spec"]),
+            priority=row["priority"],
+            status=row["status"],
+            attempts=row["attempts"],
+            preempt_streak=row["preempt_streak"],
+            created_at=from_us(row["created_us"]),
+            started_at=ts(row["started_us"]),
+            finished_at=ts(row["finished_us"]),
+            updated_at=from_us(row["updated_us"]),
+            lease_owner=row["lease_owner"],
+            lease_expires_at=ts(row["lease_expires_us"]),
+            heartbeat_at=ts(row["heartbeat_us"]),
+            result=None if row["result"] is None else json.loads(row["result"]),
+            error=row["error"],
+            budget_usd=row["budget_usd"],
+            budget_tokens=row["budget_tokens"],
+            tokens_in=row["tokens_in"],
+            tokens_out=row["tokens_out"],
+            cost_usd=row["cost_usd"],
+            tree_tokens_in=row["tree_tokens_in"],
+            tree_tokens_out=row["tree_tokens_out"],
+            tree_cost_usd=row["tree_cost_usd"],
+            tree_agents=row["tree_agents"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The state an agent needs to resume after turn ``turn``."""
+
+    task_id: str
+    turn: int
+    created_at: datetime
+    state: dict[str, Any]
+    kind: Literal["checkpoint"] = field(default="checkpoint", repr=False)
+
+
+def _check_db_file(path: Path) -> None:
+    """Refuse paths that cannot hold a database, before SQLite touches anything."""
+    if path.is_dir():
+        raise UserError(
+            f"db path {str(path)!r} is a directory: give a file path, e.g. --db fleet.db"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not path.exists():
+        if not parent.is_dir():
+            raise UserError(
+                f"cannot create db {str(path)!r}: folder {str(parent)!r} does not exist"
+            )
+        if not os.access(parent, os.W_OK):
+            raise UserError(
+                f"cannot create db {str(path)!r}: folder {str(parent)!r} is not writable"
+            )
+        return
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise UserError(f"db {str(path)!r} is not readable and writable by this user")
+    with path.open("rb") as handle:
+        header = handle.read(16)
+    if header and header != _SQLITE_MAGIC:
+        raise SchemaError(f"{str(path)!r} is not a fleetlab database (not SQLite, or corrupt)")
+
+
+def _read_version(path: Path) -> int:
+    """The schema version of an existing file, read without changing it."""
+    uri = f"file:{path.resolve()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{str(path)!r} is not a fleetlab database ({exc})") from None
+    if version == 0 and tables:
+        raise SchemaError(f"{str(path)!r} is a SQLite file but not a fleetlab database")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{str(path)!r} has schema v{version}, newer than this fleetlab (v{SCHEMA_VERSION}): "
+            "upgrade fleetlab to open it"
+        )
+    return version
+
+
+class Store:
+    """The fleet's database. Thread-safe; one connection guarded by a lock.
+
+    Args:
+        path: the SQLite file (created if missing). ``":memory:"`` for throwaway stores.
+        clock: the source of time for every timestamp written.
+        sinks: receive events after their transaction commits (logs, OpenTelemetry).
+        synchronous: SQLite's ``synchronous`` setting. ``FULL`` (default) makes each commit
+            survive power loss; ``NORMAL`` survives a killed process but not a power cut.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        sinks: Sequence[EventSink] = (),
+        synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+    ) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.clock: Clock = clock or SystemClock()
+        self.sinks = list(sinks)
+        memory = str(path) == ":memory:"
+        version = 0
+        if not memory:
+            _check_db_file(self.path)
+            if self.path.exists() and self.path.stat().st_size > 0:
+                version = _read_version(self.path)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot open db {str(self.path)!r}: {exc}") from None
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._pending: list[Event] = []
+        try:
+            if not memory:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate(version)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise SchemaError(f"cannot use db {str(self.path)!r}: {exc}") from None
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _migrate(self, version: int) -> None:
+        if version == SCHEMA_VERSION:
+            return
+        with self.tx():
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version={number}")
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock, contextlib.suppress(sqlite3.ProgrammingError):
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``). Nested calls join the outer one.
+
+        Events appended inside reach the sinks only after the outermost commit.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._depth = 0
+                self._pending.clear()
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+            committed, self._pending = self._pending, []
+        for sink in self.sinks:
+            sink.emit(committed)
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        """Run a read-only query (for reports and tests)."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _now_us(self) -> int:
+        return to_us(self.clock.now(), "clock time")
+
+    # --- events --------------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        """Append one event (inside the caller's transaction if there is one)."""
+        self.append_many([event])
+
+    def append_many(self, events: Iterable[Event]) -> None:
+        """Append events in one transaction."""
+        batch = list(events)
+        with self.tx() as conn:
+            conn.executemany(
+                "INSERT INTO events (id, ts_us, kind, trace_id, span_id, parent_span_id, task_id,"
+                " role, attrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        e.id,
+                        e.ts_us,
+                        e.kind,
+                        e.trace_id,
+                        e.span_id,
+                        e.parent_span_id,
+                        e.task_id,
+                        e.role,
+                        json.dumps(dict(e.attrs), separators=(",", ":"), default=str),
+                    )
+                    for e in batch
+                ],
+            )
+            self._pending.extend(batch)
+
+    def events(
+        self, *, task_id: str | None = None, trace_id: str | None = None, kind: str | None = None
+    ) -> list[Event]:
+        """Events in the order they were written, filtered by task, trace or kind."""
+        where, params = [], []
+        for column, value in (("task_id", task_id), ("trace_id", trace_id), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        return [
+            Event(
+                kind=r["kind"],
+                ts=from_us(r["ts_us"]),
+                trace_id=r["trace_id"],
+                task_id=r["task_id"],
+                span_id=r["span_id"],
+                parent_span_id=r["parent_span_id"],
+                role=r["role"],
+                attrs=json.loads(r["attrs"]),
+                id=r["id"],
+            )
+            for r in self.query(sql + " ORDER BY seq", params)
+        ]
+
+    def _event(self, kind: str, task: Task, **attrs: Any) -> Event:
+        return Event(
+            kind=kind,
+            ts=self.clock.now(),
+            trace_id=task.trace_id,
+            task_id=task.id,
+            span_id=task.span_id,
+            parent_span_id=self._parent_span(task),
+            role=task.role,
+            attrs=attrs,
+        )
+
+    def _parent_span(self, task: Task) -> str:
+        if task.parent_id is None:
+            return ""
+        row = self._conn.execute(
+            "SELECT span_id FROM tasks WHERE id = ?", (task.parent_id,)
+        ).fetchone()
+        return "" if row is None else str(row[0])
+
+    # --- tasks ---------------------------------------------------------------------
+
+    def create_task(
+        self,
+        title: str,
+        *,
+        priority: int = 50,
+        spec: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        role: str = "executor",
+        budget_usd: float | None = None,
+        budget_tokens: int | None = None,
+        status: Literal["queued", "waiting_children"] = "queued",
+    ) -> Task:
+        """Create a task (a root goal, or a child of ``parent_id``) and its ``task.spawned`` event.
+
+        Raises:
+            UserError: empty or oversized title, priority out of range, negative budget,
+                unknown parent.
+        """
+        if not isinstance(title, str) or not title.strip():
+            raise UserError("goal text is empty: describe the task, e.g. 'rename a.txt to b.txt'")
+        if len(title) > MAX_TITLE_CHARS:
+            raise UserError(
+                f"goal text is {len(title):,} characters; the limit is {MAX_TITLE_CHARS:,}: "
+                "put long material in a file the task reads"
+            )
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or priority not in PRIORITY_RANGE
+        ):
+            raise UserError(
+                f"priority {priority!r} is out of range: use an integer from "
+                f"{PRIORITY_RANGE.start} to {PRIORITY_RANGE.stop - 1} (higher runs first)"
+            )
+        if budget_usd is not None and not budget_usd >= 0:
+            raise UserError(f"budget {budget_usd!r} USD must be a non-negative number")
+        if budget_tokens is not None and budget_tokens < 0:
+            raise UserError(f"token budget {budget_tokens!r} must be a non-negative integer")
+        spec_json = json.dumps(dict(spec or {}), separators=(",", ":"), sort_keys=True)
+        now = self._now_us()
+        task_id = new_task_id()
+        with self.tx() as conn:
+            if parent_id is None:
+                root_id, trace_id, depth, ancestors = task_id, new_trace_id(), 0, []
+            else:
+                parent = self.get_task(parent_id)
+                root_id, trace_id, depth = parent.root_id, parent.trace_id, parent.depth + 1
+                ancestors = self._ancestor_ids(parent_id)
+            conn.execute(
+                "INSERT INTO tasks (id, parent_id, root_id, trace_id, span_id, depth, role, title,"
+                " spec, priority, status, created_us, updated_us, budget_usd, budget_tokens)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task_id, parent_id, root_id, trace_id, new_span_id(), depth, role, title,
+                    spec_json, priority, status, now, now, budget_usd, budget_tokens,
+                ),
+            )  # fmt: skip
+            if ancestors:
+                conn.execute(
+                    f"UPDATE tasks SET tree_agents = tree_agents + 1 WHERE id IN"
+                    f" ({','.join('?' * len(ancestors))})",
+                    ancestors,
+                )
+            task = self.get_task(task_id)
+            self.append(self._event("task.spawned", task, title=title[:200], priority=priority,
+                                    parent_id=parent_id, depth=depth))  # fmt: skip
+        return task
+
+    def _ancestor_ids(self, task_id: str) -> list[str]:
+        rows = self._conn.execute(
+            "WITH RECURSIVE up(id, parent_id) AS ("
+            " SELECT id, parent_id FROM tasks WHERE id = ?"
+            " UNION ALL SELECT t.id, t.parent_id FROM tasks t JOIN up ON t.id = up.parent_id)"
+            " SELECT id FROM up",
+            (task_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def get_task(self, task_id: str) -> Task:
+        """The task with this id.
+
+        Raises:
+            NotFoundError: no such task.
+        """
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no task {task_id!r}: list tasks with `fleetlab tasks`")
+        return Task.from_row(row)
+
+    def find_task(self, ident: str) -> Task:
+        """Resolve a task id, a unique id prefix (4+ characters) or a trace id to a task.
+
+        A trace id resolves to its root task.
+
+        Raises:
+            NotFoundError: nothing matches.
+            UserError: the prefix is ambiguous or too short.
+        """
+        ident = ident.strip()
+        rows = self.query("SELECT * FROM tasks WHERE id = ?", (ident,))
+        if not rows:
+            rows = self.query(
+                "SELECT * FROM tasks WHERE trace_id = ? AND parent_id IS NULL", (ident,)
+            )
+        if not rows and len(ident) >= 4 and all(c in "0123456789abcdef" for c in ident):
+            rows = self.query(
+                "SELECT * FROM tasks WHERE id LIKE ? || '%' OR trace_id LIKE ? || '%' LIMIT 3",
+                (ident, ident),
+            )
+            roots = {r["root_id"] if r["trace_id"].startswith(ident) else r["id"] for r in rows}
+            if len(roots) > 1:
+                raise UserError(f"id prefix {ident!r} is ambiguous: give more characters")
+            if (
+                rows
+                and rows[0]["trace_id"].startswith(ident)
+                and not rows[0]["id"].startswith(ident)
+            ):
+                return self.get_task(rows[0]["root_id"])
+        if not rows:
+            raise NotFoundError(f"no task or trace {ident!r}: list tasks with `fleetlab tasks`")
+        return Task.from_row(rows[0])
+
+    def tasks(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        trace_id: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        """Tasks, newest first, optionally filtered."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for s in wanted:
+                if s not in STATUSES:
+                    raise UserError(f"unknown status {s!r}: use one of {', '.join(STATUSES)}")
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            params += wanted
+        if trace_id is not None:
+            where.append("trace_id = ?")
+            params.append(trace_id)
+        if parent_id is not None:
+            where.append("parent_id = ?")
+            params.append(parent_id)
+        sql = "SELECT * FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_us DESC, rowid DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [Task.from_row(r) for r in self.query(sql, params)]
+
+    def transition(
+        self,
+        task_id: str,
+        to: TaskStatus,
+        *,
+        worker: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+        lease_s: float | None = None,
+        **attrs: Any,
+    ) -> Task:
+        """Change a task's status and write its event, in one transaction.
+
+        Args:
+            task_id: the task.
+            to: the new status; must be allowed by ``TRANSITIONS`` from the current one.
+            worker: when set, the caller must hold the task's lease (``LeaseLost`` otherwise).
+            result: stored with ``completed``.
+            error: the reason, stored with ``failed`` / ``cancelled`` / ``preempted``.
+            lease_s: when moving to ``running``, the lease length granted to ``worker``.
+            attrs: extra event attributes.
+
+        Raises:
+            IllegalTransition: the lifecycle forbids it; nothing is written.
+            LeaseLost: ``worker`` no longer holds the task.
+        """
+        with self.tx() as conn:
+            task = self.get_task(task_id)
+            kind = TRANSITIONS.get((task.status, to))
+            if kind is None:
+                raise IllegalTransition(
+                    f"task {task_id} cannot go from {task.status} to {to}"
+                    + (" (it already finished)" if task.terminal else "")
+                )
+            if worker is not None and task.status == "running" and task.lease_owner != worker:
+                raise LeaseLost(f"task {task_id} is leased to {task.lease_owner}, not {worker}")
+            now = self._now_us()
+            sets = ["status = ?", "updated_us = ?"]
+            params: list[Any] = [to, now]
+            if to == "running":
+                sets += [
+                    "attempts = attempts + 1",
+                    "heartbeat_us = ?",
+                    "started_us = COALESCE(started_us, ?)",
+                ]
+                params += [now, now]
+                if worker is not None:
+                    sets += ["lease_owner = ?", "lease_expires_us = ?"]
+                    params += [worker, now + int((lease_s or 60.0) * 1e6)]
+            else:
+                sets += ["lease_owner = NULL", "lease_expires_us = NULL"]
+            if to in TERMINAL:
+                sets.append("finished_us = ?")
+                params.append(now)
+            if to == "preempted":
+                sets.append("preempt_streak = preempt_streak + 1")
+            elif to in ("completed", "waiting_children"):
+                sets.append("preempt_streak = 0")
+            if result is not None:
+                sets.append("result = ?")
+                params.append(json.dumps(result, default=str))
+            if error is not None:
+                sets.append("error = ?")
+                params.append(error)
+            conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+            event_attrs = {"from": task.status, **attrs}
+            if error is not None:
+                event_attrs["error"] = error
+            if worker is not None:
+                event_attrs["worker"] = worker
+            self.append(self._event(kind, task, **event_attrs))
+            return self.get_task(task_id)
+
+    def claim(
+        self, worker: str, *, lease_s: float = 60.0, aging_s: float | None = None
+    ) -> Task | None:
+        """Atomically lease the next runnable task to ``worker``, or return ``None``.
+
+        Runnable: ``queued`` or ``preempted``, or ``running`` with an expired lease (a crashed
+        worker's task, reclaimed with a ``task.reclaimed`` event). Order: highest effective
+        priority first, where effective priority is ``priority + waited / aging_s`` when
+        ``aging_s`` is given (so long-waiting work cannot starve), then oldest first.
+        """
+        now = self._now_us()
+        aging = "" if aging_s is None else f" + (? - created_us) / {float(aging_s) * 1e6}"
+        params: list[Any] = [now] + ([now] if aging_s is not None else [])
+        with self.tx() as conn:
+            row = conn.execute(
+                "SELECT id, status FROM tasks WHERE status IN ('queued', 'preempted')"
+                " OR (status = 'running' AND lease_expires_us < ?)"
+                f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT 1",
+                params,
+            ).fetchone()
+            if row is None:
+                return None
+            if row["status"] == "running":
+                return self._reclaim(row["id"], worker, now, lease_s)
+            return self.transition(row["id"], "running", worker=worker, lease_s=lease_s)
+
+    def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
+        task = self.get_task(task_id)
+        self._conn.execute(
+            "UPDATE tasks SET lease_owner = ?, lease_expires_us = ?, heartbeat_us = ?,"
+            " attempts = attempts + 1, updated_us = ? WHERE id = ?",
+            (worker, now + int(lease_s * 1e6), now, now, task_id),
+        )
+        self.append(
+            self._event("task.reclaimed", task, previous_owner=task.lease_owner, worker=worker)
+        )
+        return self.get_task(task_id)
+
+    def heartbeat(self, task_id: str, worker: str, *, lease_s: float = 60.0) -> None:
+        """Extend ``worker``'s lease on a running task.
+
+        Raises:
+            LeaseLost: the task is no longer running under this worker.
+        """
+        now = self._now_us()
+        with self.tx() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET heartbeat_us = ?, lease_expires_us = ? "
+                "WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                (now, now + int(lease_s * 1e6), task_id, worker),
+            )
+            if cursor.rowcount == 0:
+                raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
+
+    # --- checkpoints and usage -----------------------------------------------------
+
+    def save_checkpoint(self, task_id: str, turn: int, state: Mapping[str, Any]) -> None:
+        """Store the state to resume ``task_id`` after ``turn`` (replacing an older copy)."""
+        with self.tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state)"
+                " VALUES (?, ?, ?, ?)",
+                (task_id, turn, self._now_us(), json.dumps(dict(state), separators=(",", ":"))),
+            )
+
+    def latest_checkpoint(self, task_id: str) -> Checkpoint | None:
+        """The most recent checkpoint of a task, if any."""
+        rows = self.query(
+            "SELECT * FROM checkpoints WHERE task_id = ? ORDER BY turn DESC LIMIT 1", (task_id,)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Checkpoint(r["task_id"], r["turn"], from_us(r["created_us"]), json.loads(r["state"]))
+
+    def add_usage(self, task_id: str, tokens_in: int, tokens_out: int, cost_usd: float) -> None:
+        """Add a call's usage to the task and roll it up to every ancestor, atomically."""
+        with self.tx() as conn:
+            conn.execute(
+                "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
+                " cost_usd = cost_usd + ? WHERE id = ?",
+                (tokens_in, tokens_out, cost_usd, task_id),
+            )
+            ids = self._ancestor_ids(task_id)
+            conn.execute(
+                "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
+                " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
+                f" WHERE id IN ({','.join('?' * len(ids))})",
+                [tokens_in, tokens_out, cost_usd, *ids],
+            )
+
+    def stale_cutoff(self, stale_after_s: float) -> datetime:
+        """Running tasks whose last heartbeat is older than this instant are stale."""
+        return from_us(self._now_us() - int(stale_after_s * 1e6))
+
+
+def as_task_status(value: str) -> TaskStatus:
+    """Validate a status name from user input."""
+    for status in STATUSES:
+        if status == value:
+            return status
+    raise UserError(f"unknown status {value!r}: use one of {', '.join(STATUSES)}")

@@ -1,0 +1,401 @@
+"""The event vocabulary, correlation ids, structured JSON logs and OpenTelemetry export.
+
+Every event carries the trace id of its root goal (the correlation id that ties a task
+tree together), its own span id and its parent span id, so one id finds everything a goal
+did: which agents it spawned, each model call and tool call, tokens, cost and errors.
+
+Events are written by ``fleetlab.store`` in the same transaction as the state change they
+describe; sinks (logs, OpenTelemetry) see an event only after its transaction committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from fleetlab.clock import UTC, ensure_utc, to_us
+
+__all__ = [
+    "EVENT_KINDS",
+    "TERMINAL_EVENTS",
+    "Event",
+    "EventSink",
+    "JsonLogFormatter",
+    "OtelSink",
+    "bind",
+    "configure_logging",
+    "new_span_id",
+    "new_task_id",
+    "new_trace_id",
+    "otel_sink_from_env",
+    "redact",
+]
+
+#: The closed vocabulary: the store refuses any other kind.
+EVENT_KINDS: frozenset[str] = frozenset(
+    {
+        "task.spawned",
+        "task.started",
+        "task.preempted",
+        "task.resumed",
+        "task.waiting",
+        "task.requeued",
+        "task.reclaimed",
+        "task.completed",
+        "task.failed",
+        "task.cancelled",
+        "model.call",
+        "tool.call",
+        "decomposition.decided",
+        "learner.updated",
+        "budget.exceeded",
+        "stall.detected",
+    }
+)
+TERMINAL_EVENTS: frozenset[str] = frozenset({"task.completed", "task.failed", "task.cancelled"})
+
+
+def new_trace_id() -> str:
+    """A 128-bit trace id as 32 hex digits (the W3C / OpenTelemetry form)."""
+    return secrets.token_hex(16)
+
+
+def new_span_id() -> str:
+    """A 64-bit span id as 16 hex digits."""
+    return secrets.token_hex(8)
+
+
+def new_task_id() -> str:
+    """A task id: 12 hex digits, short enough to type, unique enough for a fleet's lifetime."""
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened to one task.
+
+    Attributes:
+        kind: one of ``EVENT_KINDS``.
+        ts: when, tz-aware (stored as UTC microseconds).
+        trace_id: the root goal's correlation id.
+        task_id: the task it happened to.
+        span_id: this event's span (the task's span for lifecycle events).
+        parent_span_id: the span it belongs under.
+        role: the agent role (``orchestrator``, ``executor``, ``planner``, ``scorer``...).
+        attrs: tokens, cost, latency, model, error and anything kind-specific (JSON-safe).
+        id: unique event id.
+    """
+
+    kind: str
+    ts: datetime
+    trace_id: str
+    task_id: str
+    span_id: str = ""
+    parent_span_id: str = ""
+    role: str = ""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(
+                f"unknown event kind {self.kind!r}: "
+                f"expected one of {', '.join(sorted(EVENT_KINDS))}"
+            )
+        ensure_utc(self.ts, f"event {self.kind} timestamp")
+
+    @property
+    def ts_us(self) -> int:
+        return to_us(self.ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "ts": self.ts.astimezone(UTC).isoformat(),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "task_id": self.task_id,
+            "role": self.role,
+            "attrs": dict(self.attrs),
+        }
+
+
+class EventSink(Protocol):
+    """Receives events after their transaction committed."""
+
+    def emit(self, events: list[Event]) -> None: ...
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+_KEY_RE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
+_ASSIGNED_KEY_RE = re.compile(r"""((?:x-api-key|api[_-]?key)["':= ]+)[^\s"',}]+""", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask anything that looks like an Anthropic API key or an ``api_key=...`` value."""
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if key and len(key) >= 8:
+        text = text.replace(key, "[REDACTED]")
+    text = _KEY_RE.sub("[REDACTED]", text)
+    return _ASSIGNED_KEY_RE.sub(r"\1[REDACTED]", text)
+
+
+# --- structured logs -------------------------------------------------------------------
+
+_NO_IDS: Mapping[str, str] = MappingProxyType({})
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "fleetlab_log_context", default=_NO_IDS
+)
+
+
+@contextlib.contextmanager
+def bind(**ids: str) -> Iterator[None]:
+    """Attach ids (``trace_id``, ``task_id``, ``span_id``) to every log line in this context."""
+    token = _context.set({**_context.get(), **ids})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC), level, logger, message, bound ids, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_context.get(),
+        }
+        for key in ("trace_id", "task_id", "span_id", "event"):
+            value = getattr(record, key, None)
+            if value is not None:
+                payload[key] = value
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            payload.update(fields)
+        if record.exc_info:
+            payload["error"] = self.formatException(record.exc_info)
+        return redact(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+def configure_logging(
+    path: str | os.PathLike[str] | None = None, level: int | str = logging.INFO
+) -> logging.Handler:
+    """Send fleetlab's logs as JSON lines to ``path`` (or stderr). Returns the handler."""
+    handler: logging.Handler = (
+        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
+    )
+    handler.setFormatter(JsonLogFormatter())
+    logger = logging.getLogger("fleetlab")
+    for old in [h for h in logger.handlers if isinstance(h.formatter, JsonLogFormatter)]:
+        logger.removeHandler(old)
+        old.close()
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
+
+
+class LogSink:
+    """Writes every committed event as a structured log line (joinable by trace id)."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger("fleetlab.events")
+
+    def emit(self, events: list[Event]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        for event in events:
+            self.logger.info(
+                event.kind,
+                extra={
+                    "trace_id": event.trace_id,
+                    "task_id": event.task_id,
+                    "span_id": event.span_id,
+                    "event": event.kind,
+                    "fields": {"role": event.role, **dict(event.attrs)},
+                },
+            )
+
+
+# --- OpenTelemetry ---------------------------------------------------------------------
+
+
+class OtelSink:
+    """Exports events as OpenTelemetry spans following the GenAI semantic conventions.
+
+    A task becomes an ``invoke_agent {role}`` span from start (or resume) to its terminal,
+    preempted or waiting event; each ``model.call`` a ``chat {model}`` span and each
+    ``tool.call`` an ``execute_tool {name}`` span, placed under the task's span with the
+    event's latency as duration. Span and trace ids are fleetlab's own, so a trace id in a
+    report finds the same trace in the OpenTelemetry backend.
+    """
+
+    _AGENT_END = TERMINAL_EVENTS | {"task.preempted", "task.waiting"}
+
+    def __init__(self, exporter: Any) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        self._ids = _fleetlab_ids()
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": "fleetlab"}), id_generator=self._ids
+        )
+        self.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        self.tracer = self.provider.get_tracer("fleetlab")
+        self._open: dict[str, tuple[Any, Event]] = {}
+
+    def emit(self, events: list[Event]) -> None:
+        for event in events:
+            if event.kind in ("task.started", "task.resumed", "task.reclaimed"):
+                self._start_agent(event)
+            elif event.kind in ("model.call", "tool.call"):
+                self._leaf(event)
+            if event.kind in self._AGENT_END:
+                self._end_agent(event)
+
+    def shutdown(self) -> None:
+        for span, _ in self._open.values():
+            span.end()
+        self._open.clear()
+        self.provider.shutdown()
+
+    def _context(self, trace_id: str, span_id: str) -> Any:
+        from opentelemetry import trace
+
+        if not span_id:
+            return None
+        parent = trace.SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=int(span_id, 16),
+            is_remote=False,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        )
+        return trace.set_span_in_context(trace.NonRecordingSpan(parent))
+
+    def _start_agent(self, event: Event) -> None:
+        self._end_agent(event)
+        role = event.role or "agent"
+        self._ids.next_trace_id, self._ids.next_span_id = event.trace_id, event.span_id
+        span = self.tracer.start_span(
+            f"invoke_agent {role}",
+            context=self._context(event.trace_id, event.parent_span_id),
+            start_time=event.ts_us * 1000,
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": role,
+                "gen_ai.agent.id": event.task_id,
+                "fleetlab.trace_id": event.trace_id,
+                "fleetlab.task_id": event.task_id,
+            },
+        )
+        self._open[event.task_id] = (span, event)
+
+    def _end_agent(self, event: Event) -> None:
+        opened = self._open.pop(event.task_id, None)
+        if opened is None:
+            return
+        span, _ = opened
+        span.set_attribute("fleetlab.end_event", event.kind)
+        if event.kind == "task.failed":
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.ERROR, str(event.attrs.get("error", ""))))
+        span.end(end_time=event.ts_us * 1000)
+
+    def _leaf(self, event: Event) -> None:
+        attrs = event.attrs
+        latency_ns = int(float(attrs.get("latency_s", 0.0)) * 1e9)
+        end_ns = event.ts_us * 1000
+        opened = self._open.get(event.task_id)
+        ctx = (
+            self._context(event.trace_id, event.parent_span_id)
+            if opened is None
+            else _span_context(opened[0])
+        )
+        if event.kind == "model.call":
+            model = str(attrs.get("model", ""))
+            name = f"chat {model}"
+            otel_attrs: dict[str, Any] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": str(attrs.get("provider", "anthropic")),
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": int(attrs.get("input_tokens", 0)),
+                "gen_ai.usage.output_tokens": int(attrs.get("output_tokens", 0)),
+                "fleetlab.cost_usd": float(attrs.get("cost_usd", 0.0)),
+            }
+            if "stop_reason" in attrs:
+                otel_attrs["gen_ai.response.finish_reasons"] = [str(attrs["stop_reason"])]
+        else:
+            tool = str(attrs.get("tool", ""))
+            name = f"execute_tool {tool}"
+            otel_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
+        otel_attrs["fleetlab.task_id"] = event.task_id
+        span = self.tracer.start_span(
+            name, context=ctx, start_time=end_ns - latency_ns, attributes=otel_attrs
+        )
+        if attrs.get("error"):
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.ERROR, str(attrs["error"])))
+        span.end(end_time=end_ns)
+
+
+def _fleetlab_ids() -> Any:
+    """An id generator that hands the SDK fleetlab's own ids when told them.
+
+    So OpenTelemetry shows the trace and span ids that reports and ``fleetlab trace`` cite.
+    """
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class FleetlabIds(IdGenerator):
+        def __init__(self) -> None:
+            self.next_trace_id = ""
+            self.next_span_id = ""
+
+        def generate_span_id(self) -> int:
+            span_id, self.next_span_id = self.next_span_id, ""
+            return int(span_id or new_span_id(), 16)
+
+        def generate_trace_id(self) -> int:
+            trace_id, self.next_trace_id = self.next_trace_id, ""
+            return int(trace_id or new_trace_id(), 16)
+
+        def is_trace_id_random(self) -> bool:
+            return True  # fleetlab's trace ids come from secrets.token_hex
+
+    return FleetlabIds()
+
+
+def _span_context(span: Any) -> Any:
+    from opentelemetry import trace
+
+    return trace.set_span_in_context(span)
+
+
+def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | None:
+    """An ``OtelSink`` exporting over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+    env = os.environ if environ is None else environ
+    if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    ):
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OtelSink(OTLPSpanExporter())

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.store import Store
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def populated(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.db"
+    subprocess.run(
+        [sys.executable, "-m", "tests.helpers.populate", str(path)],
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    return path
+
+
+def test_submit_prints_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "f.db")
+    code, out, _ = run(capsys, "--db", db, "submit", "rename a file", "--priority", "80",
+                       "--budget-usd", "0.5", "--json")  # fmt: skip
+    assert code == 0
+    ids = json.loads(out)
+    with Store(db) as store:
+        task = store.get_task(ids["task_id"])
+    assert task.trace_id == ids["trace_id"]
+    assert (task.priority, task.budget_usd, task.status) == (80, 0.5, "queued")
+
+
+def test_db_from_environment(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FLEETLAB_DB", str(tmp_path / "env.db"))
+    assert run(capsys, "submit", "x")[0] == 0
+    assert (tmp_path / "env.db").exists()
+
+
+def test_status_json_matches_sql(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--db", str(populated), "status", "--json", "--stale-after", "1e9")
+    assert code == 0
+    data = json.loads(out)
+    with Store(populated) as store:
+        sql = {
+            r[0]: r[1] for r in store.query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+        }
+        total = store.query("SELECT COUNT(*) FROM tasks")[0][0]
+    assert data["spawned"] == total
+    for key in ("completed", "failed", "cancelled", "queued", "preempted", "running"):
+        assert data[key] == sql.get(key, 0), key
+    assert data["waiting_children"] == sql.get("waiting_children", 0)
+    assert data["in_flight"] == total - data["completed"] - data["failed"] - data["cancelled"]
+    assert data["stale"] == 0
+    assert data["success_rate_finished"] == pytest.approx(
+        data["completed"] / (data["completed"] + data["failed"])
+    )
+
+
+def test_stale_running_tasks_are_split_out(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # The populated fleet is from 2026-11; by the real clock every heartbeat is long stale.
+    _, out, _ = run(capsys, "--db", str(populated), "status", "--json")
+    data = json.loads(out)
+    with Store(populated) as store:
+        running = store.query("SELECT COUNT(*) FROM tasks WHERE status='running'")[0][0]
+    assert running > 0
+    assert (data["running"], data["stale"]) == (0, running)
+
+
+def test_status_for_a_week_in_a_zone(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = run(capsys, "--db", str(populated), "status", "--week", "2026-W47",
+                    "--tz", "America/Los_Angeles", "--json")  # fmt: skip
+    data = json.loads(out)
+    with Store(populated) as store:
+        # W47 in Los Angeles: Mon 16 Nov 08:00 UTC to Mon 23 Nov 08:00 UTC
+        lo, hi = 1_794_816_000_000_000, 1_795_420_800_000_000
+        n = store.query(
+            "SELECT COUNT(*) FROM tasks WHERE created_us >= ? AND created_us < ?", (lo, hi)
+        )
+    assert data["spawned"] == n[0][0]
+    assert data["window"] == "2026-W47 (America/Los_Angeles)"
+    assert data["spawned"] == (
+        data["completed"] + data["failed"] + data["cancelled"] + data["in_flight"]
+    )
+
+
+def test_tasks_and_trace(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, out, _ = run(capsys, "--db", str(populated), "tasks", "--json", "--limit", "500")
+    rows = json.loads(out)
+    assert rows == sorted(rows, key=lambda r: r["created_at"], reverse=True)
+    parent = next(r for r in rows if r["agents"] > 0)
+    code, out, _ = run(capsys, "--db", str(populated), "trace", parent["trace_id"], "--json")
+    assert code == 0
+    tree = json.loads(out)
+    assert tree["task_id"] == parent["id"]
+    assert len(tree["children"]) == parent["agents"]
+    assert tree["events"][0]["kind"] == "task.spawned"
+    child_cost = sum(c["cost_usd"] for c in tree["children"])
+    assert tree["tree_cost_usd"] == pytest.approx(tree["cost_usd"] + child_cost)
+    code, out, _ = run(capsys, "--db", str(populated), "trace", parent["id"][:6])
+    assert code == 0
+    assert "task.spawned" in out
+    assert parent["id"] in out
+    _, out, _ = run(capsys, "--db", str(populated), "tasks", "--status", "failed", "--json")
+    assert {r["status"] for r in json.loads(out)} == {"failed"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--week", "2026-W54"], "does not exist"),
+        (["status", "--week", "48"], "malformed week"),
+        (["status", "--week", "2026-W48", "--tz", "Mars/Base"], "unknown time zone"),
+        (["submit", ""], "goal text is empty"),
+        (["submit", "x", "--priority", "500"], "out of range"),
+        (["submit", "x", "--priority", "high"], "not an integer"),
+        (["trace", "deadbeef0000"], "no task or trace"),
+        (["tasks", "--status", "exploded"], "unknown status"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_mistakes_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    db = tmp_path / "fleet.db"
+    assert main(["--db", str(db), "submit", "existing goal"]) == 0
+    before = db.read_bytes()
+    capsys.readouterr()
+    code, out, err = run(capsys, "--db", str(db), *argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+    assert len(err.strip().splitlines()) <= 2  # one message (rich may wrap a long line once)
+    with Store(db) as store:
+        assert store.query("SELECT COUNT(*) FROM tasks")[0][0] == 1
+    del before
+
+
+@pytest.mark.parametrize("kind", ["directory", "newer", "garbage"])
+def test_unusable_db_is_one_line_via_the_real_command(tmp_path: Path, kind: str) -> None:
+    db = tmp_path / "fleet.db"
+    if kind == "directory":
+        db.mkdir()
+    elif kind == "garbage":
+        db.write_bytes(b"not sqlite" * 50)
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA user_version=99")
+        conn.execute("CREATE TABLE x (y)")
+        conn.commit()
+        conn.close()
+    before = db.read_bytes() if db.is_file() else None
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetlab.cli", "--db", str(db), "status"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:")
+    if before is not None:
+        assert db.read_bytes() == before

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, available_timezones
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetlab.clock import (
+    FakeClock,
+    ScaledClock,
+    SystemClock,
+    WeekWindow,
+    ensure_utc,
+    from_us,
+    get_zone,
+    last_complete_week,
+    parse_week,
+    to_us,
+    week_of,
+)
+from fleetlab.errors import UserError
+
+ZONES = sorted(
+    z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV"))
+)
+
+
+def test_system_clock_is_utc_aware() -> None:
+    now = SystemClock().now()
+    assert now.tzinfo is not None
+    assert now.utcoffset() == timedelta(0)
+
+
+async def test_fake_clock_moves_only_when_told() -> None:
+    clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
+    assert clock.now() == clock.now()
+    clock.advance(hours=2)
+    assert clock.now() == datetime(2026, 3, 1, 2, tzinfo=UTC)
+    await clock.sleep(30)
+    assert clock.now() == datetime(2026, 3, 1, 2, 0, 30, tzinfo=UTC)
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1)
+
+
+async def test_scaled_clock_runs_faster() -> None:
+    clock = ScaledClock(scale=3600, start=datetime(2026, 1, 1, tzinfo=UTC))
+    before = clock.now()
+    await clock.sleep(36)  # 36 simulated seconds = 10 real milliseconds
+    elapsed = (clock.now() - before).total_seconds()
+    assert elapsed >= 36
+    with pytest.raises(ValueError, match="positive"):
+        ScaledClock(scale=0)
+
+
+def test_naive_datetime_is_refused_with_its_value() -> None:
+    naive = datetime(2026, 11, 23, 6, 30)
+    with pytest.raises(ValueError, match=r"2026-11-23T06:30:00.*naive"):
+        ensure_utc(naive)
+    with pytest.raises(ValueError, match="naive"):
+        to_us(naive)
+    with pytest.raises(ValueError, match="naive"):
+        week_of(naive, "Europe/London")
+    with pytest.raises(ValueError, match="naive"):
+        parse_week("2026-W48").contains(naive)
+    with pytest.raises(ValueError, match="naive"):
+        FakeClock().set(naive)
+
+
+def test_microsecond_round_trip() -> None:
+    instant = datetime(2026, 7, 4, 12, 0, 0, 123456, tzinfo=ZoneInfo("America/Los_Angeles"))
+    assert from_us(to_us(instant)) == instant
+    assert from_us(to_us(instant)).tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026-W54", "does not exist"),
+        ("2025-W53", "does not exist"),  # 2025 has 52 ISO weeks
+        ("2026-W00", "does not exist"),
+        ("48", "malformed week"),
+        ("2026W48", "malformed week"),
+        ("", "malformed week"),
+    ],
+)
+def test_bad_weeks_are_named(text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message) as info:
+        parse_week(text)
+    assert repr(text) in str(info.value)
+
+
+def test_week_53_exists_when_the_year_has_it() -> None:
+    assert parse_week("2026-W53").monday.isoformat() == "2026-12-28"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe/Londn", "../etc/passwd", ""])
+def test_unknown_zone(zone: str) -> None:
+    with pytest.raises(UserError, match="unknown time zone"):
+        get_zone(zone)
+    with pytest.raises(UserError, match="unknown time zone"):
+        parse_week("2026-W48", zone)
+
+
+def test_week_window_boundaries_are_local_midnights() -> None:
+    london = parse_week("2026-W48", "Europe/London")
+    assert london.start == datetime(2026, 11, 23, 0, tzinfo=UTC)  # GMT in November
+    la = parse_week("2026-W48", "America/Los_Angeles")
+    assert la.start == datetime(2026, 11, 23, 8, tzinfo=UTC)  # PST = UTC-8
+    tokyo = parse_week("2026-W48", "Asia/Tokyo")
+    assert tokyo.start == datetime(2026, 11, 22, 15, tzinfo=UTC)  # JST = UTC+9
+
+
+def test_dst_weeks_are_167_and_169_hours() -> None:
+    spring = parse_week("2026-W13", "Europe/London")  # clocks go forward Sun 29 March 2026
+    assert spring.end - spring.start == timedelta(hours=167)
+    autumn = parse_week("2026-W43", "Europe/London")  # clocks go back Sun 25 October 2026
+    assert autumn.end - autumn.start == timedelta(hours=169)
+    assert [d[0].isoformat() for d in autumn.days()][-1] == "2026-10-25"
+    assert autumn.days()[-1][2] - autumn.days()[-1][1] == timedelta(hours=25)
+
+
+def test_seed_case_early_morning_completions_count_in_the_right_week() -> None:
+    # The bug that lost a week: a completion at 06:30 local on Monday 30 Nov in Los Angeles is
+    # 14:30 UTC, and belongs to W49 there; at 06:30 local Monday in Tokyo it is still Sunday in
+    # UTC (21:30), and belongs to W49 in Tokyo but W48 in UTC.
+    la = ZoneInfo("America/Los_Angeles")
+    done_la = datetime(2026, 11, 30, 6, 30, tzinfo=la)
+    assert week_of(done_la, "America/Los_Angeles").label == "2026-W49"
+    assert parse_week("2026-W49", "America/Los_Angeles").contains(done_la)
+    assert not parse_week("2026-W48", "America/Los_Angeles").contains(done_la)
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    done_tokyo = datetime(2026, 11, 30, 6, 30, tzinfo=tokyo)
+    assert week_of(done_tokyo, "Asia/Tokyo").label == "2026-W49"
+    assert week_of(done_tokyo, "UTC").label == "2026-W48"
+    # Between local midnight and 07:00 on every day of the week, in zones east and west of UTC.
+    for zone in ("America/Los_Angeles", "Asia/Tokyo", "Europe/London", "Pacific/Auckland"):
+        window = parse_week("2026-W48", zone)
+        for day, _, _ in window.days():
+            for hour in range(7):
+                local = datetime(day.year, day.month, day.day, hour, 59, tzinfo=ZoneInfo(zone))
+                assert window.contains(local), (zone, local)
+                assert week_of(local, zone) == window
+
+
+def test_last_complete_week() -> None:
+    clock = FakeClock(datetime(2026, 11, 29, 22, 0, tzinfo=UTC))  # Sunday of W48
+    assert last_complete_week(clock).label == "2026-W47"
+    # Already Monday in Tokyo: W48 is complete there.
+    assert last_complete_week(clock, "Asia/Tokyo").label == "2026-W48"
+
+
+instants = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2060, 12, 31), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(instant=instants, zone=st.sampled_from(ZONES))
+def test_every_instant_is_in_exactly_one_week(instant: datetime, zone: str) -> None:
+    window = week_of(instant, zone)
+    assert window.contains(instant)
+    assert not window.previous().contains(instant)
+    assert not window.next().contains(instant)
+    # The local calendar agrees: the instant's local date is within the window's seven days.
+    local_day = instant.astimezone(ZoneInfo(zone)).date()
+    assert window.monday <= local_day < window.monday + timedelta(days=7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instant=instants, zone=st.sampled_from(ZONES), weeks=st.integers(1, 60))
+def test_consecutive_weeks_tile_without_gap_or_overlap(
+    instant: datetime, zone: str, weeks: int
+) -> None:
+    window = week_of(instant, zone)
+    for _ in range(weeks):
+        following = window.next()
+        assert window.end == following.start  # no gap, no overlap: half-open windows touch
+        assert window.start < window.end
+        assert following.previous() == window
+        assert timedelta(hours=143) <= window.end - window.start <= timedelta(hours=193)
+        window = following
+
+
+def test_week_window_is_a_value() -> None:
+    assert parse_week("2026-W48", "UTC") == WeekWindow(2026, 48, "UTC")
+    assert str(parse_week("2026-W01", "Europe/London")) == "2026-W01 (Europe/London)"

@@ -1,0 +1,299 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fleetlab.clock import FakeClock
+from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
+from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Store
+
+
+def snapshot(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_new_db_is_wal_and_current(store: Store, db_path: Path) -> None:
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert store.schema_version == SCHEMA_VERSION
+    assert db_path.exists()
+
+
+def test_status_change_and_event_share_a_transaction(store: Store) -> None:
+    task = store.create_task("rename a.txt to b.txt", priority=70)
+    claimed = store.claim("w1")
+    assert claimed is not None
+    assert claimed.id == task.id
+    assert claimed.status == "running"
+    assert claimed.lease_owner == "w1"
+    done = store.transition(task.id, "completed", worker="w1", result={"summary": "renamed"})
+    assert done.status == "completed"
+    assert done.finished_at is not None
+    assert done.result == {"summary": "renamed"}
+    kinds = [e.kind for e in store.events(task_id=task.id)]
+    assert kinds == ["task.spawned", "task.started", "task.completed"]
+    assert all(e.trace_id == task.trace_id for e in store.events(task_id=task.id))
+
+
+def test_illegal_transition_raises_and_writes_nothing(store: Store) -> None:
+    task = store.create_task("x")
+    before = store.query("SELECT COUNT(*) FROM events")[0][0]
+    with pytest.raises(IllegalTransition, match="queued to completed"):
+        store.transition(task.id, "completed")
+    store.claim("w")
+    store.transition(task.id, "failed", error="boom")
+    with pytest.raises(IllegalTransition, match="already finished"):
+        store.transition(task.id, "running")
+    assert store.get_task(task.id).status == "failed"
+    assert store.query("SELECT COUNT(*) FROM events")[0][0] == before + 2
+
+
+@pytest.mark.parametrize(("src", "dst"), sorted(TRANSITIONS))
+def test_every_legal_transition_is_reachable(store: Store, src: str, dst: str) -> None:
+    task = store.create_task("t")
+    path = {
+        "queued": [],
+        "running": ["running"],
+        "preempted": ["running", "preempted"],
+        "waiting_children": ["running", "waiting_children"],
+    }[src]
+    for step in path:
+        store.transition(task.id, step)  # type: ignore[arg-type]
+    assert store.get_task(task.id).status == src
+    assert store.transition(task.id, dst).status == dst  # type: ignore[arg-type]
+    assert store.events(task_id=task.id)[-1].kind == TRANSITIONS[(src, dst)]
+
+
+def test_terminal_states_have_no_way_out(store: Store) -> None:
+    for terminal in ("completed", "failed", "cancelled"):
+        assert not [k for k in TRANSITIONS if k[0] == terminal]
+
+
+def test_priority_then_age(store: Store, clock: FakeClock) -> None:
+    low = store.create_task("low", priority=10)
+    clock.advance(1)
+    high_old = store.create_task("high old", priority=90)
+    clock.advance(1)
+    store.create_task("high new", priority=90)
+    assert store.claim("w").id == high_old.id  # type: ignore[union-attr]
+    clock.advance(1)
+    second = store.claim("w")
+    assert second is not None
+    assert second.title == "high new"
+    assert store.claim("w").id == low.id  # type: ignore[union-attr]
+    assert store.claim("w") is None
+
+
+def test_aging_prevents_starvation(store: Store, clock: FakeClock) -> None:
+    old = store.create_task("old low", priority=10)
+    clock.advance(hours=2)
+    store.create_task("new high", priority=60)
+    # With one priority point per minute of waiting, two hours of waiting beats +50.
+    assert store.claim("w", aging_s=60).id == old.id  # type: ignore[union-attr]
+
+
+def test_lease_heartbeat_and_reclaim(store: Store, clock: FakeClock) -> None:
+    task = store.create_task("long job")
+    store.claim("w1", lease_s=30)
+    clock.advance(20)
+    store.heartbeat(task.id, "w1", lease_s=30)
+    clock.advance(20)
+    assert store.claim("w2", lease_s=30) is None  # lease still valid thanks to the heartbeat
+    clock.advance(15)
+    reclaimed = store.claim("w2", lease_s=30)
+    assert reclaimed is not None
+    assert reclaimed.id == task.id
+    assert reclaimed.lease_owner == "w2"
+    assert reclaimed.attempts == 2
+    assert store.events(task_id=task.id)[-1].kind == "task.reclaimed"
+    with pytest.raises(LeaseLost):
+        store.heartbeat(task.id, "w1")
+    with pytest.raises(LeaseLost):
+        store.transition(task.id, "completed", worker="w1")
+    assert store.transition(task.id, "completed", worker="w2").status == "completed"
+
+
+def test_usage_rolls_up_to_every_ancestor(store: Store) -> None:
+    root = store.create_task("root")
+    child = store.create_task("child", parent_id=root.id)
+    grandchild = store.create_task("grandchild", parent_id=child.id)
+    store.add_usage(root.id, 100, 10, 0.01)
+    store.add_usage(child.id, 200, 20, 0.02)
+    store.add_usage(grandchild.id, 400, 40, 0.04)
+    r, c, g = (store.get_task(t.id) for t in (root, child, grandchild))
+    assert (r.tokens_in, r.tree_tokens_in) == (100, 700)
+    assert (c.tokens_in, c.tree_tokens_in) == (200, 600)
+    assert (g.tokens_in, g.tree_tokens_in) == (400, 400)
+    assert r.tree_cost_usd == pytest.approx(0.07)
+    assert r.tree_agents == 2
+    assert c.tree_agents == 1
+    assert {g.trace_id, c.trace_id} == {r.trace_id}
+    assert g.depth == 2
+    assert g.root_id == root.id
+    spawned = store.events(task_id=grandchild.id)[0]
+    assert spawned.parent_span_id == c.span_id
+
+
+def test_checkpoints_keep_the_latest_turn(store: Store) -> None:
+    task = store.create_task("t")
+    assert store.latest_checkpoint(task.id) is None
+    store.save_checkpoint(task.id, 1, {"messages": [1]})
+    store.save_checkpoint(task.id, 2, {"messages": [1, 2]})
+    cp = store.latest_checkpoint(task.id)
+    assert cp is not None
+    assert (cp.turn, cp.state) == (2, {"messages": [1, 2]})
+
+
+def test_failed_transaction_writes_nothing(store: Store) -> None:
+    task = store.create_task("t")
+    with pytest.raises(RuntimeError), store.tx():
+        store.transition(task.id, "running")
+        store.save_checkpoint(task.id, 1, {"x": 1})
+        raise RuntimeError("crash mid-turn")
+    assert store.get_task(task.id).status == "queued"
+    assert store.latest_checkpoint(task.id) is None
+    assert [e.kind for e in store.events(task_id=task.id)] == ["task.spawned"]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def emit(self, events: list) -> None:  # type: ignore[type-arg]
+        self.seen += [e.kind for e in events]
+
+
+def test_sinks_see_only_committed_events(db_path: Path, clock: FakeClock) -> None:
+    sink = Collect()
+    with Store(db_path, clock=clock, sinks=[sink]) as store:
+        task = store.create_task("t")
+        with pytest.raises(RuntimeError), store.tx():
+            store.transition(task.id, "running")
+            raise RuntimeError
+        assert sink.seen == ["task.spawned"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"title": ""}, "empty"),
+        ({"title": "   \n"}, "empty"),
+        ({"title": "x" * 20_001}, "limit"),
+        ({"title": "ok", "priority": 101}, "out of range"),
+        ({"title": "ok", "priority": -1}, "out of range"),
+        ({"title": "ok", "priority": True}, "out of range"),
+        ({"title": "ok", "budget_usd": -1.0}, "non-negative"),
+        ({"title": "ok", "parent_id": "nope"}, "no task"),
+    ],
+)
+def test_bad_task_input_leaves_store_unchanged(
+    store: Store,
+    db_path: Path,
+    kwargs: dict,
+    message: str,  # type: ignore[type-arg]
+) -> None:
+    store.create_task("existing")
+    before = (
+        store.query("SELECT COUNT(*) FROM tasks")[0][0],
+        store.query("SELECT COUNT(*) FROM events")[0][0],
+    )
+    with pytest.raises(UserError, match=message):
+        store.create_task(**kwargs)
+    after = (
+        store.query("SELECT COUNT(*) FROM tasks")[0][0],
+        store.query("SELECT COUNT(*) FROM events")[0][0],
+    )
+    assert after == before
+
+
+def test_find_task_by_id_prefix_and_trace(store: Store) -> None:
+    root = store.create_task("root")
+    child = store.create_task("child", parent_id=root.id)
+    assert store.find_task(child.id).id == child.id
+    assert store.find_task(child.id[:8]).id == child.id
+    assert store.find_task(root.trace_id).id == root.id
+    assert store.find_task(root.trace_id[:10]).id == root.id
+    with pytest.raises(NotFoundError, match="no task or trace"):
+        store.find_task("ffffffffffff")
+
+
+def test_naive_time_never_reaches_the_store(db_path: Path) -> None:
+    class NaiveClock:
+        def now(self) -> datetime:
+            return datetime(2026, 11, 23, 6, 0)
+
+        async def sleep(self, seconds: float) -> None: ...
+
+    with Store(db_path, clock=NaiveClock()) as store:
+        with pytest.raises(ValueError, match="naive"):
+            store.create_task("t")
+        assert store.query("SELECT COUNT(*) FROM tasks")[0][0] == 0
+
+
+# --- opening files -------------------------------------------------------------------------
+
+
+def test_older_schema_is_migrated(db_path: Path, clock: FakeClock) -> None:
+    conn = sqlite3.connect(db_path)
+    for statement in filter(str.strip, _MIGRATIONS[0].split(";")):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute(
+        "INSERT INTO tasks (id, root_id, trace_id, span_id, title, priority, status, created_us,"
+        " updated_us) VALUES ('aaaaaaaaaaaa', 'aaaaaaaaaaaa', 't', 's', 'old task', 5, 'queued',"
+        " 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    with Store(db_path, clock=clock) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_task("aaaaaaaaaaaa").title == "old task"
+        indexes = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "tasks_claim" in indexes
+
+
+def test_newer_schema_is_refused_untouched(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = snapshot(db_path)
+    with pytest.raises(SchemaError, match="newer than this fleetlab"):
+        Store(db_path)
+    assert snapshot(db_path) == before
+    assert not db_path.with_name("fleet.db-wal").exists()
+
+
+@pytest.mark.parametrize(
+    "content", [b"this is not a database at all" * 10, b"SQLite format 3\x00" + b"\xff" * 200]
+)
+def test_corrupt_file_is_refused_untouched(db_path: Path, content: bytes) -> None:
+    db_path.write_bytes(content)
+    with pytest.raises(SchemaError, match="not a fleetlab database"):
+        Store(db_path)
+    assert db_path.read_bytes() == content
+
+
+def test_foreign_sqlite_file_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE customers (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="not a fleetlab database"):
+        Store(db_path)
+
+
+def test_directory_and_missing_folder_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="is a directory"):
+        Store(tmp_path)
+    with pytest.raises(UserError, match="does not exist"):
+        Store(tmp_path / "missing" / "fleet.db")
+
+
+def test_unwritable_location_is_refused() -> None:
+    # /proc refuses file creation even to root.
+    with pytest.raises(UserError, match="cannot"):
+        Store("/proc/fleet.db")
