@@ -120,6 +120,16 @@ class ScaledClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.scale)
 
+    def jump_to(self, instant: datetime) -> None:
+        """Skip forward to ``instant`` at once (a simulation skipping an idle stretch).
+
+        Sleepers already waiting still wake after their real-time delay, so jump only
+        when nothing time-critical is waiting.
+        """
+        gap = ensure_utc(instant, "jump target") - self.now()
+        if gap > timedelta(0):
+            self._start += gap
+
     def __repr__(self) -> str:
         return f"ScaledClock(scale={self.scale:g}, start={self._start.isoformat()})"
 

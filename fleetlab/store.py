@@ -141,6 +141,41 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_trace ON events (trace_id, seq);
     CREATE INDEX events_kind_ts ON events (kind, ts_us);
     """,
+    # v3: the decomposition learner (state and history) and recurring goals.
+    """
+    CREATE TABLE learner_arms (
+        bucket TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        n INTEGER NOT NULL DEFAULT 0,
+        reward_sum REAL NOT NULL DEFAULT 0,
+        reward_sq REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (bucket, arm)
+    );
+    CREATE TABLE learner_updates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_us INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        reward REAL NOT NULL,
+        success INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        mean_direct REAL,
+        mean_decompose REAL,
+        preferred TEXT
+    );
+    CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        weekday INTEGER NOT NULL,
+        at_time TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        next_us INTEGER NOT NULL,
+        created_us INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -535,10 +570,23 @@ class Store:
                 " spec, priority, status, created_us, updated_us, budget_usd, budget_tokens)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    task_id, parent_id, root_id, trace_id, new_span_id(), depth, role, title,
-                    spec_json, priority, status, now, now, budget_usd, budget_tokens,
+                    task_id,
+                    parent_id,
+                    root_id,
+                    trace_id,
+                    new_span_id(),
+                    depth,
+                    role,
+                    title,
+                    spec_json,
+                    priority,
+                    status,
+                    now,
+                    now,
+                    budget_usd,
+                    budget_tokens,
                 ),
-            )  # fmt: skip
+            )
             if ancestors:
                 conn.execute(
                     f"UPDATE tasks SET tree_agents = tree_agents + 1 WHERE id IN"
@@ -546,8 +594,16 @@ class Store:
                     ancestors,
                 )
             task = self.get_task(task_id)
-            self.append(self._event("task.spawned", task, title=title[:200], priority=priority,
-                                    parent_id=parent_id, depth=depth))  # fmt: skip
+            self.append(
+                self._event(
+                    "task.spawned",
+                    task,
+                    title=title[:200],
+                    priority=priority,
+                    parent_id=parent_id,
+                    depth=depth,
+                )
+            )
         return task
 
     def _ancestor_ids(self, task_id: str) -> list[str]:
@@ -644,6 +700,7 @@ class Store:
         result: Any = None,
         error: str | None = None,
         lease_s: float | None = None,
+        spec: Mapping[str, Any] | None = None,
         **attrs: Any,
     ) -> Task:
         """Change a task's status and write its event, in one transaction.
@@ -655,6 +712,8 @@ class Store:
             result: stored with ``completed``.
             error: the reason, stored with ``failed`` / ``cancelled`` / ``preempted``.
             lease_s: when moving to ``running``, the lease length granted to ``worker``.
+            spec: replaces the task's spec in the same transaction (the orchestrator keeps a
+                task's phase there).
             attrs: extra event attributes.
 
         Raises:
@@ -699,6 +758,9 @@ class Store:
             if error is not None:
                 sets.append("error = ?")
                 params.append(error)
+            if spec is not None:
+                sets.append("spec = ?")
+                params.append(json.dumps(dict(spec), separators=(",", ":"), sort_keys=True))
             conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
             event_attrs = {"from": task.status, **attrs}
             if error is not None:
@@ -709,7 +771,12 @@ class Store:
             return self.get_task(task_id)
 
     def claim(
-        self, worker: str, *, lease_s: float = 60.0, aging_s: float | None = None
+        self,
+        worker: str,
+        *,
+        lease_s: float = 60.0,
+        aging_s: float | None = None,
+        trace_id: str | None = None,
     ) -> Task | None:
         """Atomically lease the next runnable task to ``worker``, or return ``None``.
 
@@ -717,14 +784,17 @@ class Store:
         worker's task, reclaimed with a ``task.reclaimed`` event). Order: highest effective
         priority first, where effective priority is ``priority + waited / aging_s`` when
         ``aging_s`` is given (so long-waiting work cannot starve), then oldest first.
+        ``trace_id`` restricts the claim to one goal's tree.
         """
         now = self._now_us()
         aging = "" if aging_s is None else f" + (? - created_us) / {float(aging_s) * 1e6}"
-        params: list[Any] = [now] + ([now] if aging_s is not None else [])
+        scope = "" if trace_id is None else " AND trace_id = ?"
+        params: list[Any] = [now, *([] if trace_id is None else [trace_id])]
+        params += [] if aging_s is None else [now]
         with self.tx() as conn:
             row = conn.execute(
-                "SELECT id, status FROM tasks WHERE status IN ('queued', 'preempted')"
-                " OR (status = 'running' AND lease_expires_us < ?)"
+                "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
+                f" OR (status = 'running' AND lease_expires_us < ?)){scope}"
                 f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT 1",
                 params,
             ).fetchone()
@@ -745,6 +815,19 @@ class Store:
             self._event("task.reclaimed", task, previous_owner=task.lease_owner, worker=worker)
         )
         return self.get_task(task_id)
+
+    def expire_leases(self, owners: Iterable[str]) -> int:
+        """Make the running tasks of ``owners`` (workers known to be dead) reclaimable now."""
+        names = list(owners)
+        if not names:
+            return 0
+        with self.tx() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET lease_expires_us = 0 WHERE status = 'running'"
+                f" AND lease_owner IN ({','.join('?' * len(names))})",
+                names,
+            )
+            return cursor.rowcount
 
     def heartbeat(self, task_id: str, worker: str, *, lease_s: float = 60.0) -> None:
         """Extend ``worker``'s lease on a running task.
@@ -801,7 +884,8 @@ class Store:
 
     def stale_cutoff(self, stale_after_s: float) -> datetime:
         """Running tasks whose last heartbeat is older than this instant are stale."""
-        return from_us(self._now_us() - int(stale_after_s * 1e6))
+        window_us = int(min(max(stale_after_s, 0.0), 3e9) * 1e6)  # at most ~95 years back
+        return from_us(self._now_us() - window_us)
 
 
 def as_task_status(value: str) -> TaskStatus:

@@ -33,7 +33,7 @@ def test_submit_prints_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, out, _ = run(capsys, "--db", db, "submit", "rename a file", "--priority", "80",
                        "--budget-usd", "0.5", "--json")  # fmt: skip
     assert code == 0
-    ids = json.loads(out)
+    [ids] = json.loads(out)
     with Store(db) as store:
         task = store.get_task(ids["task_id"])
     assert task.trace_id == ids["trace_id"]

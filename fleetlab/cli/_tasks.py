@@ -1,94 +1,72 @@
-"""The ``fleetlab`` command: a thin driver that parses, calls the package and renders.
-
-User mistakes (a bad id, week, zone or db path) print one line on stderr and exit 2;
-run failures exit 1. Python tracebacks are for bugs only.
-"""
+"""Commands about tasks: submit, status, tasks, trace, cancel."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from fleetlab.cli._common import money, non_negative, open_store, pct, positive_int, priority
 from fleetlab.clock import parse_week
-from fleetlab.errors import FleetlabError, UserError
+from fleetlab.errors import UserError
+from fleetlab.orchestrator import Goal, load_goals, submit_goals
 from fleetlab.status import DEFAULT_STALE_AFTER_S, fleet_status
-from fleetlab.store import PRIORITY_RANGE, Store, as_task_status, default_db_path
-from fleetlab.telemetry import otel_sink_from_env
+from fleetlab.store import TERMINAL, as_task_status
 from fleetlab.trace import TraceNode, load_trace
 
-__all__ = ["main"]
-
-Handler = Callable[[argparse.Namespace, Console], int]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line (exit 2), like every other user error."""
-
-    def error(self, message: str) -> Any:
-        raise UserError(f"{self.prog}: {message} (see --help)")
-
-
-def _open_store(args: argparse.Namespace) -> Store:
-    sinks = [sink] if (sink := otel_sink_from_env()) is not None else []
-    return Store(args.db or default_db_path(), sinks=sinks)
-
-
-def _money(usd: float) -> str:
-    return f"${usd:,.4f}" if usd < 1 else f"${usd:,.2f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def _priority(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"priority {text!r} is not an integer") from None
-    if value not in PRIORITY_RANGE:
-        raise UserError(
-            f"priority {value} is out of range: use {PRIORITY_RANGE.start}"
-            f" to {PRIORITY_RANGE.stop - 1} (higher runs first)"
-        )
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise UserError(f"{text!r} must be zero or more")
-    return value
-
-
-# --- commands ---------------------------------------------------------------------------
+__all__ = ["register"]
 
 
 def cmd_submit(args: argparse.Namespace, console: Console) -> int:
-    with _open_store(args) as store:
-        task = store.create_task(
-            args.goal, priority=args.priority, budget_usd=args.budget_usd, role="orchestrator"
-        )
-    if args.json:
-        console.print_json(data={"task_id": task.id, "trace_id": task.trace_id})
+    if args.file:
+        if args.goal or args.task:
+            raise UserError("give either --file or a goal (text or --task), not both")
+        goals = load_goals(args.file)
     else:
-        console.print(f"task {task.id}  trace {task.trace_id}")
+        if not args.goal and not args.task:
+            raise UserError(
+                "goal text is empty: give the goal, --task SUITE:ID or --file goals.toml"
+            )
+        goals = [
+            Goal(
+                title=args.goal or "",
+                task=args.task,
+                priority=args.priority,
+                budget_usd=args.budget_usd,
+                policy=args.policy,
+                prompt=args.prompt,
+            )
+        ]
+    with open_store(args) as store:
+        tasks = submit_goals(store, goals)
+    if args.json:
+        console.print_json(data=[{"task_id": t.id, "trace_id": t.trace_id} for t in tasks])
+    else:
+        for t in tasks:
+            console.print(f"task {t.id}  trace {t.trace_id}", highlight=False)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    with open_store(args) as store:
+        root = store.get_task(store.find_task(args.id).root_id)
+        reason = args.reason or "cancelled by the user"
+        cancelled = 0
+        with store.tx():
+            for t in store.tasks(trace_id=root.trace_id):
+                if t.status not in TERMINAL:
+                    store.transition(t.id, "cancelled", error=reason)
+                    cancelled += 1
+    console.print(f"cancelled {cancelled} task(s) of goal {root.id}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
     window = parse_week(args.week, args.tz) if args.week else None
-    with _open_store(args) as store:
+    with open_store(args) as store:
         status = fleet_status(store, window, stale_after_s=args.stale_after)
     if args.json:
         console.print_json(data=status.to_dict())
@@ -110,8 +88,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
         ("stale", status.stale),
     ):
         table.add_row(f"  {label}", str(value))
-    table.add_row("success (completed / finished)", _pct(status.success_rate_finished))
-    table.add_row("success (completed / spawned)", _pct(status.success_rate_spawned))
+    table.add_row("success (completed / finished)", pct(status.success_rate_finished))
+    table.add_row("success (completed / spawned)", pct(status.success_rate_spawned))
     for name, count in status.finished_in_window.items():
         table.add_row(f"{name} in this window (any spawn week)", str(count))
     console.print(table)
@@ -120,7 +98,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
     status = as_task_status(args.status) if args.status else None
-    with _open_store(args) as store:
+    with open_store(args) as store:
         tasks = store.tasks(status=status, limit=args.limit)
     rows: list[dict[str, Any]] = [
         {
@@ -144,9 +122,15 @@ def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, overflow="fold", no_wrap=column in ("id", "parent", "trace"))
     for r in rows:
         table.add_row(
-            r["id"], r["parent_id"] or "", r["trace_id"][:12], r["title"][:60], r["status"],
-            str(r["priority"]), str(r["agents"]), _money(r["cost_usd"]),
-        )  # fmt: skip
+            r["id"],
+            r["parent_id"] or "",
+            r["trace_id"][:12],
+            r["title"][:60],
+            r["status"],
+            str(r["priority"]),
+            str(r["agents"]),
+            money(r["cost_usd"]),
+        )
     console.print(table)
     return 0
 
@@ -157,8 +141,8 @@ def _render_node(node: TraceNode, tree: Tree, t0: Any) -> None:
     duration = "" if node.duration_s is None else f" {node.duration_s:.1f}s"
     branch = tree.add(
         f"[bold]{t.role}[/] {t.id} [{colour}]{t.status}[/]{duration}  "
-        f"tokens {t.tokens_in}/{t.tokens_out}  {_money(t.cost_usd)}"
-        f" (tree {_money(t.tree_cost_usd)})  [dim]{t.title[:70]}[/]"
+        f"tokens {t.tokens_in}/{t.tokens_out}  {money(t.cost_usd)}"
+        f" (tree {money(t.tree_cost_usd)})  [dim]{t.title[:70]}[/]"
     )
     if t.error:
         branch.add(f"[red]error: {t.error}[/]")
@@ -171,40 +155,30 @@ def _render_node(node: TraceNode, tree: Tree, t0: Any) -> None:
 
 
 def cmd_trace(args: argparse.Namespace, console: Console) -> int:
-    with _open_store(args) as store:
+    with open_store(args) as store:
         root = load_trace(store, args.id)
     if args.json:
         console.print_json(data=root.to_dict())
         return 0
     tree = Tree(
         f"trace {root.task.trace_id}  goal [bold]{root.task.title[:80]}[/]  "
-        f"{len(root.walk())} task(s)  {_money(root.task.tree_cost_usd)}"
+        f"{len(root.walk())} task(s)  {money(root.task.tree_cost_usd)}"
     )
     _render_node(root, tree, root.task.created_at)
     console.print(tree)
     return 0
 
 
-# --- parser -----------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``fleetlab`` argument parser."""
-    parser = _Parser(
-        prog="fleetlab",
-        description="Run and study a fleet of autonomous agents. Data lives in one SQLite file.",
-    )
-    parser.add_argument(
-        "--db", type=Path, default=None, help="fleet database (default: $FLEETLAB_DB or ./fleet.db)"
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def register(sub: Any) -> None:
+    """Add the task commands to the ``fleetlab`` parser."""
     p = sub.add_parser("submit", help="queue a goal; prints its task id and trace id")
-    p.add_argument("goal", help="what the fleet should do")
-    p.add_argument(
-        "--priority", type=_priority, default=50, help="0-100, higher first (default 50)"
-    )
-    p.add_argument("--budget-usd", type=_non_negative, default=None, help="cap for the whole tree")
+    p.add_argument("goal", nargs="?", help="what the fleet should do (free text)")
+    p.add_argument("--task", help="a suite task instead of free text, e.g. core:rename-readme")
+    p.add_argument("--file", help="a goals file (TOML, [[goals]] tables): all or nothing")
+    p.add_argument("--priority", type=priority, default=50, help="0-100, higher first (default 50)")
+    p.add_argument("--budget-usd", type=non_negative, default=None, help="cap for the whole tree")
+    p.add_argument("--policy", help="decomposition policy for this goal (default: the fleet's)")
+    p.add_argument("--prompt", help="scoring-prompt variant for this goal")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_submit)
 
@@ -213,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tz", default="UTC", help="IANA zone for the week window (default UTC)")
     p.add_argument(
         "--stale-after",
-        type=_non_negative,
+        type=non_negative,
         default=DEFAULT_STALE_AFTER_S,
         help=f"seconds without heartbeat before a task is stale ({DEFAULT_STALE_AFTER_S:g})",
     )
@@ -222,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tasks", help="list tasks, newest first")
     p.add_argument("--status", help="only this status")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_tasks)
 
@@ -230,29 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="task id, id prefix or trace id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_trace)
-    return parser
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fleetlab`` console script."""
-    console = Console(soft_wrap=True)
-    errors = Console(stderr=True)
-    try:
-        args = build_parser().parse_args(argv)
-        handler: Handler = args.handler
-        return handler(args, console)
-    except UserError as exc:
-        errors.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-        return 2
-    except FleetlabError as exc:
-        errors.print(f"[red]failed:[/] {exc}", markup=True, highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        errors.print("interrupted")
-        return 130
-    except BrokenPipeError:
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p = sub.add_parser("cancel", help="cancel a goal and its whole tree")
+    p.add_argument("id", help="task id, id prefix or trace id")
+    p.add_argument("--reason", help="recorded with each cancelled task")
+    p.set_defaults(handler=cmd_cancel)

@@ -1,0 +1,266 @@
+"""One agent: one model context working on one task, durable at turn granularity.
+
+The loop is model turn -> tool calls -> append results -> checkpoint, until the model
+finishes, a limit is hit, the budget is spent, or the orchestrator asks it to yield. Each
+turn's ``model.call`` and ``tool.call`` events, its usage roll-up, the checkpoint and the
+lease heartbeat are committed in ONE transaction: after a crash the agent resumes from the
+last committed turn and never pays twice for a model call whose turn was committed.
+
+The workspace lives on disk beside the database and tools write atomically, so it is not
+copied into checkpoints; a turn re-run after a crash sees the files as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fleetlab.errors import LeaseLost, ModelError
+from fleetlab.models.base import Model
+from fleetlab.models.prices import cost_usd
+from fleetlab.models.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    TextBlock,
+    ToolResultBlock,
+    ToolSpec,
+    Usage,
+)
+from fleetlab.store import Store, Task
+from fleetlab.telemetry import Event, new_span_id
+from fleetlab.tools import TOOL_SPECS, Workspace
+
+__all__ = ["AgentLimits", "AgentOutcome", "run_agent"]
+
+YieldCheck = Callable[[], bool]
+BudgetCheck = Callable[[], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLimits:
+    """Limits of one agent.
+
+    Attributes:
+        max_turns: model calls before the agent is stopped as ``turn_limit``.
+        max_tokens: output tokens allowed per call.
+        stall_turns: identical tool calls in this many consecutive turns count as a stall
+            (step repetition, the most common multi-agent failure) and stop the agent.
+        lease_s: how long each turn's heartbeat extends the worker's lease.
+    """
+
+    max_turns: int = 40
+    max_tokens: int = 4096
+    stall_turns: int = 4
+    lease_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutcome:
+    """How an agent run ended. ``status`` ``yielded`` means checkpointed and resumable."""
+
+    status: Literal["finished", "yielded", "failed"]
+    text: str
+    turns: int
+    model_calls: int
+    usage: Usage
+    cost_usd: float
+    error: str | None = None
+    kind: Literal["agent_outcome"] = field(default="agent_outcome", repr=False)
+
+
+def _signature(response: ModelResponse) -> str:
+    return json.dumps([[b.name, b.input] for b in response.tool_uses], sort_keys=True, default=str)
+
+
+def _summary(args: Any) -> dict[str, Any]:
+    """Tool arguments for the event log: paths and patterns, not file contents."""
+    if not isinstance(args, dict):
+        return {"args_type": type(args).__name__}
+    return {
+        k: (v if isinstance(v, str) and len(v) <= 200 else f"<{len(str(v))} chars>")
+        for k, v in args.items()
+        if k != "content"
+    }
+
+
+async def run_agent(
+    store: Store,
+    model: Model,
+    task: Task,
+    workspace: Workspace,
+    *,
+    system: str,
+    instructions: str,
+    worker: str | None = None,
+    tools: tuple[ToolSpec, ...] = TOOL_SPECS,
+    limits: AgentLimits | None = None,
+    should_yield: YieldCheck | None = None,
+    over_budget: BudgetCheck | None = None,
+    on_turn: Callable[[], Awaitable[None]] | None = None,
+) -> AgentOutcome:
+    """Run (or resume) the agent of ``task`` until it finishes, fails or is asked to yield.
+
+    The caller owns the task's status: this function only adds turns, events, usage and
+    checkpoints. It never raises for model or tool failures; they end in a ``failed`` outcome.
+
+    Args:
+        store: where turns are committed.
+        model: the backend (simulated or real; the loop does not know which).
+        task: the task this agent works on; it must be ``running`` (under ``worker``'s lease).
+        workspace: the sandbox the tools act on.
+        system: the system prompt (stable across turns, so backends can cache it).
+        instructions: the first user message, used when there is no checkpoint.
+        worker: the lease holder; each turn's commit heartbeats the lease and a lost lease
+            stops the agent without committing the turn.
+        tools: tool schemas offered to the model.
+        limits: turn, token and stall limits.
+        should_yield: polled at each turn boundary; True makes the agent stop as ``yielded``.
+        over_budget: polled before each model call; a reason string stops the agent.
+        on_turn: awaited after each committed turn (progress reporting).
+    """
+    limits = limits or AgentLimits()
+    checkpoint = store.latest_checkpoint(task.id)
+    if checkpoint is None:
+        messages = [Message.user(instructions)]
+        turn, calls, usage, cost, recent = 0, 0, Usage(), 0.0, []
+    else:
+        state = checkpoint.state
+        messages = [Message.from_dict(m) for m in state["messages"]]
+        turn, calls = checkpoint.turn, int(state.get("model_calls", checkpoint.turn))
+        usage, cost = Usage(**state["usage"]), float(state["cost_usd"])
+        recent = list(state.get("recent", []))
+        if state.get("done"):
+            return AgentOutcome("finished", str(state.get("text", "")), turn, calls, usage, cost)
+
+    def outcome(
+        status: Literal["finished", "yielded", "failed"], text: str = "", error: str | None = None
+    ) -> AgentOutcome:
+        return AgentOutcome(status, text, turn, calls, usage, cost, error)
+
+    while True:
+        if should_yield is not None and should_yield():
+            return outcome("yielded")
+        if turn >= limits.max_turns:
+            return outcome(
+                "failed", error=f"turn limit: {limits.max_turns} turns without finishing"
+            )
+        if over_budget is not None and (reason := over_budget()):
+            return outcome("failed", error=reason)
+        request = ModelRequest(
+            model=model.name.split(":", 1)[-1],
+            system=system,
+            messages=tuple(messages),
+            tools=tools,
+            max_tokens=limits.max_tokens,
+        )
+        started = time.perf_counter()
+        try:
+            response = await model.generate(request)
+        except ModelError as exc:
+            return outcome("failed", error=f"model error: {exc}")
+        latency = response.latency_s or (time.perf_counter() - started)
+        call_cost = cost_usd(model.name, response.usage)
+        turn += 1
+        calls += 1
+        usage, cost = usage + response.usage, cost + call_cost
+        messages.append(response.message())
+        now = store.clock.now()
+        events = [
+            Event(
+                kind="model.call",
+                ts=now,
+                trace_id=task.trace_id,
+                task_id=task.id,
+                span_id=new_span_id(),
+                parent_span_id=task.span_id,
+                role=task.role,
+                attrs={
+                    "turn": turn,
+                    "model": model.name,
+                    "simulated": model.simulated,
+                    "stop_reason": response.stop_reason,
+                    "latency_s": round(latency, 6),
+                    "cost_usd": call_cost,
+                    **response.usage.to_dict(),
+                },
+            )
+        ]
+        results: list[ToolResultBlock] = []
+        for use in response.tool_uses:
+            t0 = time.perf_counter()
+            result = workspace.execute(use.name, use.input)
+            results.append(ToolResultBlock(use.id, result.content, result.is_error))
+            attrs: dict[str, Any] = {
+                "turn": turn,
+                "tool": use.name,
+                "is_error": result.is_error,
+                "latency_s": round(time.perf_counter() - t0, 6),
+                **_summary(use.input),
+            }
+            if result.is_error:
+                attrs["error"] = result.content[:300]
+            events.append(
+                Event(
+                    kind="tool.call",
+                    ts=store.clock.now(),
+                    trace_id=task.trace_id,
+                    task_id=task.id,
+                    span_id=new_span_id(),
+                    parent_span_id=task.span_id,
+                    role=task.role,
+                    attrs=attrs,
+                )
+            )
+        done = not results
+        if results:
+            messages.append(Message("user", tuple(results)))
+            recent = [*recent, _signature(response)][-limits.stall_turns :]
+        text = response.text()
+        state = {
+            "messages": [m.to_dict() for m in messages],
+            "model_calls": calls,
+            "usage": usage.to_dict(),
+            "cost_usd": cost,
+            "recent": recent,
+            "done": done,
+            "text": text,
+        }
+        try:
+            with store.tx():
+                store.append_many(events)
+                store.add_usage(
+                    task.id,
+                    response.usage.input_tokens
+                    + response.usage.cache_read_input_tokens
+                    + response.usage.cache_creation_input_tokens,
+                    response.usage.output_tokens,
+                    call_cost,
+                )
+                store.save_checkpoint(task.id, turn, state)
+                if worker is not None:
+                    store.heartbeat(task.id, worker, lease_s=limits.lease_s)
+        except LeaseLost as exc:
+            return outcome("failed", error=f"lease lost: {exc}")
+        if on_turn is not None:
+            await on_turn()
+        if done:
+            if response.stop_reason == "max_tokens":
+                return outcome("failed", text, f"output cut at max_tokens={limits.max_tokens}")
+            return outcome("finished", text)
+        if len(recent) == limits.stall_turns and len(set(recent)) == 1:
+            return outcome(
+                "failed",
+                error=f"stalled: the same tool call repeated in {limits.stall_turns} turns",
+            )
+
+
+def final_text(messages: list[Message]) -> str:
+    """The last assistant text of a conversation."""
+    for message in reversed(messages):
+        if message.role == "assistant":
+            return "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    return ""

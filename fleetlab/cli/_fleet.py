@@ -1,0 +1,323 @@
+"""Commands that run agents: suites, run-task, fleet run, fleet simulate, schedule."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fleetlab.cli._common import Parser, make_model, money, open_store, positive_int, priority
+from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
+from fleetlab.decompose import parse_policy
+from fleetlab.orchestrator import (
+    Fleet,
+    FleetConfig,
+    Goal,
+    add_schedule,
+    list_schedules,
+    submit_goals,
+)
+from fleetlab.store import Store
+from fleetlab.suites import builtin_suites, get_suite
+
+__all__ = ["register"]
+
+
+def cmd_suites(args: argparse.Namespace, console: Console) -> int:
+    suites = {args.suite: get_suite(args.suite)} if args.suite else builtin_suites()
+    data: list[dict[str, Any]] = [
+        {
+            "suite": s.name,
+            "description": s.description,
+            "tasks": [
+                {
+                    "id": t.id,
+                    "key": t.key,
+                    "title": t.title,
+                    "complexity": t.complexity,
+                    "steps": t.steps,
+                }
+                for t in s.tasks
+            ],
+        }
+        for s in suites.values()
+    ]
+    if args.json:
+        console.print_json(data=data)
+        return 0
+    for suite in data:
+        table = Table(title=f"suite {suite['suite']}: {suite['description']}")
+        for column in ("key", "title", "complexity", "steps"):
+            table.add_column(column, overflow="fold")
+        for t in suite["tasks"]:
+            table.add_row(t["key"], t["title"], str(t["complexity"]), str(t["steps"]))
+        console.print(table)
+    return 0
+
+
+def _policy_arg(text: str) -> str:
+    return str(parse_policy(text))
+
+
+async def _run_fleet(fleet: Fleet, *, until_idle: bool, console: Console, quiet: bool) -> None:
+    """Run a fleet with a live progress line; SIGINT/SIGTERM stop it cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, fleet.stop)
+    progress = Progress(
+        TextColumn("[bold]fleet[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=quiet,
+    )
+    with progress:
+        bar = progress.add_task("fleet", total=None, detail="")
+
+        def refresh() -> None:
+            counts = {
+                r[0]: r[1]
+                for r in fleet.store.query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
+            }
+            done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
+            progress.update(
+                bar,
+                total=sum(counts.values()),
+                completed=done,
+                detail=f"running {len(fleet.running)}  queued {counts.get('queued', 0)}"
+                f"  waiting {counts.get('waiting_children', 0)}  failed {counts.get('failed', 0)}",
+            )
+
+        fleet.on_change = refresh
+        try:
+            await fleet.run(until_idle=until_idle)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+
+def _config(args: argparse.Namespace) -> FleetConfig:
+    return FleetConfig(
+        concurrency=args.concurrency,
+        policy=args.policy,
+        prompt_variant=args.prompt,
+        max_depth=args.max_depth,
+        max_fanout=args.max_fanout,
+    )
+
+
+def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:
+    clock = SystemClock()
+    with open_store(args, clock) as store:
+        fleet = Fleet(
+            store,
+            make_model(args.model, clock=clock, seed=args.seed),
+            _config(args),
+            seed=args.seed,
+        )
+        asyncio.run(
+            _run_fleet(fleet, until_idle=args.until_idle, console=console, quiet=args.quiet)
+        )
+        r = fleet.report
+    console.print(
+        f"fleet stopped: {r.completed} completed, {r.failed} failed, {r.cancelled} cancelled,"
+        f" {r.preempted} preempted (resumable)"
+    )
+    return 0
+
+
+def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
+    clock = SystemClock()
+    with open_store(args, clock) as store:
+        [root] = submit_goals(
+            store, [Goal(task=args.key, policy=args.policy, priority=args.priority)]
+        )
+        model = make_model(args.model, clock=clock, seed=args.seed)
+        fleet = Fleet(store, model, _config(args), trace_id=root.trace_id, seed=args.seed)
+        asyncio.run(_run_fleet(fleet, until_idle=True, console=console, quiet=True))
+        done = store.get_task(root.id)
+    passed = done.status == "completed"
+    result = {
+        "task": args.key,
+        "status": done.status,
+        "passed": passed,
+        "verdict": (done.result or {}).get("verdict") if passed else done.error,
+        "agents": done.tree_agents + 1,
+        "tokens_in": done.tree_tokens_in,
+        "tokens_out": done.tree_tokens_out,
+        "cost_usd": round(done.tree_cost_usd, 6),
+        "trace_id": done.trace_id,
+        "task_id": done.id,
+        "model": model.name,
+        "simulated": model.simulated,
+    }
+    if args.json:
+        console.print_json(data=result)
+    else:
+        mark = "[green]PASS[/]" if passed else "[red]FAIL[/]"
+        label = " [yellow](simulated)[/]" if model.simulated else ""
+        console.print(
+            f"{mark} {args.key}{label}: {result['verdict']}\n"
+            f"  agents {result['agents']}  tokens {done.tree_tokens_in} in /"
+            f" {done.tree_tokens_out} out  cost {money(done.tree_cost_usd)}\n"
+            f"  trace {done.trace_id}  (fleetlab trace {done.id})"
+        )
+    return 0 if passed else 1
+
+
+def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.simulate import simulate
+
+    get_zone(args.tz)
+    week = (
+        parse_week(args.week, args.tz) if args.week else last_complete_week(SystemClock(), args.tz)
+    )
+    stores: list[Store] = []
+
+    def factory(clock: Clock) -> Store:
+        stores.append(open_store(args, clock))
+        return stores[0]
+
+    with Progress(
+        TextColumn("[bold]simulating[/] {task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet,
+    ) as progress:
+        bar = progress.add_task(str(week), total=args.days * 86_400)
+
+        def tick(now: Any, submitted: int) -> None:
+            progress.update(
+                bar,
+                completed=(now - week.start).total_seconds(),
+                description=f"{week.label}: {now:%a %H:%M} UTC, {submitted} goals",
+            )
+
+        try:
+            result = asyncio.run(
+                simulate(
+                    factory,
+                    week.start,
+                    days=args.days,
+                    tasks_per_day=args.tasks_per_day,
+                    zone=args.tz,
+                    seed=args.seed,
+                    concurrency=args.concurrency,
+                    policy=args.policy,
+                    on_progress=tick,
+                )
+            )
+        finally:
+            for s in stores:
+                s.close()
+    console.print(
+        f"simulated {args.days} day(s) from {week.start:%Y-%m-%d %H:%M} UTC ({week}) in "
+        f"{result.real_seconds:.1f} s: {result.submitted} goals submitted; agents "
+        f"{result.completed} completed, {result.failed} failed, {result.preempted} preemptions"
+        " [yellow](simulated model)[/]"
+    )
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
+    with open_store(args) as store:
+        if args.action == "add":
+            goal = Goal(title=args.goal or "", task=args.task, priority=args.priority)
+            s = add_schedule(store, goal, weekday=args.weekday, at_time=args.at, zone=args.tz)
+            console.print(f"schedule {s.id}: next at {s.next_at.isoformat()}")
+            return 0
+        table = Table(title="schedules")
+        for column in ("id", "goal", "when", "next (UTC)"):
+            table.add_column(column)
+        days = defaultdict(str, enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")))
+        for s in list_schedules(store):
+            table.add_row(
+                s.id,
+                s.goal.title or str(s.goal.task),
+                f"{days[s.weekday]} {s.at_time} {s.zone}",
+                s.next_at.isoformat(),
+            )
+        console.print(table)
+    return 0
+
+
+def _fleet_options(
+    p: argparse.ArgumentParser, *, concurrency: int = 4, policy: str = "threshold:4"
+) -> None:
+    p.add_argument(
+        "--model", default="sim:default", help="sim:default (offline) or anthropic:<model-id>"
+    )
+    p.add_argument("--concurrency", type=positive_int, default=concurrency, help="agents at once")
+    p.add_argument(
+        "--policy",
+        type=_policy_arg,
+        default=policy,
+        help="never | always | threshold:K | as_needed | learned",
+    )
+    p.add_argument(
+        "--prompt", default="default", help="scoring-prompt variant (experiments/prompts)"
+    )
+    p.add_argument("--max-depth", type=int, default=1, help="decomposition levels (default 1)")
+    p.add_argument(
+        "--max-fanout", type=positive_int, default=4, help="sub-tasks per plan (default 4)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated model and learner")
+
+
+def register(sub: Any) -> None:
+    """Add the agent-running commands to the ``fleetlab`` parser."""
+    p = sub.add_parser("suites", help="list task suites and their tasks")
+    p.add_argument("suite", nargs="?", help="one suite (name or path to a suite.toml)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_suites)
+
+    p = sub.add_parser("run-task", help="run one suite task and print pass/fail, tokens, cost")
+    p.add_argument("key", help="suite:task-id, e.g. core:rename-readme")
+    p.add_argument("--priority", type=priority, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _fleet_options(p, policy="never")
+    p.set_defaults(handler=cmd_run_task)
+
+    fleet = sub.add_parser("fleet", help="run the orchestrator").add_subparsers(
+        dest="fleet_command", required=True, parser_class=Parser
+    )
+    p = fleet.add_parser("run", help="run queued work until stopped (Ctrl-C stops cleanly)")
+    p.add_argument("--until-idle", action="store_true", help="exit when nothing is left to do")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _fleet_options(p)
+    p.set_defaults(handler=cmd_fleet_run)
+
+    p = fleet.add_parser("simulate", help="simulate days of fleet activity on a fast clock")
+    p.add_argument("--days", type=positive_int, default=7)
+    p.add_argument("--tasks-per-day", type=positive_int, default=60)
+    p.add_argument("--week", help="ISO week to simulate (default: last complete week)")
+    p.add_argument("--tz", default="UTC", help="zone of the simulated team's working day")
+    p.add_argument("--concurrency", type=positive_int, default=2)
+    p.add_argument("--policy", type=_policy_arg, default="learned")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_fleet_simulate)
+
+    p = sub.add_parser("schedule", help="recurring goals (add, list)")
+    p.add_argument("action", choices=("add", "list"))
+    p.add_argument("goal", nargs="?", help="goal text (for add)")
+    p.add_argument("--task", help="a suite task instead of text")
+    p.add_argument("--weekday", default="mon", help="mon..sun (default mon)")
+    p.add_argument("--at", default="07:00", help="local time HH:MM (default 07:00)")
+    p.add_argument("--tz", default="UTC", help="IANA zone of that local time")
+    p.add_argument("--priority", type=priority, default=50)
+    p.set_defaults(handler=cmd_schedule)

@@ -1,0 +1,167 @@
+"""The self-improvement loop: a persisted bandit that learns when decomposition pays.
+
+For each complexity bucket (``simple``, ``medium``, ``complex``, from the scorer's estimate)
+the learner keeps, per arm (``direct`` or ``decompose``), the count, sum and sum of squares of
+the rewards of finished root tasks. The reward counts success and charges cost::
+
+    reward = success - cost_weight * cost_usd - token_weight * tokens / 1000
+
+Choices are Thompson samples: each arm's mean reward has a Normal posterior (prior mean
+``prior_mean`` worth ``prior_weight`` observations, reward noise ``noise``); the arm whose
+sample is larger is chosen, so the learner explores while unsure and settles when one arm is
+clearly better. State and every update live in the store, so learning survives restarts and
+its history can be charted ("what the orchestrator learned").
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fleetlab.clock import to_us
+from fleetlab.store import Store
+from fleetlab.telemetry import Event
+
+__all__ = ["ARMS", "ArmStats", "Learner", "LearnerConfig"]
+
+ARMS = ("direct", "decompose")
+Arm = Literal["direct", "decompose"]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerConfig:
+    """Weights of the reward and the prior. ``cost_weight`` is reward points per USD."""
+
+    cost_weight: float = 1.0
+    token_weight: float = 0.0
+    prior_mean: float = 0.5
+    prior_weight: float = 1.0
+    noise: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ArmStats:
+    """What the learner knows about one arm in one bucket."""
+
+    bucket: str
+    arm: str
+    n: int
+    mean: float
+    posterior_sd: float
+    kind: Literal["arm_stats"] = field(default="arm_stats", repr=False)
+
+
+class Learner:
+    """Thompson sampling over {direct, decompose} per complexity bucket, kept in the store."""
+
+    def __init__(self, store: Store, config: LearnerConfig | None = None, *, seed: int = 0) -> None:
+        self.store = store
+        self.config = config or LearnerConfig()
+        self._rng = random.Random(seed)
+
+    def reward(self, success: bool, cost_usd: float, tokens: int) -> float:
+        """The reward of one finished root task."""
+        c = self.config
+        return float(success) - c.cost_weight * cost_usd - c.token_weight * tokens / 1000
+
+    def stats(self, bucket: str) -> dict[str, ArmStats]:
+        """Posterior summary of each arm in ``bucket``."""
+        rows = {
+            r["arm"]: r
+            for r in self.store.query("SELECT * FROM learner_arms WHERE bucket = ?", (bucket,))
+        }
+        c = self.config
+        out = {}
+        for arm in ARMS:
+            n = rows[arm]["n"] if arm in rows else 0
+            total = rows[arm]["reward_sum"] if arm in rows else 0.0
+            weight = c.prior_weight + n
+            out[arm] = ArmStats(
+                bucket,
+                arm,
+                n,
+                (c.prior_mean * c.prior_weight + total) / weight,
+                c.noise / math.sqrt(weight),
+            )
+        return out
+
+    def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
+        """Sample each arm's posterior and pick the larger; returns the arm and the draws."""
+        draws = {
+            arm: self._rng.gauss(s.mean, s.posterior_sd) for arm, s in self.stats(bucket).items()
+        }
+        arm: Arm = "decompose" if draws["decompose"] > draws["direct"] else "direct"
+        return arm, {f"sample_{k}": round(v, 4) for k, v in draws.items()}
+
+    def preferred(self, bucket: str) -> Arm:
+        """The arm with the higher posterior mean (what the learner would exploit)."""
+        s = self.stats(bucket)
+        return "decompose" if s["decompose"].mean > s["direct"].mean else "direct"
+
+    def update(
+        self,
+        *,
+        task_id: str,
+        trace_id: str,
+        bucket: str,
+        arm: str,
+        success: bool,
+        cost_usd: float,
+        tokens: int,
+    ) -> float:
+        """Record a finished root task's reward (state, history row and event in one commit)."""
+        reward = self.reward(success, cost_usd, tokens)
+        with self.store.tx() as conn:
+            conn.execute(
+                "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
+                " VALUES (?, ?, 1, ?, ?) ON CONFLICT (bucket, arm) DO UPDATE SET n = n + 1,"
+                " reward_sum = reward_sum + excluded.reward_sum,"
+                " reward_sq = reward_sq + excluded.reward_sq",
+                (bucket, arm, reward, reward * reward),
+            )
+            stats = self.stats(bucket)
+            preferred = self.preferred(bucket)
+            now = self.store.clock.now()
+            conn.execute(
+                "INSERT INTO learner_updates (ts_us, task_id, bucket, arm, reward, success,"
+                " cost_usd, mean_direct, mean_decompose, preferred)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    to_us(now),
+                    task_id,
+                    bucket,
+                    arm,
+                    reward,
+                    int(success),
+                    cost_usd,
+                    stats["direct"].mean,
+                    stats["decompose"].mean,
+                    preferred,
+                ),
+            )
+            self.store.append(
+                Event(
+                    kind="learner.updated",
+                    ts=now,
+                    trace_id=trace_id,
+                    task_id=task_id,
+                    role="orchestrator",
+                    attrs={
+                        "bucket": bucket,
+                        "arm": arm,
+                        "reward": round(reward, 6),
+                        "success": success,
+                        "cost_usd": cost_usd,
+                        "preferred": preferred,
+                        "mean_direct": round(stats["direct"].mean, 6),
+                        "mean_decompose": round(stats["decompose"].mean, 6),
+                    },
+                )
+            )
+        return reward
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every update in order: the data for "what the orchestrator learned"."""
+        return [dict(r) for r in self.store.query("SELECT * FROM learner_updates ORDER BY seq")]

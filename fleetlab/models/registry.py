@@ -1,0 +1,120 @@
+"""Build a model from a spec string such as ``anthropic:claude-sonnet-4-5`` or ``sim:default``.
+
+A spec is ``<backend>:<rest>``. Two backends are built in:
+
+* ``anthropic:<model-id>`` -> ``AnthropicModel(model_id, **options)``
+* ``sim:<profile>`` -> ``SimModel.from_spec(profile, **options)`` (imported on first use)
+
+``register_backend`` adds more, e.g. a scripted backend in tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from fleetlab.errors import UserError
+from fleetlab.models.base import Model
+
+__all__ = ["BackendFactory", "backend_prefixes", "get_model", "register_backend"]
+
+BackendFactory: TypeAlias = Callable[..., Model]
+"""Called as ``factory(rest, **options)`` with the part of the spec after ``<backend>:``."""
+
+_SPEC = re.compile(r"^(?P<prefix>[a-z][a-z0-9_-]*):(?P<rest>\S+)$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+_lock = threading.Lock()
+_backends: dict[str, BackendFactory] = {}
+
+
+def _anthropic(model_id: str, **options: Any) -> Model:
+    # imported here so that a spec for another backend never loads the SDK
+    from fleetlab.models.anthropic import AnthropicModel
+
+    return AnthropicModel(model_id, **options)
+
+
+def _sim(profile: str, **options: Any) -> Model:
+    try:
+        module = importlib.import_module("fleetlab.models.sim")
+    except ModuleNotFoundError as exc:
+        if exc.name != "fleetlab.models.sim":
+            raise
+        raise UserError(
+            f"sim:{profile}: the simulated backend (fleetlab.models.sim) is not installed"
+        ) from exc
+    model: Model = module.SimModel.from_spec(profile, **options)
+    return model
+
+
+_BUILTIN: dict[str, BackendFactory] = {"anthropic": _anthropic, "sim": _sim}
+
+
+def register_backend(prefix: str, factory: BackendFactory, *, replace: bool = False) -> None:
+    """Make ``<prefix>:<rest>`` specs build models with ``factory(rest, **options)``.
+
+    Args:
+        prefix: lower-case backend name, e.g. ``"scripted"``.
+        factory: builds the model from the rest of the spec and the options.
+        replace: allow replacing a backend that is already registered (built-ins included).
+
+    Raises:
+        UserError: the prefix is malformed, or taken and ``replace`` is False.
+    """
+    if not _PREFIX.match(prefix):
+        raise UserError(
+            f"backend prefix {prefix!r} must be lower-case letters, digits, '-' or '_', "
+            "starting with a letter"
+        )
+    with _lock:
+        if not replace and (prefix in _backends or prefix in _BUILTIN):
+            raise UserError(f"a model backend named {prefix!r} is already registered")
+        _backends[prefix] = factory
+
+
+def unregister_backend(prefix: str) -> None:
+    """Remove a backend added with ``register_backend`` (a replaced built-in comes back)."""
+    with _lock:
+        _backends.pop(prefix, None)
+
+
+def backend_prefixes() -> list[str]:
+    """The backend names ``get_model`` accepts, sorted."""
+    with _lock:
+        return sorted({*_BUILTIN, *_backends})
+
+
+def get_model(spec: str, **options: Any) -> Model:
+    """Build the model a spec names.
+
+    Args:
+        spec: ``<backend>:<rest>``, e.g. ``anthropic:claude-sonnet-4-5`` or ``sim:default``.
+        **options: passed on to the backend (``AnthropicModel`` takes ``api_key``,
+            ``base_url``, ``max_retries``, ``timeout_s``, ``max_concurrency``).
+
+    Raises:
+        UserError: the spec is malformed or names an unknown backend; the message lists
+            the valid forms.
+    """
+    match = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
+    if match is None:
+        raise UserError(f"malformed model spec {spec!r}: {_valid_forms()}")
+    prefix, rest = match["prefix"], match["rest"]
+    with _lock:
+        factory = _backends.get(prefix) or _BUILTIN.get(prefix)
+    if factory is None:
+        raise UserError(f"unknown model backend {prefix!r} in spec {spec!r}: {_valid_forms()}")
+    return factory(rest, **options)
+
+
+def _valid_forms() -> str:
+    forms = [
+        "anthropic:<model-id> (e.g. anthropic:claude-sonnet-4-5)",
+        "sim:<profile> (e.g. sim:default)",
+    ]
+    forms += [f"{p}:<...>" for p in backend_prefixes() if p not in _BUILTIN]
+    return "expected one of " + ", ".join(forms)

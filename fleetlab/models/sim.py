@@ -1,0 +1,409 @@
+"""``SimModel``: the offline, seeded, deterministic stand-in for Claude.
+
+It answers the same requests as Claude and is chosen the same way (``sim:default``). It reads
+the ``Role:`` and ``Task:`` lines every fleetlab prompt ends with, looks the task up in its
+suite, and plays the task's hidden reference solution through the real tools, one tool call
+per turn, so files really change and verifiers really check them.
+
+The trade-off real fleets report is built in, with every knob in ``SimParams``:
+
+* each step in one context goes wrong with probability ``base_error`` while the context has
+  done at most ``capacity_steps`` steps, rising by ``overload_slope`` per step beyond that
+  (a long task in one context loses track);
+* every delegated sub-agent misreads its brief with probability ``handoff_error`` and pays
+  ``handoff_tokens`` of extra context (decomposition costs tokens and adds failure surface);
+* complexity estimates are the true complexity plus the prompt variant's declared ``bias``
+  and seeded Gaussian noise (declared in the variant's ``[sim]`` table: an assumption, and
+  labelled as one);
+* token counts follow the conversation's real length; latency is log-normal.
+
+Determinism: every random draw is seeded by a hash of (seed, task reference, role, step,
+purpose), never by call order, so the same seed and inputs give byte-identical transcripts,
+and a turn re-run after a crash gets the same answer. A task's ``#n`` instance number in its
+reference salts the draws, so repeated submissions of one suite task differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fleetlab.clock import Clock, SystemClock
+from fleetlab.errors import FleetlabError, UserError
+from fleetlab.models.types import (
+    Message,
+    ModelRequest,
+    ModelResponse,
+    StopReason,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+
+__all__ = ["PROFILES", "SimModel", "SimParams", "TaskRef", "parse_task_ref"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimParams:
+    """Every parameter of the simulated model.
+
+    Attributes:
+        capacity_steps: steps one context does reliably before it starts losing track.
+        base_error: per-step error probability within capacity.
+        overload_slope: added to the error probability for each step beyond capacity.
+        max_error: cap on the per-step error probability.
+        handoff_error: probability that a delegated sub-agent misreads its brief (one of its
+            steps goes wrong).
+        handoff_tokens: extra input tokens a delegated context carries (the brief, the
+            parent's summary).
+        score_noise: default standard deviation of complexity estimates (a prompt variant's
+            ``[sim] noise`` overrides it).
+        validator_detect: probability the validator notices a wrong file it read.
+        validator_false_alarm: probability the validator fails a correct result.
+        system_tokens: tokens of a system prompt plus tool definitions (cached after the
+            first call of a context).
+        chars_per_token: characters per token when counting the conversation.
+        thinking_tokens: median extra output tokens per turn (log-normal, sigma 0.4).
+        latency_median_s: median seconds per call before output tokens.
+        latency_sigma: log-normal sigma of that latency.
+        latency_per_output_token_s: seconds per output token.
+    """
+
+    capacity_steps: int = 6
+    base_error: float = 0.004
+    overload_slope: float = 0.06
+    max_error: float = 0.6
+    handoff_error: float = 0.03
+    handoff_tokens: int = 450
+    score_noise: float = 0.7
+    validator_detect: float = 0.85
+    validator_false_alarm: float = 0.03
+    system_tokens: int = 1_400
+    chars_per_token: float = 3.6
+    thinking_tokens: int = 90
+    latency_median_s: float = 1.2
+    latency_sigma: float = 0.5
+    latency_per_output_token_s: float = 0.004
+
+    def step_error(self, step: int) -> float:
+        """Error probability of the ``step``-th step (1-based) of one context."""
+        over = max(0, step - self.capacity_steps)
+        return min(self.max_error, self.base_error + self.overload_slope * over)
+
+
+#: Named parameter sets: ``sim:<profile>``.
+PROFILES: dict[str, SimParams] = {
+    "default": SimParams(),
+    "instant": SimParams(latency_median_s=0.0, latency_per_output_token_s=0.0),
+    "fast": SimParams(latency_median_s=0.05, latency_per_output_token_s=0.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What a prompt's ``Task:`` line names: a suite task (or a free goal), an instance
+    number and optionally the reference sub-tasks (1-based) this context is to do."""
+
+    key: str | None
+    instance: int
+    parts: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        text = f"{self.key or 'goal'} #{self.instance}"
+        return text + (f" parts {','.join(map(str, self.parts))}" if self.parts else "")
+
+
+_REF_RE = re.compile(r"^(?P<key>\S+)(?: #(?P<n>\d+))?(?: parts (?P<parts>\d+(?:,\d+)*))?$")
+
+
+def parse_task_ref(text: str) -> TaskRef:
+    """Parse ``core:csv-summary #17 parts 2,3`` (or ``goal #4``)."""
+    match = _REF_RE.match(text.strip())
+    if match is None:
+        raise UserError(f"task reference {text!r} is malformed: expected 'suite:id #n [parts i,j]'")
+    key = match["key"]
+    parts = tuple(int(p) for p in match["parts"].split(",")) if match["parts"] else ()
+    return TaskRef(None if key == "goal" else key, int(match["n"] or 0), parts)
+
+
+def _field(text: str, name: str) -> str | None:
+    match = re.search(rf"^{name}: *(.+?) *$", text, re.MULTILINE)
+    return match[1] if match else None
+
+
+class SimModel:
+    """The offline model. See the module docstring for what it simulates.
+
+    Args:
+        params: the simulation's parameters.
+        seed: seeds every draw (with the task reference, role and step).
+        clock: what latency sleeps on (a ``ScaledClock`` makes a week pass in seconds).
+        profile: the name in ``sim:<profile>``.
+    """
+
+    simulated = True
+
+    def __init__(
+        self,
+        params: SimParams | None = None,
+        *,
+        seed: int = 0,
+        clock: Clock | None = None,
+        profile: str = "default",
+    ) -> None:
+        self.params = params or SimParams()
+        self.seed = seed
+        self.clock: Clock = clock or SystemClock()
+        self.name = f"sim:{profile}"
+
+    @classmethod
+    def from_spec(cls, profile: str, **options: Any) -> SimModel:
+        """Build ``sim:<profile>``; ``options`` may set ``seed``, ``clock`` and any
+        ``SimParams`` field (``sim:default`` with ``capacity_steps=12``, say)."""
+        if profile not in PROFILES:
+            raise UserError(
+                f"unknown simulated profile {profile!r}: use one of "
+                + ", ".join(f"sim:{p}" for p in PROFILES)
+            )
+        fields = {f.name for f in dataclasses.fields(SimParams)}
+        unknown = set(options) - fields - {"seed", "clock"}
+        if unknown:
+            raise UserError(f"sim:{profile}: unknown option(s) {', '.join(sorted(unknown))}")
+        params = dataclasses.replace(
+            PROFILES[profile], **{k: options[k] for k in fields & set(options)}
+        )
+        return cls(
+            params, seed=int(options.get("seed", 0)), clock=options.get("clock"), profile=profile
+        )
+
+    def __repr__(self) -> str:
+        return f"SimModel({self.name!r}, seed={self.seed})"
+
+    # --- randomness ----------------------------------------------------------------
+
+    def _rng(self, *salt: object) -> random.Random:
+        digest = hashlib.blake2b(repr((self.seed, *salt)).encode(), digest_size=8).digest()
+        return random.Random(int.from_bytes(digest, "big"))
+
+    # --- the protocol --------------------------------------------------------------
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Answer one request as the role and task named in its prompt."""
+        first = request.messages[0].text() if request.messages else ""
+        role = _field(request.system, "Role") or _field(first, "Role") or "executor"
+        ref_text = _field(request.system, "Task") or _field(first, "Task") or "goal #0"
+        ref = parse_task_ref(ref_text)
+        answer = {
+            "scorer": self._score,
+            "planner": self._plan,
+            "validator": self._validate,
+            "digest": self._digest,
+        }.get(role, self._execute)
+        content, stop = answer(ref, request)
+        usage, latency = self._usage_and_latency(request, content, ref, role)
+        if latency > 0:
+            await self.clock.sleep(latency)
+        return ModelResponse(
+            content=tuple(content),
+            stop_reason=stop,
+            usage=usage,
+            model=self.name,
+            latency_s=latency,
+            simulated=True,
+        )
+
+    # --- roles ---------------------------------------------------------------------
+
+    def _task(self, ref: TaskRef) -> Any:
+        if ref.key is None:
+            return None
+        from fleetlab.suites import get_task  # the suites are data; imported on first use
+
+        try:
+            return get_task(ref.key)
+        except FleetlabError:
+            return None
+
+    def _steps(self, ref: TaskRef, request: ModelRequest) -> list[dict[str, Any]]:
+        task = self._task(ref)
+        if task is None or not task.solution:
+            goal = request.messages[0].text() if request.messages else "the goal"
+            title = goal.strip().splitlines()[0][:80] if goal.strip() else "the goal"
+            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "goal"
+            body = (
+                f"# {title}\n\n(simulated result: no reference solution exists for a free-form "
+                "goal, so the simulated model wrote this note instead of doing real work)\n"
+            )
+            return [
+                {"name": "list_dir", "args": {"path": "."}},
+                {"name": "write_file", "args": {"path": f"results/{slug}.md", "content": body}},
+            ]
+        subtasks = task.solution
+        chosen = [subtasks[i - 1] for i in ref.parts if 1 <= i <= len(subtasks)] or list(subtasks)
+        return [{"name": s.name, "args": dict(s.args)} for sub in chosen for s in sub.steps]
+
+    def _execute(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+        steps = self._steps(ref, request)
+        done = sum(1 for m in request.messages for b in m.content if isinstance(b, ToolResultBlock))
+        if done >= len(steps):
+            task = self._task(ref)
+            what = task.title if task is not None else "the goal"
+            label = "" if task is not None else " (simulated)"
+            return [TextBlock(f"Done{label}: {what}. {len(steps)} tool calls made.")], "end_turn"
+        step = steps[done]
+        p = self.params
+        error = self._rng(str(ref), "executor", done, "error").random() < p.step_error(done + 1)
+        if ref.parts and done == 0:  # a delegated context may misread its brief
+            error = error or self._rng(str(ref), "handoff").random() < p.handoff_error
+        name, args = step["name"], step["args"]
+        if error:
+            name, args = _mistake(name, args)
+        tool_id = (
+            "toolu_sim_"
+            + hashlib.blake2b(f"{self.seed}|{ref}|{done}".encode(), digest_size=8).hexdigest()
+        )
+        thought = f"Step {done + 1} of {len(steps)}."
+        return [TextBlock(thought), ToolUseBlock(tool_id, name, args)], "tool_use"
+
+    def _score(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+        text = "\n".join(m.text() for m in request.messages)
+        variant_name = _field(text, "Prompt-Variant") or _field(request.system, "Prompt-Variant")
+        bias, noise = 0.0, self.params.score_noise
+        if variant_name:
+            from fleetlab.prompts import load_variant
+
+            try:
+                variant = load_variant(variant_name)
+                bias, noise = variant.sim_bias, variant.sim_noise
+            except FleetlabError:
+                pass
+        task = self._task(ref)
+        true = task.complexity if task is not None else 2
+        rng = self._rng(str(ref), "score", variant_name)
+        estimate = true + bias + rng.gauss(0.0, noise)
+        score = max(1, min(5, round(estimate)))
+        reason = f"estimated {score}/5 from the number of files and steps involved"
+        return [TextBlock(json.dumps({"score": score, "reason": reason}))], "end_turn"
+
+    def _plan(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+        task = self._task(ref)
+        if task is None or not task.solution:
+            subtasks = [
+                {"title": "Investigate", "instructions": "Look at the workspace and the goal."},
+                {"title": "Write the result", "instructions": "Write the result as a note."},
+            ]
+        else:
+            chosen = ref.parts or tuple(range(1, len(task.solution) + 1))
+            subtasks = [
+                {
+                    "title": task.solution[i - 1].title,
+                    "instructions": task.solution[i - 1].instructions,
+                }
+                for i in chosen
+            ]
+        return [TextBlock(json.dumps({"subtasks": subtasks}))], "end_turn"
+
+    def _validate(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+        # Read back each file the reference solution writes, then judge what was read.
+        expected: dict[str, str] = {}
+        for step in self._steps(ref, request):
+            if step["name"] == "write_file":
+                expected[step["args"]["path"]] = step["args"]["content"]
+            elif step["name"] == "move":
+                expected.pop(step["args"]["src"], None)
+        paths = sorted(expected)[:6]
+        results = [b for m in request.messages for b in m.content if isinstance(b, ToolResultBlock)]
+        if len(results) < len(paths):
+            path = paths[len(results)]
+            tool_id = (
+                "toolu_sim_"
+                + hashlib.blake2b(
+                    f"{self.seed}|{ref}|validate|{path}".encode(), digest_size=8
+                ).hexdigest()
+            )
+            return [ToolUseBlock(tool_id, "read_file", {"path": path})], "tool_use"
+        wrong = [
+            p
+            for p, r in zip(paths, results, strict=False)
+            if r.is_error or r.content != expected[p]
+        ]
+        rng = self._rng(str(ref), "validate", tuple(wrong))
+        if wrong and rng.random() < self.params.validator_detect:
+            verdict = {"verdict": "fail", "reason": f"{wrong[0]} does not match the instructions"}
+        elif not wrong and rng.random() < self.params.validator_false_alarm:
+            verdict = {"verdict": "fail", "reason": "the result looks incomplete"}
+        else:
+            verdict = {"verdict": "pass", "reason": f"checked {len(paths)} file(s)"}
+        return [TextBlock(json.dumps(verdict))], "end_turn"
+
+    def _digest(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+        return [
+            TextBlock("(simulated) The digest draft is written by the template writer.")
+        ], "end_turn"
+
+    # --- accounting ----------------------------------------------------------------
+
+    def _usage_and_latency(
+        self, request: ModelRequest, content: list[Any], ref: TaskRef, role: str
+    ) -> tuple[Usage, float]:
+        p = self.params
+        chars = sum(len(json.dumps(m.to_dict())) for m in request.messages)
+        fresh = int(chars / p.chars_per_token) + (p.handoff_tokens if ref.parts else 0)
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        rng = self._rng(str(ref), role, turn, "usage")
+        thinking = int(p.thinking_tokens * math.exp(rng.gauss(0.0, 0.4)))
+        output = thinking + int(
+            sum(len(json.dumps(_block_dict(b))) for b in content) / p.chars_per_token
+        )
+        cached = p.system_tokens + int(len(request.system) / p.chars_per_token)
+        usage = Usage(
+            input_tokens=fresh,
+            output_tokens=output,
+            cache_read_input_tokens=cached if turn else 0,
+            cache_creation_input_tokens=0 if turn else cached,
+        )
+        latency = 0.0
+        if p.latency_median_s > 0 or p.latency_per_output_token_s > 0:
+            latency = p.latency_median_s * math.exp(rng.gauss(0.0, p.latency_sigma))
+            latency += output * p.latency_per_output_token_s
+        return usage, round(latency, 6)
+
+
+def _block_dict(block: TextBlock | ToolUseBlock) -> dict[str, Any]:
+    return block.to_dict()
+
+
+def _mistake(name: str, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The wrong version of a step: the kind of slip an agent that lost track makes."""
+    if name == "write_file":
+        content = str(args.get("content", ""))
+        digits = [i for i, c in enumerate(content) if c.isdigit()]
+        if digits:
+            i = digits[-1]
+            content = content[:i] + str((int(content[i]) + 1) % 10) + content[i + 1 :]
+        else:
+            lines = content.rstrip("\n").split("\n")
+            content = (
+                "\n".join(lines[:-1]) + "\n" if len(lines) > 1 else content[: len(content) // 2]
+            )
+        return name, {**args, "content": content}
+    if name == "move":
+        dst = str(args.get("dst", ""))
+        stem, dot, ext = dst.rpartition(".")
+        return name, {**args, "dst": f"{stem}_old.{ext}" if dot and stem else dst + "_old"}
+    if name == "delete":
+        return "list_dir", {"path": "."}  # forgets to delete
+    if name == "make_dir":
+        return name, {"path": str(args.get("path", "")) + "_tmp"}
+    return name, args  # a wrong read changes nothing
+
+
+_ = Message  # re-exported name used in type positions by callers
+_Role = Literal["executor", "planner", "scorer", "validator", "digest"]

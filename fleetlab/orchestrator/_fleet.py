@@ -1,0 +1,214 @@
+"""The fleet: slots, claims, preemption, leases, heartbeats, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+
+from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost
+from fleetlab.learning import Learner
+from fleetlab.models.base import Model
+from fleetlab.orchestrator._config import FleetConfig
+from fleetlab.orchestrator._phases import FleetReport, Phases
+from fleetlab.orchestrator._schedules import fire_due
+from fleetlab.store import Store, Task
+
+__all__ = ["Fleet", "FleetReport"]
+
+log = logging.getLogger("fleetlab.orchestrator")
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Fleet(Phases):
+    """Runs the tasks in a store with up to ``config.concurrency`` agents at once.
+
+    Args:
+        store: the fleet's database (tasks, events, checkpoints, learner).
+        model: the backend every agent uses.
+        config: scheduling and decomposition settings.
+        trace_id: only work on this goal's tree (``fleetlab run-task``).
+        seed: seeds the learner's sampling.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        model: Model,
+        config: FleetConfig | None = None,
+        *,
+        trace_id: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.config = config or FleetConfig()
+        self.trace_id = trace_id
+        self.worker = _worker_id()
+        self.learner = Learner(store, self.config.learner, seed=seed)
+        self.report = FleetReport()
+        self.on_change: Callable[[], None] | None = None
+        self._running: dict[str, tuple[asyncio.Task[None], Task]] = {}
+        self._yield: set[str] = set()
+        self._stopping = False
+
+    # --- public --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking work; running agents yield at their next turn boundary (checkpointed,
+        marked ``preempted``) and ``run`` returns once they have."""
+        self._stopping = True
+
+    @property
+    def running(self) -> list[Task]:
+        """Tasks this fleet is running now."""
+        return [task for _, task in self._running.values()]
+
+    async def run(self, *, until_idle: bool = False) -> FleetReport:
+        """Run until ``stop()`` (or, with ``until_idle``, until nothing is left to do)."""
+        self._stopping = False
+        self._recover_dead_workers()
+        beat = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                if not self._stopping:
+                    if self.trace_id is None:
+                        fire_due(self.store)
+                    self._fill_slots()
+                    self._preempt_if_needed()
+                if not self._running and (self._stopping or (until_idle and self._idle())):
+                    break
+                if self._running:
+                    await asyncio.wait(
+                        [t for t, _ in self._running.values()],
+                        timeout=max(0.01, self.config.poll_s),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                else:
+                    await self.store.clock.sleep(self.config.poll_s)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            if self._running:  # cancelled from outside: let agents stop at a turn boundary
+                self._stopping = True
+                await asyncio.gather(
+                    *(t for t, _ in self._running.values()), return_exceptions=True
+                )
+        return self.report
+
+    # --- scheduling ----------------------------------------------------------------
+
+    def _idle(self) -> bool:
+        scope, params = (
+            ("", []) if self.trace_id is None else (" AND trace_id = ?", [self.trace_id])
+        )
+        rows = self.store.query(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ('queued', 'preempted', 'waiting_children')"
+            + scope,
+            params,
+        )
+        return bool(rows[0][0] == 0)
+
+    def _fill_slots(self) -> None:
+        while len(self._running) < self.config.concurrency:
+            task = self.store.claim(
+                self.worker,
+                lease_s=self.config.lease_s,
+                aging_s=self.config.aging_s,
+                trace_id=self.trace_id,
+            )
+            if task is None:
+                return
+            self.report.claimed += 1
+            self._running[task.id] = (asyncio.create_task(self._work(task)), task)
+
+    def _preempt_if_needed(self) -> None:
+        """When every slot is busy and better work waits, ask the lowest-priority running
+        task to yield at its next turn boundary."""
+        if len(self._running) < self.config.concurrency:
+            return
+        scope, params = (
+            ("", []) if self.trace_id is None else (" AND trace_id = ?", [self.trace_id])
+        )
+        waiting = self.store.query(
+            "SELECT MAX(priority) FROM tasks WHERE status IN ('queued', 'preempted')" + scope,
+            params,
+        )[0][0]
+        if waiting is None:
+            return
+        candidates = [
+            t
+            for t in self.running
+            if t.id not in self._yield
+            and t.preempt_streak < self.config.max_preemptions
+            and t.priority < waiting
+        ]
+        if candidates:
+            victim = min(candidates, key=lambda t: (t.priority, -t.created_at.timestamp()))
+            log.info(
+                "preempting %s (priority %s) for priority %s", victim.id, victim.priority, waiting
+            )
+            self._yield.add(victim.id)
+
+    def _recover_dead_workers(self) -> None:
+        """Running tasks leased to a dead process on this host are reclaimable at once."""
+        host = socket.gethostname()
+        dead = []
+        for row in self.store.query(
+            "SELECT DISTINCT lease_owner FROM tasks"
+            " WHERE status = 'running' AND lease_owner IS NOT NULL"
+        ):
+            owner_host, _, rest = str(row[0]).partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                dead.append(row[0])
+        if dead:
+            log.info("reclaiming tasks of dead workers %s", dead)
+            self.store.expire_leases(dead)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.store.clock.sleep(self.config.lease_s / 3)
+            for task in self.running:
+                with contextlib.suppress(LeaseLost):
+                    self.store.heartbeat(task.id, self.worker, lease_s=self.config.lease_s)
+
+    # --- one task ------------------------------------------------------------------
+
+    async def _work(self, task: Task) -> None:
+        try:
+            if task.role in ("planner", "validator"):
+                await self._helper(task)
+            else:
+                await self._drive(task)
+        except (LeaseLost, IllegalTransition) as exc:
+            log.info("task %s: %s", task.id, exc)  # another worker or a cancel got there first
+        except Exception as exc:  # a bug must not take the fleet down; the task records it
+            log.exception("task %s crashed", task.id)
+            with contextlib.suppress(FleetlabError):
+                self._finish(
+                    self.store.get_task(task.id), "failed", error=f"internal error: {exc!r}"
+                )
+        finally:
+            self._running.pop(task.id, None)
+            self._yield.discard(task.id)
+            if self.on_change is not None:
+                self.on_change()

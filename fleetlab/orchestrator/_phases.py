@@ -1,0 +1,539 @@
+"""The phases of one task: decide, run directly, or plan, execute, validate and finish.
+
+A root goal moves through phases kept in its spec (so a restarted fleet picks up where it
+was): ``new`` (decide: score, then direct or decompose) -> either a direct agent run, or
+``planning`` (a planner sub-agent) -> ``executing`` (one executor sub-agent per sub-task,
+in parallel) -> ``validating`` (a validator sub-agent; failed parts get ``repair_rounds``
+more tries) -> done. While sub-agents run the parent is ``waiting_children`` and holds no
+slot; the last child to finish re-queues it, in the same transaction as its own completion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fleetlab.agents import AgentOutcome, run_agent
+from fleetlab.decompose import (
+    Policy,
+    parse_plan,
+    parse_policy,
+    parse_score,
+    parse_verdict,
+    score_bucket,
+)
+from fleetlab.errors import ModelError
+from fleetlab.learning import Learner
+from fleetlab.models.base import Model
+from fleetlab.models.prices import cost_usd
+from fleetlab.models.types import Message, ModelRequest
+from fleetlab.orchestrator._config import FleetConfig, task_ref
+from fleetlab.prompts import load_variant, role_prompt
+from fleetlab.store import TERMINAL, Store, Task
+from fleetlab.telemetry import Event, new_span_id
+from fleetlab.tools import TOOL_SPECS, Workspace
+
+__all__ = ["FleetReport", "Phases"]
+
+log = logging.getLogger("fleetlab.orchestrator")
+
+READ_ONLY_TOOLS = tuple(t for t in TOOL_SPECS if t.name in ("list_dir", "read_file", "search"))
+
+
+@dataclass(slots=True)
+class FleetReport:
+    """What one ``Fleet.run`` did."""
+
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    preempted: int = 0
+    claimed: int = 0
+    kind: Literal["fleet_report"] = field(default="fleet_report", repr=False)
+
+
+class Phases:
+    """Runs one claimed task through its current phase (the fleet supplies the slots)."""
+
+    store: Store
+    model: Model
+    config: FleetConfig
+    worker: str
+    learner: Learner
+    report: FleetReport
+    _stopping: bool
+    _yield: set[str]
+
+    def workspace(self, task: Task) -> Workspace:
+        """The workspace a task works in: its root goal's folder (shared by sub-agents)."""
+        return Workspace(self.workspaces / task.root_id)
+
+    @property
+    def workspaces(self) -> Path:
+        """Where task workspaces live."""
+        if self.config.workspaces is not None:
+            return self.config.workspaces
+        base = self.store.path.parent if str(self.store.path) != ":memory:" else Path.cwd()
+        return base / "workspaces"
+
+    def _should_yield(self, task_id: str) -> Callable[[], bool]:
+        return lambda: self._stopping or task_id in self._yield
+
+    def _over_budget(self, task: Task) -> Callable[[], str | None]:
+        def check() -> str | None:
+            root = self.store.get_task(task.root_id)
+            if root.status == "cancelled":
+                return "goal cancelled"
+            if root.budget_usd is not None and root.tree_cost_usd >= root.budget_usd:
+                return f"budget exceeded: ${root.tree_cost_usd:.4f} of ${root.budget_usd:.4f} spent"
+            tokens = root.tree_tokens_in + root.tree_tokens_out
+            if root.budget_tokens is not None and tokens >= root.budget_tokens:
+                return f"budget exceeded: {tokens} of {root.budget_tokens} tokens spent"
+            return None
+
+        return check
+
+    async def _agent(
+        self, task: Task, role: str, instructions: str, tools: tuple[Any, ...]
+    ) -> AgentOutcome:
+        return await run_agent(
+            self.store,
+            self.model,
+            task,
+            self.workspace(task),
+            system=role_prompt(
+                role, task_ref=task_ref(task.spec), max_subtasks=self.config.max_fanout
+            ),
+            instructions=instructions,
+            worker=self.worker,
+            tools=tools,
+            limits=self.config.agent,
+            should_yield=self._should_yield(task.id),
+            over_budget=self._over_budget(task),
+        )
+
+    async def _helper(self, task: Task) -> None:
+        """A planner or validator sub-agent: run it, store its answer as the result."""
+        tools = () if task.role == "planner" else READ_ONLY_TOOLS
+        out = await self._agent(task, task.role, task.spec["instructions"], tools)
+        if not self._settle(task, out):
+            return
+        if out.status == "finished":
+            self._finish(task, "completed", result={"text": out.text})
+        else:
+            self._finish(task, "failed", error=out.error or "no answer")
+
+    def _settle(self, task: Task, out: AgentOutcome) -> bool:
+        """Handle yields and budget stops; True when the caller should go on."""
+        if out.status == "yielded":
+            current = self.store.get_task(task.id)
+            if current.status == "running":
+                reason = "fleet stopping" if self._stopping else "higher-priority work waiting"
+                self.store.transition(task.id, "preempted", worker=self.worker, error=reason)
+                self.report.preempted += 1
+            return False
+        if (
+            out.status == "failed"
+            and out.error
+            and out.error.startswith(("budget exceeded", "goal cancelled"))
+        ):
+            self._cancel_tree(task, out.error)
+            return False
+        return True
+
+    async def _drive(self, task: Task) -> None:
+        phase = task.spec.get("phase", "new")
+        if phase == "new":
+            await self._start(task)
+        elif phase == "planning":
+            self._spawn_executors(task)
+        elif phase == "executing":
+            self._after_executors(task)
+        elif phase == "validating":
+            self._after_validation(task)
+        else:
+            self._finish(task, "failed", error=f"unknown phase {phase!r}")
+
+    def _policy(self, task: Task) -> Policy:
+        return parse_policy(task.spec.get("policy") or self.config.policy)
+
+    async def _start(self, task: Task) -> None:
+        spec = dict(task.spec)
+        if task.parent_id is None and not spec.get("seeded"):
+            self._seed_workspace(task)
+            spec["seeded"] = True
+            task = self._update_spec(task, spec)
+        decision = spec.get("decision")
+        if decision is None:
+            decision = await self._decide(task)
+            if decision is None:
+                return
+            task = self.store.get_task(task.id)
+        if decision["choice"] == "decompose":
+            self._plan(task)
+        else:
+            await self._direct(task)
+
+    def _seed_workspace(self, task: Task) -> None:
+        workspace = self.workspace(task)
+        key = task.spec.get("suite_task")
+        if key:
+            from fleetlab.suites import get_task
+
+            get_task(key).seed(workspace.root)
+
+    def _update_spec(self, task: Task, spec: dict[str, Any]) -> Task:
+        with self.store.tx() as conn:
+            conn.execute("UPDATE tasks SET spec = ? WHERE id = ?", (_dumps(spec), task.id))
+        return self.store.get_task(task.id)
+
+    async def _decide(self, task: Task) -> dict[str, Any] | None:
+        policy = self._policy(task)
+        spec = dict(task.spec)
+        depth_ok = task.depth < self.config.max_depth and len(spec.get("parts") or [0, 0]) > 1
+        score: int | None = None
+        if task.parent_id is not None and policy.name != "as_needed":
+            choice, reason = "direct", "sub-task of a decomposed goal"
+        elif policy.needs_score:
+            score = await self._score(task)
+            if score is None:
+                return None
+            if policy.name == "threshold":
+                choice = "decompose" if score >= policy.threshold else "direct"
+                relation = ">=" if choice == "decompose" else "<"
+                reason = f"score {score} {relation} threshold {policy.threshold}"
+            else:
+                choice, draws = self.learner.choose(score_bucket(score))
+                reason = "learned: " + ", ".join(f"{k}={v}" for k, v in draws.items())
+        elif policy.name == "always":
+            choice, reason = "decompose", "policy always"
+        else:
+            choice = "direct"
+            reason = "policy never" if policy.name == "never" else "as_needed: try directly first"
+        if choice == "decompose" and not depth_ok:
+            choice, reason = "direct", reason + f"; depth limit {self.config.max_depth} reached"
+        decision = {
+            "choice": choice,
+            "policy": str(policy),
+            "score": score,
+            "reason": reason,
+            "bucket": score_bucket(score) if score else None,
+        }
+        spec["decision"] = decision
+        with self.store.tx():
+            self.store.append(self._event("decomposition.decided", task, decision))
+            self._update_spec(task, spec)
+        return decision
+
+    async def _score(self, task: Task) -> int | None:
+        """One scoring call: the model call, its usage and the score commit together."""
+        variant = load_variant(task.spec.get("prompt") or self.config.prompt_variant)
+        prompt = variant.render(task.spec["instructions"], task_ref(task.spec))
+        request = ModelRequest(
+            model=self.model.name.split(":", 1)[-1],
+            system="",
+            messages=(Message.user(prompt),),
+            max_tokens=200,
+        )
+        try:
+            response = await self.model.generate(request)
+        except ModelError as exc:
+            self._finish(task, "failed", error=f"model error while scoring: {exc}")
+            return None
+        call_cost = cost_usd(self.model.name, response.usage)
+        score = parse_score(response.text()) or 3
+        with self.store.tx():
+            self.store.append(
+                self._event(
+                    "model.call",
+                    task,
+                    {
+                        "model": self.model.name,
+                        "simulated": self.model.simulated,
+                        "stop_reason": response.stop_reason,
+                        "latency_s": response.latency_s,
+                        "cost_usd": call_cost,
+                        "prompt_variant": variant.name,
+                        "score": score,
+                        **response.usage.to_dict(),
+                    },
+                    role="scorer",
+                    span_id=new_span_id(),
+                )
+            )
+            u = response.usage
+            self.store.add_usage(
+                task.id,
+                u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+                u.output_tokens,
+                call_cost,
+            )
+        return score
+
+    async def _direct(self, task: Task) -> None:
+        out = await self._agent(task, "executor", task.spec["instructions"], TOOL_SPECS)
+        if not self._settle(task, out):
+            return
+        passed, reason = self._judge(task, out)
+        if passed:
+            self._finish(task, "completed", result={"summary": out.text[:500], "verdict": reason})
+            return
+        policy = self._policy(task)
+        if policy.name == "as_needed" and not task.spec.get("adapted") and self._can_split(task):
+            # ADaPT: the direct attempt failed; plan sub-tasks from a clean workspace.
+            spec = dict(task.spec)
+            spec["adapted"] = True
+            spec["decision"] = {
+                **spec.get("decision", {}),
+                "choice": "decompose",
+                "reason": f"as_needed: direct attempt failed ({reason})",
+            }
+            if task.parent_id is None:
+                self._reset_workspace(task)
+            with self.store.tx():
+                self.store.append(self._event("decomposition.decided", task, spec["decision"]))
+                task = self._update_spec(task, spec)
+            self._plan(task)
+            return
+        self._finish(task, "failed", error=reason)
+
+    def _can_split(self, task: Task) -> bool:
+        parts = task.spec.get("parts") or []
+        return task.depth < self.config.max_depth and (not parts or len(parts) > 1)
+
+    def _reset_workspace(self, task: Task) -> None:
+        root = self.workspace(task).root
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        self._seed_workspace(task)
+
+    def _judge(self, task: Task, out: AgentOutcome) -> tuple[bool, str]:
+        """Did the work succeed? Suite goals are checked by their verifier, sub-tasks by
+        their agent finishing, free goals by the agent finishing."""
+        if out.status != "finished":
+            return False, out.error or "agent did not finish"
+        key = task.spec.get("suite_task")
+        if key and task.parent_id is None:
+            from fleetlab.suites import get_task
+
+            verdict = get_task(key).verify(self.workspace(task).root)
+            return verdict.passed, ("verifier: " if not verdict.passed else "") + verdict.reason
+        return True, "agent finished"
+
+    # --- decomposition -------------------------------------------------------------
+
+    def _child(self, parent: Task, role: str, title: str, instructions: str, **extra: Any) -> Task:
+        keep = ("suite_task", "instance", "prompt")
+        spec: dict[str, Any] = {k: parent.spec[k] for k in keep if k in parent.spec}
+        spec.update(instructions=instructions, phase="new", **extra)
+        if parent.spec.get("policy") == "as_needed" or (
+            not parent.spec.get("policy") and parse_policy(self.config.policy).name == "as_needed"
+        ):
+            spec["policy"] = "as_needed"
+        return self.store.create_task(
+            title, priority=parent.priority, spec=spec, parent_id=parent.id, role=role
+        )
+
+    def _wait(self, task: Task, spec: dict[str, Any], make_children: Callable[[], object]) -> None:
+        with self.store.tx():
+            make_children()
+            self.store.transition(task.id, "waiting_children", worker=self.worker, spec=spec)
+
+    def _plan(self, task: Task) -> None:
+        spec = {**task.spec, "phase": "planning"}
+        self._wait(
+            task,
+            spec,
+            lambda: self._child(
+                task,
+                "planner",
+                f"plan: {task.title}"[:200],
+                task.spec["instructions"],
+                parts=task.spec.get("parts") or [],
+            ),
+        )
+
+    def _children(self, task: Task, role: str | None = None) -> list[Task]:
+        kids = self.store.tasks(parent_id=task.id)
+        return sorted(
+            (k for k in kids if role is None or k.role == role), key=lambda k: k.created_at
+        )
+
+    def _spawn_executors(self, task: Task) -> None:
+        planner = self._children(task, "planner")[-1]
+        try:
+            plan = parse_plan((planner.result or {}).get("text", ""), self.config.max_fanout)
+        except ValueError as exc:
+            self._finish(task, "failed", error=f"planner returned no usable plan: {exc}")
+            return
+        own = task.spec.get("parts") or []
+        for item in plan:  # map the plan's positions onto this task's reference parts
+            item["parts"] = (
+                [own[p - 1] for p in item["parts"] if p <= len(own)] if own else item["parts"]
+            )
+        self._run_plan(task, plan, {**task.spec, "phase": "executing", "plan": plan})
+
+    def _run_plan(self, task: Task, plan: list[dict[str, Any]], spec: dict[str, Any]) -> None:
+        def make() -> None:
+            for item in plan:
+                self._child(
+                    task, "executor", item["title"], item["instructions"], parts=item["parts"]
+                )
+
+        self._wait(task, spec, make)
+
+    def _after_executors(self, task: Task) -> None:
+        executors = self._children(task, "executor")
+        spec = dict(task.spec)
+        failed = [k for k in executors[-len(spec["plan"]) :] if k.status != "completed"]
+        if failed and spec.get("repairs", 0) < self.config.repair_rounds:
+            spec["repairs"] = spec.get("repairs", 0) + 1
+            plan = [
+                item
+                for item in spec["plan"]
+                if item["parts"] in [k.spec.get("parts") for k in failed]
+            ]
+            self._run_plan(task, plan or spec["plan"], spec)
+            return
+        summary = "\n".join(f"- {k.title}: {k.status}" for k in executors[-len(spec["plan"]) :])
+        instructions = f"{spec['instructions']}\n\nSub-agents reported:\n{summary}"
+        self._wait(
+            task,
+            {**spec, "phase": "validating"},
+            lambda: self._child(
+                task,
+                "validator",
+                f"validate: {task.title}"[:200],
+                instructions,
+                parts=task.spec.get("parts") or [],
+            ),
+        )
+
+    def _after_validation(self, task: Task) -> None:
+        validator = self._children(task, "validator")[-1]
+        passed, reason = parse_verdict((validator.result or {}).get("text", ""))
+        spec = dict(task.spec)
+        if not passed and spec.get("repairs", 0) < self.config.repair_rounds:
+            spec["repairs"] = spec.get("repairs", 0) + 1
+            self._run_plan(task, spec["plan"], {**spec, "phase": "executing"})
+            return
+        key = task.spec.get("suite_task")
+        if key and task.parent_id is None:
+            from fleetlab.suites import get_task
+
+            verdict = get_task(key).verify(self.workspace(task).root)
+            passed, reason = (
+                verdict.passed,
+                ("" if verdict.passed else "verifier: ") + verdict.reason,
+            )
+        if passed:
+            self._finish(
+                task,
+                "completed",
+                result={"summary": f"done by {len(spec['plan'])} sub-agents", "verdict": reason},
+            )
+        else:
+            self._finish(task, "failed", error=reason or "validation failed")
+
+    # --- endings -------------------------------------------------------------------
+
+    def _finish(
+        self,
+        task: Task,
+        status: Literal["completed", "failed"],
+        *,
+        result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """Finish a task; re-queue its parent when it was the last child; teach the learner."""
+        with self.store.tx():
+            current = self.store.get_task(task.id)
+            if current.terminal:
+                return
+            if current.status != "running":
+                self.store.transition(
+                    task.id, "running", worker=self.worker, lease_s=self.config.lease_s
+                )
+            done = self.store.transition(
+                task.id, status, worker=self.worker, result=result, error=error
+            )
+            self._wake_parent(done)
+            if done.parent_id is None:
+                self._learn(done)
+        if status == "completed":
+            self.report.completed += 1
+        else:
+            self.report.failed += 1
+
+    def _wake_parent(self, child: Task) -> None:
+        if child.parent_id is None:
+            return
+        pending = self.store.query(
+            "SELECT COUNT(*) FROM tasks WHERE parent_id = ? AND status NOT IN"
+            " ('completed', 'failed', 'cancelled')",
+            (child.parent_id,),
+        )[0][0]
+        parent = self.store.get_task(child.parent_id)
+        if pending == 0 and parent.status == "waiting_children":
+            self.store.transition(parent.id, "queued")
+
+    def _learn(self, root: Task) -> None:
+        decision = root.spec.get("decision") or {}
+        if decision.get("policy") != "learned" or not decision.get("bucket"):
+            return
+        arm = "decompose" if decision.get("choice") == "decompose" else "direct"
+        self.learner.update(
+            task_id=root.id,
+            trace_id=root.trace_id,
+            bucket=decision["bucket"],
+            arm=arm,
+            success=root.status == "completed",
+            cost_usd=root.tree_cost_usd,
+            tokens=root.tree_tokens_in + root.tree_tokens_out,
+        )
+
+    def _cancel_tree(self, task: Task, reason: str) -> None:
+        """Stop a goal's whole tree (budget spent, or the goal was cancelled)."""
+        with self.store.tx():
+            root = self.store.get_task(task.root_id)
+            if reason.startswith("budget"):
+                self.store.append(
+                    self._event(
+                        "budget.exceeded",
+                        root,
+                        {"reason": reason, "tree_cost_usd": root.tree_cost_usd},
+                    )
+                )
+            for t in self.store.tasks(trace_id=root.trace_id):
+                if t.status not in TERMINAL:
+                    self.store.transition(t.id, "cancelled", error=reason)
+                    self.report.cancelled += 1
+
+    def _event(
+        self,
+        kind: str,
+        task: Task,
+        attrs: dict[str, Any],
+        *,
+        role: str | None = None,
+        span_id: str | None = None,
+    ) -> Event:
+        return Event(
+            kind=kind,
+            ts=self.store.clock.now(),
+            trace_id=task.trace_id,
+            task_id=task.id,
+            span_id=span_id or task.span_id,
+            parent_span_id=task.span_id if span_id else "",
+            role=role or "orchestrator",
+            attrs=attrs,
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

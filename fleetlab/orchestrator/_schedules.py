@@ -1,0 +1,121 @@
+"""Recurring goals ("weekly digest, Monday 07:00 Europe/London"), stored in the db.
+
+A schedule fires when the fleet's clock passes its next local time; firing queues the goal
+and moves the schedule to its next week in one transaction, so a crash never fires it twice
+or skips it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fleetlab.clock import ensure_utc, from_us, get_zone, to_us
+from fleetlab.errors import UserError
+from fleetlab.orchestrator._goals import Goal, submit_goals
+from fleetlab.store import Store, Task
+from fleetlab.telemetry import new_task_id
+
+__all__ = ["WEEKDAYS", "Schedule", "add_schedule", "fire_due", "list_schedules", "next_time"]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A goal queued every week on ``weekday`` at ``at_time`` local time in ``zone``."""
+
+    id: str
+    goal: Goal
+    weekday: int
+    at_time: str
+    zone: str
+    next_at: datetime
+    kind: Literal["schedule"] = field(default="schedule", repr=False)
+
+
+def next_time(after: datetime, weekday: int, at_time: str, zone: str) -> datetime:
+    """The first local ``weekday`` ``at_time`` in ``zone`` strictly after ``after`` (UTC)."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at_time)
+    if match is None:
+        raise UserError(f"time {at_time!r} is malformed: use HH:MM, e.g. 07:00")
+    tz = get_zone(zone)
+    local = ensure_utc(after, "schedule reference").astimezone(tz)
+    day = local.date() + timedelta(days=(weekday - local.weekday()) % 7)
+    for _ in range(3):
+        candidate = datetime(day.year, day.month, day.day, int(match[1]), int(match[2]), tzinfo=tz)
+        if candidate.astimezone(after.tzinfo) > after:
+            return ensure_utc(candidate)
+        day += timedelta(days=7)
+    raise AssertionError("unreachable: a later week always exists")
+
+
+def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: str) -> Schedule:
+    """Store a weekly schedule for ``goal``."""
+    day = weekday.strip().lower()[:3]
+    if day not in WEEKDAYS:
+        raise UserError(f"weekday {weekday!r} is unknown: use one of {', '.join(WEEKDAYS)}")
+    title, spec = goal.validated()
+    first = next_time(store.clock.now(), WEEKDAYS.index(day), at_time, zone)
+    schedule_id = new_task_id()
+    data = {
+        "title": goal.title,
+        "task": goal.task,
+        "priority": goal.priority,
+        "budget_usd": goal.budget_usd,
+        "policy": goal.policy,
+        "prompt": goal.prompt,
+    }
+    with store.tx() as conn:
+        conn.execute(
+            "INSERT INTO schedules (id, title, spec, priority, weekday, at_time, zone, next_us,"
+            " created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                schedule_id,
+                title,
+                json.dumps(data),
+                goal.priority,
+                WEEKDAYS.index(day),
+                at_time,
+                zone,
+                to_us(first),
+                to_us(store.clock.now()),
+            ),
+        )
+    del spec
+    return Schedule(schedule_id, goal, WEEKDAYS.index(day), at_time, zone, first)
+
+
+def _from_row(row: Any) -> Schedule:
+    data = json.loads(row["spec"])
+    return Schedule(
+        row["id"],
+        Goal(**data),
+        row["weekday"],
+        row["at_time"],
+        row["zone"],
+        from_us(row["next_us"]),
+    )
+
+
+def list_schedules(store: Store) -> list[Schedule]:
+    """Every schedule, soonest first."""
+    return [_from_row(r) for r in store.query("SELECT * FROM schedules ORDER BY next_us")]
+
+
+def fire_due(store: Store) -> list[Task]:
+    """Queue every schedule whose time has come (once, even if several weeks were missed)."""
+    now = store.clock.now()
+    fired: list[Task] = []
+    with store.tx() as conn:
+        for row in store.query("SELECT * FROM schedules WHERE next_us <= ?", (to_us(now),)):
+            schedule = _from_row(row)
+            fired += submit_goals(store, [schedule.goal])
+            following = next_time(now, schedule.weekday, schedule.at_time, schedule.zone)
+            conn.execute(
+                "UPDATE schedules SET next_us = ? WHERE id = ?", (to_us(following), schedule.id)
+            )
+    return fired

@@ -1,0 +1,477 @@
+"""Verifier checks: small records that look at a workspace and return a `Verdict`.
+
+A task's verifier is a tuple of checks, all of which must pass. Every check reads files under
+the workspace root directly and never raises on a bad workspace (a missing file, invalid JSON,
+a directory where a file was expected): it fails with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "CHECK_KINDS",
+    "Check",
+    "CsvEquals",
+    "FileAbsent",
+    "FileContains",
+    "FileEquals",
+    "FileExists",
+    "FileNotContains",
+    "JsonEquals",
+    "PythonCheck",
+    "TreeEquals",
+    "Verdict",
+]
+
+# The only variables a check script inherits: it imports code a model wrote, which must not
+# see the user's secrets (API keys and the like).
+_INHERITED_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "SYSTEMROOT",
+)
+
+# Caches and bytecode are by-products of running code, not results an agent produced.
+_IGNORED_DIRS = frozenset({"__pycache__"})
+_IGNORED_SUFFIXES = frozenset({".pyc"})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a verifier: passed or not, and why in one line."""
+
+    passed: bool
+    reason: str
+
+
+def _ok(reason: str) -> Verdict:
+    return Verdict(True, reason)
+
+
+def _fail(reason: str) -> Verdict:
+    return Verdict(False, reason)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_text(root: Path, path: str) -> str | Verdict:
+    """The file's text, or a failing verdict saying why it cannot be read."""
+    target = root / path
+    if not target.exists():
+        return _fail(f"{path}: file not found")
+    if not target.is_file():
+        return _fail(f"{path}: expected a file, found a directory")
+    try:
+        return target.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return _fail(f"{path}: not UTF-8 text")
+    except OSError as exc:
+        return _fail(f"{path}: cannot be read ({exc.strerror or exc})")
+
+
+@dataclass(frozen=True, slots=True)
+class FileExists:
+    """The file exists (a directory does not count)."""
+
+    path: str
+    kind: Literal["file_exists"] = "file_exists"
+
+    def run(self, root: Path) -> Verdict:
+        target = root / self.path
+        if target.is_file():
+            return _ok(f"{self.path} exists")
+        if target.exists():
+            return _fail(f"{self.path}: expected a file, found a directory")
+        return _fail(f"{self.path}: file not found")
+
+
+@dataclass(frozen=True, slots=True)
+class FileAbsent:
+    """Nothing exists at the path (neither file nor directory)."""
+
+    path: str
+    kind: Literal["file_absent"] = "file_absent"
+
+    def run(self, root: Path) -> Verdict:
+        if (root / self.path).exists():
+            return _fail(f"{self.path}: should not exist")
+        return _ok(f"{self.path} absent")
+
+
+def _strip_trailing(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class FileEquals:
+    """The file's text equals ``text``; with ``strip``, trailing whitespace is ignored.
+
+    ``strip`` ignores whitespace at the end of each line and blank lines at the end of the
+    file, so a missing final newline is not a failure.
+    """
+
+    path: str
+    text: str
+    strip: bool = False
+    kind: Literal["file_equals"] = "file_equals"
+
+    def run(self, root: Path) -> Verdict:
+        got = _read_text(root, self.path)
+        if isinstance(got, Verdict):
+            return got
+        expected = self.text
+        if self.strip:
+            got, expected = _strip_trailing(got), _strip_trailing(expected)
+        if got == expected:
+            return _ok(f"{self.path} has the expected text")
+        got_lines, expected_lines = got.split("\n"), expected.split("\n")
+        for number, (want, have) in enumerate(zip(expected_lines, got_lines, strict=False), 1):
+            if want != have:
+                return _fail(
+                    f"{self.path}: line {number} differs: expected {_short(want)}, "
+                    f"got {_short(have)}"
+                )
+        if len(got_lines) != len(expected_lines):
+            return _fail(f"{self.path}: expected {len(expected_lines)} lines, got {len(got_lines)}")
+        return _fail(f"{self.path}: text differs (line endings or trailing whitespace)")
+
+
+def _describe_needle(text: str | None, pattern: str | None) -> str:
+    return f"text {_short(text)}" if text is not None else f"pattern {_short(pattern)}"
+
+
+def _found(haystack: str, text: str | None, pattern: str | None) -> bool:
+    if text is not None:
+        return text in haystack
+    assert pattern is not None  # the loader requires exactly one of the two
+    return re.search(pattern, haystack, re.MULTILINE) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FileContains:
+    """The file contains ``text`` (a substring) or matches ``pattern`` (a multiline regex)."""
+
+    path: str
+    text: str | None = None
+    pattern: str | None = None
+    kind: Literal["file_contains"] = "file_contains"
+
+    def run(self, root: Path) -> Verdict:
+        got = _read_text(root, self.path)
+        if isinstance(got, Verdict):
+            return got
+        needle = _describe_needle(self.text, self.pattern)
+        if _found(got, self.text, self.pattern):
+            return _ok(f"{self.path} contains {needle}")
+        return _fail(f"{self.path}: does not contain {needle}")
+
+
+@dataclass(frozen=True, slots=True)
+class FileNotContains:
+    """The file exists and contains neither ``text`` nor a match of ``pattern``."""
+
+    path: str
+    text: str | None = None
+    pattern: str | None = None
+    kind: Literal["file_not_contains"] = "file_not_contains"
+
+    def run(self, root: Path) -> Verdict:
+        got = _read_text(root, self.path)
+        if isinstance(got, Verdict):
+            return got
+        needle = _describe_needle(self.text, self.pattern)
+        if _found(got, self.text, self.pattern):
+            return _fail(f"{self.path}: still contains {needle}")
+        return _ok(f"{self.path} does not contain {needle}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _key_path(base: str, key: str) -> str:
+    return f"{base}.{key}" if key.isidentifier() else f"{base}[{key!r}]"
+
+
+def _json_difference(expected: Any, got: Any, tolerance: float, where: str) -> str | None:
+    """Where and how ``got`` first differs from ``expected``, or None when they match."""
+    if _is_number(expected) and _is_number(got):
+        if math.isclose(expected, got, rel_tol=0.0, abs_tol=tolerance) or expected == got:
+            return None
+        return f"at {where} expected {expected!r}, got {got!r}"
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"at {where} expected an object, got {_short(got)}"
+        missing = [k for k in expected if k not in got]
+        if missing:
+            return f"at {where} missing key {missing[0]!r}"
+        extra = [k for k in got if k not in expected]
+        if extra:
+            return f"at {where} unexpected key {extra[0]!r}"
+        for key, value in expected.items():
+            found = _json_difference(value, got[key], tolerance, _key_path(where, key))
+            if found:
+                return found
+        return None
+    if isinstance(expected, list):
+        if not isinstance(got, list):
+            return f"at {where} expected an array, got {_short(got)}"
+        if len(expected) != len(got):
+            return f"at {where} expected {len(expected)} items, got {len(got)}"
+        for index, (want, have) in enumerate(zip(expected, got, strict=True)):
+            found = _json_difference(want, have, tolerance, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    if type(expected) is not type(got) or expected != got:
+        return f"at {where} expected {_short(expected)}, got {_short(got)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonEquals:
+    """The file parses as JSON equal to ``expected``; numbers may differ by ``tolerance``.
+
+    Objects compare by keys (order does not matter), arrays in order. Integers and floats
+    compare by value (``3`` equals ``3.0``), booleans only equal booleans.
+    """
+
+    path: str
+    expected: Any
+    tolerance: float = 0.0
+    kind: Literal["json_equals"] = "json_equals"
+
+    def run(self, root: Path) -> Verdict:
+        text = _read_text(root, self.path)
+        if isinstance(text, Verdict):
+            return text
+        try:
+            got = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return _fail(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}")
+        except RecursionError:
+            return _fail(f"{self.path}: JSON nested too deeply to read")
+        difference = _json_difference(self.expected, got, self.tolerance, "$")
+        if difference:
+            return _fail(f"{self.path}: {difference}")
+        return _ok(f"{self.path} has the expected JSON")
+
+
+def parse_csv_rows(text: str) -> list[list[str]]:
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+    return [row for row in rows if any(row)]
+
+
+def _as_float(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _cells_match(want: str, have: str, tolerance: float) -> bool:
+    if want == have:
+        return True
+    want_number, have_number = _as_float(want), _as_float(have)
+    if want_number is None or have_number is None:
+        return False
+    return math.isclose(want_number, have_number, rel_tol=0.0, abs_tol=tolerance)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvEquals:
+    """The file parses as CSV with the ``expected`` rows (the first row is the header).
+
+    Cells are compared after stripping spaces; cells that both parse as numbers compare as
+    numbers within ``tolerance`` (``10`` equals ``10.0``). Blank lines are ignored. With
+    ``sort_rows`` the data rows may come in any order.
+    """
+
+    path: str
+    expected: tuple[tuple[str, ...], ...]
+    tolerance: float = 0.0
+    sort_rows: bool = False
+    kind: Literal["csv_equals"] = "csv_equals"
+
+    def run(self, root: Path) -> Verdict:
+        text = _read_text(root, self.path)
+        if isinstance(text, Verdict):
+            return text
+        try:
+            got = parse_csv_rows(text)
+        except csv.Error as exc:
+            return _fail(f"{self.path}: invalid CSV: {exc}")
+        expected = [list(row) for row in self.expected]
+        if not got:
+            return _fail(f"{self.path}: empty, expected a header and {len(expected) - 1} rows")
+        if got[0] != expected[0]:
+            return _fail(f"{self.path}: header is {got[0]}, expected {expected[0]}")
+        if len(got) != len(expected):
+            return _fail(f"{self.path}: expected {len(expected) - 1} data rows, got {len(got) - 1}")
+        header, want_rows, got_rows = expected[0], expected[1:], got[1:]
+        if self.sort_rows:
+            want_rows, got_rows = sorted(want_rows), sorted(got_rows)
+        for number, (want, have) in enumerate(zip(want_rows, got_rows, strict=True), 1):
+            if len(want) != len(have):
+                return _fail(
+                    f"{self.path}: data row {number} has {len(have)} cells, expected {len(want)}"
+                )
+            for column, want_cell, have_cell in zip(header, want, have, strict=False):
+                if not _cells_match(want_cell, have_cell, self.tolerance):
+                    return _fail(
+                        f"{self.path}: data row {number} column {column!r}: "
+                        f"expected {want_cell!r}, got {have_cell!r}"
+                    )
+        return _ok(f"{self.path} has the expected rows")
+
+
+def _list_files(base: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
+        for name in sorted(filenames):
+            if Path(name).suffix not in _IGNORED_SUFFIXES:
+                found.append((Path(dirpath) / name).relative_to(base).as_posix())
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEquals:
+    """Exactly ``files`` exist under the directory ``path`` (relative to it), no more, no fewer.
+
+    Python caches (``__pycache__``, ``*.pyc``) are ignored.
+    """
+
+    files: tuple[str, ...]
+    path: str = "."
+    kind: Literal["tree_equals"] = "tree_equals"
+
+    def run(self, root: Path) -> Verdict:
+        base = root / self.path
+        if not base.is_dir():
+            return _fail(f"{self.path}: directory not found")
+        got, want = set(_list_files(base)), set(self.files)
+        missing, extra = sorted(want - got), sorted(got - want)
+        if not missing and not extra:
+            return _ok(f"{self.path} holds exactly the expected {len(want)} files")
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing[:5]))
+        if extra:
+            parts.append("unexpected " + ", ".join(extra[:5]))
+        where = "workspace" if self.path in (".", "") else self.path
+        return _fail(f"{where}: " + "; ".join(parts))
+
+
+def _failure_detail(output: str) -> str:
+    """The line that says why a script failed: the exception, or the last line printed.
+
+    A bare exception name (``AssertionError`` from an ``assert`` without a message) is
+    preceded by the source line that raised it.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip(" ^~\t")]
+    if not lines:
+        return ""
+    last = lines[-1]
+    if ":" not in last and len(lines) > 1 and not lines[-2].startswith("File "):
+        return f"{lines[-2]} -> {last}"
+    return last
+
+
+@dataclass(frozen=True, slots=True)
+class PythonCheck:
+    """Runs a check script with the workspace as cwd; passes iff it exits with status 0.
+
+    The script lives with the suite's fixtures and is never copied into the workspace. It runs
+    in a fresh interpreter (``sys.executable -B -P``), so it leaves no bytecode behind, with a
+    minimal environment (no API keys: it imports code a model wrote) plus ``PYTHONPATH`` set
+    to the workspace (so it can import the agent's modules) and ``FLEETLAB_SUITE_DIR`` set to
+    the folder of the suite file (so it can read pristine fixtures). The reason of a failure
+    is the last line of its stderr (the exception).
+    """
+
+    script: Path
+    args: tuple[str, ...] = ()
+    timeout: float = 20.0
+    suite_dir: Path | None = None
+    kind: Literal["python"] = "python"
+
+    def run(self, root: Path) -> Verdict:
+        env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
+        env.update(
+            PYTHONPATH=str(root.resolve()),
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONHASHSEED="0",
+            PYTHONIOENCODING="utf-8",
+            FLEETLAB_SUITE_DIR=str(self.suite_dir or self.script.parent),
+        )
+        command = [sys.executable, "-B", "-P", str(self.script), *self.args]
+        try:
+            done = subprocess.run(
+                command,
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return _fail(f"{self.script.name}: timed out after {self.timeout:g}s")
+        except OSError as exc:
+            return _fail(f"{self.script.name}: could not run ({exc})")
+        if done.returncode == 0:
+            return _ok(f"{self.script.name} passed")
+        detail = _failure_detail(done.stderr) or _failure_detail(done.stdout) or "no output"
+        return _fail(f"{self.script.name} failed (exit {done.returncode}): {detail}")
+
+
+Check: TypeAlias = (
+    FileExists
+    | FileAbsent
+    | FileEquals
+    | FileContains
+    | FileNotContains
+    | JsonEquals
+    | CsvEquals
+    | TreeEquals
+    | PythonCheck
+)
+
+CHECK_KINDS: tuple[str, ...] = (
+    "file_exists",
+    "file_absent",
+    "file_equals",
+    "file_contains",
+    "file_not_contains",
+    "json_equals",
+    "csv_equals",
+    "tree_equals",
+    "python",
+)

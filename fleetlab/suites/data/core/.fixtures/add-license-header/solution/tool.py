@@ -1,0 +1,13 @@
+# SPDX-License-Identifier: MIT
+"""Command-line helper."""
+
+import sys
+
+
+def main() -> int:
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

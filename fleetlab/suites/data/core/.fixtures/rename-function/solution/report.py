@@ -1,0 +1,5 @@
+from stats import mean, spread
+
+
+def summary(values):
+    return f"avg={mean(values):.1f} spread={spread(values)}"

@@ -1,0 +1,5 @@
+from strutil import shout
+
+
+def greet(name):
+    return shout(f"hello {name}")

@@ -1,0 +1,5 @@
+from helpers import shout
+
+
+def greet(name):
+    return shout(f"hello {name}")
