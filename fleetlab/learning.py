@@ -34,7 +34,7 @@ Arm = Literal["direct", "decompose"]
 class LearnerConfig:
     """Weights of the reward and the prior. ``cost_weight`` is reward points per USD."""
 
-    cost_weight: float = 1.0
+    cost_weight: float = 10.0
     token_weight: float = 0.0
     prior_mean: float = 0.5
     prior_weight: float = 1.0

@@ -11,8 +11,11 @@ import fleetlab
 def test_all_is_honest() -> None:
     for name in fleetlab.__all__:
         assert hasattr(fleetlab, name), name
-    exported = {n for n in dir(fleetlab) if not n.startswith("_") and not isinstance(
-        getattr(fleetlab, n), type(fleetlab))}  # fmt: skip
+    exported = {
+        n
+        for n in dir(fleetlab)
+        if not n.startswith("_") and not isinstance(getattr(fleetlab, n), type(fleetlab))
+    }
     assert exported <= set(fleetlab.__all__), exported - set(fleetlab.__all__)
 
 

@@ -30,8 +30,18 @@ def populated(tmp_path: Path) -> Path:
 
 def test_submit_prints_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "f.db")
-    code, out, _ = run(capsys, "--db", db, "submit", "rename a file", "--priority", "80",
-                       "--budget-usd", "0.5", "--json")  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "--db",
+        db,
+        "submit",
+        "rename a file",
+        "--priority",
+        "80",
+        "--budget-usd",
+        "0.5",
+        "--json",
+    )
     assert code == 0
     [ids] = json.loads(out)
     with Store(db) as store:
@@ -77,8 +87,17 @@ def test_stale_running_tasks_are_split_out(populated: Path, capsys) -> None:  # 
 
 
 def test_status_for_a_week_in_a_zone(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    _, out, _ = run(capsys, "--db", str(populated), "status", "--week", "2026-W47",
-                    "--tz", "America/Los_Angeles", "--json")  # fmt: skip
+    _, out, _ = run(
+        capsys,
+        "--db",
+        str(populated),
+        "status",
+        "--week",
+        "2026-W47",
+        "--tz",
+        "America/Los_Angeles",
+        "--json",
+    )
     data = json.loads(out)
     with Store(populated) as store:
         # W47 in Los Angeles: Mon 16 Nov 08:00 UTC to Mon 23 Nov 08:00 UTC
@@ -163,8 +182,10 @@ def test_unusable_db_is_one_line_via_the_real_command(tmp_path: Path, kind: str)
     before = db.read_bytes() if db.is_file() else None
     proc = subprocess.run(
         [sys.executable, "-m", "fleetlab.cli", "--db", str(db), "status"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error:")

@@ -48,8 +48,10 @@ def test_sigkill_never_leaves_half_written_state(tmp_path: Path) -> None:
     for round_ in range(6):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.helpers.crash_writer", str(db), str(round_)],
-            stdout=subprocess.PIPE, cwd=ROOT, env=env,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.05, 0.6))

@@ -79,27 +79,42 @@ def test_otel_spans_follow_genai_conventions(db_path, clock: FakeClock) -> None:
         clock.advance(2)
         store.append(
             Event(
-                kind="model.call", ts=clock.now(), trace_id=child.trace_id, task_id=child.id,
-                parent_span_id=child.span_id, role="executor",
-                attrs={"model": "claude-sonnet-4-5", "input_tokens": 120, "output_tokens": 30,
-                       "latency_s": 1.5, "stop_reason": "tool_use"},
+                kind="model.call",
+                ts=clock.now(),
+                trace_id=child.trace_id,
+                task_id=child.id,
+                parent_span_id=child.span_id,
+                role="executor",
+                attrs={
+                    "model": "claude-sonnet-4-5",
+                    "input_tokens": 120,
+                    "output_tokens": 30,
+                    "latency_s": 1.5,
+                    "stop_reason": "tool_use",
+                },
             )
-        )  # fmt: skip
+        )
         store.append(
             Event(
-                kind="tool.call", ts=clock.now(), trace_id=child.trace_id, task_id=child.id,
-                parent_span_id=child.span_id, role="executor",
+                kind="tool.call",
+                ts=clock.now(),
+                trace_id=child.trace_id,
+                task_id=child.id,
+                parent_span_id=child.span_id,
+                role="executor",
                 attrs={"tool": "write_file", "latency_s": 0.01},
             )
-        )  # fmt: skip
+        )
         store.transition(child.id, "completed")
         store.transition(root.id, "failed", error="validation failed")
     sink.shutdown()
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert set(spans) == {
-        "invoke_agent orchestrator", "invoke_agent executor",
-        "chat claude-sonnet-4-5", "execute_tool write_file",
-    }  # fmt: skip
+        "invoke_agent orchestrator",
+        "invoke_agent executor",
+        "chat claude-sonnet-4-5",
+        "execute_tool write_file",
+    }
     chat = spans["chat claude-sonnet-4-5"]
     assert chat.attributes["gen_ai.operation.name"] == "chat"
     assert chat.attributes["gen_ai.usage.input_tokens"] == 120

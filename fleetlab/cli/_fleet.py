@@ -240,11 +240,19 @@ def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
             s = add_schedule(store, goal, weekday=args.weekday, at_time=args.at, zone=args.tz)
             console.print(f"schedule {s.id}: next at {s.next_at.isoformat()}")
             return 0
+        schedules = list_schedules(store)
+        if args.json:
+            console.print_json(data=[
+                {"id": s.id, "goal": s.goal.title or s.goal.task, "weekday": s.weekday,
+                 "at": s.at_time, "zone": s.zone, "next_at": s.next_at.isoformat()}
+                for s in schedules
+            ])  # fmt: skip
+            return 0
         table = Table(title="schedules")
         for column in ("id", "goal", "when", "next (UTC)"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column != "goal")
         days = defaultdict(str, enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")))
-        for s in list_schedules(store):
+        for s in schedules:
             table.add_row(
                 s.id,
                 s.goal.title or str(s.goal.task),
@@ -320,4 +328,5 @@ def register(sub: Any) -> None:
     p.add_argument("--at", default="07:00", help="local time HH:MM (default 07:00)")
     p.add_argument("--tz", default="UTC", help="IANA zone of that local time")
     p.add_argument("--priority", type=priority, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output (list)")
     p.set_defaults(handler=cmd_schedule)

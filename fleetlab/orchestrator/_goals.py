@@ -55,6 +55,9 @@ class Goal:
     policy: str | None = None
     prompt: str | None = None
     instance: int | None = None
+    #: A special goal the orchestrator carries out itself instead of running an agent, e.g.
+    #: ``{"action": "digest", "tz": "Europe/London"}`` (see ``fleetlab.digest``).
+    action: dict[str, Any] | None = None
     kind: Literal["goal"] = field(default="goal", repr=False)
 
     def validated(self) -> tuple[str, dict[str, Any]]:
@@ -80,6 +83,10 @@ class Goal:
             spec["prompt"] = load_variant(self.prompt).name
         if self.instance is not None:
             spec["instance"] = int(self.instance)
+        if self.action is not None:
+            if not isinstance(self.action, dict) or not self.action.get("action"):
+                raise UserError(f"goal action {self.action!r} must be a table with an 'action'")
+            spec["action"] = dict(self.action)
         return title, spec
 
 

@@ -10,6 +10,7 @@ slot; the last child to finish re-queues it, in the same transaction as its own 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -147,6 +148,12 @@ class Phases:
         return True
 
     async def _drive(self, task: Task) -> None:
+        if task.spec.get("action"):  # a special goal (the weekly digest) runs no agent
+            from fleetlab.digest import run_digest_goal  # lazy: digest sits above us
+
+            status, outcome = await run_digest_goal(self.store, task)
+            self._finish(task, status, **outcome)
+            return
         phase = task.spec.get("phase", "new")
         if phase == "new":
             await self._start(task)
@@ -155,7 +162,7 @@ class Phases:
         elif phase == "executing":
             self._after_executors(task)
         elif phase == "validating":
-            self._after_validation(task)
+            await self._after_validation(task)
         else:
             self._finish(task, "failed", error=f"unknown phase {phase!r}")
 
@@ -197,12 +204,14 @@ class Phases:
         spec = dict(task.spec)
         depth_ok = task.depth < self.config.max_depth and len(spec.get("parts") or [0, 0]) > 1
         score: int | None = None
+        scoring: tuple[Event, int, int, float] | None = None
         if task.parent_id is not None and policy.name != "as_needed":
             choice, reason = "direct", "sub-task of a decomposed goal"
         elif policy.needs_score:
-            score = await self._score(task)
-            if score is None:
+            scoring = await self._score(task)
+            if scoring is None:
                 return None
+            score = int(scoring[0].attrs["score"])
             if policy.name == "threshold":
                 choice = "decompose" if score >= policy.threshold else "direct"
                 relation = ">=" if choice == "decompose" else "<"
@@ -225,13 +234,18 @@ class Phases:
             "bucket": score_bucket(score) if score else None,
         }
         spec["decision"] = decision
-        with self.store.tx():
+        with self.store.tx():  # the scoring call, its usage and the decision commit together
+            if scoring is not None:
+                event, tokens_in, tokens_out, call_cost = scoring
+                self.store.append(event)
+                self.store.add_usage(task.id, tokens_in, tokens_out, call_cost)
             self.store.append(self._event("decomposition.decided", task, decision))
             self._update_spec(task, spec)
         return decision
 
-    async def _score(self, task: Task) -> int | None:
-        """One scoring call: the model call, its usage and the score commit together."""
+    async def _score(self, task: Task) -> tuple[Event, int, int, float] | None:
+        """One scoring call; returns its ``model.call`` event and usage, for the caller to
+        commit with the decision (so a crash in between never pays for scoring twice)."""
         variant = load_variant(task.spec.get("prompt") or self.config.prompt_variant)
         prompt = variant.render(task.spec["instructions"], task_ref(task.spec))
         request = ModelRequest(
@@ -247,39 +261,31 @@ class Phases:
             return None
         call_cost = cost_usd(self.model.name, response.usage)
         score = parse_score(response.text()) or 3
-        with self.store.tx():
-            self.store.append(
-                self._event(
-                    "model.call",
-                    task,
-                    {
-                        "model": self.model.name,
-                        "simulated": self.model.simulated,
-                        "stop_reason": response.stop_reason,
-                        "latency_s": response.latency_s,
-                        "cost_usd": call_cost,
-                        "prompt_variant": variant.name,
-                        "score": score,
-                        **response.usage.to_dict(),
-                    },
-                    role="scorer",
-                    span_id=new_span_id(),
-                )
-            )
-            u = response.usage
-            self.store.add_usage(
-                task.id,
-                u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
-                u.output_tokens,
-                call_cost,
-            )
-        return score
+        event = self._event(
+            "model.call",
+            task,
+            {
+                "model": self.model.name,
+                "simulated": self.model.simulated,
+                "stop_reason": response.stop_reason,
+                "latency_s": response.latency_s,
+                "cost_usd": call_cost,
+                "prompt_variant": variant.name,
+                "score": score,
+                **response.usage.to_dict(),
+            },
+            role="scorer",
+            span_id=new_span_id(),
+        )
+        u = response.usage
+        tokens_in = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens
+        return event, tokens_in, u.output_tokens, call_cost
 
     async def _direct(self, task: Task) -> None:
         out = await self._agent(task, "executor", task.spec["instructions"], TOOL_SPECS)
         if not self._settle(task, out):
             return
-        passed, reason = self._judge(task, out)
+        passed, reason = await self._judge(task, out)
         if passed:
             self._finish(task, "completed", result={"summary": out.text[:500], "verdict": reason})
             return
@@ -312,17 +318,22 @@ class Phases:
         root.mkdir(parents=True, exist_ok=True)
         self._seed_workspace(task)
 
-    def _judge(self, task: Task, out: AgentOutcome) -> tuple[bool, str]:
+    async def _verify(self, task: Task) -> tuple[bool, str]:
+        """Run the suite's verifier in a thread: its checks may start subprocesses, and the
+        event loop must keep serving the other agents meanwhile."""
+        from fleetlab.suites import get_task
+
+        check = get_task(task.spec["suite_task"]).verify
+        verdict = await asyncio.to_thread(check, self.workspace(task).root)
+        return verdict.passed, ("" if verdict.passed else "verifier: ") + verdict.reason
+
+    async def _judge(self, task: Task, out: AgentOutcome) -> tuple[bool, str]:
         """Did the work succeed? Suite goals are checked by their verifier, sub-tasks by
         their agent finishing, free goals by the agent finishing."""
         if out.status != "finished":
             return False, out.error or "agent did not finish"
-        key = task.spec.get("suite_task")
-        if key and task.parent_id is None:
-            from fleetlab.suites import get_task
-
-            verdict = get_task(key).verify(self.workspace(task).root)
-            return verdict.passed, ("verifier: " if not verdict.passed else "") + verdict.reason
+        if task.spec.get("suite_task") and task.parent_id is None:
+            return await self._verify(task)
         return True, "agent finished"
 
     # --- decomposition -------------------------------------------------------------
@@ -414,7 +425,7 @@ class Phases:
             ),
         )
 
-    def _after_validation(self, task: Task) -> None:
+    async def _after_validation(self, task: Task) -> None:
         validator = self._children(task, "validator")[-1]
         passed, reason = parse_verdict((validator.result or {}).get("text", ""))
         spec = dict(task.spec)
@@ -422,15 +433,8 @@ class Phases:
             spec["repairs"] = spec.get("repairs", 0) + 1
             self._run_plan(task, spec["plan"], {**spec, "phase": "executing"})
             return
-        key = task.spec.get("suite_task")
-        if key and task.parent_id is None:
-            from fleetlab.suites import get_task
-
-            verdict = get_task(key).verify(self.workspace(task).root)
-            passed, reason = (
-                verdict.passed,
-                ("" if verdict.passed else "verifier: ") + verdict.reason,
-            )
+        if task.spec.get("suite_task") and task.parent_id is None:
+            passed, reason = await self._verify(task)
         if passed:
             self._finish(
                 task,

@@ -68,6 +68,7 @@ def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: 
         "budget_usd": goal.budget_usd,
         "policy": goal.policy,
         "prompt": goal.prompt,
+        "action": goal.action,
     }
     with store.tx() as conn:
         conn.execute(

@@ -87,6 +87,13 @@ def variant_dirs() -> list[Path]:
 
 
 def _parse_variant(path: Path) -> PromptVariant:
+    stat = path.stat()
+    return _parse_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _parse_cached(path: Path, mtime_ns: int, size: int) -> PromptVariant:
+    # keyed by modification time and size, so an edited variant file is read again
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.store import Store
+from fleetlab.suites import builtin_suites
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_suites_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "suites", "--json")
+    [core] = json.loads(out)
+    assert code == 0
+    assert len(core["tasks"]) >= 40
+    assert {t["complexity"] for t in core["tasks"]} == {1, 2, 3, 4, 5}
+
+
+def test_run_task_prints_verdict_tokens_cost_trace(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "f.db")
+    code, out, _ = run(
+        capsys, "--db", db, "run-task", "core:rename-readme", "--model", "sim:instant", "--json"
+    )
+    result = json.loads(out)
+    assert code == 0
+    assert result["passed"] is True
+    assert result["simulated"] is True
+    assert result["tokens_in"] > 0
+    assert result["cost_usd"] > 0
+    with Store(db) as store:
+        assert store.find_task(result["trace_id"]).status == "completed"
+    code, out, _ = run(
+        capsys, "--db", db, "run-task", "core:rename-readme", "--model", "sim:instant"
+    )
+    assert "PASS" in out
+    assert "(simulated)" in out
+    assert "trace" in out
+
+
+def test_submit_file_fleet_run_trace_cancel(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "f.db")
+    goals = tmp_path / "goals.toml"
+    long_task = max(builtin_suites()["core"].tasks, key=lambda t: t.steps).key
+    goals.write_text(
+        f'[[goals]]\ntask = "{long_task}"\npolicy = "always"\npriority = 70\n\n'
+        '[[goals]]\ntitle = "Draft release notes"\npolicy = "never"\n'
+    )
+    code, out, _ = run(capsys, "--db", db, "submit", "--file", str(goals), "--json")
+    ids = json.loads(out)
+    assert code == 0
+    assert len(ids) == 2
+    code, out, _ = run(
+        capsys, "--db", db, "fleet", "run", "--until-idle", "--quiet", "--model", "sim:instant"
+    )
+    assert code == 0
+    assert "fleet stopped" in out
+    code, out, _ = run(capsys, "--db", db, "trace", ids[0]["trace_id"], "--json")
+    tree = json.loads(out)
+    assert {c["role"] for c in tree["children"]} >= {"planner", "executor", "validator"}
+    code, out, _ = run(capsys, "--db", db, "status", "--json")
+    assert json.loads(out)["in_flight"] == 0
+    code, out, _ = run(capsys, "--db", db, "submit", "later")
+    task_id = out.split()[1]
+    code, out, _ = run(capsys, "--db", db, "cancel", task_id)
+    assert "cancelled 1 task" in out
+    with Store(db) as store:
+        assert store.get_task(task_id).status == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run-task", "core:nope"], "no task 'nope'"),
+        (["run-task", "rename"], "malformed"),
+        (["run-task", "core:rename-readme", "--model", "gpt:4"], "gpt:4"),
+        (["fleet", "run", "--policy", "sometimes"], "unknown policy"),
+        (["fleet", "run", "--concurrency", "0"], "1 or more"),
+        (["submit", "--file", "/nonexistent/goals.toml"], "cannot read goals file"),
+        (["fleet", "simulate", "--week", "2026-W60"], "does not exist"),
+        (["schedule", "add", "digest", "--weekday", "someday"], "weekday"),
+    ],
+)
+def test_user_mistakes(tmp_path: Path, capsys, argv: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = run(capsys, "--db", str(tmp_path / "f.db"), *argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in out + err
+
+
+def test_schedule_add_and_list(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "f.db")
+    code, out, _ = run(
+        capsys,
+        "--db",
+        db,
+        "schedule",
+        "add",
+        "weekly digest",
+        "--weekday",
+        "mon",
+        "--at",
+        "07:00",
+        "--tz",
+        "Europe/London",
+    )
+    assert code == 0
+    assert "next at" in out
+    code, out, _ = run(capsys, "--db", db, "schedule", "list", "--json")
+    [schedule] = json.loads(out)
+    assert (schedule["goal"], schedule["at"], schedule["zone"]) == (
+        "weekly digest",
+        "07:00",
+        "Europe/London",
+    )
+    local = datetime.fromisoformat(schedule["next_at"]).astimezone(ZoneInfo("Europe/London"))
+    assert (local.weekday(), local.hour, local.minute) == (0, 7, 0)  # Monday 07:00 in London
+
+
+def test_fleet_simulate_one_day(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "f.db")
+    code, out, _ = run(
+        capsys,
+        "--db",
+        db,
+        "fleet",
+        "simulate",
+        "--days",
+        "1",
+        "--tasks-per-day",
+        "12",
+        "--week",
+        "2026-W47",
+        "--quiet",
+    )
+    assert code == 0
+    assert "simulated 1 day(s)" in out
+    with Store(db) as store:
+        roots = store.query("SELECT COUNT(*) FROM tasks WHERE parent_id IS NULL")[0][0]
+        first = store.query("SELECT MIN(created_us) FROM tasks")[0][0]
+        calls = store.events(kind="model.call")
+    assert roots > 0
+    assert first >= 1_794_787_200_000_000  # Monday 2026-11-16 00:00 UTC, the week's start
+    assert calls
+    assert all(e.attrs["simulated"] for e in calls)
