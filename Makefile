@@ -7,19 +7,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint typecheck unit lab bench clean
+.PHONY: setup demo test lint typecheck unit lab bench clean kernel browser-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 setup: $(STAMP)
 
-demo: setup
-	rm -f reports/demo.db reports/demo.db-wal reports/demo.db-shm
-	FLEETLAB_DB=reports/demo.db $(BIN)/python -m fleetlab.demo
+# The main job: simulate last week's fleet (offline, seeded), then write that week's digest
+# (reports/<week>/index.html, digest.md, metrics.json); prints the path of index.html.
+demo: setup kernel
+	mkdir -p reports
+	rm -rf reports/demo.db reports/demo.db-wal reports/demo.db-shm reports/workspaces
+	@week=$$($(BIN)/python -c "from fleetlab.clock import SystemClock, last_complete_week; \
+		print(last_complete_week(SystemClock()).label)") && \
+	FLEETLAB_DB=reports/demo.db $(BIN)/fleetlab fleet simulate --days 7 --tasks-per-day 60 \
+		--week $$week && \
+	FLEETLAB_DB=reports/demo.db $(BIN)/fleetlab digest --week $$week
 
 lint: setup
 	$(BIN)/ruff check fleetlab tests
@@ -28,13 +35,39 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+# The notebook tests and `make lab` run notebooks on the venv's own kernel.
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+$(KERNEL): $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3
+
+kernel: $(KERNEL)
+
+# The browser test drives Debian's chromium with Playwright (Playwright's own browser
+# download does not work here). A failed install fails; only a machine where it cannot be
+# installed at all (not root, or no apt-get) goes on, and the test then says why it skipped.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser test (about a minute)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "browser-deps: /usr/bin/chromium is missing and cannot be installed here" \
+			"(needs root and apt-get): the browser test will be SKIPPED"; \
+	fi
+
+unit: setup kernel browser-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
-lab: setup
-	$(BIN)/jupyter lab notebooks/
+# As root (a container) jupyter refuses to start without --allow-root.
+lab: setup kernel
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
+
+# Benchmarks, side by side (LangGraph comes from the `bench` extra); several minutes.
+# Writes reports/bench/latest.md and latest.json. `make test` runs each part once, tiny.
+bench: setup
+	$(BIN)/python -m fleetlab.bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

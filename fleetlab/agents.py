@@ -12,6 +12,7 @@ copied into checkpoints; a turn re-run after a crash sees the files as they are.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,6 @@ from fleetlab.models.types import (
     Message,
     ModelRequest,
     ModelResponse,
-    TextBlock,
     ToolResultBlock,
     ToolSpec,
     Usage,
@@ -123,13 +123,16 @@ async def run_agent(
         on_turn: awaited after each committed turn (progress reporting).
     """
     limits = limits or AgentLimits()
-    checkpoint = store.latest_checkpoint(task.id)
-    if checkpoint is None:
+    checkpoints = store.checkpoints(task.id)
+    if not checkpoints:
         messages = [Message.user(instructions)]
         turn, calls, usage, cost, recent = 0, 0, Usage(), 0.0, []
     else:
+        # Each turn's checkpoint holds the messages that turn added: the conversation is
+        # their concatenation (so a turn costs its own size to store, not the whole history).
+        messages = [Message.from_dict(m) for cp in checkpoints for m in cp.state["messages"]]
+        checkpoint = checkpoints[-1]
         state = checkpoint.state
-        messages = [Message.from_dict(m) for m in state["messages"]]
         turn, calls = checkpoint.turn, int(state.get("model_calls", checkpoint.turn))
         usage, cost = Usage(**state["usage"]), float(state["cost_usd"])
         recent = list(state.get("recent", []))
@@ -220,8 +223,11 @@ async def run_agent(
             messages.append(Message("user", tuple(results)))
             recent = [*recent, _signature(response)][-limits.stall_turns :]
         text = response.text()
+        added = messages[-2:] if results else messages[-1:]
+        if turn == 1:
+            added = [messages[0], *added]  # the first turn also records the task's brief
         state = {
-            "messages": [m.to_dict() for m in messages],
+            "messages": [m.to_dict() for m in added],
             "model_calls": calls,
             "usage": usage.to_dict(),
             "cost_usd": cost,
@@ -229,20 +235,12 @@ async def run_agent(
             "done": done,
             "text": text,
         }
+        commit = functools.partial(
+            _commit_turn, store, task.id, worker, limits.lease_s, events, response.usage,
+            call_cost, turn, state,
+        )  # fmt: skip
         try:
-            with store.tx():
-                store.append_many(events)
-                store.add_usage(
-                    task.id,
-                    response.usage.input_tokens
-                    + response.usage.cache_read_input_tokens
-                    + response.usage.cache_creation_input_tokens,
-                    response.usage.output_tokens,
-                    call_cost,
-                )
-                store.save_checkpoint(task.id, turn, state)
-                if worker is not None:
-                    store.heartbeat(task.id, worker, lease_s=limits.lease_s)
+            await store.write(commit)  # one group commit with other agents' turns
         except LeaseLost as exc:
             return outcome("failed", error=f"lease lost: {exc}")
         if on_turn is not None:
@@ -258,9 +256,16 @@ async def run_agent(
             )
 
 
-def final_text(messages: list[Message]) -> str:
-    """The last assistant text of a conversation."""
-    for message in reversed(messages):
-        if message.role == "assistant":
-            return "".join(b.text for b in message.content if isinstance(b, TextBlock))
-    return ""
+def _commit_turn(
+    store: Store, task_id: str, worker: str | None, lease_s: float, events: list[Event],
+    usage: Usage, cost: float, turn: int, state: dict[str, Any],
+) -> None:  # fmt: skip
+    """One turn's writes: its events, usage roll-up, checkpoint and lease heartbeat."""
+    store.append_many(events)
+    tokens_in = (
+        usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    )
+    store.add_usage(task_id, tokens_in, usage.output_tokens, cost)
+    store.save_checkpoint(task_id, turn, state)
+    if worker is not None:
+        store.heartbeat(task_id, worker, lease_s=lease_s)

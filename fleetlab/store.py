@@ -10,16 +10,17 @@ refused before they reach SQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from fleetlab.clock import Clock, SystemClock, from_us, to_us
 from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
@@ -178,6 +179,7 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+T = TypeVar("T")
 
 
 def default_db_path() -> Path:
@@ -363,13 +365,23 @@ class Store:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        self._tx_thread: int | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
         self._pending: list[Event] = []
+        self._queues: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[], Any], Any]]] = {}
+        self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         try:
             if not memory:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(version)
+            if not memory:
+                self._reader = sqlite3.connect(
+                    str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                self._reader.row_factory = sqlite3.Row
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise SchemaError(f"cannot use db {str(self.path)!r}: {exc}") from None
@@ -396,6 +408,9 @@ class Store:
         """Close the connection (idempotent)."""
         with self._lock, contextlib.suppress(sqlite3.ProgrammingError):
             self._conn.close()
+        if self._reader is not None:
+            with self._read_lock, contextlib.suppress(sqlite3.ProgrammingError):
+                self._reader.close()
 
     def __enter__(self) -> Store:
         return self
@@ -418,24 +433,105 @@ class Store:
                     self._depth -= 1
                 return
             self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            self._depth, self._tx_thread = 1, threading.get_ident()
             try:
                 yield self._conn
             except BaseException:
-                self._depth = 0
+                self._depth, self._tx_thread = 0, None
                 self._pending.clear()
                 self._conn.execute("ROLLBACK")
                 raise
-            self._depth = 0
+            self._depth, self._tx_thread = 0, None
             self._conn.execute("COMMIT")
             committed, self._pending = self._pending, []
         for sink in self.sinks:
             sink.emit(committed)
 
+    async def write(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` (synchronous writes through this store) in a group commit.
+
+        Operations submitted while a commit is in flight share the next transaction, so many
+        agents' turns cost one fsync between them; each caller resumes only once its own
+        work is durable, and the event loop keeps running while SQLite syncs (the commit runs
+        in a worker thread). An operation that raises is rolled back alone (a savepoint) and
+        its exception re-raised to its caller; the others commit.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        queue = self._queues.setdefault(loop, [])
+        queue.append((operation, future))
+        if loop not in self._flushing:
+            self._flushing[loop] = loop.create_task(self._flush(loop))
+        result: T = await future
+        return result
+
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while True:
+                # Let every coroutine that is ready run first, so their writes join this batch.
+                await asyncio.sleep(0)
+                batch = self._queues.pop(loop, [])
+                if not batch:
+                    break
+                outcomes = await asyncio.to_thread(self._commit_batch, [op for op, _ in batch])
+                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                    if future.cancelled():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._flushing.pop(loop, None)
+
+    def _commit_batch(self, ops: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._depth, self._tx_thread = 1, threading.get_ident()
+                for op in ops:
+                    mark = len(self._pending)
+                    self._conn.execute("SAVEPOINT fleetlab_op")
+                    try:
+                        value = op()
+                    except Exception as exc:
+                        self._conn.execute("ROLLBACK TO fleetlab_op")
+                        self._conn.execute("RELEASE fleetlab_op")
+                        del self._pending[mark:]
+                        results.append((False, exc))
+                    else:
+                        self._conn.execute("RELEASE fleetlab_op")
+                        results.append((True, value))
+                self._depth, self._tx_thread = 0, None
+                self._conn.execute("COMMIT")
+            except BaseException as exc:  # the commit itself failed: nobody's work is durable
+                self._depth, self._tx_thread = 0, None
+                self._pending.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                return [(False, exc)] * len(ops)
+            committed, self._pending = self._pending, []
+        for sink in self.sinks:
+            sink.emit(committed)
+        return results
+
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read-only query (for reports and tests)."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self._reading() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection a read should use: inside this thread's write transaction the writer
+        (to see its own changes), else a separate reader, so reads never wait for a commit's
+        fsync (WAL lets readers and one writer proceed at once)."""
+        if self._reader is None or self._tx_thread == threading.get_ident():
+            with self._lock:
+                yield self._conn
+        else:
+            with self._read_lock:
+                yield self._reader
 
     def _now_us(self) -> int:
         return to_us(self.clock.now(), "clock time")
@@ -622,8 +718,8 @@ class Store:
         Raises:
             NotFoundError: no such task.
         """
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        with self._reading() as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no task {task_id!r}: list tasks with `fleetlab tasks`")
         return Task.from_row(row)
@@ -804,6 +900,25 @@ class Store:
                 return self._reclaim(row["id"], worker, now, lease_s)
             return self.transition(row["id"], "running", worker=worker, lease_s=lease_s)
 
+    def claim_many(
+        self,
+        worker: str,
+        n: int,
+        *,
+        lease_s: float = 60.0,
+        aging_s: float | None = None,
+        trace_id: str | None = None,
+    ) -> list[Task]:
+        """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round."""
+        claimed: list[Task] = []
+        with self.tx():
+            while len(claimed) < n:
+                task = self.claim(worker, lease_s=lease_s, aging_s=aging_s, trace_id=trace_id)
+                if task is None:
+                    break
+                claimed.append(task)
+        return claimed
+
     def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
         task = self.get_task(task_id)
         self._conn.execute(
@@ -855,6 +970,15 @@ class Store:
                 " VALUES (?, ?, ?, ?)",
                 (task_id, turn, self._now_us(), json.dumps(dict(state), separators=(",", ":"))),
             )
+
+    def checkpoints(self, task_id: str) -> list[Checkpoint]:
+        """Every checkpoint of a task, oldest turn first."""
+        return [
+            Checkpoint(r["task_id"], r["turn"], from_us(r["created_us"]), json.loads(r["state"]))
+            for r in self.query(
+                "SELECT * FROM checkpoints WHERE task_id = ? ORDER BY turn", (task_id,)
+            )
+        ]
 
     def latest_checkpoint(self, task_id: str) -> Checkpoint | None:
         """The most recent checkpoint of a task, if any."""

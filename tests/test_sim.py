@@ -18,9 +18,9 @@ from fleetlab.tools import Workspace
 
 def transcript(store: Store, task_id: str) -> tuple[list[object], list[object]]:
     """Messages and events of a run, without ids and wall times."""
-    checkpoint = store.latest_checkpoint(task_id)
-    assert checkpoint is not None
-    messages = json.dumps(checkpoint.state["messages"], sort_keys=True)
+    checkpoints = store.checkpoints(task_id)
+    assert checkpoints
+    messages = json.dumps([cp.state["messages"] for cp in checkpoints], sort_keys=True)
     events = [
         (e.kind, e.role, {k: v for k, v in e.attrs.items() if k != "latency_s"})
         for e in store.events(task_id=task_id)

@@ -162,6 +162,7 @@ class SimModel:
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self.name = f"sim:{profile}"
+        self._tasks: dict[str, Any] = {}
 
     @classmethod
     def from_spec(cls, profile: str, **options: Any) -> SimModel:
@@ -224,30 +225,34 @@ class SimModel:
     def _task(self, ref: TaskRef) -> Any:
         if ref.key is None:
             return None
-        from fleetlab.suites import get_task  # the suites are data; imported on first use
+        if ref.key not in self._tasks:  # looked up once per model: suites don't change mid-run
+            from fleetlab.suites import get_task  # the suites are data; imported on first use
 
-        try:
-            return get_task(ref.key)
-        except FleetlabError:
-            return None
+            try:
+                self._tasks[ref.key] = get_task(ref.key)
+            except FleetlabError:
+                self._tasks[ref.key] = None
+        return self._tasks[ref.key]
 
     def _steps(self, ref: TaskRef, request: ModelRequest) -> list[dict[str, Any]]:
         task = self._task(ref)
         if task is None or not task.solution:
-            goal = request.messages[0].text() if request.messages else "the goal"
-            title = goal.strip().splitlines()[0][:80] if goal.strip() else "the goal"
-            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "goal"
+            # A free-form goal: look around, then write a note that says it is simulated.
+            # Named by the goal's instance, so sub-agents and the validator agree on it.
             body = (
-                f"# {title}\n\n(simulated result: no reference solution exists for a free-form "
-                "goal, so the simulated model wrote this note instead of doing real work)\n"
+                f"# Goal #{ref.instance}\n\n(simulated result: no reference solution exists for "
+                "a free-form goal, so the simulated model wrote this note instead of real work)\n"
             )
-            return [
-                {"name": "list_dir", "args": {"path": "."}},
-                {"name": "write_file", "args": {"path": f"results/{slug}.md", "content": body}},
+            path = f"results/goal-{ref.instance}.md"
+            parts: list[list[dict[str, Any]]] = [
+                [{"name": "list_dir", "args": {"path": "."}}],
+                [{"name": "write_file", "args": {"path": path, "content": body}}],
             ]
-        subtasks = task.solution
-        chosen = [subtasks[i - 1] for i in ref.parts if 1 <= i <= len(subtasks)] or list(subtasks)
-        return [{"name": s.name, "args": dict(s.args)} for sub in chosen for s in sub.steps]
+        else:
+            parts = [[{"name": s.name, "args": dict(s.args)} for s in sub.steps]
+                     for sub in task.solution]  # fmt: skip
+        chosen = [parts[i - 1] for i in ref.parts if 1 <= i <= len(parts)] or parts
+        return [step for part in chosen for step in part]
 
     def _execute(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
         steps = self._steps(ref, request)
@@ -354,14 +359,12 @@ class SimModel:
         self, request: ModelRequest, content: list[Any], ref: TaskRef, role: str
     ) -> tuple[Usage, float]:
         p = self.params
-        chars = sum(len(json.dumps(m.to_dict())) for m in request.messages)
+        chars = sum(_chars(b) for m in request.messages for b in m.content)
         fresh = int(chars / p.chars_per_token) + (p.handoff_tokens if ref.parts else 0)
         turn = sum(1 for m in request.messages if m.role == "assistant")
         rng = self._rng(str(ref), role, turn, "usage")
         thinking = int(p.thinking_tokens * math.exp(rng.gauss(0.0, 0.4)))
-        output = thinking + int(
-            sum(len(json.dumps(_block_dict(b))) for b in content) / p.chars_per_token
-        )
+        output = thinking + int(sum(_chars(b) for b in content) / p.chars_per_token)
         cached = p.system_tokens + int(len(request.system) / p.chars_per_token)
         usage = Usage(
             input_tokens=fresh,
@@ -376,8 +379,13 @@ class SimModel:
         return usage, round(latency, 6)
 
 
-def _block_dict(block: TextBlock | ToolUseBlock) -> dict[str, Any]:
-    return block.to_dict()
+def _chars(block: TextBlock | ToolUseBlock | ToolResultBlock) -> int:
+    """About how many characters a block costs in the prompt (its text plus framing)."""
+    if isinstance(block, TextBlock):
+        return len(block.text) + 20
+    if isinstance(block, ToolResultBlock):
+        return len(block.content) + 60
+    return len(block.name) + len(str(block.input)) + 60
 
 
 def _mistake(name: str, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -91,7 +92,7 @@ class Fleet(Phases):
                 if not self._stopping:
                     if self.trace_id is None:
                         fire_due(self.store)
-                    self._fill_slots()
+                    await self._fill_slots()
                     self._preempt_if_needed()
                 if not self._running and (self._stopping or (until_idle and self._idle())):
                     break
@@ -127,16 +128,15 @@ class Fleet(Phases):
         )
         return bool(rows[0][0] == 0)
 
-    def _fill_slots(self) -> None:
-        while len(self._running) < self.config.concurrency:
-            task = self.store.claim(
-                self.worker,
-                lease_s=self.config.lease_s,
-                aging_s=self.config.aging_s,
-                trace_id=self.trace_id,
-            )
-            if task is None:
-                return
+    async def _fill_slots(self) -> None:
+        free = self.config.concurrency - len(self._running)
+        if free <= 0:
+            return
+        claim = functools.partial(
+            self.store.claim_many, self.worker, free, lease_s=self.config.lease_s,
+            aging_s=self.config.aging_s, trace_id=self.trace_id,
+        )  # fmt: skip
+        for task in await self.store.write(claim):  # one commit for the whole round
             self.report.claimed += 1
             self._running[task.id] = (asyncio.create_task(self._work(task)), task)
 
@@ -204,7 +204,7 @@ class Fleet(Phases):
         except Exception as exc:  # a bug must not take the fleet down; the task records it
             log.exception("task %s crashed", task.id)
             with contextlib.suppress(FleetlabError):
-                self._finish(
+                await self._finish(
                     self.store.get_task(task.id), "failed", error=f"internal error: {exc!r}"
                 )
         finally:

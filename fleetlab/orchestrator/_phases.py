@@ -125,9 +125,9 @@ class Phases:
         if not self._settle(task, out):
             return
         if out.status == "finished":
-            self._finish(task, "completed", result={"text": out.text})
+            await self._finish(task, "completed", result={"text": out.text})
         else:
-            self._finish(task, "failed", error=out.error or "no answer")
+            await self._finish(task, "failed", error=out.error or "no answer")
 
     def _settle(self, task: Task, out: AgentOutcome) -> bool:
         """Handle yields and budget stops; True when the caller should go on."""
@@ -152,37 +152,36 @@ class Phases:
             from fleetlab.digest import run_digest_goal  # lazy: digest sits above us
 
             status, outcome = await run_digest_goal(self.store, task)
-            self._finish(task, status, **outcome)
+            await self._finish(task, status, **outcome)
             return
         phase = task.spec.get("phase", "new")
         if phase == "new":
             await self._start(task)
         elif phase == "planning":
-            self._spawn_executors(task)
+            await self._spawn_executors(task)
         elif phase == "executing":
-            self._after_executors(task)
+            await self._after_executors(task)
         elif phase == "validating":
             await self._after_validation(task)
         else:
-            self._finish(task, "failed", error=f"unknown phase {phase!r}")
+            await self._finish(task, "failed", error=f"unknown phase {phase!r}")
 
     def _policy(self, task: Task) -> Policy:
         return parse_policy(task.spec.get("policy") or self.config.policy)
 
     async def _start(self, task: Task) -> None:
-        spec = dict(task.spec)
-        if task.parent_id is None and not spec.get("seeded"):
-            self._seed_workspace(task)
-            spec["seeded"] = True
-            task = self._update_spec(task, spec)
-        decision = spec.get("decision")
+        decision = task.spec.get("decision")
         if decision is None:
+            if task.parent_id is None:
+                # Seeding is idempotent; it is recorded with the decision, and redone if the
+                # process dies before that commit.
+                self._seed_workspace(task)
             decision = await self._decide(task)
             if decision is None:
                 return
             task = self.store.get_task(task.id)
         if decision["choice"] == "decompose":
-            self._plan(task)
+            await self._plan(task)
         else:
             await self._direct(task)
 
@@ -234,13 +233,16 @@ class Phases:
             "bucket": score_bucket(score) if score else None,
         }
         spec["decision"] = decision
-        with self.store.tx():  # the scoring call, its usage and the decision commit together
+
+        def op() -> None:  # the scoring call, its usage and the decision commit together
             if scoring is not None:
                 event, tokens_in, tokens_out, call_cost = scoring
                 self.store.append(event)
                 self.store.add_usage(task.id, tokens_in, tokens_out, call_cost)
             self.store.append(self._event("decomposition.decided", task, decision))
             self._update_spec(task, spec)
+
+        await self.store.write(op)
         return decision
 
     async def _score(self, task: Task) -> tuple[Event, int, int, float] | None:
@@ -257,7 +259,7 @@ class Phases:
         try:
             response = await self.model.generate(request)
         except ModelError as exc:
-            self._finish(task, "failed", error=f"model error while scoring: {exc}")
+            await self._finish(task, "failed", error=f"model error while scoring: {exc}")
             return None
         call_cost = cost_usd(self.model.name, response.usage)
         score = parse_score(response.text()) or 3
@@ -278,7 +280,7 @@ class Phases:
             span_id=new_span_id(),
         )
         u = response.usage
-        tokens_in = u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens
+        tokens_in = u.total_tokens - u.output_tokens
         return event, tokens_in, u.output_tokens, call_cost
 
     async def _direct(self, task: Task) -> None:
@@ -287,7 +289,9 @@ class Phases:
             return
         passed, reason = await self._judge(task, out)
         if passed:
-            self._finish(task, "completed", result={"summary": out.text[:500], "verdict": reason})
+            await self._finish(
+                task, "completed", result={"summary": out.text[:500], "verdict": reason}
+            )
             return
         policy = self._policy(task)
         if policy.name == "as_needed" and not task.spec.get("adapted") and self._can_split(task):
@@ -301,12 +305,14 @@ class Phases:
             }
             if task.parent_id is None:
                 self._reset_workspace(task)
-            with self.store.tx():
+
+            def op() -> Task:
                 self.store.append(self._event("decomposition.decided", task, spec["decision"]))
-                task = self._update_spec(task, spec)
-            self._plan(task)
+                return self._update_spec(task, spec)
+
+            await self._plan(await self.store.write(op))
             return
-        self._finish(task, "failed", error=reason)
+        await self._finish(task, "failed", error=reason)
 
     def _can_split(self, task: Task) -> bool:
         parts = task.spec.get("parts") or []
@@ -350,14 +356,20 @@ class Phases:
             title, priority=parent.priority, spec=spec, parent_id=parent.id, role=role
         )
 
-    def _wait(self, task: Task, spec: dict[str, Any], make_children: Callable[[], object]) -> None:
-        with self.store.tx():
+    async def _wait(
+        self, task: Task, spec: dict[str, Any], make_children: Callable[[], object]
+    ) -> None:
+        """Spawn children and park the task as ``waiting_children``, in one commit."""
+
+        def op() -> None:
             make_children()
             self.store.transition(task.id, "waiting_children", worker=self.worker, spec=spec)
 
-    def _plan(self, task: Task) -> None:
+        await self.store.write(op)
+
+    async def _plan(self, task: Task) -> None:
         spec = {**task.spec, "phase": "planning"}
-        self._wait(
+        await self._wait(
             task,
             spec,
             lambda: self._child(
@@ -375,30 +387,30 @@ class Phases:
             (k for k in kids if role is None or k.role == role), key=lambda k: k.created_at
         )
 
-    def _spawn_executors(self, task: Task) -> None:
+    async def _spawn_executors(self, task: Task) -> None:
         planner = self._children(task, "planner")[-1]
         try:
             plan = parse_plan((planner.result or {}).get("text", ""), self.config.max_fanout)
         except ValueError as exc:
-            self._finish(task, "failed", error=f"planner returned no usable plan: {exc}")
+            await self._finish(task, "failed", error=f"planner returned no usable plan: {exc}")
             return
         own = task.spec.get("parts") or []
         for item in plan:  # map the plan's positions onto this task's reference parts
             item["parts"] = (
                 [own[p - 1] for p in item["parts"] if p <= len(own)] if own else item["parts"]
             )
-        self._run_plan(task, plan, {**task.spec, "phase": "executing", "plan": plan})
+        await self._run_plan(task, plan, {**task.spec, "phase": "executing", "plan": plan})
 
-    def _run_plan(self, task: Task, plan: list[dict[str, Any]], spec: dict[str, Any]) -> None:
+    async def _run_plan(self, task: Task, plan: list[dict[str, Any]], spec: dict[str, Any]) -> None:
         def make() -> None:
             for item in plan:
                 self._child(
                     task, "executor", item["title"], item["instructions"], parts=item["parts"]
                 )
 
-        self._wait(task, spec, make)
+        await self._wait(task, spec, make)
 
-    def _after_executors(self, task: Task) -> None:
+    async def _after_executors(self, task: Task) -> None:
         executors = self._children(task, "executor")
         spec = dict(task.spec)
         failed = [k for k in executors[-len(spec["plan"]) :] if k.status != "completed"]
@@ -409,11 +421,11 @@ class Phases:
                 for item in spec["plan"]
                 if item["parts"] in [k.spec.get("parts") for k in failed]
             ]
-            self._run_plan(task, plan or spec["plan"], spec)
+            await self._run_plan(task, plan or spec["plan"], spec)
             return
         summary = "\n".join(f"- {k.title}: {k.status}" for k in executors[-len(spec["plan"]) :])
         instructions = f"{spec['instructions']}\n\nSub-agents reported:\n{summary}"
-        self._wait(
+        await self._wait(
             task,
             {**spec, "phase": "validating"},
             lambda: self._child(
@@ -431,22 +443,22 @@ class Phases:
         spec = dict(task.spec)
         if not passed and spec.get("repairs", 0) < self.config.repair_rounds:
             spec["repairs"] = spec.get("repairs", 0) + 1
-            self._run_plan(task, spec["plan"], {**spec, "phase": "executing"})
+            await self._run_plan(task, spec["plan"], {**spec, "phase": "executing"})
             return
         if task.spec.get("suite_task") and task.parent_id is None:
             passed, reason = await self._verify(task)
         if passed:
-            self._finish(
+            await self._finish(
                 task,
                 "completed",
                 result={"summary": f"done by {len(spec['plan'])} sub-agents", "verdict": reason},
             )
         else:
-            self._finish(task, "failed", error=reason or "validation failed")
+            await self._finish(task, "failed", error=reason or "validation failed")
 
     # --- endings -------------------------------------------------------------------
 
-    def _finish(
+    async def _finish(
         self,
         task: Task,
         status: Literal["completed", "failed"],
@@ -454,11 +466,13 @@ class Phases:
         result: Any = None,
         error: str | None = None,
     ) -> None:
-        """Finish a task; re-queue its parent when it was the last child; teach the learner."""
-        with self.store.tx():
+        """Finish a task; re-queue its parent when it was the last child; teach the learner
+        (all in one commit)."""
+
+        def op() -> bool:
             current = self.store.get_task(task.id)
             if current.terminal:
-                return
+                return False
             if current.status != "running":
                 self.store.transition(
                     task.id, "running", worker=self.worker, lease_s=self.config.lease_s
@@ -469,6 +483,10 @@ class Phases:
             self._wake_parent(done)
             if done.parent_id is None:
                 self._learn(done)
+            return True
+
+        if not await self.store.write(op):
+            return
         if status == "completed":
             self.report.completed += 1
         else:

@@ -1,0 +1,12 @@
+"""``python -m fleetlab.bench.worker NAME JSON``: run one workload, print its result as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from fleetlab.bench._workloads import WORKLOADS
+
+if __name__ == "__main__":
+    name, params = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(WORKLOADS[name](**params)))
