@@ -152,3 +152,15 @@ def test_fleet_simulate_one_day(tmp_path: Path, capsys) -> None:  # type: ignore
     assert first >= 1_794_787_200_000_000  # Monday 2026-11-16 00:00 UTC, the week's start
     assert calls
     assert all(e.attrs["simulated"] for e in calls)
+
+
+def test_run_suite_prints_success_by_complexity(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "run-suite", "core", "--model", "sim:instant", "--json", "--quiet")
+    data = json.loads(out)
+    assert code == 0
+    assert data["simulated"] is True
+    rows = {r["complexity"]: r for r in data["by_complexity"]}
+    assert sum(r["tasks"] for r in rows.values()) == len(builtin_suites()["core"].tasks)
+    assert rows[1]["success"] >= 0.9
+    assert rows[1]["success"] > rows[5]["success"]  # one context loses track on long tasks
+    assert rows[5]["mean_cost_usd"] > rows[1]["mean_cost_usd"]

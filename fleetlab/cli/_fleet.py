@@ -6,14 +6,25 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import tempfile
+import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fleetlab.cli._common import Parser, make_model, money, open_store, positive_int, priority
+from fleetlab.cli._common import (
+    Parser,
+    make_model,
+    money,
+    open_store,
+    pct,
+    positive_int,
+    priority,
+)
 from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
 from fleetlab.decompose import parse_policy
 from fleetlab.orchestrator import (
@@ -25,7 +36,7 @@ from fleetlab.orchestrator import (
     submit_goals,
 )
 from fleetlab.store import Store
-from fleetlab.suites import builtin_suites, get_suite
+from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
 
 __all__ = ["register"]
 
@@ -177,6 +188,74 @@ def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
     return 0 if passed else 1
 
 
+def cmd_run_suite(args: argparse.Namespace, console: Console) -> int:
+    suite = get_suite(args.suite)
+    clock = SystemClock()
+    with tempfile.TemporaryDirectory(prefix="fleetlab-suite-") as tmp:
+        db = Path(args.keep) / "suite.db" if args.keep else Path(tmp) / "suite.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with Store(db, clock=clock, synchronous="NORMAL") as store:
+            goals = [
+                Goal(task=t.key, policy=args.policy, instance=i) for i, t in enumerate(suite.tasks)
+            ]
+            roots = submit_goals(store, goals)
+            model = make_model(args.model, clock=clock, seed=args.seed)
+            fleet = Fleet(store, model, _config(args), seed=args.seed)
+            started = time.perf_counter()
+            asyncio.run(_run_fleet(fleet, until_idle=True, console=console, quiet=args.quiet))
+            elapsed = time.perf_counter() - started
+            done = [store.get_task(r.id) for r in roots]
+    rows: dict[int, list[Any]] = defaultdict(list)
+    for task, root in zip(suite.tasks, done, strict=True):
+        rows[task.complexity].append(root)
+    table = Table(
+        title=f"suite {suite.name}: policy {args.policy}, {model.name}"
+        + (" (simulated)" if model.simulated else "")
+    )
+    for column in ("complexity", "bucket", "tasks", "passed", "success", "mean cost", "agents"):
+        table.add_column(column, justify="right")
+    summary = []
+    for c in sorted(rows):
+        group = rows[c]
+        passed = sum(t.status == "completed" for t in group)
+        cost = sum(t.tree_cost_usd for t in group) / len(group)
+        agents = sum(t.tree_agents + 1 for t in group) / len(group)
+        summary.append(
+            {
+                "complexity": c,
+                "tasks": len(group),
+                "passed": passed,
+                "success": passed / len(group),
+                "mean_cost_usd": cost,
+                "agents": agents,
+            }
+        )
+        table.add_row(
+            str(c),
+            complexity_bucket(c),
+            str(len(group)),
+            str(passed),
+            pct(passed / len(group)),
+            money(cost),
+            f"{agents:.2f}",
+        )
+    if args.json:
+        console.print_json(
+            data={
+                "suite": suite.name,
+                "policy": args.policy,
+                "model": model.name,
+                "simulated": model.simulated,
+                "seconds": elapsed,
+                "by_complexity": summary,
+            }
+        )
+    else:
+        console.print(table)
+        console.print(f"{len(done)} tasks in {elapsed:.1f} s")
+    return 0
+
+
 def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.simulate import simulate
 
@@ -299,6 +378,14 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_options(p, policy="never")
     p.set_defaults(handler=cmd_run_task)
+
+    p = sub.add_parser("run-suite", help="run every task of a suite; success by complexity")
+    p.add_argument("suite", nargs="?", default="core", help="suite name or path (default core)")
+    p.add_argument("--keep", help="keep the run's db and workspaces in this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _fleet_options(p, concurrency=16, policy="never")
+    p.set_defaults(handler=cmd_run_suite, model="sim:fast")
 
     fleet = sub.add_parser("fleet", help="run the orchestrator").add_subparsers(
         dest="fleet_command", required=True, parser_class=Parser
