@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from fleetlab.errors import LeaseLost, ModelError
 from fleetlab.models.base import Model
-from fleetlab.models.prices import cost_usd
+from fleetlab.models.prices import price_for
 from fleetlab.models.types import (
     Message,
     ModelRequest,
@@ -123,6 +123,7 @@ async def run_agent(
         on_turn: awaited after each committed turn (progress reporting).
     """
     limits = limits or AgentLimits()
+    price = price_for(model.name)
     checkpoints = store.checkpoints(task.id)
     if not checkpoints:
         messages = [Message.user(instructions)]
@@ -166,7 +167,7 @@ async def run_agent(
         except ModelError as exc:
             return outcome("failed", error=f"model error: {exc}")
         latency = response.latency_s or (time.perf_counter() - started)
-        call_cost = cost_usd(model.name, response.usage)
+        call_cost = price.cost_usd(response.usage)
         turn += 1
         calls += 1
         usage, cost = usage + response.usage, cost + call_cost

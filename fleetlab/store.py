@@ -366,6 +366,7 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0
         self._tx_thread: int | None = None
+        self._ancestors: dict[str, list[str]] = {}
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._pending: list[Event] = []
@@ -882,23 +883,8 @@ class Store:
         ``aging_s`` is given (so long-waiting work cannot starve), then oldest first.
         ``trace_id`` restricts the claim to one goal's tree.
         """
-        now = self._now_us()
-        aging = "" if aging_s is None else f" + (? - created_us) / {float(aging_s) * 1e6}"
-        scope = "" if trace_id is None else " AND trace_id = ?"
-        params: list[Any] = [now, *([] if trace_id is None else [trace_id])]
-        params += [] if aging_s is None else [now]
-        with self.tx() as conn:
-            row = conn.execute(
-                "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
-                f" OR (status = 'running' AND lease_expires_us < ?)){scope}"
-                f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT 1",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            if row["status"] == "running":
-                return self._reclaim(row["id"], worker, now, lease_s)
-            return self.transition(row["id"], "running", worker=worker, lease_s=lease_s)
+        claimed = self.claim_many(worker, 1, lease_s=lease_s, aging_s=aging_s, trace_id=trace_id)
+        return claimed[0] if claimed else None
 
     def claim_many(
         self,
@@ -912,12 +898,28 @@ class Store:
         """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round."""
         claimed: list[Task] = []
         with self.tx():
-            while len(claimed) < n:
-                task = self.claim(worker, lease_s=lease_s, aging_s=aging_s, trace_id=trace_id)
-                if task is None:
-                    break
-                claimed.append(task)
+            for task_id, status in self._runnable(n, aging_s, trace_id):
+                if status == "running":
+                    claimed.append(self._reclaim(task_id, worker, self._now_us(), lease_s))
+                else:
+                    claimed.append(
+                        self.transition(task_id, "running", worker=worker, lease_s=lease_s)
+                    )
         return claimed
+
+    def _runnable(self, n: int, aging_s: float | None, trace_id: str | None) -> list[Any]:
+        """The ``n`` tasks to claim next, best first (see ``claim`` for the order)."""
+        now = self._now_us()
+        aging = "" if aging_s is None else f" + (? - created_us) / {float(aging_s) * 1e6}"
+        scope = "" if trace_id is None else " AND trace_id = ?"
+        params: list[Any] = [now, *([] if trace_id is None else [trace_id])]
+        params += [] if aging_s is None else [now]
+        return self._conn.execute(
+            "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
+            f" OR (status = 'running' AND lease_expires_us < ?)){scope}"
+            f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT ?",
+            [*params, n],
+        ).fetchall()
 
     def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
         task = self.get_task(task_id)
@@ -998,7 +1000,10 @@ class Store:
                 " cost_usd = cost_usd + ? WHERE id = ?",
                 (tokens_in, tokens_out, cost_usd, task_id),
             )
-            ids = self._ancestor_ids(task_id)
+            ids = self._ancestors.get(task_id) or self._ancestor_ids(task_id)
+            if len(self._ancestors) > 50_000:  # bounded: a long-lived fleet sees millions
+                self._ancestors.clear()
+            self._ancestors[task_id] = ids  # a task's ancestors never change
             conn.execute(
                 "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
                 " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"

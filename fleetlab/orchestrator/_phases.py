@@ -86,15 +86,18 @@ class Phases:
         return lambda: self._stopping or task_id in self._yield
 
     def _over_budget(self, task: Task) -> Callable[[], str | None]:
-        def check() -> str | None:
-            root = self.store.get_task(task.root_id)
-            if root.status == "cancelled":
+        def check() -> str | None:  # once per turn: one small indexed read, no row parsing
+            [(status, budget_usd, budget_tokens, spent, tokens)] = self.store.query(
+                "SELECT status, budget_usd, budget_tokens, tree_cost_usd,"
+                " tree_tokens_in + tree_tokens_out FROM tasks WHERE id = ?",
+                (task.root_id,),
+            )
+            if status == "cancelled":
                 return "goal cancelled"
-            if root.budget_usd is not None and root.tree_cost_usd >= root.budget_usd:
-                return f"budget exceeded: ${root.tree_cost_usd:.4f} of ${root.budget_usd:.4f} spent"
-            tokens = root.tree_tokens_in + root.tree_tokens_out
-            if root.budget_tokens is not None and tokens >= root.budget_tokens:
-                return f"budget exceeded: {tokens} of {root.budget_tokens} tokens spent"
+            if budget_usd is not None and spent >= budget_usd:
+                return f"budget exceeded: ${spent:.4f} of ${budget_usd:.4f} spent"
+            if budget_tokens is not None and tokens >= budget_tokens:
+                return f"budget exceeded: {tokens} of {budget_tokens} tokens spent"
             return None
 
         return check
