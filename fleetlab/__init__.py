@@ -4,6 +4,7 @@ The public API is re-exported here; everything else is reachable through its mod
 (``fleetlab.clock``, ``fleetlab.store``, ``fleetlab.telemetry``, ...).
 """
 
+from fleetlab.api import run, run_async
 from fleetlab.clock import (
     Clock,
     FakeClock,
@@ -38,5 +39,7 @@ __all__ = [
     "fleet_status",
     "load_trace",
     "parse_week",
+    "run",
+    "run_async",
     "week_of",
 ]

@@ -94,8 +94,11 @@ def test_wilson_higher_level_is_wider() -> None:
     assert wide.level == 0.99
 
 
-@given(st.integers(min_value=1, max_value=2000).flatmap(
-    lambda n: st.tuples(st.integers(min_value=0, max_value=n), st.just(n))))  # fmt: skip
+@given(
+    st.integers(min_value=1, max_value=2000).flatmap(
+        lambda n: st.tuples(st.integers(min_value=0, max_value=n), st.just(n))
+    )
+)
 def test_wilson_bounds_contain_estimate_within_unit_interval(case: tuple[int, int]) -> None:
     successes, n = case
     interval = wilson_interval(successes, n)
@@ -355,10 +358,28 @@ def test_power_functions_reject_bad_input(call: Callable[[], object], message: s
 
 # Freireich et al. (1963), 6-MP group, remission weeks; False = censored (still in remission).
 SIX_MP = [
-    (6, True), (6, True), (6, True), (6, False), (7, True), (9, False), (10, True),
-    (10, False), (11, False), (13, True), (16, True), (17, False), (19, False), (20, False),
-    (22, True), (23, True), (25, False), (32, False), (32, False), (34, False), (35, False),
-]  # fmt: skip
+    (6, True),
+    (6, True),
+    (6, True),
+    (6, False),
+    (7, True),
+    (9, False),
+    (10, True),
+    (10, False),
+    (11, False),
+    (13, True),
+    (16, True),
+    (17, False),
+    (19, False),
+    (20, False),
+    (22, True),
+    (23, True),
+    (25, False),
+    (32, False),
+    (32, False),
+    (34, False),
+    (35, False),
+]
 
 
 def _six_mp() -> KaplanMeier:

@@ -237,13 +237,27 @@ def concurrency(agents: int, turns: int, low: float, high: float) -> dict[str, A
 
         elapsed = asyncio.run(main())
         done = store.query("SELECT COUNT(*) FROM events WHERE kind = 'model.call'")[0][0]
+        # Steady state: from the moment every agent has made its first call until the first
+        # agent finishes, all `agents` are in flight (before, they ramp up; after, the batch
+        # drains), which is the regime Little's law describes.
+        spans = store.query(
+            "SELECT MIN(ts_us), MAX(ts_us) FROM events WHERE kind = 'model.call' GROUP BY task_id"
+        )
+        lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
+        steady = store.query(
+            "SELECT COUNT(*) FROM events WHERE kind = 'model.call' AND ts_us > ? AND ts_us <= ?",
+            (lo, hi),
+        )[0][0]
         store.close()
     mean_latency = sum(model.latencies) / len(model.latencies)
     # Little's law: at most `agents` calls in flight, each taking `mean_latency` on average.
     limit = agents / mean_latency
+    steady_rate = steady / max((hi - lo) / 1e6, 1e-9)
     lags.sort()
     return {"turns": done, "seconds": elapsed, "turns_per_s": done / elapsed,
-            "littles_law_turns_per_s": limit, "fraction_of_littles_law": done / elapsed / limit,
+            "steady_window_s": (hi - lo) / 1e6, "steady_turns_per_s": steady_rate,
+            "littles_law_turns_per_s": limit, "fraction_of_littles_law": steady_rate / limit,
+            "fraction_of_littles_law_whole_run": done / elapsed / limit,
             "loop_lag_p50_ms": 1000 * lags[len(lags) // 2],
             "loop_lag_p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
             "peak_rss_mb": _peak_rss_mb()}  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli import _fleet, _tasks
+from fleetlab.cli import _ab, _digest, _fleet, _tasks
 from fleetlab.cli._common import Parser
 from fleetlab.errors import FleetlabError, UserError
 
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _tasks.register(sub)
     _fleet.register(sub)
+    _ab.register(sub)
+    _digest.register(sub)
     return parser
 
 

@@ -14,6 +14,11 @@ Retryable faults carry a ``retry-after-ms`` hint of ``retry_hint_s`` (1 ms by de
 the fault sets its own ``retry_after``, so the SDK retries at once instead of backing off for
 seconds. ``fleetlab.testing.InstantRetryAsyncAnthropic`` goes further: it records the delay
 the SDK would have waited (``retry-after`` included) and waits for none of it.
+
+The Message Batches endpoints are served too (``POST /v1/messages/batches``, ``GET
+/v1/messages/batches/{id}`` and ``GET .../results`` as JSONL): a batch reports
+``in_progress`` for its first ``batch_polls`` retrieves, then runs every request through the
+backend and ends; results come back in reverse order, as the real API does not promise order.
 """
 
 from __future__ import annotations
@@ -127,6 +132,7 @@ class _State:
     max_in_flight: int = 0
     served: int = 0
     connections: set[socket.socket] = field(default_factory=set)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class FakeMessagesAPI:
@@ -144,6 +150,7 @@ class FakeMessagesAPI:
         retry_hint_s: ``retry-after-ms`` hint sent with retryable faults that set no
             ``retry_after``; None sends no hint (then the SDK backs off 0.5 s and more).
         api_key: when set, requests with another key get a 401.
+        batch_polls: retrieves of a message batch answered ``in_progress`` before it ends.
     """
 
     def __init__(
@@ -157,6 +164,7 @@ class FakeMessagesAPI:
         delay_s: float = 0.0,
         retry_hint_s: float | None = 0.001,
         api_key: str | None = None,
+        batch_polls: int = 1,
     ) -> None:
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
@@ -168,6 +176,7 @@ class FakeMessagesAPI:
         self.delay_s = delay_s
         self.retry_hint_s = retry_hint_s
         self._api_key = api_key
+        self.batch_polls = batch_polls
         self._rng = random.Random(seed)
         self._state = _State(faults=deque(faults))
         self._server: ThreadingHTTPServer | None = None
@@ -255,6 +264,19 @@ class FakeMessagesAPI:
             return len(self._state.exchanges)
 
     @property
+    def batches(self) -> dict[str, dict[str, Any]]:
+        """Message batches created, by id: ``requests`` (count), ``polls``, ``status``."""
+        with self._state.lock:
+            return {
+                batch_id: {
+                    "requests": len(b["requests"]),
+                    "polls": b["polls"],
+                    "status": "ended" if b["results"] is not None else "in_progress",
+                }
+                for batch_id, b in self._state.batches.items()
+            }
+
+    @property
     def max_in_flight(self) -> int:
         """The most requests the server was handling at the same time."""
         with self._state.lock:
@@ -274,7 +296,9 @@ class FakeMessagesAPI:
                 return Fault(status=self._rng.choice(self.fault_statuses))
         return None
 
-    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> _Reply:
+    def _handle(
+        self, path: str, headers: dict[str, str], raw: bytes, method: str = "POST"
+    ) -> _Reply:
         state = self._state
         with state.lock:
             state.served += 1
@@ -287,7 +311,7 @@ class FakeMessagesAPI:
                 body = json.loads(raw or b"null")
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            reply = self._answer(serial, path, headers, body)
+            reply = self._answer(serial, path, headers, body, method)
             with state.lock:
                 state.exchanges.append(
                     Exchange(
@@ -304,15 +328,20 @@ class FakeMessagesAPI:
             with state.lock:
                 state.in_flight -= 1
 
-    def _answer(self, serial: int, path: str, headers: dict[str, str], body: Any) -> _Reply:
+    def _answer(
+        self, serial: int, path: str, headers: dict[str, str], body: Any, method: str = "POST"
+    ) -> _Reply:
         request_id = f"req_fake_{serial:06d}"
-        if path.split("?", 1)[0].rstrip("/") != "/v1/messages":
+        route = path.split("?", 1)[0].rstrip("/")
+        if route != "/v1/messages" and not route.startswith("/v1/messages/batches"):
             return _error(404, f"Not found: {path}", request_id)
         if self._api_key is not None and _sent_key(headers) != self._api_key:
             return _error(401, _ERROR_MESSAGES[401], request_id)
         fault = self._next_fault()
         if fault is not None:
             return self._fault_reply(fault, request_id)
+        if route != "/v1/messages":
+            return self._batch_answer(serial, route, body, method, request_id)
         if not isinstance(body, dict):
             return _error(400, "The request body is not a JSON object.", request_id)
         if body.get("stream"):
@@ -342,6 +371,120 @@ class FakeMessagesAPI:
             "usage": response.usage.to_dict(),
         }
         return _Reply(200, json.dumps(payload).encode(), {"request-id": request_id})
+
+    # -- message batches ---------------------------------------------------------------------
+
+    def _batch_answer(
+        self, serial: int, route: str, body: Any, method: str, request_id: str
+    ) -> _Reply:
+        parts = route.removeprefix("/v1/messages/batches").strip("/").split("/")
+        if method == "POST" and parts == [""]:
+            return self._create_batch(serial, body, request_id)
+        if method != "GET" or not parts[0] or len(parts) > 2 or parts[1:] not in ([], ["results"]):
+            return _error(404, f"Not found: {route}", request_id)
+        with self._state.lock:
+            batch = self._state.batches.get(parts[0])
+            if batch is not None and len(parts) == 1:
+                batch["polls"] += 1
+        if batch is None:
+            return _error(404, f"no message batch {parts[0]!r}", request_id)
+        if len(parts) == 1:
+            if batch["results"] is None and batch["polls"] >= self.batch_polls:
+                self._run_batch(batch)
+            return _Reply(
+                200, json.dumps(self._batch_json(batch)).encode(), {"request-id": request_id}
+            )
+        if batch["results"] is None:
+            return _error(400, f"message batch {parts[0]} is still in progress", request_id)
+        lines = "".join(json.dumps(r) + "\n" for r in reversed(batch["results"]))
+        headers = {"request-id": request_id, "content-type": "application/binary"}
+        return _Reply(200, lines.encode(), headers)
+
+    def _create_batch(self, serial: int, body: Any, request_id: str) -> _Reply:
+        items = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            return _error(400, "requests: a non-empty list is required", request_id)
+        ids = [i.get("custom_id") if isinstance(i, dict) else None for i in items]
+        if not all(isinstance(c, str) and c for c in ids) or len(set(ids)) != len(ids):
+            return _error(400, "requests: each needs a unique custom_id", request_id)
+        if not all(isinstance(i.get("params"), dict) for i in items):
+            return _error(400, "requests: each needs params (a Messages API body)", request_id)
+        from fleetlab.clock import SystemClock
+
+        batch: dict[str, Any] = {
+            "id": f"msgbatch_fake_{serial:06d}",
+            "requests": [(i["custom_id"], i["params"]) for i in items],
+            "polls": 0,
+            "results": None,
+            "created_at": SystemClock().now().isoformat().replace("+00:00", "Z"),
+            "base_url": self.base_url,
+        }
+        with self._state.lock:
+            self._state.batches[batch["id"]] = batch
+        if self.batch_polls <= 0:
+            self._run_batch(batch)
+        return _Reply(200, json.dumps(self._batch_json(batch)).encode(), {"request-id": request_id})
+
+    def _run_batch(self, batch: dict[str, Any]) -> None:
+        results = []
+        for n, (custom_id, params) in enumerate(batch["requests"], start=1):
+            try:
+                request = _to_request(params)
+                response = asyncio.run(self.backend.generate(request))
+            except Exception as exc:
+                results.append(
+                    {
+                        "custom_id": custom_id,
+                        "result": {
+                            "type": "errored",
+                            "error": {
+                                "type": "error",
+                                "error": {"type": "invalid_request_error", "message": str(exc)},
+                            },
+                        },
+                    }
+                )
+                continue
+            message = {
+                "id": f"msg_fake_{batch['id']}_{n:04d}",
+                "type": "message",
+                "role": "assistant",
+                "model": request.model,
+                "content": [block.to_dict() for block in response.content],
+                "stop_reason": response.stop_reason,
+                "stop_sequence": None,
+                "usage": response.usage.to_dict(),
+            }
+            results.append(
+                {"custom_id": custom_id, "result": {"type": "succeeded", "message": message}}
+            )
+        with self._state.lock:
+            batch["results"] = results
+
+    @staticmethod
+    def _batch_json(batch: dict[str, Any]) -> dict[str, Any]:
+        results = batch["results"]
+        ended = results is not None
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        if ended:
+            for r in results:
+                counts[r["result"]["type"]] += 1
+        else:
+            counts["processing"] = len(batch["requests"])
+        return {
+            "id": batch["id"],
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": counts,
+            "created_at": batch["created_at"],
+            "expires_at": batch["created_at"],
+            "ended_at": batch["created_at"] if ended else None,
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": (
+                f"{batch['base_url']}/v1/messages/batches/{batch['id']}/results" if ended else None
+            ),
+        }
 
     def _fault_reply(self, fault: Fault, request_id: str) -> _Reply:
         extra: dict[str, str] = {}
@@ -456,7 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self._send(self.server.fake._handle(self.path, headers, b""))
+        self._send(self.server.fake._handle(self.path, headers, b"", "GET"))
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)

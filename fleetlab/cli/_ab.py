@@ -1,0 +1,150 @@
+"""``fleetlab ab``: run A/B experiments and report them with their uncertainty."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from fleetlab.cli._common import Parser, positive_int
+
+__all__ = ["register"]
+
+# fleetlab.experiments (polars, and altair for reports) is imported by the handlers only, so
+# every other command starts as fast as before.
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.experiments import RichProgress, estimate, resolve_experiment, run
+
+    exp = resolve_experiment(args.file, args.model)
+    if args.dry_run:
+        est = estimate(exp, root=args.out, batch=args.batch)
+        for line in est.describe():
+            console.print(escape(line), highlight=False)
+        if est.over_budget:
+            console.print(
+                f"[red]would refuse to start[/]: over the budget cap; `fleetlab ab run "
+                f"{escape(str(args.file))}` needs --yes to start (the run stops at the cap)",
+                highlight=False,
+            )
+            return 2
+        if exp.simulated:
+            console.print("simulated model: runs without spending money", highlight=False)
+        return 0
+    summary = run(
+        exp,
+        root=args.out,
+        yes=args.yes,
+        batch=args.batch,
+        limit=args.limit,
+        progress=None if args.quiet else RichProgress(Console(stderr=True)),
+        poll_s=args.poll,
+    )
+    for line in summary.describe():
+        console.print(escape(line), highlight=False)
+    if summary.ran or summary.skipped:
+        console.print(f"report: fleetlab ab report {escape(summary.experiment)}", highlight=False)
+    return 1 if summary.errored else 0
+
+
+def _name(text: str, root: Path | None) -> str:
+    """An experiment name, or the name inside an experiment file."""
+    from fleetlab.experiments import output_dir, resolve_experiment
+
+    if text.endswith(".toml") or (Path(text).is_file() and not output_dir(text, root).exists()):
+        return resolve_experiment(text).name
+    return text
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.experiments import compare, load, write_report
+    from fleetlab.experiments._report import format_rows
+
+    name = _name(args.name, args.out)
+    frame = load(name, root=args.out)
+    comparison = compare(name, root=args.out, baseline=args.baseline)
+    if comparison.simulated:
+        console.print(
+            Panel(
+                f"SIMULATED results ({escape(comparison.model)}): the simulated model, not Claude."
+                " They show how the policies behave under the simulator's assumptions.",
+                style="bold yellow",
+            ),
+            soft_wrap=False,  # wrap inside the box, whatever the console's default
+        )
+    console.print(
+        f"[bold]{escape(name)}[/]: {frame.height} trials, model {escape(comparison.model)}, "
+        f"baseline {escape(comparison.baseline)}",
+        highlight=False,
+    )
+    # piped output gets room for the whole table; a terminal keeps its own width
+    wide = console if console.is_terminal else Console(width=max(console.width, 150))
+    for title, (header, rows) in format_rows(comparison).items():
+        table = Table(title=title, title_justify="left")
+        for n, column in enumerate(header):
+            table.add_column(column, justify="left" if n == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        wide.print(table)
+    console.print(
+        "95% intervals: Wilson for rates; paired bootstrap for differences (tasks resampled "
+        "when a task has several trials); p: McNemar exact on discordant pairs.",
+        highlight=False,
+    )
+    console.print(escape(comparison.mde.text()) + ".", highlight=False)
+    if not args.no_html:
+        path = write_report(
+            name, root=args.out, path=args.html, baseline=args.baseline, comparison=comparison
+        )
+        console.print(f"HTML report: {escape(str(path))}", highlight=False)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add ``ab run`` and ``ab report``."""
+    ab = sub.add_parser("ab", help="A/B experiments on decomposition policies and prompts")
+    ab_sub = ab.add_subparsers(dest="ab_command", required=True, parser_class=Parser)
+    out_help = "experiments output folder (default: $FLEETLAB_EXPERIMENTS or reports/experiments)"
+
+    p = ab_sub.add_parser(
+        "run",
+        help="run an experiment (resumable: finished trials are skipped)",
+        description="Run every trial of an experiment file that has no result yet. Results are "
+        "committed as trials finish, so an interrupted run continues where it stopped.",
+    )
+    p.add_argument("file", help="experiment file, e.g. experiments/decomposition_ab.toml")
+    p.add_argument("--model", help="run on this model instead (results go to NAME@MODEL)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="estimate calls, tokens and cost; run nothing"
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="start even if the estimate is over the budget cap"
+    )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="scoring experiments: send requests through the Message Batches API (half price)",
+    )
+    p.add_argument("--limit", type=positive_int, help="start at most this many trials now")
+    p.add_argument("--out", type=Path, default=None, help=out_help)
+    p.add_argument(
+        "--poll", type=float, default=30.0, help="seconds between batch polls (default 30)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_run)
+
+    p = ab_sub.add_parser(
+        "report",
+        help="the comparison table (CIs, p-values) and an HTML report with charts",
+    )
+    p.add_argument("name", help="experiment name (or its file)")
+    p.add_argument("--baseline", help="compare with this variant instead")
+    p.add_argument("--out", type=Path, default=None, help=out_help)
+    p.add_argument("--html", type=Path, default=None, help="where to write the HTML report")
+    p.add_argument("--no-html", action="store_true", help="print the tables only")
+    p.set_defaults(handler=cmd_report)

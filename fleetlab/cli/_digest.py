@@ -1,0 +1,98 @@
+"""``fleetlab digest``: run the weekly digest notebook and publish ``reports/<week>/``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from fleetlab.cli._common import db_path, open_store
+from fleetlab.errors import UserError
+
+__all__ = ["register"]
+
+
+def cmd_digest(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.digest import run_digest
+
+    if args.schedule:
+        return _schedule(args, console)
+    errors = Console(stderr=True, soft_wrap=True)
+    with errors.status("running the weekly digest notebook", spinner="dots"):
+        result = run_digest(
+            week=args.week,
+            tz=args.tz,
+            db=db_path(args),
+            model=args.model,
+            out_dir=args.out,
+        )
+    console.print(str(result.index_html), highlight=False, soft_wrap=True)
+    check = result.fact_check
+    if check.ok:
+        errors.print(escape(check.summary()), highlight=False)
+        return 0
+    errors.print(f"[yellow]{escape(check.summary())}[/]", highlight=False)
+    if args.strict:
+        errors.print("[red]failed:[/] --strict: the draft has numbers that match no metric")
+        return 1
+    return 0
+
+
+def _schedule(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.digest import schedule_digest
+
+    weekday, sep, at_time = args.schedule.partition("@")
+    if not sep:
+        raise UserError(
+            f"--schedule {args.schedule!r} is malformed: use WEEKDAY@HH:MM, e.g. mon@07:00"
+        )
+    if args.week:
+        raise UserError("--schedule reports on the last complete week each time: drop --week")
+    with open_store(args) as store:
+        schedule = schedule_digest(
+            store,
+            zone=args.tz,
+            weekday=weekday,
+            at_time=at_time,
+            out_dir=args.out,
+            model=args.model,
+        )
+    console.print(
+        f"schedule {schedule.id}: the weekly digest ({args.tz}) runs every {weekday} at"
+        f" {at_time}, next at {schedule.next_at.isoformat()}; `fleetlab fleet run` carries it out",
+        highlight=False,
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``fleetlab digest`` to the parser."""
+    p = sub.add_parser(
+        "digest",
+        help="write the weekly report (reports/<week>/) and the draft post, fact-checked",
+    )
+    p.add_argument("--week", help="ISO week, e.g. 2026-W48 (default: the last complete week)")
+    p.add_argument("--tz", default="UTC", help="IANA zone of the week's local days (default UTC)")
+    p.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="fleet database (default: $FLEETLAB_DB or ./fleet.db)",
+    )
+    p.add_argument(
+        "--model",
+        default="sim:default",
+        help="digest agent: sim:default (offline template) or anthropic:<model-id>",
+    )
+    p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when the draft has an unchecked number"
+    )
+    p.add_argument(
+        "--schedule",
+        metavar="WEEKDAY@HH:MM",
+        help="instead of running now, have the fleet write it every week (e.g. mon@07:00,"
+        " local time in --tz)",
+    )
+    p.set_defaults(handler=cmd_digest)

@@ -1,0 +1,73 @@
+"""The weekly digest: metrics for an ISO week, integrity checks, the draft post and its
+fact-check, and the papermill-run report.
+
+```python
+from fleetlab.clock import parse_week
+from fleetlab.digest import compute_metrics, fact_check, run_digest, write_draft
+
+metrics = compute_metrics(store, parse_week("2026-W48", "Europe/London"))
+draft = write_draft(metrics, "sim:default")       # offline template; anthropic:* asks Claude
+assert fact_check(draft, metrics).ok
+result = run_digest("2026-W48", "Europe/London", db="fleet.db")   # reports/2026-W48/
+```
+
+The fleet can run the digest itself: ``schedule_digest`` adds a recurring goal (Monday 07:00
+in a zone) whose spec carries ``{"action": "digest", ...}``; the orchestrator hands such goals
+to ``run_digest_goal``.
+"""
+
+from fleetlab.digest._draft import SECTIONS, template_draft, write_draft, write_draft_async
+from fleetlab.digest._factcheck import FactCheck, Unmatched, fact_check, metric_values
+from fleetlab.digest._metrics import METRICS_SCHEMA, compute_metrics
+from fleetlab.digest._params import DigestParams, validate_params
+from fleetlab.digest._report import (
+    CHART_CAPTIONS,
+    DigestResult,
+    export_html,
+    run_digest,
+    write_report_files,
+)
+from fleetlab.digest._schedule import DIGEST_ACTION, run_digest_goal, schedule_digest
+from fleetlab.digest._trend import weekly_trend
+from fleetlab.digest._views import (
+    MarkdownView,
+    cost_view,
+    decomposition_view,
+    draft_view,
+    failures_view,
+    integrity_view,
+    numbers_view,
+    shipped_view,
+)
+
+__all__ = [
+    "CHART_CAPTIONS",
+    "DIGEST_ACTION",
+    "METRICS_SCHEMA",
+    "SECTIONS",
+    "DigestParams",
+    "DigestResult",
+    "FactCheck",
+    "MarkdownView",
+    "Unmatched",
+    "compute_metrics",
+    "cost_view",
+    "decomposition_view",
+    "draft_view",
+    "export_html",
+    "fact_check",
+    "failures_view",
+    "integrity_view",
+    "metric_values",
+    "numbers_view",
+    "run_digest",
+    "run_digest_goal",
+    "schedule_digest",
+    "shipped_view",
+    "template_draft",
+    "validate_params",
+    "weekly_trend",
+    "write_draft",
+    "write_draft_async",
+    "write_report_files",
+]

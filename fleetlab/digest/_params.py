@@ -1,0 +1,122 @@
+"""The digest's parameters (week, zone, db, model, output folder), checked before any work.
+
+Bad input raises ``UserError`` with one line that says what was wrong and what to do, so the
+notebook's first cell fails fast and ``fleetlab digest`` prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from fleetlab.clock import (
+    Clock,
+    FakeClock,
+    SystemClock,
+    WeekWindow,
+    ensure_utc,
+    get_zone,
+    last_complete_week,
+    parse_week,
+)
+from fleetlab.errors import UserError
+from fleetlab.models.registry import get_model
+from fleetlab.store import Store, default_db_path
+
+__all__ = ["DigestParams", "validate_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestParams:
+    """Validated digest parameters."""
+
+    window: WeekWindow
+    db: Path
+    model: str
+    out_dir: Path | None
+    now: datetime | None = None
+    kind: Literal["digest_params"] = field(default="digest_params", repr=False)
+
+    @property
+    def week(self) -> str:
+        return self.window.label
+
+    @property
+    def tz(self) -> str:
+        return self.window.zone
+
+    def clock(self) -> Clock:
+        """The clock the report reads: fixed at ``now`` when given, else the system clock."""
+        return FakeClock(self.now) if self.now is not None else SystemClock()
+
+    def open_store(self) -> Store:
+        """The fleet database, on this report's clock."""
+        return Store(self.db, clock=self.clock())
+
+
+def _parse_now(now: str | datetime | None) -> datetime | None:
+    if now is None or now == "":
+        return None
+    if isinstance(now, datetime):
+        return ensure_utc(now, "now")
+    try:
+        value = datetime.fromisoformat(str(now).replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"now {now!r} is not an ISO 8601 instant, e.g. 2026-11-30T07:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise UserError(f"now {now!r} has no time zone: add Z or an offset")
+    return ensure_utc(value)
+
+
+def validate_params(
+    *,
+    week: str | None = None,
+    tz: str = "UTC",
+    db: str | Path | None = None,
+    model: str = "sim:default",
+    out_dir: str | Path | None = None,
+    now: str | datetime | None = None,
+) -> DigestParams:
+    """Check the digest's parameters and resolve the defaults.
+
+    Args:
+        week: ISO week (``2026-W48``); empty or None means the last complete week in ``tz``.
+        tz: IANA zone whose local Mondays bound the week.
+        db: the fleet database; empty or None means ``$FLEETLAB_DB`` or ``./fleet.db``.
+        model: the digest agent's model: ``sim:*`` (offline template) or ``anthropic:<id>``.
+        out_dir: where the report's files go (empty or None: write nothing).
+        now: the current instant (ISO 8601); empty or None means the system clock.
+
+    Raises:
+        UserError: one line naming the bad parameter and what to do.
+    """
+    if not isinstance(tz, str) or not tz.strip():
+        raise UserError("tz is empty: give an IANA zone such as Europe/London or UTC")
+    get_zone(tz.strip())
+    instant = _parse_now(now)
+    if week:
+        window = parse_week(str(week), tz.strip())
+    else:
+        window = last_complete_week(FakeClock(instant) if instant else SystemClock(), tz.strip())
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise UserError(
+            f"db {str(path)!r} does not exist: give --db PATH (or set FLEETLAB_DB), e.g. after"
+            " `fleetlab fleet simulate`"
+        )
+    if not path.is_file():
+        raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
+    Store(path).close()  # refuses files that are not fleetlab databases, with one line
+    if not isinstance(model, str) or ":" not in model:
+        raise UserError(
+            f"model {model!r} is malformed: use sim:default (offline) or anthropic:<model-id>"
+        )
+    get_model(model)  # an unknown backend or a missing API key fails here, not at the end
+    target = Path(out_dir) if out_dir else None
+    if target is not None and target.exists() and not target.is_dir():
+        raise UserError(f"out_dir {str(target)!r} exists and is not a folder")
+    return DigestParams(window=window, db=path.resolve(), model=model, out_dir=target, now=instant)

@@ -1,0 +1,269 @@
+"""``run_digest``: execute the digest notebook with papermill and publish ``reports/<week>/``.
+
+The folder holds the executed notebook, ``index.html`` (no code, charts interactive and
+drawn offline), ``digest.md`` (the draft post with its charts as PNG beside it) and
+``metrics.json``. It is built in a temporary folder beside its destination and renamed into
+place only when complete, so a failed run leaves no half-written report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from fleetlab import errors
+from fleetlab.digest._factcheck import FactCheck, fact_check
+from fleetlab.digest._params import DigestParams, validate_params
+from fleetlab.errors import FleetlabError, UserError
+
+__all__ = [
+    "CHART_CAPTIONS",
+    "DigestResult",
+    "default_notebook",
+    "export_html",
+    "run_digest",
+    "write_report_files",
+]
+
+NOTEBOOK_NAME = "weekly_digest.ipynb"
+KERNEL = "python3"
+CHART_CAPTIONS = {
+    "daily": "Tasks spawned, completed and failed per day",
+    "funnel": "Where this week's tasks stand",
+    "age": "Age of the tasks still in flight",
+    "completion": "Time to completion (Kaplan-Meier)",
+    "complexity": "Agents per goal vs true complexity",
+    "cost": "Cost per day",
+    "learner": "What the learned policy chose",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DigestResult:
+    """A published report."""
+
+    folder: Path
+    fact_check: FactCheck
+    kind: Literal["digest_result"] = field(default="digest_result", repr=False)
+
+    @property
+    def index_html(self) -> Path:
+        return self.folder / "index.html"
+
+    @property
+    def digest_md(self) -> Path:
+        return self.folder / "digest.md"
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.folder / "metrics.json"
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / NOTEBOOK_NAME
+
+
+def write_report_files(
+    out_dir: str | Path | None,
+    metrics: dict[str, Any],
+    draft: str,
+    charts: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Write ``metrics.json``, each chart as ``<name>.png`` and ``digest.md`` (the draft with
+    the charts appended) into ``out_dir``. Nothing is written when ``out_dir`` is empty.
+
+    Charts are anything with altair's ``save(path, format="png")`` (rendered by vl-convert).
+    """
+    if not out_dir:
+        return []
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "metrics.json"]
+    written[0].write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    figures = []
+    for name, chart in (charts or {}).items():
+        path = folder / f"{name}.png"
+        chart.save(str(path), format="png", scale_factor=2)
+        written.append(path)
+        figures.append(f"![{CHART_CAPTIONS.get(name, name)}]({path.name})")
+    post = draft.rstrip() + "\n"
+    if figures:
+        post += "\n## Charts\n\n" + "\n\n".join(figures) + "\n"
+    (folder / "digest.md").write_text(post, "utf-8")
+    written.append(folder / "digest.md")
+    return written
+
+
+def default_notebook() -> Path:
+    """``notebooks/weekly_digest.ipynb`` of this checkout (or of the current folder)."""
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
+        candidate = base / "notebooks" / NOTEBOOK_NAME
+        if candidate.is_file():
+            return candidate
+    raise FleetlabError(
+        f"cannot find notebooks/{NOTEBOOK_NAME}: run from a fleetlab checkout or pass notebook="
+    )
+
+
+_EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*')
+_EXTERNAL_MODULE = re.compile(
+    r'<script type="module">(?:(?!</script>).)*?https://(?:(?!</script>).)*</script>\s*', re.DOTALL
+)
+
+
+def export_html(notebook: Path, target: Path) -> Path:
+    """Export the executed notebook as HTML with no code cells or prompts.
+
+    Scripts the template would fetch from a CDN (require.js, MathJax, mermaid) are left
+    out, so the page loads offline; the charts carry their own JavaScript.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = cast(Any, HTMLExporter)(
+        template_name="lab",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    node = cast(Any, nbformat).read(notebook, as_version=4)
+    node.cells = [
+        c
+        for c in node.cells
+        if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))
+    ]
+    html, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": "Weekly digest"}})
+    html = _EXTERNAL_MODULE.sub("", _EXTERNAL_SCRIPT.sub("", html))
+    target.write_text(html, "utf-8")
+    return target
+
+
+def _user_error_names() -> set[str]:
+    names = set()
+    for value in vars(errors).values():
+        if isinstance(value, type) and issubclass(value, UserError):
+            names.add(value.__name__)
+    return names
+
+
+def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output = folder / NOTEBOOK_NAME
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters={
+                "week": params.week,
+                "tz": params.tz,
+                "db": str(params.db),
+                "model": params.model,
+                "out_dir": str(folder.resolve()),
+                "now": params.now.isoformat() if params.now else "",
+            },
+            kernel_name=KERNEL,
+            # ipykernel warns on stderr that its loopback TCP is unencrypted; say less
+            extra_arguments=["--Application.log_level=ERROR"],
+            progress_bar=False,
+            log_output=False,
+            cwd=str(folder.resolve()),
+        )
+    except PapermillExecutionError as exc:  # a cell raised
+        message = str(exc.evalue).strip().splitlines()[0] if exc.evalue else exc.ename
+        if exc.ename in _user_error_names():
+            raise UserError(message) from None
+        kept = Path(tempfile.mkdtemp(prefix="fleetlab-digest-")) / NOTEBOOK_NAME
+        if output.exists():
+            shutil.copy2(output, kept)
+        raise FleetlabError(
+            f"the digest notebook failed in cell {exc.cell_index}: {exc.ename}: {message}"
+            f" (executed notebook kept at {kept})"
+        ) from None
+    except (RuntimeError, OSError, TimeoutError) as exc:  # the kernel did not start or died
+        raise FleetlabError(
+            f"cannot run the digest notebook on kernel {KERNEL!r}: {exc} (is the kernel"
+            " installed? `make kernel` installs it)"
+        ) from None
+
+
+def _publish(built: Path, final: Path) -> None:
+    """Move a complete report into place, replacing an older one of the same week."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{secrets.token_hex(3)}")
+        final.rename(old)
+    try:
+        built.rename(final)
+    except OSError:
+        if old is not None:
+            old.rename(final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_digest(
+    week: str | None = None,
+    tz: str = "UTC",
+    db: str | Path | None = None,
+    model: str = "sim:default",
+    out_dir: str | Path = "reports",
+    strict: bool = False,
+    *,
+    now: str | datetime | None = None,
+    notebook: str | Path | None = None,
+) -> DigestResult:
+    """Run the digest for one week and publish ``<out_dir>/<week>/``.
+
+    Args:
+        week: ISO week (default: the last complete week in ``tz``).
+        tz: IANA zone of the week's local days.
+        db: the fleet database (default: ``$FLEETLAB_DB`` or ``./fleet.db``).
+        model: the digest agent's model (``sim:*`` writes the template draft offline).
+        out_dir: the reports folder; the report goes into a sub-folder named after the week.
+        strict: raise when the fact-check finds a number in the draft that matches nothing
+            (the report is still published, so it can be read).
+        now: the current instant (default: the system clock).
+        notebook: the notebook to execute (default: ``notebooks/weekly_digest.ipynb``).
+
+    Raises:
+        UserError: a bad parameter (nothing is written).
+        FleetlabError: the notebook failed (nothing is published), or with ``strict`` the
+            draft has unmatched numbers.
+    """
+    params = validate_params(week=week, tz=tz, db=db, model=model, now=now)
+    source = Path(notebook) if notebook else default_notebook()
+    root = Path(out_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create reports folder {str(root)!r}: {exc.strerror}") from None
+    final = root / params.week
+    building = root / f".{params.week}.building-{secrets.token_hex(4)}"
+    building.mkdir()
+    try:
+        _execute(params, source, building)
+        export_html(building / NOTEBOOK_NAME, building / "index.html")
+        missing = [n for n in ("metrics.json", "digest.md") if not (building / n).is_file()]
+        if missing:
+            raise FleetlabError(f"the digest notebook did not write {', '.join(missing)}")
+        metrics = json.loads((building / "metrics.json").read_text("utf-8"))
+        check = fact_check((building / "digest.md").read_text("utf-8"), metrics)
+        _publish(building, final)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    result = DigestResult(final, check)
+    if strict and not check.ok:
+        raise FleetlabError(f"{check.summary()} (report: {result.index_html})")
+    return result

@@ -1,0 +1,368 @@
+"""What happened during the week: daily activity, what shipped, failures, decomposition
+health and the learner's changes (cost and tokens are in ``_calls``).
+
+Activity is counted by *event time* in the week (a task spawned last week and completed
+this week counts as completed this week), unlike the cohort counts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from fleetlab.digest._common import Bounds, fnum, iso, query_in, true_complexity
+from fleetlab.digest._week import WeekEvents
+from fleetlab.store import Store
+
+__all__ = [
+    "Finished",
+    "Row",
+    "daily_activity",
+    "decomposition",
+    "failures",
+    "learner_changes",
+    "load_finished",
+    "reason_key",
+    "shipped",
+]
+
+ACTIVITY = {
+    "task.spawned": "spawned",
+    "task.completed": "completed",
+    "task.failed": "failed",
+    "task.cancelled": "cancelled",
+}
+
+
+def daily_activity(week: WeekEvents) -> list[dict[str, Any]]:
+    """Per local day: tasks spawned, completed, failed and cancelled (by event time)."""
+    b = week.bounds
+    day, params = b.day_case("ts_us")
+    rows = week.store.query(
+        f"SELECT {day} AS d, kind, COUNT(*) AS n FROM {week.lc}"
+        " WHERE kind IN (?, ?, ?, ?) GROUP BY d, kind",
+        [*params, *ACTIVITY],
+    )
+    table = [dict.fromkeys(ACTIVITY.values(), 0) for _ in b.days]
+    for r in rows:
+        table[r["d"]][ACTIVITY[r["kind"]]] += r["n"]
+    return [{"date": d.isoformat(), **counts} for d, counts in zip(b.days, table, strict=True)]
+
+
+class Row(NamedTuple):
+    """A task row that finished in the week (JSON fields only for root goals)."""
+
+    id: str
+    parent_id: str | None
+    status: str
+    created_us: int
+    finished_us: int
+    tree_agents: int
+    tree_cost_usd: float
+    suite_task: str | None
+    policy: str | None
+    choice: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The task rows that finished in the week, and any rows stamped after now (found in the
+    same pass, for the integrity check)."""
+
+    store: Store
+    rows: tuple[Row, ...]
+    future: tuple[tuple[str, int], ...] = ()
+    future_count: int = 0
+
+    def details(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Title, trace id, role, result summary and tokens of the listed tasks."""
+        return {
+            r["id"]: dict(r)
+            for r in query_in(
+                self.store,
+                "SELECT id, trace_id, role, title, json_extract(result, '$.summary') AS summary,"
+                " tree_tokens_in + tree_tokens_out AS tokens FROM tasks WHERE id IN ({ids})",
+                ids,
+            )
+        }
+
+
+def load_finished(store: Store, b: Bounds) -> Finished:
+    """The task rows with ``finished_us`` in the week.
+
+    ``tasks.finished_us`` has no index, so this is one scan of the task table; the same scan
+    finds rows created before now but started, finished or updated after it. (Rows created
+    after now are found through the ``created_us`` index.)
+    """
+    rows: list[Row] = []
+    future: list[tuple[str, int]] = []
+    n_future = 0
+    for r in store.query(
+        "SELECT id, parent_id, status, created_us, finished_us, tree_agents, tree_cost_usd,"
+        " CASE WHEN parent_id IS NULL THEN json_extract(spec, '$.suite_task',"
+        "  '$.decision.policy', '$.decision.choice') END AS facts,"
+        " CASE WHEN status = 'failed' THEN error END AS error,"
+        " MAX(created_us, COALESCE(started_us, 0), COALESCE(finished_us, 0), updated_us)"
+        " AS latest FROM tasks WHERE (finished_us >= :start AND finished_us < :end)"
+        " OR (created_us <= :now AND (started_us > :now OR finished_us > :now"
+        "  OR updated_us > :now))",
+        {"start": b.start, "end": b.end, "now": b.now},
+    ):
+        if r["latest"] > b.now:
+            n_future += 1
+            if len(future) <= MAX_FUTURE_LISTED:
+                future.append((r["id"], r["latest"]))
+        if r["finished_us"] is not None and b.start <= r["finished_us"] < b.end:
+            suite, policy, choice = _facts(r["facts"])
+            rows.append(
+                Row(
+                    r["id"],
+                    r["parent_id"],
+                    r["status"],
+                    r["created_us"],
+                    r["finished_us"],
+                    int(r["tree_agents"]),
+                    float(r["tree_cost_usd"]),
+                    suite,
+                    policy,
+                    choice,
+                    r["error"],
+                )
+            )
+    rows.sort(key=lambda row: (row.finished_us, row.id))
+    return Finished(store, tuple(rows), tuple(future), n_future)
+
+
+@functools.lru_cache(maxsize=4096)
+def _facts(text: str | None) -> tuple[str | None, str | None, str | None]:
+    # a root's (suite task, policy, choice): few distinct values, so each is parsed once
+    if not text:
+        return None, None, None
+    suite, policy, choice = json.loads(text)
+    return suite, policy, choice
+
+
+#: Rows stamped in the future listed (all are counted).
+MAX_FUTURE_LISTED = 50
+
+
+def _goal(row: Row, d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task_id": row.id,
+        "trace_id": d.get("trace_id"),
+        "title": d.get("title"),
+        "suite_task": row.suite_task,
+        "agents": 1 + row.tree_agents,
+        "cost_usd": fnum(row.tree_cost_usd),
+        "tokens": d.get("tokens"),
+        "duration_s": round((row.finished_us - row.created_us) / 1e6, 1),
+        "finished_at": iso(row.finished_us),
+    }
+
+
+def _goals(fin: Finished, rows: list[Row], **extra: Any) -> list[dict[str, Any]]:
+    details = fin.details([r.id for r in rows])
+    items = []
+    for row in rows:
+        d = details.get(row.id, {})
+        item = _goal(row, d)
+        for key, value in extra.items():
+            item[key] = value(row, d)
+        items.append(item)
+    return items
+
+
+def shipped(fin: Finished, *, limit: int) -> dict[str, Any]:
+    """The root goals completed in the week: title, result summary, agents, cost, duration."""
+    goals = [r for r in fin.rows if r.parent_id is None and r.status == "completed"]
+    return {
+        "total": len(goals),
+        "cost_usd": fnum(sum(r.tree_cost_usd for r in goals)),
+        "agents": sum(1 + r.tree_agents for r in goals),
+        "items": _goals(fin, goals[:limit], summary=lambda _, d: d.get("summary")),
+        "truncated": len(goals) > limit,
+    }
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_PATH = re.compile(r"\b[\w.-]*/[\w./-]+|\b[\w-]+\.(?:py|csv|json|txt|md|toml|html|ya?ml|log)\b")
+_NUMBER = re.compile(r"\$?\d[\d,.]*")
+
+
+def reason_key(error: str | None) -> str:
+    """A failure reason with its particulars (files, quoted values, numbers) blanked out,
+    so reasons that differ only in detail count together."""
+    if not error:
+        return "(no reason recorded)"
+    text = error.strip().splitlines()[0] if error.strip() else error
+    text = _NUMBER.sub("N", _PATH.sub("<file>", _QUOTED.sub("'…'", text)))
+    parts = text.split(": ")
+    keep = 2 if parts[0] == "verifier" and len(parts) > 1 else 1
+    return ": ".join(parts[:keep])[:120]
+
+
+def failures(fin: Finished, *, limit: int) -> dict[str, Any]:
+    """Every task that failed in the week, with its reason and trace id; the top reasons."""
+    failed = [r for r in fin.rows if r.status == "failed"]
+    reasons = Counter(reason_key(r.error) for r in failed)
+    goals = sum(r.parent_id is None for r in failed)
+    details = fin.details([r.id for r in failed[:limit]])
+    return {
+        "total": len(failed),
+        "goals": goals,
+        "sub_agents": len(failed) - goals,
+        "items": [
+            {
+                "task_id": r.id,
+                "trace_id": details.get(r.id, {}).get("trace_id"),
+                "role": details.get(r.id, {}).get("role"),
+                "title": details.get(r.id, {}).get("title"),
+                "reason": r.error,
+                "failed_at": iso(r.finished_us),
+            }
+            for r in failed[:limit]
+        ],
+        "truncated": len(failed) > limit,
+        "top_reasons": [{"reason": k, "count": n} for k, n in reasons.most_common(10)],
+    }
+
+
+def _bucket(key: str | None) -> tuple[int | None, str]:
+    c = true_complexity(key) if key else None
+    if c is None:
+        return None, "unknown"
+    return c, "simple" if c <= 2 else "medium" if c == 3 else "complex"
+
+
+def decomposition(fin: Finished, *, limit: int) -> dict[str, Any]:
+    """Agents per goal by true complexity; over-decomposition; complex goals that failed
+    without decomposing. Over root goals that finished in the week.
+
+    ``agents`` is the number of tasks in a goal's tree: the root plus every sub-agent.
+    Free-form goals have no known complexity and land in the ``unknown`` bucket.
+    """
+    goals = [r for r in fin.rows if r.parent_id is None]
+    stats: dict[str, Counter[str]] = defaultdict(Counter)
+    points: Counter[tuple[int | None, int]] = Counter()
+    over: list[Row] = []
+    under: list[Row] = []
+    for r in goals:
+        complexity, bucket = _bucket(r.suite_task)
+        agents = 1 + r.tree_agents
+        points[(complexity, agents)] += 1
+        s = stats[bucket]
+        s["goals"] += 1
+        s["agents"] += agents
+        s["decomposed"] += agents > 1
+        s["max_agents"] = max(s["max_agents"], agents)
+        s[r.status] += 1
+        if bucket == "simple" and agents > 1:
+            over.append(r)
+        if bucket == "complex" and r.status == "failed" and agents == 1:
+            under.append(r)
+    by_bucket = []
+    for name in ("simple", "medium", "complex", "unknown"):
+        if name not in stats:
+            continue
+        s = stats[name]
+        done, failed = s["completed"], s["failed"]
+        by_bucket.append(
+            {
+                "bucket": name,
+                "goals": s["goals"],
+                "decomposed": s["decomposed"],
+                "mean_agents": fnum(s["agents"] / s["goals"], 2),
+                "max_agents": s["max_agents"],
+                "completed": done,
+                "failed": failed,
+                "cancelled": s["goals"] - done - failed,
+                "success_rate": fnum(done / (done + failed), 4) if done + failed else None,
+            }
+        )
+
+    def extra(r: Row, d: dict[str, Any]) -> Any:
+        return _bucket(r.suite_task)[0]
+
+    policies = Counter((r.policy or "none", r.choice or "none") for r in goals)
+    return {
+        "goals": len(goals),
+        "by_bucket": by_bucket,
+        "agents_by_complexity": [
+            {"complexity": c, "agents": a, "goals": n}
+            for (c, a), n in sorted(points.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1]))
+        ],
+        "over_decomposed": {
+            "count": len(over),
+            "items": _goals(fin, over[:limit], complexity=extra, status=lambda r, _: r.status),
+        },
+        "complex_failed_direct": {
+            "count": len(under),
+            "items": _goals(fin, under[:limit], complexity=extra, status=lambda r, _: r.status),
+        },
+        "decisions": [
+            {"policy": p, "choice": c, "goals": n} for (p, c), n in sorted(policies.items())
+        ],
+    }
+
+
+def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
+    """The learned policy this week: updates, choices, and changes of preferred arm."""
+    before = {
+        r["bucket"]: r["preferred"]
+        for r in store.query(
+            "SELECT bucket, preferred, MAX(seq) FROM learner_updates WHERE ts_us < ?"
+            " GROUP BY bucket",
+            (b.start,),
+        )
+    }
+    rows = store.query(
+        "SELECT ts_us, task_id, bucket, arm, reward, success, mean_direct, mean_decompose,"
+        " preferred FROM learner_updates WHERE ts_us >= ? AND ts_us < ? ORDER BY seq",
+        (b.start, b.end),
+    )
+    current = dict(before)
+    changes: list[dict[str, Any]] = []
+    daily: Counter[tuple[str, str, str]] = Counter()
+    per: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        bucket = r["bucket"]
+        stats = per.setdefault(
+            bucket,
+            {"bucket": bucket, "updates": 0, "direct": 0, "decompose": 0, "successes": 0},
+        )
+        stats["updates"] += 1
+        stats[r["arm"]] = stats.get(r["arm"], 0) + 1
+        stats["successes"] += r["success"]
+        stats.update(
+            mean_direct=fnum(r["mean_direct"], 4),
+            mean_decompose=fnum(r["mean_decompose"], 4),
+        )
+        daily[(b.days[b.day_index(r["ts_us"])].isoformat(), bucket, r["arm"])] += 1
+        if current.get(bucket) != r["preferred"]:
+            changes.append(
+                {
+                    "at": iso(r["ts_us"]),
+                    "bucket": bucket,
+                    "from": current.get(bucket),
+                    "to": r["preferred"],
+                    "task_id": r["task_id"],
+                }
+            )
+            current[bucket] = r["preferred"]
+    for bucket, stats in per.items():
+        stats["preferred_before"] = before.get(bucket)
+        stats["preferred_after"] = current.get(bucket)
+    return {
+        "updates": len(rows),
+        "buckets": [per[k] for k in sorted(per)],
+        "preference_changes": sum(ch["from"] is not None for ch in changes),
+        "changes": changes,
+        "choices_daily": [
+            {"date": d, "bucket": k, "arm": a, "goals": n} for (d, k, a), n in sorted(daily.items())
+        ],
+    }

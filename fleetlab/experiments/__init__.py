@@ -1,0 +1,105 @@
+"""A/B experiments on decomposition policies and scoring prompts.
+
+```python
+from fleetlab import experiments
+
+exp = experiments.load_experiment("experiments/decomposition_ab.toml")
+print("\\n".join(experiments.estimate(exp).describe()))   # what it will cost
+summary = experiments.run(exp)                             # resumable; skips finished trials
+frame = experiments.load(exp.name)                         # polars, one row per trial
+table = experiments.compare(exp.name)                      # Wilson CIs, paired bootstrap, McNemar
+```
+
+In a notebook, ``await experiments.run_async(exp)`` runs on the kernel's loop (or start it
+with ``fleetlab.aio.start_background`` to keep working while it runs).
+
+Every (variant, task, trial) runs through the real orchestrator in a folder of its own; the
+trial's seed is both the simulated model's seed and the goal's instance number, so every
+variant meets the same simulated world on a given task and trial (a paired design). Results
+go to ``reports/experiments/<name>/`` (see ``fleetlab.experiments._results``).
+"""
+
+from fleetlab.experiments._batch import BATCH_DISCOUNT, BatchAPI
+from fleetlab.experiments._compare import (
+    BucketSummary,
+    Comparison,
+    Confusion,
+    DetectableEffect,
+    PairedComparison,
+    VariantSummary,
+    compare,
+)
+from fleetlab.experiments._definition import (
+    KINDS,
+    Experiment,
+    TaskFilter,
+    Trial,
+    Variant,
+)
+from fleetlab.experiments._estimate import Estimate
+from fleetlab.experiments._progress import (
+    NullProgress,
+    ProgressSink,
+    RichProgress,
+    WidgetProgress,
+    auto_progress,
+    in_kernel,
+)
+from fleetlab.experiments._report import write_report
+from fleetlab.experiments._results import (
+    COLUMNS,
+    OUT_ENV,
+    ResultsDB,
+    export_parquet,
+    load,
+    output_dir,
+)
+from fleetlab.experiments._run import (
+    RunSummary,
+    estimate,
+    estimate_async,
+    resolve_experiment,
+    run,
+    run_async,
+)
+from fleetlab.experiments._scoring import scoring_request
+from fleetlab.experiments._toml import load_experiment
+
+__all__ = [
+    "BATCH_DISCOUNT",
+    "COLUMNS",
+    "KINDS",
+    "OUT_ENV",
+    "BatchAPI",
+    "BucketSummary",
+    "Comparison",
+    "Confusion",
+    "DetectableEffect",
+    "Estimate",
+    "Experiment",
+    "NullProgress",
+    "PairedComparison",
+    "ProgressSink",
+    "ResultsDB",
+    "RichProgress",
+    "RunSummary",
+    "TaskFilter",
+    "Trial",
+    "Variant",
+    "VariantSummary",
+    "WidgetProgress",
+    "auto_progress",
+    "compare",
+    "estimate",
+    "estimate_async",
+    "export_parquet",
+    "in_kernel",
+    "load",
+    "load_experiment",
+    "output_dir",
+    "resolve_experiment",
+    "run",
+    "run_async",
+    "scoring_request",
+    "write_report",
+]

@@ -1,0 +1,329 @@
+"""Experiment definitions: what an experiment is, and the trials it plans.
+
+An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
+
+    name = "decomposition_ab"          # optional, default: the file name
+    kind = "agents"                    # or "scoring" (only the complexity-scoring step)
+    model = "sim:instant"              # --model overrides it
+    suites = ["core"]
+    trials = 3                         # trials per (variant, task); or seeds = [1, 2, 3]
+    seed = 1                           # trial k uses seed + k
+    concurrency = 4                    # trials in parallel
+    budget_usd = 20.0                  # cap for the whole experiment (real models)
+    baseline = "never"                 # default: the first variant
+    keep_trials = "failed"             # trial folders kept: failed (default), all, none
+    model_options = {}                 # passed to the model backend (sim: any SimParams field)
+
+    [tasks]                            # optional filter, applied in this order
+    include = ["core:*"]               # globs over task keys
+    exclude = ["core:static-site"]
+    tags = ["data"]                    # keep tasks with any of these tags
+    complexity = [1, 5]                # lowest and highest true complexity kept
+    per_complexity = 3                 # at most this many tasks per complexity level
+
+    [defaults]                         # settings every variant starts from
+    max_depth = 1
+
+    [[variants]]
+    name = "never"
+    policy = "never"                   # never, always, threshold:K, as_needed, learned
+    prompt = "default"                 # a scoring prompt in experiments/prompts/
+    # optional: threshold, budget_usd, budget_tokens (per trial), max_depth, max_fanout,
+    # agent_concurrency (agents running at once within one trial), cost_weight (learned:
+    # the learner's reward points per USD)
+
+A scoring experiment (``kind = "scoring"``) uses each variant's ``prompt`` and ``threshold``
+only. ``fleetlab.experiments._toml`` turns a file into an ``Experiment``; a mistake is a
+``ConfigError`` naming the file, the line (where it can be found) and the field, and saying
+what was expected. ``Experiment(...)`` built in code is checked the same way (``UserError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fleetlab.decompose import parse_policy
+from fleetlab.errors import UserError
+from fleetlab.prompts import list_variants
+from fleetlab.suites import SuiteTask, get_suite
+
+__all__ = [
+    "KINDS",
+    "NAME_RE",
+    "Experiment",
+    "TaskFilter",
+    "Trial",
+    "Variant",
+]
+
+KINDS = ("agents", "scoring")
+Kind = Literal["agents", "scoring"]
+KeepTrials = Literal["failed", "all", "none"]
+
+#: What experiment and variant names may look like (they name folders).
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,79}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One arm of an experiment: a decomposition policy, a scoring prompt and overrides.
+
+    ``threshold`` is the K of ``threshold:K`` for agent experiments, and for scoring
+    experiments the score from which the prompt's answer counts as "decompose" (the label of
+    a task is "decompose" when its true complexity is at least ``threshold``).
+    ``cost_weight`` (``learned`` only) replaces the learner's reward points per USD
+    (``fleetlab.learning.LearnerConfig``); None keeps the fleet's default.
+    """
+
+    name: str
+    policy: str = "threshold:4"
+    prompt: str = "default"
+    threshold: int = 4
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    max_depth: int = 1
+    max_fanout: int = 4
+    agent_concurrency: int = 4
+    cost_weight: float | None = None
+    kind: Literal["variant"] = field(default="variant", repr=False)
+
+    def fingerprint(self) -> str:
+        """A digest of everything that changes a trial's outcome (not the name)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data.pop("name")
+        data.pop("kind")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def slug(self) -> str:
+        """The name as a folder name."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Which suite tasks an experiment uses (every field optional; applied in order)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    min_complexity: int = 1
+    max_complexity: int = 5
+    per_complexity: int | None = None
+    kind: Literal["task_filter"] = field(default="task_filter", repr=False)
+
+    def select(self, tasks: Sequence[SuiteTask]) -> list[SuiteTask]:
+        """The tasks kept, in suite order."""
+        kept = []
+        for task in tasks:
+            if self.include and not any(_match(task, g) for g in self.include):
+                continue
+            if any(_match(task, g) for g in self.exclude):
+                continue
+            if self.tags and not set(self.tags) & set(task.tags):
+                continue
+            if not self.min_complexity <= task.complexity <= self.max_complexity:
+                continue
+            kept.append(task)
+        if self.per_complexity is not None:
+            seen: dict[int, int] = {}
+            limited = []
+            for task in kept:
+                seen[task.complexity] = seen.get(task.complexity, 0) + 1
+                if seen[task.complexity] <= self.per_complexity:
+                    limited.append(task)
+            kept = limited
+        return kept
+
+
+def _match(task: SuiteTask, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(task.key, pattern) or fnmatch.fnmatchcase(task.id, pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One unit of work: a variant on a task, the ``index``-th time, with its seed."""
+
+    variant: Variant
+    task: SuiteTask
+    index: int
+    seed: int
+    kind: Literal["trial"] = field(default="trial", repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """``(variant name, task key, trial index)``: what identifies a result row."""
+        return (self.variant.name, self.task.key, self.index)
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A validated experiment. Build one from a file with ``load_experiment`` or directly
+    (the notebook widgets do); the constructor checks it the same way.
+
+    Attributes:
+        name: names the output folder (``reports/experiments/<name>/``).
+        variants: the arms; the first is the baseline unless ``baseline`` names another.
+        suites: suite names or paths.
+        tasks: which of the suites' tasks are used.
+        model: the model spec (``sim:instant``, ``anthropic:claude-sonnet-4-6``, ...).
+        kind: ``agents`` (whole trials through the orchestrator) or ``scoring`` (only the
+            complexity-scoring step).
+        seeds: one per trial: the simulated model's seed and the goal's instance number, the
+            same for every variant (the paired design).
+        concurrency: trials running at once.
+        budget_usd: cap on the whole experiment's spend with a real model.
+        keep_trials: which trial folders (database and workspace) to keep for inspection.
+    """
+
+    name: str
+    variants: tuple[Variant, ...]
+    suites: tuple[str, ...] = ("core",)
+    tasks: TaskFilter = field(default_factory=TaskFilter)
+    model: str = "sim:default"
+    kind: Kind = "agents"
+    seeds: tuple[int, ...] = (0,)
+    concurrency: int = 4
+    budget_usd: float | None = None
+    baseline: str | None = None
+    description: str = ""
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    keep_trials: KeepTrials = "failed"
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise UserError(
+                f"experiment name {self.name!r}: use letters, digits and _ . - : @ + "
+                "(up to 80 characters)"
+            )
+        if self.kind not in KINDS:
+            raise UserError(f"experiment kind {self.kind!r}: use 'agents' or 'scoring'")
+        if not self.variants:
+            raise UserError(f"experiment {self.name!r} has no variants: add [[variants]] tables")
+        names = [v.name for v in self.variants]
+        for n in names:
+            if names.count(n) > 1:
+                raise UserError(f"experiment {self.name!r}: two variants are named {n!r}")
+        if self.baseline is not None and self.baseline not in names:
+            raise UserError(
+                f"baseline {self.baseline!r} is not a variant: use one of {', '.join(names)}"
+            )
+        if not self.seeds:
+            raise UserError("an experiment needs at least one trial (seed)")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"seeds must differ from trial to trial, got {list(self.seeds)}")
+        if self.concurrency < 1:
+            raise UserError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.budget_usd is not None and not self.budget_usd > 0:
+            raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
+        for variant in self.variants:
+            _check_variant(variant, self.kind)
+        if not self.selected_tasks():
+            raise UserError(
+                f"experiment {self.name!r}: the task filter keeps no task of suites "
+                f"{', '.join(self.suites)}"
+            )
+
+    # --- derived -------------------------------------------------------------------
+
+    @property
+    def trials(self) -> int:
+        """Trials per (variant, task)."""
+        return len(self.seeds)
+
+    @property
+    def baseline_variant(self) -> Variant:
+        """The variant every other one is compared with."""
+        name = self.baseline or self.variants[0].name
+        return next(v for v in self.variants if v.name == name)
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the model is an offline stand-in (anything but ``anthropic:``)."""
+        return not self.model.startswith("anthropic:")
+
+    def selected_tasks(self) -> list[SuiteTask]:
+        """The tasks of every suite that pass the filter, in suite order."""
+        tasks: list[SuiteTask] = []
+        for name in self.suites:
+            tasks.extend(get_suite(name).tasks)
+        return self.tasks.select(tasks)
+
+    def plan(self) -> list[Trial]:
+        """Every trial in run order: trial by trial, task by task, variant by variant.
+
+        A learning variant meets its trials in this order, so its first pass over the tasks
+        comes before its second.
+        """
+        tasks = self.selected_tasks()
+        return [
+            Trial(variant, task, index, seed)
+            for index, seed in enumerate(self.seeds)
+            for task in tasks
+            for variant in self.variants
+        ]
+
+    def with_model(self, model: str) -> Experiment:
+        """The same experiment on another model; its results go to ``<name>@<model>``, apart
+        from the original model's."""
+        if model == self.model:
+            return self
+        return dataclasses.replace(self, model=model, name=f"{self.name}@{model}")
+
+    def subset(self, *, trials: int | None = None, per_complexity: int | None = None) -> Experiment:
+        """Part of this experiment's plan: its first ``trials`` trials, and at most
+        ``per_complexity`` tasks per complexity level. The results go with the whole
+        experiment's (same name), so running the rest later skips what the subset ran."""
+        seeds = self.seeds if trials is None else self.seeds[: max(1, trials)]
+        tasks = self.tasks
+        if per_complexity is not None:
+            limit = min(per_complexity, tasks.per_complexity or per_complexity)
+            tasks = dataclasses.replace(tasks, per_complexity=limit)
+        return dataclasses.replace(self, seeds=seeds, tasks=tasks)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What results recorded for this experiment depend on, beyond each variant."""
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "model_options": {k: repr(v) for k, v in sorted(self.model_options.items())},
+        }
+
+
+def _check_variant(variant: Variant, kind: str) -> None:
+    if not NAME_RE.match(variant.name):
+        raise UserError(
+            f"variant name {variant.name!r}: use letters, digits and _ . - : @ + "
+            "(up to 80 characters)"
+        )
+    policy = parse_policy(variant.policy)
+    if str(policy) != variant.policy:
+        raise UserError(f"variant {variant.name!r}: write the policy as {str(policy)!r}")
+    known = list_variants()
+    if variant.prompt not in known:
+        raise UserError(
+            f"variant {variant.name!r}: unknown prompt variant {variant.prompt!r}: known "
+            f"variants are {', '.join(sorted(known)) or 'none'} "
+            f"(add experiments/prompts/{variant.prompt}.toml)"
+        )
+    if not 1 <= variant.threshold <= 5:
+        raise UserError(f"variant {variant.name!r}: threshold must be 1-5, got {variant.threshold}")
+    for what, value, low in (
+        ("max_depth", variant.max_depth, 0),
+        ("max_fanout", variant.max_fanout, 1),
+        ("agent_concurrency", variant.agent_concurrency, 1),
+    ):
+        if value < low:
+            raise UserError(f"variant {variant.name!r}: {what} must be at least {low}, got {value}")
+    if variant.cost_weight is not None and policy.name != "learned":
+        raise UserError(f"variant {variant.name!r}: cost_weight only applies to policy learned")
+    del kind  # every field means something to both kinds, or is ignored by scoring

@@ -1,0 +1,400 @@
+"""Where an experiment's results live: one SQLite file per experiment, one row per trial.
+
+``reports/experiments/<name>/`` holds:
+
+* ``results.db``: the source of truth. A row is committed the moment its trial finishes
+  (``synchronous=FULL``: it survives a killed process and a power cut), so a killed run loses
+  only the trials that were in flight, and a re-run skips every trial that has a row.
+  It also records the definition the rows were produced with (a changed variant is refused
+  rather than silently mixed) and, for ``--batch`` runs, the Message Batch id, so a restarted
+  run polls the batch it already paid for instead of submitting a new one.
+* ``results.parquet``: the same rows for polars/pandas/DuckDB, rewritten after each run.
+* ``trials/<variant>/<task>-t<k>/``: a trial's own fleet database and workspace while it runs;
+  kept afterwards for failed trials (``keep_trials``), so ``fleetlab --db .../trial.db trace``
+  shows what went wrong.
+* ``report.html``: written by ``fleetlab ab report``.
+
+The learned policy's memory is in the rows too: each finished trial of a ``learned`` variant
+stores the learner update it produced (bucket, arm, reward), and the next trial of that
+variant starts from all of them, in the order they finished. So the learner state is exactly
+the committed trials' history: a killed trial's update is lost with the trial, never half-kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from fleetlab.clock import Clock, SystemClock, to_us
+from fleetlab.errors import ConfigError, NotFoundError
+from fleetlab.experiments._definition import Experiment
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_ROOT",
+    "OUT_ENV",
+    "BatchRecord",
+    "ResultsDB",
+    "default_root",
+    "export_parquet",
+    "load",
+    "output_dir",
+]
+
+OUT_ENV = "FLEETLAB_EXPERIMENTS"
+DEFAULT_ROOT = Path("reports") / "experiments"
+RESULTS_DB = "results.db"
+RESULTS_PARQUET = "results.parquet"
+
+#: Every column of a result row, with its polars type.
+COLUMNS: dict[str, Any] = {
+    "seq": pl.Int64,
+    "experiment": pl.String,
+    "kind": pl.String,
+    "variant": pl.String,
+    "policy": pl.String,
+    "prompt": pl.String,
+    "task": pl.String,
+    "suite": pl.String,
+    "trial": pl.Int64,
+    "seed": pl.Int64,
+    "complexity": pl.Int64,
+    "bucket": pl.String,
+    "passed": pl.Boolean,
+    "status": pl.String,
+    "failure": pl.String,
+    "tokens_in": pl.Int64,
+    "tokens_out": pl.Int64,
+    "tokens": pl.Int64,
+    "cache_read_tokens": pl.Int64,
+    "cache_write_tokens": pl.Int64,
+    "cost_usd": pl.Float64,
+    "wall_s": pl.Float64,
+    "sim_time_s": pl.Float64,
+    "agents": pl.Int64,
+    "depth": pl.Int64,
+    "model_calls": pl.Int64,
+    "score": pl.Int64,
+    "score_bucket": pl.String,
+    "choice": pl.String,
+    "decomposed": pl.Boolean,
+    "label": pl.String,
+    "threshold": pl.Int64,
+    "learn_bucket": pl.String,
+    "learn_arm": pl.String,
+    "learn_reward": pl.Float64,
+    "model": pl.String,
+    "simulated": pl.Boolean,
+    "batch_id": pl.String,
+    "trace_id": pl.String,
+    "trial_dir": pl.String,
+    "finished_us": pl.Int64,
+}
+_BOOLS = {name for name, kind in COLUMNS.items() if kind == pl.Boolean}
+_SQL_TYPES = {pl.Int64: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "INTEGER"}
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS variants (name TEXT PRIMARY KEY, position INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, spec TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, created_us INTEGER NOT NULL,"
+    " status TEXT NOT NULL, requests TEXT NOT NULL, ended_us INTEGER);"
+    "CREATE TABLE IF NOT EXISTS trials ("
+    + ", ".join(
+        "seq INTEGER PRIMARY KEY AUTOINCREMENT"
+        if name == "seq"
+        else f"{name} {_SQL_TYPES[kind]}"
+        + (" NOT NULL" if name in ("variant", "task", "trial") else "")
+        for name, kind in COLUMNS.items()
+    )
+    + ", UNIQUE (variant, task, trial));"
+)
+
+
+def default_root() -> Path:
+    """``$FLEETLAB_EXPERIMENTS``, else ``reports/experiments`` in the project: the current
+    folder, or its parent when only the parent has an ``experiments/`` folder (a notebook
+    runs in ``notebooks/``)."""
+    if os.environ.get(OUT_ENV):
+        return Path(os.environ[OUT_ENV])
+    here = Path.cwd()
+    if not (here / "experiments").is_dir() and (here.parent / "experiments").is_dir():
+        return here.parent / DEFAULT_ROOT
+    return here / DEFAULT_ROOT
+
+
+def output_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of experiment ``name``: ``<root>/<name>/`` (root: ``default_root()``)."""
+    return (Path(root) if root is not None else default_root()) / name
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """A Message Batch submitted for some of an experiment's trials."""
+
+    id: str
+    status: str
+    requests: dict[str, list[Any]]  # custom_id -> [variant, task, trial, seed]
+    kind: Literal["batch_record"] = field(default="batch_record", repr=False)
+
+
+class ResultsDB:
+    """An experiment's results database (see the module docstring)."""
+
+    def __init__(self, folder: Path, *, clock: Clock | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.path = folder / RESULTS_DB
+        self.clock: Clock = clock or SystemClock()
+        try:
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not an experiment results database ({exc})") from None
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            self._conn.close()
+
+    def __enter__(self) -> ResultsDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # --- the definition ------------------------------------------------------------
+
+    def bind(self, experiment: Experiment) -> None:
+        """Record the definition, or check it matches the one the rows were produced with.
+
+        Raises:
+            ConfigError: the model, kind or a variant changed since rows were recorded, or a
+                trial index now has another seed.
+        """
+        meta = {r["key"]: r["value"] for r in self._conn.execute("SELECT * FROM meta")}
+        wanted = json.dumps(experiment.fingerprint(), sort_keys=True)
+        has_rows = self.count() > 0
+        fix = (
+            f"give the experiment another name, or delete {self.folder} to start over"
+            if experiment.path is None
+            else f"rename the experiment in {experiment.path}, or delete {self.folder}"
+            " to start over"
+        )
+        if has_rows and meta.get("fingerprint") not in (None, wanted):
+            before = json.loads(meta["fingerprint"])
+            changed = [k for k, v in experiment.fingerprint().items() if before.get(k) != v]
+            raise ConfigError(
+                f"{self.folder} holds results of {experiment.name!r} recorded with another "
+                f"{', '.join(changed)} ({', '.join(f'{k}={before.get(k)!r}' for k in changed)}): "
+                f"{fix}"
+            )
+        stored = {
+            r["name"]: r["fingerprint"]
+            for r in self._conn.execute("SELECT name, fingerprint FROM variants")
+        }
+        with_rows = {r[0] for r in self._conn.execute("SELECT DISTINCT variant FROM trials")}
+        for variant in experiment.variants:
+            if variant.name in with_rows and stored.get(variant.name) != variant.fingerprint():
+                raise ConfigError(
+                    f"variant {variant.name!r} changed since its results in {self.folder} were "
+                    f"recorded: give the changed variant a new name, or {fix}"
+                )
+        seeds = dict(enumerate(experiment.seeds))
+        for r in self._conn.execute("SELECT DISTINCT trial, seed FROM trials"):
+            if r["trial"] in seeds and seeds[r["trial"]] != r["seed"]:
+                raise ConfigError(
+                    f"trial {r['trial']} ran with seed {r['seed']} but the definition now says "
+                    f"{seeds[r['trial']]}: keep the seeds of recorded trials, or {fix}"
+                )
+        with self._tx() as conn:
+            for key, value in (
+                ("fingerprint", wanted),
+                ("name", experiment.name),
+                ("kind", experiment.kind),
+                ("model", experiment.model),
+                ("simulated", json.dumps(experiment.simulated)),
+                ("baseline", experiment.baseline_variant.name),
+                ("variants", json.dumps([v.name for v in experiment.variants])),
+            ):
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            for position, variant in enumerate(experiment.variants):
+                conn.execute(
+                    "INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?)",
+                    (
+                        variant.name,
+                        position,
+                        variant.fingerprint(),
+                        json.dumps(dataclasses.asdict(variant)),
+                    ),
+                )
+
+    def meta(self) -> dict[str, str]:
+        """The recorded definition summary (name, kind, model, simulated, baseline, variants)."""
+        return {r["key"]: r["value"] for r in self._conn.execute("SELECT * FROM meta")}
+
+    # --- rows ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        """How many trials have finished."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    def finished(self) -> set[tuple[str, str, int]]:
+        """``(variant, task, trial)`` of every finished trial."""
+        return {
+            (r[0], r[1], int(r[2]))
+            for r in self._conn.execute("SELECT variant, task, trial FROM trials")
+        }
+
+    def spent_usd(self) -> float:
+        """What the finished trials cost."""
+        return float(self._conn.execute("SELECT TOTAL(cost_usd) FROM trials").fetchone()[0])
+
+    def insert(self, row: Mapping[str, Any]) -> None:
+        """Commit one finished trial (durably, before returning)."""
+        self.insert_many([row])
+
+    def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Commit several finished trials in one transaction."""
+        with self._tx() as conn:
+            self._insert(conn, rows, ignore_duplicates=False)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        ignore_duplicates: bool,
+    ) -> None:
+        now = to_us(self.clock.now())
+        names = [c for c in COLUMNS if c != "seq"]
+        verb = "INSERT OR IGNORE" if ignore_duplicates else "INSERT"
+        for row in rows:
+            unknown = set(row) - set(names)
+            if unknown:
+                raise ValueError(f"unknown result columns {sorted(unknown)}")
+            values = {"finished_us": now, **row}
+            conn.execute(
+                f"{verb} INTO trials ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                [_to_sql(values.get(n)) for n in names],
+            )
+
+    def learner_history(self, variant: str) -> list[dict[str, Any]]:
+        """The learner updates of ``variant``'s finished trials, in the order they finished."""
+        return [
+            dict(r)
+            for r in self._conn.execute(
+                "SELECT learn_bucket, learn_arm, learn_reward, passed, cost_usd, task, trial"
+                " FROM trials WHERE variant = ? AND learn_bucket IS NOT NULL ORDER BY seq",
+                (variant,),
+            )
+        ]
+
+    def frame(self) -> pl.DataFrame:
+        """Every row as a polars frame (``COLUMNS``), in the order the trials finished."""
+        rows = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY seq")
+        records = [
+            {k: (bool(v) if k in _BOOLS and v is not None else v) for k, v in dict(r).items()}
+            for r in rows
+        ]
+        return pl.DataFrame(records, schema=COLUMNS, orient="row")
+
+    # --- batches -------------------------------------------------------------------
+
+    def open_batch(self) -> BatchRecord | None:
+        """The batch submitted and not yet collected, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM batches WHERE status != 'collected' ORDER BY created_us LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return BatchRecord(row["id"], row["status"], json.loads(row["requests"]))
+
+    def save_batch(self, batch_id: str, requests: dict[str, list[Any]]) -> None:
+        """Remember a submitted batch before anything else happens."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO batches (id, created_us, status, requests) VALUES (?, ?, ?, ?)",
+                (batch_id, to_us(self.clock.now()), "submitted", json.dumps(requests)),
+            )
+
+    def collect_batch(self, batch_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store a batch's results and mark it collected, in one transaction."""
+        with self._tx() as conn:
+            self._insert(conn, rows, ignore_duplicates=True)
+            conn.execute(
+                "UPDATE batches SET status = 'collected', ended_us = ? WHERE id = ?",
+                (to_us(self.clock.now()), batch_id),
+            )
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch submitted, oldest first."""
+        return [
+            {**dict(r), "requests": len(json.loads(r["requests"]))}
+            for r in self._conn.execute("SELECT * FROM batches ORDER BY created_us")
+        ]
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def load(name: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+    """An experiment's results as a polars frame, one row per finished trial.
+
+    Reads ``results.db`` (always current, even while a run is going on), else
+    ``results.parquet``.
+
+    Args:
+        name: the experiment's name (its output folder under ``root``).
+        root: the experiments folder (default ``$FLEETLAB_EXPERIMENTS`` or
+            ``reports/experiments``).
+
+    Raises:
+        NotFoundError: the experiment has no results yet.
+    """
+    folder = output_dir(name, root)
+    if (folder / RESULTS_DB).is_file():
+        with ResultsDB(folder) as db:
+            return db.frame()
+    if (folder / RESULTS_PARQUET).is_file():
+        return pl.read_parquet(folder / RESULTS_PARQUET)
+    raise NotFoundError(
+        f"no results for experiment {name!r} in {folder}: run it first "
+        f"(fleetlab ab run experiments/{name}.toml)"
+    )
+
+
+def export_parquet(name: str, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``results.parquet`` beside ``results.db`` (replacing it atomically)."""
+    folder = output_dir(name, root)
+    frame = load(name, root=root)
+    target = folder / RESULTS_PARQUET
+    partial = folder / (RESULTS_PARQUET + ".partial")
+    frame.write_parquet(partial)
+    partial.replace(target)
+    return target

@@ -1,0 +1,502 @@
+"""Running an experiment: plan, skip what is done, estimate, run in parallel, record.
+
+Trials start in plan order (trial by trial, task by task, variant by variant), up to
+``concurrency`` at once. A ``learned`` variant is the exception that keeps its order: its
+trials run one at a time, each starting from the learner state its predecessors left (see
+``_results``), while the other variants' trials run beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fleetlab.aio import run_sync
+from fleetlab.clock import FakeClock
+from fleetlab.decompose import parse_policy
+from fleetlab.errors import NotFoundError, UserError
+from fleetlab.experiments._batch import BatchAPI
+from fleetlab.experiments._definition import Experiment, Trial
+from fleetlab.experiments._estimate import Estimate, estimate_trials
+from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
+from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
+from fleetlab.experiments._scoring import run_scoring, run_scoring_batch
+from fleetlab.experiments._toml import load_experiment
+from fleetlab.experiments._trial import make_template, run_trial
+from fleetlab.models.base import Model
+from fleetlab.models.registry import get_model
+
+__all__ = [
+    "RunSummary",
+    "estimate",
+    "estimate_async",
+    "resolve_experiment",
+    "run",
+    "run_agent_trials",
+    "run_async",
+]
+
+ProgressArg = ProgressSink | Literal["auto"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What one run of an experiment did.
+
+    Attributes:
+        total: trials in the plan.
+        skipped: trials already recorded by earlier runs (not run again).
+        ran: trials run and recorded now.
+        errored: trials whose model calls failed for good (not recorded: re-run to retry).
+        remaining: trials still without a result.
+        stopped: why the run stopped early (limit, budget cap), if it did.
+    """
+
+    experiment: str
+    folder: Path
+    kind: str
+    model: str
+    simulated: bool
+    total: int
+    skipped: int
+    ran: int
+    errored: int
+    remaining: int
+    stopped: str | None
+    spent_usd: float
+    wall_s: float
+    parquet: Path | None
+    batch_id: str | None = None
+    first_error: str | None = None
+    type: Literal["run_summary"] = field(default="run_summary", repr=False)
+
+    def describe(self) -> list[str]:
+        """The summary as lines of text."""
+        lines = [
+            f"{self.experiment}: ran {self.ran} trials, skipped {self.skipped} already "
+            f"finished, {self.remaining} remaining of {self.total} ({self.wall_s:.1f}s)",
+            f"spent ${self.spent_usd:,.4f} in total"
+            + (
+                " (simulated: priced like claude-sonnet-4-5, no money spent)"
+                if self.simulated
+                else ""
+            ),
+            f"results: {self.folder}",
+        ]
+        if self.batch_id:
+            lines.append(f"message batch: {self.batch_id}")
+        if self.stopped:
+            lines.append(f"stopped early: {self.stopped}")
+        if self.errored:
+            lines.append(
+                f"{self.errored} trials hit model errors and were not recorded (re-run to "
+                f"retry them); first: {self.first_error}"
+            )
+        return lines
+
+
+def resolve_experiment(experiment: Experiment | str | Path, model: str | None = None) -> Experiment:
+    """An ``Experiment`` from itself, a TOML path, or a name under ``experiments/``; on
+    ``model`` if given (another model gets its own results: ``<name>@<model>``)."""
+    if isinstance(experiment, Experiment):
+        exp = experiment
+    else:
+        path = Path(experiment)
+        if not path.exists() and path.suffix != ".toml":
+            for folder in (Path("experiments"), Path("..") / "experiments"):
+                if (folder / f"{experiment}.toml").exists():
+                    path = folder / f"{experiment}.toml"
+                    break
+        if not path.exists():
+            raise NotFoundError(
+                f"no experiment file {str(experiment)!r}: give a path to a TOML file such as "
+                "experiments/decomposition_ab.toml"
+            )
+        exp = load_experiment(path)
+    return exp.with_model(model) if model else exp
+
+
+def _model_factory(experiment: Experiment) -> tuple[Callable[[int], Model], Model | None]:
+    """``(seed -> model, shared model to close)``.
+
+    A real model is one shared client (its concurrency limit covers the whole experiment).
+    A simulated model is built per trial with the trial's seed, on a clock whose ``sleep``
+    returns at once: latencies are drawn and recorded (``sim_time_s``) but not waited for.
+    """
+    options = dict(experiment.model_options)
+    if experiment.model.startswith("anthropic:"):
+        shared = get_model(experiment.model, **options)
+        return (lambda seed: shared), shared
+    if experiment.model.startswith("sim:"):
+        return (
+            lambda seed: get_model(experiment.model, seed=seed, clock=FakeClock(), **options)
+        ), None
+    return (lambda seed: get_model(experiment.model, seed=seed, **options)), None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errored: int = 0
+    first_error: str | None = None
+    stopped: str | None = None
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path, name: str) -> Iterator[None]:
+    """One run of an experiment at a time (a CLI and a notebook could both try). The lock is
+    the kernel's: a killed process releases it."""
+    import fcntl  # Unix; fleetlab targets Linux and macOS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "run.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"experiment {name!r} is already being run by another process or notebook "
+                f"(it holds {folder / 'run.lock'}): wait for it to finish or stop it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_in_thread(*args: Any) -> dict[str, Any]:
+    """``run_trial`` on an event loop of this worker thread's own."""
+    return asyncio.run(run_trial(*args))
+
+
+def _learned(trial: Trial) -> bool:
+    return parse_policy(trial.variant.policy).name == "learned"
+
+
+async def _schedule(
+    experiment: Experiment,
+    folder: Path,
+    todo: list[Trial],
+    *,
+    db: ResultsDB | None,
+    model_for: Callable[[int], Model],
+    progress: ProgressSink,
+    done: int,
+    should_start: Callable[[], str | None],
+) -> _Outcome:
+    outcome = _Outcome()
+    history: dict[str, list[dict[str, Any]]] = {}
+    for variant in experiment.variants:
+        if parse_policy(variant.policy).name == "learned":
+            history[variant.name] = db.learner_history(variant.name) if db else []
+    # A simulated trial is CPU and disk work, and its verifier may run a subprocess that
+    # blocks its event loop: each runs on its own loop in a worker thread, so the waits of
+    # one (subprocess, SQLite, file removal) overlap the work of others. A real model is
+    # network-bound and shares one loop, where its client's concurrency limit holds.
+    threaded = not experiment.model.startswith("anthropic:")
+    pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
+    loop = asyncio.get_running_loop()
+    template = make_template(folder) if todo else None
+    queue = list(todo)
+    running: dict[asyncio.Future[dict[str, Any]], Trial] = {}
+    busy: set[str] = set()  # learned variants with a trial in flight
+    try:
+        while queue or running:
+            while len(running) < experiment.concurrency and queue and outcome.stopped is None:
+                pick = next(
+                    (
+                        i
+                        for i, t in enumerate(queue)
+                        if not (_learned(t) and t.variant.name in busy)
+                    ),
+                    None,
+                )
+                if pick is None:
+                    break
+                reason = should_start()
+                if reason:
+                    outcome.stopped = reason
+                    break
+                trial = queue.pop(pick)
+                if _learned(trial):
+                    busy.add(trial.variant.name)
+                args = (
+                    experiment,
+                    trial,
+                    folder,
+                    model_for,
+                    list(history.get(trial.variant.name) or ()),
+                    template,
+                )
+                # in a thread, the coroutine is made there: a job cancelled before its thread
+                # starts leaves no never-awaited coroutine behind
+                job: asyncio.Future[dict[str, Any]] = (
+                    loop.run_in_executor(pool, _run_in_thread, *args)
+                    if threaded
+                    else asyncio.ensure_future(run_trial(*args))
+                )
+                running[job] = trial
+            if not running:
+                break
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for job in finished:
+                trial = running.pop(job)
+                busy.discard(trial.variant.name)
+                row = job.result()
+                model_error = row.pop("_model_error", None)
+                if model_error:
+                    outcome.errored += 1
+                    outcome.first_error = outcome.first_error or model_error
+                    continue
+                if db is not None:
+                    db.insert(row)
+                outcome.rows.append(row)
+                if trial.variant.name in history and row.get("learn_bucket"):
+                    history[trial.variant.name].append(row)
+                done += 1
+                mark = "ok" if row["passed"] else "FAIL"
+                progress.update(done, f"{trial.variant.name} {trial.task.key} {mark}")
+    finally:
+        for job in running:
+            job.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        # A trial already running in a thread cannot be interrupted: wait for it to end (its
+        # result is dropped), so it never writes into a folder that a later run reuses.
+        pool.shutdown(wait=False, cancel_futures=True)
+        await asyncio.shield(asyncio.to_thread(pool.shutdown, True))
+    return outcome
+
+
+async def run_agent_trials(
+    experiment: Experiment, folder: Path, todo: list[Trial]
+) -> list[dict[str, Any]]:
+    """Run ``todo`` without recording them (the cost pilot); returns their rows."""
+    model_for, _ = _model_factory(experiment)
+    outcome = await _schedule(
+        experiment,
+        folder,
+        todo,
+        db=None,
+        model_for=model_for,
+        progress=NullProgress(),
+        done=0,
+        should_start=lambda: None,
+    )
+    return outcome.rows
+
+
+def _progress(progress: ProgressArg) -> ProgressSink:
+    if progress == "auto":
+        return auto_progress()
+    return progress if progress is not None else NullProgress()
+
+
+async def estimate_async(
+    experiment: Experiment | str | Path,
+    *,
+    model: str | None = None,
+    root: str | Path | None = None,
+    batch: bool = False,
+) -> Estimate:
+    """Estimate what running the rest of an experiment costs (nothing is spent: see
+    ``fleetlab.experiments._estimate``)."""
+    exp = resolve_experiment(experiment, model)
+    _check_batch(exp, batch)
+    folder = output_dir(exp.name, root)
+    plan = exp.plan()
+    finished: set[tuple[str, str, int]] = set()
+    spent = 0.0
+    if (folder / "results.db").exists():
+        with ResultsDB(folder) as db:
+            finished, spent = db.finished(), db.spent_usd()
+    todo = [t for t in plan if t.key not in finished]
+    return await estimate_trials(
+        exp, todo, done=len(plan) - len(todo), spent_usd=spent, batch=batch
+    )
+
+
+def estimate(
+    experiment: Experiment | str | Path,
+    *,
+    model: str | None = None,
+    root: str | Path | None = None,
+    batch: bool = False,
+) -> Estimate:
+    """Synchronous ``estimate_async`` (a script, a notebook cell)."""
+    return run_sync(estimate_async(experiment, model=model, root=root, batch=batch))
+
+
+def _check_batch(exp: Experiment, batch: bool) -> None:
+    if not batch:
+        return
+    if exp.kind != "scoring":
+        raise UserError(
+            "--batch applies to kind = 'scoring' experiments (single-turn requests); agent "
+            "trials are multi-turn conversations and go through the Messages API"
+        )
+    if exp.simulated:
+        raise UserError(
+            f"--batch sends requests to the Message Batches API, but the model is {exp.model}: "
+            "use --model anthropic:<model-id>"
+        )
+
+
+async def run_async(
+    experiment: Experiment | str | Path,
+    *,
+    model: str | None = None,
+    root: str | Path | None = None,
+    yes: bool = False,
+    batch: bool = False,
+    limit: int | None = None,
+    progress: ProgressArg = "auto",
+    poll_s: float = 30.0,
+    batch_api: BatchAPI | None = None,
+) -> RunSummary:
+    """Run every trial of an experiment that has no result yet, recording each as it ends.
+
+    Args:
+        experiment: an ``Experiment``, a TOML path, or a name under ``experiments/``.
+        model: run on this model instead (results go to ``<name>@<model>``).
+        root: the experiments output folder (default ``reports/experiments``).
+        yes: start even if the estimate passes the budget cap (the cap still stops the run
+            when the recorded spend reaches it).
+        batch: send scoring requests through the Message Batches API (half price).
+        limit: start at most this many trials now (the rest wait for the next run).
+        progress: ``"auto"`` (rich in a terminal, a widget in a notebook), a sink, or None.
+        poll_s: seconds between polls of a message batch.
+        batch_api: the batches client (default: built from ``ANTHROPIC_API_KEY``).
+
+    Raises:
+        UserError: the budget cap would be passed (without ``yes``), ``batch`` is not
+            possible, or the recorded results belong to another definition.
+    """
+    exp = resolve_experiment(experiment, model)
+    _check_batch(exp, batch)
+    folder = output_dir(exp.name, root)
+    started = time.perf_counter()
+    with _exclusive(folder, exp.name), ResultsDB(folder) as db:
+        db.bind(exp)
+        plan = exp.plan()
+        finished = db.finished()
+        todo = [t for t in plan if t.key not in finished]
+        skipped = len(plan) - len(todo)
+        cap = exp.budget_usd
+        if todo and cap is not None and not exp.simulated and not yes:
+            est = await estimate_trials(
+                exp, todo, done=skipped, spent_usd=db.spent_usd(), batch=batch
+            )
+            if est.over_budget:
+                raise UserError(
+                    f"refusing to start {exp.name}: expected ${est.total_usd:,.2f} in total "
+                    f"(${est.spent_usd:,.2f} spent + ${est.cost_usd:,.2f} for {len(todo)} "
+                    f"trials) is over the budget cap of ${cap:,.2f}; see the estimate with "
+                    "--dry-run, then pass --yes to start anyway (the run still stops at the "
+                    "cap) or raise budget_usd"
+                )
+        sink = _progress(progress)
+        started_count = 0
+
+        def should_start() -> str | None:
+            nonlocal started_count
+            if limit is not None and started_count >= limit:
+                return f"limit of {limit} trials reached"
+            if cap is not None and not exp.simulated and db.spent_usd() >= cap:
+                return f"budget cap ${cap:,.2f} reached (spent ${db.spent_usd():,.4f})"
+            started_count += 1
+            return None
+
+        sink.start(len(plan), skipped, exp.name[:30])
+        batch_id: str | None = None
+        shared: Model | None = None
+        try:
+            if exp.kind == "agents":
+                model_for, shared = _model_factory(exp)
+                outcome = await _schedule(
+                    exp,
+                    folder,
+                    todo,
+                    db=db,
+                    model_for=model_for,
+                    progress=sink,
+                    done=skipped,
+                    should_start=should_start,
+                )
+                ran, errored = len(outcome.rows), outcome.errored
+                first_error, stopped = outcome.first_error, outcome.stopped
+            elif batch:
+                api = batch_api or BatchAPI()
+                try:
+                    chosen = todo if limit is None else todo[:limit]
+                    ran, errored, first_error, batch_id = await run_scoring_batch(
+                        exp, db, chosen, api, sink, skipped, poll_s=poll_s
+                    )
+                finally:
+                    if batch_api is None:
+                        await api.aclose()
+                stopped = None if len(chosen) == len(todo) else f"limit of {limit} trials reached"
+            else:
+                model_for, shared = _model_factory(exp)
+                ran, stopped, errored, first_error = await run_scoring(
+                    exp, db, todo, model_for, sink, skipped, should_start
+                )
+        finally:
+            sink.close()
+            close = getattr(shared, "aclose", None)
+            if close is not None:
+                await close()
+        spent = db.spent_usd()
+        remaining = len(plan) - len(db.finished() & {t.key for t in plan})
+    parquet = export_parquet(exp.name, root=root)
+    return RunSummary(
+        experiment=exp.name,
+        folder=folder,
+        kind=exp.kind,
+        model=exp.model,
+        simulated=exp.simulated,
+        total=len(plan),
+        skipped=skipped,
+        ran=ran,
+        errored=errored,
+        remaining=remaining,
+        stopped=stopped,
+        spent_usd=spent,
+        wall_s=time.perf_counter() - started,
+        parquet=parquet,
+        batch_id=batch_id,
+        first_error=first_error,
+    )
+
+
+def run(
+    experiment: Experiment | str | Path,
+    *,
+    model: str | None = None,
+    root: str | Path | None = None,
+    yes: bool = False,
+    batch: bool = False,
+    limit: int | None = None,
+    progress: ProgressArg = "auto",
+    poll_s: float = 30.0,
+    batch_api: BatchAPI | None = None,
+) -> RunSummary:
+    """Synchronous ``run_async``: works in a script, a notebook cell and under papermill."""
+    return run_sync(
+        run_async(
+            experiment,
+            model=model,
+            root=root,
+            yes=yes,
+            batch=batch,
+            limit=limit,
+            progress=progress,
+            poll_s=poll_s,
+            batch_api=batch_api,
+        )
+    )

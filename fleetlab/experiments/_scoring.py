@@ -1,0 +1,208 @@
+"""Scoring-calibration trials: only the complexity-scoring step, no agents.
+
+Each trial sends one task to the model with a prompt variant, exactly as the orchestrator's
+scoring step does (``scoring_request`` builds the same request; a test holds the two
+together), and compares the decision the score implies (decompose when the score is at least
+the variant's threshold) with the label (decompose when the task's true complexity is at
+least that threshold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fleetlab.decompose import parse_score, score_bucket
+from fleetlab.experiments._batch import BATCH_DISCOUNT, BatchAPI
+from fleetlab.experiments._definition import Experiment, Trial
+from fleetlab.experiments._progress import ProgressSink
+from fleetlab.experiments._results import ResultsDB
+from fleetlab.models.base import Model
+from fleetlab.models.prices import cost_usd
+from fleetlab.models.types import Message, ModelRequest, ModelResponse
+from fleetlab.orchestrator import task_ref
+from fleetlab.prompts import load_variant
+from fleetlab.suites import SuiteTask, complexity_bucket
+
+__all__ = ["scoring_request", "scoring_row"]
+
+
+def scoring_request(prompt: str, task: SuiteTask, instance: int, model: str) -> ModelRequest:
+    """The request the orchestrator's scoring step sends for ``task`` (as goal ``#instance``).
+
+    Args:
+        prompt: the scoring-prompt variant's name.
+        task: the suite task.
+        instance: the goal's instance number (the trial's seed in experiments).
+        model: the model spec (``anthropic:claude-sonnet-4-6``) or id.
+    """
+    variant = load_variant(prompt)
+    text = variant.render(
+        task.instructions, task_ref({"suite_task": task.key, "instance": instance})
+    )
+    return ModelRequest(
+        model=model.split(":", 1)[-1],
+        system="",
+        messages=(Message.user(text),),
+        max_tokens=200,
+    )
+
+
+def scoring_row(
+    experiment: Experiment,
+    trial: Trial,
+    response: ModelResponse,
+    *,
+    wall_s: float = 0.0,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    """The result row of one scoring trial."""
+    parsed = parse_score(response.text())
+    score = parsed or 3  # what the orchestrator does with an unreadable score
+    threshold = trial.variant.threshold
+    predicted = "decompose" if score >= threshold else "direct"
+    label = "decompose" if trial.task.complexity >= threshold else "direct"
+    u = response.usage
+    price = cost_usd(experiment.model, u) * (BATCH_DISCOUNT if batch_id else 1.0)
+    return {
+        "experiment": experiment.name,
+        "kind": "scoring",
+        "variant": trial.variant.name,
+        "policy": f"threshold:{threshold}",
+        "prompt": trial.variant.prompt,
+        "task": trial.task.key,
+        "suite": trial.task.suite,
+        "trial": trial.index,
+        "seed": trial.seed,
+        "complexity": trial.task.complexity,
+        "bucket": complexity_bucket(trial.task.complexity),
+        "passed": predicted == label,
+        "status": "completed",
+        "failure": None if parsed else "unreadable score (counted as 3)",
+        "tokens_in": u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+        "tokens_out": u.output_tokens,
+        "tokens": u.total_tokens,
+        "cache_read_tokens": u.cache_read_input_tokens,
+        "cache_write_tokens": u.cache_creation_input_tokens,
+        "cost_usd": price,
+        "wall_s": wall_s,
+        "sim_time_s": response.latency_s,
+        "agents": 0,
+        "depth": 0,
+        "model_calls": 1,
+        "score": score,
+        "score_bucket": score_bucket(score),
+        "choice": predicted,
+        "decomposed": False,
+        "label": label,
+        "threshold": threshold,
+        "model": experiment.model,
+        "simulated": experiment.simulated,
+        "batch_id": batch_id,
+    }
+
+
+async def run_scoring(
+    experiment: Experiment,
+    db: ResultsDB,
+    todo: list[Trial],
+    model_for: Callable[[int], Model],
+    progress: ProgressSink,
+    done: int,
+    should_start: Callable[[], str | None],
+) -> tuple[int, str | None, int, str | None]:
+    """Score ``todo`` one request per trial, up to ``concurrency`` at once.
+
+    Returns ``(ran, stop reason, errored, first error)``.
+    """
+    from fleetlab.errors import ModelError
+
+    gate = asyncio.Semaphore(experiment.concurrency)
+    state = {"ran": 0, "done": done, "errored": 0}
+    first_error: list[str] = []
+    stop: list[str] = []
+
+    async def one(trial: Trial) -> None:
+        async with gate:
+            reason = should_start()
+            if reason:
+                stop.append(reason)
+                return
+            model = model_for(trial.seed)
+            request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
+            started = time.perf_counter()
+            try:
+                response = await model.generate(request)
+            except ModelError as exc:
+                state["errored"] += 1
+                first_error.append(str(exc))
+                return
+            db.insert(
+                scoring_row(experiment, trial, response, wall_s=time.perf_counter() - started)
+            )
+            state["ran"] += 1
+            state["done"] += 1
+            progress.update(state["done"], f"{trial.variant.name} {trial.task.key}")
+
+    await asyncio.gather(*(one(t) for t in todo))
+    return (
+        state["ran"],
+        (stop[0] if stop else None),
+        state["errored"],
+        (first_error[0] if first_error else None),
+    )
+
+
+async def run_scoring_batch(
+    experiment: Experiment,
+    db: ResultsDB,
+    todo: list[Trial],
+    api: BatchAPI,
+    progress: ProgressSink,
+    done: int,
+    *,
+    poll_s: float,
+) -> tuple[int, int, str | None, str | None]:
+    """Submit ``todo`` as one Message Batch (or resume the batch already submitted), wait for
+    it, and store the results. Returns ``(ran, errored, first error, batch id)``; no batch
+    when nothing is left to score."""
+    by_key = {t.key: t for t in todo}
+    record = db.open_batch()
+    requests: dict[str, list[Any]]
+    if record is None and not todo:
+        return 0, 0, None, None
+    if record is None:
+        requests = {f"t{n}": [*t.key, t.seed] for n, t in enumerate(todo)}
+        batch_id = await api.submit(
+            [
+                (cid, scoring_request(t.variant.prompt, t.task, t.seed, experiment.model))
+                for cid, t in zip(requests, todo, strict=True)
+            ]
+        )
+        db.save_batch(batch_id, requests)  # before anything else: a restart polls this batch
+    else:
+        batch_id, requests = record.id, record.requests
+    while True:
+        status, counts = await api.status(batch_id)
+        progress.update(
+            done, f"batch {batch_id} {status} ({counts.get('processing', 0)} processing)"
+        )
+        if status == "ended":
+            break
+        await asyncio.sleep(poll_s)
+    results = await api.results(batch_id)
+    rows, errors = [], []
+    for cid, (variant, task, index, _seed) in requests.items():
+        trial = by_key.get((variant, task, int(index)))
+        answer = results.get(cid, "missing from the results")
+        if trial is None:
+            continue  # already recorded, or no longer part of the experiment
+        if isinstance(answer, str):
+            errors.append(f"{variant} {task} trial {index}: {answer}")
+            continue
+        rows.append(scoring_row(experiment, trial, answer, batch_id=batch_id))
+    db.collect_batch(batch_id, rows)
+    progress.update(done + len(rows), f"batch {batch_id} collected")
+    return len(rows), len(errors), (errors[0] if errors else None), batch_id

@@ -1,0 +1,257 @@
+"""One agent trial through the real orchestrator, in a folder of its own.
+
+A trial is a fresh fleet database and workspace under ``trials/<variant>/<task>-t<k>/``: the
+goal is submitted to it and ``Fleet(...).run(until_idle=True)`` runs it to the end with the
+variant's policy, prompt and limits, exactly as ``fleetlab run-task`` would. Trials share
+nothing, so they run side by side without interfering, and a trial's outcome depends only on
+(variant, task, seed), never on what ran next to it.
+
+The trial database is scratch space: a trial interrupted by a crash is redone from the start
+(its folder wiped), so it runs with ``synchronous=OFF`` (no fsync at all; a power cut could
+corrupt a trial database kept for a failed trial, never a result) and starts as a copy of an
+empty, migrated template instead of migrating each time. The result row goes to the
+experiment's own database with ``synchronous=FULL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fleetlab.decompose import parse_policy
+from fleetlab.experiments._definition import Experiment, Trial
+from fleetlab.models.base import Model
+from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
+from fleetlab.store import Store, Task
+from fleetlab.suites import complexity_bucket
+
+__all__ = ["critical_path_s", "make_template", "run_trial", "trial_dir"]
+
+
+def make_template(folder: Path) -> Path:
+    """An empty trial database at the current schema, for trials to copy."""
+    target = folder / "trials" / "template.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name("template.db.partial")
+    partial.unlink(missing_ok=True)
+    Store(partial, synchronous="OFF").close()
+    partial.replace(target)
+    return target
+
+
+def trial_dir(folder: Path, trial: Trial) -> Path:
+    """Where ``trial`` keeps its fleet database and workspace."""
+    return (
+        folder
+        / "trials"
+        / trial.variant.slug
+        / f"{trial.task.suite}-{trial.task.id}-t{trial.index}"
+    )
+
+
+def _learner_seed(trial: Trial) -> int:
+    """The seed of the fleet's learner sampling: distinct per task and trial, so a learning
+    variant's Thompson draws are fresh on every trial (a fleet per trial that reused the
+    trial's seed would repeat the same first draws on every task), and reproducible."""
+    digest = hashlib.blake2b(
+        f"{trial.seed}|{trial.task.key}|{trial.index}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _seed_learner(store: Store, history: list[dict[str, Any]]) -> None:
+    """Give a fresh trial database the learner state of the variant's earlier trials."""
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for h in history:
+        s = sums[(h["learn_bucket"], h["learn_arm"])]
+        s[0] += 1
+        s[1] += h["learn_reward"]
+        s[2] += h["learn_reward"] ** 2
+    with store.tx() as conn:
+        for (bucket, arm), (n, total, squares) in sums.items():
+            conn.execute(
+                "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (bucket, arm, int(n), total, squares),
+            )
+
+
+def critical_path_s(tree: list[Task], latency: dict[str, float]) -> float:
+    """Model latency along a goal's critical path: what the trial would take with every
+    model call as slow as it reported and nothing else in the way.
+
+    A task's own calls run one after another; its sub-agents run in phases (planner, the
+    executors of one plan in parallel, validator, repairs in parallel, ...), so consecutive
+    executor children overlap and everything else adds up.
+    """
+    children: dict[str | None, list[Task]] = defaultdict(list)
+    for task in sorted(tree, key=lambda t: t.created_at):
+        children[task.parent_id].append(task)
+
+    def span(task: Task) -> float:
+        total, wave, previous = 0.0, 0.0, None
+        for child in children[task.id]:
+            length = span(child)
+            if child.role == "executor" and previous == "executor":
+                wave = max(wave, length)
+            else:
+                total += wave
+                wave = length
+            previous = child.role
+        return latency.get(task.id, 0.0) + total + wave
+
+    roots = children[None]
+    return sum(span(root) for root in roots)
+
+
+def _collect(store: Store, root_id: str) -> dict[str, Any]:
+    root = store.get_task(root_id)
+    tree = store.tasks(trace_id=root.trace_id)
+    latency: dict[str, float] = defaultdict(float)
+    calls = 0
+    cache_read = cache_write = 0
+    model_error = None
+    for row in store.query(
+        "SELECT task_id, attrs FROM events WHERE kind = 'model.call' AND trace_id = ?",
+        (root.trace_id,),
+    ):
+        attrs = json.loads(row["attrs"])
+        calls += 1
+        latency[row["task_id"]] += float(attrs.get("latency_s") or 0.0)
+        cache_read += int(attrs.get("cache_read_input_tokens") or 0)
+        cache_write += int(attrs.get("cache_creation_input_tokens") or 0)
+    for task in tree:
+        if task.error and task.error.startswith("model error"):
+            model_error = task.error
+            break
+    decision = root.spec.get("decision") or {}
+    learn = store.query(
+        "SELECT bucket, arm, reward FROM learner_updates WHERE task_id = ? ORDER BY seq DESC",
+        (root.id,),
+    )
+    score = decision.get("score")
+    return {
+        "passed": root.status == "completed",
+        "status": root.status,
+        "failure": None if root.status == "completed" else (root.error or root.status),
+        "tokens_in": root.tree_tokens_in,
+        "tokens_out": root.tree_tokens_out,
+        "tokens": root.tree_tokens_in + root.tree_tokens_out,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "cost_usd": root.tree_cost_usd,
+        "sim_time_s": critical_path_s(tree, latency),
+        "agents": root.tree_agents + 1,
+        "depth": max(t.depth for t in tree),
+        "model_calls": calls,
+        "score": score,
+        "score_bucket": decision.get("bucket"),
+        "choice": decision.get("choice"),
+        "decomposed": any(t.role == "planner" for t in tree),
+        "learn_bucket": learn[0]["bucket"] if learn else None,
+        "learn_arm": learn[0]["arm"] if learn else None,
+        "learn_reward": learn[0]["reward"] if learn else None,
+        "trace_id": root.trace_id,
+        "_model_error": model_error,
+    }
+
+
+async def run_trial(
+    experiment: Experiment,
+    trial: Trial,
+    folder: Path,
+    model_for: Callable[[int], Model],
+    learner_history: list[dict[str, Any]] | None = None,
+    template: Path | None = None,
+) -> dict[str, Any]:
+    """Run one trial to its end and return its result row.
+
+    The row's private ``_model_error`` field is set when a model call failed for good (an
+    outage, a rejected key): such a trial says nothing about the variant and is not recorded.
+
+    Args:
+        experiment: the experiment the trial belongs to.
+        trial: which variant, task, trial index and seed.
+        folder: the experiment's output folder.
+        model_for: builds the model for a seed (a seeded simulated model, or a shared one).
+        learner_history: for a ``learned`` variant, the learner updates of its finished trials.
+        template: an empty trial database to copy (``make_template``).
+    """
+    variant, task = trial.variant, trial.task
+    where = trial_dir(folder, trial)
+    if where.exists():  # left by a run killed mid-trial: start over
+        await asyncio.to_thread(shutil.rmtree, where, True)
+    where.mkdir(parents=True)
+    if template is not None:
+        shutil.copyfile(template, where / "trial.db")
+    store = Store(where / "trial.db", synchronous="OFF")
+    try:
+        if parse_policy(variant.policy).name == "learned" and learner_history:
+            _seed_learner(store, learner_history)
+        [root] = submit_goals(
+            store,
+            [
+                Goal(
+                    task=task.key,
+                    policy=variant.policy,
+                    prompt=variant.prompt,
+                    instance=trial.seed,
+                    budget_usd=variant.budget_usd,
+                    budget_tokens=variant.budget_tokens,
+                )
+            ],
+        )
+        config = FleetConfig(
+            concurrency=variant.agent_concurrency,
+            policy=variant.policy,
+            prompt_variant=variant.prompt,
+            max_depth=variant.max_depth,
+            max_fanout=variant.max_fanout,
+            workspaces=where / "workspaces",
+            poll_s=0.05,
+        )
+        if variant.cost_weight is not None:
+            config = config.replace(
+                learner=dataclasses.replace(config.learner, cost_weight=variant.cost_weight)
+            )
+        fleet = Fleet(
+            store, model_for(trial.seed), config, trace_id=root.trace_id, seed=_learner_seed(trial)
+        )
+        started = time.perf_counter()
+        await fleet.run(until_idle=True)
+        wall = time.perf_counter() - started
+        row = _collect(store, root.id)
+    finally:
+        store.close()
+    row.update(
+        experiment=experiment.name,
+        kind=experiment.kind,
+        variant=variant.name,
+        policy=variant.policy,
+        prompt=variant.prompt,
+        task=task.key,
+        suite=task.suite,
+        trial=trial.index,
+        seed=trial.seed,
+        complexity=task.complexity,
+        bucket=complexity_bucket(task.complexity),
+        wall_s=wall,
+        model=experiment.model,
+        simulated=experiment.simulated,
+        trial_dir=str(where),
+    )
+    keep = experiment.keep_trials == "all" or (
+        experiment.keep_trials == "failed" and not row["passed"]
+    )
+    if not keep:
+        await asyncio.to_thread(shutil.rmtree, where, True)
+        row["trial_dir"] = None
+    return row

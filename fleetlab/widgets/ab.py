@@ -1,0 +1,386 @@
+"""The A/B panel: pick an experiment file (or build one from a few fields), see what it will
+cost, run it in the kernel's background with a progress bar, then read the comparison table
+and the charts.
+
+```python
+from fleetlab.widgets.ab import ABPanel
+
+panel = ABPanel("../experiments/decomposition_ab.toml")
+panel          # shows the panel; Estimate, Run, Stop, Results
+```
+
+Everything the buttons do is a call into ``fleetlab.experiments`` (``estimate``,
+``run_async``, ``compare``) and ``fleetlab.charts``; the panel only gathers inputs and renders.
+A run records each trial as it finishes, so Stop (or a dead kernel) loses only the trials in
+flight and Run continues the same experiment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from fleetlab.aio import in_running_loop, start_background
+from fleetlab.errors import FleetlabError
+from fleetlab.experiments import (
+    Comparison,
+    Estimate,
+    Experiment,
+    RunSummary,
+    Variant,
+    WidgetProgress,
+    compare,
+    estimate_async,
+    in_kernel,
+    load,
+    load_experiment,
+    run_async,
+)
+from fleetlab.experiments._report import format_rows
+from fleetlab.prompts import list_variants
+from fleetlab.suites import builtin_suites
+from fleetlab.widgets.console import model_choices
+
+__all__ = ["BUILD", "POLICY_CHOICES", "ABPanel", "experiment_files"]
+
+#: The file choice that builds the experiment from the panel's fields instead.
+BUILD = "(build from the fields below)"
+POLICY_CHOICES = ("never", "always", "threshold:3", "threshold:4", "as_needed", "learned")
+
+
+def experiment_files(folder: str | Path | None = None) -> list[Path]:
+    """The experiment files in ``folder`` (default: ``experiments/`` here or one level up)."""
+    if folder is None:
+        here = Path("experiments")
+        folder = here if here.is_dir() else Path("..") / "experiments"
+    return sorted(Path(folder).glob("*.toml"))
+
+
+def _table_html(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return (
+        f"<h4>{html.escape(title)}</h4><table class='fleetlab-ab-table'>"
+        f"<tr>{head}</tr>{body}</table>"
+    )
+
+
+class ABPanel:
+    """Estimate, run and compare an experiment from a notebook.
+
+    Args:
+        experiment: a file to preselect (None: the first file found, else the build fields).
+        root: where results go (default ``$FLEETLAB_EXPERIMENTS`` or ``reports/experiments``).
+        trials: preset "trials" (0: as many as the file says).
+        per_complexity: preset "tasks per complexity" (0: every task the file selects).
+        folder: where to look for experiment files.
+        models: model choices for built experiments (default: the console's).
+        env: where to look for ``ANTHROPIC_API_KEY`` (default: the process environment).
+
+    Attributes:
+        task: the asyncio task of the latest run (``await panel.wait()`` for its summary).
+        comparison: the latest comparison shown.
+        charts: the latest charts shown.
+        panel: the root widget.
+    """
+
+    def __init__(
+        self,
+        experiment: str | Path | None = None,
+        *,
+        root: str | Path | None = None,
+        trials: int | None = None,
+        per_complexity: int | None = None,
+        folder: str | Path | None = None,
+        models: Sequence[str | tuple[str, str]] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.task: asyncio.Task[RunSummary] | None = None
+        self.last_summary: RunSummary | None = None
+        self.comparison: Comparison | None = None
+        self.charts: list[Any] = []
+        files = [str(p) for p in experiment_files(folder)]
+        if experiment is not None and str(experiment) not in files:
+            files.insert(0, str(experiment))
+        choices = [(m, m) if isinstance(m, str) else m for m in models or model_choices(env)]
+        self._build(files, str(experiment) if experiment else None, choices)
+        self.trials.value = trials or 0
+        self.per_complexity.value = per_complexity or 0
+
+    # --- widgets -------------------------------------------------------------------
+
+    def _build(self, files: list[str], chosen: str | None, models: list[tuple[str, str]]) -> None:
+        wide = {"description_width": "initial"}
+        self.file = widgets.Dropdown(
+            options=[*files, BUILD],
+            value=chosen or (files[0] if files else BUILD),
+            description="Experiment",
+            layout=widgets.Layout(width="520px"),
+        )
+        self.trials = widgets.BoundedIntText(
+            value=0, min=0, max=50, description="Trials (0: as in file)", style=wide
+        )
+        self.per_complexity = widgets.BoundedIntText(
+            value=0, min=0, max=100, description="Tasks per complexity (0: all)", style=wide
+        )
+        suites = sorted(builtin_suites()) or ["core"]
+        self.suite = widgets.Dropdown(options=suites, value=suites[0], description="Suite")
+        self.policies = widgets.SelectMultiple(
+            options=list(POLICY_CHOICES),
+            value=("never", "always", "threshold:4", "as_needed", "learned"),
+            description="Policies",
+            rows=len(POLICY_CHOICES),
+        )
+        prompts = sorted(list_variants()) or ["default"]
+        self.prompt = widgets.Dropdown(
+            options=prompts,
+            value="default" if "default" in prompts else prompts[0],
+            description="Prompt",
+        )
+        self.model = widgets.Dropdown(
+            options=models,
+            value=next((spec for _, spec in models if spec == "sim:instant"), models[0][1]),
+            description="Model",
+            layout=widgets.Layout(width="360px"),
+        )
+        self.name = widgets.Text(value="my_ab", description="Name")
+        self.estimate_button = widgets.Button(description="Estimate", icon="calculator")
+        self.run_button = widgets.Button(description="Run", button_style="success", icon="play")
+        self.stop_button = widgets.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
+        self.results_button = widgets.Button(description="Results", icon="table")
+        self.yes = widgets.Checkbox(
+            value=False, description="start even if over the budget cap", indent=False
+        )
+        self.progress = WidgetProgress(display=False)
+        self.message = widgets.HTML()
+        self.estimate_view = widgets.HTML()
+        self.tables = widgets.HTML()
+        self.chart_area = widgets.Output()
+
+        self.estimate_button.on_click(lambda _: self.show_estimate())
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.results_button.on_click(lambda _: self.show_results())
+        self.file.observe(lambda _: self._sync_fields(), names="value")
+        self._build_box = widgets.VBox(
+            [
+                widgets.HBox([self.suite, self.prompt, self.model]),
+                widgets.HBox([self.policies, self.name]),
+            ]
+        )
+        self.panel = widgets.VBox(
+            [
+                widgets.HTML("<h3 style='margin:4px 0'>fleetlab A/B experiments</h3>"),
+                self.file,
+                widgets.HBox([self.trials, self.per_complexity]),
+                self._build_box,
+                widgets.HBox(
+                    [
+                        self.estimate_button,
+                        self.run_button,
+                        self.stop_button,
+                        self.results_button,
+                        self.yes,
+                    ]
+                ),
+                self.progress.box,
+                self.message,
+                self.estimate_view,
+                self.tables,
+                self.chart_area,
+            ]
+        )
+        self.panel.add_class("fleetlab-ab")
+        self._sync_fields()
+
+    def _sync_fields(self) -> None:
+        self._build_box.layout.display = "" if self.file.value == BUILD else "none"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.panel._repr_mimebundle_(**kwargs)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        colour = "#c62828" if error else "#333"
+        self.message.value = f"<div style='color:{colour}'>{html.escape(text)}</div>"
+
+    # --- the experiment the fields describe ----------------------------------------
+
+    def experiment(self) -> Experiment:
+        """The experiment the panel would run (a file, possibly a subset, or a built one).
+
+        Raises:
+            UserError: a malformed file or invalid fields.
+        """
+        trials = int(self.trials.value) or None
+        per = int(self.per_complexity.value) or None
+        if self.file.value != BUILD:
+            return load_experiment(self.file.value).subset(trials=trials, per_complexity=per)
+        prompt = str(self.prompt.value)
+        variants = tuple(
+            Variant(
+                name=policy if prompt == "default" else f"{policy}@{prompt}",
+                policy=policy,
+                prompt=prompt,
+            )
+            for policy in self.policies.value
+        )
+        built = Experiment(
+            name=str(self.name.value).strip() or "my_ab",
+            variants=variants,
+            suites=(str(self.suite.value),),
+            model=str(self.model.value),
+            seeds=tuple(range(1, (trials or 1) + 1)),
+        )
+        return built.subset(per_complexity=per)
+
+    # --- actions -------------------------------------------------------------------
+
+    def show_estimate(self) -> asyncio.Task[Estimate] | Estimate | None:
+        """Estimate the cost (the Estimate button); shown in the panel."""
+
+        async def go() -> Estimate:
+            est = await estimate_async(self.experiment(), root=self.root)
+            lines = "".join(f"<div>{html.escape(line)}</div>" for line in est.describe())
+            colour = "#c62828" if est.over_budget else "#333"
+            self.estimate_view.value = f"<div style='color:{colour}'>{lines}</div>"
+            return est
+
+        try:
+            self.experiment()
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            return None
+        self._say("estimating (a short pilot on the simulated model)...")
+        if in_running_loop():
+            return start_background(go())
+        from fleetlab.aio import run_sync
+
+        return run_sync(go())
+
+    @property
+    def running(self) -> bool:
+        """Whether a run started here is still going."""
+        return self.task is not None and not self.task.done()
+
+    def start(self) -> asyncio.Task[RunSummary] | None:
+        """Run the experiment in the background of the kernel (the Run button).
+
+        Returns:
+            The asyncio task, or None when the fields are invalid or no loop runs here.
+        """
+        if self.running:
+            return self.task
+        if not in_running_loop():
+            self._say(
+                "no event loop is running here: the panel runs experiments on a Jupyter "
+                "kernel's loop; in a script use fleetlab.experiments.run(...)",
+                error=True,
+            )
+            return None
+        try:
+            exp = self.experiment()
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            return None
+        self.task = start_background(self._run(exp))
+        self._set_buttons()
+        self._say(f"running {exp.name} on {exp.model}: trials already recorded are skipped")
+        return self.task
+
+    async def _run(self, exp: Experiment) -> RunSummary:
+        try:
+            summary = await run_async(
+                exp, root=self.root, yes=self.yes.value, progress=self.progress
+            )
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            raise
+        except asyncio.CancelledError:
+            self._say("stopped: trials in flight were dropped; Run continues the experiment")
+            raise
+        finally:
+            self._set_buttons(running=False)  # this task is still finishing: not "done" yet
+        self.last_summary = summary
+        self._say(" ".join(summary.describe()))
+        self.show_results(exp.name)
+        return summary
+
+    def stop(self) -> None:
+        """Stop the run (the Stop button); the trials in flight are dropped and re-run later."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.stop_button.disabled = True
+
+    async def wait(self) -> RunSummary | None:
+        """The summary of the latest run once it has ended (None if never run)."""
+        if self.task is None:
+            return None
+        return await self.task
+
+    def _set_buttons(self, *, running: bool | None = None) -> None:
+        busy = self.running if running is None else running
+        self.run_button.disabled = busy
+        self.stop_button.disabled = not busy
+
+    def show_results(self, name: str | None = None) -> Comparison | None:
+        """Show the comparison table and charts of the experiment (the Results button)."""
+        from fleetlab.charts.experiments import (
+            agents_vs_complexity_chart,
+            confusion_chart,
+            learned_choices_chart,
+            scoring_calibration_chart,
+            success_by_bucket_chart,
+            success_vs_cost_chart,
+        )
+
+        try:
+            name = name or self.experiment().name
+            frame = load(name, root=self.root)
+            comparison = compare(name, root=self.root)
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            return None
+        banner = (
+            "<p style='background:#fff3cd;padding:6px'><b>SIMULATED</b>: results of the "
+            "simulated model, not of Claude.</p>"
+            if comparison.simulated
+            else ""
+        )
+        self.tables.value = (
+            banner
+            + "".join(_table_html(t, h, r) for t, (h, r) in format_rows(comparison).items())
+            + f"<p>{html.escape(comparison.mde.text())}.</p>"
+        )
+        sim = comparison.simulated
+        order = [v.variant for v in comparison.variants]
+        if comparison.kind == "scoring":
+            self.charts = [
+                scoring_calibration_chart(frame, order=order, simulated=sim),
+                confusion_chart(comparison.confusion_frame(), simulated=sim),
+            ]
+        else:
+            self.charts = [
+                success_vs_cost_chart(comparison.summary_frame(), simulated=sim),
+                agents_vs_complexity_chart(frame, order=order, simulated=sim),
+                success_by_bucket_chart(comparison.bucket_frame(), simulated=sim),
+                learned_choices_chart(frame, simulated=sim),
+            ]
+        if in_kernel():
+            from IPython.display import display
+
+            self.chart_area.clear_output()
+            with self.chart_area:
+                for chart in self.charts:
+                    display(chart)  # type: ignore[no-untyped-call]  # IPython ships no types
+        self.comparison = comparison
+        return comparison

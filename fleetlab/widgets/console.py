@@ -1,0 +1,567 @@
+"""The fleet console: submit goals, run the fleet in the background of the kernel, watch it,
+stop it, and read any goal's trace, in one ipywidgets panel.
+
+```python
+from fleetlab.widgets import FleetConsole
+
+console = FleetConsole()  # the db named by $FLEETLAB_DB, else ./fleet.db
+console                   # shows the panel
+```
+
+The fleet runs as an asyncio task on the kernel's own event loop
+(``fleetlab.aio.start_background``): the Run click returns at once and other cells execute
+while agents work. A second task on the same loop refreshes the status every ``refresh_s``
+seconds, and the fleet's ``on_change`` hook refreshes it as soon as a task finishes. Stop asks
+the fleet to stop: running agents checkpoint at their next turn boundary and wait as
+``preempted``; Run resumes them.
+
+Every widget carries a stable CSS class (``fleetlab-<name>``, listed in ``CSS_CLASSES``) so
+browser tests and custom styles can find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import ipywidgets as widgets
+
+from fleetlab.aio import in_running_loop, start_background
+from fleetlab.api import build_model
+from fleetlab.errors import FleetlabError
+from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
+from fleetlab.prompts import list_variants
+from fleetlab.status import DEFAULT_STALE_AFTER_S, FleetStatus, fleet_status
+from fleetlab.store import Store, Task
+from fleetlab.trace import TraceNode, load_trace
+from fleetlab.widgets._render import COLOURS, counts_html, render_trace_html, tasks_html
+
+__all__ = [
+    "CLAUDE_MODEL",
+    "CSS_CLASSES",
+    "POLICY_CHOICES",
+    "FleetConsole",
+    "model_choices",
+    "render_trace_html",
+]
+
+CLAUDE_MODEL = "anthropic:claude-sonnet-4-6"
+POLICY_CHOICES = ("threshold:4", "threshold:3", "never", "always", "as_needed", "learned")
+_SIM_MODELS = (
+    ("sim:default (simulated, offline)", "sim:default"),
+    ("sim:fast (simulated, little latency)", "sim:fast"),
+    ("sim:instant (simulated, no latency)", "sim:instant"),
+)
+_ACTIVE = ("running", "queued", "preempted", "waiting_children")
+_FINISHED = ("completed", "failed", "cancelled")
+_TABLE_ROWS = 12
+_TRACE_CHOICES = 30
+
+CSS_CLASSES = (
+    "fleetlab-console",
+    "fleetlab-goal",
+    "fleetlab-priority",
+    "fleetlab-budget",
+    "fleetlab-concurrency",
+    "fleetlab-policy",
+    "fleetlab-prompt",
+    "fleetlab-model",
+    "fleetlab-keep-running",
+    "fleetlab-submit",
+    "fleetlab-run",
+    "fleetlab-stop",
+    "fleetlab-message",
+    "fleetlab-state",
+    "fleetlab-progress",
+    "fleetlab-progress-label",
+    "fleetlab-refresh",
+    "fleetlab-counts",
+    "fleetlab-tasks",
+    "fleetlab-trace-pick",
+    "fleetlab-trace-id",
+    "fleetlab-trace-show",
+    "fleetlab-trace",
+)
+
+W = TypeVar("W")
+
+
+def _classed(widget: W, name: str) -> W:
+    css = f"fleetlab-{name}"
+    assert css in CSS_CLASSES, css  # keep the documented list complete
+    widget.add_class(css)  # type: ignore[attr-defined]  # every ipywidgets DOMWidget has it
+    return widget
+
+
+def model_choices(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The models the console offers, as ``(label, spec)``: the simulated ones always, and
+    Claude when ``ANTHROPIC_API_KEY`` is set (the key itself is never shown)."""
+    env = os.environ if env is None else env
+    choices = list(_SIM_MODELS)
+    if env.get("ANTHROPIC_API_KEY"):
+        choices.append(("Claude Sonnet 4.6 (ANTHROPIC_API_KEY is set)", CLAUDE_MODEL))
+    return choices
+
+
+class FleetConsole:
+    """A panel to submit goals, run and stop the fleet, watch its status and read traces.
+
+    Args:
+        db: a db path, an open ``Store`` (left open by ``close``), or None for
+            ``$FLEETLAB_DB`` / ``./fleet.db``.
+        refresh_s: seconds between status refreshes while the fleet runs.
+        seed: seeds the simulated model and the learner.
+        models: the model choices, as specs or ``(label, spec)`` (default: ``model_choices``).
+        env: where to look for ``ANTHROPIC_API_KEY`` (default: the process environment).
+
+    Attributes:
+        fleet: the fleet of the latest Run (None before the first).
+        task: the asyncio task running it; ``await console.wait()`` for its report.
+        panel: the root widget (displaying the console displays it).
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | Store | None = None,
+        *,
+        refresh_s: float = 0.5,
+        seed: int = 0,
+        models: Sequence[str | tuple[str, str]] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._own_store = not isinstance(db, Store)
+        self.store = db if isinstance(db, Store) else Store(db)
+        self.refresh_s = refresh_s
+        self.seed = seed
+        self.fleet: Fleet | None = None
+        self.task: asyncio.Task[FleetReport] | None = None
+        self.last_report: FleetReport | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._baseline_done = self._finished_count()
+        self._last_refresh = 0.0
+        self._shown_trace: str | None = None
+        self._shown_live = False
+        self._updating_picks = False
+        self._stop_requested = False
+        self._active = False
+        choices = [(m, m) if isinstance(m, str) else m for m in models or model_choices(env)]
+        self._build(choices)
+        self.refresh()
+
+    # --- widgets -------------------------------------------------------------------
+
+    def _build(self, model_options: list[tuple[str, str]]) -> None:
+        wide = {"description_width": "initial"}
+        self.goal = _classed(
+            widgets.Textarea(
+                placeholder="What should the fleet do? e.g. rename notes.txt to README.md",
+                description="Goal",
+                layout=widgets.Layout(width="98%", height="4em"),
+            ),
+            "goal",
+        )
+        self.priority = _classed(
+            widgets.IntSlider(value=50, min=0, max=100, description="Priority", style=wide),
+            "priority",
+        )
+        self.budget = _classed(
+            widgets.BoundedFloatText(
+                value=0.0,
+                min=0.0,
+                max=10_000.0,
+                step=0.05,
+                description="Budget $",
+                tooltip="cap for the goal's whole tree of agents; 0 means no cap",
+                style=wide,
+                layout=widgets.Layout(width="170px"),
+            ),
+            "budget",
+        )
+        self.concurrency = _classed(
+            widgets.BoundedIntText(
+                value=4,
+                min=1,
+                max=64,
+                description="Agents at once",
+                style=wide,
+                layout=widgets.Layout(width="170px"),
+            ),
+            "concurrency",
+        )
+        self.policy = _classed(
+            widgets.Dropdown(
+                options=list(POLICY_CHOICES),
+                value="threshold:4",
+                description="Decomposition",
+                style=wide,
+            ),
+            "policy",
+        )
+        variants = sorted(list_variants()) or ["default"]
+        self.prompt = _classed(
+            widgets.Dropdown(
+                options=variants,
+                value="default" if "default" in variants else variants[0],
+                description="Prompt variant",
+                style=wide,
+            ),
+            "prompt",
+        )
+        self.model = _classed(
+            widgets.Dropdown(
+                options=model_options,
+                value=model_options[0][1],
+                description="Model",
+                layout=widgets.Layout(width="360px"),
+            ),
+            "model",
+        )
+        self.keep_running = _classed(
+            widgets.Checkbox(value=False, description="keep running until Stop", indent=False),
+            "keep-running",
+        )
+        self.submit_button = _classed(
+            widgets.Button(description="Submit", button_style="primary", icon="plus"), "submit"
+        )
+        self.run_button = _classed(
+            widgets.Button(description="Run", button_style="success", icon="play"), "run"
+        )
+        self.stop_button = _classed(
+            widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True),
+            "stop",
+        )
+        self.message = _classed(widgets.HTML(), "message")
+        self.state = _classed(widgets.HTML(), "state")
+        self.progress = _classed(
+            widgets.IntProgress(value=0, min=0, max=1, description="Progress"), "progress"
+        )
+        self.progress_label = _classed(widgets.HTML(), "progress-label")
+        self.counts = _classed(widgets.HTML(), "counts")
+        self.tasks_table = _classed(widgets.HTML(), "tasks")
+        self.trace_pick = _classed(
+            widgets.Dropdown(options=[], description="Goal", layout=widgets.Layout(width="460px")),
+            "trace-pick",
+        )
+        self.trace_id = _classed(
+            widgets.Text(placeholder="task id, id prefix or trace id", description="or id"),
+            "trace-id",
+        )
+        self.trace_button = _classed(
+            widgets.Button(description="Show trace", icon="sitemap"), "trace-show"
+        )
+        self.trace_view = _classed(widgets.HTML(), "trace")
+        self.refresh_button = _classed(
+            widgets.Button(
+                description="Refresh",
+                icon="refresh",
+                tooltip="re-read the db (for a fleet run elsewhere, e.g. `fleetlab fleet run`)",
+            ),
+            "refresh",
+        )
+
+        self.submit_button.on_click(lambda _: self.submit())
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.trace_button.on_click(
+            lambda _: self.show_trace(self.trace_id.value or self.trace_pick.value or "")
+        )
+        self.trace_pick.observe(self._picked, names="value")
+
+        def heading(text: str) -> Any:
+            return widgets.HTML(f"<h4 style='margin:10px 0 2px'>{html.escape(text)}</h4>")
+
+        self.panel = _classed(
+            widgets.VBox(
+                [
+                    widgets.HTML(
+                        "<h3 style='margin:4px 0'>fleetlab console</h3>"
+                        f"<span style='color:#666'>db {html.escape(str(self.store.path))}</span>"
+                    ),
+                    self.goal,
+                    widgets.HBox([self.priority, self.budget, self.concurrency]),
+                    widgets.HBox([self.policy, self.prompt, self.model]),
+                    widgets.HBox(
+                        [self.submit_button, self.run_button, self.stop_button, self.keep_running]
+                    ),
+                    self.message,
+                    heading("Status"),
+                    widgets.HBox(
+                        [self.state, self.progress, self.progress_label, self.refresh_button]
+                    ),
+                    self.counts,
+                    self.tasks_table,
+                    heading("Trace"),
+                    widgets.HBox([self.trace_pick, self.trace_id, self.trace_button]),
+                    self.trace_view,
+                ]
+            ),
+            "console",
+        )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.panel._repr_mimebundle_(**kwargs)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        colour = COLOURS["failed"] if error else "#333"
+        kind = "error" if error else "info"
+        self.message.value = (
+            f"<div class='fleetlab-{kind}' style='color:{colour}'>{html.escape(text)}</div>"
+        )
+
+    # --- actions -------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether a fleet started here is still running."""
+        return self._active and self.task is not None and not self.task.done()
+
+    def submit(self) -> Task | None:
+        """Queue the goal the fields describe (the Submit button); None if it was invalid
+        (the reason is shown in the panel and nothing is queued)."""
+        budget = float(self.budget.value)
+        goal = Goal(
+            title=str(self.goal.value).strip(),
+            priority=int(self.priority.value),
+            budget_usd=budget if budget > 0 else None,
+            policy=str(self.policy.value),
+            prompt=str(self.prompt.value),
+        )
+        try:
+            task = submit_goals(self.store, [goal])[0]
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            return None
+        hint = "" if self.running else "; press Run to start the fleet"
+        self._say(f"queued goal {task.id} (trace {task.trace_id}){hint}")
+        self.refresh()
+        self.trace_pick.value = task.id
+        return task
+
+    def start(self) -> asyncio.Task[FleetReport] | None:
+        """Run the fleet in the background of the kernel (the Run button).
+
+        Returns:
+            The asyncio task (the running one if the fleet already runs), or None when the
+            settings are invalid or no event loop runs here (the panel says why).
+        """
+        if self.running:
+            return self.task
+        if not in_running_loop():
+            self._say(
+                "no event loop is running here: the console runs the fleet on a Jupyter "
+                "kernel's loop; in a script use fleetlab.run(...)",
+                error=True,
+            )
+            return None
+        try:
+            config = FleetConfig(
+                concurrency=int(self.concurrency.value),
+                policy=str(self.policy.value),
+                prompt_variant=str(self.prompt.value),
+            )
+            model = build_model(str(self.model.value), clock=self.store.clock, seed=self.seed)
+        except FleetlabError as exc:
+            self._say(str(exc), error=True)
+            return None
+        fleet = Fleet(self.store, model, config, seed=self.seed)
+        fleet.on_change = self._on_change
+        self.fleet = fleet
+        self._stop_requested = False
+        self._baseline_done = self._finished_count()
+        self._active = True
+        self.task = start_background(self._run(fleet, until_idle=not self.keep_running.value))
+        self._refresher = start_background(self._refresh_loop())
+        self._say(f"fleet running on {model.name}: {config.concurrency} agent(s) at once")
+        self._set_buttons()
+        self.refresh()
+        return self.task
+
+    def stop(self) -> None:
+        """Stop the fleet (the Stop button): running agents checkpoint at their next turn
+        boundary and wait as ``preempted``; Run resumes them."""
+        if self.fleet is None or not self.running:
+            return
+        self.fleet.stop()
+        self._stop_requested = True
+        self.stop_button.disabled = True
+        self._say(
+            "stopping: running agents checkpoint at their next turn boundary "
+            "and wait as preempted (Run resumes them)"
+        )
+        self.refresh()
+
+    async def wait(self) -> FleetReport | None:
+        """The report of the latest Run, once the fleet has stopped (None if never run)."""
+        if self.task is None:
+            return None
+        return await self.task
+
+    def close(self) -> None:
+        """Stop refreshing, close the widgets, and close the db if this console opened it.
+
+        Call ``stop()`` and ``await wait()`` first if the fleet is running.
+        """
+        if self._refresher is not None:
+            self._refresher.cancel()
+        if self.running and self.fleet is not None:
+            self.fleet.stop()
+            return  # the fleet still needs the db; it is closed with the process
+        for child in _walk(self.panel):
+            child.close()
+        if self._own_store:
+            self.store.close()
+
+    async def _run(self, fleet: Fleet, *, until_idle: bool) -> FleetReport:
+        try:
+            report = await fleet.run(until_idle=until_idle)
+        except Exception as exc:  # shown in the panel; awaiting the task still raises it
+            self._say(f"the fleet crashed: {exc!r}", error=True)
+            raise
+        finally:
+            self._active = False
+            if self._refresher is not None:
+                self._refresher.cancel()
+            self._set_buttons()
+            self.refresh()
+        self.last_report = report
+        verb = "stopped" if self._stop_requested else "finished (nothing left to do)"
+        self._say(
+            f"fleet {verb}: {report.completed} completed, {report.failed} failed, "
+            f"{report.cancelled} cancelled, {report.preempted} preempted"
+            + (" (Run resumes them)" if report.preempted else "")
+        )
+        return report
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            self._safe_refresh()
+
+    def _on_change(self) -> None:
+        # a burst of finishing tasks must not re-render once per task
+        if time.monotonic() - self._last_refresh >= min(0.1, self.refresh_s):
+            self._safe_refresh()
+
+    def _safe_refresh(self) -> None:
+        # called from the fleet's hook and the refresh task: a display problem (say a db
+        # locked by another process for a moment) must neither stop the fleet nor the updates
+        try:
+            self.refresh()
+        except Exception as exc:
+            self._say(f"status refresh failed: {exc!r} (it retries)", error=True)
+
+    def _set_buttons(self) -> None:
+        running = self.running
+        self.run_button.disabled = running
+        self.stop_button.disabled = not running
+        for field in (self.model, self.concurrency, self.keep_running):
+            field.disabled = running
+
+    # --- status --------------------------------------------------------------------
+
+    def _finished_count(self) -> int:
+        marks = ",".join("?" * len(_FINISHED))
+        row = self.store.query(f"SELECT COUNT(*) FROM tasks WHERE status IN ({marks})", _FINISHED)
+        return int(row[0][0])
+
+    def status(self) -> FleetStatus:
+        """The fleet's counts now (the same numbers as ``fleetlab status``)."""
+        return fleet_status(self.store)
+
+    def active_tasks(self, limit: int = _TABLE_ROWS) -> list[Task]:
+        """Unfinished tasks, running first, then by priority (highest first)."""
+        marks = ",".join("?" * len(_ACTIVE))
+        rows = self.store.query(
+            f"SELECT * FROM tasks WHERE status IN ({marks}) ORDER BY"
+            " CASE status WHEN 'running' THEN 0 WHEN 'preempted' THEN 1"
+            " WHEN 'queued' THEN 2 ELSE 3 END, priority DESC, created_us LIMIT ?",
+            [*_ACTIVE, int(limit)],
+        )
+        return [Task.from_row(r) for r in rows]
+
+    def refresh(self) -> FleetStatus:
+        """Redraw the status, the active-task table, the goal list and a live trace."""
+        self._last_refresh = time.monotonic()
+        status = self.status()
+        now = self.store.clock.now()
+        stale_cutoff = self.store.stale_cutoff(DEFAULT_STALE_AFTER_S)
+        self.counts.value = counts_html(status)
+        self.tasks_table.value = tasks_html(
+            self.active_tasks(), status.in_flight, now, stale_cutoff
+        )
+        done = status.completed + status.failed + status.cancelled
+        value = max(0, done - self._baseline_done)
+        total = value + status.in_flight
+        self.progress.max = max(1, total)
+        self.progress.value = value
+        self.progress.bar_style = "info" if status.in_flight else ("success" if value else "")
+        self.progress_label.value = f"{value} of {total} task(s) finished" + (
+            " since Run" if self.fleet is not None else ""
+        )
+        if self.running:
+            stopping = self._stop_requested
+            state, colour = ("stopping", "stale") if stopping else ("running", "running")
+        else:
+            state, colour = ("idle", "completed" if done else "queued")
+        self.state.value = (
+            f"<b class='fleetlab-state-{state}' style='color:{COLOURS[colour]};"
+            f"margin-right:12px'>fleet {state}</b>"
+        )
+        self._refresh_picks()
+        if self._shown_trace is not None and self._shown_live:
+            self.show_trace(self._shown_trace)
+        return status
+
+    def _refresh_picks(self) -> None:
+        rows = self.store.query(
+            "SELECT id, title, status FROM tasks WHERE parent_id IS NULL"
+            " ORDER BY created_us DESC, rowid DESC LIMIT ?",
+            [_TRACE_CHOICES],
+        )
+        options = [(f"{r['title'][:48]} [{r['status']}] {r['id'][:8]}", r["id"]) for r in rows]
+        if options == list(self.trace_pick.options):
+            return
+        current = self.trace_pick.value
+        self._updating_picks = True
+        try:
+            self.trace_pick.options = options
+            ids = [value for _, value in options]
+            self.trace_pick.value = current if current in ids else None
+        finally:
+            self._updating_picks = False
+
+    # --- trace ---------------------------------------------------------------------
+
+    def _picked(self, change: Mapping[str, Any]) -> None:
+        if not self._updating_picks and change["new"]:
+            self.trace_id.value = ""
+            self.show_trace(str(change["new"]))
+
+    def show_trace(self, ident: str) -> TraceNode | None:
+        """Show the tree of the goal ``ident`` belongs to (task id, id prefix or trace id);
+        None when nothing matches (the panel says so)."""
+        try:
+            root = load_trace(self.store, ident)
+        except FleetlabError as exc:
+            self.trace_view.value = (
+                f"<div class='fleetlab-error' style='color:{COLOURS['failed']}'>"
+                f"{html.escape(str(exc))}</div>"
+            )
+            self._shown_trace = None
+            return None
+        self._shown_trace = root.task.id
+        self._shown_live = any(not node.task.terminal for node in root.walk())
+        self.trace_view.value = render_trace_html(root)
+        return root
+
+
+def _walk(widget: Any) -> list[Any]:
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out += _walk(child)
+    return out

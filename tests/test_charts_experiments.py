@@ -1,0 +1,151 @@
+"""The A/B charts: built from results, labelled simulated, showing the numbers they claim."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+import pytest
+
+from fleetlab import charts
+from fleetlab.experiments import COLUMNS, compare
+
+
+def _frame(kind: str = "agents") -> pl.DataFrame:
+    rows: list[dict[str, Any]] = []
+    seq = 0
+    for trial in range(2):
+        for task, c in (("core:a", 1), ("core:b", 3), ("core:c", 5)):
+            for variant, policy, agents in (
+                ("never", "never", 1),
+                ("always", "always", 5),
+                ("learned", "learned", 1 + 2 * (c > 3)),
+            ):
+                seq += 1
+                score = min(5, c + trial)
+                choice = "decompose" if agents > 1 else "direct"
+                rows.append(
+                    {
+                        "seq": seq,
+                        "experiment": "x",
+                        "kind": kind,
+                        "variant": variant,
+                        "policy": policy,
+                        "prompt": "default",
+                        "task": task,
+                        "trial": trial,
+                        "seed": trial,
+                        "complexity": c,
+                        "bucket": "simple" if c < 3 else "medium" if c == 3 else "complex",
+                        "passed": not (variant == "never" and c == 5),
+                        "cost_usd": 0.01 * agents * c,
+                        "agents": agents,
+                        "tokens": 1000,
+                        "model_calls": 3,
+                        "wall_s": 0.1,
+                        "sim_time_s": 2.0,
+                        "score": score,
+                        "score_bucket": "simple"
+                        if score < 3
+                        else "medium"
+                        if score == 3
+                        else "complex",
+                        "choice": choice,
+                        "label": "decompose" if c >= 4 else "direct",
+                        "learn_arm": choice if policy == "learned" else None,
+                        "simulated": True,
+                        "model": "sim:instant",
+                    }
+                )
+    return pl.DataFrame(rows).select(
+        [
+            pl.col(c).cast(t) if c in rows[0] else pl.lit(None, t).alias(c)
+            for c, t in COLUMNS.items()
+        ]
+    )
+
+
+def _spec(chart: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = chart.to_dict()
+    json.dumps(spec)  # embeddable as is
+    return spec
+
+
+def _datasets(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for rows in spec.get("datasets", {}).values() for row in rows]
+
+
+def _title(spec: dict[str, Any]) -> str:
+    title = spec["title"]
+    return str(title["text"] if isinstance(title, dict) else title)
+
+
+@pytest.mark.parametrize("simulated", [True, False])
+def test_success_vs_cost_has_both_intervals_and_the_simulated_label(simulated: bool) -> None:
+    frame = _frame().with_columns(pl.lit(simulated).alias("simulated"))
+    table = compare(frame)
+    spec = _spec(charts.success_vs_cost_chart(table.summary_frame()))
+    assert ("simulated" in _title(spec)) is simulated
+    fields = {
+        enc.get("field")
+        for layer in spec["layer"]
+        for enc in layer.get("encoding", {}).values()
+        if isinstance(enc, dict)
+    }
+    assert {"success_low", "success_high", "cost_low", "cost_high", "mean_cost_usd"} <= fields
+    rows = {r["variant"]: r for r in _datasets(spec)}
+    for s in table.variants:
+        assert rows[s.variant]["success"] == pytest.approx(s.success.estimate)
+        assert rows[s.variant]["success_low"] == pytest.approx(s.success.low)
+
+
+def test_agents_per_complexity_is_the_mean_per_variant_and_level() -> None:
+    frame = _frame()
+    spec = _spec(charts.agents_vs_complexity_chart(frame, order=["never", "always", "learned"]))
+    assert "simulated" in _title(spec)
+    points = {(r["variant"], r["complexity"]): r["mean_agents"] for r in _datasets(spec)}
+    assert points[("always", 1)] == 5
+    assert points[("never", 5)] == 1
+    assert points[("learned", 5)] == 3
+    assert points[("learned", 1)] == 1
+    # one colour per variant, the same in every chart
+    colour = spec["layer"][0]["encoding"]["color"]
+    assert colour["scale"]["domain"] == ["never", "always", "learned"]
+
+
+def test_success_by_bucket_has_wilson_error_bars() -> None:
+    table = compare(_frame())
+    spec = _spec(charts.success_by_bucket_chart(table.bucket_frame(), simulated=True))
+    assert {r["bucket"] for r in _datasets(spec)} == {"simple", "medium", "complex"}
+    never_complex = next(
+        r for r in _datasets(spec) if r["variant"] == "never" and r["bucket"] == "complex"
+    )
+    assert never_complex["success"] == 0
+    assert never_complex["success_high"] > 0
+
+
+def test_learned_choices_follow_the_learned_rows_in_order() -> None:
+    spec = _spec(charts.learned_choices_chart(_frame(), window=2))
+    rows = _datasets(spec)
+    assert [r["trial_order"] for r in rows] == list(range(1, 7))
+    assert {r["variant"] for r in rows} == {"learned"}
+    # the complex bucket saw decompose, direct, decompose: the last two are half decompose
+    complex_rows = [r for r in rows if r["bucket"] == "complex"]
+    assert [r["choice"] for r in complex_rows] == ["decompose", "direct", "decompose"]
+    assert [r["decompose_share"] for r in complex_rows] == [1.0, 0.5, 0.5]
+    empty = _spec(charts.learned_choices_chart(_frame().filter(pl.col("policy") != "learned")))
+    assert "no learned variant" in json.dumps(empty)
+
+
+def test_scoring_charts() -> None:
+    frame = _frame("scoring")
+    spec = _spec(charts.scoring_calibration_chart(frame))
+    means = {
+        (r["variant"], r["complexity"]): r["mean_score"] for r in _datasets(spec) if "variant" in r
+    }
+    assert means[("never", 3)] == pytest.approx(3.5)
+    table = compare(frame)
+    spec = _spec(charts.confusion_chart(table.confusion_frame(), simulated=True))
+    cells = _datasets(spec)
+    assert sum(c["n"] for c in cells) == frame.height

@@ -1,0 +1,168 @@
+"""The digest agent's draft and the fact-check that holds its numbers to metrics.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.charts import daily_activity_chart
+from fleetlab.clock import parse_week
+from fleetlab.digest import (
+    SECTIONS,
+    cost_view,
+    decomposition_view,
+    draft_view,
+    fact_check,
+    failures_view,
+    integrity_view,
+    metric_values,
+    numbers_view,
+    shipped_view,
+    template_draft,
+    write_draft,
+    write_draft_async,
+    write_report_files,
+)
+from fleetlab.models.types import ModelResponse, TextBlock, Usage
+from fleetlab.store import Store
+from fleetlab.testing import ScriptedModel
+from tests.helpers.digest_world import build_world, utc
+
+
+@pytest.fixture(scope="module")
+def metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("draft") / "fleet.db"
+    build_world(path)
+    with Store(path) as store:
+        m = compute(store)
+    return json.loads(json.dumps(m))
+
+
+def compute(store: Store) -> dict[str, Any]:
+    from fleetlab.digest import compute_metrics
+
+    return compute_metrics(
+        store, parse_week("2026-W43", "Europe/London"), now=utc("2026-10-26T07:00Z")
+    )
+
+
+def test_template_draft_has_front_matter_and_the_seeds_sections(metrics: dict[str, Any]) -> None:
+    draft = write_draft(metrics, "sim:default")
+    assert draft == template_draft(metrics)  # deterministic
+    head, body = draft.split("\n---\n", 1)
+    assert head.startswith('---\ntitle: "Fleet weekly #43: 14 spawned, 5 completed, 1 failed,')
+    assert "tags: [fleet, weekly-digest, telemetry, simulated]" in head
+    assert "week: 2026-W43" in head
+    positions = [body.index(f"## {s}") for s in SECTIONS]
+    assert positions == sorted(positions)
+    assert "Simulated." in body
+    assert "verifier: <file>" in body  # top failure reason
+    assert "1 simple goals used more than one agent" in body
+
+
+def test_template_draft_passes_the_fact_check(metrics: dict[str, Any]) -> None:
+    check = fact_check(template_draft(metrics), metrics)
+    assert check.ok, check.summary()
+    assert check.checked > 50
+
+
+def test_a_wrong_number_is_caught(metrics: dict[str, Any]) -> None:
+    draft = template_draft(metrics)
+    assert "**14 spawned**" in draft
+    assert 41.0 not in metric_values(metrics)["plain"]
+    wrong = draft.replace("**14 spawned**", "**41 spawned**")
+    check = fact_check(wrong, metrics)
+    assert not check.ok
+    (bad,) = check.unmatched
+    assert bad.value == 41
+    lines = wrong.split("\n")
+    assert "**41 spawned**" in lines[bad.line - 1]
+    assert "41 spawned" in bad.context
+    assert "'41' (line" in check.summary()
+    assert check.to_dict()["unmatched"][0]["text"] == "41"
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "83.3% of finished tasks succeeded",  # 0.833333 as a percentage
+        "success 0.833",
+        "We spent $0.40 on 5 calls",  # 0.4 as money
+        "3,910 input tokens, or 3.9k",
+        "up +33.3 pp on last week",
+        "B took 14.5 h, that is 870 min",  # 52200 s
+        "Week 2026-W43, issue #43, Monday 19 October 2026 to 2026-10-25T23:59:59Z",
+        "trace `0123456789abcdef0123456789abcdef` on claude-sonnet-4-6 at 07:00",
+        "1. a numbered list item about 6 completions",
+    ],
+)
+def test_formatting_is_forgiven(metrics: dict[str, Any], sentence: str) -> None:
+    check = fact_check(sentence, metrics)
+    assert check.ok, check.summary()
+
+
+@pytest.mark.parametrize(
+    ("sentence", "wrong"),
+    [
+        ("83.4% of finished tasks succeeded", "83.4%"),
+        ("We spent $0.41", "$0.41"),
+        ("3,911 input tokens", "3,911"),
+        ("B took 15.5 h", "15.5 h"),
+        ("17 tasks failed on 19 October", "17"),
+    ],
+)
+def test_near_misses_are_flagged(metrics: dict[str, Any], sentence: str, wrong: str) -> None:
+    check = fact_check(sentence, metrics)
+    assert [u.text for u in check.unmatched] == [wrong]
+
+
+async def test_a_real_model_writes_from_the_metrics_json(metrics: dict[str, Any]) -> None:
+    post = "# Fleet weekly #43\n\n## The numbers\n\n14 spawned, 5 completed, $0.93 spent.\n"
+    model = ScriptedModel(
+        [
+            ModelResponse(
+                content=(TextBlock(f"```markdown\n{post}```"),),
+                stop_reason="end_turn",
+                usage=Usage(100, 50),
+                model="claude-test",
+            )
+        ],
+        name="scripted:claude",
+    )
+    draft = await write_draft_async(metrics, model)
+    (request,) = model.requests
+    assert "Role: digest" in request.system
+    assert "Task: weekly digest 2026-W43" in request.system
+    user = request.messages[0].text()
+    assert '"week":"2026-W43"' in user
+    assert "curve" not in user  # trimmed to fit the model's context
+    assert draft.startswith("---\ntitle: ")  # front matter added when the model left it out
+    assert draft.endswith(post)
+    assert [u.text for u in fact_check(draft, metrics).unmatched] == ["$0.93"]
+
+
+def test_views_render_markdown(metrics: dict[str, Any]) -> None:
+    for view in (numbers_view, shipped_view, failures_view, decomposition_view, cost_view):
+        text = view(metrics)._repr_markdown_()
+        assert "|" in text
+    assert "✅" in integrity_view(metrics).text
+    shown = draft_view(template_draft(metrics), fact_check("999 spawned", metrics)).text
+    assert "❌" in shown
+    assert "## The numbers" in shown
+
+
+def test_report_files_are_written_beside_the_draft(metrics: dict[str, Any], tmp_path: Path) -> None:
+    written = write_report_files(
+        tmp_path / "out", metrics, template_draft(metrics), {"daily": daily_activity_chart(metrics)}
+    )
+    names = sorted(p.name for p in written)
+    assert names == ["daily.png", "digest.md", "metrics.json"]
+    assert (tmp_path / "out" / "daily.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    post = (tmp_path / "out" / "digest.md").read_text()
+    assert "![Tasks spawned, completed and failed per day](daily.png)" in post
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == metrics
+    assert fact_check(post, metrics).ok
+    assert write_report_files("", metrics, "draft") == []

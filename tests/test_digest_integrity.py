@@ -1,0 +1,135 @@
+"""The telemetry integrity checks catch a telemetry gap and illegal lifecycles, naming ids."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.clock import parse_week
+from fleetlab.digest import compute_metrics
+from fleetlab.store import Store
+from fleetlab.telemetry import Event
+from tests.helpers.digest_world import build_world, utc
+
+NOW = utc("2026-10-26T07:00Z")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    path = tmp_path_factory.mktemp("pristine") / "fleet.db"
+    return path, build_world(path)
+
+
+@pytest.fixture
+def world(pristine: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    copy = tmp_path / "fleet.db"
+    shutil.copy(pristine[0], copy)
+    return copy, pristine[1]
+
+
+def _checks(path: Path, change: Callable[[Store], None]) -> dict[str, dict[str, Any]]:
+    with Store(path) as store:
+        change(store)
+        m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
+    assert m["integrity"]["ok"] is False
+    return {c["name"]: c for c in m["integrity"]["checks"]}
+
+
+def _delete_events(store: Store, kind: str, *task_ids: str) -> None:
+    with store.tx() as conn:
+        conn.execute(
+            f"DELETE FROM events WHERE kind = ? AND task_id IN ({','.join('?' * len(task_ids))})",
+            (kind, *task_ids),
+        )
+
+
+def _append(store: Store, task_id: str, kind: str, when: str, **attrs: Any) -> None:
+    task = store.get_task(task_id)
+    store.append(
+        Event(
+            kind=kind,
+            ts=utc(when),
+            trace_id=task.trace_id,
+            task_id=task.id,
+            span_id=task.span_id,
+            role=task.role,
+            attrs=attrs,
+        )
+    )
+
+
+def test_a_completion_eaten_by_telemetry_is_named(world: tuple[Path, dict[str, str]]) -> None:
+    path, ids = world
+    checks = _checks(path, lambda s: _delete_events(s, "task.completed", ids["A"]))
+    counts = checks["row_event_counts"]
+    assert not counts["ok"]
+    assert counts["offending"] == [ids["A"]]
+    assert counts["counts"]["completed"] == {"rows": 6, "events": 5}
+    assert counts["details"] == [
+        {"task_id": ids["A"], "problem": "row completed but no task.completed event"}
+    ]
+    lifecycle = checks["lifecycle"]
+    assert lifecycle["offending"] == [ids["A"]]
+    assert "row status is completed" in lifecycle["details"][0]["problem"]
+    assert checks["daily_completions"]["ok"]  # Monday still has L's completion event
+
+
+def test_a_day_with_completions_but_no_events_is_named(world: tuple[Path, dict[str, str]]) -> None:
+    path, ids = world
+    checks = _checks(path, lambda s: _delete_events(s, "task.completed", ids["X"], ids["D"]))
+    daily = checks["daily_completions"]
+    assert daily["offending"] == ["2026-10-22"]
+    assert daily["details"][0]["task_ids"] == sorted([ids["X"], ids["D"]])
+    assert {d["date"]: (d["rows"], d["events"]) for d in daily["per_day"]}["2026-10-22"] == (2, 0)
+    assert set(checks["row_event_counts"]["offending"]) == {ids["X"], ids["D"]}
+
+
+def test_an_illegal_transition_is_named(world: tuple[Path, dict[str, str]]) -> None:
+    path, ids = world
+    # G was only ever queued: a completion straight from queued is not in TRANSITIONS
+    checks = _checks(
+        path,
+        lambda s: _append(s, ids["G"], "task.completed", "2026-10-25T01:00Z", **{"from": "queued"}),
+    )
+    lifecycle = checks["lifecycle"]
+    assert lifecycle["offending"] == [ids["G"]]
+    assert lifecycle["details"][0]["problem"].startswith(
+        "task.completed (from queued) cannot follow task.spawned"
+    )
+    assert ids["G"] in checks["row_event_counts"]["offending"]
+
+
+def test_events_written_out_of_order_are_named(world: tuple[Path, dict[str, str]]) -> None:
+    path, ids = world
+
+    def shuffle(store: Store) -> None:
+        # H was preempted at 10:30; a resume written after it but stamped 10:20
+        _append(store, ids["H"], "task.resumed", "2026-10-25T10:20Z", **{"from": "preempted"})
+        # A "started" again, stamped before it was even spawned
+        _append(store, ids["A"], "task.started", "2026-10-19T07:00Z", **{"from": "queued"})
+
+    lifecycle = _checks(path, shuffle)["lifecycle"]
+    assert sorted(lifecycle["offending"]) == sorted([ids["H"], ids["A"]])
+    problems = {d["task_id"]: d["problem"] for d in lifecycle["details"]}
+    assert "timestamped before task.preempted" in problems[ids["H"]]
+    assert "timestamped before task.completed" in problems[ids["A"]]
+
+
+def test_future_and_out_of_lifetime_events_are_named(world: tuple[Path, dict[str, str]]) -> None:
+    path, ids = world
+
+    def stray(store: Store) -> None:
+        _append(store, ids["I"], "model.call", "2026-11-01T00:00Z", cost_usd=0.0)
+        _append(store, ids["A"], "model.call", "2026-10-19T10:00Z", cost_usd=0.0)
+
+    checks = _checks(path, stray)
+    future = checks["future_timestamps"]
+    assert future["offending"] == [ids["I"]]
+    assert future["future_events"] == 1
+    lifetime = checks["event_in_lifetime"]
+    assert lifetime["offending"] == [ids["A"]]
+    assert lifetime["details"][0]["problem"] == "after the task finished (2026-10-19T09:00:00Z)"

@@ -1,0 +1,377 @@
+"""``fleetlab digest`` end to end: papermill runs the notebook on a small simulated week and
+the report folder gets its four artefacts; bad parameters fail in one line and leave nothing.
+The report's charts are checked in headless Chromium (they must draw with no network).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.clock import parse_week
+from fleetlab.digest import DigestResult, FactCheck, Unmatched, run_digest
+from fleetlab.digest import _report as report_module
+from fleetlab.errors import FleetlabError, UserError
+from fleetlab.simulate import simulate
+from fleetlab.store import Store
+
+WEEK = "2026-W45"
+NOTEBOOK = "weekly_digest.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass(frozen=True)
+class Run:
+    db: Path
+    reports: Path
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sim") / "fleet.db"
+    start = parse_week(WEEK).start
+    asyncio.run(
+        simulate(lambda clock: Store(path, clock=clock), start, days=7, tasks_per_day=5, seed=3)
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(small_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    home = tmp_path_factory.mktemp("home")
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(home),  # the default --out is relative: ./reports
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main(["digest", "--week", WEEK, "--db", str(small_db)])
+    return Run(small_db, home / "reports", code, out.getvalue(), err.getvalue())
+
+
+@pytest.mark.slow
+def test_digest_writes_the_report_folder(run: Run) -> None:
+    assert run.code == 0, run.err
+    folder = run.reports / WEEK
+    assert run.out.strip() == "reports/2026-W45/index.html"
+    assert "fact-check: all" in run.err
+    names = {p.name for p in folder.iterdir()}
+    assert {"index.html", "digest.md", "metrics.json", "weekly_digest.ipynb"} <= names
+    assert {"daily.png", "funnel.png", "completion.png", "cost.png"} <= names
+    assert [p.name for p in run.reports.iterdir()] == [WEEK]  # no temporary folder left
+
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["week"] == WEEK
+    assert metrics["simulated"] is True
+    with Store(run.db) as store:
+        spawned = store.query(
+            "SELECT COUNT(*) FROM tasks WHERE created_us >= ? AND created_us < ?",
+            (
+                int(parse_week(WEEK).start.timestamp() * 1e6),
+                int(parse_week(WEEK).end.timestamp() * 1e6),
+            ),
+        )[0][0]
+    assert metrics["counts"]["spawned"] == spawned > 0
+    assert metrics["integrity"]["ok"]
+
+    post = (folder / "digest.md").read_text()
+    assert post.startswith('---\ntitle: "Fleet weekly #45:')
+    assert "![Tasks spawned, completed and failed per day](daily.png)" in post
+
+    notebook = json.loads((folder / "weekly_digest.ipynb").read_text())
+    executed = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] for c in executed)
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed)
+
+    html = (folder / "index.html").read_text()
+    assert "digest.compute_metrics(" not in html  # no code cells
+    assert not re.search(r'class="jp-(InputPrompt|OutputPrompt)', html)  # no prompts
+    assert html.count('class="fleetlab-chart"') == 8
+    assert "window.vegaEmbed" in html  # the chart library is inline
+    assert not re.search(r'<script[^>]+src="https?://', html)  # nothing from a CDN
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--week", "2026-W99"], "week '2026-W99' does not exist"),
+        (["--week", "48"], "malformed week '48'"),
+        (["--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["--db", "{tmp}/missing.db"], "does not exist"),
+        (["--model", "gpt:4"], "unknown model backend"),
+    ],
+)
+def test_bad_parameters_fail_in_one_line_and_leave_nothing(
+    args: list[str],
+    message: str,
+    small_db: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reports = tmp_path / "reports"
+    argv = ["digest", "--week", WEEK, "--db", str(small_db), "--out", str(reports)]
+    argv += [a.format(tmp=tmp_path) for a in args]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error:")
+    assert message in lines[0]
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+    assert not reports.exists() or not any(reports.iterdir())
+
+
+def test_strict_exits_non_zero_when_a_number_is_unmatched(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = FactCheck(checked=3, unmatched=(Unmatched("41", 41.0, 12, "**41 spawned**"),))
+    monkeypatch.setattr(
+        "fleetlab.digest.run_digest", lambda **_: DigestResult(tmp_path / WEEK, bad)
+    )
+    assert main(["digest", "--week", WEEK]) == 0
+    assert "'41' (line 12)" in capsys.readouterr().err
+    assert main(["digest", "--week", WEEK, "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / WEEK / "index.html")
+    assert "--strict" in captured.err
+
+
+def test_a_failed_run_leaves_no_half_written_folder(
+    small_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = tmp_path / "reports"
+    (reports / WEEK).mkdir(parents=True)
+    (reports / WEEK / "index.html").write_text("last good report")
+
+    def broken(params: Any, notebook: Path, folder: Path) -> None:
+        (folder / "metrics.json").write_text("{}")
+        raise FleetlabError("the digest notebook failed in cell 5: boom")
+
+    monkeypatch.setattr(report_module, "_execute", broken)
+    with pytest.raises(FleetlabError, match="boom"):
+        run_digest(WEEK, "UTC", small_db, out_dir=reports)
+    assert sorted(p.name for p in reports.iterdir()) == [WEEK]
+    assert (reports / WEEK / "index.html").read_text() == "last good report"
+
+
+@pytest.mark.slow
+def test_the_notebook_fails_fast_in_its_first_cell(small_db: Path, tmp_path: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output = tmp_path / "out.ipynb"
+    with pytest.raises(PapermillExecutionError) as caught:
+        papermill.execute_notebook(
+            str(report_module.default_notebook()),
+            str(output),
+            parameters={"week": "2026-W99", "db": str(small_db)},
+            kernel_name="python3",
+            progress_bar=False,
+        )
+    assert caught.value.ename == "UserError"
+    assert "does not exist: 2026 has weeks W01 to W53" in caught.value.evalue
+    cells = json.loads(output.read_text())["cells"]
+    failed = next(
+        i
+        for i, c in enumerate(cells)
+        if c.get("outputs") and any(o.get("output_type") == "error" for o in c["outputs"])
+    )
+    assert "validate_params" in "".join(cells[failed]["source"])
+    later = [c for c in cells[failed + 1 :] if c["cell_type"] == "code"]
+    assert later
+    assert all(c["execution_count"] is None for c in later)
+    with pytest.raises(UserError, match="2026-W99"):
+        report_module.validate_params(week="2026-W99", db=small_db)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: `make browser-deps` installs it (as root)")
+    from playwright.sync_api import sync_playwright
+
+    index = run.reports / WEEK / "index.html"
+    shot = tmp_path / "digest.png"
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # no network: anything fetched from outside the file would fail here
+            page.route(re.compile(r"^https?://"), lambda route: route.abort())
+            page.goto(index.as_uri())
+            page.wait_for_function(
+                "document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
+                ".length >= 8",
+                timeout=30_000,
+            )
+            sizes = page.eval_on_selector_all(
+                ".fleetlab-chart",
+                "els => els.map(e => { const c = e.querySelector('canvas, svg');"
+                " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
+                " return [r.width, r.height]; })",
+            )
+            marks = page.eval_on_selector_all(
+                ".fleetlab-chart", "els => els.map(e => e.querySelectorAll('path, rect').length)"
+            )
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert len(sizes) == 8
+    assert all(w > 100 and h > 100 for w, h in sizes), sizes
+    assert all(n > 0 for n in marks), marks
+    assert errors == []
+    assert shot.stat().st_size > 50_000
+    print(f"screenshot: {shot}")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: Path) -> None:
+    """Opened in JupyterLab and run there (not through papermill), the charts still draw."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: `make browser-deps` installs it (as root)")
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    home = tmp_path / "jupyter"
+    news = home / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    # a copy, so nothing the server saves can put outputs into the committed notebook
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(report_module.default_notebook(), folder)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    token = secrets.token_hex(8)
+    env = os.environ | {
+        "FLEETLAB_DB": str(small_db),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "IPYTHONDIR": str(home / "ipython"),
+    }
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "lab.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={token}",
+                "--no-browser",
+                "--allow-root",
+                f"--ServerApp.root_dir={folder}",
+                "--LabApp.expose_app_in_browser=True",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1600})
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                deadline = time.monotonic() + 45
+                while True:  # the server takes a few seconds to listen
+                    try:
+                        page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
+                        break
+                    except PlaywrightError:
+                        if time.monotonic() > deadline or proc.poll() is not None:
+                            raise
+                        page.wait_for_timeout(300)
+                page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+                # as a user would: name the week in the parameters cell, then run all
+                page.evaluate(
+                    "src => window.jupyterapp.shell.currentWidget.content.widgets[1]"
+                    ".model.sharedModel.setSource(src)",
+                    f'week = "{WEEK}"\ntz = "UTC"\ndb = ""\nmodel = "sim:default"\n'
+                    'out_dir = ""\nnow = ""',
+                )
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                page.wait_for_function(
+                    "document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
+                    ".length >= 8",
+                    timeout=90_000,
+                )
+                sizes = page.eval_on_selector_all(
+                    ".fleetlab-chart",
+                    "els => els.map(e => { const c = e.querySelector('canvas, svg');"
+                    " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
+                    " return [r.width, r.height]; })",
+                )
+                page.locator(".fleetlab-chart").nth(1).scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "lab.png"))
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert len(sizes) == 8
+    assert all(w > 100 and h > 100 for w, h in sizes), sizes
+    assert errors == []
+
+
+def test_a_kernel_that_will_not_start_is_one_line_and_leaves_nothing(
+    small_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import papermill
+
+    def no_kernel(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    monkeypatch.setattr(papermill, "execute_notebook", no_kernel)
+    reports = tmp_path / "reports"
+    with pytest.raises(FleetlabError, match="cannot run the digest notebook on kernel"):
+        run_digest(WEEK, "UTC", small_db, out_dir=reports)
+    assert list(reports.iterdir()) == []

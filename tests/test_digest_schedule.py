@@ -1,0 +1,117 @@
+"""The fleet writes its own digest: a weekly schedule (Monday 07:00 Europe/London) whose goal
+the orchestrator hands to ``fleetlab.digest.run_digest_goal`` instead of an agent."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.clock import FakeClock
+from fleetlab.digest import DigestResult, FactCheck, schedule_digest
+from fleetlab.digest import _report as report_module
+from fleetlab.errors import UserError
+from fleetlab.models.sim import PROFILES, SimModel
+from fleetlab.orchestrator import Fleet, FleetConfig, Goal, list_schedules, submit_goals
+from fleetlab.store import Store
+from tests.helpers.digest_world import utc
+
+
+class StillClock(FakeClock):
+    """Time moves only when the test says so (the fleet's sleeps just yield)."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0.001)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+
+    def fake_run_digest(
+        week: str, tz: str, db: Path, model: str, out_dir: str, *, now: datetime
+    ) -> DigestResult:
+        seen.append({"week": week, "tz": tz, "db": db, "model": model, "out": out_dir, "now": now})
+        if len(seen) == 2:
+            raise UserError("db is busy")
+        return DigestResult(Path(out_dir) / week, FactCheck(checked=12, unmatched=()))
+
+    monkeypatch.setattr(report_module, "run_digest", fake_run_digest)
+    return seen
+
+
+async def _run_fleet(store: Store) -> None:
+    model = SimModel(PROFILES["instant"], profile="instant")
+    await Fleet(store, model, FleetConfig(poll_s=0.01)).run(until_idle=True)
+
+
+async def test_the_weekly_digest_runs_as_a_scheduled_goal(
+    tmp_path: Path, calls: list[dict[str, Any]]
+) -> None:
+    clock = StillClock(utc("2026-10-25T12:00Z"))  # Sunday, the last day of W43 in London
+    with Store(tmp_path / "fleet.db", clock=clock) as store:
+        schedule = schedule_digest(
+            store, zone="Europe/London", out_dir=tmp_path / "reports", model="sim:default"
+        )
+        assert schedule.next_at == utc("2026-10-26T07:00Z")  # Monday 07:00 GMT
+        assert schedule.goal.action == {
+            "action": "digest",
+            "tz": "Europe/London",
+            "out": str((tmp_path / "reports").resolve()),
+            "model": "sim:default",
+        }
+
+        clock.set(utc("2026-10-26T07:00:30Z"))
+        await _run_fleet(store)
+
+        (goal,) = store.tasks()
+        assert goal.title == "weekly digest (Europe/London)"
+        assert goal.spec["action"]["action"] == "digest"
+        assert goal.status == "completed", goal.error
+        assert goal.result["fact_check"] == {"ok": True, "checked": 12, "unmatched": []}
+        (call,) = calls
+        assert call["now"] == utc("2026-10-26T07:00:30Z")  # the fleet's clock
+        assert call["week"] == "2026-W43"  # the last week complete then, in London
+        assert goal.result["week"] == "2026-W43"
+        assert call["tz"] == "Europe/London"
+        assert call["db"] == store.path
+        assert call["model"] == "sim:default"
+        assert goal.tree_agents == 0  # no agent ran
+        assert not store.events(kind="model.call")
+        (after,) = list_schedules(store)
+        assert after.next_at == utc("2026-11-02T07:00Z")
+
+        # the next Monday the digest fails (the fake says the db is busy): the goal says why
+        clock.set(utc("2026-11-02T07:01Z"))
+        await _run_fleet(store)
+        latest = store.tasks()[0]
+        assert latest.status == "failed"
+        assert latest.error == "digest: db is busy"
+
+
+async def test_an_unknown_action_fails_the_goal(
+    tmp_path: Path, calls: list[dict[str, Any]]
+) -> None:
+    with Store(tmp_path / "fleet.db", clock=StillClock(utc("2026-10-26T08:00Z"))) as store:
+        (task,) = submit_goals(store, [Goal(title="mystery", action={"action": "teleport"})])
+        await _run_fleet(store)
+        done = store.get_task(task.id)
+        assert done.status == "failed"
+        assert "unknown goal action" in (done.error or "")
+        assert calls == []
+
+
+def test_bad_schedules_are_refused(tmp_path: Path) -> None:
+    with Store(tmp_path / "fleet.db") as store:
+        with pytest.raises(UserError, match="unknown time zone"):
+            schedule_digest(store, zone="Mars/Olympus")
+        with pytest.raises(UserError, match="weekday"):
+            schedule_digest(store, weekday="someday")
+        with pytest.raises(UserError, match="model"):
+            schedule_digest(store, model="gpt:4")
+        with pytest.raises(UserError, match="action"):
+            submit_goals(store, [Goal(title="x", action={"tz": "UTC"})])
+        assert list_schedules(store) == []

@@ -1,0 +1,103 @@
+"""A real ``fleetlab ab run`` killed with SIGKILL halfway, then run again: it finishes without
+redoing the trials that had finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from fleetlab.experiments import load
+
+REPO = Path(__file__).resolve().parents[1]
+
+EXPERIMENT = """
+name = "killme"
+model = "sim:instant"
+suites = ["core"]
+trials = 2
+seed = 11
+concurrency = 2
+
+[tasks]
+complexity = [3, 5]
+per_complexity = 2
+
+[[variants]]
+name = "never"
+policy = "never"
+
+[[variants]]
+name = "always"
+policy = "always"
+
+[[variants]]
+name = "learned"
+policy = "learned"
+"""
+TOTAL = 3 * 6 * 2
+
+
+def _rows(db: Path) -> dict[tuple[str, str, int], tuple[int, int]]:
+    """``(variant, task, trial) -> (seq, finished_us)`` of the committed rows."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT variant, task, trial, seq, finished_us FROM trials").fetchall()
+    except sqlite3.OperationalError:  # the table is not there yet
+        return {}
+    finally:
+        conn.close()
+    return {(v, t, n): (s, f) for v, t, n, s, f in rows}
+
+
+def _command(path: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "fleetlab", "ab", "run", str(path), "--out", str(out), "--quiet"]
+
+
+def test_sigkill_halfway_then_rerun_finishes_without_redoing_finished_trials(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "killme.toml"
+    path.write_text(EXPERIMENT, encoding="utf-8")
+    out = tmp_path / "out"
+    db = out / "killme" / "results.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        _command(path, out),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_rows(db)) < TOTAL // 3:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    before = _rows(db)
+    assert TOTAL // 3 <= len(before) < TOTAL, "the kill came too late to be halfway"
+
+    done = subprocess.run(
+        _command(path, out), cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    after = _rows(db)
+    assert len(after) == TOTAL
+    # every row committed before the kill is still there, unchanged: not run again
+    assert {k: after[k] for k in before} == before
+    assert f"ran {TOTAL - len(before)} trials, skipped {len(before)}" in done.stdout
+    frame = load("killme", root=out)
+    assert frame.height == TOTAL
+    assert frame.select(pl.struct("variant", "task", "trial").n_unique()).item() == TOTAL
+    # the learned variant's memory is its committed trials only, in order
+    learned = frame.filter(pl.col("variant") == "learned").sort("seq")
+    assert learned["learn_bucket"].is_not_null().all()

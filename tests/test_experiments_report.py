@@ -1,0 +1,181 @@
+"""The comparison table and the report: every number checked against the statistic computed
+here, independently, from the same rows."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.experiments import ResultsDB, compare, load, output_dir, write_report
+from fleetlab.stats import minimum_detectable_effect, paired_bootstrap
+
+Z = 1.959963984540054
+TASKS = [f"core:t{n}" for n in range(8)]
+COMPLEXITY = [1, 1, 2, 2, 3, 3, 4, 5]
+
+
+def _rows() -> list[dict[str, Any]]:
+    """Two variants, eight tasks, three trials each; outcomes drawn with a fixed seed."""
+    rng = random.Random(42)
+    rows = []
+    for trial in range(3):
+        for task, c in zip(TASKS, COMPLEXITY, strict=True):
+            for variant, p_pass, agents in (("base", 0.55, 1), ("split", 0.8, 4)):
+                cost = round(0.01 * c * agents * (1 + rng.random()), 6)
+                rows.append(
+                    {
+                        "experiment": "synthetic",
+                        "kind": "agents",
+                        "variant": variant,
+                        "policy": "never" if variant == "base" else "always",
+                        "prompt": "default",
+                        "task": task,
+                        "suite": "core",
+                        "trial": trial,
+                        "seed": trial,
+                        "complexity": c,
+                        "bucket": "simple" if c <= 2 else "medium" if c == 3 else "complex",
+                        "passed": rng.random() < p_pass,
+                        "status": "completed",
+                        "tokens_in": 1000 * agents,
+                        "tokens_out": 100 * agents,
+                        "tokens": 1100 * agents,
+                        "cost_usd": cost,
+                        "agents": agents + (trial if variant == "split" else 0),
+                        "model_calls": 3 * agents,
+                        "wall_s": 0.1,
+                        "sim_time_s": 1.0,
+                        "model": "sim:instant",
+                        "simulated": True,
+                    }
+                )
+    return rows
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    with ResultsDB(output_dir("synthetic", tmp_path)) as db:
+        db.insert_many(_rows())
+    return tmp_path
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    p = k / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z / (1 + Z * Z / n) * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def mcnemar(b: int, c: int) -> float:
+    n = b + c
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+
+
+def test_the_table_matches_independent_statistics(root: Path) -> None:
+    rows = _rows()
+    table = compare("synthetic", root=root)
+    assert table.baseline == "base"
+    assert table.simulated
+    for summary in table.variants:
+        mine = [r for r in rows if r["variant"] == summary.variant]
+        k = sum(r["passed"] for r in mine)
+        low, high = wilson(k, len(mine))
+        assert (summary.successes, summary.trials, summary.tasks) == (k, 24, 8)
+        assert summary.success.low == pytest.approx(low, abs=1e-12)
+        assert summary.success.high == pytest.approx(high, abs=1e-12)
+        assert summary.mean_cost_usd == pytest.approx(sum(r["cost_usd"] for r in mine) / 24)
+        assert summary.mean_agents == pytest.approx(sum(r["agents"] for r in mine) / 24)
+
+    [paired] = table.paired
+    base = {(r["task"], r["trial"]): r for r in rows if r["variant"] == "base"}
+    split = {(r["task"], r["trial"]): r for r in rows if r["variant"] == "split"}
+    keys = sorted(base)
+    b = sum(1 for k in keys if base[k]["passed"] and not split[k]["passed"])
+    c = sum(1 for k in keys if split[k]["passed"] and not base[k]["passed"])
+    assert (paired.worse, paired.better) == (b, c)
+    assert paired.mcnemar_p == pytest.approx(mcnemar(b, c), rel=1e-12)
+    assert paired.clustered
+    assert (paired.pairs, paired.tasks) == (24, 8)
+    clusters = [k[0] for k in keys]
+    for column, got in (
+        ("passed", paired.success),
+        ("cost_usd", paired.cost),
+        ("agents", paired.agents),
+    ):
+        expected = paired_bootstrap(
+            [float(base[k][column]) for k in keys],
+            [float(split[k][column]) for k in keys],
+            clusters=clusters,
+            n_boot=2000,
+            seed=0,
+        )
+        diffs = [float(split[k][column]) - float(base[k][column]) for k in keys]
+        assert got.estimate == pytest.approx(sum(diffs) / len(diffs))
+        assert (got.low, got.high) == pytest.approx((expected.low, expected.high))
+
+    for bucket in table.buckets:
+        mine = [r for r in rows if r["variant"] == bucket.variant and r["bucket"] == bucket.bucket]
+        k = sum(r["passed"] for r in mine)
+        assert (bucket.successes, bucket.trials) == (k, len(mine))
+        assert (bucket.success.low, bucket.success.high) == pytest.approx(wilson(k, len(mine)))
+
+    rate = sum(r["passed"] for r in base.values()) / 24
+    assert table.mde.baseline_rate == pytest.approx(rate)
+    assert table.mde.at_pairs == pytest.approx(minimum_detectable_effect(24, rate))
+    assert table.mde.at_tasks == pytest.approx(minimum_detectable_effect(8, rate))
+    assert "8 tasks x 3 trials (24 pairs)" in table.mde.text()
+
+
+def test_the_cli_prints_those_numbers_and_says_simulated(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = compare("synthetic", root=root)
+    html_path = root / "report.html"
+    code = main(["ab", "report", "synthetic", "--out", str(root), "--html", str(html_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "SIMULATED" in out
+    base, split = table.variants
+    for s in (base, split):
+        assert (
+            f"{s.success.estimate:.1%} [{s.success.low * 100:.1f}, {s.success.high * 100:.1f}]"
+            in out
+        )
+    [p] = table.paired
+    assert (
+        f"{p.success.estimate * 100:+.1f} [{p.success.low * 100:+.1f}, {p.success.high * 100:+.1f}]"
+        in out
+    )
+    assert f"{p.worse}/{p.better}" in out
+    assert re.search(rf"\b{p.mcnemar_p:.3f}\b", out)
+    assert f"{p.agents.estimate:+.2f} [{p.agents.low:+.2f}, {p.agents.high:+.2f}]" in out
+    assert "you can detect a difference in success rate of" in out
+    assert f"HTML report: {html_path}" in out
+
+    page = html_path.read_text(encoding="utf-8")
+    assert "SIMULATED" in page
+    assert "<script src" not in page
+    assert "cdn.jsdelivr" not in page
+    assert "vegaEmbed" in page
+    assert page.count("vegaEmbed('#chart") == 4
+    assert f"{p.worse}/{p.better}" in page
+
+
+def test_report_finds_the_name_in_a_file_and_explains_a_missing_experiment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["ab", "report", "nothing-here", "--out", str(tmp_path), "--no-html"])
+    assert code == 2
+    assert "no results for experiment 'nothing-here'" in capsys.readouterr().err
+
+
+def test_write_report_defaults_to_the_experiment_folder(root: Path) -> None:
+    path = write_report("synthetic", root=root)
+    assert path == output_dir("synthetic", root) / "report.html"
+    assert load("synthetic", root=root).height == 48

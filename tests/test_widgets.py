@@ -1,0 +1,283 @@
+"""The fleet console, driven headlessly: set values, click, await the fleet, check the store
+and what the panel shows. One test runs it in a real kernel to show the kernel stays free."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from fleetlab.models import get_model
+from fleetlab.models.base import Model
+from fleetlab.models.registry import register_backend, unregister_backend
+from fleetlab.models.types import ModelRequest, ModelResponse
+from fleetlab.orchestrator import submit_goal
+from fleetlab.store import Store
+from fleetlab.trace import load_trace
+from fleetlab.widgets import FleetConsole, model_choices
+from fleetlab.widgets.console import CLAUDE_MODEL, CSS_CLASSES
+
+
+def _count(console: FleetConsole, label: str) -> int:
+    """The number a count badge shows, read back from the rendered HTML."""
+    html = console.counts.value
+    start = html.index(f"fleetlab-count-{label}'")
+    return int(html[html.index("data-count='", start) + 12 :].split("'", 1)[0])
+
+
+def _classes(console: FleetConsole) -> set[str]:
+    found: set[str] = set()
+    stack = [console.panel]
+    while stack:
+        w = stack.pop()
+        found |= set(w._dom_classes)
+        stack += list(getattr(w, "children", ()))
+    return found
+
+
+@pytest.fixture
+def console(store: Store) -> Iterator[FleetConsole]:
+    c = FleetConsole(store, refresh_s=0.01, models=["sim:instant", "sim:default"])
+    yield c
+    c.close()
+
+
+def test_every_documented_css_class_is_on_the_panel(console: FleetConsole) -> None:
+    assert set(CSS_CLASSES) <= _classes(console)
+
+
+def test_models_offer_claude_only_with_a_key_and_never_show_it(store: Store) -> None:
+    assert [spec for _, spec in model_choices({})] == ["sim:default", "sim:fast", "sim:instant"]
+    key = "sk-ant-api03-secret-value"
+    console = FleetConsole(store, env={"ANTHROPIC_API_KEY": key})
+    try:
+        specs = [spec for _, spec in console.model.options]
+        assert CLAUDE_MODEL in specs
+        assert console.model.value == "sim:default"
+        shown = repr(console.model.options) + console.panel.children[0].value
+        assert key not in shown
+    finally:
+        console.close()
+
+
+def test_an_empty_goal_is_refused_in_the_panel_and_queues_nothing(
+    console: FleetConsole, store: Store
+) -> None:
+    console.goal.value = "   "
+    console.submit_button.click()
+    assert "fleetlab-error" in console.message.value
+    assert "goal text is empty" in console.message.value
+    assert store.tasks() == []
+
+
+def test_submit_queues_the_goal_with_every_field(console: FleetConsole, store: Store) -> None:
+    console.goal.value = "rename notes.txt to README.md"
+    console.priority.value = 80
+    console.budget.value = 0.5
+    console.policy.value = "never"
+    console.prompt.value = "strict"
+    console.submit_button.click()
+
+    [task] = store.tasks()
+    assert (task.title, task.priority, task.budget_usd) == (
+        "rename notes.txt to README.md",
+        80,
+        0.5,
+    )
+    assert task.spec["policy"] == "never"
+    assert task.spec["prompt"] == "strict"
+    assert task.status == "queued"
+    assert "press Run" in console.message.value
+    assert _count(console, "queued") == 1
+    assert task.id[:8] in console.tasks_table.value
+    assert "rename notes.txt" in console.tasks_table.value
+    assert console.trace_pick.value == task.id  # the new goal's trace is shown at once
+    assert task.trace_id in console.trace_view.value
+
+
+def test_refresh_rereads_work_queued_elsewhere(console: FleetConsole, store: Store) -> None:
+    assert _count(console, "queued") == 0
+    submit_goal(store, "queued by the CLI", priority=70)  # e.g. `fleetlab submit` meanwhile
+    console.refresh_button.click()
+    assert _count(console, "queued") == 1
+    assert "queued by the CLI" in console.tasks_table.value
+    assert "queued by the CLI" in repr(console.trace_pick.options)
+
+
+async def test_run_works_every_goal_off_in_the_background(
+    console: FleetConsole, store: Store
+) -> None:
+    for title, priority in (("rename notes.txt to README.md", 30), ("fix the typo", 90)):
+        console.goal.value = title
+        console.priority.value = priority
+        console.submit_button.click()
+    console.policy.value = "always"  # the fleet's default; goals carry their own
+    console.run_button.click()
+    assert console.running
+    assert console.run_button.disabled
+    assert not console.stop_button.disabled
+    assert "fleet running" in console.state.value
+
+    report = await console.wait()
+
+    assert report is not None
+    assert report.completed >= 2
+    roots = [t for t in store.tasks() if t.parent_id is None]
+    assert {t.status for t in roots} <= {"completed", "failed"}  # the simulation can fail
+    assert _count(console, "completed") == len(store.tasks(status="completed")) >= 2
+    assert _count(console, "failed") == len(store.tasks(status="failed"))
+    assert _count(console, "running") == _count(console, "queued") == 0
+    assert console.progress.value == console.progress.max > 0
+    assert "fleet idle" in console.state.value
+    assert "no active tasks" in console.tasks_table.value
+    assert "finished (nothing left to do)" in console.message.value
+    assert not console.run_button.disabled
+    assert console.stop_button.disabled
+
+
+async def test_the_trace_viewer_shows_sub_agents_events_tokens_and_cost(
+    console: FleetConsole, store: Store
+) -> None:
+    console.goal.value = "summarise the sales CSVs into summary.json"
+    console.policy.value = "always"
+    task = console.submit()
+    assert task is not None
+    console.start()
+    await console.wait()
+
+    root = load_trace(store, task.id)
+    assert len(root.walk()) > 1  # "always" decomposes: planner, executors, validator
+    view = console.trace_view.value  # the live trace was re-rendered as the goal ran
+    for node in root.walk():
+        assert node.task.id in view
+        assert node.task.role in view
+    assert "model.call" in view
+    assert "task.completed" in view
+    assert f"tokens {root.task.tree_tokens_in:,} in" in view
+    assert f"${root.task.tree_cost_usd:,.4f}" in view
+
+    console.trace_id.value = root.task.trace_id[:10]  # a trace id prefix works too
+    console.trace_view.value = ""
+    console.trace_button.click()
+    assert root.task.id in console.trace_view.value
+
+    console.trace_id.value = "nosuchthing"
+    console.trace_button.click()
+    assert "no task or trace" in console.trace_view.value
+
+
+@dataclasses.dataclass
+class GatedModel:
+    """A simulated model whose calls wait until the test opens the gate."""
+
+    inner: Model
+    gate: asyncio.Event
+    called: asyncio.Event
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def simulated(self) -> bool:
+        return True
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        self.called.set()
+        await self.gate.wait()
+        return await self.inner.generate(request)
+
+
+async def test_stop_checkpoints_running_agents_as_preempted_and_run_resumes(
+    store: Store,
+) -> None:
+    gated = GatedModel(
+        get_model("sim:instant", clock=store.clock), asyncio.Event(), asyncio.Event()
+    )
+    register_backend("gated", lambda _rest, **_: gated)
+    console = FleetConsole(store, refresh_s=0.01, models=["gated:test", "sim:instant"])
+    try:
+        console.goal.value = "rename notes.txt to README.md"
+        console.policy.value = "never"
+        task = console.submit()
+        assert task is not None
+        console.run_button.click()
+        await asyncio.wait_for(gated.called.wait(), 5)
+        console.refresh()
+        assert _count(console, "running") == 1
+        assert task.id[:8] in console.tasks_table.value
+
+        console.stop_button.click()
+        assert "stopping" in console.state.value
+        gated.gate.set()  # the turn in flight finishes, is checkpointed, then the agent yields
+        report = await console.wait()
+
+        assert report is not None
+        assert report.preempted == 1
+        assert store.get_task(task.id).status == "preempted"
+        assert store.latest_checkpoint(task.id) is not None
+        assert _count(console, "preempted") == 1
+        assert "Run resumes them" in console.message.value
+
+        console.model.value = "sim:instant"
+        console.run_button.click()
+        await console.wait()
+        assert store.get_task(task.id).status == "completed"
+        assert any(e.kind == "task.resumed" for e in store.events(trace_id=task.trace_id))
+    finally:
+        console.close()
+        unregister_backend("gated")
+
+
+async def test_bad_settings_are_reported_and_nothing_runs(
+    console: FleetConsole, store: Store
+) -> None:
+    console.model.options = [("broken", "nosuch:model")]
+    console.run_button.click()
+    assert console.task is None
+    assert "unknown model backend" in console.message.value
+
+
+def test_run_without_an_event_loop_explains_what_to_use(console: FleetConsole) -> None:
+    assert console.start() is None
+    assert "fleetlab.run" in console.message.value
+
+
+@pytest.mark.slow
+def test_the_kernel_stays_responsive_while_the_fleet_runs(tmp_path: Path) -> None:
+    """In a real kernel: Run returns at once, the next cell executes while agents still work,
+    and top-level ``await console.wait()`` collects the report."""
+    cells = [
+        f"""
+        from fleetlab.widgets import FleetConsole
+        console = FleetConsole({str(tmp_path / "kernel.db")!r}, refresh_s=0.05)
+        console.goal.value = "rename notes.txt to README.md"
+        console.policy.value = "never"  # one agent, a few simulated calls of about a second
+        console.submit_button.click()
+        console.run_button.click()
+        print("started", console.running)
+        """,
+        """
+        print("responsive", console.running, console.status().completed)
+        """,
+        """
+        report = await console.wait()
+        print("done", report.completed + report.failed, "fleet idle" in console.state.value)
+        """,
+    ]
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
+    )
+    NotebookClient(
+        nb, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    texts = ["".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells]
+    assert texts[0].strip() == "started True"
+    assert texts[1].startswith("responsive True")  # the fleet is still at work
+    assert texts[2].split() == ["done", "1", "True"]
