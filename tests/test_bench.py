@@ -27,6 +27,8 @@ def test_bench_all_quick(tmp_path: Path) -> None:
     runs = data["parts"]["orchestration"]["runs"]
     assert runs["fleetlab"][0]["completed"] == 20  # every task really ran to completion
     assert data["parts"]["reports"]["tasks"] >= 2000
+    assert data["parts"]["experiments"]["trials"] > 0
+    assert 0 < data["parts"]["experiments"]["fraction_outside_model"] <= 1
     table = (out / "latest.md").read_text()
     assert "ratio_vs_langgraph" in table
     assert "quick sizes" in table

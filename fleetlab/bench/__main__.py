@@ -92,10 +92,24 @@ def reports(quick: bool, repeats: int) -> dict[str, Any]:
     return _worker("reports", tasks=tasks, db=str(db), repeats=repeats, digest=not quick)
 
 
+def experiments(quick: bool, repeats: int) -> dict[str, Any]:
+    runs = []
+    for i in range(repeats):
+        console.print(f"  experiments run {i + 1}/{repeats} (decomposition_ab on sim:instant)")
+        runs.append(_worker("experiments", quick=quick))
+    return {
+        "trials": runs[0]["trials"],
+        "trials_per_s": _median(runs, "trials_per_s"),
+        "fraction_outside_model": _median(runs, "fraction_outside_model"),
+        "runs": runs,
+    }
+
+
 RUNNERS: dict[str, Callable[[bool, int], dict[str, Any]]] = {
     "orchestration": orchestration,
     "concurrency": concurrency,
     "reports": reports,
+    "experiments": experiments,
 }
 
 GOALS = [

@@ -344,3 +344,47 @@ def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[
 
 
 WORKLOADS["reports"] = reports
+
+
+def experiments(quick: bool) -> dict[str, Any]:
+    """Trials per second of the shipped A/B experiment at zero latency, and the share of the
+    process's CPU time spent outside the (simulated) model: the orchestration overhead."""
+    import threading
+
+    from fleetlab.experiments import load_experiment, run
+
+    experiment = load_experiment(
+        Path(__file__).parents[2] / "experiments" / "decomposition_ab.toml"
+    )
+    if quick:
+        experiment = experiment.subset(trials=1, per_complexity=1)
+    inside = 0.0
+    lock = threading.Lock()
+    original = SimModel.generate
+
+    async def timed(self: SimModel, request: ModelRequest) -> ModelResponse:
+        nonlocal inside
+        t0 = time.perf_counter()
+        try:
+            return await original(self, request)
+        finally:
+            with lock:
+                inside += time.perf_counter() - t0
+
+    SimModel.generate = timed  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+            cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+            t0 = time.perf_counter()
+            summary = run(experiment, model="sim:instant", root=tmp, progress=None)
+            wall = time.perf_counter() - t0
+            cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0
+    finally:
+        SimModel.generate = original  # type: ignore[method-assign]
+    return {"trials": summary.ran, "wall_s": wall, "trials_per_s": summary.ran / wall,
+            "model_s": inside, "cpu_s": cpu,
+            "fraction_outside_model": max(0.0, 1 - inside / cpu) if cpu else None,
+            "experiments_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+
+
+WORKLOADS["experiments"] = experiments
