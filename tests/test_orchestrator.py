@@ -115,7 +115,9 @@ async def test_as_needed_splits_only_after_a_failure(store: Store) -> None:
 
 async def test_preemption_and_resume(store: Store, clock: FakeClock) -> None:
     [low] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=10)])
-    fleet = Fleet(store, sim(clock, latency=1.0), config(concurrency=1))
+    # No aging: the fleet's background sleepers move a FakeClock forward quickly, and aging
+    # would (rightly) lift the long-waiting low-priority task; here only priority should count.
+    fleet = Fleet(store, sim(clock, latency=1.0), config(concurrency=1, aging_s=None))
     runner = asyncio.create_task(fleet.run(until_idle=True))
     while len(store.events(task_id=low.id, kind="model.call")) < 3:
         await asyncio.sleep(0.005)
@@ -137,7 +139,9 @@ async def test_preemption_and_resume(store: Store, clock: FakeClock) -> None:
 
 async def test_preemption_is_bounded(store: Store, clock: FakeClock) -> None:
     [low] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=10)])
-    fleet = Fleet(store, sim(clock, latency=1.0), config(concurrency=1, max_preemptions=1))
+    fleet = Fleet(
+        store, sim(clock, latency=1.0), config(concurrency=1, max_preemptions=1, aging_s=None)
+    )
     runner = asyncio.create_task(fleet.run(until_idle=True))
     for wave in range(3):
         while len(store.events(task_id=low.id, kind="model.call")) < 2 + 3 * wave:

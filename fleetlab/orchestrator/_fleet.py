@@ -187,6 +187,9 @@ class Fleet(Phases):
     async def _heartbeats(self) -> None:
         while True:
             await self.store.clock.sleep(self.config.lease_s / 3)
+            # A clock that returns at once (FakeClock, a fast ScaledClock) must not turn this
+            # background chore into a busy loop that races simulated time forward.
+            await asyncio.sleep(0.05)
             for task in self.running:
                 with contextlib.suppress(LeaseLost):
                     self.store.heartbeat(task.id, self.worker, lease_s=self.config.lease_s)
