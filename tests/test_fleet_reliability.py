@@ -47,7 +47,7 @@ def fleet_cmd(db: Path) -> list[str]:
 def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
     db = tmp_path / "fleet.db"
     rng = random.Random(42)
-    picks = [CORE[i] for i in rng.sample(range(len(CORE)), 10)]
+    picks = [CORE[i] for i in rng.sample(range(len(CORE)), 16)]  # enough work to be killed
     with Store(db) as store:
         roots = submit_goals(store, [Goal(task=t.key, instance=i) for i, t in enumerate(picks)])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
