@@ -30,19 +30,10 @@ from fleetlab.digest import _report as report_module
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.simulate import simulate
 from fleetlab.store import Store
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 
 WEEK = "2026-W45"
 NOTEBOOK = "weekly_digest.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass(frozen=True)
