@@ -125,6 +125,17 @@ def test_the_table_matches_independent_statistics(root: Path) -> None:
         assert (bucket.successes, bucket.trials) == (k, len(mine))
         assert (bucket.success.low, bucket.success.high) == pytest.approx(wilson(k, len(mine)))
 
+    assert [(p.variant, p.trial) for p in table.passes] == [
+        (v, t) for v in ("base", "split") for t in range(3)
+    ]
+    for one in table.passes:
+        mine = [r for r in rows if r["variant"] == one.variant and r["trial"] == one.trial]
+        k = sum(r["passed"] for r in mine)
+        assert (one.successes, one.trials) == (k, 8)
+        assert (one.success.low, one.success.high) == pytest.approx(wilson(k, 8))
+        assert one.mean_agents == pytest.approx(sum(r["agents"] for r in mine) / 8)
+        assert one.mean_cost_usd == pytest.approx(sum(r["cost_usd"] for r in mine) / 8)
+
     rate = sum(r["passed"] for r in base.values()) / 24
     assert table.mde.baseline_rate == pytest.approx(rate)
     assert table.mde.at_pairs == pytest.approx(minimum_detectable_effect(24, rate))
@@ -156,6 +167,10 @@ def test_the_cli_prints_those_numbers_and_says_simulated(
     assert re.search(rf"\b{p.mcnemar_p:.3f}\b", out)
     assert f"{p.agents.estimate:+.2f} [{p.agents.low:+.2f}, {p.agents.high:+.2f}]" in out
     assert "you can detect a difference in success rate of" in out
+    assert "By pass over the tasks" in out
+    last = table.passes[-1]  # split, pass 3, where every trial spawned 4 + 2 agents
+    rate = f"{last.success.estimate:.1%}"
+    assert re.search(rf"split\s*│\s*3\s*│\s*8\s*│\s*{re.escape(rate)} .*│\s*6\.00", out)
     assert f"HTML report: {html_path}" in out
 
     page = html_path.read_text(encoding="utf-8")

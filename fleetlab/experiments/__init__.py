@@ -26,6 +26,7 @@ from fleetlab.experiments._compare import (
     Confusion,
     DetectableEffect,
     PairedComparison,
+    PassSummary,
     VariantSummary,
     compare,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "Experiment",
     "NullProgress",
     "PairedComparison",
+    "PassSummary",
     "ProgressSink",
     "ResultsDB",
     "RichProgress",

@@ -38,6 +38,7 @@ __all__ = [
     "Confusion",
     "DetectableEffect",
     "PairedComparison",
+    "PassSummary",
     "VariantSummary",
     "compare",
 ]
@@ -101,6 +102,24 @@ class BucketSummary:
     mean_cost_usd: float
     mean_agents: float
     kind: Literal["bucket_summary"] = field(default="bucket_summary", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PassSummary:
+    """One variant on one pass over the tasks (trial index ``trial``; every task once).
+
+    A ``learned`` variant learns as it goes, so its passes show the learning curve: the
+    exploration it pays for on the first pass, and what it settled on by the last.
+    """
+
+    variant: str
+    trial: int
+    trials: int
+    successes: int
+    success: Interval
+    mean_cost_usd: float
+    mean_agents: float
+    kind: Literal["pass_summary"] = field(default="pass_summary", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +195,7 @@ class Comparison:
     variants: tuple[VariantSummary, ...]
     paired: tuple[PairedComparison, ...]
     buckets: tuple[BucketSummary, ...]
+    passes: tuple[PassSummary, ...]
     confusion: tuple[Confusion, ...]
     mde: DetectableEffect
     type: Literal["comparison"] = field(default="comparison", repr=False)
@@ -253,6 +273,10 @@ class Comparison:
             ]
         )
 
+    def pass_frame(self) -> pl.DataFrame:
+        """One row per (variant, pass over the tasks)."""
+        return pl.DataFrame([asdict(p) for p in self.passes]).drop("kind", strict=False)
+
     def confusion_frame(self) -> pl.DataFrame:
         """Scoring experiments: one row per prompt variant."""
         return pl.DataFrame([{**asdict(c), "accuracy": c.accuracy} for c in self.confusion]).drop(
@@ -283,6 +307,18 @@ _PAIRED_SCHEMA = {
 
 def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
+
+
+def _subset(rows: list[dict[str, Any]]) -> tuple[int, int, Interval, float, float]:
+    """Trials, successes, success interval, mean cost and mean agents of some trials."""
+    wins = sum(1 for r in rows if r["passed"])
+    return (
+        len(rows),
+        wins,
+        wilson_interval(wins, len(rows)),
+        _mean([float(r["cost_usd"] or 0) for r in rows]),
+        _mean([float(r["agents"] or 0) for r in rows]),
+    )
 
 
 def _summary(variant: str, rows: list[dict[str, Any]]) -> VariantSummary:
@@ -420,24 +456,18 @@ def compare(
         if v != base_name
         and (p := _paired(v, base_name, keyed[v], keyed[base_name], n_boot=n_boot, seed=seed))
     )
-    buckets = []
-    for v in order:
-        for bucket in BUCKETS:
-            sub = [r for r in by_variant[v] if r["bucket"] == bucket]
-            if not sub:
-                continue
-            wins = sum(1 for r in sub if r["passed"])
-            buckets.append(
-                BucketSummary(
-                    variant=v,
-                    bucket=bucket,
-                    trials=len(sub),
-                    successes=wins,
-                    success=wilson_interval(wins, len(sub)),
-                    mean_cost_usd=_mean([float(r["cost_usd"] or 0) for r in sub]),
-                    mean_agents=_mean([float(r["agents"] or 0) for r in sub]),
-                )
-            )
+    buckets = [
+        BucketSummary(v, bucket, *_subset(sub))
+        for v in order
+        for bucket in BUCKETS
+        if (sub := [r for r in by_variant[v] if r["bucket"] == bucket])
+    ]
+    passes = [
+        PassSummary(v, trial, *_subset(sub))
+        for v in order
+        for trial in sorted({int(r["trial"]) for r in by_variant[v]})
+        if (sub := [r for r in by_variant[v] if int(r["trial"]) == trial])
+    ]
     kind = str(rows[0].get("kind") or "agents")
     confusion: tuple[Confusion, ...] = ()
     if kind == "scoring":
@@ -472,6 +502,7 @@ def compare(
         variants=summaries,
         paired=paired,
         buckets=tuple(buckets),
+        passes=tuple(passes),
         confusion=confusion,
         mde=_mde(by_variant[base_name]),
     )

@@ -109,6 +109,21 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
             for b in c.buckets
         ],
     )
+    if len({p.trial for p in c.passes}) > 1 and c.kind != "scoring":
+        tables["By pass over the tasks (a learning variant's learning curve)"] = (
+            ["variant", "pass", "trials", f"{word} [95% CI]", "cost/trial", "agents"],
+            [
+                [
+                    p.variant,
+                    str(p.trial + 1),
+                    str(p.trials),
+                    _rate_ci(p.success.estimate, p.success.low, p.success.high),
+                    _usd(p.mean_cost_usd),
+                    f"{p.mean_agents:.2f}",
+                ]
+                for p in c.passes
+            ],
+        )
     if c.kind == "scoring":  # no agents run: drop the columns that count them
         for title, (header, rows) in list(tables.items()):
             keep = [i for i, h in enumerate(header) if "agents" not in h and h != "calls"]
