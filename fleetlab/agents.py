@@ -261,12 +261,10 @@ def _commit_turn(
     store: Store, task_id: str, worker: str | None, lease_s: float, events: list[Event],
     usage: Usage, cost: float, turn: int, state: dict[str, Any],
 ) -> None:  # fmt: skip
-    """One turn's writes: its events, usage roll-up, checkpoint and lease heartbeat."""
-    store.append_many(events)
+    """One turn's writes: its usage roll-up with the lease heartbeat, events and checkpoint."""
     tokens_in = (
         usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
     )
-    store.add_usage(task_id, tokens_in, usage.output_tokens, cost)
+    store.add_usage(task_id, tokens_in, usage.output_tokens, cost, worker=worker, lease_s=lease_s)
+    store.append_many(events)
     store.save_checkpoint(task_id, turn, state)
-    if worker is not None:
-        store.heartbeat(task_id, worker, lease_s=lease_s)

@@ -181,6 +181,12 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 T = TypeVar("T")
 
+# Encoders built once (``json.dumps`` with options builds one per call). Event attributes
+# may hold anything (shown as text); checkpoints and specs must be plain JSON.
+_attrs_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_state_json = json.JSONEncoder(separators=(",", ":")).encode
+_spec_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
 
 def default_db_path() -> Path:
     """``$FLEETLAB_DB`` if set, else ``./fleet.db``."""
@@ -560,7 +566,7 @@ class Store:
                         e.parent_span_id,
                         e.task_id,
                         e.role,
-                        json.dumps(dict(e.attrs), separators=(",", ":"), default=str),
+                        _attrs_json(dict(e.attrs)),
                     )
                     for e in batch
                 ],
@@ -652,7 +658,7 @@ class Store:
             raise UserError(f"budget {budget_usd!r} USD must be a non-negative number")
         if budget_tokens is not None and budget_tokens < 0:
             raise UserError(f"token budget {budget_tokens!r} must be a non-negative integer")
-        spec_json = json.dumps(dict(spec or {}), separators=(",", ":"), sort_keys=True)
+        spec_json = _spec_json(dict(spec or {}))
         now = self._now_us()
         task_id = new_task_id()
         with self.tx() as conn:
@@ -690,6 +696,7 @@ class Store:
                     f" ({','.join('?' * len(ancestors))})",
                     ancestors,
                 )
+            self._ancestors[task_id] = ancestors
             task = self.get_task(task_id)
             self.append(
                 self._event(
@@ -857,15 +864,17 @@ class Store:
                 params.append(error)
             if spec is not None:
                 sets.append("spec = ?")
-                params.append(json.dumps(dict(spec), separators=(",", ":"), sort_keys=True))
-            conn.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE id = ?", [*params, task_id])
+                params.append(_spec_json(dict(spec)))
+            [row] = conn.execute(  # fetchall: the statement must finish before the commit
+                f"UPDATE tasks SET {', '.join(sets)} WHERE id = ? RETURNING *", [*params, task_id]
+            ).fetchall()
             event_attrs = {"from": task.status, **attrs}
             if error is not None:
                 event_attrs["error"] = error
             if worker is not None:
                 event_attrs["worker"] = worker
             self.append(self._event(kind, task, **event_attrs))
-            return self.get_task(task_id)
+            return Task.from_row(row)
 
     def claim(
         self,
@@ -970,7 +979,7 @@ class Store:
             conn.execute(
                 "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state)"
                 " VALUES (?, ?, ?, ?)",
-                (task_id, turn, self._now_us(), json.dumps(dict(state), separators=(",", ":"))),
+                (task_id, turn, self._now_us(), _state_json(dict(state))),
             )
 
     def checkpoints(self, task_id: str) -> list[Checkpoint]:
@@ -992,24 +1001,59 @@ class Store:
         r = rows[0]
         return Checkpoint(r["task_id"], r["turn"], from_us(r["created_us"]), json.loads(r["state"]))
 
-    def add_usage(self, task_id: str, tokens_in: int, tokens_out: int, cost_usd: float) -> None:
-        """Add a call's usage to the task and roll it up to every ancestor, atomically."""
+    def add_usage(
+        self,
+        task_id: str,
+        tokens_in: int,
+        tokens_out: int,
+        cost_usd: float,
+        *,
+        worker: str | None = None,
+        lease_s: float = 60.0,
+    ) -> None:
+        """Add a call's usage to the task and roll it up to every ancestor, atomically.
+
+        With ``worker``, the same update is also that worker's heartbeat (as ``heartbeat``):
+        an agent's turn costs one write to its task's row.
+
+        Raises:
+            LeaseLost: ``worker`` is given and no longer holds the task's lease.
+        """
+        usage = (tokens_in, tokens_out, cost_usd) * 2
         with self.tx() as conn:
-            conn.execute(
-                "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
-                " cost_usd = cost_usd + ? WHERE id = ?",
-                (tokens_in, tokens_out, cost_usd, task_id),
-            )
-            ids = self._ancestors.get(task_id) or self._ancestor_ids(task_id)
-            if len(self._ancestors) > 50_000:  # bounded: a long-lived fleet sees millions
-                self._ancestors.clear()
-            self._ancestors[task_id] = ids  # a task's ancestors never change
-            conn.execute(
-                "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
-                " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
-                f" WHERE id IN ({','.join('?' * len(ids))})",
-                [tokens_in, tokens_out, cost_usd, *ids],
-            )
+            if worker is None:
+                conn.execute(
+                    "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
+                    " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
+                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
+                    " WHERE id = ?",
+                    (*usage, task_id),
+                )
+            else:
+                now = self._now_us()
+                cursor = conn.execute(
+                    "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
+                    " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
+                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
+                    " heartbeat_us = ?, lease_expires_us = ?"
+                    " WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                    (*usage, now, now + int(lease_s * 1e6), task_id, worker),
+                )
+                if cursor.rowcount == 0:
+                    raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
+            ids = self._ancestors.get(task_id)
+            if ids is None:
+                ids = self._ancestor_ids(task_id)[1:]  # the task itself is done above
+                if len(self._ancestors) > 50_000:  # bounded: a long-lived fleet sees millions
+                    self._ancestors.clear()
+                self._ancestors[task_id] = ids  # a task's ancestors never change
+            if ids:
+                conn.execute(
+                    "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
+                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
+                    f" WHERE id IN ({','.join('?' * len(ids))})",
+                    [tokens_in, tokens_out, cost_usd, *ids],
+                )
 
     def stale_cutoff(self, stale_after_s: float) -> datetime:
         """Running tasks whose last heartbeat is older than this instant are stale."""

@@ -29,18 +29,17 @@ description = "Benchmark workload: five no-op tool calls, then an answer."
 [[tasks]]
 id = "noop5"
 title = "Look around five times"
-instructions = "List the workspace five times, then say you are done."
+instructions = "Look at the (empty) workspace five times, then say you are done."
 complexity = 1
-files = {{ "a.txt" = "x" }}
 
 [[tasks.solution]]
 title = "look"
-instructions = "list the workspace five times"
+instructions = "look at the workspace five times"
 steps = [{steps}]
 
 [[tasks.checks]]
-kind = "file_exists"
-path = "a.txt"
+kind = "file_absent"
+path = "nothing-was-written.txt"
 """
 
 
@@ -58,8 +57,9 @@ def _bytes_written() -> int:
 
 
 def _steps(n: int) -> str:
-    # Alternate two read-only tools so the stall detector does not stop a repeated look.
-    look = ('{ tool = "list_dir", path = "." }', '{ tool = "read_file", path = "a.txt" }')
+    # Two read-only looks at an empty workspace (the issue's "no-op tool"), alternated so the
+    # stall detector does not stop a repeated call.
+    look = ('{ tool = "list_dir", path = "." }', '{ tool = "search", pattern = "x", path = "." }')
     return ", ".join(look[i % 2] for i in range(n))
 
 

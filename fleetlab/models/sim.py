@@ -26,6 +26,7 @@ reference salts the draws, so repeated submissions of one suite task differ.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -138,6 +139,14 @@ def _field(text: str, name: str) -> str | None:
     return match[1] if match else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _role_and_ref(system: str, first: str) -> tuple[str, TaskRef]:
+    """Who the prompt asks to answer, and for which task (the same on every turn of an agent,
+    so parsed once)."""
+    role = _field(system, "Role") or _field(first, "Role") or "executor"
+    return role, parse_task_ref(_field(system, "Task") or _field(first, "Task") or "goal #0")
+
+
 class SimModel:
     """The offline model. See the module docstring for what it simulates.
 
@@ -198,9 +207,7 @@ class SimModel:
     async def generate(self, request: ModelRequest) -> ModelResponse:
         """Answer one request as the role and task named in its prompt."""
         first = request.messages[0].text() if request.messages else ""
-        role = _field(request.system, "Role") or _field(first, "Role") or "executor"
-        ref_text = _field(request.system, "Task") or _field(first, "Task") or "goal #0"
-        ref = parse_task_ref(ref_text)
+        role, ref = _role_and_ref(request.system, first)
         answer = {
             "scorer": self._score,
             "planner": self._plan,

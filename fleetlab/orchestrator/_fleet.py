@@ -69,6 +69,7 @@ class Fleet(Phases):
         self._running: dict[str, tuple[asyncio.Task[None], Task]] = {}
         self._yield: set[str] = set()
         self._stopping = False
+        self._workspaces = {}
 
     # --- public --------------------------------------------------------------------
 

@@ -70,9 +70,16 @@ class Phases:
     _stopping: bool
     _yield: set[str]
 
+    _workspaces: dict[str, Workspace]
+
     def workspace(self, task: Task) -> Workspace:
         """The workspace a task works in: its root goal's folder (shared by sub-agents)."""
-        return Workspace(self.workspaces / task.root_id)
+        workspace = self._workspaces.get(task.root_id)
+        if workspace is None:
+            if len(self._workspaces) >= 4096:  # bounded: a 24/7 fleet sees millions of goals
+                self._workspaces.clear()
+            workspace = self._workspaces[task.root_id] = Workspace(self.workspaces / task.root_id)
+        return workspace
 
     @property
     def workspaces(self) -> Path:

@@ -44,8 +44,8 @@ def _load_cached(file: str, mtime_ns: int) -> Suite:
 
 
 def _load(file: Path) -> Suite:
-    resolved = file.resolve()
-    return _load_cached(str(resolved), resolved.stat().st_mtime_ns)
+    # abspath, not resolve(): no system calls beyond the one stat (looked up once per goal)
+    return _load_cached(os.path.abspath(file), file.stat().st_mtime_ns)
 
 
 def _user_suite_files() -> list[Path]:
