@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "OtelSink",
     "bind",
     "configure_logging",
+    "new_event_id",
     "new_span_id",
     "new_task_id",
     "new_trace_id",
@@ -69,11 +71,27 @@ TERMINAL_EVENTS: frozenset[str] = frozenset({"task.completed", "task.failed", "t
 # Ids need to be unique, not secret: a PRNG seeded from the OS once per process (and again
 # after a fork) is ~50x cheaper than a getrandom() call per id.
 _ids = random.Random(secrets.randbits(128))
-os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(128)))
 
 
 def _hex(bits: int) -> str:
     return f"{_ids.getrandbits(bits):0{bits // 4}x}"
+
+
+def _reseed() -> None:
+    global _event_prefix, _event_counter
+    _ids.seed(secrets.randbits(128))
+    _event_prefix, _event_counter = _hex(32), itertools.count(_ids.getrandbits(40))
+
+
+_event_prefix, _event_counter = _hex(32), itertools.count(_ids.getrandbits(40))
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_event_id() -> str:
+    """An event id: 20 hex digits, a random prefix per process and then a counter. A
+    process's events get increasing ids, so the unique index on them grows at one end
+    instead of touching a random page per event (fewer pages written per commit)."""
+    return f"{_event_prefix}{next(_event_counter):012x}"
 
 
 def new_trace_id() -> str:
@@ -115,7 +133,7 @@ class Event:
     parent_span_id: str = ""
     role: str = ""
     attrs: Mapping[str, Any] = field(default_factory=dict)
-    id: str = field(default_factory=lambda: _hex(64))
+    id: str = field(default_factory=new_event_id)
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from fleetlab.telemetry import (
     LogSink,
     OtelSink,
     bind,
+    new_event_id,
     otel_sink_from_env,
     redact,
 )
@@ -134,3 +136,20 @@ def test_otel_is_off_unless_configured() -> None:
     sink = otel_sink_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert isinstance(sink, OtelSink)
     sink.shutdown()
+
+
+def test_event_ids_increase_within_a_process_and_differ_after_a_fork() -> None:
+    ids = [new_event_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert ids == sorted(ids)  # the unique index grows at one end
+    assert all(len(i) == 20 and int(i, 16) >= 0 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes one id and leaves at once
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert len(child) == 20
+    assert child[:8] != ids[0][:8]  # a fresh prefix: a child never repeats the parent's ids
