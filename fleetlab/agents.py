@@ -12,7 +12,6 @@ copied into checkpoints; a turn re-run after a crash sees the files as they are.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ from fleetlab.models.types import (
     ToolSpec,
     Usage,
 )
-from fleetlab.store import Store, Task
+from fleetlab.store import Store, Task, TurnWrite
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
 
@@ -236,12 +235,20 @@ async def run_agent(
             "done": done,
             "text": text,
         }
-        commit = functools.partial(
-            _commit_turn, store, task.id, worker, limits.lease_s, events, response.usage,
-            call_cost, turn, state,
-        )  # fmt: skip
+        u = response.usage
+        commit = TurnWrite(
+            task_id=task.id,
+            turn=turn,
+            state=state,
+            events=events,
+            tokens_in=u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+            tokens_out=u.output_tokens,
+            cost_usd=call_cost,
+            worker=worker,
+            lease_s=limits.lease_s,
+        )
         try:
-            await store.write(commit)  # one group commit with other agents' turns
+            await store.write_turn(commit)  # one group commit with other agents' turns
         except LeaseLost as exc:
             return outcome("failed", error=f"lease lost: {exc}")
         if on_turn is not None:
@@ -255,16 +262,3 @@ async def run_agent(
                 "failed",
                 error=f"stalled: the same tool call repeated in {limits.stall_turns} turns",
             )
-
-
-def _commit_turn(
-    store: Store, task_id: str, worker: str | None, lease_s: float, events: list[Event],
-    usage: Usage, cost: float, turn: int, state: dict[str, Any],
-) -> None:  # fmt: skip
-    """One turn's writes: its usage roll-up with the lease heartbeat, events and checkpoint."""
-    tokens_in = (
-        usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
-    )
-    store.add_usage(task_id, tokens_in, usage.output_tokens, cost, worker=worker, lease_s=lease_s)
-    store.append_many(events)
-    store.save_checkpoint(task_id, turn, state)

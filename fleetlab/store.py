@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -36,6 +37,7 @@ __all__ = [
     "Store",
     "Task",
     "TaskStatus",
+    "TurnWrite",
     "default_db_path",
 ]
 
@@ -180,6 +182,7 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 T = TypeVar("T")
+_Op: TypeAlias = "Callable[[], Any] | TurnWrite"  # what the group-commit queue holds
 
 # Encoders built once (``json.dumps`` with options builds one per call). Event attributes
 # may hold anything (shown as text); checkpoints and specs must be plain JSON.
@@ -285,6 +288,38 @@ class Checkpoint:
     kind: Literal["checkpoint"] = field(default="checkpoint", repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class TurnWrite:
+    """Everything one agent turn commits: its events, the call's usage (rolled up to every
+    ancestor), the checkpoint delta and, with ``worker``, the lease heartbeat.
+
+    Queued with ``Store.write_turn``; the turns that share a group commit are written with
+    one multi-row statement per table instead of a handful of statements each.
+    """
+
+    task_id: str
+    turn: int
+    state: Mapping[str, Any]
+    events: Sequence[Event]
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    worker: str | None = None
+    lease_s: float = 60.0
+
+
+def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
+    """The turns queued from ``start`` on, up to the first other operation or repeated task."""
+    run: list[TurnWrite] = []
+    seen: set[str] = set()
+    for op in ops[start:]:
+        if not isinstance(op, TurnWrite) or op.task_id in seen:
+            break
+        run.append(op)
+        seen.add(op.task_id)
+    return run
+
+
 def _check_db_file(path: Path) -> None:
     """Refuse paths that cannot hold a database, before SQLite touches anything."""
     if path.is_dir():
@@ -376,7 +411,7 @@ class Store:
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._pending: list[Event] = []
-        self._queues: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[], Any], Any]]] = {}
+        self._queues: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any]]] = {}
         self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         try:
             if not memory:
@@ -463,14 +498,96 @@ class Store:
         in a worker thread). An operation that raises is rolled back alone (a savepoint) and
         its exception re-raised to its caller; the others commit.
         """
+        result: T = await self._enqueue(operation)
+        return result
+
+    async def _enqueue(self, item: _Op) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        queue = self._queues.setdefault(loop, [])
-        queue.append((operation, future))
+        self._queues.setdefault(loop, []).append((item, future))
         if loop not in self._flushing:
             self._flushing[loop] = loop.create_task(self._flush(loop))
-        result: T = await future
-        return result
+        return await future
+
+    async def write_turn(self, turn: TurnWrite) -> None:
+        """Commit one agent turn in a group commit (see ``write``).
+
+        Raises:
+            LeaseLost: ``turn.worker`` no longer holds the task; nothing of the turn is kept.
+        """
+        await self._enqueue(turn)
+
+    def apply_turn(self, turn: TurnWrite) -> None:
+        """Write one turn now, in the caller's transaction if there is one."""
+        with self.tx():
+            self.add_usage(
+                turn.task_id,
+                turn.tokens_in,
+                turn.tokens_out,
+                turn.cost_usd,
+                worker=turn.worker,
+                lease_s=turn.lease_s,
+            )
+            self.append_many(turn.events)
+            self.save_checkpoint(turn.task_id, turn.turn, turn.state)
+
+    def _apply_turns(self, turns: list[TurnWrite]) -> list[tuple[bool, Any]]:
+        """Several tasks' turns at once, inside the open batch transaction: one statement per
+        table. A turn whose lease is gone is refused alone (``LeaseLost``)."""
+        conn = self._conn
+        ids = [t.task_id for t in turns]
+        marks = ",".join("?" * len(ids))
+        leases = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                f"SELECT id, lease_owner, status FROM tasks WHERE id IN ({marks})", ids
+            )
+        }
+        results: list[tuple[bool, Any]] = []
+        kept: list[TurnWrite] = []
+        for t in turns:
+            owner, status = leases.get(t.task_id, (None, None))
+            if t.worker is not None and (owner != t.worker or status != "running"):
+                lost = LeaseLost(f"task {t.task_id} is no longer leased to {t.worker}")
+                results.append((False, lost))
+            else:
+                results.append((True, None))
+                kept.append(t)
+        now = self._now_us()
+        usage: list[tuple[Any, ...]] = []
+        rollup: list[tuple[Any, ...]] = []
+        checkpoints: list[tuple[Any, ...]] = []
+        events: list[Event] = []
+        for t in kept:
+            beat = None if t.worker is None else now
+            expires = None if t.worker is None else now + int(t.lease_s * 1e6)
+            amounts = (t.tokens_in, t.tokens_out, t.cost_usd)
+            usage.append((*amounts, *amounts, beat, expires, t.task_id))
+            rollup.extend((*amounts, a) for a in self._strict_ancestors(t.task_id))
+            checkpoints.append((t.task_id, t.turn, now, _state_json(dict(t.state))))
+            events.extend(t.events)
+        conn.executemany(
+            "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
+            " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
+            " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
+            " heartbeat_us = COALESCE(?, heartbeat_us),"
+            " lease_expires_us = COALESCE(?, lease_expires_us) WHERE id = ?",
+            usage,
+        )
+        if rollup:
+            conn.executemany(
+                "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
+                " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
+                " WHERE id = ?",
+                rollup,
+            )
+        self.append_many(events)
+        conn.executemany(
+            "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state)"
+            " VALUES (?, ?, ?, ?)",
+            checkpoints,
+        )
+        return results
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -491,25 +608,28 @@ class Store:
         finally:
             self._flushing.pop(loop, None)
 
-    def _commit_batch(self, ops: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    def _commit_batch(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._depth, self._tx_thread = 1, threading.get_ident()
-                for op in ops:
-                    mark = len(self._pending)
-                    self._conn.execute("SAVEPOINT fleetlab_op")
-                    try:
-                        value = op()
-                    except Exception as exc:
-                        self._conn.execute("ROLLBACK TO fleetlab_op")
-                        self._conn.execute("RELEASE fleetlab_op")
-                        del self._pending[mark:]
-                        results.append((False, exc))
-                    else:
-                        self._conn.execute("RELEASE fleetlab_op")
-                        results.append((True, value))
+                i = 0
+                while i < len(ops):
+                    # A run of turns (of distinct tasks) is written in bulk; anything else,
+                    # or a run that fails, one operation at a time in queue order.
+                    turns = _turn_run(ops, i)
+                    if len(turns) > 1:
+                        ok, value = self._isolated(functools.partial(self._apply_turns, turns))
+                        if ok:
+                            results.extend(value)
+                            i += len(turns)
+                            continue
+                    op = ops[i]
+                    if isinstance(op, TurnWrite):
+                        op = functools.partial(self.apply_turn, op)
+                    results.append(self._isolated(op))
+                    i += 1
                 self._depth, self._tx_thread = 0, None
                 self._conn.execute("COMMIT")
             except BaseException as exc:  # the commit itself failed: nobody's work is durable
@@ -522,6 +642,20 @@ class Store:
         for sink in self.sinks:
             sink.emit(committed)
         return results
+
+    def _isolated(self, op: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run ``op`` inside a savepoint of the batch: if it raises, only its work is undone."""
+        mark = len(self._pending)
+        self._conn.execute("SAVEPOINT fleetlab_op")
+        try:
+            value = op()
+        except Exception as exc:
+            self._conn.execute("ROLLBACK TO fleetlab_op")
+            self._conn.execute("RELEASE fleetlab_op")
+            del self._pending[mark:]
+            return False, exc
+        self._conn.execute("RELEASE fleetlab_op")
+        return True, value
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read-only query (for reports and tests)."""
@@ -1041,12 +1175,7 @@ class Store:
                 )
                 if cursor.rowcount == 0:
                     raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
-            ids = self._ancestors.get(task_id)
-            if ids is None:
-                ids = self._ancestor_ids(task_id)[1:]  # the task itself is done above
-                if len(self._ancestors) > 50_000:  # bounded: a long-lived fleet sees millions
-                    self._ancestors.clear()
-                self._ancestors[task_id] = ids  # a task's ancestors never change
+            ids = self._strict_ancestors(task_id)
             if ids:
                 conn.execute(
                     "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
@@ -1054,6 +1183,16 @@ class Store:
                     f" WHERE id IN ({','.join('?' * len(ids))})",
                     [tokens_in, tokens_out, cost_usd, *ids],
                 )
+
+    def _strict_ancestors(self, task_id: str) -> list[str]:
+        """The task's parent, grandparent, ... up to its root (cached: they never change)."""
+        ids = self._ancestors.get(task_id)
+        if ids is None:
+            ids = self._ancestor_ids(task_id)[1:]
+            if len(self._ancestors) > 50_000:  # bounded: a long-lived fleet sees millions
+                self._ancestors.clear()
+            self._ancestors[task_id] = ids
+        return ids
 
     def stale_cutoff(self, stale_after_s: float) -> datetime:
         """Running tasks whose last heartbeat is older than this instant are stale."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -8,7 +10,8 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
-from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Store
+from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Store, TurnWrite
+from fleetlab.telemetry import Event
 
 
 def snapshot(path: Path) -> bytes:
@@ -297,3 +300,84 @@ def test_unwritable_location_is_refused() -> None:
     # /proc refuses file creation even to root.
     with pytest.raises(UserError, match="cannot"):
         Store("/proc/fleet.db")
+
+
+def _running(store: Store, title: str, worker: str = "w1", parent_id: str | None = None) -> str:
+    task = store.create_task(title, parent_id=parent_id)
+    store.transition(task.id, "running", worker=worker)
+    return task.id
+
+
+def _turn(store: Store, task_id: str, turn: int, worker: str = "w1", n: int = 10) -> TurnWrite:
+    task = store.get_task(task_id)
+    event = Event(
+        kind="model.call",
+        ts=store.clock.now(),
+        trace_id=task.trace_id,
+        task_id=task_id,
+        attrs={"turn": turn},
+    )
+    return TurnWrite(
+        task_id=task_id,
+        turn=turn,
+        state={"messages": [f"turn {turn}"]},
+        events=[event],
+        tokens_in=n,
+        tokens_out=1,
+        cost_usd=n / 1000,
+        worker=worker,
+    )
+
+
+async def test_turns_in_one_group_commit_are_written_in_bulk_and_fail_alone(
+    store: Store,
+) -> None:
+    root = _running(store, "root")
+    kids = [_running(store, f"kid {i}", parent_id=root) for i in range(3)]
+    lost = _running(store, "reclaimed by another worker", worker="w2")
+
+    def cancel_kid_2() -> None:
+        store.transition(kids[2], "cancelled", error="by a user")
+
+    # Queued together: they share one transaction, in queue order. kid 2 is cancelled by an
+    # operation queued before its turn, so its turn is refused; so is the turn of a task
+    # leased to another worker. The rest commit, with usage rolled up to the root.
+    outcomes = await asyncio.gather(
+        store.write_turn(_turn(store, kids[0], 1, n=100)),
+        store.write_turn(_turn(store, lost, 1)),
+        store.write(cancel_kid_2),
+        store.write_turn(_turn(store, kids[1], 1, n=200)),
+        store.write_turn(_turn(store, kids[2], 1, n=400)),
+        store.write_turn(_turn(store, root, 1, n=800)),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType", "LeaseLost", "NoneType", "NoneType", "LeaseLost", "NoneType",
+    ]  # fmt: skip
+    tasks = {t: store.get_task(t) for t in [root, *kids, lost]}
+    assert tasks[root].tokens_in == 800
+    assert tasks[root].tree_tokens_in == 800 + 100 + 200
+    assert tasks[root].tree_cost_usd == pytest.approx(1.1)
+    assert [tasks[k].tokens_in for k in kids] == [100, 200, 0]
+    assert tasks[lost].tokens_in == 0
+    for task_id, written in ((kids[0], True), (kids[2], False), (lost, False), (root, True)):
+        assert bool(store.checkpoints(task_id)) is written
+        calls = store.events(task_id=task_id, kind="model.call")
+        assert len(calls) == (1 if written else 0)
+    # The heartbeat came with the usage: the lease was extended at the turn's commit.
+    assert tasks[kids[0]].heartbeat_at == store.clock.now()
+
+
+async def test_a_turn_run_that_fails_falls_back_to_one_by_one(store: Store) -> None:
+    a, b = _running(store, "a"), _running(store, "b")
+    good = _turn(store, a, 1)
+    bad = dataclasses.replace(_turn(store, b, 1), state={"x": object()})
+    outcomes = await asyncio.gather(
+        store.write_turn(good), store.write_turn(bad), return_exceptions=True
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], TypeError)  # the state is not JSON: that turn alone fails
+    assert [c.turn for c in store.checkpoints(a)] == [1]
+    assert store.checkpoints(b) == []
+    assert store.get_task(b).tokens_in == 0
+    assert len(store.events(task_id=b, kind="model.call")) == 0
