@@ -70,6 +70,7 @@ class Fleet(Phases):
         self._yield: set[str] = set()
         self._stopping = False
         self._workspaces = {}
+        self._goal_tasks = {}
 
     # --- public --------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleetlab.agents import AgentOutcome, run_agent
 from fleetlab.decompose import (
@@ -38,6 +38,9 @@ from fleetlab.prompts import load_variant, role_prompt
 from fleetlab.store import TERMINAL, Store, Task
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
+
+if TYPE_CHECKING:
+    from fleetlab.suites import SuiteTask
 
 __all__ = ["FleetReport", "Phases"]
 
@@ -71,6 +74,7 @@ class Phases:
     _yield: set[str]
 
     _workspaces: dict[str, Workspace]
+    _goal_tasks: dict[str, SuiteTask]
 
     def workspace(self, task: Task) -> Workspace:
         """The workspace a task works in: its root goal's folder (shared by sub-agents)."""
@@ -80,6 +84,18 @@ class Phases:
                 self._workspaces.clear()
             workspace = self._workspaces[task.root_id] = Workspace(self.workspaces / task.root_id)
         return workspace
+
+    def _suite_task(self, goal: Task) -> SuiteTask:
+        """The suite task a goal runs, looked up once per goal (so its seed and its verifier
+        also come from the same version of the suite file)."""
+        found = self._goal_tasks.get(goal.root_id)
+        if found is None:
+            from fleetlab.suites import get_task
+
+            if len(self._goal_tasks) >= 4096:
+                self._goal_tasks.clear()
+            found = self._goal_tasks[goal.root_id] = get_task(goal.spec["suite_task"])
+        return found
 
     @property
     def workspaces(self) -> Path:
@@ -197,11 +213,8 @@ class Phases:
 
     def _seed_workspace(self, task: Task) -> None:
         workspace = self.workspace(task)
-        key = task.spec.get("suite_task")
-        if key:
-            from fleetlab.suites import get_task
-
-            get_task(key).seed(workspace.root)
+        if task.spec.get("suite_task"):
+            self._suite_task(task).seed(workspace.root)
 
     def _update_spec(self, task: Task, spec: dict[str, Any]) -> Task:
         with self.store.tx() as conn:
@@ -337,9 +350,7 @@ class Phases:
     async def _verify(self, task: Task) -> tuple[bool, str]:
         """Run the suite's verifier in a thread: its checks may start subprocesses, and the
         event loop must keep serving the other agents meanwhile."""
-        from fleetlab.suites import get_task
-
-        check = get_task(task.spec["suite_task"]).verify
+        check = self._suite_task(task).verify
         verdict = await asyncio.to_thread(check, self.workspace(task).root)
         return verdict.passed, ("" if verdict.passed else "verifier: ") + verdict.reason
 
@@ -495,7 +506,11 @@ class Phases:
                 self._learn(done)
             return True
 
-        if not await self.store.write(op):
+        finished = await self.store.write(op)
+        if task.parent_id is None:  # the goal is over: forget what was kept for it
+            self._goal_tasks.pop(task.id, None)
+            self._workspaces.pop(task.id, None)
+        if not finished:
             return
         if status == "completed":
             self.report.completed += 1
