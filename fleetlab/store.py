@@ -190,6 +190,23 @@ _attrs_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _state_json = json.JSONEncoder(separators=(",", ":")).encode
 _spec_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
+# A call's usage on its task's row (and, unless NULL, the lease heartbeat), then on each
+# ancestor's tree totals; and a turn's checkpoint.
+_ADD_USAGE = (
+    "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
+    " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
+    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
+    " heartbeat_us = COALESCE(?, heartbeat_us), lease_expires_us = COALESCE(?, lease_expires_us)"
+    " WHERE id = ?"
+)
+_ROLL_UP = (
+    "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?, tree_tokens_out = tree_tokens_out + ?,"
+    " tree_cost_usd = tree_cost_usd + ? WHERE id = ?"
+)
+_SAVE_CHECKPOINT = (
+    "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
+)
+
 
 def default_db_path() -> Path:
     """``$FLEETLAB_DB`` if set, else ``./fleet.db``."""
@@ -570,27 +587,10 @@ class Store:
             rollup.extend((*amounts, a) for a in self._strict_ancestors(t.task_id))
             checkpoints.append((t.task_id, t.turn, now, _state_json(dict(t.state))))
             events.extend(t.events)
-        conn.executemany(
-            "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
-            " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
-            " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
-            " heartbeat_us = COALESCE(?, heartbeat_us),"
-            " lease_expires_us = COALESCE(?, lease_expires_us) WHERE id = ?",
-            usage,
-        )
-        if rollup:
-            conn.executemany(
-                "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
-                " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
-                " WHERE id = ?",
-                rollup,
-            )
+        conn.executemany(_ADD_USAGE, usage)
+        conn.executemany(_ROLL_UP, rollup)
         self.append_many(events)
-        conn.executemany(
-            "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state)"
-            " VALUES (?, ?, ?, ?)",
-            checkpoints,
-        )
+        conn.executemany(_SAVE_CHECKPOINT, checkpoints)
         return results
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -1115,9 +1115,7 @@ class Store:
         """Store the state to resume ``task_id`` after ``turn`` (replacing an older copy)."""
         with self.tx() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state)"
-                " VALUES (?, ?, ?, ?)",
-                (task_id, turn, self._now_us(), _state_json(dict(state))),
+                _SAVE_CHECKPOINT, (task_id, turn, self._now_us(), _state_json(dict(state)))
             )
 
     def checkpoints(self, task_id: str) -> list[Checkpoint]:
@@ -1157,36 +1155,19 @@ class Store:
         Raises:
             LeaseLost: ``worker`` is given and no longer holds the task's lease.
         """
-        usage = (tokens_in, tokens_out, cost_usd) * 2
+        amounts = (tokens_in, tokens_out, cost_usd)
         with self.tx() as conn:
             if worker is None:
-                conn.execute(
-                    "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
-                    " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
-                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
-                    " WHERE id = ?",
-                    (*usage, task_id),
-                )
+                conn.execute(_ADD_USAGE, (*amounts, *amounts, None, None, task_id))
             else:
                 now = self._now_us()
                 cursor = conn.execute(
-                    "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
-                    " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
-                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
-                    " heartbeat_us = ?, lease_expires_us = ?"
-                    " WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                    (*usage, now, now + int(lease_s * 1e6), task_id, worker),
+                    _ADD_USAGE + " AND lease_owner = ? AND status = 'running'",
+                    (*amounts, *amounts, now, now + int(lease_s * 1e6), task_id, worker),
                 )
                 if cursor.rowcount == 0:
                     raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
-            ids = self._strict_ancestors(task_id)
-            if ids:
-                conn.execute(
-                    "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?,"
-                    " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?"
-                    f" WHERE id IN ({','.join('?' * len(ids))})",
-                    [tokens_in, tokens_out, cost_usd, *ids],
-                )
+            conn.executemany(_ROLL_UP, [(*amounts, a) for a in self._strict_ancestors(task_id)])
 
     def _strict_ancestors(self, task_id: str) -> list[str]:
         """The task's parent, grandparent, ... up to its root (cached: they never change)."""
