@@ -235,14 +235,13 @@ async def run_agent(
             "done": done,
             "text": text,
         }
-        u = response.usage
         commit = TurnWrite(
             task_id=task.id,
             turn=turn,
             state=state,
             events=events,
-            tokens_in=u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
-            tokens_out=u.output_tokens,
+            tokens_in=response.usage.all_input_tokens,
+            tokens_out=response.usage.output_tokens,
             cost_usd=call_cost,
             worker=worker,
             lease_s=limits.lease_s,

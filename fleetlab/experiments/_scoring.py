@@ -81,7 +81,7 @@ def scoring_row(
         "passed": predicted == label,
         "status": "completed",
         "failure": None if parsed else "unreadable score (counted as 3)",
-        "tokens_in": u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+        "tokens_in": u.all_input_tokens,
         "tokens_out": u.output_tokens,
         "tokens": u.total_tokens,
         "cache_read_tokens": u.cache_read_input_tokens,

@@ -151,13 +151,13 @@ class Usage:
         )
 
     @property
+    def all_input_tokens(self) -> int:
+        """Every input token: fresh, read from the cache and written to it."""
+        return self.input_tokens + self.cache_read_input_tokens + self.cache_creation_input_tokens
+
+    @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_input_tokens
-            + self.cache_creation_input_tokens
-        )
+        return self.all_input_tokens + self.output_tokens
 
     def to_dict(self) -> dict[str, int]:
         return {

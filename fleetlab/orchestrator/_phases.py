@@ -303,8 +303,7 @@ class Phases:
             span_id=new_span_id(),
         )
         u = response.usage
-        tokens_in = u.total_tokens - u.output_tokens
-        return event, tokens_in, u.output_tokens, call_cost
+        return event, u.all_input_tokens, u.output_tokens, call_cost
 
     async def _direct(self, task: Task) -> None:
         out = await self._agent(task, "executor", task.spec["instructions"], TOOL_SPECS)
