@@ -70,21 +70,22 @@ TERMINAL_EVENTS: frozenset[str] = frozenset({"task.completed", "task.failed", "t
 
 # Ids need to be unique, not secret: a PRNG seeded from the OS once per process (and again
 # after a fork) is ~50x cheaper than a getrandom() call per id.
-_ids = random.Random(secrets.randbits(128))
+_ids = random.Random()
+_event_prefix, _event_counter = "", itertools.count()
 
 
 def _hex(bits: int) -> str:
     return f"{_ids.getrandbits(bits):0{bits // 4}x}"
 
 
-def _reseed() -> None:
+def _seed_ids() -> None:
     global _event_prefix, _event_counter
     _ids.seed(secrets.randbits(128))
     _event_prefix, _event_counter = _hex(32), itertools.count(_ids.getrandbits(40))
 
 
-_event_prefix, _event_counter = _hex(32), itertools.count(_ids.getrandbits(40))
-os.register_at_fork(after_in_child=_reseed)
+_seed_ids()
+os.register_at_fork(after_in_child=_seed_ids)
 
 
 def new_event_id() -> str:
