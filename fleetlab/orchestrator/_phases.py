@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fleetlab.agents import AgentOutcome, run_agent
 from fleetlab.decompose import (
@@ -43,6 +43,20 @@ if TYPE_CHECKING:
     from fleetlab.suites import SuiteTask
 
 __all__ = ["FleetReport", "Phases"]
+
+V = TypeVar("V")
+
+
+def _per_goal(cache: dict[str, V], root_id: str, make: Callable[[], V]) -> V:
+    """What a goal keeps while it runs (``_finish`` forgets it): made once, then reused.
+    Bounded, in case goals end without passing through ``_finish`` (a crash, a cancel)."""
+    value = cache.get(root_id)
+    if value is None:
+        if len(cache) >= 4096:
+            cache.clear()
+        value = cache[root_id] = make()
+    return value
+
 
 log = logging.getLogger("fleetlab.orchestrator")
 
@@ -78,24 +92,16 @@ class Phases:
 
     def workspace(self, task: Task) -> Workspace:
         """The workspace a task works in: its root goal's folder (shared by sub-agents)."""
-        workspace = self._workspaces.get(task.root_id)
-        if workspace is None:
-            if len(self._workspaces) >= 4096:  # bounded: a 24/7 fleet sees millions of goals
-                self._workspaces.clear()
-            workspace = self._workspaces[task.root_id] = Workspace(self.workspaces / task.root_id)
-        return workspace
+        return _per_goal(
+            self._workspaces, task.root_id, lambda: Workspace(self.workspaces / task.root_id)
+        )
 
     def _suite_task(self, goal: Task) -> SuiteTask:
         """The suite task a goal runs, looked up once per goal (so its seed and its verifier
         also come from the same version of the suite file)."""
-        found = self._goal_tasks.get(goal.root_id)
-        if found is None:
-            from fleetlab.suites import get_task
+        from fleetlab.suites import get_task
 
-            if len(self._goal_tasks) >= 4096:
-                self._goal_tasks.clear()
-            found = self._goal_tasks[goal.root_id] = get_task(goal.spec["suite_task"])
-        return found
+        return _per_goal(self._goal_tasks, goal.root_id, lambda: get_task(goal.spec["suite_task"]))
 
     @property
     def workspaces(self) -> Path:
