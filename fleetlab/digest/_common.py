@@ -15,6 +15,7 @@ from fleetlab.errors import UserError
 from fleetlab.store import TRANSITIONS, Store
 
 __all__ = [
+    "COUNT_KEYS",
     "LIFECYCLE",
     "STATUS_AFTER",
     "Bounds",
@@ -26,6 +27,21 @@ __all__ = [
 ]
 
 #: Lifecycle event kinds (the events that change, or reclaim, a task's status).
+#: The task counts of a week, in the order the report shows them.
+COUNT_KEYS = (
+    "spawned",
+    "roots_spawned",
+    "completed",
+    "failed",
+    "cancelled",
+    "in_flight",
+    "running",
+    "queued",
+    "preempted",
+    "waiting_children",
+    "stale",
+)
+
 LIFECYCLE: tuple[str, ...] = (
     "task.spawned",
     *sorted({*TRANSITIONS.values(), "task.reclaimed"}),

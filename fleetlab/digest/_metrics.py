@@ -22,7 +22,7 @@ from typing import Any
 from fleetlab.clock import WeekWindow, ensure_utc
 from fleetlab.digest._calls import model_calls, read_calls
 from fleetlab.digest._cohort import load_cohort
-from fleetlab.digest._common import Bounds, fnum, iso
+from fleetlab.digest._common import COUNT_KEYS, Bounds, fnum, iso
 from fleetlab.digest._integrity import lifecycle_check, lifetime_check, row_checks, summarise
 from fleetlab.digest._sections import (
     daily_activity,
@@ -54,20 +54,6 @@ DEFINITIONS = {
         "failed or cancelled) are censored at as_of"
     ),
 }
-
-_COUNT_KEYS = (
-    "spawned",
-    "roots_spawned",
-    "completed",
-    "failed",
-    "cancelled",
-    "in_flight",
-    "running",
-    "queued",
-    "preempted",
-    "waiting_children",
-    "stale",
-)
 
 
 def compute_metrics(
@@ -177,7 +163,7 @@ def compute_metrics(
             "success_rate": prev_rates,
         },
         "change": {
-            **{k: counts[k] - prev_counts[k] for k in _COUNT_KEYS},
+            **{k: counts[k] - prev_counts[k] for k in COUNT_KEYS},
             **{f"{k}_pp": _points(rates[k], prev_rates[k]) for k in rates},
         },
         "daily": daily,

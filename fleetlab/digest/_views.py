@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fleetlab.digest._common import COUNT_KEYS
 from fleetlab.digest._factcheck import FactCheck
 
 __all__ = [
@@ -72,19 +73,7 @@ def numbers_view(m: dict[str, Any]) -> MarkdownView:
         f"| | {m['week']} | {m['previous']['week']} | change |",
         "|---|---|---|---|",
     ]
-    for key in (
-        "spawned",
-        "roots_spawned",
-        "completed",
-        "failed",
-        "cancelled",
-        "in_flight",
-        "running",
-        "queued",
-        "preempted",
-        "waiting_children",
-        "stale",
-    ):
+    for key in COUNT_KEYS:
         lines.append(
             f"| {key.replace('_', ' ')} | {c[key]:,} | {p[key]:,} | {m['change'][key]:+,} |"
         )
