@@ -26,7 +26,6 @@ __all__ = [
     "true_complexity",
 ]
 
-#: Lifecycle event kinds (the events that change, or reclaim, a task's status).
 #: The task counts of a week, in the order the report shows them.
 COUNT_KEYS = (
     "spawned",
@@ -42,6 +41,7 @@ COUNT_KEYS = (
     "stale",
 )
 
+#: Lifecycle event kinds (the events that change, or reclaim, a task's status).
 LIFECYCLE: tuple[str, ...] = (
     "task.spawned",
     *sorted({*TRANSITIONS.values(), "task.reclaimed"}),
