@@ -29,11 +29,11 @@ from fleetlab.models.types import (
     ToolSpec,
     Usage,
 )
-from fleetlab.store import Store, Task, TurnWrite
+from fleetlab.store import Lease, Store, Task, TurnWrite
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
 
-__all__ = ["AgentLimits", "AgentOutcome", "run_agent"]
+__all__ = ["AgentLimits", "AgentOutcome", "record_discarded", "run_agent"]
 
 YieldCheck = Callable[[], bool]
 BudgetCheck = Callable[[], str | None]
@@ -48,13 +48,14 @@ class AgentLimits:
         max_tokens: output tokens allowed per call.
         stall_turns: identical tool calls in this many consecutive turns count as a stall
             (step repetition, the most common multi-agent failure) and stop the agent.
-        lease_s: how long each turn's heartbeat extends the worker's lease.
+
+    The lease an agent runs under is the fleet's (``FleetConfig.lease_s``), renewed by the
+    fleet's heartbeat: a turn never changes it.
     """
 
     max_turns: int = 40
     max_tokens: int = 4096
     stall_turns: int = 4
-    lease_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ async def run_agent(
     *,
     system: str,
     instructions: str,
-    worker: str | None = None,
+    lease: Lease | None = None,
     tools: tuple[ToolSpec, ...] = TOOL_SPECS,
     limits: AgentLimits | None = None,
     should_yield: YieldCheck | None = None,
@@ -113,8 +114,9 @@ async def run_agent(
         workspace: the sandbox the tools act on.
         system: the system prompt (stable across turns, so backends can cache it).
         instructions: the first user message, used when there is no checkpoint.
-        worker: the lease holder; each turn's commit heartbeats the lease and a lost lease
-            stops the agent without committing the turn.
+        lease: the claim the agent works under: each turn commits only while it holds. A
+            stale lease stops the agent without committing the turn; the call it had made
+            (and paid for) is recorded as a ``model.discarded`` event.
         tools: tool schemas offered to the model.
         limits: turn, token and stall limits.
         should_yield: polled at each turn boundary; True makes the agent stop as ``yielded``.
@@ -123,6 +125,7 @@ async def run_agent(
     """
     limits = limits or AgentLimits()
     price = price_for(model.name)
+    epoch = {} if lease is None else {"epoch": lease.epoch}
     checkpoints = store.checkpoints(task.id)
     if not checkpoints:
         messages = [Message.user(instructions)]
@@ -188,6 +191,7 @@ async def run_agent(
                     "stop_reason": response.stop_reason,
                     "latency_s": round(latency, 6),
                     "cost_usd": call_cost,
+                    **epoch,
                     **response.usage.to_dict(),
                 },
             )
@@ -202,6 +206,7 @@ async def run_agent(
                 "tool": use.name,
                 "is_error": result.is_error,
                 "latency_s": round(time.perf_counter() - t0, 6),
+                **epoch,
                 **_summary(use.input),
             }
             if result.is_error:
@@ -243,13 +248,13 @@ async def run_agent(
             tokens_in=response.usage.all_input_tokens,
             tokens_out=response.usage.output_tokens,
             cost_usd=call_cost,
-            worker=worker,
-            lease_s=limits.lease_s,
+            lease=lease,
         )
         try:
             await store.write_turn(commit)  # one group commit with other agents' turns
         except LeaseLost as exc:
-            return outcome("failed", error=f"lease lost: {exc}")
+            await record_discarded(store, task, events[0], str(exc))
+            raise
         if on_turn is not None:
             await on_turn()
         if done:
@@ -261,3 +266,20 @@ async def run_agent(
                 "failed",
                 error=f"stalled: the same tool call repeated in {limits.stall_turns} turns",
             )
+
+
+async def record_discarded(store: Store, task: Task, call: Event, reason: str) -> None:
+    """Record a model call whose turn was refused (its lease had gone stale): it was still
+    paid for, so the report's cost must include it. Not fenced, and adds nothing to the
+    task's usage: the call's work was thrown away."""
+    event = Event(
+        kind="model.discarded",
+        ts=store.clock.now(),
+        trace_id=call.trace_id,
+        task_id=call.task_id,
+        span_id=call.span_id,
+        parent_span_id=call.parent_span_id,
+        role=call.role,
+        attrs={**call.attrs, "reason": reason},
+    )
+    await store.write(lambda: store.append(event))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,14 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from fleetlab.clock import Clock, SystemClock, from_us, to_us
 from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
-from fleetlab.telemetry import Event, EventSink, new_span_id, new_task_id, new_trace_id
+from fleetlab.telemetry import (
+    Event,
+    EventSink,
+    new_span_id,
+    new_task_id,
+    new_trace_id,
+    redact,
+)
 
 __all__ = [
     "ACTIVE",
@@ -34,6 +42,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "Checkpoint",
+    "Lease",
     "Store",
     "Task",
     "TaskStatus",
@@ -179,6 +188,11 @@ _MIGRATIONS: tuple[str, ...] = (
         created_us INTEGER NOT NULL
     );
     """,
+    # v4: fencing tokens. Every claim of a task increments its epoch; a write made on the
+    # task's behalf names the epoch it was claimed under and is refused once it is stale.
+    """
+    ALTER TABLE tasks ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 T = TypeVar("T")
@@ -190,27 +204,42 @@ _attrs_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _state_json = json.JSONEncoder(separators=(",", ":")).encode
 _spec_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
-# A call's usage on its task's row (and, unless NULL, the lease heartbeat), then on each
+# A call's usage on its task's row (and, unless NULL, the last sign of life: a turn never
+# touches the lease's expiry, which only the fleet's heartbeat extends), then on each
 # ancestor's tree totals; and a turn's checkpoint.
 _ADD_USAGE = (
     "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?,"
     " cost_usd = cost_usd + ?, tree_tokens_in = tree_tokens_in + ?,"
     " tree_tokens_out = tree_tokens_out + ?, tree_cost_usd = tree_cost_usd + ?,"
-    " heartbeat_us = COALESCE(?, heartbeat_us), lease_expires_us = COALESCE(?, lease_expires_us)"
-    " WHERE id = ?"
+    " heartbeat_us = COALESCE(?, heartbeat_us) WHERE id = ?"
 )
+# The fence of a write under a lease: the row must still be running under that epoch.
+_FENCED = " AND lease_owner = ? AND lease_epoch = ? AND status = 'running'"
 _ROLL_UP = (
     "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?, tree_tokens_out = tree_tokens_out + ?,"
     " tree_cost_usd = tree_cost_usd + ? WHERE id = ?"
 )
-_SAVE_CHECKPOINT = (
-    "INSERT OR REPLACE INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
-)
+# A plain INSERT: the (task, turn) key makes a second commit of the same turn fail.
+_SAVE_CHECKPOINT = "INSERT INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
 
 
 def default_db_path() -> Path:
     """``$FLEETLAB_DB`` if set, else ``./fleet.db``."""
     return Path(os.environ.get("FLEETLAB_DB") or "fleet.db")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's claim on a running task, fenced by the claim's epoch.
+
+    Every claim of a task gets a new, strictly increasing epoch. Every write made on the
+    task's behalf names its lease, and is refused with ``LeaseLost`` once another claim has
+    superseded it (or the task left ``running``), so two holders can never both commit.
+    """
+
+    task_id: str
+    worker: str
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +265,7 @@ class Task:
     updated_at: datetime
     lease_owner: str | None
     lease_expires_at: datetime | None
+    lease_epoch: int
     heartbeat_at: datetime | None
     result: Any
     error: str | None
@@ -253,6 +283,13 @@ class Task:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease the task is running under, if it is running under one."""
+        if self.status != "running" or self.lease_owner is None:
+            return None
+        return Lease(self.id, self.lease_owner, self.lease_epoch)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Task:
@@ -279,6 +316,7 @@ class Task:
             updated_at=from_us(row["updated_us"]),
             lease_owner=row["lease_owner"],
             lease_expires_at=ts(row["lease_expires_us"]),
+            lease_epoch=row["lease_epoch"],
             heartbeat_at=ts(row["heartbeat_us"]),
             result=None if row["result"] is None else json.loads(row["result"]),
             error=row["error"],
@@ -308,7 +346,7 @@ class Checkpoint:
 @dataclass(frozen=True, slots=True)
 class TurnWrite:
     """Everything one agent turn commits: its events, the call's usage (rolled up to every
-    ancestor), the checkpoint delta and, with ``worker``, the lease heartbeat.
+    ancestor) and the checkpoint delta; with ``lease``, only while that lease holds.
 
     Queued with ``Store.write_turn``; the turns that share a group commit are written with
     one multi-row statement per table instead of a handful of statements each.
@@ -321,8 +359,7 @@ class TurnWrite:
     tokens_in: int
     tokens_out: int
     cost_usd: float
-    worker: str | None = None
-    lease_s: float = 60.0
+    lease: Lease | None = None
 
 
 def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
@@ -534,7 +571,8 @@ class Store:
         """Commit one agent turn in a group commit (see ``write``).
 
         Raises:
-            LeaseLost: ``turn.worker`` no longer holds the task; nothing of the turn is kept.
+            LeaseLost: ``turn.lease`` is stale; nothing of the turn is kept.
+            sqlite3.IntegrityError: the turn was already committed (never kept twice).
         """
         await self._enqueue(turn)
 
@@ -542,35 +580,30 @@ class Store:
         """Write one turn now, in the caller's transaction if there is one."""
         with self.tx():
             self.add_usage(
-                turn.task_id,
-                turn.tokens_in,
-                turn.tokens_out,
-                turn.cost_usd,
-                worker=turn.worker,
-                lease_s=turn.lease_s,
+                turn.task_id, turn.tokens_in, turn.tokens_out, turn.cost_usd, lease=turn.lease
             )
             self.append_many(turn.events)
             self.save_checkpoint(turn.task_id, turn.turn, turn.state)
 
     def _apply_turns(self, turns: list[TurnWrite]) -> list[tuple[bool, Any]]:
         """Several tasks' turns at once, inside the open batch transaction: one statement per
-        table. A turn whose lease is gone is refused alone (``LeaseLost``)."""
+        table. A turn whose lease is stale is refused alone (``LeaseLost``)."""
         conn = self._conn
         ids = [t.task_id for t in turns]
         marks = ",".join("?" * len(ids))
-        leases = {
-            r[0]: (r[1], r[2])
+        held = {
+            r[0]: r[1:]
             for r in conn.execute(
-                f"SELECT id, lease_owner, status FROM tasks WHERE id IN ({marks})", ids
+                f"SELECT id, lease_owner, lease_epoch, status FROM tasks WHERE id IN ({marks})",
+                ids,
             )
         }
         results: list[tuple[bool, Any]] = []
         kept: list[TurnWrite] = []
         for t in turns:
-            owner, status = leases.get(t.task_id, (None, None))
-            if t.worker is not None and (owner != t.worker or status != "running"):
-                lost = LeaseLost(f"task {t.task_id} is no longer leased to {t.worker}")
-                results.append((False, lost))
+            lease = t.lease
+            if lease is not None and held.get(t.task_id) != (lease.worker, lease.epoch, "running"):
+                results.append((False, _lost(lease)))
             else:
                 results.append((True, None))
                 kept.append(t)
@@ -580,12 +613,10 @@ class Store:
         checkpoints: list[tuple[Any, ...]] = []
         events: list[Event] = []
         for t in kept:
-            beat = None if t.worker is None else now
-            expires = None if t.worker is None else now + int(t.lease_s * 1e6)
             amounts = (t.tokens_in, t.tokens_out, t.cost_usd)
-            usage.append((*amounts, *amounts, beat, expires, t.task_id))
+            usage.append((*amounts, *amounts, None if t.lease is None else now, t.task_id))
             rollup.extend((*amounts, a) for a in self._strict_ancestors(t.task_id))
-            checkpoints.append((t.task_id, t.turn, now, _state_json(dict(t.state))))
+            checkpoints.append((t.task_id, t.turn, now, _state_text(t.state)))
             events.extend(t.events)
         conn.executemany(_ADD_USAGE, usage)
         conn.executemany(_ROLL_UP, rollup)
@@ -688,26 +719,22 @@ class Store:
         self.append_many([event])
 
     def append_many(self, events: Iterable[Event]) -> None:
-        """Append events in one transaction."""
-        batch = list(events)
+        """Append events in one transaction (their attributes redacted of secrets)."""
+        batch: list[Event] = []
+        rows: list[tuple[Any, ...]] = []
+        for e in events:
+            text = _attrs_json(dict(e.attrs))
+            clean = redact(text)
+            if clean != text:
+                e = dataclasses.replace(e, attrs=json.loads(clean))
+            batch.append(e)
+            ids = (e.id, e.ts_us, e.kind, e.trace_id, e.span_id, e.parent_span_id, e.task_id)
+            rows.append((*ids, e.role, clean))
         with self.tx() as conn:
             conn.executemany(
                 "INSERT INTO events (id, ts_us, kind, trace_id, span_id, parent_span_id, task_id,"
                 " role, attrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        e.id,
-                        e.ts_us,
-                        e.kind,
-                        e.trace_id,
-                        e.span_id,
-                        e.parent_span_id,
-                        e.task_id,
-                        e.role,
-                        _attrs_json(dict(e.attrs)),
-                    )
-                    for e in batch
-                ],
+                rows,
             )
             self._pending.extend(batch)
 
@@ -938,6 +965,7 @@ class Store:
         task_id: str,
         to: TaskStatus,
         *,
+        lease: Lease | None = None,
         worker: str | None = None,
         result: Any = None,
         error: str | None = None,
@@ -950,7 +978,10 @@ class Store:
         Args:
             task_id: the task.
             to: the new status; must be allowed by ``TRANSITIONS`` from the current one.
-            worker: when set, the caller must hold the task's lease (``LeaseLost`` otherwise).
+            lease: the caller's lease: the task must still be running under it
+                (``LeaseLost`` otherwise). Writes made on a running task's behalf pass it.
+            worker: when moving to ``running``, the claimant: the task is leased to it under
+                a new epoch (``lease_s`` long).
             result: stored with ``completed``.
             error: the reason, stored with ``failed`` / ``cancelled`` / ``preempted``.
             lease_s: when moving to ``running``, the lease length granted to ``worker``.
@@ -960,8 +991,10 @@ class Store:
 
         Raises:
             IllegalTransition: the lifecycle forbids it; nothing is written.
-            LeaseLost: ``worker`` no longer holds the task.
+            LeaseLost: ``lease`` is stale; nothing is written.
         """
+        if worker is not None and to != "running":
+            raise ValueError("worker= claims a task (to='running'); pass lease= to fence a write")
         with self.tx() as conn:
             task = self.get_task(task_id)
             kind = TRANSITIONS.get((task.status, to))
@@ -970,8 +1003,8 @@ class Store:
                     f"task {task_id} cannot go from {task.status} to {to}"
                     + (" (it already finished)" if task.terminal else "")
                 )
-            if worker is not None and task.status == "running" and task.lease_owner != worker:
-                raise LeaseLost(f"task {task_id} is leased to {task.lease_owner}, not {worker}")
+            if lease is not None and task.lease != lease:
+                raise _lost(lease)
             now = self._now_us()
             sets = ["status = ?", "updated_us = ?"]
             params: list[Any] = [to, now]
@@ -983,8 +1016,8 @@ class Store:
                 ]
                 params += [now, now]
                 if worker is not None:
-                    sets += ["lease_owner = ?", "lease_expires_us = ?"]
-                    params += [worker, now + int((lease_s or 60.0) * 1e6)]
+                    sets += ["lease_owner = ?", "lease_expires_us = ?", "lease_epoch = ?"]
+                    params += [worker, now + int((lease_s or 60.0) * 1e6), task.lease_epoch + 1]
             else:
                 sets += ["lease_owner = NULL", "lease_expires_us = NULL"]
             if to in TERMINAL:
@@ -996,8 +1029,9 @@ class Store:
                 sets.append("preempt_streak = 0")
             if result is not None:
                 sets.append("result = ?")
-                params.append(json.dumps(result, default=str))
+                params.append(redact(json.dumps(result, default=str)))
             if error is not None:
+                error = redact(error)
                 sets.append("error = ?")
                 params.append(error)
             if spec is not None:
@@ -1010,7 +1044,9 @@ class Store:
             if error is not None:
                 event_attrs["error"] = error
             if worker is not None:
-                event_attrs["worker"] = worker
+                event_attrs.update(worker=worker, epoch=task.lease_epoch + 1)
+            elif lease is not None:
+                event_attrs.update(worker=lease.worker, epoch=lease.epoch)
             self.append(self._event(kind, task, **event_attrs))
             return Task.from_row(row)
 
@@ -1021,6 +1057,7 @@ class Store:
         lease_s: float = 60.0,
         aging_s: float | None = None,
         trace_id: str | None = None,
+        exclude: Collection[str] = (),
     ) -> Task | None:
         """Atomically lease the next runnable task to ``worker``, or return ``None``.
 
@@ -1028,9 +1065,13 @@ class Store:
         worker's task, reclaimed with a ``task.reclaimed`` event). Order: highest effective
         priority first, where effective priority is ``priority + waited / aging_s`` when
         ``aging_s`` is given (so long-waiting work cannot starve), then oldest first.
-        ``trace_id`` restricts the claim to one goal's tree.
+        ``trace_id`` restricts the claim to one goal's tree; ``exclude`` names tasks never to
+        claim (the ones the worker is itself still running, whatever their lease says).
+        Every claim gets the task's next epoch (``Task.lease``).
         """
-        claimed = self.claim_many(worker, 1, lease_s=lease_s, aging_s=aging_s, trace_id=trace_id)
+        claimed = self.claim_many(
+            worker, 1, lease_s=lease_s, aging_s=aging_s, trace_id=trace_id, exclude=exclude
+        )
         return claimed[0] if claimed else None
 
     def claim_many(
@@ -1041,11 +1082,12 @@ class Store:
         lease_s: float = 60.0,
         aging_s: float | None = None,
         trace_id: str | None = None,
+        exclude: Collection[str] = (),
     ) -> list[Task]:
         """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round."""
         claimed: list[Task] = []
         with self.tx():
-            for task_id, status in self._runnable(n, aging_s, trace_id):
+            for task_id, status in self._runnable(n, aging_s, trace_id, exclude):
                 if status == "running":
                     claimed.append(self._reclaim(task_id, worker, self._now_us(), lease_s))
                 else:
@@ -1054,16 +1096,19 @@ class Store:
                     )
         return claimed
 
-    def _runnable(self, n: int, aging_s: float | None, trace_id: str | None) -> list[Any]:
+    def _runnable(
+        self, n: int, aging_s: float | None, trace_id: str | None, exclude: Collection[str]
+    ) -> list[Any]:
         """The ``n`` tasks to claim next, best first (see ``claim`` for the order)."""
         now = self._now_us()
         aging = "" if aging_s is None else f" + (? - created_us) / {float(aging_s) * 1e6}"
         scope = "" if trace_id is None else " AND trace_id = ?"
-        params: list[Any] = [now, *([] if trace_id is None else [trace_id])]
+        skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
+        params: list[Any] = [now, *([] if trace_id is None else [trace_id]), *exclude]
         params += [] if aging_s is None else [now]
         return self._conn.execute(
             "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
-            f" OR (status = 'running' AND lease_expires_us < ?)){scope}"
+            f" OR (status = 'running' AND lease_expires_us < ?)){scope}{skip}"
             f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT ?",
             [*params, n],
         ).fetchall()
@@ -1072,11 +1117,18 @@ class Store:
         task = self.get_task(task_id)
         self._conn.execute(
             "UPDATE tasks SET lease_owner = ?, lease_expires_us = ?, heartbeat_us = ?,"
-            " attempts = attempts + 1, updated_us = ? WHERE id = ?",
+            " lease_epoch = lease_epoch + 1, attempts = attempts + 1, updated_us = ? WHERE id = ?",
             (worker, now + int(lease_s * 1e6), now, now, task_id),
         )
         self.append(
-            self._event("task.reclaimed", task, previous_owner=task.lease_owner, worker=worker)
+            self._event(
+                "task.reclaimed",
+                task,
+                previous_owner=task.lease_owner,
+                previous_epoch=task.lease_epoch,
+                worker=worker,
+                epoch=task.lease_epoch + 1,
+            )
         )
         return self.get_task(task_id)
 
@@ -1093,30 +1145,53 @@ class Store:
             )
             return cursor.rowcount
 
-    def heartbeat(self, task_id: str, worker: str, *, lease_s: float = 60.0) -> None:
-        """Extend ``worker``'s lease on a running task.
+    def heartbeat(self, lease: Lease, *, lease_s: float = 60.0) -> None:
+        """Extend a lease to at least ``lease_s`` from now (never shortening it).
 
         Raises:
-            LeaseLost: the task is no longer running under this worker.
+            LeaseLost: the task is no longer running under this lease.
         """
+        if self.renew_leases([lease], lease_s=lease_s):
+            raise _lost(lease)
+
+    def renew_leases(self, leases: Iterable[Lease], *, lease_s: float) -> list[Lease]:
+        """Extend each lease to at least ``lease_s`` from now, in one transaction; returns
+        the ones that are stale (their task moved on: nothing was written for them)."""
         now = self._now_us()
+        until = now + int(lease_s * 1e6)
+        lost = []
         with self.tx() as conn:
-            cursor = conn.execute(
-                "UPDATE tasks SET heartbeat_us = ?, lease_expires_us = ? "
-                "WHERE id = ? AND lease_owner = ? AND status = 'running'",
-                (now, now + int(lease_s * 1e6), task_id, worker),
-            )
-            if cursor.rowcount == 0:
-                raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
+            for lease in leases:
+                cursor = conn.execute(
+                    "UPDATE tasks SET heartbeat_us = ?, lease_expires_us = MAX(?,"
+                    " COALESCE(lease_expires_us, 0)) WHERE id = ?" + _FENCED,
+                    (now, until, lease.task_id, lease.worker, lease.epoch),
+                )
+                if cursor.rowcount == 0:
+                    lost.append(lease)
+        return lost
+
+    def check_lease(self, lease: Lease) -> None:
+        """Fence a write made outside the store's own fenced operations: call it inside the
+        write's transaction.
+
+        Raises:
+            LeaseLost: the task is no longer running under this lease.
+        """
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM tasks WHERE id = ?" + _FENCED,
+                (lease.task_id, lease.worker, lease.epoch),
+            ).fetchone()
+        if row is None:
+            raise _lost(lease)
 
     # --- checkpoints and usage -----------------------------------------------------
 
     def save_checkpoint(self, task_id: str, turn: int, state: Mapping[str, Any]) -> None:
         """Store the state to resume ``task_id`` after ``turn`` (replacing an older copy)."""
         with self.tx() as conn:
-            conn.execute(
-                _SAVE_CHECKPOINT, (task_id, turn, self._now_us(), _state_json(dict(state)))
-            )
+            conn.execute(_SAVE_CHECKPOINT, (task_id, turn, self._now_us(), _state_text(state)))
 
     def checkpoints(self, task_id: str) -> list[Checkpoint]:
         """Every checkpoint of a task, oldest turn first."""
@@ -1144,29 +1219,27 @@ class Store:
         tokens_out: int,
         cost_usd: float,
         *,
-        worker: str | None = None,
-        lease_s: float = 60.0,
+        lease: Lease | None = None,
     ) -> None:
         """Add a call's usage to the task and roll it up to every ancestor, atomically.
 
-        With ``worker``, the same update is also that worker's heartbeat (as ``heartbeat``):
-        an agent's turn costs one write to its task's row.
+        With ``lease``, only while the task runs under it; the same update records the
+        task's last sign of life (``heartbeat_at``), leaving the lease's expiry alone.
 
         Raises:
-            LeaseLost: ``worker`` is given and no longer holds the task's lease.
+            LeaseLost: ``lease`` is given and stale.
         """
         amounts = (tokens_in, tokens_out, cost_usd)
         with self.tx() as conn:
-            if worker is None:
-                conn.execute(_ADD_USAGE, (*amounts, *amounts, None, None, task_id))
+            if lease is None:
+                conn.execute(_ADD_USAGE, (*amounts, *amounts, None, task_id))
             else:
-                now = self._now_us()
                 cursor = conn.execute(
-                    _ADD_USAGE + " AND lease_owner = ? AND status = 'running'",
-                    (*amounts, *amounts, now, now + int(lease_s * 1e6), task_id, worker),
+                    _ADD_USAGE + _FENCED,
+                    (*amounts, *amounts, self._now_us(), task_id, lease.worker, lease.epoch),
                 )
                 if cursor.rowcount == 0:
-                    raise LeaseLost(f"task {task_id} is no longer leased to {worker}")
+                    raise _lost(lease)
             conn.executemany(_ROLL_UP, [(*amounts, a) for a in self._strict_ancestors(task_id)])
 
     def _strict_ancestors(self, task_id: str) -> list[str]:
@@ -1183,6 +1256,18 @@ class Store:
         """Running tasks whose last heartbeat is older than this instant are stale."""
         window_us = int(min(max(stale_after_s, 0.0), 3e9) * 1e6)  # at most ~95 years back
         return from_us(self._now_us() - window_us)
+
+
+def _lost(lease: Lease) -> LeaseLost:
+    return LeaseLost(
+        f"task {lease.task_id} is no longer running under {lease.worker}'s lease"
+        f" (epoch {lease.epoch}): a newer claim or a status change superseded it"
+    )
+
+
+def _state_text(state: Mapping[str, Any]) -> str:
+    """A checkpoint as stored: plain JSON, secrets redacted."""
+    return redact(_state_json(dict(state)))
 
 
 def as_task_status(value: str) -> TaskStatus:

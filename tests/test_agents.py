@@ -6,7 +6,7 @@ import pytest
 
 from fleetlab.agents import AgentLimits, run_agent
 from fleetlab.clock import FakeClock
-from fleetlab.errors import ModelError
+from fleetlab.errors import LeaseLost, ModelError
 from fleetlab.models import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
 from fleetlab.store import Store, Task
 from fleetlab.testing import ScriptedModel
@@ -54,7 +54,7 @@ async def test_turns_are_committed_and_resume_skips_them(
         workspace,
         system="s",
         instructions="go",
-        worker="w1",
+        lease=running.lease,
         should_yield=yield_after_two,
         on_turn=count,
     )
@@ -62,7 +62,7 @@ async def test_turns_are_committed_and_resume_skips_them(
     assert store.latest_checkpoint(running.id).turn == 2  # type: ignore[union-attr]
     # Resume (as after a preemption or a crash): the two paid turns are not asked again.
     out = await run_agent(
-        store, model, running, workspace, system="s", instructions="go", worker="w1"
+        store, model, running, workspace, system="s", instructions="go", lease=running.lease
     )
     assert out.status == "finished"
     assert out.text == "all done"
@@ -165,21 +165,28 @@ async def test_budget_stops_before_the_next_call(
     assert (out.status, out.error, len(model.requests)) == ("failed", "budget exceeded", 1)
 
 
-async def test_lost_lease_does_not_commit_the_turn(
+async def test_lost_lease_does_not_commit_the_turn_but_records_its_cost(
     store: Store, running: Task, tmp_path: Path, clock: FakeClock
 ) -> None:
     clock.advance(3600)  # the lease expired; another worker takes the task
     store.claim("w2", lease_s=600)
-    out = await run_agent(
-        store,
-        ScriptedModel([tool_turn(1)]),
-        running,
-        Workspace(tmp_path / "ws"),
-        system="s",
-        instructions="go",
-        worker="w1",
-    )
-    assert out.status == "failed"
-    assert "lease lost" in (out.error or "")
+    with pytest.raises(LeaseLost, match="epoch 1"):
+        await run_agent(
+            store,
+            ScriptedModel([tool_turn(1)]),
+            running,
+            Workspace(tmp_path / "ws"),
+            system="s",
+            instructions="go",
+            lease=running.lease,
+        )
     assert store.latest_checkpoint(running.id) is None
     assert store.events(kind="model.call") == []
+    assert store.get_task(running.id).cost_usd == 0
+    # The call was paid for: it is on record, with the price of its tokens.
+    [discarded] = store.events(kind="model.discarded")
+    # 1,000 input and 50 output tokens at Sonnet's $3 / $15 per million (the simulated price).
+    assert discarded.attrs["cost_usd"] == pytest.approx(1000 * 3e-6 + 50 * 15e-6)
+    assert (discarded.task_id, discarded.attrs["turn"], discarded.attrs["epoch"]) == (
+        running.id, 1, 1,
+    )  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
-from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Store, TurnWrite
+from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Lease, Store, TurnWrite
 from fleetlab.telemetry import Event
 
 
@@ -31,7 +31,9 @@ def test_status_change_and_event_share_a_transaction(store: Store) -> None:
     assert claimed.id == task.id
     assert claimed.status == "running"
     assert claimed.lease_owner == "w1"
-    done = store.transition(task.id, "completed", worker="w1", result={"summary": "renamed"})
+    done = store.transition(
+        task.id, "completed", lease=claimed.lease, result={"summary": "renamed"}
+    )
     assert done.status == "completed"
     assert done.finished_at is not None
     assert done.result == {"summary": "renamed"}
@@ -99,23 +101,26 @@ def test_aging_prevents_starvation(store: Store, clock: FakeClock) -> None:
 
 def test_lease_heartbeat_and_reclaim(store: Store, clock: FakeClock) -> None:
     task = store.create_task("long job")
-    store.claim("w1", lease_s=30)
+    first = store.claim("w1", lease_s=30)
+    assert first is not None and first.lease == Lease(task.id, "w1", 1)
     clock.advance(20)
-    store.heartbeat(task.id, "w1", lease_s=30)
+    store.heartbeat(first.lease, lease_s=30)
     clock.advance(20)
     assert store.claim("w2", lease_s=30) is None  # lease still valid thanks to the heartbeat
     clock.advance(15)
     reclaimed = store.claim("w2", lease_s=30)
     assert reclaimed is not None
     assert reclaimed.id == task.id
-    assert reclaimed.lease_owner == "w2"
+    assert reclaimed.lease == Lease(task.id, "w2", 2)
     assert reclaimed.attempts == 2
-    assert store.events(task_id=task.id)[-1].kind == "task.reclaimed"
+    event = store.events(task_id=task.id)[-1]
+    assert event.kind == "task.reclaimed"
+    assert (event.attrs["previous_epoch"], event.attrs["epoch"]) == (1, 2)
     with pytest.raises(LeaseLost):
-        store.heartbeat(task.id, "w1")
+        store.heartbeat(first.lease)
     with pytest.raises(LeaseLost):
-        store.transition(task.id, "completed", worker="w1")
-    assert store.transition(task.id, "completed", worker="w2").status == "completed"
+        store.transition(task.id, "completed", lease=first.lease)
+    assert store.transition(task.id, "completed", lease=reclaimed.lease).status == "completed"
 
 
 def test_usage_rolls_up_to_every_ancestor(store: Store) -> None:
@@ -310,6 +315,7 @@ def _running(store: Store, title: str, worker: str = "w1", parent_id: str | None
 
 def _turn(store: Store, task_id: str, turn: int, worker: str = "w1", n: int = 10) -> TurnWrite:
     task = store.get_task(task_id)
+    epoch = task.lease_epoch
     event = Event(
         kind="model.call",
         ts=store.clock.now(),
@@ -325,7 +331,7 @@ def _turn(store: Store, task_id: str, turn: int, worker: str = "w1", n: int = 10
         tokens_in=n,
         tokens_out=1,
         cost_usd=n / 1000,
-        worker=worker,
+        lease=Lease(task_id, worker, epoch),
     )
 
 
@@ -364,7 +370,7 @@ async def test_turns_in_one_group_commit_are_written_in_bulk_and_fail_alone(
         assert bool(store.checkpoints(task_id)) is written
         calls = store.events(task_id=task_id, kind="model.call")
         assert len(calls) == (1 if written else 0)
-    # The heartbeat came with the usage: the lease was extended at the turn's commit.
+    # The turn recorded a sign of life, and left the lease's expiry alone.
     assert tasks[kids[0]].heartbeat_at == store.clock.now()
 
 

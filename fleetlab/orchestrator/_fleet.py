@@ -17,7 +17,7 @@ from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
-from fleetlab.store import Store, Task
+from fleetlab.store import Lease, Store, Task
 
 __all__ = ["Fleet", "FleetReport"]
 
@@ -71,6 +71,7 @@ class Fleet(Phases):
         self._stopping = False
         self._workspaces = {}
         self._goal_tasks = {}
+        self._leases = {}
 
     # --- public --------------------------------------------------------------------
 
@@ -134,12 +135,15 @@ class Fleet(Phases):
         free = self.config.concurrency - len(self._running)
         if free <= 0:
             return
+        # Never a task this fleet is still running, whatever its lease says: the coroutine
+        # that runs it may only be slow (a long call, a blocked loop), not gone.
         claim = functools.partial(
             self.store.claim_many, self.worker, free, lease_s=self.config.lease_s,
-            aging_s=self.config.aging_s, trace_id=self.trace_id,
+            aging_s=self.config.aging_s, trace_id=self.trace_id, exclude=tuple(self._running),
         )  # fmt: skip
         for task in await self.store.write(claim):  # one commit for the whole round
             self.report.claimed += 1
+            self._leases[task.id] = Lease(task.id, self.worker, task.lease_epoch)
             self._running[task.id] = (asyncio.create_task(self._work(task)), task)
 
     def _preempt_if_needed(self) -> None:
@@ -187,14 +191,21 @@ class Fleet(Phases):
             self.store.expire_leases(dead)
 
     async def _heartbeats(self) -> None:
+        """Renew the leases of every task this fleet runs, a third of a lease apart: the one
+        place a lease is extended (turns never touch it), so a slow model call keeps its task
+        while a stuck process loses it. A lease found stale is left alone: the agent holding
+        it finds out at its next write, which is refused."""
         while True:
             await self.store.clock.sleep(self.config.lease_s / 3)
             # A clock that returns at once (FakeClock, a fast ScaledClock) must not turn this
             # background chore into a busy loop that races simulated time forward.
             await asyncio.sleep(0.05)
-            for task in self.running:
-                with contextlib.suppress(LeaseLost):
-                    self.store.heartbeat(task.id, self.worker, lease_s=self.config.lease_s)
+            leases = [self._leases[t] for t in self._running if t in self._leases]
+            if leases:
+                renew = functools.partial(
+                    self.store.renew_leases, leases, lease_s=self.config.lease_s
+                )
+                await self.store.write(renew)
 
     # --- one task ------------------------------------------------------------------
 
@@ -204,16 +215,21 @@ class Fleet(Phases):
                 await self._helper(task)
             else:
                 await self._drive(task)
-        except (LeaseLost, IllegalTransition) as exc:
-            log.info("task %s: %s", task.id, exc)  # another worker or a cancel got there first
+        except LeaseLost as exc:  # a newer claim superseded ours: stop, writing nothing
+            self.report.leases_lost += 1
+            log.warning("task %s: %s", task.id, exc)
+        except IllegalTransition as exc:
+            log.info("task %s: %s", task.id, exc)  # a cancel got there first
         except Exception as exc:  # a bug must not take the fleet down; the task records it
             log.exception("task %s crashed", task.id)
+            self.report.internal_errors += 1
             with contextlib.suppress(FleetlabError):
                 await self._finish(
                     self.store.get_task(task.id), "failed", error=f"internal error: {exc!r}"
                 )
         finally:
             self._running.pop(task.id, None)
+            self._leases.pop(task.id, None)
             self._yield.discard(task.id)
             self._ended.set()
             if self.on_change is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from fleetlab.agents import AgentOutcome, run_agent
+from fleetlab.agents import AgentOutcome, record_discarded, run_agent
 from fleetlab.decompose import (
     Policy,
     parse_plan,
@@ -28,14 +28,14 @@ from fleetlab.decompose import (
     parse_verdict,
     score_bucket,
 )
-from fleetlab.errors import ModelError
+from fleetlab.errors import LeaseLost, ModelError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
 from fleetlab.models.prices import cost_usd
 from fleetlab.models.types import Message, ModelRequest
 from fleetlab.orchestrator._config import FleetConfig, task_ref
 from fleetlab.prompts import load_variant, role_prompt
-from fleetlab.store import TERMINAL, Store, Task
+from fleetlab.store import TERMINAL, Lease, Store, Task
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
 
@@ -72,6 +72,10 @@ class FleetReport:
     cancelled: int = 0
     preempted: int = 0
     claimed: int = 0
+    #: tasks failed by a bug in the fleet (``internal error: ...``); the CLI exits non-zero.
+    internal_errors: int = 0
+    #: claims this fleet lost to a newer one (its writes were refused, none committed).
+    leases_lost: int = 0
     kind: Literal["fleet_report"] = field(default="fleet_report", repr=False)
 
 
@@ -89,6 +93,12 @@ class Phases:
 
     _workspaces: dict[str, Workspace]
     _goal_tasks: dict[str, SuiteTask]
+    _leases: dict[str, Lease]
+
+    def _lease(self, task: Task) -> Lease:
+        """The lease this fleet claimed ``task`` under. Never taken from a re-read row: that
+        may already name a newer claim, and writing under it would defeat the fence."""
+        return self._leases[task.id]
 
     def workspace(self, task: Task) -> Workspace:
         """The workspace a task works in: its root goal's folder (shared by sub-agents)."""
@@ -143,7 +153,7 @@ class Phases:
                 role, task_ref=task_ref(task.spec), max_subtasks=self.config.max_fanout
             ),
             instructions=instructions,
-            worker=self.worker,
+            lease=self._lease(task),
             tools=tools,
             limits=self.config.agent,
             should_yield=self._should_yield(task.id),
@@ -167,7 +177,7 @@ class Phases:
             current = self.store.get_task(task.id)
             if current.status == "running":
                 reason = "fleet stopping" if self._stopping else "higher-priority work waiting"
-                self.store.transition(task.id, "preempted", worker=self.worker, error=reason)
+                self.store.transition(task.id, "preempted", lease=self._lease(task), error=reason)
                 self.report.preempted += 1
             return False
         if (
@@ -263,15 +273,23 @@ class Phases:
         }
         spec["decision"] = decision
 
+        lease = self._lease(task)
+
         def op() -> None:  # the scoring call, its usage and the decision commit together
+            self.store.check_lease(lease)
             if scoring is not None:
                 event, tokens_in, tokens_out, call_cost = scoring
                 self.store.append(event)
-                self.store.add_usage(task.id, tokens_in, tokens_out, call_cost)
+                self.store.add_usage(task.id, tokens_in, tokens_out, call_cost, lease=lease)
             self.store.append(self._event("decomposition.decided", task, decision))
             self._update_spec(task, spec)
 
-        await self.store.write(op)
+        try:
+            await self.store.write(op)
+        except LeaseLost as exc:
+            if scoring is not None:  # paid for, though its decision was refused
+                await record_discarded(self.store, task, scoring[0], str(exc))
+            raise
         return decision
 
     async def _score(self, task: Task) -> tuple[Event, int, int, float] | None:
@@ -301,6 +319,7 @@ class Phases:
                 "stop_reason": response.stop_reason,
                 "latency_s": response.latency_s,
                 "cost_usd": call_cost,
+                "epoch": self._lease(task).epoch,
                 "prompt_variant": variant.name,
                 "score": score,
                 **response.usage.to_dict(),
@@ -335,6 +354,7 @@ class Phases:
                 self._reset_workspace(task)
 
             def op() -> Task:
+                self.store.check_lease(self._lease(task))
                 self.store.append(self._event("decomposition.decided", task, spec["decision"]))
                 return self._update_spec(task, spec)
 
@@ -387,9 +407,12 @@ class Phases:
     ) -> None:
         """Spawn children and park the task as ``waiting_children``, in one commit."""
 
+        lease = self._lease(task)
+
         def op() -> None:
+            self.store.check_lease(lease)
             make_children()
-            self.store.transition(task.id, "waiting_children", worker=self.worker, spec=spec)
+            self.store.transition(task.id, "waiting_children", lease=lease, spec=spec)
 
         await self.store.write(op)
 
@@ -499,13 +522,15 @@ class Phases:
             current = self.store.get_task(task.id)
             if current.terminal:
                 return False
-            if current.status != "running":
-                self.store.transition(
+            lease = self._leases.get(task.id)
+            if current.status != "running":  # parked meanwhile: claim it again to finish it
+                current = self.store.transition(
                     task.id, "running", worker=self.worker, lease_s=self.config.lease_s
                 )
-            done = self.store.transition(
-                task.id, status, worker=self.worker, result=result, error=error
-            )
+                lease = current.lease
+                if lease is not None:
+                    self._leases[task.id] = lease
+            done = self.store.transition(task.id, status, lease=lease, result=result, error=error)
             self._wake_parent(done)
             if done.parent_id is None:
                 self._learn(done)
@@ -552,6 +577,7 @@ class Phases:
     def _cancel_tree(self, task: Task, reason: str) -> None:
         """Stop a goal's whole tree (budget spent, or the goal was cancelled)."""
         with self.store.tx():
+            self.store.check_lease(self._lease(task))
             root = self.store.get_task(task.root_id)
             if reason.startswith("budget"):
                 self.store.append(

@@ -34,11 +34,11 @@ def main(path: str, seed: int) -> None:
                     store.save_checkpoint(claimed.id, turn, {"turn": turn, "pad": "x" * 2000})
             fate = rng.random()
             if fate < 0.7:
-                store.transition(claimed.id, "completed", worker=f"w{seed}", result={"ok": True})
+                store.transition(claimed.id, "completed", lease=claimed.lease, result={"ok": True})
             elif fate < 0.85:
-                store.transition(claimed.id, "failed", worker=f"w{seed}", error="simulated")
+                store.transition(claimed.id, "failed", lease=claimed.lease, error="simulated")
             else:
-                store.transition(claimed.id, "preempted", worker=f"w{seed}")
+                store.transition(claimed.id, "preempted", lease=claimed.lease)
             del task
 
 
