@@ -7,6 +7,20 @@ between our check and our use. Only regular files and directories are touched; s
 sockets and devices are refused. Bad input from the model never raises:
 :meth:`Workspace.execute` returns a :class:`ToolOutcome` with ``is_error=True`` and a message
 that says what was wrong and what to do instead.
+
+Tools run synchronously on the event loop, inside an agent's turn, so each call is bounded:
+a path is at most 4,096 characters; a file read or searched at most ``max_read_bytes``, a
+file written at most ``max_write_bytes``; a tree walked at most ``max_files`` entries deep in
+``MAX_DEPTH`` levels; and ``search`` stops at a total deadline (``search_time_s``, 50 ms)
+covering its pattern, every file and every line. No call holds the loop for more than a
+few milliseconds beyond reading or writing its bytes.
+
+Nothing is ever written into a ``.git`` directory (any path component named ``.git``, in
+any case and spelling a case-insensitive file system treats as ``.git``), and no directory
+is given the ``HEAD`` + ``objects`` + ``refs`` shape of a bare repository: git runs commands
+named in a repository's config and hooks, so an agent could otherwise plant a command for
+whoever next runs ``git status`` in its workspace. Seeded files are trusted suite data and
+are not checked.
 """
 
 from __future__ import annotations
@@ -16,6 +30,8 @@ import os
 import re
 import shutil
 import stat
+import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, suppress
@@ -23,6 +39,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import regex
 
 from fleetlab.errors import ConfigError
 from fleetlab.models.types import ToolSpec
@@ -32,6 +50,13 @@ __all__ = ["TOOL_SPECS", "ToolOutcome", "Workspace"]
 MAX_SEARCH_MATCHES = 200
 MAX_LIST_ENTRIES = 1_000
 MAX_DEPTH = 64  # bounds recursion and open descriptors while walking a tree
+MAX_PATH_CHARS = 4_096  # PATH_MAX: splitting a longer path would cost time for nothing
+MAX_PATTERN_CHARS = 1_000
+#: The most steps a search pattern's counted repeats (``x{n}``) may unroll to: the engine
+#: unrolls them when it compiles the pattern, which no time limit covers (``(a{100}){100}``
+#: unrolls to 10,000 and compiles in ~3 ms; ``((a{100}){100}){100}`` would take seconds).
+MAX_PATTERN_STEPS = 10_000
+SEARCH_TIME_S = 0.05
 _LINE_CLIP = 300
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -78,9 +103,14 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
     ),
     _spec(
         "search",
-        "Search text files for a Python regular expression; prints path:line:text per match.",
+        "Search text files for a Python regular expression, line by line; prints "
+        "path:line:text per match. A search has a time limit of a few tens of milliseconds: "
+        "keep patterns simple (no nested repeats such as (a+)+) and paths narrow.",
         {
-            "pattern": {"type": "string", "description": "Python `re` regular expression"},
+            "pattern": {
+                "type": "string",
+                "description": "Python regular expression (`re` syntax), at most 1000 characters",
+            },
             "path": _path("File or directory to search", "."),
         },
     ),
@@ -216,6 +246,111 @@ def _walk(fd: int, prefix: str, depth: int) -> _Walk:
                 os.close(sub)
 
 
+# Code points HFS+ ignores in names, so ".g\u200cit" names ".git" on macOS (git's own
+# is_hfs_dotgit list), and the trailing dots and spaces Windows drops from names.
+_IGNORED_IN_NAMES = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+_BARE_REPO_PARTS = frozenset({"head", "objects", "refs"})
+
+
+def _fold(name: str) -> str:
+    """``name`` as a case-insensitive file system may see it."""
+    folded = unicodedata.normalize("NFC", name.translate(_IGNORED_IN_NAMES)).casefold()
+    return folded.rstrip(". ")
+
+
+def _is_git_dir_name(name: str) -> bool:
+    """Whether a file system (case-insensitive ones included) may take ``name`` for ``.git``."""
+    return _fold(name) in (".git", "git~1")  # git~1: the 8.3 short name NTFS gives .git
+
+
+_GIT_RULE = (
+    "writing inside .git is refused in a workspace: git runs commands named in its config "
+    "and hooks for whoever next uses git there"
+)
+
+
+def _refuse_git(parts: tuple[str, ...], raw: str, arg: str) -> None:
+    for part in parts:
+        if _is_git_dir_name(part):
+            shown = "" if part == ".git" else f" (the name {part!r} means .git)"
+            raise _ToolError(f"{arg} {raw!r} touches .git{shown}; {_GIT_RULE}")
+
+
+def _refuse_bare_repo(dir_fd: int, name: str, shown: str) -> None:
+    """Refuse to add ``name`` to a directory when that would give it a bare repository's
+    shape (``HEAD``, ``objects/``, ``refs/``): git would read that directory's config."""
+    folded = _fold(name)
+    if folded not in _BARE_REPO_PARTS:
+        return
+    present = {_fold(entry) for entry, _ in _entries(dir_fd)} & _BARE_REPO_PARTS
+    if present | {folded} == _BARE_REPO_PARTS:
+        raise _ToolError(
+            f"'{shown}' would complete HEAD, objects and refs in one directory, the shape of a "
+            f"bare git repository; {_GIT_RULE.replace('inside .git', 'a git repository')}. "
+            "Use another name"
+        )
+
+
+def _pattern_steps(pattern: str) -> int:
+    """About how many steps ``pattern`` unrolls to when compiled: each counted repeat
+    multiplies what it repeats by its minimum, nesting multiplies again, and alternatives are
+    added up, so the figure errs high. Counting stops once past ``MAX_PATTERN_STEPS``."""
+    outer: list[int] = []
+    total = last = 0
+    for token in _PATTERN_TOKENS.finditer(pattern):
+        text = token.group()
+        if text == "(":
+            outer.append(total)
+            total = last = 0
+        elif text == ")" and outer:
+            last = max(total, 1)
+            total = outer.pop() + last
+        elif token.group("count") is not None:
+            times = max(int(token.group("count") or 0), 1)
+            total += last * (times - 1)
+            last *= times
+        else:
+            total += 1
+            last = 1
+        if total > MAX_PATTERN_STEPS or last > MAX_PATTERN_STEPS:
+            break
+    return total + sum(outer)
+
+
+_PATTERN_TOKENS = re.compile(
+    r"""\\.                                   # an escaped character
+      | \[\^?\]?(?:\\.|[^\]\\])*\]           # a character class
+      | \{(?P<count>\d*)(?:,\d*)?\}          # a counted repeat: {m}, {m,}, {m,n}, {,n}
+      | .""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _now() -> float:
+    """Seconds on a monotonic clock: only ever subtracted, for a search's deadline."""
+    return time.monotonic()
+
+
+def _compile(pattern: str) -> regex.Pattern[str]:
+    """``pattern`` compiled, or a tool error saying why not (too long, unrolls too far, bad)."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise _ToolError(
+            f"pattern is {len(pattern)} characters long; the limit is {MAX_PATTERN_CHARS}: "
+            "search for a shorter, distinctive part"
+        )
+    if _pattern_steps(pattern) > MAX_PATTERN_STEPS:
+        raise _ToolError(
+            f"pattern {pattern!r} has counted repeats ({{n}}) that unroll to more than "
+            f"{MAX_PATTERN_STEPS} steps; use smaller counts, or + and *"
+        )
+    try:
+        return regex.compile(pattern)
+    except (regex.error, OverflowError, RecursionError, ValueError) as exc:
+        raise _ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
 class Workspace:
     """One task's directory and the tools a model may call on it.
 
@@ -224,6 +359,8 @@ class Workspace:
         max_read_bytes: Largest file ``read_file`` returns (``search`` skips larger ones).
         max_write_bytes: Largest content ``write_file`` accepts, in UTF-8 bytes.
         max_files: Most files and directories the tree may hold; creating more is refused.
+        search_time_s: Longest one ``search`` call may take, pattern, files and lines
+            together; past it the call stops with a tool error.
     """
 
     def __init__(
@@ -233,6 +370,7 @@ class Workspace:
         max_read_bytes: int = 256_000,
         max_write_bytes: int = 1_000_000,
         max_files: int = 2_000,
+        search_time_s: float = SEARCH_TIME_S,
     ) -> None:
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -240,6 +378,7 @@ class Workspace:
         self.max_read_bytes = max_read_bytes
         self.max_write_bytes = max_write_bytes
         self.max_files = max_files
+        self.search_time_s = search_time_s
 
     def execute(self, name: str, args: object) -> ToolOutcome:
         """Run one tool call. Never raises for bad input: problems come back as ``is_error``."""
@@ -295,6 +434,8 @@ class Workspace:
     def _parts(self, raw: str, arg: str = "path") -> tuple[str, ...]:
         if "\x00" in raw:
             raise _ToolError(f"{arg} contains a NUL byte; paths must be plain text")
+        if len(raw) > MAX_PATH_CHARS:
+            raise _ToolError(f"{arg} is {len(raw)} characters long; the limit is {MAX_PATH_CHARS}")
         if raw.startswith("/"):
             raise _ToolError(f"{arg} {raw!r} is absolute; use a path relative to the workspace")
         parts: list[str] = []
@@ -315,6 +456,12 @@ class Workspace:
             raise _ToolError(f"{arg} must name an entry inside the workspace, not its root")
         return parts
 
+    def _changed_parts(self, raw: str, arg: str = "path") -> tuple[str, ...]:
+        """``_entry_parts`` of a path a tool is about to change: never one inside ``.git``."""
+        parts = self._entry_parts(raw, arg)
+        _refuse_git(parts, raw, arg)
+        return parts
+
     @contextmanager
     def _open_dir(
         self, parts: tuple[str, ...], *, create: bool = False, reserve: int | None = None
@@ -322,7 +469,8 @@ class Workspace:
         """Open the directory at ``parts`` without following links, creating it if asked.
 
         ``reserve`` counts entries the caller will add after this; missing directories and
-        those entries are checked against ``max_files`` before anything is created.
+        those entries are checked against ``max_files`` before anything is created, and
+        none may complete a bare repository's shape. Seeds (trusted) pass no ``reserve``.
         """
         fd = os.open(self.root, _DIR_FLAGS)
         try:
@@ -330,6 +478,7 @@ class Workspace:
                 kind = _kind(name, fd)
                 if kind is None and create:
                     if reserve is not None:
+                        _refuse_bare_repo(fd, name, _show(parts[: i + 1]))
                         self._reserve(len(parts) - i + reserve)
                         reserve = None  # the rest of the path is covered by this check
                     os.mkdir(name, dir_fd=fd)
@@ -362,6 +511,7 @@ class Workspace:
             if kind not in (None, "file"):
                 raise _refuse(kind, shown)
             if kind is None and limited:
+                _refuse_bare_repo(dir_fd, name, shown)
                 self._reserve(1)
             tmp = f".fleetlab-{uuid.uuid4().hex}.tmp"
             try:
@@ -419,7 +569,7 @@ class Workspace:
             ) from None
 
     def _write_file(self, args: dict[str, Any]) -> str:
-        parts = self._entry_parts(args["path"])
+        parts = self._changed_parts(args["path"])
         try:
             data = args["content"].encode("utf-8")
         except UnicodeEncodeError:
@@ -433,7 +583,7 @@ class Workspace:
         return f"{'created' if created else 'overwrote'} '{_show(parts)}' ({len(data)} bytes)"
 
     def _move(self, args: dict[str, Any]) -> str:
-        src, dst = self._entry_parts(args["src"], "src"), self._entry_parts(args["dst"], "dst")
+        src, dst = self._changed_parts(args["src"], "src"), self._changed_parts(args["dst"], "dst")
         if len(dst) > len(src) and dst[: len(src)] == src:
             raise _ToolError(f"cannot move '{_show(src)}' to '{_show(dst)}', inside itself")
         with self._open_dir(src[:-1]) as src_fd:
@@ -451,11 +601,12 @@ class Workspace:
             with self._open_dir(dst[:-1], create=True, reserve=0) as dst_fd:
                 if _kind(dst[-1], dst_fd) is not None:
                     raise _ToolError(f"'{_show(dst)}' already exists; delete it or pick a new name")
+                _refuse_bare_repo(dst_fd, dst[-1], _show(dst))
                 os.rename(src[-1], dst[-1], src_dir_fd=src_fd, dst_dir_fd=dst_fd)
         return f"moved '{_show(src)}' to '{_show(dst)}'"
 
     def _delete(self, args: dict[str, Any]) -> str:
-        parts = self._entry_parts(args["path"])
+        parts = self._changed_parts(args["path"])
         shown = _show(parts)
         with self._open_dir(parts[:-1]) as dir_fd:
             kind = _kind(parts[-1], dir_fd)
@@ -479,28 +630,40 @@ class Workspace:
         parts = self._parts(args["path"])
         if not parts:
             return "directory '.' already exists"
+        _refuse_git(parts, args["path"], "path")
         with self._open_dir(parts[:-1], create=True, reserve=1) as dir_fd:
             kind = _kind(parts[-1], dir_fd)
             if kind == "dir":
                 return f"directory '{_show(parts)}' already exists"
             if kind is not None:
                 raise _ToolError(f"'{_show(parts)}' exists and is not a directory ({kind})")
+            _refuse_bare_repo(dir_fd, parts[-1], _show(parts))
             self._reserve(1)
             os.mkdir(parts[-1], dir_fd=dir_fd)
         return f"created directory '{_show(parts)}'"
 
     def _search(self, args: dict[str, Any]) -> str:
-        try:
-            regex = re.compile(args["pattern"])
-        except (re.error, OverflowError, RecursionError) as exc:
-            raise _ToolError(f"invalid regular expression {args['pattern']!r}: {exc}") from None
+        """Search line by line, within ``search_time_s`` for the whole call.
+
+        The deadline covers compiling, reading, decoding and matching: the regex engine gets
+        the time left for each line (``regex``'s ``timeout``), and reading stops between
+        files once it has passed. So a catastrophic pattern such as ``(a+)+$`` or a tree of
+        large files ends in a tool error after ``search_time_s``, never a frozen loop.
+        """
+        pattern: str = args["pattern"]
+        deadline = _now() + self.search_time_s
+        compiled = _compile(pattern)
+        search = compiled.search
         parts = self._parts(args["path"])
         matches: list[str] = []
-        skipped = 0
+        skipped = files = 0
         with closing(self._search_targets(parts)) as targets:
             for dir_fd, name, rel, kind in targets:
                 if kind != "file":
                     continue
+                if _now() > deadline:
+                    raise self._too_slow(f"{files} files searched, more left in '{_show(parts)}'")
+                files += 1
                 try:
                     text = _read_regular(name, dir_fd, self.max_read_bytes, rel).decode("utf-8")
                 except _ToolError:
@@ -509,7 +672,14 @@ class Workspace:
                 except UnicodeDecodeError:
                     continue  # binary files are not searched
                 for lineno, line in enumerate(text.splitlines(), 1):
-                    if regex.search(line):
+                    left = deadline - _now()
+                    try:
+                        if left <= 0:
+                            raise TimeoutError
+                        found = search(line, timeout=left)
+                    except TimeoutError:
+                        raise self._too_slow(f"at {rel} line {lineno}", pattern) from None
+                    if found:
                         matches.append(f"{rel}:{lineno}:{line[:_LINE_CLIP]}")
                         if len(matches) > MAX_SEARCH_MATCHES:
                             break
@@ -522,8 +692,17 @@ class Workspace:
         if skipped:
             notes.append(f"[skipped {skipped} files over {self.max_read_bytes} bytes]")
         if not matches:
-            notes.insert(0, f"no matches for {args['pattern']!r} in '{_show(parts)}'")
+            notes.insert(0, f"no matches for {pattern!r} in '{_show(parts)}'")
         return "\n".join(matches + notes)
+
+    def _too_slow(self, where: str, pattern: str | None = None) -> _ToolError:
+        limit = f"search stopped after {self.search_time_s * 1000:g} ms ({where})"
+        if pattern is None:
+            return _ToolError(f"too much to search: {limit}; search a narrower path")
+        return _ToolError(
+            f"pattern too slow: {limit}; simplify the pattern {pattern!r}: avoid nested "
+            "repeats such as (a+)+ and alternatives that overlap, or search a narrower path"
+        )
 
     def _search_targets(self, parts: tuple[str, ...]) -> _Walk:
         if parts:

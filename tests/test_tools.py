@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -246,11 +248,18 @@ def test_search_no_match_missing_path_and_bad_regex(ws: Workspace) -> None:
     assert "invalid regular expression '(unclosed'" in err(ws, "search", pattern="(unclosed")
 
 
-@pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 5000 + ")" * 5000])
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("a{99999999999}", "unroll to more than 10000 steps"),
+        ("(" * 501 + ")" * 501, "1002 characters long; the limit is 1000"),
+        ("(" * 400 + ")" * 399, "invalid regular expression"),
+    ],
+)
 def test_search_regexes_that_break_the_compiler_are_tool_errors(
-    ws: Workspace, pattern: str
+    ws: Workspace, pattern: str, expected: str
 ) -> None:
-    assert "invalid regular expression" in err(ws, "search", pattern=pattern)
+    assert expected in err(ws, "search", pattern=pattern)
 
 
 def test_search_is_capped_and_says_so(ws: Workspace) -> None:
@@ -597,3 +606,203 @@ def test_execute_never_raises_and_never_leaves_the_workspace(
     assert sorted(os.listdir(outside)) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "TOP SECRET"
     assert sorted(os.listdir(tmp_path)) == ["fuzz", "fuzz-outside"]
+
+
+# -- bounded search -------------------------------------------------------------------------
+
+CATASTROPHIC = "(a+)+$"  # backtracks 2^n ways on a run of n a's that ends in something else
+
+
+def _slow_line_ws(tmp_path: Path, **limits: float) -> Workspace:
+    ws = Workspace(tmp_path / "ws", **limits)  # type: ignore[arg-type]  # floats for search_time_s
+    ws.seed({"notes.txt": "fine\n" + "a" * 5_000 + "b\n", "other.txt": "a" * 5_000 + "b\n"})
+    return ws
+
+
+@pytest.mark.timeout(30)  # without the limit this search would not end in our lifetime
+def test_a_catastrophic_pattern_is_a_one_line_tool_error_within_its_limit(
+    tmp_path: Path,
+) -> None:
+    ws = _slow_line_ws(tmp_path, search_time_s=0.05)
+    started = time.perf_counter()
+    message = err(ws, "search", pattern=CATASTROPHIC)
+    elapsed = time.perf_counter() - started
+    assert message.startswith("pattern too slow: search stopped after 50 ms (at notes.txt line 2)")
+    assert "simplify the pattern '(a+)+$'" in message
+    assert "\n" not in message
+    # the engine's limit is CPU time; allow for a busy machine, but not for seconds
+    assert elapsed < 1.0
+
+
+def test_the_time_limit_covers_the_whole_call_not_each_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that moves 1 ms per reading: 300 lines and 3 files cost over 300 ms of it,
+    # so a limit per line (or per file) would let the search finish; one deadline cannot.
+    ws = Workspace(tmp_path / "ws", search_time_s=0.05)
+    ws.seed({f"f{n}.txt": "hay\n" * 100 for n in range(3)})
+    assert ok(ws, "search", pattern="needle") == "no matches for 'needle' in '.'"
+    readings = iter(range(10**6))
+    monkeypatch.setattr(tools, "_now", lambda: next(readings) / 1000)
+    message = err(ws, "search", pattern="needle")
+    assert message.startswith("pattern too slow: search stopped after 50 ms (at f0.txt line ")
+    assert next(readings) < 60  # it stopped at the deadline, not after the last line
+
+
+def test_running_out_of_time_between_files_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = Workspace(tmp_path / "ws", search_time_s=0.05)
+    ws.seed({f"f{n}.txt": "" for n in range(100)})  # no lines: only files take time
+    readings = iter(range(0, 10**6, 10))  # 10 ms per reading
+    monkeypatch.setattr(tools, "_now", lambda: next(readings) / 1000)
+    message = err(ws, "search", pattern="needle")
+    assert message.startswith("too much to search: search stopped after 50 ms (")
+    assert message.endswith("files searched, more left in '.'); search a narrower path")
+
+
+@pytest.mark.timeout(30)
+async def test_a_catastrophic_search_does_not_stall_other_coroutines(tmp_path: Path) -> None:
+    """Tools run on the event loop: a ticker beside an agent's slow searches keeps ticking."""
+    ws = _slow_line_ws(tmp_path)  # the default limit
+    done = asyncio.Event()
+    outcomes: list[ToolOutcome] = []
+    gaps: list[float] = []
+
+    async def agent() -> None:
+        for _ in range(3):  # one turn's worth of tool calls, then the next turn
+            outcomes.append(ws.execute("search", {"pattern": CATASTROPHIC}))
+            await asyncio.sleep(0)
+        done.set()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    await asyncio.gather(ticker(), agent())
+    assert [o.is_error for o in outcomes] == [True, True, True]
+    assert all(o.content.startswith("pattern too slow") for o in outcomes)
+    assert len(gaps) >= 3
+    assert max(gaps) < 0.5
+
+
+@pytest.mark.parametrize(
+    "pattern", ["((a{100}){100}){100}", "x{20000}", "(?:ab){5001}", "[ab]{10001}"]
+)
+def test_patterns_that_unroll_too_far_are_refused_before_compiling(
+    ws: Workspace, pattern: str
+) -> None:
+    # ((a{100}){100}){100} unrolls to a million steps: compiling it takes seconds and GBs
+    started = time.perf_counter()
+    message = err(ws, "search", pattern=pattern)
+    assert "unroll to more than 10000 steps" in message
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("pattern", "line"),
+    [
+        (r"\d{4}-\d{2}-\d{2}", "2026-11-23"),
+        ("(a{100}){100}", "a" * 10_000),  # exactly at the limit
+        (r"\{99999\}", "{99999}"),  # escaped braces are not a repeat
+        ("[{]{3}", "{{{"),
+        ("x{1,100000}", "xx"),  # only the minimum is unrolled
+    ],
+)
+def test_counted_repeats_within_the_limit_work(ws: Workspace, pattern: str, line: str) -> None:
+    ws.seed({"a.txt": line + "\n"})
+    assert ok(ws, "search", pattern=pattern) == f"a.txt:1:{line[:300]}"
+
+
+def test_overlong_paths_are_refused_without_splitting_them(ws: Workspace) -> None:
+    message = err(ws, "read_file", path="a/" * 50_000)
+    assert message == f"path is 100000 characters long; the limit is {tools.MAX_PATH_CHARS}"
+
+
+# -- git ------------------------------------------------------------------------------------
+
+GIT_WRITES = [
+    ("write_file", {"path": ".git/config", "content": '[core]\n\tfsmonitor = "touch pwned"\n'}),
+    ("write_file", {"path": "sub/.git/hooks/pre-commit", "content": "#!/bin/sh\n"}),
+    ("write_file", {"path": ".GIT/config", "content": ""}),  # macOS: the same directory
+    ("write_file", {"path": ".g\u200cit/config", "content": ""}),  # HFS+ ignores U+200C
+    ("write_file", {"path": ".git./config", "content": ""}),  # Windows drops the dot
+    ("write_file", {"path": "GIT~1/config", "content": ""}),  # NTFS short name
+    ("write_file", {"path": "sub/.git", "content": "gitdir: ../../elsewhere\n"}),
+    ("write_file", {"path": "repo/.git/config", "content": ""}),  # over a seeded one
+    ("make_dir", {"path": ".git/hooks"}),
+    ("make_dir", {"path": "x/.Git"}),
+    ("move", {"src": "staged", "dst": ".git"}),
+    ("move", {"src": "staged/config", "dst": "repo/.git/config2"}),
+    ("move", {"src": "repo/.git/config", "dst": "config"}),
+    ("delete", {"path": "repo/.git/config"}),
+]
+
+
+@pytest.mark.parametrize(("tool", "args"), GIT_WRITES, ids=lambda v: str(v)[:40])
+def test_writes_into_git_are_refused(ws: Workspace, tool: str, args: dict[str, str]) -> None:
+    ws.seed({"repo/.git/config": "[core]\n", "staged/config": "[core]\n\tpager = evil\n"})
+    before = ws.snapshot()
+    message = err(ws, tool, **args)
+    assert "touches .git" in message
+    assert "writing inside .git is refused in a workspace" in message
+    assert "\n" not in message
+    assert ws.snapshot() == before
+    assert sorted(os.listdir(ws.root)) == ["repo", "staged"]
+
+
+def test_git_rule_leaves_look_alike_names_and_reading_alone(ws: Workspace) -> None:
+    ws.seed({"repo/.git/config": "[core]\n"})  # seeds are trusted suite data
+    assert ok(ws, "read_file", path="repo/.git/config") == "[core]\n"
+    assert ok(ws, "search", pattern="core") == "repo/.git/config:1:[core]"
+    for name in (".gitignore", ".github/workflows/ci.yml", "git/config", ".git2/x", "x.git"):
+        ok(ws, "write_file", path=name, content="fine")
+
+
+def test_a_bare_repository_shape_cannot_be_completed(ws: Workspace) -> None:
+    ok(ws, "write_file", path="r/HEAD", content="ref: refs/heads/main\n")
+    ok(ws, "make_dir", path="r/objects")
+    for tool, args in [
+        ("make_dir", {"path": "r/refs"}),
+        ("make_dir", {"path": "r/REFS"}),
+        ("write_file", {"path": "r/refs/heads/main", "content": "0" * 40}),
+        ("write_file", {"path": "r/refs", "content": ""}),
+    ]:
+        assert "the shape of a bare git repository" in err(ws, tool, **args)
+    ok(ws, "make_dir", path="r/refz")
+    assert "bare git repository" in err(ws, "move", src="r/refz", dst="r/refs")
+    assert sorted(os.listdir(ws.root / "r")) == ["HEAD", "objects", "refz"]
+    ok(ws, "make_dir", path="other/refs")  # two of the three elsewhere are fine
+
+
+def test_fleetlab_never_runs_git() -> None:
+    """No module starts a ``git`` process: a workspace's .git is the agent's to plant."""
+    import ast
+
+    import fleetlab
+
+    package = Path(fleetlab.__file__).parent
+    runners = {"run", "Popen", "call", "check_call", "check_output", "system", "popen"}
+    runners |= {"create_subprocess_exec", "create_subprocess_shell", "execv", "execvp"}
+    offenders = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in runners:
+                continue
+            words = [
+                word
+                for arg in ast.walk(node)
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                for word in arg.value.split()
+            ]
+            if "git" in words or any(w.endswith("/git") for w in words):
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []
