@@ -48,6 +48,7 @@ class CallSums:
     rows: list[dict[str, Any]]
     simulated: set[str | None]
     spans: list[tuple[str, int, int, int]]
+    discarded: tuple[int, float] = (0, 0.0)
 
 
 _MODEL_SQL = "CASE WHEN substr(a, 1, 2) = '[\"' THEN substr(a, 3, instr(a, '\",') - 3) END"
@@ -56,7 +57,11 @@ _MODEL_SQL = "CASE WHEN substr(a, 1, 2) = '[\"' THEN substr(a, 3, instr(a, '\",'
 def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     """Sums of the model calls in ``[start_us, end_us)`` (inside the week) by local day, model
     and role, and their per-task spans. Parts of a week can be read on several connections
-    at once and merged by ``model_calls``."""
+    at once and merged by ``model_calls``.
+
+    Calls whose turn was refused (``model.discarded``: made under a lease that had gone
+    stale) were paid for: they count in the sums, and are also summed apart.
+    """
     day, params = b.day_case("ts_us")
     # One json_extract with several paths parses each call's attributes once (SQLite before
     # 3.45 parses again for every ->>); the short arrays it returns are cheap to read.
@@ -64,8 +69,8 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     name = f"digest_calls_{secrets.token_hex(4)}"
     store.query(
         f"CREATE TEMP TABLE {name} AS SELECT task_id, ts_us, {day} AS d, role,"
-        f" json_extract(attrs, {paths}) AS a FROM events"
-        " WHERE kind = 'model.call' AND ts_us >= ? AND ts_us < ?",
+        f" json_extract(attrs, {paths}) AS a, kind = 'model.discarded' AS x FROM events"
+        " WHERE kind IN ('model.call', 'model.discarded') AND ts_us >= ? AND ts_us < ?",
         [*params, start_us, end_us],
     )
     try:
@@ -90,12 +95,14 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
         spans = [
             (r[0], r[1], r[2], r[3])
             for r in store.query(
-                f"SELECT task_id, MIN(ts_us), MAX(ts_us), COUNT(*) FROM {name} GROUP BY task_id"
+                f"SELECT task_id, MIN(ts_us), MAX(ts_us), COUNT(*) FROM {name} WHERE NOT x"
+                " GROUP BY task_id"
             )
         ]
+        [(n, cost)] = store.query(f"SELECT COUNT(*), TOTAL(a ->> '$[2]') FROM {name} WHERE x")
     finally:
         store.query(f"DROP TABLE IF EXISTS temp.{name}")
-    return CallSums(rows, simulated, spans)
+    return CallSums(rows, simulated, spans, (n, cost))
 
 
 def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
@@ -110,8 +117,11 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
     total: dict[str, float] = defaultdict(float)
     simulated: set[str | None] = set()
     spans: dict[str, list[int]] = {}
+    discarded = [0, 0.0]
     for part in parts:
         simulated |= part.simulated
+        discarded[0] += part.discarded[0]
+        discarded[1] += part.discarded[1]
         for r in part.rows:
             model = r["model"] or "?"
             for target in (per_day[r["d"]], per_model[model], per_role[r["role"]], total):
@@ -146,5 +156,6 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
         ],
         "models": sorted(per_model),
         "simulated": bool(simulated),
+        "discarded": {"calls": int(discarded[0]), "cost_usd": fnum(discarded[1])},
     }
     return ModelCalls(section, [(t, v[0], v[1], v[2]) for t, v in spans.items()])

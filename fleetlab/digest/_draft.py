@@ -227,7 +227,8 @@ def template_draft(m: dict[str, Any]) -> str:
         out.append(
             f"**Telemetry integrity.** All {_n(integrity['passed'])} checks passed:"
             " legal lifecycles, task rows agree with events, no future timestamps, no events"
-            " outside their task's lifetime, completion events on every day with completions."
+            " outside their task's lifetime, completion events on every day with completions,"
+            " every turn committed once under one lease at a time, and a consistent database."
         )
     else:
         out.append(

@@ -30,6 +30,7 @@ from fleetlab.telemetry import EVENT_KINDS, TERMINAL_EVENTS
 
 __all__ = [
     "Span",
+    "check_result",
     "integrity_checks",
     "lifecycle_check",
     "lifetime_check",
@@ -72,9 +73,10 @@ def _legal(prev: str, kind: str, frm: str | None) -> bool:
     return (prev, kind) in _PAIRS if frm is None else (prev, kind, frm) in _STEPS
 
 
-def _check(
+def check_result(
     name: str, title: str, checked: int, offending: list[str], details: list[Any]
 ) -> dict[str, Any]:
+    """One check's entry in the integrity section: it passed when nothing is offending."""
     unique = list(dict.fromkeys(offending))
     return {
         "name": name,
@@ -151,7 +153,7 @@ def lifecycle_check(week: WeekEvents) -> dict[str, Any]:
             problems[task] = f"row status is {status} but the last event is {final}"
     checked = store.query(f"SELECT COUNT(DISTINCT task_id) FROM {week.lc}")[0][0]
     ordered = sorted(problems)
-    return _check(
+    return check_result(
         "lifecycle",
         "every task's events form a legal lifecycle that matches its row",
         int(checked),
@@ -185,7 +187,7 @@ def _counts(week: WeekEvents, fin: Finished, spawned: set[str]) -> dict[str, Any
         for task_id in sorted(events[kind] - rows[kind]):
             offending.append(task_id)
             details.append({"task_id": task_id, "problem": f"task.{kind} event but row is not"})
-    check = _check(
+    check = check_result(
         "row_event_counts",
         "tasks spawned/completed/failed/cancelled counted from rows equal counts from events",
         sum(len(v) for v in rows.values()),
@@ -224,7 +226,7 @@ def _future(store: Store, b: Bounds, fin: Finished) -> dict[str, Any]:
         for r in events
     ] + [{"task_id": t, "problem": f"row timestamp {iso(latest)}"} for t, latest in rows]
     n_rows = int(n_created) + fin.future_count
-    check = _check(
+    check = check_result(
         "future_timestamps",
         f"no event or task row is timestamped after now ({iso(b.now)})",
         int(n_events) + n_rows,
@@ -304,7 +306,7 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
             details.append(
                 {"event_id": e["id"], "task_id": task, "kind": e["kind"], "problem": problem}
             )
-    return _check(
+    return check_result(
         "event_in_lifetime",
         "no event falls outside its task's lifetime (spawn to finish)",
         checked,
@@ -337,7 +339,7 @@ def _daily(week: WeekEvents, fin: Finished) -> dict[str, Any]:
                     "task_ids": sorted(ids)[:10],
                 }
             )
-    check = _check(
+    check = check_result(
         "daily_completions",
         f"every local day ({b.window.zone}) with completed task rows has completion events",
         len(b.days),
@@ -363,7 +365,17 @@ def row_checks(week: WeekEvents, fin: Finished, spawned: set[str]) -> list[dict[
 
 def summarise(checks: list[dict[str, Any]]) -> dict[str, Any]:
     """The integrity section: every check, in report order, and whether all passed."""
-    order = ["lifecycle", "row_event_counts", "future_timestamps", "event_in_lifetime"]
+    order = [
+        "lifecycle",
+        "row_event_counts",
+        "future_timestamps",
+        "event_in_lifetime",
+        "daily_completions",
+        "turns_once",
+        "epochs",
+        "discarded_calls",
+        "database",
+    ]
     checks = sorted(checks, key=lambda c: order.index(c["name"]) if c["name"] in order else 9)
     failed = sum(not c["ok"] for c in checks)
     return {

@@ -23,6 +23,7 @@ from fleetlab.clock import WeekWindow, ensure_utc
 from fleetlab.digest._calls import model_calls, read_calls
 from fleetlab.digest._cohort import load_cohort
 from fleetlab.digest._common import COUNT_KEYS, Bounds, fnum, iso
+from fleetlab.digest._fencing import database_check, lease_checks
 from fleetlab.digest._integrity import lifecycle_check, lifetime_check, row_checks, summarise
 from fleetlab.digest._sections import (
     daily_activity,
@@ -131,7 +132,8 @@ def compute_metrics(
                 else [read_calls(store, b, lo, hi) for lo, hi in halves]
             )
             calls = model_calls(parts, b)
-            integrity = summarise([lifecycle, lifetime_check(week, calls.spans), *checks])
+            fencing = [*lease_checks(store, b), database_check(store)]
+            integrity = summarise([lifecycle, lifetime_check(week, calls.spans), *checks, *fencing])
     spend = calls.cost
     counts, rates = cohort.counts(), cohort.success_rates()
     prev_counts, prev_rates = previous.counts(), previous.success_rates()

@@ -159,8 +159,15 @@ def cost_view(m: dict[str, Any]) -> MarkdownView:
     c = m["cost"]
     t = c["total"]
     cols = ["calls", "cost_usd", "tokens_in", "tokens_out", "cache_read_tokens"]
+    lost = c.get("discarded") or {"calls": 0}
+    paid_for = (
+        f" (including {lost['calls']:,} calls for ${lost['cost_usd'] or 0:,.2f} whose turns were"
+        " discarded: they ran under a lease another claim had taken over)"
+        if lost["calls"]
+        else ""
+    )
     text = (
-        f"Total: ${t['cost_usd'] or 0:,.2f} over {t['calls']:,} model calls,"
+        f"Total: ${t['cost_usd'] or 0:,.2f} over {t['calls']:,} model calls{paid_for},"
         f" {t['tokens_in']:,} input and {t['tokens_out']:,} output tokens.\n\n**Per model**\n\n"
         + _table(c["per_model"], ["model", "simulated", *cols])
         + "\n\n**Per role**\n\n"

@@ -1,0 +1,292 @@
+"""Exactly-once turns whatever the timing: fenced leases, refused stale writes, paid calls
+recorded, and integrity checks that catch a task run twice.
+
+The oracle for "nothing billed twice, nothing lost" is the models' own call counters: every
+call a model answered is either one committed ``model.call`` or one ``model.discarded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetlab.clock import FakeClock, week_of
+from fleetlab.digest import compute_metrics
+from fleetlab.errors import LeaseLost
+from fleetlab.models import ModelRequest, ModelResponse
+from fleetlab.models.sim import PROFILES, SimModel
+from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
+from fleetlab.simulate import simulate
+from fleetlab.store import Lease, Store
+
+SIMPLE = "core:rename-readme"
+
+
+class CountingModel:
+    """A simulated model whose calls take ``sleep_s`` (real seconds, the loop keeps running)
+    and whose first call can freeze the event loop for ``block_s`` (a stuck process)."""
+
+    def __init__(self, *, sleep_s: float = 0.0, block_s: float = 0.0, seed: int = 0) -> None:
+        params = dataclasses.replace(PROFILES["instant"], latency_median_s=0.0)
+        self.inner = SimModel(params, seed=seed, profile="instant")
+        self.sleep_s, self.block_s = sleep_s, block_s
+        self.calls = 0
+        self.blocking = threading.Event()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def simulated(self) -> bool:
+        return True
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        self.calls += 1
+        if self.block_s and self.calls == 1:
+            self.blocking.set()
+            time.sleep(self.block_s)  # noqa: ASYNC251 - freezes the loop, as a stuck process does
+        if self.sleep_s:
+            await asyncio.sleep(self.sleep_s)
+        return await self.inner.generate(request)
+
+
+def _ledger(store: Store) -> dict[str, Any]:
+    """What the database says was called, committed and claimed."""
+    calls = store.events(kind="model.call")
+    turns = Counter((e.task_id, e.attrs.get("turn")) for e in calls if "turn" in e.attrs)
+    claims: dict[str, list[int]] = {}
+    for e in store.events():
+        if e.kind in ("task.started", "task.resumed", "task.reclaimed") and "epoch" in e.attrs:
+            claims.setdefault(e.task_id, []).append(e.attrs["epoch"])
+    return {
+        "committed": len(calls),
+        "discarded": store.events(kind="model.discarded"),
+        "twice": [k for k, n in turns.items() if n > 1],
+        "claims": claims,
+        "reclaims": store.events(kind="task.reclaimed"),
+    }
+
+
+async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
+    """Real clock, 0.3 s lease, every call 0.9 s: the fleet's heartbeat keeps each lease, so a
+    second fleet polling the same db never takes a task over and each task is claimed once."""
+    lease_s = 0.3
+    with Store(db_path) as store:
+        goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
+        a_model = CountingModel(sleep_s=3 * lease_s)
+        b_model = CountingModel()
+        config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
+        a = Fleet(store, a_model, config)
+        with Store(db_path) as other:
+            b = Fleet(other, b_model, config.replace(concurrency=1))
+            b_run = asyncio.create_task(b.run())
+            await a.run(until_idle=True)
+            b.stop()
+            await b_run
+        ledger = _ledger(store)
+        assert [store.get_task(g.id).status for g in goals] == ["completed"] * 3
+        assert b_model.calls == 0
+        assert ledger["reclaims"] == []
+        assert all(epochs == [1] for epochs in ledger["claims"].values())
+        assert ledger["twice"] == []
+        assert ledger["discarded"] == []
+        assert a_model.calls == ledger["committed"]
+
+
+def _run_in_thread(db_path: Path, model: CountingModel, start: threading.Event, goals: list[str]):
+    """Fleet B, in its own thread and loop: starts once fleet A is frozen, runs until every
+    goal is finished."""
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        with Store(db_path) as store:
+            fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
+            runner = asyncio.create_task(fleet.run())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if all(store.get_task(g).terminal for g in goals):
+                    break
+                await asyncio.sleep(0.02)
+            fleet.stop()
+            await runner
+
+    def target() -> None:
+        start.wait(30)
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, errors
+
+
+async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_path: Path) -> None:
+    """Fleet A claims two goals, then its loop freezes for 1 s (lease 0.3 s). Fleet B, in
+    another thread, takes both over under new epochs. When A wakes, every write it attempts
+    under its old epochs is refused; the calls it had made are recorded as discarded; B
+    finishes both goals; no turn is committed twice."""
+    with Store(db_path) as store:
+        goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(2)])
+        a_model, b_model = CountingModel(block_s=1.0), CountingModel(seed=1)
+        b_thread, b_errors = _run_in_thread(
+            db_path, b_model, a_model.blocking, [g.id for g in goals]
+        )
+        a = Fleet(store, a_model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
+        report = await a.run(until_idle=True)
+        await asyncio.to_thread(b_thread.join, 40)
+        assert not b_thread.is_alive()
+        assert b_errors == []
+
+        ledger = _ledger(store)
+        assert [store.get_task(g.id).status for g in goals] == ["completed"] * 2
+        # B took both over: each goal was claimed twice, epochs 1 (A) then 2 (B).
+        assert {e.attrs["previous_owner"] for e in ledger["reclaims"]} == {a.worker}
+        assert sorted(ledger["claims"].values()) == [[1, 2], [1, 2]]
+        # A completed nothing; a coroutine of A that reached a write was refused (one that
+        # woke after B had finished found the goal done and wrote nothing either).
+        assert report.completed == 0
+        assert report.leases_lost >= 1
+        # Nothing A did after losing the leases was committed, and what it paid is on record.
+        a_writes = [e for e in store.events() if e.attrs.get("worker") == a.worker]
+        assert {e.kind for e in a_writes} == {"task.started"}
+        assert ledger["discarded"]
+        assert all(e.attrs["epoch"] == 1 for e in ledger["discarded"])
+        assert ledger["twice"] == []
+        assert a_model.calls + b_model.calls == ledger["committed"] + len(ledger["discarded"])
+        assert a_model.calls == len(ledger["discarded"])
+        paid = sum(e.attrs["cost_usd"] for e in ledger["discarded"])
+        assert paid > 0
+        committed_cost = sum(store.get_task(g.id).cost_usd for g in goals)
+        week = week_of(store.clock.now(), "UTC")
+        cost = compute_metrics(store, week)["cost"]
+        assert cost["discarded"]["calls"] == len(ledger["discarded"])
+        assert cost["total"]["cost_usd"] == pytest.approx(committed_cost + paid, abs=1e-3)
+
+
+async def test_simulated_calls_three_leases_long_commit_each_turn_once(tmp_path: Path) -> None:
+    """``fleet simulate`` (ScaledClock): 6 h leases, calls of 18 h simulated, heartbeats far
+    apart in simulated time: the fleet never takes its own running tasks back, so every turn
+    is committed once (the demo db had 137 pairs committed twice before leases were fenced)."""
+    path = tmp_path / "sim.db"
+    start = datetime(2026, 11, 23, tzinfo=UTC)
+    result = await simulate(
+        lambda clock: Store(path, clock=clock),
+        start,
+        days=7,
+        tasks_per_day=4,
+        concurrency=2,
+        policy="never",
+        call_latency_s=3 * 6 * 3600.0,
+        scale=2_000_000.0,
+    )
+    assert result.submitted > 0
+    with Store(path) as store:
+        ledger = _ledger(store)
+        assert ledger["committed"] > 0
+        assert (ledger["twice"], ledger["reclaims"], ledger["discarded"]) == ([], [], [])
+        assert all(epochs == sorted(set(epochs)) for epochs in ledger["claims"].values())
+
+
+def test_stale_epoch_writes_are_refused_everywhere(store: Store, clock: FakeClock) -> None:
+    task = store.create_task("job")
+    first = store.claim("w1", lease_s=10)
+    assert first is not None
+    assert first.lease is not None
+    clock.advance(11)
+    second = store.claim("w1", lease_s=10)  # the same worker, a new claim: a new epoch
+    assert second is not None
+    assert second.lease == Lease(task.id, "w1", 2)
+    stale = first.lease
+    for write in (
+        lambda: store.heartbeat(stale, lease_s=10),
+        lambda: store.check_lease(stale),
+        lambda: store.add_usage(task.id, 1, 1, 0.1, lease=stale),
+        lambda: store.transition(task.id, "completed", lease=stale),
+        lambda: store.transition(task.id, "preempted", lease=stale),
+    ):
+        with pytest.raises(LeaseLost, match="epoch 1"):
+            write()
+    assert store.get_task(task.id).cost_usd == 0
+    assert store.renew_leases([stale, second.lease], lease_s=10) == [stale]
+    # The heartbeat extends, never shortens: a renewal for 1 s leaves the 10 s lease alone.
+    until = store.get_task(task.id).lease_expires_at
+    store.heartbeat(second.lease, lease_s=1)
+    assert store.get_task(task.id).lease_expires_at == until
+    assert store.claim("w2", exclude=[task.id]) is None
+
+
+def test_a_worker_never_claims_what_it_still_runs(store: Store, clock: FakeClock) -> None:
+    task = store.create_task("job")
+    store.claim("w1", lease_s=10)
+    clock.advance(60)
+    assert store.claim("w1", lease_s=10, exclude=[task.id]) is None
+    reclaimed = store.claim("w2", lease_s=10)
+    assert reclaimed is not None
+    assert reclaimed.lease_epoch == 2
+
+
+def _week_metrics(path: Path, when: datetime) -> dict[str, dict[str, Any]]:
+    with Store(path) as store:
+        m = compute_metrics(store, week_of(when, "UTC"), now=when + timedelta(days=8))
+    return {c["name"]: c for c in m["integrity"]["checks"]}
+
+
+async def _small_fleet_db(path: Path, clock: FakeClock) -> list[str]:
+    with Store(path, clock=clock) as store:
+        goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
+        await Fleet(store, CountingModel(), FleetConfig(poll_s=0.01)).run(until_idle=True)
+        return [g.id for g in goals]
+
+
+async def test_integrity_catches_a_turn_committed_twice(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
+    path = tmp_path / "fleet.db"
+    goals = await _small_fleet_db(path, clock)
+    clean = _week_metrics(path, clock.now())
+    assert all(clean[n]["ok"] for n in ("turns_once", "epochs", "discarded_calls", "database"))
+    assert clean["turns_once"]["checked"] > 0
+    with Store(path) as store:  # double one committed turn of the second goal, as the bug did
+        call = next(
+            e for e in store.events(task_id=goals[1], kind="model.call") if "turn" in e.attrs
+        )
+        store.append(dataclasses.replace(call, id="f" * 20))
+    checks = _week_metrics(path, clock.now())
+    assert not checks["turns_once"]["ok"]
+    assert checks["turns_once"]["offending"] == [goals[1]]
+    assert (
+        f"turn {call.attrs['turn']} committed 2 times"
+        in checks["turns_once"]["details"][0]["problem"]
+    )
+
+
+async def test_integrity_catches_two_epochs_running_at_once(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
+    path = tmp_path / "fleet.db"
+    goals = await _small_fleet_db(path, clock)
+    with Store(path, clock=clock) as store:
+        # A write under epoch 1 committed after a claim under epoch 2 (what an unfenced
+        # store lets through): appended directly, as a buggy writer would.
+        victim = store.get_task(goals[2])
+        [started] = store.events(task_id=victim.id, kind="task.started")
+        call = next(e for e in store.events(task_id=victim.id, kind="model.call"))
+        store.append(
+            dataclasses.replace(
+                started, kind="task.reclaimed", id="e" * 20, attrs={**started.attrs, "epoch": 2}
+            )
+        )
+        store.append(dataclasses.replace(call, id="d" * 20, attrs={**call.attrs, "turn": 99}))
+    checks = _week_metrics(path, clock.now())
+    assert not checks["epochs"]["ok"]
+    assert checks["epochs"]["offending"] == [goals[2]]
+    assert "under epoch 1 after epoch 2" in checks["epochs"]["details"][0]["problem"]
