@@ -11,7 +11,7 @@ import secrets
 import socket
 from collections.abc import Callable
 
-from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost
+from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, UserError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
@@ -220,6 +220,10 @@ class Fleet(Phases):
             log.warning("task %s: %s", task.id, exc)
         except IllegalTransition as exc:
             log.info("task %s: %s", task.id, exc)  # a cancel got there first
+        except UserError as exc:  # e.g. no sandbox for a real model's code: the user must act
+            log.error("task %s: %s", task.id, exc)
+            with contextlib.suppress(FleetlabError):
+                await self._finish(self.store.get_task(task.id), "failed", error=str(exc))
         except Exception as exc:  # a bug must not take the fleet down; the task records it
             log.exception("task %s crashed", task.id)
             self.report.internal_errors += 1

@@ -10,7 +10,6 @@ slot; the last child to finish re-queues it, in the same transaction as its own 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import shutil
@@ -373,10 +372,13 @@ class Phases:
         self._seed_workspace(task)
 
     async def _verify(self, task: Task) -> tuple[bool, str]:
-        """Run the suite's verifier in a thread: its checks may start subprocesses, and the
-        event loop must keep serving the other agents meanwhile."""
-        check = self._suite_task(task).verify
-        verdict = await asyncio.to_thread(check, self.workspace(task).root)
+        """Run the suite's verifier on its own bounded pool (its checks run the agent's code
+        in the sandbox, and may hang until their timeout), so the event loop and the store's
+        commits keep serving the other agents meanwhile. The simulated model's code is the
+        suite's own reference solution: trusted where no sandbox can run."""
+        suite_task = self._suite_task(task)
+        root = self.workspace(task).root
+        verdict = await suite_task.verify_async(root, trusted=self.model.simulated)
         return verdict.passed, ("" if verdict.passed else "verifier: ") + verdict.reason
 
     async def _judge(self, task: Task, out: AgentOutcome) -> tuple[bool, str]:
