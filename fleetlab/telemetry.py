@@ -19,16 +19,18 @@ import os
 import random
 import re
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from fleetlab.clock import UTC, ensure_utc, to_us
 
 __all__ = [
     "EVENT_KINDS",
+    "REDACTED",
     "TERMINAL_EVENTS",
     "Event",
     "EventSink",
@@ -42,6 +44,8 @@ __all__ = [
     "new_trace_id",
     "otel_sink_from_env",
     "redact",
+    "redact_value",
+    "register_secret",
 ]
 
 #: The closed vocabulary: the store refuses any other kind.
@@ -58,6 +62,7 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "task.failed",
         "task.cancelled",
         "model.call",
+        "model.discarded",
         "tool.call",
         "decomposition.decided",
         "learner.updated",
@@ -170,17 +175,144 @@ class EventSink(Protocol):
 
 # --- secrets ---------------------------------------------------------------------------
 
+#: What a secret is replaced with.
+REDACTED = "[REDACTED]"
+_API_KEY_ENV = "ANTHROPIC_API_KEY"
+_KEY_PREFIX = "sk-ant-"
 _KEY_RE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
-_ASSIGNED_KEY_RE = re.compile(r"""((?:x-api-key|api[_-]?key)["':= ]+)[^\s"',}]+""", re.IGNORECASE)
+# A shorter value would be found inside ordinary words and blank them out.
+_MIN_SECRET_LEN = 8
+_registered: tuple[str, ...] = ()  # longest first; replaced whole, never mutated in place
+_registered_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Redact ``value`` from everything :func:`redact` and :func:`redact_value` see from now
+    on, in this process (an API key handed to a model in code rather than the environment).
+
+    Values shorter than 8 characters are not registered: they would match inside ordinary
+    text. ``ANTHROPIC_API_KEY`` needs no registering: its current value is always redacted.
+    """
+    global _registered
+    value = value.strip()
+    if len(value) < _MIN_SECRET_LEN:
+        return
+    with _registered_lock:
+        if value not in _registered:
+            # longest first: a secret that contains another is masked whole
+            _registered = tuple(sorted((*_registered, value), key=len, reverse=True))
+
+
+class _Known:
+    """The secrets to look for, computed once per (environment key, registrations)."""
+
+    __slots__ = ("env", "plain", "registered", "secrets")
+
+    def __init__(self, env: str | None, registered: tuple[str, ...]) -> None:
+        self.env, self.registered = env, registered
+        key = (env or "").strip()
+        if len(key) >= _MIN_SECRET_LEN and key not in registered:
+            registered = tuple(sorted((*registered, key), key=len, reverse=True))
+        self.secrets = registered
+        # appears verbatim in JSON text, so a value's JSON can be checked in one search
+        self.plain = all(s.isprintable() and '"' not in s and "\\" not in s for s in registered)
+
+
+_known = _Known(None, ())
+
+
+def _current() -> _Known:
+    global _known
+    env, known = os.environ.get(_API_KEY_ENV), _known
+    if env != known.env or _registered is not known.registered:
+        known = _known = _Known(env, _registered)
+    return known
+
+
+def _secrets() -> tuple[str, ...]:
+    return _current().secrets
+
+
+def _clean(text: str, secrets: tuple[str, ...]) -> bool:
+    if _KEY_PREFIX in text:
+        return False
+    return all(secret not in text for secret in secrets)
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` itself (the same object) when it holds no secret, else a masked copy."""
+    if _clean(text, secrets):
+        return text
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return _KEY_RE.sub(REDACTED, text)
 
 
 def redact(text: str) -> str:
-    """Mask anything that looks like an Anthropic API key or an ``api_key=...`` value."""
-    key = os.environ.get("ANTHROPIC_API_KEY")
-    if key and len(key) >= 8:
-        text = text.replace(key, "[REDACTED]")
-    text = _KEY_RE.sub("[REDACTED]", text)
-    return _ASSIGNED_KEY_RE.sub(r"\1[REDACTED]", text)
+    """Mask every secret in ``text``: Anthropic API keys (``sk-ant-...``), the value of
+    ``ANTHROPIC_API_KEY`` and every value given to :func:`register_secret`.
+
+    Text without a secret is returned as is (the same object) after one substring search per
+    known secret and one for ``sk-ant-``: about a microsecond per kilobyte. Redacting a
+    value's JSON text is the same as redacting the value (keys never hold a character JSON
+    escapes), and the cheapest way to clean something about to be stored as JSON.
+    """
+    return _redact(text, _secrets())
+
+
+_V = TypeVar("_V")
+_ATOMS: frozenset[type] = frozenset({int, float, bool, type(None)})
+
+
+def _as_json(value: object) -> object:
+    # the walk goes into every Mapping and leaves other objects alone: so does the check
+    return dict(value) if isinstance(value, Mapping) else ""
+
+
+# Checks a whole value at C speed, seeing exactly the strings the walk would see.
+_JSON_CHECK = json.JSONEncoder(ensure_ascii=False, default=_as_json)
+
+
+def redact_value(value: _V) -> _V:
+    """:func:`redact` applied to every string inside ``value``, dict keys included.
+
+    Dicts (any ``Mapping``), lists and tuples are walked; other values are kept. A value that
+    holds no secret is returned as is (the same object, nothing copied), found so by one
+    substring search over its JSON text (about 10 microseconds for a 10 KB checkpoint);
+    one that does comes back as a copy (a ``Mapping`` as a ``dict``). The input is never
+    changed.
+    """
+    known = _current()
+    secrets = known.secrets
+    if isinstance(value, str):
+        return cast(_V, _redact(value, secrets))
+    if known.plain:
+        try:
+            text = _JSON_CHECK.encode(value)
+        except (TypeError, ValueError, RecursionError):
+            pass  # keys JSON cannot take, a cycle: the walk decides
+        else:
+            if _clean(text, secrets):
+                return value
+    return cast(_V, _redact_walk(value, secrets))
+
+
+def _redact_walk(value: object, secrets: tuple[str, ...]) -> object:
+    if type(value) in _ATOMS:
+        return value
+    if isinstance(value, str):
+        return _redact(value, secrets)
+    if isinstance(value, Mapping):
+        pairs = [(_redact_walk(k, secrets), _redact_walk(v, secrets)) for k, v in value.items()]
+        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if isinstance(value, list | tuple):
+        items = [_redact_walk(item, secrets) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 # --- structured logs -------------------------------------------------------------------

@@ -5,10 +5,15 @@ import json
 import logging
 import os
 from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from fleetlab import telemetry
 from fleetlab.clock import FakeClock
 from fleetlab.store import Store
 from fleetlab.telemetry import (
@@ -21,6 +26,8 @@ from fleetlab.telemetry import (
     new_event_id,
     otel_sink_from_env,
     redact,
+    redact_value,
+    register_secret,
 )
 
 
@@ -59,15 +66,136 @@ def test_log_lines_are_json_with_the_trace_id(store: Store) -> None:
     assert lines[0]["ts"].endswith("+00:00")
 
 
-def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "my-secret-key-123456")
-    text = "calling with my-secret-key-123456 and sk-ant-api03-abcdefghijkl and api_key=hunter2222"
-    cleaned = redact(text)
-    for secret in ("my-secret-key-123456", "sk-ant-api03-abcdefghijkl", "hunter2222"):
-        assert secret not in cleaned
+ENV_KEY = "test-secret-value-123"  # a configured key that does not look like one
+PATTERN_KEY = "sk-ant-api03-" + "Ab9_-" * 18  # the shape of a real key, configured nowhere
+
+
+@pytest.fixture
+def no_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations are process-wide: each test starts without any and leaves none behind."""
+    monkeypatch.setattr(telemetry, "_registered", ())
+
+
+@pytest.mark.usefixtures("no_registered")
+def test_redact_masks_the_configured_key_registered_keys_and_the_key_pattern(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
+    register_secret("  passed-in-code-987654 \n")  # as handed to AnthropicModel(api_key=...)
+    text = f"env {ENV_KEY}, code passed-in-code-987654, leaked {PATTERN_KEY}; done"
+    assert redact(text) == "env [REDACTED], code [REDACTED], leaked [REDACTED]; done"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    assert redact(text) == f"env {ENV_KEY}, code [REDACTED], leaked [REDACTED]; done"
+
+
+@pytest.mark.usefixtures("no_registered")
+def test_a_secret_that_contains_another_is_masked_whole() -> None:
+    register_secret("inner-secret")
+    register_secret("outer-inner-secret-xyz")
+    assert redact("a outer-inner-secret-xyz b inner-secret") == "a [REDACTED] b [REDACTED]"
+
+
+@pytest.mark.usefixtures("no_registered")
+def test_values_too_short_to_find_safely_are_not_registered() -> None:
+    register_secret("k")
+    register_secret("1234567")
+    assert redact("kick 1234567") == "kick 1234567"
+
+
+def test_code_that_names_an_api_key_is_left_alone() -> None:
+    # only known values and the key format are secrets: guessing from `api_key=` would
+    # rewrite the agents' code in checkpoints and tool results
+    code = 'client = Anthropic(api_key=os.environ["ANTHROPIC_API_KEY"])  # sk-ant-...'
+    assert redact(code) is code
+
+
+@pytest.mark.usefixtures("no_registered")
+def test_clean_text_and_values_come_back_as_the_same_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
+    register_secret("another-secret-456")
+    text = "nothing to see here " * 500
+    value = {"messages": [{"role": "user", "content": [text, 1, None, 2.5, True]}], "n": 3}
+    assert redact(text) is text
+    assert redact_value(value) is value
+    proxy = MappingProxyType(value)
+    assert redact_value(proxy) is proxy
+
+
+@pytest.mark.usefixtures("no_registered")
+def test_redact_value_walks_mappings_lists_tuples_and_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
+    value = {
+        "error": f"HTTP 401: invalid x-api-key {ENV_KEY}",
+        "attrs": MappingProxyType({"nested": [("ok", f"stderr: {PATTERN_KEY}")]}),
+        ENV_KEY: 1,
+        "clean": ["a", 2, None],
+        "obj": Path("/tmp") / ENV_KEY,  # not a string, a dict, a list or a tuple: kept
+    }
+    before = repr(value)
+    assert redact_value(value) == {
+        "error": "HTTP 401: invalid x-api-key [REDACTED]",
+        "attrs": {"nested": [("ok", "stderr: [REDACTED]")]},
+        "[REDACTED]": 1,
+        "clean": ["a", 2, None],
+        "obj": Path("/tmp") / ENV_KEY,
+    }
+    assert repr(value) == before  # the input is never changed
+    assert redact_value(value)["clean"] is value["clean"]  # clean parts are not copied
+    assert redact_value(f"key={PATTERN_KEY}") == "key=[REDACTED]"
+
+
+_SEGMENTS = st.one_of(
+    st.text(alphabet='abcxyz _.-:é\n"\\', max_size=12),  # never spells a secret
+    st.just(None),  # where a secret goes
+)
+
+
+def _fill(segments: list[str | None], secret: str) -> str:
+    return "".join(f" {secret} " if s is None else s for s in segments)
+
+
+_SHAPES = st.recursive(
+    st.one_of(st.lists(_SEGMENTS, max_size=4), st.integers(), st.none(), st.floats(0, 1)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.lists(_SEGMENTS, max_size=2).map(tuple), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _build(shape: object, secret: str) -> object:
+    if isinstance(shape, list) and all(s is None or isinstance(s, str) for s in shape):
+        return _fill(shape, secret)  # a string's segments
+    if isinstance(shape, list):
+        return [_build(item, secret) for item in shape]
+    if isinstance(shape, dict):
+        return {_fill(list(k), secret): _build(v, secret) for k, v in shape.items()}
+    return shape
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=_SHAPES, secret=st.sampled_from([ENV_KEY, PATTERN_KEY]))
+def test_redact_value_equals_the_value_built_with_the_mask(
+    monkeypatch: pytest.MonkeyPatch, shape: object, secret: str
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
+    built = _build(shape, secret)
+    assert redact_value(built) == _build(shape, "[REDACTED]")
+    assert secret not in json.dumps(redact_value(built))
+    if secret not in json.dumps(built):
+        assert redact_value(built) is built
+
+
+def test_log_lines_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
     logger, stream = _capture()
-    logger.info("key is %s", "sk-ant-api03-zzzzzzzzzzzz")
-    assert "zzzzzzzz" not in stream.getvalue()
+    logger.info("key is %s and %s", PATTERN_KEY, ENV_KEY)
+    assert json.loads(stream.getvalue())["message"] == "key is [REDACTED] and [REDACTED]"
 
 
 def test_otel_spans_follow_genai_conventions(db_path, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
