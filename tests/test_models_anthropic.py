@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fleetlab import telemetry
 from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 from fleetlab.models import (
     AnthropicModel,
@@ -25,6 +26,7 @@ from fleetlab.models import (
     Usage,
 )
 from fleetlab.testing import FakeMessagesAPI, Fault, InstantRetryAsyncAnthropic, ScriptedModel
+from fleetlab.testing.fake_api import MALFORMED_MODES
 
 # not deprecated in the installed SDK, which warns (an error under pytest) for retiring models
 MODEL_ID = "claude-sonnet-4-6"
@@ -368,7 +370,7 @@ async def test_the_key_never_shows_in_errors_reprs_or_logs(
         "ModelError",
         "ModelError",
     ]
-    assert "[redacted]" in str(errors[2])
+    assert "[REDACTED]" in str(errors[2])
     for error in errors:
         logging.getLogger("fleetlab.test").exception("model call failed", exc_info=error)
         assert_no_key(str(error), repr(error), "".join(traceback.format_exception(error)))
@@ -417,3 +419,88 @@ async def test_a_seeded_fault_rate_is_retried_through_and_reproducible() -> None
     assert {s for s in statuses if s != 200} <= {429, 529, 500}
     assert len(statuses) > 8  # some requests did fail
     assert await run() == statuses
+
+
+# -- malformed answers ------------------------------------------------------------------------
+
+# what each malformed 200 must be reported as (written from the bodies, not from the code)
+MALFORMED_PROBLEMS = {
+    "invalid_json": "the body (60 bytes) is not valid JSON",
+    "not_an_object": "the body is a JSON array, not a message object",
+    "error_body": "the body is an error: api_error: Internal server error",
+    "no_content": "the message has no 'content'",
+    "content_not_list": "'content' is a string, not a list of blocks",
+    "text_block_without_text": "content[0] (text) field 'text' is missing",
+    "tool_use_without_id": "content[0] (tool_use) field 'id' is missing",
+    "no_usage": "the message has no 'usage' (token counts)",
+}
+
+
+def test_every_malformed_mode_has_an_expected_problem() -> None:
+    assert set(MALFORMED_PROBLEMS) == set(MALFORMED_MODES)
+
+
+@pytest.mark.parametrize("mode", sorted(MALFORMED_MODES))
+async def test_a_malformed_200_is_retried_like_a_5xx(mode: str) -> None:
+    with FakeMessagesAPI([text("done")], faults=[Fault.malformed_200(mode)]) as fake:
+        client = InstantRetryAsyncAnthropic(api_key=KEY, base_url=fake.base_url, max_retries=3)
+        async with client, anthropic_model(fake, client=client) as model:
+            reply = await model.generate(request())
+    assert reply.text() == "done"
+    assert fake.statuses == [200, 200]
+    # the SDK's first backoff: 0.5 s less up to 25% jitter
+    assert len(client.retry_delays) == 1
+    assert 0.375 <= client.retry_delays[0] <= 0.5
+
+
+@pytest.mark.parametrize("mode", sorted(MALFORMED_MODES))
+async def test_a_malformed_200_that_persists_is_a_model_error_naming_the_problem(
+    mode: str,
+) -> None:
+    with FakeMessagesAPI(faults=[Fault.malformed_200(mode)] * 3) as fake:
+        client = InstantRetryAsyncAnthropic(api_key=KEY, base_url=fake.base_url, max_retries=2)
+        async with client, anthropic_model(fake, client=client) as model:
+            with pytest.raises(ModelError) as caught:
+                await model.generate(request())
+    assert type(caught.value) is ModelError  # not a request or key problem: retryable
+    message = str(caught.value)
+    assert message.startswith(
+        f"anthropic:{MODEL_ID}: the API answered 200 with a malformed message after 2 retries: "
+        + MALFORMED_PROBLEMS[mode]
+    )
+    assert message.endswith("(request req_fake_000003)")
+    assert "\n" not in message
+    assert fake.request_count == 3
+    # exponential backoff between attempts, as for a 5xx: 0.5 s then 1 s, less jitter
+    assert len(client.retry_delays) == 2
+    assert 0.375 <= client.retry_delays[0] <= 0.5
+    assert 0.75 <= client.retry_delays[1] <= 1.0
+
+
+async def test_a_malformed_200_is_not_retried_without_retries() -> None:
+    with FakeMessagesAPI(faults=[Fault.malformed_200("no_content")]) as fake:
+        async with anthropic_model(fake, max_retries=0) as model:
+            with pytest.raises(ModelError, match="malformed message: the message has no"):
+                await model.generate(request())
+    assert fake.request_count == 1
+
+
+def test_an_unknown_malformed_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown malformed mode 'garbled'"):
+        Fault.malformed_200("garbled")
+
+
+async def test_a_key_passed_in_code_is_redacted_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(telemetry, "_registered", ())
+    secret = "test-secret-value-123"  # no sk-ant- shape, not in the environment
+    assert telemetry.redact(f"key {secret}") == f"key {secret}"
+    fault = Fault(400, message=f"invalid request: key {secret} is not allowed here")
+    with FakeMessagesAPI(faults=[fault]) as fake:
+        async with anthropic_model(fake, api_key=secret) as model:
+            with pytest.raises(ModelRequestError) as caught:
+                await model.generate(request())
+    assert secret not in str(caught.value)
+    assert "[REDACTED]" in str(caught.value)
+    assert telemetry.redact(f"key {secret}") == "key [REDACTED]"

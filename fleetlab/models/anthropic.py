@@ -9,16 +9,20 @@ What this module adds to the SDK:
 * one exception tree: ``AuthenticationError``, ``ModelRequestError``, ``ModelError``.
 
 Retries are the SDK's own (429, 529, 5xx, timeouts and connection errors, exponential backoff
-that honours ``retry-after``): ``max_retries`` is handed to the client unchanged.
+that honours ``retry-after``): ``max_retries`` is handed to the client unchanged. A 200 whose
+body is not a complete message (not JSON, no ``content``, a block without its fields, no
+``usage``) is retried here the same way, with the SDK's own backoff, and then raised as a
+``ModelError`` that says what was missing.
 
-The API key never leaves the client: it is kept masked on the model, and error messages are
-written here from the status and the API's message, with the key scrubbed out if it ever
-appeared in one.
+The API key never leaves the client: it is kept masked on the model and registered with
+``fleetlab.telemetry.register_secret``, and error messages are written here from the status
+and the API's message, passed through ``fleetlab.telemetry.redact``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -40,8 +44,10 @@ from fleetlab.models.types import (
     ToolUseBlock,
     Usage,
 )
+from fleetlab.telemetry import redact, register_secret
 
 if TYPE_CHECKING:
+    import httpx2
     from anthropic.types import (
         CacheControlEphemeralParam,
         MessageParam,
@@ -79,10 +85,6 @@ class _Secret:
 
     def appears_in(self, text: str) -> bool:
         return bool(self._value) and self._value in text
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the secret replaced, should an upstream message ever echo it."""
-        return text.replace(self._value, "[redacted]") if self._value else text
 
     def __repr__(self) -> str:
         return "_Secret('***')"
@@ -210,6 +212,7 @@ class AnthropicModel:
         ] = weakref.WeakKeyDictionary()
         if client is not None:
             self._key = _Secret(client.api_key or "")
+            register_secret(client.api_key or "")
             self.base_url = str(client.base_url).rstrip("/")
             self.max_retries = client.max_retries
         else:
@@ -217,6 +220,7 @@ class AnthropicModel:
             if not key.strip():
                 raise AuthenticationError(_MISSING_KEY)
             self._key = _Secret(key.strip())
+            register_secret(key)
             self.base_url = (
                 base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
             ).rstrip("/")
@@ -292,47 +296,73 @@ class AnthropicModel:
         await gate.acquire(self.max_concurrency)
         try:
             started = time.perf_counter()
-            try:
-                message = await client.messages.create(
-                    model=model_id,
-                    max_tokens=request.max_tokens,
-                    system=system,
-                    messages=_messages_param(request),
-                    tools=_tools_param(request),
-                    # the 1.x SDKs dropped sampling parameters from the signature; the API
-                    # still takes temperature on models that support it, so it rides in the body
-                    extra_body=(
-                        None
-                        if request.temperature is None
-                        else {"temperature": request.temperature}
-                    ),
-                    timeout=timeout,
+            for retries_left in range(self.max_retries, -1, -1):
+                raw = await self._create(client, model_id, request, system, timeout)
+                body = await raw.read()
+                try:
+                    response = _to_response(
+                        _decode(body), model_id, time.perf_counter() - started, raw.request_id
+                    )
+                    break
+                except _Malformed as exc:
+                    problem = exc
+                    log.debug("malformed answer from %s: %s", self.name, exc)
+                if retries_left:
+                    await asyncio.sleep(_backoff_s(client, retries_left, raw.headers))
+            else:
+                after = f" after {self.max_retries} retries" if self.max_retries else ""
+                request_id = f" (request {raw.request_id})" if raw.request_id else ""
+                raise ModelError(
+                    f"anthropic:{model_id}: the API answered 200 with a malformed message"
+                    f"{after}: {redact(str(problem))}{request_id}"
                 )
-            except anthropic.AnthropicError as exc:
-                error = self._map_error(exc, model_id, timeout)
-                log.debug("model call failed: %s", error)
-                if self._key.appears_in(str(exc)):
-                    # an upstream message echoed the key: keep the SDK error out of tracebacks
-                    raise error from None
-                raise error from exc
-            latency = time.perf_counter() - started
         finally:
             gate.release()
-        response = _to_response(message, latency)
         log.debug(
             "model call %s: %s in %.3fs, usage %s",
             self.name,
             response.stop_reason,
-            latency,
+            response.latency_s,
             response.usage.to_dict(),
         )
         return response
+
+    async def _create(
+        self,
+        client: anthropic.AsyncAnthropic,
+        model_id: str,
+        request: ModelRequest,
+        system: list[TextBlockParam] | Omit,
+        timeout: float,  # noqa: ASYNC109  # the SDK's per-attempt timeout, not a deadline here
+    ) -> anthropic.AsyncAPIResponse[anthropic.types.Message]:
+        """One ``messages.create`` with the SDK's retries; the raw response, to check its body."""
+        try:
+            return await client.messages.with_raw_response.create(
+                model=model_id,
+                max_tokens=request.max_tokens,
+                system=system,
+                messages=_messages_param(request),
+                tools=_tools_param(request),
+                # the 1.x SDKs dropped sampling parameters from the signature; the API
+                # still takes temperature on models that support it, so it rides in the body
+                extra_body=(
+                    None if request.temperature is None else {"temperature": request.temperature}
+                ),
+                timeout=timeout,
+            )
+        except anthropic.AnthropicError as exc:
+            error = self._map_error(exc, model_id, timeout)
+            log.debug("model call failed: %s", error)
+            if redact(str(exc)) != str(exc) or self._key.appears_in(str(exc)):
+                # an upstream message echoed a key: keep the SDK error out of tracebacks
+                raise error from None
+            raise error from exc
 
     def _map_error(
         self, exc: anthropic.AnthropicError, model_id: str, timeout: float
     ) -> ModelError:
         """The fleetlab error for an SDK error; its message never carries the key."""
-        scrub = self._key.scrub
+        scrub = redact
         where = f"anthropic:{model_id}"
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
@@ -392,31 +422,105 @@ def _tools_param(request: ModelRequest) -> list[ToolUnionParam] | Omit:
     return cast("list[ToolUnionParam]", tools)
 
 
-def _to_response(message: anthropic.types.Message, latency: float) -> ModelResponse:
+class _Malformed(Exception):
+    """A 200 whose body is not a complete message; the text says what was wrong."""
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return names.get(type(value), "object" if isinstance(value, dict) else type(value).__name__)
+
+
+def _count(usage: dict[str, Any], field: str, *, required: bool) -> int:
+    value = usage.get(field)
+    if value is None and not required:
+        return 0
+    if type(value) is not int or value < 0:
+        raise _Malformed(f"usage.{field} is {_json_type(value)}, not a token count")
+    return value
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    """The message a 200 carried, checked for what fleetlab reads from it.
+
+    Raises:
+        _Malformed: not JSON, not an object, no ``content`` list, a block without the fields
+            of its type, or no token counts in ``usage``.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _Malformed(f"the body ({len(body)} bytes) is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _Malformed(f"the body is a JSON {_json_type(data)}, not a message object")
+    if data.get("type") == "error" and isinstance(data.get("error"), dict):
+        error = data["error"]
+        raise _Malformed(f"the body is an error: {error.get('type')}: {error.get('message')}")
+    if "content" not in data:
+        raise _Malformed("the message has no 'content'")
+    content = data["content"]
+    if not isinstance(content, list):
+        raise _Malformed(f"'content' is a {_json_type(content)}, not a list of blocks")
+    needs: dict[str, dict[str, type]] = {
+        "text": {"text": str},
+        "tool_use": {"id": str, "name": str, "input": object},
+    }
+    for n, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _Malformed(f"content[{n}] is not a block with a 'type'")
+        for field, kind in needs.get(block["type"], {}).items():
+            if field not in block or not isinstance(block[field], kind):
+                got = "missing" if field not in block else f"a {_json_type(block[field])}"
+                raise _Malformed(f"content[{n}] ({block['type']}) field '{field}' is {got}")
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        raise _Malformed("the message has no 'usage' (token counts)")
+    _count(usage, "input_tokens", required=True)
+    _count(usage, "output_tokens", required=True)
+    return data
+
+
+def _backoff_s(
+    client: anthropic.AsyncAnthropic, retries_left: int, headers: httpx2.Headers
+) -> float:
+    """The SDK's own wait before a retry (``retry-after`` honoured, else exponential backoff
+    with jitter), so a malformed 200 is retried exactly like a 5xx (and not at all in tests
+    with ``fleetlab.testing.InstantRetryAsyncAnthropic``)."""
+    from anthropic._models import FinalRequestOptions
+
+    options = FinalRequestOptions.construct(method="post", url="/v1/messages")
+    return client._calculate_retry_timeout(retries_left, options, headers)
+
+
+def _to_response(
+    data: dict[str, Any], model_id: str, latency: float, request_id: str | None
+) -> ModelResponse:
+    """A ``ModelResponse`` from a message ``_decode`` accepted."""
     content: list[TextBlock | ToolUseBlock] = []
     dropped: list[str] = []
-    for block in message.content:
-        if isinstance(block, anthropic.types.TextBlock):
-            content.append(TextBlock(block.text))
-        elif isinstance(block, anthropic.types.ToolUseBlock):
+    for block in data["content"]:
+        if block["type"] == "text":
+            content.append(TextBlock(block["text"]))
+        elif block["type"] == "tool_use":
             # input may be anything the API sent (a string, a list): the tool layer answers
             # a malformed one with a tool error, so it is passed through as is
-            content.append(ToolUseBlock(block.id, block.name, block.input))
+            content.append(ToolUseBlock(block["id"], block["name"], block["input"]))
         else:
-            dropped.append(str(getattr(block, "type", type(block).__name__)))
-    api_stop = message.stop_reason
+            dropped.append(block["type"])
+    api_stop = data.get("stop_reason")
     stop: StopReason
     if api_stop in _STOP_REASONS:
         stop = cast(StopReason, api_stop)
     else:
         stop = _STOP_REASON_FALLBACK.get(str(api_stop), "end_turn")
-    usage = message.usage
-    extra: dict[str, Any] = {"id": message.id}
-    request_id = getattr(message, "_request_id", None)
+    usage = data["usage"]
+    extra: dict[str, Any] = {"id": data.get("id")}
     if request_id:
         extra["request_id"] = request_id
-    if message.stop_sequence is not None:
-        extra["stop_sequence"] = message.stop_sequence
+    if data.get("stop_sequence") is not None:
+        extra["stop_sequence"] = data["stop_sequence"]
     if api_stop != stop:
         extra["api_stop_reason"] = api_stop
     if dropped:
@@ -425,12 +529,14 @@ def _to_response(message: anthropic.types.Message, latency: float) -> ModelRespo
         content=tuple(content),
         stop_reason=stop,
         usage=Usage(
-            input_tokens=usage.input_tokens or 0,
-            output_tokens=usage.output_tokens or 0,
-            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
-            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+            input_tokens=_count(usage, "input_tokens", required=True),
+            output_tokens=_count(usage, "output_tokens", required=True),
+            cache_read_input_tokens=_count(usage, "cache_read_input_tokens", required=False),
+            cache_creation_input_tokens=_count(
+                usage, "cache_creation_input_tokens", required=False
+            ),
         ),
-        model=str(message.model),
+        model=str(data.get("model") or model_id),
         latency_s=latency,
         simulated=False,
         extra=extra,

@@ -10,6 +10,9 @@ It records every request body, so tests can check what the client really sent::
         ...
         assert fake.request_count == 3
 
+A fault can also be a 200 whose body is not a complete message, as a proxy or an overloaded
+edge might send: ``Fault.malformed_200("no_content")`` (see ``MALFORMED_MODES``).
+
 Retryable faults carry a ``retry-after-ms`` hint of ``retry_hint_s`` (1 ms by default) unless
 the fault sets its own ``retry_after``, so the SDK retries at once instead of backing off for
 seconds. ``fleetlab.testing.InstantRetryAsyncAnthropic`` goes further: it records the delay
@@ -50,7 +53,7 @@ from fleetlab.models.types import (
 )
 from fleetlab.testing.scripted import Responder, ScriptedModel
 
-__all__ = ["Exchange", "FakeMessagesAPI", "Fault"]
+__all__ = ["MALFORMED_MODES", "Exchange", "FakeMessagesAPI", "Fault"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,46 @@ _ERROR_MESSAGES = {
 }
 
 
+def _message_json(model: str = "claude-fake") -> dict[str, Any]:
+    return {
+        "id": "msg_fake_malformed",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
+
+
+#: Bodies of a ``Fault.malformed_200``, all sent as ``application/json`` with status 200.
+MALFORMED_MODES: dict[str, bytes] = {
+    "invalid_json": json.dumps(_message_json()).encode()[:60],  # cut off mid-body
+    "not_an_object": b"[]",
+    "error_body": json.dumps(
+        {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
+    ).encode(),
+    "no_content": json.dumps(_without(_message_json(), "content")).encode(),
+    "content_not_list": json.dumps({**_message_json(), "content": "ok"}).encode(),
+    "text_block_without_text": json.dumps(
+        {**_message_json(), "content": [{"type": "text"}]}
+    ).encode(),
+    "tool_use_without_id": json.dumps(
+        {
+            **_message_json(),
+            "content": [{"type": "tool_use", "name": "read_file", "input": {}}],
+            "stop_reason": "tool_use",
+        }
+    ).encode(),
+    "no_usage": json.dumps(_without(_message_json(), "usage")).encode(),
+}
+
+
 def _is_retryable(status: int) -> bool:
     # the statuses the SDK retries on its own (see BaseClient._should_retry)
     return status in (408, 409, 429) or status >= 500
@@ -98,6 +141,8 @@ class Fault:
         body: replaces the standard error JSON (a dict is sent as JSON, a str as is).
         message: the ``error.message`` of the standard error JSON.
         should_retry: sets the ``x-should-retry`` header the SDK obeys, when not None.
+        malformed: one of ``MALFORMED_MODES``: send that body as JSON (use with status 200,
+            through ``Fault.malformed_200``).
     """
 
     status: int = 529
@@ -105,6 +150,19 @@ class Fault:
     body: Any = None
     message: str | None = None
     should_retry: bool | None = None
+    malformed: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.malformed is not None and self.malformed not in MALFORMED_MODES:
+            raise ValueError(
+                f"unknown malformed mode {self.malformed!r}: "
+                f"expected one of {', '.join(MALFORMED_MODES)}"
+            )
+
+    @classmethod
+    def malformed_200(cls, mode: str) -> Fault:
+        """A 200 whose body is not a complete message (``MALFORMED_MODES`` names them)."""
+        return cls(200, malformed=mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,6 +553,9 @@ class FakeMessagesAPI:
             extra["retry-after-ms"] = str(self.retry_hint_s * 1000)
         if fault.should_retry is not None:
             extra["x-should-retry"] = "true" if fault.should_retry else "false"
+        if fault.malformed is not None:
+            headers = {"request-id": request_id, "content-type": "application/json", **extra}
+            return _Reply(fault.status, MALFORMED_MODES[fault.malformed], headers)
         message = fault.message or _ERROR_MESSAGES.get(fault.status, f"HTTP {fault.status}")
         if fault.body is None:
             return _error(fault.status, message, request_id, extra=extra)
