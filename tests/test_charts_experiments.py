@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import polars as pl
@@ -149,3 +150,67 @@ def test_scoring_charts() -> None:
     spec = _spec(charts.confusion_chart(table.confusion_frame(), simulated=True))
     cells = _datasets(spec)
     assert sum(c["n"] for c in cells) == frame.height
+
+
+def _intervals(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["variant"], r["difference"]): r for r in _datasets(spec) if "difference" in r}
+
+
+def test_paired_differences_show_unreliable_intervals_dashed_with_the_reason() -> None:
+    table = compare(_frame())  # three tasks: too few for a bootstrap interval
+    spec = _spec(charts.experiments.paired_differences_chart(table.paired_frame(), simulated=True))
+    assert "simulated" in _title(spec)
+    rows = _intervals(spec)
+    assert {d for _, d in rows} == {
+        "Δ success (points)",
+        "Δ cost per trial (USD)",
+        "Δ agents per trial",
+    }
+    for p in table.paired:
+        success = rows[(p.variant, "Δ success (points)")]
+        assert success["estimate"] == pytest.approx(100 * p.success.estimate)
+        assert (success["low"], success["high"]) == pytest.approx(
+            (100 * p.success.low, 100 * p.success.high)
+        )
+        assert success["interval"] == "unreliable"
+        assert "only 3 tasks" in success["note"]
+    [interval_layer] = [
+        layer for layer in spec["spec"]["layer"] if "strokeDash" in layer.get("encoding", {})
+    ]
+    dash = interval_layer["encoding"]["strokeDash"]
+    assert dash["condition"] == {"test": "(datum.interval === 'unreliable')", "value": [4, 3]}
+    assert dash["value"] == [1, 0]  # a trustworthy interval stays solid
+
+
+def test_paired_differences_of_trustworthy_intervals_are_plain() -> None:
+    rng = random.Random(3)
+    template = _frame().row(0, named=True)
+    rows: list[dict[str, Any]] = []
+    for n in range(30):
+        for variant, p_pass in (("never", 0.5), ("always", 0.8)):
+            rows.append(
+                {
+                    **template,
+                    "seq": len(rows),
+                    "variant": variant,
+                    "task": f"core:t{n}",
+                    "trial": 0,
+                    "passed": rng.random() < p_pass,
+                    "cost_usd": rng.random(),
+                    "agents": rng.randint(1, 6),
+                }
+            )
+    table = compare(pl.DataFrame(rows, schema=_frame().schema))
+    intervals = _intervals(_spec(charts.experiments.paired_differences_chart(table.paired_frame())))
+    assert {r["interval"] for r in intervals.values()} == {"95% CI"}
+    assert {r["note"] for r in intervals.values()} == {""}
+
+
+def test_paired_differences_of_scoring_have_no_agents_and_one_variant_has_none() -> None:
+    table = compare(_frame("scoring"))
+    chart = charts.experiments.paired_differences_chart(table.paired_frame(), scoring=True)
+    differences = {d for _, d in _intervals(_spec(chart))}
+    assert differences == {"Δ correct (points)", "Δ cost per trial (USD)"}
+    alone = compare(_frame().filter(pl.col("variant") == "never"))
+    empty = _spec(charts.experiments.paired_differences_chart(alone.paired_frame()))
+    assert "nothing to compare" in json.dumps(empty)

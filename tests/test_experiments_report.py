@@ -74,7 +74,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 
 def mcnemar(b: int, c: int) -> float:
     n = b + c
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / (1 << n))
 
 
 def test_the_table_matches_independent_statistics(root: Path) -> None:
@@ -178,8 +178,73 @@ def test_the_cli_prints_those_numbers_and_says_simulated(
     assert "<script src" not in page
     assert "cdn.jsdelivr" not in page
     assert "vegaEmbed" in page
-    assert page.count("vegaEmbed('#chart") == 4
+    assert page.count("vegaEmbed('#chart") == 5
     assert f"{p.worse}/{p.better}" in page
+
+
+def test_intervals_on_eight_tasks_are_shown_unreliable_with_the_reason(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = compare("synthetic", root=root)
+    [p] = table.paired
+    # 8 tasks of 3 trials: 8 units to resample, under the bootstrap's minimum of 10
+    for d in (p.success, p.cost, p.agents):
+        assert d.unreliable
+        assert "only 8 tasks (fewer than 10)" in d.note
+    # every split trial spawns 3 + trial agents against base's 1: each task differs by 3 + 1
+    assert "every task has the same difference" in p.agents.note
+    assert p.agents.low == p.agents.high == 4.0
+    row = table.paired_frame().row(0, named=True)
+    assert all(row[f"{quantity}_unreliable"] for quantity in ("success", "cost", "agents"))
+    assert row["agents_note"] == p.agents.note
+
+    html_path = root / "report.html"
+    assert main(["ab", "report", "synthetic", "--out", str(root), "--html", str(html_path)]) == 0
+    out = capsys.readouterr().out
+    # rich may wrap a long cell: compare with the whitespace and borders taken out
+    flat = re.sub(r"[\s│┃]+", "", out)
+    assert "+4.00[+4.00,+4.00](unreliable)" in flat
+    assert "Unreliable intervals" in out
+    assert "only8tasks(fewerthan10):bootstrapintervalsunder-cover" in flat
+    page = html_path.read_text(encoding="utf-8")
+    assert "<td>+4.00 [+4.00, +4.00] (unreliable)</td>" in page
+    assert "Unreliable intervals" in page
+    assert "every task has the same difference: the resamples cannot vary" in page
+    assert '"interval":"unreliable"' in page.replace(" ", "")
+
+
+def _many_tasks_rows() -> list[dict[str, Any]]:
+    """Forty tasks, one trial each, outcomes and costs that vary: nothing to flag."""
+    rng = random.Random(7)
+    template = _rows()[0]
+    rows = []
+    for n in range(40):
+        for variant, p_pass in (("base", 0.5), ("split", 0.75)):
+            rows.append(
+                {
+                    **template,
+                    "variant": variant,
+                    "task": f"core:m{n}",
+                    "trial": 0,
+                    "passed": rng.random() < p_pass,
+                    "cost_usd": round(0.01 + 0.05 * rng.random(), 6),
+                    "agents": rng.randint(1, 5),
+                }
+            )
+    return rows
+
+
+def test_intervals_on_forty_varied_tasks_are_not_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ResultsDB(output_dir("many", tmp_path)) as db:
+        db.insert_many(_many_tasks_rows())
+    [p] = compare("many", root=tmp_path).paired
+    assert not p.clustered
+    assert [d.note for d in (p.success, p.cost, p.agents)] == ["", "", ""]
+    assert main(["ab", "report", "many", "--out", str(tmp_path), "--no-html"]) == 0
+    out = capsys.readouterr().out
+    assert "unreliable" not in out.lower()
 
 
 def test_report_finds_the_name_in_a_file_and_explains_a_missing_experiment(

@@ -4,15 +4,21 @@ import itertools
 import math
 import random
 import statistics
+import time
 from collections.abc import Callable
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from fleetlab.stats import (
+    MIN_BOOTSTRAP_UNITS,
     Interval,
     KaplanMeier,
+    PairedDifference,
     cluster_se,
     kaplan_meier,
     mcnemar_exact,
@@ -120,6 +126,50 @@ def test_wilson_rejects_bad_input(successes: int, n: int, level: float, message:
         wilson_interval(successes, n, level)
 
 
+def test_wilson_matches_scipy_on_random_counts() -> None:
+    rng = random.Random(12)
+    for _ in range(300):
+        n = rng.randint(1, 5000)
+        successes = rng.randint(0, n)
+        level = rng.choice([0.8, 0.9, 0.95, 0.99, rng.uniform(0.5, 0.999)])
+        expected = scipy_stats.binomtest(successes, n).proportion_ci(
+            confidence_level=level, method="wilson"
+        )
+        interval = wilson_interval(successes, n, level)
+        assert interval.estimate == successes / n
+        assert interval.low == pytest.approx(expected.low, abs=1e-12)
+        assert interval.high == pytest.approx(expected.high, abs=1e-12)
+        assert interval.level == level
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "message"),
+    [
+        (2.5, 10, "successes must be a count \\(an int\\), got 2.5 of type float"),
+        (3.0, 10, "successes must be a count"),
+        (True, 10, "successes must be a count \\(an int\\), got True of type bool"),
+        (np.True_, 10, "successes must be a count"),
+        ("3", 10, "successes must be a count"),
+        (None, 10, "successes must be a count"),
+        (3, 10.0, "n must be a count"),
+        (1, True, "n must be a count"),
+        (-1, 10, "successes must be >= 0"),
+        (0, -1, "n must be >= 0"),
+        (11, 10, "successes must be between 0 and n=10, got 11"),
+    ],
+)
+def test_wilson_refuses_counts_that_are_not_counts(
+    successes: object, n: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        wilson_interval(successes, n)  # type: ignore[arg-type]  # the bad types are the test
+
+
+def test_wilson_accepts_numpy_integers() -> None:
+    counts = np.array([3, 10])  # e.g. sums of a polars or numpy column
+    assert wilson_interval(counts[0], counts[1]) == wilson_interval(3, 10)
+
+
 # --- McNemar ----------------------------------------------------------------------------
 
 
@@ -150,9 +200,60 @@ def test_mcnemar_stays_finite_for_large_counts() -> None:
     assert 0.0 < p < 1e-6
 
 
-@pytest.mark.parametrize(("b", "c"), [(-1, 3), (3, -1)])
-def test_mcnemar_rejects_negative_counts(b: int, c: int) -> None:
-    with pytest.raises(ValueError, match="b and c must be >= 0"):
+def _exact_two_sided(b: int, c: int) -> float:
+    """The exact p in integers: C(n, i+1) from C(n, i), one correctly rounded division."""
+    n, k = b + c, min(b, c)
+    term = tail = 1
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        tail += term
+    return min(1.0, 2 * tail / (1 << n))
+
+
+def test_mcnemar_matches_scipy_binomtest_on_random_counts() -> None:
+    rng = random.Random(8)
+    for _ in range(300):
+        b, c = rng.randint(0, 3000), rng.randint(0, 3000)
+        k, n = min(b, c), b + c
+        expected = scipy_stats.binomtest(k, n, 0.5).pvalue if n else 1.0
+        assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+        assert mcnemar_exact(c, b) == mcnemar_exact(b, c)
+
+
+@pytest.mark.parametrize(
+    ("b", "c"), [(10_000, 10_000), (9_800, 10_200), (9_999, 10_001), (3_000, 3_300)]
+)
+def test_mcnemar_at_ten_thousand_discordant_pairs_is_exact(b: int, c: int) -> None:
+    expected = _exact_two_sided(b, c)
+    assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12)
+    assert mcnemar_exact(b, c) == pytest.approx(
+        scipy_stats.binomtest(min(b, c), b + c).pvalue, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(("b", "c"), [(10_000, 10_000), (9_800, 10_200)])
+def test_mcnemar_at_ten_thousand_each_way_takes_under_100_ms(b: int, c: int) -> None:
+    mcnemar_exact(3, 4)  # scipy.stats is imported on first use: not part of the timing
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        mcnemar_exact(b, c)
+        timings.append(time.perf_counter() - start)
+    # about 1 ms with scipy (summing the binomials took 41 s); best of 5 absorbs a busy machine
+    assert min(timings) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "message"),
+    [
+        (-1, 3, "b must be >= 0, got -1"),
+        (3, -1, "c must be >= 0, got -1"),
+        (1.5, 3, "b must be a count"),
+        (3, True, "c must be a count"),
+    ],
+)
+def test_mcnemar_rejects_bad_counts(b: int, c: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         mcnemar_exact(b, c)
 
 
@@ -201,7 +302,81 @@ def test_cluster_se_rejects_bad_input() -> None:
 # --- paired bootstrap -------------------------------------------------------------------
 
 
-def test_bootstrap_collapses_on_a_constant_difference() -> None:
+def test_bootstrap_matches_scipy_bca_on_random_pairs() -> None:
+    rng = random.Random(5)
+    for trial in range(20):
+        n = rng.randint(MIN_BOOTSTRAP_UNITS, 120)
+        baseline = [rng.gauss(0, 1) for _ in range(n)]
+        variant = [b + rng.uniform(-0.5, 0.5) + rng.expovariate(1.0) for b in baseline]
+        diffs = np.subtract(variant, baseline)
+        level = rng.choice([0.9, 0.95])
+        expected = scipy_stats.bootstrap(
+            (diffs,),
+            np.mean,
+            n_resamples=1000,
+            confidence_level=level,
+            method="BCa",
+            rng=np.random.default_rng(trial),
+        ).confidence_interval
+        result = paired_bootstrap(baseline, variant, n_boot=1000, seed=trial, level=level)
+        assert result.estimate == pytest.approx(float(np.mean(diffs)), abs=1e-12)
+        assert (result.low, result.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
+        assert result.method == "BCa"
+        assert not result.unreliable, result.note
+
+
+def test_cluster_bootstrap_is_scipy_bca_over_the_tasks() -> None:
+    rng = random.Random(6)
+    trials = 3
+    tasks = [t for t in range(25) for _ in range(trials)]
+    baseline = [rng.random() for _ in tasks]
+    variant = [b + 0.1 * (t % 4) + rng.gauss(0, 0.2) for b, t in zip(baseline, tasks, strict=True)]
+    diffs = np.subtract(variant, baseline)
+    # With equal trials per task, resampling tasks is resampling the tasks' mean differences.
+    task_means = diffs.reshape(25, trials).mean(axis=1)
+    expected = scipy_stats.bootstrap(
+        (task_means,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(4)
+    ).confidence_interval
+    result = paired_bootstrap(baseline, variant, clusters=tasks, seed=4)
+    assert (result.low, result.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
+    assert result.n_clusters == 25
+    assert not result.unreliable
+
+
+def test_cluster_bootstrap_with_unequal_tasks_is_the_ratio_of_drawn_sums() -> None:
+    rng = random.Random(9)
+    sizes = [rng.randint(1, 5) for _ in range(30)]
+    tasks = [f"t{t}" for t, size in enumerate(sizes) for _ in range(size)]
+    baseline = [float(rng.random() < 0.5) for _ in tasks]
+    variant = [float(rng.random() < 0.7) for _ in tasks]
+    diffs = np.subtract(variant, baseline)
+    edges = np.cumsum([0, *sizes])
+    totals = np.array([diffs[a:b].sum() for a, b in itertools.pairwise(edges)])
+
+    def pooled_mean(total: np.ndarray, size: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.asarray(total.sum(axis=axis) / size.sum(axis=axis))
+
+    expected = scipy_stats.bootstrap(
+        (totals, np.array(sizes, dtype=float)),
+        pooled_mean,
+        paired=True,
+        vectorized=True,
+        n_resamples=2000,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    result = paired_bootstrap(baseline, variant, clusters=tasks)
+    assert result.estimate == pytest.approx(float(diffs.mean()))
+    assert (result.low, result.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
+
+
+def _assert_flagged(result: PairedDifference, *why: str) -> None:
+    assert result.unreliable
+    for reason in why:
+        assert reason in result.note, result.note
+
+
+def test_bootstrap_flags_a_constant_difference_instead_of_a_confident_zero_width() -> None:
     rng = random.Random(1)
     baseline = [rng.random() for _ in range(50)]
     variant = [b + 0.1 for b in baseline]
@@ -212,6 +387,68 @@ def test_bootstrap_collapses_on_a_constant_difference() -> None:
     assert result.se == pytest.approx(0.0, abs=1e-12)
     assert result.n_clusters == 50
     assert result.p_value is None
+    # the differences equal 0.1 only up to rounding: flagged on the pairs, not on the replicates
+    _assert_flagged(result, "every pair has the same difference")
+
+
+def test_bootstrap_flags_fully_concordant_pairs() -> None:
+    outcomes = [float(i % 3 == 0) for i in range(40)]  # both variants pass the same pairs
+    result = paired_bootstrap(outcomes, outcomes)
+    assert (result.estimate, result.low, result.high) == (0.0, 0.0, 0.0)
+    _assert_flagged(result, "every pair has the same difference", "BCa is undefined")
+    assert result.method == "percentile"
+    clustered = paired_bootstrap(outcomes, outcomes, clusters=[i // 4 for i in range(40)])
+    _assert_flagged(clustered, "every task has the same difference")
+
+
+@pytest.mark.parametrize("n", [2, 5, 8, 9])
+def test_bootstrap_flags_fewer_than_ten_units(n: int) -> None:
+    rng = random.Random(n)
+    baseline = [rng.gauss(0, 1) for _ in range(3 * n)]
+    variant = [rng.gauss(0.5, 1) for _ in range(3 * n)]
+    _assert_flagged(paired_bootstrap(baseline[:n], variant[:n]), f"only {n} pairs (fewer than 10)")
+    # n tasks of three trials: 3n pairs, but only n independent units to resample
+    tasks = [t for t in range(n) for _ in range(3)]
+    clustered = paired_bootstrap(baseline, variant, clusters=tasks)
+    _assert_flagged(clustered, f"only {n} tasks (fewer than 10)")
+    assert not paired_bootstrap(baseline * 4, variant * 4).note.startswith("only")
+
+
+def test_bootstrap_flags_nearly_concordant_pairs() -> None:
+    baseline = [1.0] * 30 + [0.0] * 30
+    variant = list(baseline)
+    variant[0], variant[40] = 0.0, 1.0  # two discordant pairs out of 60
+    result = paired_bootstrap(baseline, variant)
+    _assert_flagged(result, "only 2 of 60 pairs differ from the most common difference")
+
+
+def test_bootstrap_flags_replicates_with_few_distinct_values() -> None:
+    # 20 pairs, half +1 and half -1: healthy; but with 3 replicates there are <= 3 values.
+    baseline = [0.0, 1.0] * 10
+    variant = [1.0, 0.0] * 10
+    assert not paired_bootstrap(baseline, variant).unreliable
+    _assert_flagged(
+        paired_bootstrap(baseline, variant, n_boot=3), "distinct values among 3 resamples"
+    )
+
+
+@pytest.mark.parametrize("clusters", [None, ["t", "t", "t"]])
+def test_bootstrap_of_a_single_unit_is_flagged_not_an_error(clusters: list[str] | None) -> None:
+    n = 1 if clusters is None else 3
+    result = paired_bootstrap([0.0, 1.0, 0.0][:n], [1.0, 1.0, 1.0][:n], clusters=clusters)
+    assert result.low == result.high == result.estimate
+    assert result.n_clusters == 1
+    _assert_flagged(result, "only 1 ", "has the same difference")
+
+
+def test_bootstrap_does_not_flag_a_healthy_binary_comparison() -> None:
+    rng = random.Random(21)
+    baseline = [float(rng.random() < 0.55) for _ in range(60)]
+    variant = [float(rng.random() < 0.8) for _ in range(60)]
+    result = paired_bootstrap(baseline, variant)
+    assert not result.unreliable, result.note
+    assert result.note == ""
+    assert result.low < result.estimate < result.high
 
 
 def test_bootstrap_ci_covers_the_mean_difference_and_agrees_with_se() -> None:
@@ -469,6 +706,91 @@ def test_kaplan_meier_median_none_when_curve_stays_above_half() -> None:
     km = kaplan_meier([1.0, 2.0, 3.0, 4.0], [True, False, False, False])
     assert km.survival == pytest.approx((0.75,))
     assert km.median() is None
+
+
+def test_kaplan_meier_median_on_a_curve_landing_exactly_on_half() -> None:
+    # 24 tasks, all completed at 1..24: S(12) = 12/24 exactly. lifelines'
+    # KaplanMeierFitter().fit(range(1, 25)).median_survival_time_ is 12; rounding in the
+    # running product used to leave S(12) = 0.5000000000000001 and the median at 13.
+    km = kaplan_meier(list(range(1, 25)), [True] * 24)
+    assert km.median() == 12
+    assert km.survival_at(12) == pytest.approx(0.5, abs=1e-15)
+    assert km.survival_at(11.9) > 0.5
+
+
+@pytest.mark.parametrize("n", [2, 6, 10, 24, 50, 98, 200, 1000])
+def test_kaplan_meier_median_of_an_even_number_of_completions(n: int) -> None:
+    durations = [float(d) for d in random.Random(n).sample(range(1, 100_000), n)]
+    km = kaplan_meier(durations, [True] * n)
+    assert km.median() == sorted(durations)[n // 2 - 1]  # the first time S = 1/2
+
+
+def _exact_curve(
+    durations: list[float], observed: list[bool]
+) -> list[tuple[float, int, int, Fraction]]:
+    """(t, at risk, events, S(t)) at each event time, in exact fractions: the oracle."""
+    rows, s = [], Fraction(1)
+    for t in sorted({d for d, seen in zip(durations, observed, strict=True) if seen}):
+        at_risk = sum(d >= t for d in durations)
+        events = sum(d == t and seen for d, seen in zip(durations, observed, strict=True))
+        s *= Fraction(at_risk - events, at_risk)
+        rows.append((t, at_risk, events, s))
+    return rows
+
+
+def _random_censored(rng: random.Random) -> tuple[list[float], list[bool]]:
+    """Small integer durations (many ties, events and censorings at the same time)."""
+    n = rng.randint(1, 80)
+    top = rng.choice([5, 20, 60])
+    durations = [float(rng.randint(0, top)) for _ in range(n)]
+    censoring = rng.choice([0.0, 0.2, 0.5])
+    return durations, [rng.random() >= censoring for _ in range(n)]
+
+
+def _weekly_cohort(rng: random.Random) -> tuple[list[float], list[bool]]:
+    """Like a digest's cohort: seconds from spawn to completion, censored at the week's end."""
+    week = 7 * 86_400
+    durations, observed = [], []
+    for _ in range(rng.randint(10, 200)):
+        created = rng.uniform(0, week)
+        took = rng.expovariate(1 / rng.choice([600, 3_600, 6 * 3_600]))
+        done = created + took < week and rng.random() < 0.9
+        durations.append(float(round((created + took if done else week) - created)))
+        observed.append(done)
+    return durations, observed
+
+
+@pytest.mark.parametrize("make", [_random_censored, _weekly_cohort])
+def test_kaplan_meier_matches_exact_fractions_and_scipy_on_random_censored_data(
+    make: Callable[[random.Random], tuple[list[float], list[bool]]],
+) -> None:
+    rng = random.Random(2026)
+    exactly_half = 0
+    for _ in range(150):
+        durations, observed = make(rng)
+        km = kaplan_meier(durations, observed)
+        exact = _exact_curve(durations, observed)
+        assert km.times == tuple(t for t, *_ in exact)
+        assert km.at_risk == tuple(n for _, n, _, _ in exact)
+        assert km.events == tuple(d for *_, d, _ in exact)
+        assert km.survival == pytest.approx([float(s) for *_, s in exact], abs=1e-12)
+        median = next((t for t, *_, s in exact if s <= Fraction(1, 2)), None)
+        assert km.median() == median
+        exactly_half += any(s == Fraction(1, 2) for *_, s in exact)
+        if not any(observed):
+            continue
+        censored = [not seen for seen in observed]
+        sf = scipy_stats.ecdf(scipy_stats.CensoredData.right_censored(durations, censored)).sf
+        assert km.survival == pytest.approx(sf.evaluate(km.times), abs=1e-12)
+        greenwood = np.cumsum([d / (n * (n - d)) if n > d else 0.0 for _, n, d, _ in exact])
+        for s, g, low, high in zip(km.survival, greenwood, km.lower, km.upper, strict=True):
+            if s == 0:
+                assert low == high == 0.0
+                continue
+            spread = Z95 * math.sqrt(g) / -math.log(s)
+            assert low == pytest.approx(s ** math.exp(spread), abs=1e-9)
+            assert high == pytest.approx(s ** math.exp(-spread), abs=1e-9)
+    assert exactly_half > 10  # the case that used to be one event late is exercised
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ __all__ = [
     "agents_vs_complexity_chart",
     "confusion_chart",
     "learned_choices_chart",
+    "paired_differences_chart",
     "scoring_calibration_chart",
     "success_by_bucket_chart",
     "success_vs_cost_chart",
@@ -94,6 +95,94 @@ def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = Non
         width=520,
         height=320,
     )
+
+
+#: The paired differences charted: (column prefix, label, scale from the frame's unit).
+_DIFFERENCES = (
+    ("success", "Δ success (points)", 100.0),
+    ("cost", "Δ cost per trial (USD)", 1.0),
+    ("agents", "Δ agents per trial", 1.0),
+)
+
+
+def paired_differences_chart(
+    paired: pl.DataFrame, *, simulated: bool = False, scoring: bool = False
+) -> AnyChart:
+    """Each variant minus the baseline, with its paired bootstrap 95% interval, one panel per
+    difference (success in points, cost, agents) and a rule at zero.
+
+    An interval flagged unreliable (``<quantity>_unreliable``: too few tasks, nearly all
+    pairs agreeing, degenerate resamples) is drawn grey and dashed, says "unreliable" in its
+    label and gives the reason in its tooltip: it is not a 95% interval.
+
+    Args:
+        paired: ``Comparison.paired_frame()``.
+        simulated: label the chart simulated.
+        scoring: a scoring experiment (no agents run: no agents panel; "correct", not success).
+    """
+    title = _title("Versus the baseline: paired differences (95% CIs)", simulated)
+    shown = [
+        (name, label.replace("success", "correct") if scoring else label, scale)
+        for name, label, scale in _DIFFERENCES
+        if not (scoring and name == "agents")
+    ]
+    rows = [
+        {
+            "variant": row["variant"],
+            "difference": label,
+            "estimate": row[f"{name}_diff"] * scale,
+            "low": row[f"{name}_low"] * scale,
+            "high": row[f"{name}_high"] * scale,
+            "interval": "unreliable" if row[f"{name}_unreliable"] else "95% CI",
+            "note": row[f"{name}_note"] or "",
+        }
+        for row in paired.iter_rows(named=True)
+        for name, label, scale in shown
+    ]
+    if not rows:
+        empty: alt.Chart = (
+            alt.Chart(pl.DataFrame({"note": ["only one variant: nothing to compare"]}))
+            .mark_text(size=14)
+            .encode(text="note:N")
+            .properties(title=title)
+        )
+        return empty
+    unreliable = alt.datum.interval == "unreliable"
+    base = alt.Chart().encode(
+        y=alt.Y("variant:N", sort=list(dict.fromkeys(r["variant"] for r in rows)), title=None),
+        tooltip=[
+            "variant:N",
+            "difference:N",
+            alt.Tooltip("estimate:Q", format="+.4~f"),
+            alt.Tooltip("low:Q", format="+.4~f", title="95% low"),
+            alt.Tooltip("high:Q", format="+.4~f", title="95% high"),
+            "interval:N",
+            alt.Tooltip("note:N", title="why unreliable"),
+        ],
+    )
+    # an unreliable interval is grey and dashed, whatever the variant
+    colour = alt.condition(unreliable, alt.value("#999999"), alt.value("black"))
+    zero = alt.Chart().mark_rule(color="lightgray").encode(x=alt.datum(0))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("low:Q", title=None),
+        x2="high:Q",
+        color=colour,
+        strokeDash=alt.condition(unreliable, alt.value([4, 3]), alt.value([1, 0])),
+    )
+    points = base.mark_point(filled=True, size=70).encode(x="estimate:Q", color=colour)
+    flags = (
+        base.mark_text(align="left", dy=-10, fontSize=10, color="#999999")
+        .encode(x="estimate:Q", text="flag:N")
+        .transform_calculate(flag="datum.interval == 'unreliable' ? 'unreliable' : ''")
+    )
+    chart: alt.FacetChart = (
+        alt.layer(zero, bars, points, flags, data=pl.DataFrame(rows))
+        .properties(width=220, height=alt.Step(30))
+        .facet(column=alt.Column("difference:N", title=None, sort=[d[1] for d in shown]))
+        .resolve_scale(x="independent")
+        .properties(title=title)
+    )
+    return chart
 
 
 def agents_vs_complexity_chart(

@@ -1,10 +1,12 @@
 """The comparison table: every variant against the baseline, with honest uncertainty.
 
 * success per variant with a Wilson 95% interval, and per true-complexity bucket;
-* each variant minus the baseline, paired on (task, trial): success rate with a paired
+* each variant minus the baseline, paired on (task, trial): success rate with a paired BCa
   bootstrap 95% CI (resampling whole tasks when a task has several trials, whose outcomes are
   correlated) and McNemar's exact p on the discordant pairs; mean cost and mean agents
-  spawned with the same paired bootstrap;
+  spawned with the same paired bootstrap. An interval the bootstrap cannot support (fewer
+  than 10 tasks, nearly all pairs agreeing, degenerate resamples) is flagged unreliable with
+  the reason (``PairedDifference.note``), never shown as a confident interval;
 * the minimum detectable effect of the design at the baseline's success rate.
 
 For scoring experiments "success" is the prompt's decision matching the label.
@@ -228,7 +230,12 @@ class Comparison:
         )
 
     def paired_frame(self) -> pl.DataFrame:
-        """One row per non-baseline variant: differences from the baseline with CIs."""
+        """One row per non-baseline variant: differences from the baseline with CIs.
+
+        ``<quantity>_unreliable`` flags an interval that is not a 95% interval (too few
+        tasks, nearly all pairs agreeing, degenerate resamples) and ``<quantity>_note``
+        says why; see ``fleetlab.stats.paired_bootstrap``.
+        """
         rows = []
         for p in self.paired:
             rows.append(
@@ -250,6 +257,12 @@ class Comparison:
                     "agents_diff": p.agents.estimate,
                     "agents_low": p.agents.low,
                     "agents_high": p.agents.high,
+                    "success_unreliable": p.success.unreliable,
+                    "success_note": p.success.note,
+                    "cost_unreliable": p.cost.unreliable,
+                    "cost_note": p.cost.note,
+                    "agents_unreliable": p.agents.unreliable,
+                    "agents_note": p.agents.note,
                 }
             )
         return pl.DataFrame(rows, schema=_PAIRED_SCHEMA)
@@ -302,6 +315,12 @@ _PAIRED_SCHEMA = {
     "agents_diff": pl.Float64,
     "agents_low": pl.Float64,
     "agents_high": pl.Float64,
+    "success_unreliable": pl.Boolean,
+    "success_note": pl.String,
+    "cost_unreliable": pl.Boolean,
+    "cost_note": pl.String,
+    "agents_unreliable": pl.Boolean,
+    "agents_note": pl.String,
 }
 
 

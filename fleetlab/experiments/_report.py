@@ -6,11 +6,13 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleetlab.experiments._compare import Comparison, compare
 from fleetlab.experiments._results import load, output_dir
+from fleetlab.stats import PairedDifference
 
 if TYPE_CHECKING:
     from fleetlab.charts.experiments import AnyChart
@@ -37,6 +39,16 @@ def _p(x: float) -> str:
     return "1" if x >= 0.9995 else f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
 
 
+#: Appended to an interval that is not a 95% interval; the "Unreliable intervals" table says why.
+_UNRELIABLE = " (unreliable)"
+
+
+def _diff_ci(d: PairedDifference, fmt: Callable[[float], str]) -> str:
+    """A paired difference and its interval, marked when the interval is unreliable."""
+    text = f"{fmt(d.estimate)} [{fmt(d.low)}, {fmt(d.high)}]"
+    return text + _UNRELIABLE if d.unreliable else text
+
+
 def _rate_ci(estimate: float, low: float, high: float) -> str:
     if not math.isfinite(estimate):
         return "n/a"
@@ -47,7 +59,9 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
     """The report's tables as text cells: ``{title: (header, rows)}`` (CLI, HTML, widget).
 
     Rates and differences carry their 95% interval in brackets (in %, or points for
-    differences of rates).
+    differences of rates). A difference whose bootstrap interval is unreliable (see
+    ``fleetlab.stats.paired_bootstrap``) is marked " (unreliable)" and listed, with the
+    reason, in a table of its own.
     """
     c = comparison
     word = "correct" if c.kind == "scoring" else "success"
@@ -85,16 +99,26 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
         [
             [
                 p.variant,
-                f"{_pp(p.success.estimate)} [{_pp(p.success.low)}, {_pp(p.success.high)}]",
+                _diff_ci(p.success, _pp),
                 f"{p.worse}/{p.better}",
                 _p(p.mcnemar_p),
-                f"{_usd(p.cost.estimate, True)} [{_usd(p.cost.low, True)}, "
-                f"{_usd(p.cost.high, True)}]",
-                f"{p.agents.estimate:+.2f} [{p.agents.low:+.2f}, {p.agents.high:+.2f}]",
+                _diff_ci(p.cost, lambda x: _usd(x, True)),
+                _diff_ci(p.agents, lambda x: f"{x:+.2f}"),
             ]
             for p in c.paired
         ],
     )
+    flagged: list[list[str]] = []
+    for p in c.paired:
+        differences = [(f"Δ {word}", p.success), ("Δ cost/trial", p.cost)]
+        if c.kind != "scoring":  # no agents run
+            differences.append(("Δ agents", p.agents))
+        flagged.extend([p.variant, label, d.note] for label, d in differences if d.unreliable)
+    if flagged:
+        tables["Unreliable intervals: the bootstrap cannot give a 95% interval here"] = (
+            ["variant", "difference", "why"],
+            flagged,
+        )
     tables["By true complexity bucket"] = (
         ["variant", "bucket", "trials", f"{word} [95% CI]", "cost/trial", "agents"],
         [
@@ -151,6 +175,7 @@ def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
         agents_vs_complexity_chart,
         confusion_chart,
         learned_choices_chart,
+        paired_differences_chart,
         scoring_calibration_chart,
         success_by_bucket_chart,
         success_vs_cost_chart,
@@ -163,9 +188,11 @@ def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
             scoring_calibration_chart(frame, order=order, simulated=sim),
             confusion_chart(comparison.confusion_frame(), simulated=sim),
             success_vs_cost_chart(comparison.summary_frame(), simulated=sim),
+            paired_differences_chart(comparison.paired_frame(), simulated=sim, scoring=True),
         ]
     return [
         success_vs_cost_chart(comparison.summary_frame(), simulated=sim),
+        paired_differences_chart(comparison.paired_frame(), simulated=sim),
         agents_vs_complexity_chart(frame, order=order, simulated=sim),
         success_by_bucket_chart(comparison.bucket_frame(), simulated=sim),
         learned_choices_chart(frame, simulated=sim),
@@ -226,8 +253,10 @@ def write_report(
     parts.append(
         f"<p>model {html.escape(comparison.model)}; kind {comparison.kind}; baseline "
         f"<b>{html.escape(comparison.baseline)}</b>. Intervals are 95%: Wilson for rates, paired "
-        "bootstrap for differences (resampling tasks when a task has several trials); p-values "
-        "are McNemar's exact test on the discordant pairs.</p>"
+        "BCa bootstrap for differences (resampling tasks when a task has several trials); "
+        "p-values are McNemar's exact test on the discordant pairs. A bootstrap interval marked "
+        "<b>unreliable</b> is not a 95% interval (fewer than 10 tasks or pairs, nearly all "
+        "pairs agreeing, or degenerate resamples): the table below it says why.</p>"
     )
     for title, (header, rows) in format_rows(comparison).items():
         parts.append(f"<h2>{html.escape(title)}</h2><table><tr>")
