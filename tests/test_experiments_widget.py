@@ -97,7 +97,7 @@ async def test_estimate_run_stop_and_continue(folder: Path, tmp_path: Path) -> N
     assert panel.progress.bar.value == 20
     assert panel.progress.bar.max == 20
     assert panel.comparison is not None
-    assert len(panel.charts) == 4
+    assert len(panel.charts) == 5
     assert "SIMULATED" in panel.tables.value
     assert "Versus baseline never" in panel.tables.value
     assert panel.run_button.disabled is False

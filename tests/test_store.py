@@ -102,7 +102,8 @@ def test_aging_prevents_starvation(store: Store, clock: FakeClock) -> None:
 def test_lease_heartbeat_and_reclaim(store: Store, clock: FakeClock) -> None:
     task = store.create_task("long job")
     first = store.claim("w1", lease_s=30)
-    assert first is not None and first.lease == Lease(task.id, "w1", 1)
+    assert first is not None
+    assert first.lease == Lease(task.id, "w1", 1)
     clock.advance(20)
     store.heartbeat(first.lease, lease_s=30)
     clock.advance(20)

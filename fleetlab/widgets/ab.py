@@ -338,6 +338,7 @@ class ABPanel:
             agents_vs_complexity_chart,
             confusion_chart,
             learned_choices_chart,
+            paired_differences_chart,
             scoring_calibration_chart,
             success_by_bucket_chart,
             success_vs_cost_chart,
@@ -367,6 +368,7 @@ class ABPanel:
             self.charts = [
                 scoring_calibration_chart(frame, order=order, simulated=sim),
                 confusion_chart(comparison.confusion_frame(), simulated=sim),
+                paired_differences_chart(comparison.paired_frame(), simulated=sim, scoring=True),
             ]
         else:
             self.charts = [
@@ -374,6 +376,7 @@ class ABPanel:
                 agents_vs_complexity_chart(frame, order=order, simulated=sim),
                 success_by_bucket_chart(comparison.bucket_frame(), simulated=sim),
                 learned_choices_chart(frame, simulated=sim),
+                paired_differences_chart(comparison.paired_frame(), simulated=sim),
             ]
         if in_kernel():
             from IPython.display import display
