@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint typecheck unit lab bench clean kernel browser-deps
+.PHONY: setup demo test lint typecheck unit lab bench clean kernel browser-deps sandbox-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 # The main job: simulate last week's fleet (offline, seeded), then write that week's digest
 # (reports/<week>/index.html, digest.md, metrics.json); prints the path of index.html.
-demo: setup kernel
+demo: setup kernel sandbox-deps
 	mkdir -p reports
 	rm -rf reports/demo.db reports/demo.db-wal reports/demo.db-shm reports/workspaces
 	@week=$$($(BIN)/python -c "from fleetlab.clock import SystemClock, last_complete_week; \
@@ -55,7 +55,21 @@ browser-deps:
 			"(needs root and apt-get): the browser test will be SKIPPED"; \
 	fi
 
-unit: setup kernel browser-deps
+# Verifiers run agent code under Debian's bubblewrap (fleetlab.sandbox). Where it cannot be
+# installed (not root, or no apt-get) the demo still runs (the simulated model's own code runs
+# unsandboxed, with a warning), a real model's code is refused, and the sandbox tests say why
+# they skipped.
+sandbox-deps:
+	@if command -v bwrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing bubblewrap for the verifier sandbox"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else \
+		echo "sandbox-deps: bwrap is missing and cannot be installed here (needs root and apt-get):" \
+			"a real model's agent code will be refused and the sandbox tests SKIPPED"; \
+	fi
+
+unit: setup kernel browser-deps sandbox-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

@@ -13,6 +13,7 @@ import pytest
 
 import fleetlab.suites as suites_pkg
 from fleetlab.errors import ConfigError, NotFoundError, UserError
+from fleetlab.sandbox import BWRAP_ENV, UNSAFE_HOST_ENV, SandboxUnavailableError
 from fleetlab.suites import (
     CHECK_KINDS,
     MUTATING_TOOLS,
@@ -155,12 +156,12 @@ def test_task_fails_until_solved_and_passes_with_the_reference_solution(
 ) -> None:
     task = CORE.task(task_id)
     task.seed(tmp_path)
-    before = task.verify(tmp_path)
+    before = task.verify(tmp_path, trusted=True)
     assert not before.passed, f"{task_id} passes before any work"
     assert before.reason
 
     apply_steps(tmp_path, task.tool_calls)
-    after = task.verify(tmp_path)
+    after = task.verify(tmp_path, trusted=True)
     assert after.passed, f"{task_id}: {after.reason}"
     assert after.reason == f"all {len(task.checks)} checks passed"
 
@@ -178,7 +179,7 @@ def test_skipping_any_sub_task_fails_verification(task_id: str, tmp_path: Path) 
         for index, sub in enumerate(task.solution):
             if index != skipped:
                 apply_steps(root, sub.steps, strict=False)
-        verdict = task.verify(root)
+        verdict = task.verify(root, trusted=True)
         assert not verdict.passed, f"{task_id} passes without sub-task {skipped + 1}"
 
 
@@ -194,7 +195,7 @@ def test_reference_solutions_run_cleanly_through_the_real_workspace_tools(tmp_pa
             assert not outcome.is_error, (task.id, call, outcome.content)
             if call.name == "search":
                 assert not outcome.content.startswith("no matches"), (task.id, call)
-        verdict = task.verify(workspace.root)
+        verdict = task.verify(workspace.root, trusted=True)
         assert verdict.passed, (task.id, verdict.reason)
 
 
@@ -202,7 +203,7 @@ def test_verify_never_raises_on_an_empty_or_hostile_workspace(tmp_path: Path) ->
     for task in CORE.tasks:
         empty = tmp_path / f"empty-{task.id}"
         empty.mkdir()
-        assert not task.verify(empty).passed, task.id
+        assert not task.verify(empty, trusted=True).passed, task.id
         # every file the checks look at is a directory instead
         hostile = tmp_path / f"hostile-{task.id}"
         hostile.mkdir()
@@ -210,7 +211,7 @@ def test_verify_never_raises_on_an_empty_or_hostile_workspace(tmp_path: Path) ->
             path = getattr(check, "path", None)
             if isinstance(path, str) and path != ".":
                 (hostile / path).mkdir(parents=True, exist_ok=True)
-        assert not task.verify(hostile).passed, task.id
+        assert not task.verify(hostile, trusted=True).passed, task.id
 
 
 # --- wrong results fail, harmless variations pass ---------------------------------------------
@@ -309,7 +310,7 @@ def test_a_wrong_result_fails_with_a_useful_reason(task_id: str, tmp_path: Path)
     solved(task, tmp_path)
     corrupt, expected_reason = WRONG_RESULTS[task_id]
     corrupt(tmp_path)
-    verdict = task.verify(tmp_path)
+    verdict = task.verify(tmp_path, trusted=True)
     assert not verdict.passed
     assert expected_reason in verdict.reason, verdict.reason
 
@@ -323,7 +324,7 @@ def test_reports_computed_from_tampered_inputs_fail(tmp_path: Path) -> None:
         "\n2025-01-",
         "\n2025-01-0",
     )
-    verdict = task.verify(tmp_path)
+    verdict = task.verify(tmp_path, trusted=True)
     assert not verdict.passed
     assert "data/2025-01.csv was changed" in verdict.reason
 
@@ -375,7 +376,7 @@ def test_a_different_but_correct_result_still_passes(task_id: str, tmp_path: Pat
     task = CORE.task(task_id)
     solved(task, tmp_path)
     HARMLESS_VARIATIONS[task_id](tmp_path)
-    verdict = task.verify(tmp_path)
+    verdict = task.verify(tmp_path, trusted=True)
     assert verdict.passed, verdict.reason
 
 
@@ -409,13 +410,13 @@ def test_python_check_reports_stderr_and_times_out(tmp_path: Path) -> None:
     script.write_text("import sys\nprint('noise')\nassert 1 + 1 == 3, 'arithmetic is broken'\n")
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    verdict = PythonCheck(script).run(workspace)
+    verdict = PythonCheck(script).run(workspace, trusted=True)
     assert not verdict.passed
     assert verdict.reason.startswith("check.py failed (exit 1):")
     assert verdict.reason.endswith("AssertionError: arithmetic is broken")
 
     script.write_text("while True:\n    pass\n")
-    verdict = PythonCheck(script, timeout=0.05).run(workspace)
+    verdict = PythonCheck(script, timeout=0.05).run(workspace, trusted=True)
     assert verdict == suites_pkg.Verdict(False, "check.py: timed out after 0.05s")
 
     # the workspace is importable and the script runs inside it, leaving no bytecode behind
@@ -424,7 +425,7 @@ def test_python_check_reports_stderr_and_times_out(tmp_path: Path) -> None:
         "import os, mod\nassert mod.VALUE == 7\nassert os.path.exists('mod.py')\n"
         "assert os.environ['FLEETLAB_SUITE_DIR']\n"
     )
-    assert PythonCheck(script).run(workspace).passed
+    assert PythonCheck(script).run(workspace, trusted=True).passed
     assert not (workspace / "__pycache__").exists()
 
 
@@ -435,14 +436,47 @@ def test_python_checks_do_not_hand_secrets_to_agent_code(
     script = tmp_path / "check.py"
     script.write_text("import os\nassert 'ANTHROPIC_API_KEY' not in os.environ, 'key leaked'\n")
     (tmp_path / "ws").mkdir()
-    assert PythonCheck(script).run(tmp_path / "ws").passed
+    assert PythonCheck(script).run(tmp_path / "ws", trusted=True).passed
+
+
+# Reference solutions are the simulated model's own code, hence ``trusted=True`` above: where
+# bubblewrap cannot run they run on the host (with a warning) instead of being refused.
+
+
+def test_core_python_checks_only_run_agent_code_in_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without bubblewrap, every task whose verifier runs code refuses a real model's work,
+    and only those: the other checks never run agent code."""
+    monkeypatch.setenv(BWRAP_ENV, str(tmp_path / "missing-bwrap"))
+    monkeypatch.delenv(UNSAFE_HOST_ENV, raising=False)
+    for task in CORE.tasks:
+        root = tmp_path / task.id
+        root.mkdir()
+        solved(task, root)
+        if any(isinstance(check, PythonCheck) for check in task.checks):
+            with pytest.raises(SandboxUnavailableError, match="no bubblewrap binary at"):
+                task.verify(root)
+        else:
+            assert task.verify(root).passed, task.id
+        assert task.verify(root, trusted=True).passed, task.id
+
+
+async def test_verify_async_gives_the_same_verdicts_as_verify(tmp_path: Path) -> None:
+    task = CORE.task("extract-constant")
+    task.seed(tmp_path)
+    assert await task.verify_async(tmp_path, trusted=True) == task.verify(tmp_path, trusted=True)
+    apply_steps(tmp_path, task.tool_calls)
+    assert await task.verify_async(tmp_path, trusted=True) == suites_pkg.Verdict(
+        True, f"all {len(task.checks)} checks passed"
+    )
 
 
 def test_verify_survives_absurd_json(tmp_path: Path) -> None:
     task = CORE.task("bump-version")
     task.seed(tmp_path)
     (tmp_path / "package.json").write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
-    verdict = task.verify(tmp_path)
+    verdict = task.verify(tmp_path, trusted=True)
     assert not verdict.passed
     assert verdict.reason == "package.json: JSON nested too deeply to read"
 
@@ -521,9 +555,11 @@ def test_user_suites_by_path_and_by_environment(
     task = get_task("mine:touch")
     assert task.key == "mine:touch"
     (tmp_path / "ws").mkdir()
-    assert not task.verify(tmp_path / "ws").passed
+    assert not task.verify(tmp_path / "ws", trusted=True).passed
     (tmp_path / "ws" / "done.txt").write_text("")
-    assert task.verify(tmp_path / "ws") == suites_pkg.Verdict(True, "all 1 checks passed")
+    assert task.verify(tmp_path / "ws", trusted=True) == suites_pkg.Verdict(
+        True, "all 1 checks passed"
+    )
 
 
 def test_suite_files_without_a_name_use_their_folder(tmp_path: Path) -> None:

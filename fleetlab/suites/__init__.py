@@ -3,7 +3,10 @@
 A suite is a folder holding a ``suite.toml`` and its fixtures (format in
 ``fleetlab/suites/data/README.md``). Each task carries its true complexity and a reference
 solution (tool calls grouped into sub-tasks) that only `SimModel` uses; an agent sees the
-title, the instructions and the files. ``task.verify(root)`` checks a finished workspace.
+title, the instructions and the files. ``await task.verify_async(root, trusted=...)`` checks a
+finished workspace (``task.verify`` is the blocking twin); checks that run the agent's code
+run it in `fleetlab.sandbox`, and ``trusted`` says whether that code came from the simulated
+model rather than a real one (it decides what happens where bubblewrap cannot run).
 
 ```python
 from fleetlab.suites import get_task
@@ -11,7 +14,7 @@ from fleetlab.suites import get_task
 task = get_task("core:rename-readme")
 task.seed(workspace)            # write the initial files
 ...                             # let an agent work in `workspace`
-verdict = task.verify(workspace)
+verdict = await task.verify_async(workspace, trusted=model.simulated)
 ```
 """
 

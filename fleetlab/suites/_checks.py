@@ -13,11 +13,12 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
+
+from fleetlab.sandbox import run_python
+from fleetlab.telemetry import redact
 
 __all__ = [
     "CHECK_KINDS",
@@ -33,20 +34,6 @@ __all__ = [
     "TreeEquals",
     "Verdict",
 ]
-
-# The only variables a check script inherits: it imports code a model wrote, which must not
-# see the user's secrets (API keys and the like).
-_INHERITED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TEMP",
-    "TMP",
-    "SYSTEMROOT",
-)
 
 # Caches and bytecode are by-products of running code, not results an agent produced.
 _IGNORED_DIRS = frozenset({"__pycache__"})
@@ -403,14 +390,15 @@ def _failure_detail(output: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PythonCheck:
-    """Runs a check script with the workspace as cwd; passes iff it exits with status 0.
+    """Runs a check script on the workspace in `fleetlab.sandbox`; passes iff it runs to its end.
 
     The script lives with the suite's fixtures and is never copied into the workspace. It runs
-    in a fresh interpreter (``sys.executable -B -P``), so it leaves no bytecode behind, with a
-    minimal environment (no API keys: it imports code a model wrote) plus ``PYTHONPATH`` set
-    to the workspace (so it can import the agent's modules) and ``FLEETLAB_SUITE_DIR`` set to
-    the folder of the suite file (so it can read pristine fixtures). The reason of a failure
-    is the last line of its stderr (the exception).
+    in the sandbox (bubblewrap: the workspace read-write as its working directory and first on
+    ``sys.path``, so it can import the agent's modules; the suite folder read-only, named by
+    ``FLEETLAB_SUITE_DIR``; no network, no secrets, nothing else of the host; a timeout that
+    kills the whole process tree). It passes only if its last line ran: an agent module that
+    exits early (``os._exit(0)``, ``sys.exit(0)``) or prints a fake pass fails. The reason of
+    a failure is the last line of its stderr (the exception), with secrets redacted.
     """
 
     script: Path
@@ -419,37 +407,44 @@ class PythonCheck:
     suite_dir: Path | None = None
     kind: Literal["python"] = "python"
 
-    def run(self, root: Path) -> Verdict:
-        env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
-        env.update(
-            PYTHONPATH=str(root.resolve()),
-            PYTHONDONTWRITEBYTECODE="1",
-            PYTHONHASHSEED="0",
-            PYTHONIOENCODING="utf-8",
-            FLEETLAB_SUITE_DIR=str(self.suite_dir or self.script.parent),
-        )
-        command = [sys.executable, "-B", "-P", str(self.script), *self.args]
+    def run(self, root: Path, *, trusted: bool = False) -> Verdict:
+        """Run the script on the workspace ``root``.
+
+        Args:
+            root: the workspace.
+            trusted: the workspace's code came from the simulated model (see
+                `fleetlab.sandbox.sandbox_mode`); only matters where bubblewrap cannot run.
+
+        Raises:
+            SandboxUnavailableError: bubblewrap cannot run here and the code is untrusted.
+        """
+        name = self.script.name
+        suite_dir = self.suite_dir or self.script.parent
         try:
-            done = subprocess.run(
-                command,
-                cwd=root,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
+            done = run_python(
+                self.script,
+                root,
+                args=self.args,
+                env={"FLEETLAB_SUITE_DIR": suite_dir},
+                read_only={"suite": suite_dir},
                 timeout=self.timeout,
-                check=False,
+                trusted=trusted,
             )
-        except subprocess.TimeoutExpired:
-            return _fail(f"{self.script.name}: timed out after {self.timeout:g}s")
         except OSError as exc:
-            return _fail(f"{self.script.name}: could not run ({exc})")
+            return _fail(redact(f"{name}: could not run ({exc})"))
+        if done.completed:
+            return _ok(f"{name} passed")
+        if done.timed_out:
+            return _fail(f"{name}: timed out after {self.timeout:g}s")
         if done.returncode == 0:
-            return _ok(f"{self.script.name} passed")
+            return _fail(f"{name} failed: it exited before its last line ran")
+        status = f"exit {done.returncode}"
+        if done.killed_by == "SIGXCPU":
+            status = "killed by SIGXCPU: over its CPU time limit"
+        elif done.killed_by:
+            status = f"killed by {done.killed_by}"
         detail = _failure_detail(done.stderr) or _failure_detail(done.stdout) or "no output"
-        return _fail(f"{self.script.name} failed (exit {done.returncode}): {detail}")
+        return _fail(redact(f"{name} failed ({status}): {detail}"))
 
 
 Check: TypeAlias = (

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetlab.errors import NotFoundError, UserError
-from fleetlab.suites._checks import Check, Verdict
+from fleetlab.sandbox import SandboxUnavailableError, to_sandbox_thread
+from fleetlab.suites._checks import Check, PythonCheck, Verdict
 
 __all__ = [
     "MUTATING_TOOLS",
@@ -104,25 +105,46 @@ class SuiteTask:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8", newline="")
 
-    def verify(self, workspace_root: Path) -> Verdict:
-        """Run every check against the workspace; the first failure decides.
+    def verify(self, workspace_root: Path, *, trusted: bool = False) -> Verdict:
+        """Run every check against the workspace; the first failure decides. Blocking.
 
-        Never raises because of what is (or is not) in the workspace.
+        Never raises because of what is (or is not) in the workspace. Checks that run code
+        run it in `fleetlab.sandbox`. In async code use `verify_async`.
 
         Args:
             workspace_root: the folder the agent worked in.
+            trusted: the workspace's code came from the simulated model (the suite's own
+                reference solution), not a real model: where bubblewrap cannot run it may
+                then run unsandboxed (see `fleetlab.sandbox.sandbox_mode`).
 
         Returns:
             The first failing check's verdict, or a pass saying how many checks passed.
+
+        Raises:
+            SandboxUnavailableError: a check must run the agent's code, bubblewrap cannot
+                run here, the code is not ``trusted`` and the user did not opt in.
         """
         for check in self.checks:
             try:
-                verdict = check.run(workspace_root)
+                if isinstance(check, PythonCheck):
+                    verdict = check.run(workspace_root, trusted=trusted)
+                else:
+                    verdict = check.run(workspace_root)
+            except SandboxUnavailableError:
+                raise
             except Exception as exc:  # the contract is to fail, never raise, whatever the files
                 verdict = Verdict(False, f"{check.kind} check could not run: {exc!r}")
             if not verdict.passed:
                 return verdict
         return Verdict(True, f"all {len(self.checks)} checks passed")
+
+    async def verify_async(self, workspace_root: Path, *, trusted: bool = False) -> Verdict:
+        """`verify` on the sandbox's own bounded thread pool, never the default executor.
+
+        Verifiers that hang until their timeout hold only that pool, so store commits and
+        other ``asyncio.to_thread`` work go on meanwhile. Same arguments, result and errors.
+        """
+        return await to_sandbox_thread(self.verify, workspace_root, trusted=trusted)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,600 @@
+"""The sandbox: hostile agent modules, imported by a python check, neither escape nor pass.
+
+Each hostile module sits in a workspace as ``agent.py``; the check imports it and then
+asserts nothing more, so whatever the verdict says comes from what the module did. The host
+fallback (bubblewrap unavailable) is simulated by naming a missing bubblewrap binary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleetlab import sandbox
+from fleetlab.sandbox import (
+    BWRAP_ENV,
+    UNSAFE_HOST_ENV,
+    Limits,
+    SandboxUnavailableError,
+    run_python,
+    to_sandbox_thread,
+)
+from fleetlab.suites import PythonCheck, SuiteTask, Verdict
+
+FOUND = sandbox.availability()
+needs_bwrap = pytest.mark.skipif(
+    not FOUND.available,
+    reason=f"sandbox tests skipped: {FOUND.reason} (`make unit` installs bubblewrap as root)",
+)
+
+# A check that only imports the agent's module: the verdict is whatever the module causes.
+IMPORT_AGENT = "import agent  # noqa: F401\n"
+
+
+@pytest.fixture(autouse=True)
+def _real_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the default detection, without an opt-in to host runs."""
+    monkeypatch.delenv(BWRAP_ENV, raising=False)
+    monkeypatch.delenv(UNSAFE_HOST_ENV, raising=False)
+
+
+def make_check(
+    tmp_path: Path,
+    agent: str,
+    check: str = IMPORT_AGENT,
+    *,
+    timeout: float = 20.0,
+    args: tuple[str, ...] = (),
+) -> tuple[PythonCheck, Path]:
+    """A suite folder with ``check.py`` and a workspace holding ``agent.py``, apart from
+    anything else the test puts in ``tmp_path``."""
+    suite, workspace = tmp_path / "suite", tmp_path / "workspace"
+    suite.mkdir(parents=True)
+    workspace.mkdir()
+    (suite / "check.py").write_text(check, encoding="utf-8")
+    (workspace / "agent.py").write_text(textwrap.dedent(agent), encoding="utf-8")
+    return PythonCheck(suite / "check.py", args, timeout, suite), workspace
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host processes whose command line contains ``marker`` (ours excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A unique string put on the command line of every process of a run."""
+    value = f"fleetlab-test-{secrets.token_hex(6)}"
+    yield value
+    assert processes_with(value) == [], "a sandboxed process outlived its test"
+
+
+# --- positive controls ---------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_a_correct_check_passes_in_the_sandbox_and_a_failing_one_says_why(
+    tmp_path: Path,
+) -> None:
+    check, workspace = make_check(
+        tmp_path,
+        "VALUE = 7\n",
+        "import os, agent\n"
+        "assert agent.VALUE == 7, 'wrong value'\n"
+        "assert os.getcwd() == '/workspace'\n"
+        "assert open(os.path.join(os.environ['FLEETLAB_SUITE_DIR'], 'check.py')).read()\n",
+    )
+    assert check.run(workspace) == Verdict(True, "check.py passed")
+    assert not (workspace / "__pycache__").exists()
+
+    (workspace / "agent.py").write_text("VALUE = 8\n", encoding="utf-8")
+    assert check.run(workspace) == Verdict(
+        False, "check.py failed (exit 1): AssertionError: wrong value"
+    )
+
+
+@needs_bwrap
+def test_the_script_runs_in_a_fresh_namespace_with_nothing_of_the_host(tmp_path: Path) -> None:
+    check, workspace = make_check(
+        tmp_path,
+        """
+        import json, os
+        json.dump(
+            {
+                "uid": os.getuid(),
+                "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+                "env": sorted(os.environ),
+                "root": sorted(os.listdir("/")),
+                "capabilities": [
+                    line.split()[1] for line in open("/proc/self/status")
+                    if line.startswith("CapEff")
+                ],
+            },
+            open("seen.json", "w"),
+        )
+        """,
+    )
+    assert check.run(workspace).passed
+    seen = json.loads((workspace / "seen.json").read_text(encoding="utf-8"))
+    assert seen["uid"] == 65534
+    assert seen["capabilities"] == ["0000000000000000"]
+    assert seen["pids"] == [1, 2]  # bubblewrap's init and the check itself
+    assert "ANTHROPIC_API_KEY" not in seen["env"]
+    interpreter_top = Path(sys.base_prefix).resolve().parts[1]
+    system = {"dev", "proc", "tmp", "ro", "workspace", "usr", "lib", "lib32", "lib64"}
+    assert set(seen["root"]) <= system | {interpreter_top}
+
+
+# --- secrets, files, network ---------------------------------------------------------------
+
+KEY = "sk-ant-api03-" + "Zq9" * 12
+
+# Tries every way to the host's secrets; records what it could read, then passes.
+SNOOP = """
+import glob, json, os, socket
+found = {}
+def grab(path):
+    try:
+        with open(path, "rb") as f:
+            found[path] = f.read(100_000).decode("utf-8", "replace")
+    except OSError as exc:
+        found[path] = f"denied: {exc.strerror}"
+for path in glob.glob("/proc/*/environ"):
+    grab(path)
+for path in json.loads(open("targets.json").read()):
+    grab(path)
+found["os.environ"] = json.dumps(dict(os.environ))
+try:
+    socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+    found["network"] = "connected"
+except OSError as exc:
+    found["network"] = f"denied: {exc.strerror}"
+json.dump(found, open("loot.json", "w"))
+"""
+
+
+@pytest.fixture
+def planted_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The key in this process's environment and in a host process's /proc/<pid>/environ."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "ANTHROPIC_API_KEY": KEY},
+    )
+    assert holder.stdin is not None
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == b"up\n"
+    yield
+    holder.stdin.close()
+    holder.stdout.close()
+    holder.wait()
+
+
+def snoop(tmp_path: Path, check_timeout: float = 20.0) -> tuple[PythonCheck, Path, dict[str, str]]:
+    """A workspace whose agent module tries to read these targets and reach this server."""
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("the host's secret", encoding="utf-8")
+    db = tmp_path / "outside" / "fleet.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("create table tasks (error text)")
+    connection.close()
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    check, workspace = make_check(tmp_path, SNOOP.replace("PORT", str(port)), timeout=check_timeout)
+    home = Path.home()
+    targets = [str(secret), str(db), "/work/main/pyproject.toml", str(home / ".bashrc")]
+    targets += [f"/proc/{os.getpid()}/environ", "/etc/passwd"]
+    (workspace / "targets.json").write_text(json.dumps(targets), encoding="utf-8")
+    verdict = check.run(workspace, trusted=False)
+    try:
+        server.accept()[0].close()
+        connected = "yes"
+    except BlockingIOError:
+        connected = "no"
+    server.close()
+    loot = json.loads((workspace / "loot.json").read_text(encoding="utf-8"))
+    loot["server saw a connection"] = connected
+    loot["verdict"] = verdict.reason
+    return check, workspace, loot
+
+
+@needs_bwrap
+@pytest.mark.usefixtures("planted_key")
+def test_agent_code_reads_no_secret_no_host_file_and_no_network(tmp_path: Path) -> None:
+    _, _, loot = snoop(tmp_path)
+    everything = json.dumps(loot)
+    assert KEY not in everything
+    assert "the host's secret" not in everything
+    assert "SQLite format" not in everything
+    assert loot["network"].startswith("denied")
+    assert loot["server saw a connection"] == "no"
+    for path, content in loot.items():
+        if path.startswith("/") and not path.startswith("/proc/"):
+            assert content.startswith("denied"), path
+    assert loot["verdict"] == "check.py passed"
+
+
+@pytest.mark.usefixtures("planted_key")
+def test_the_snooping_module_does_find_the_secrets_on_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control for the test above: unsandboxed, the same probes do read the secrets."""
+    monkeypatch.setenv(BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    monkeypatch.setenv(UNSAFE_HOST_ENV, "1")
+    _, _, loot = snoop(tmp_path)
+    assert loot[str(tmp_path / "outside" / "secret.txt")] == "the host's secret"
+    assert any(KEY in text for path, text in loot.items() if path.endswith("/environ"))
+    assert loot["network"] == "connected"
+    assert loot["server saw a connection"] == "yes"
+
+
+@needs_bwrap
+def test_a_key_in_the_failure_reason_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    check, workspace = make_check(tmp_path, f"raise AssertionError('key is ' + {KEY!r})\n")
+    verdict = check.run(workspace)
+    assert not verdict.passed
+    assert KEY not in verdict.reason
+    assert verdict.reason.startswith("check.py failed (exit 1): AssertionError: key is ")
+
+
+@needs_bwrap
+def test_the_workspace_is_the_only_writable_place(tmp_path: Path) -> None:
+    """Even the remount a root-run bubblewrap would allow (capabilities kept) is refused."""
+    interpreter_prefix = sys.base_prefix
+    check, workspace = make_check(
+        tmp_path,
+        f"""
+        import ctypes, json, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        results = {{}}
+        for folder in ({interpreter_prefix!r}, "/usr/lib", os.environ["FLEETLAB_SUITE_DIR"]):
+            code = libc.mount(b"none", folder.encode(), None, 32 | 4096, None)  # remount rw
+            results["remount " + folder] = (code, ctypes.get_errno())
+            try:
+                open(os.path.join(folder, "planted"), "w").close()
+                results["write " + folder] = "written"
+            except OSError as exc:
+                results["write " + folder] = exc.strerror
+        open("/tmp/scratch", "w").write("tmp works")
+        open("result.json", "w").write(json.dumps(results))
+        """,
+    )
+    assert check.run(workspace).passed
+    results = json.loads((workspace / "result.json").read_text(encoding="utf-8"))
+    for what, outcome in results.items():
+        if what.startswith("remount"):
+            assert outcome[0] == -1, what
+        else:
+            assert outcome == "Read-only file system", what
+    assert not (Path(sys.base_prefix) / "planted").exists()
+    assert not (tmp_path / "suite" / "planted").exists()
+
+
+# --- no early pass -----------------------------------------------------------------------
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "import os\nos._exit(0)\n",
+        "import sys\nsys.exit(0)\n",
+        "raise SystemExit\n",
+        "import sys\nprint('check.py passed')\nprint('all 1 checks passed', file=sys.stderr)\n"
+        "sys.stdout.flush()\nimport os\nos._exit(0)\n",
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos._exit(0)\n",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+        "import os, signal\nos.killpg(0, signal.SIGKILL)\n",
+        "import os\nos.closerange(3, 64)\n",
+        "import os\nfor fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    if fd > 2:\n"
+        "        try:\n"
+        "            os.write(fd, b'0' * 32)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "os._exit(0)\n",
+    ],
+    ids=[
+        "os._exit",
+        "sys.exit",
+        "SystemExit",
+        "fake-pass-lines",
+        "kill-parent",
+        "kill-self",
+        "kill-group",
+        "close-fds",
+        "forged-token",
+    ],
+)
+def test_an_early_exit_or_a_fake_pass_fails(tmp_path: Path, agent: str) -> None:
+    check, workspace = make_check(tmp_path, agent, IMPORT_AGENT + "print('the last line ran')\n")
+    verdict = check.run(workspace)
+    assert not verdict.passed, verdict.reason
+    assert "passed" not in verdict.reason
+
+
+@needs_bwrap
+def test_system_exit_names_itself_in_the_reason(tmp_path: Path) -> None:
+    check, workspace = make_check(tmp_path, "import sys\nsys.exit(0)\n")
+    assert check.run(workspace) == Verdict(
+        False,
+        "check.py failed (exit 1): SystemExit(0): the script exited before its last line ran",
+    )
+    check, workspace = make_check(tmp_path / "again", "import os\nos._exit(0)\n")
+    assert check.run(workspace) == Verdict(
+        False, "check.py failed: it exited before its last line ran"
+    )
+
+
+# --- resources -----------------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_a_ten_gigabyte_allocation_fails(tmp_path: Path) -> None:
+    check, workspace = make_check(tmp_path, "block = bytearray(10 * 1024**3)\n")
+    verdict = check.run(workspace)
+    assert not verdict.passed
+    assert verdict.reason.endswith("MemoryError")
+
+
+@needs_bwrap
+def test_an_infinite_loop_times_out_and_leaves_nothing(tmp_path: Path, marker: str) -> None:
+    check, workspace = make_check(tmp_path, "while True:\n    pass\n", timeout=1, args=(marker,))
+    assert check.run(workspace) == Verdict(False, "check.py: timed out after 1s")
+    assert processes_with(marker) == []
+
+
+@needs_bwrap
+def test_the_cpu_limit_ends_a_busy_script_before_its_timeout(tmp_path: Path) -> None:
+    check, workspace = make_check(tmp_path, "while True:\n    pass\n")
+    result = run_python(
+        check.script,
+        workspace,
+        read_only={"suite": tmp_path / "suite"},
+        timeout=20.0,
+        limits=Limits(cpu_seconds=1),
+    )
+    assert not result.timed_out
+    assert result.killed_by == "SIGXCPU"
+    assert not result.completed
+
+
+@needs_bwrap
+def test_an_output_flood_still_times_out(tmp_path: Path) -> None:
+    check, workspace = make_check(
+        tmp_path, "import os\nwhile True:\n    os.write(1, b'x' * 65536)\n", timeout=1
+    )
+    assert check.run(workspace) == Verdict(False, "check.py: timed out after 1s")
+
+
+DETACH = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while True:  # a daemon that would keep writing into the workspace
+            with open("/workspace/alive", "a") as f:
+                f.write("x")
+            time.sleep(0.01)
+    os._exit(0)
+os.wait()
+while not os.path.exists("/workspace/alive"):
+    time.sleep(0.01)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("then", ["returns", "hangs"])
+def test_a_detached_grandchild_does_not_survive(tmp_path: Path, marker: str, then: str) -> None:
+    agent = DETACH + ("while True:\n    pass\n" if then == "hangs" else "")
+    check, workspace = make_check(tmp_path, agent, timeout=2, args=(marker,))
+    verdict = check.run(workspace)
+    assert verdict.passed == (then == "returns"), verdict.reason
+    assert (workspace / "alive").exists()  # the grandchild did run
+    assert processes_with(marker) == []
+
+
+def test_the_marker_scan_sees_a_live_process(marker: str) -> None:
+    """The control for the survivor checks: a process carrying the marker is found."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()", marker],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline() == b"up\n"  # past exec: its command line is readable
+        assert processes_with(marker) == [holder.pid]
+    finally:
+        holder.stdin.close()
+        holder.stdout.close()
+        holder.wait()
+
+
+FORK_BOMB = """
+import os, sys
+while True:
+    try:
+        child = os.fork()
+    except OSError:
+        continue
+    if child == 0:
+        fd = os.open("/workspace/forks", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, b"x")
+        os.close(fd)
+"""
+
+
+@needs_bwrap
+async def test_a_fork_bomb_is_contained_and_the_host_keeps_working(
+    tmp_path: Path, marker: str
+) -> None:
+    check, workspace = make_check(tmp_path, FORK_BOMB, timeout=3.0)
+    limits = Limits(processes=16)
+    bomb = to_sandbox_thread(
+        run_python,
+        check.script,
+        workspace,
+        args=(marker,),
+        read_only={"suite": tmp_path / "suite"},
+        timeout=3.0,
+        limits=limits,
+    )
+    fine, fine_workspace = make_check(tmp_path / "fine", "VALUE = 1\n")
+    bombing = asyncio.ensure_future(bomb)
+    while not (workspace / "forks").exists() and not bombing.done():  # it is going off
+        await asyncio.sleep(0.01)
+    during = await to_sandbox_thread(fine.run, fine_workspace)
+    result = await bombing
+    assert during.passed, during.reason  # the host could still start a sandbox meanwhile
+    assert result.timed_out
+    assert not result.completed
+    # Each fork wrote one byte and no process ever ended: at most the limit were alive.
+    assert 1 <= (workspace / "forks").stat().st_size <= limits.processes
+    assert processes_with(marker) == []
+
+
+@needs_bwrap
+def test_output_is_captured_and_capped(tmp_path: Path) -> None:
+    check, workspace = make_check(tmp_path, "print('x' * 1_000_000)\nprint('the end')\n")
+    result = run_python(
+        check.script,
+        workspace,
+        read_only={"suite": tmp_path / "suite"},
+        limits=Limits(output_bytes=1024),
+    )
+    assert result.completed
+    assert result.sandboxed
+    printed = "x" * 1_000_000 + "\nthe end\n"
+    dropped = len(printed) - 1024
+    assert result.stdout == f"[... {dropped} bytes dropped]\n" + printed[dropped:]
+
+
+# --- the pool ------------------------------------------------------------------------------
+
+
+@needs_bwrap
+async def test_eight_hanging_verifiers_do_not_delay_other_work(tmp_path: Path) -> None:
+    hanging = [
+        make_check(tmp_path / f"h{i}", "while True:\n    pass\n", timeout=3.0) for i in range(8)
+    ]
+    tasks = [
+        SuiteTask("t", f"hang-{i}", "hang", "", {}, 1, None, (check,))
+        for i, (check, _) in enumerate(hanging)
+    ]
+    verifying = asyncio.gather(
+        *(task.verify_async(ws) for task, (_, ws) in zip(tasks, hanging, strict=True))
+    )
+    gaps: list[float] = []
+    round_trips: list[float] = []
+    while not verifying.done():
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        gaps.append(time.monotonic() - before)
+        before = time.monotonic()
+        await asyncio.to_thread(lambda: None)  # the default executor store commits use
+        round_trips.append(time.monotonic() - before)
+    verdicts = await verifying
+    assert verdicts == [Verdict(False, "check.py: timed out after 3s")] * 8
+    assert len(gaps) > 50  # the loop kept turning while they hung
+    assert max(gaps) < 1.0
+    assert max(round_trips) < 1.0
+
+
+# --- where bubblewrap cannot run ------------------------------------------------------------
+
+MARKS_ITS_RUN = "open('ran', 'w').close()\n"
+
+
+def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SuiteTask:
+    monkeypatch.setenv(BWRAP_ENV, str(tmp_path / "missing" / "bwrap"))
+    check, _ = make_check(tmp_path, MARKS_ITS_RUN)
+    return SuiteTask("t", "no-bwrap", "t", "", {}, 1, None, (check,))
+
+
+def test_without_bubblewrap_a_real_models_code_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = no_bwrap(tmp_path, monkeypatch)
+    with pytest.raises(SandboxUnavailableError) as refused:
+        task.verify(tmp_path / "workspace")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"no bubblewrap binary at {tmp_path / 'missing' / 'bwrap'}" in message
+    assert "apt-get install bubblewrap" in message
+    assert f"{UNSAFE_HOST_ENV}=1" in message
+    assert not (tmp_path / "workspace" / "ran").exists()
+
+
+async def test_without_bubblewrap_the_async_verifier_refuses_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = no_bwrap(tmp_path, monkeypatch)
+    with pytest.raises(SandboxUnavailableError):
+        await task.verify_async(tmp_path / "workspace", trusted=False)
+    assert not (tmp_path / "workspace" / "ran").exists()
+
+
+def test_without_bubblewrap_the_simulated_models_code_runs_on_the_host_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = no_bwrap(tmp_path, monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="fleetlab.sandbox"):
+        assert task.verify(tmp_path / "workspace", trusted=True).passed
+        assert task.verify(tmp_path / "workspace", trusted=True).passed
+    assert (tmp_path / "workspace" / "ran").exists()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fleetlab.sandbox"]
+    assert len(warnings) == 1
+    assert "UNSANDBOXED" in warnings[0]
+    assert "simulated model" in warnings[0]
+
+
+def test_without_bubblewrap_the_user_may_opt_in_and_early_exits_still_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = no_bwrap(tmp_path, monkeypatch)
+    monkeypatch.setenv(UNSAFE_HOST_ENV, "1")
+    assert task.verify(tmp_path / "workspace").passed
+    (tmp_path / "workspace" / "agent.py").write_text("import os\nos._exit(0)\n")
+    assert not task.verify(tmp_path / "workspace").passed
+    result = run_python(tmp_path / "suite" / "check.py", tmp_path / "workspace", unsafe_host=True)
+    assert not result.sandboxed
+    assert not result.completed
+    assert result.returncode == 0
+
+
+def test_availability_names_the_missing_binary(tmp_path: Path) -> None:
+    found = sandbox.availability(str(tmp_path / "nope"))
+    assert not found.available
+    assert found.reason.startswith(f"no bubblewrap binary at {tmp_path / 'nope'}")
