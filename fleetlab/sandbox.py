@@ -43,6 +43,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -601,6 +602,25 @@ def _run(
                 os.killpg(process.pid, signal.SIGKILL)
         if cgroup is not None:
             cgroup.remove()
+        if sandboxed:
+            _clear_setid_bits(workspace)
+
+
+def _clear_setid_bits(workspace: Path) -> None:
+    """Take set-user/group-id bits off what the run left in the workspace.
+
+    Files the sandbox writes belong to the host user running fleetlab (root, often), and
+    their owner may ``chmod u+s`` them: such a binary would run as that user for anyone on
+    the host who can reach the workspace.
+    """
+    setid = stat.S_ISUID | stat.S_ISGID
+    for folder, dirs, files in os.walk(workspace):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                mode = os.lstat(path).st_mode
+                if mode & setid and not stat.S_ISLNK(mode):
+                    os.chmod(path, stat.S_IMODE(mode) & ~setid)
 
 
 def _bwrap_command(

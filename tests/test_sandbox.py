@@ -32,7 +32,7 @@ from fleetlab.sandbox import (
     run_python,
     to_sandbox_thread,
 )
-from fleetlab.suites import PythonCheck, SuiteTask, Verdict
+from fleetlab.suites import PythonCheck, SuiteTask, Verdict, builtin_suites
 
 FOUND = sandbox.availability()
 needs_bwrap = pytest.mark.skipif(
@@ -114,6 +114,22 @@ def test_a_correct_check_passes_in_the_sandbox_and_a_failing_one_says_why(
     assert check.run(workspace) == Verdict(
         False, "check.py failed (exit 1): AssertionError: wrong value"
     )
+
+
+@needs_bwrap
+def test_every_core_reference_solution_passes_its_verifier_in_the_sandbox(
+    tmp_path: Path,
+) -> None:
+    """As a real model's work (untrusted): in the sandbox, or refused, never on the host."""
+    from fleetlab.tools import Workspace  # a layer above suites; only this test needs it
+
+    for task in builtin_suites()["core"].tasks:
+        workspace = Workspace(tmp_path / task.id)
+        workspace.seed(task.files)
+        for call in task.tool_calls:
+            workspace.execute(call.name, call.args)
+        verdict = task.verify(workspace.root, trusted=False)
+        assert verdict == Verdict(True, f"all {len(task.checks)} checks passed"), task.id
 
 
 @needs_bwrap
@@ -287,9 +303,13 @@ def test_the_workspace_is_the_only_writable_place(tmp_path: Path) -> None:
                 results["write " + folder] = exc.strerror
         open("/tmp/scratch", "w").write("tmp works")
         open("result.json", "w").write(json.dumps(results))
+        open("setuid", "w").close()
+        os.chmod("setuid", 0o6755)  # a set-user-id file owned by the host's user
+        assert os.stat("setuid").st_mode & 0o6000
         """,
     )
     assert check.run(workspace).passed
+    assert oct((workspace / "setuid").stat().st_mode & 0o7777) == oct(0o755)
     results = json.loads((workspace / "result.json").read_text(encoding="utf-8"))
     for what, outcome in results.items():
         if what.startswith("remount"):
