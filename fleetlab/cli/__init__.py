@@ -1,15 +1,22 @@
 """The ``fleetlab`` command: a thin driver that parses, calls the package and renders.
 
 User mistakes (a bad id, week, zone, file or db path) print one line on stderr and exit 2;
-run failures exit 1. Python tracebacks are for bugs only.
+run failures exit 1. Python tracebacks are for bugs only (exit 1).
+
+Nothing the command prints shows a secret: while it runs, stdout and stderr pass every write
+through ``fleetlab.telemetry.redact``, whichever module prints (errors, progress bars, logs,
+tables, a bug's traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +24,7 @@ from rich.markup import escape
 from fleetlab.cli import _ab, _digest, _fleet, _tasks
 from fleetlab.cli._common import Parser
 from fleetlab.errors import FleetlabError, UserError
+from fleetlab.telemetry import redact
 
 __all__ = ["build_parser", "main"]
 
@@ -40,25 +48,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Redacting:
+    """A text stream that masks secrets in everything written through it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Iterator[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _redacted_output() -> Iterator[None]:
+    """stdout and stderr redacted until the block ends (consoles look them up per print)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Redacting(stdout), _Redacting(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetlab`` console script."""
+    with _redacted_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     console = Console(soft_wrap=True)
-    errors = Console(stderr=True, soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True, emoji=False)  # "anthropic:x:" is no emoji
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = args.handler
         return handler(args, console)
     except UserError as exc:
-        errors.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        errors.print(f"[red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         return 2
     except FleetlabError as exc:
-        errors.print(f"[red]failed:[/] {escape(str(exc))}", highlight=False)
+        errors.print(f"[red]failed:[/] {escape(redact(str(exc)))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: its traceback, but never a secret in it
+        text = redact("".join(traceback.format_exception(exc)))
+        errors.print(escape(text.rstrip()), highlight=False, markup=True)
+        errors.print("[red]internal error[/]: this is a bug in fleetlab", highlight=False)
+        return 1
 
 
 if __name__ == "__main__":

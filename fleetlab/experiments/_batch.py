@@ -12,8 +12,9 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from fleetlab.errors import AuthenticationError, ModelError
+from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 from fleetlab.models.types import ModelRequest, ModelResponse, TextBlock, Usage
+from fleetlab.telemetry import redact, register_secret
 
 if TYPE_CHECKING:
     import anthropic
@@ -52,6 +53,7 @@ class BatchAPI:
             )
             self._owned = True
         else:
+            register_secret(client.api_key or "")
             self._owned = False
         self.client = client
 
@@ -79,7 +81,7 @@ class BatchAPI:
         try:
             batch = await self.client.messages.batches.create(requests=cast(Any, params))
         except anthropic.AnthropicError as exc:
-            raise ModelError(f"could not create the message batch: {exc}") from None
+            raise _error("could not create the message batch", exc) from None
         return batch.id
 
     async def status(self, batch_id: str) -> BatchStatus:
@@ -89,7 +91,7 @@ class BatchAPI:
         try:
             batch = await self.client.messages.batches.retrieve(batch_id)
         except anthropic.AnthropicError as exc:
-            raise ModelError(f"could not poll message batch {batch_id}: {exc}") from None
+            raise _error(f"could not poll message batch {batch_id}", exc) from None
         return batch.processing_status, batch.request_counts.model_dump()
 
     async def results(self, batch_id: str) -> dict[str, ModelResponse | str]:
@@ -118,11 +120,30 @@ class BatchAPI:
                         extra={"id": message.id, "batch_id": batch_id},
                     )
                 elif result.type == "errored":
-                    out[item.custom_id] = f"errored: {result.error.error.message}"
+                    out[item.custom_id] = f"errored: {redact(result.error.error.message)}"
                 else:
                     out[item.custom_id] = result.type
         except anthropic.AnthropicError as exc:
-            raise ModelError(
-                f"could not read the results of message batch {batch_id}: {exc}"
-            ) from None
+            raise _error(f"could not read the results of message batch {batch_id}", exc) from None
         return out
+
+
+def _error(action: str, exc: anthropic.AnthropicError) -> ModelError:
+    """One line from an SDK error: what failed, the status and the API's message, redacted
+    (the SDK's own text carries the whole response body, which may echo the key)."""
+    import anthropic
+
+    if isinstance(exc, anthropic.APIStatusError):
+        kind = f"HTTP {exc.status_code}" + (f" {exc.type}" if exc.type else "")
+        detail = redact(" ".join(str(exc.api_message or "").split())) or "no message"
+        request = f" (request {exc.request_id})" if exc.request_id else ""
+        if exc.status_code in (401, 403):
+            return AuthenticationError(
+                f"{action}: the API key was rejected ({kind}: {detail}){request}; "
+                "check ANTHROPIC_API_KEY"
+            )
+        error_type = ModelRequestError if exc.status_code in (400, 404, 413, 422) else ModelError
+        return error_type(f"{action} ({kind}): {detail}{request}")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ModelError(f"{action}: could not reach the API ({type(exc).__name__})")
+    return ModelError(f"{action}: {type(exc).__name__}: {redact(str(exc))}")
