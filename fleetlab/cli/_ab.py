@@ -62,7 +62,7 @@ def _name(text: str, root: Path | None) -> str:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from fleetlab.experiments import compare, load, write_report
+    from fleetlab.experiments import compare, infra_summary, load, write_report
     from fleetlab.experiments._report import format_rows
 
     name = _name(args.name, args.out)
@@ -97,6 +97,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         highlight=False,
     )
     console.print(escape(comparison.mde.text()) + ".", highlight=False)
+    infra = infra_summary(name, root=args.out)
+    if infra.text():
+        console.print(f"[yellow]{escape(infra.text())}[/]", highlight=False)
     if not args.no_html:
         path = write_report(
             name, root=args.out, path=args.html, baseline=args.baseline, comparison=comparison

@@ -50,12 +50,15 @@ from fleetlab.experiments._report import write_report
 from fleetlab.experiments._results import (
     COLUMNS,
     OUT_ENV,
+    InfraSummary,
     ResultsDB,
     export_parquet,
+    infra_summary,
     load,
     output_dir,
 )
 from fleetlab.experiments._run import (
+    INFRA_ATTEMPTS,
     RunSummary,
     estimate,
     estimate_async,
@@ -65,10 +68,12 @@ from fleetlab.experiments._run import (
 )
 from fleetlab.experiments._scoring import scoring_request
 from fleetlab.experiments._toml import load_experiment
+from fleetlab.experiments._trial import InfraFailure
 
 __all__ = [
     "BATCH_DISCOUNT",
     "COLUMNS",
+    "INFRA_ATTEMPTS",
     "KINDS",
     "OUT_ENV",
     "BatchAPI",
@@ -78,6 +83,8 @@ __all__ = [
     "DetectableEffect",
     "Estimate",
     "Experiment",
+    "InfraFailure",
+    "InfraSummary",
     "NullProgress",
     "PairedComparison",
     "PassSummary",
@@ -96,6 +103,7 @@ __all__ = [
     "estimate_async",
     "export_parquet",
     "in_kernel",
+    "infra_summary",
     "load",
     "load_experiment",
     "output_dir",

@@ -8,6 +8,10 @@
   It also records the definition the rows were produced with (a changed variant is refused
   rather than silently mixed) and, for ``--batch`` runs, the Message Batch id, so a restarted
   run polls the batch it already paid for instead of submitting a new one.
+  Attempts the infrastructure decided (an outage, a crash in the harness) are logged apart,
+  in ``infra_attempts``: never a result, never in the statistics, counted in the report and
+  in what was spent. A trial with no result is run again by the next run.
+  Every text written or read back passes through ``fleetlab.telemetry.redact``.
 * ``results.parquet``: the same rows for polars/pandas/DuckDB, rewritten after each run.
 * ``trials/<variant>/<task>-t<k>/``: a trial's own fleet database and workspace while it runs;
   kept afterwards for failed trials (``keep_trials``), so ``fleetlab --db .../trial.db trace``
@@ -37,15 +41,18 @@ import polars as pl
 from fleetlab.clock import Clock, SystemClock, to_us
 from fleetlab.errors import ConfigError, NotFoundError
 from fleetlab.experiments._definition import Experiment
+from fleetlab.telemetry import redact, redact_value
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_ROOT",
     "OUT_ENV",
     "BatchRecord",
+    "InfraSummary",
     "ResultsDB",
     "default_root",
     "export_parquet",
+    "infra_summary",
     "load",
     "output_dir",
 ]
@@ -108,6 +115,9 @@ _SCHEMA = (
     " fingerprint TEXT NOT NULL, spec TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, created_us INTEGER NOT NULL,"
     " status TEXT NOT NULL, requests TEXT NOT NULL, ended_us INTEGER);"
+    "CREATE TABLE IF NOT EXISTS infra_attempts (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " variant TEXT NOT NULL, task TEXT NOT NULL, trial INTEGER NOT NULL, retried INTEGER NOT NULL,"
+    " cost_usd REAL NOT NULL, error TEXT NOT NULL, finished_us INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS trials ("
     + ", ".join(
         "seq INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -145,6 +155,34 @@ class BatchRecord:
     status: str
     requests: dict[str, list[Any]]  # custom_id -> [variant, task, trial, seed]
     kind: Literal["batch_record"] = field(default="batch_record", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InfraSummary:
+    """Trials the infrastructure decided, which the statistics leave out.
+
+    Attributes:
+        excluded: trials with no result because every attempt failed for infrastructure
+            reasons (the next run tries them again).
+        reruns: attempts that failed for infrastructure reasons and were run again.
+        cost_usd: what those failed attempts cost.
+        last_error: the latest such failure, one line.
+    """
+
+    excluded: int = 0
+    reruns: int = 0
+    cost_usd: float = 0.0
+    last_error: str | None = None
+    kind: Literal["infra_summary"] = field(default="infra_summary", repr=False)
+
+    def text(self) -> str:
+        """One sentence for a report, or "" when nothing was left out or re-run."""
+        if not (self.excluded or self.reruns):
+            return ""
+        return (
+            f"{self.excluded} trials left out of the statistics: every attempt failed for "
+            f"infrastructure reasons ({self.reruns} attempts re-run; last: {self.last_error})"
+        )
 
 
 class ResultsDB:
@@ -269,8 +307,60 @@ class ResultsDB:
         }
 
     def spent_usd(self) -> float:
-        """What the finished trials cost."""
-        return float(self._conn.execute("SELECT TOTAL(cost_usd) FROM trials").fetchone()[0])
+        """What the finished trials cost, and the attempts the infrastructure decided."""
+        return float(
+            self._conn.execute(
+                "SELECT (SELECT TOTAL(cost_usd) FROM trials)"
+                " + (SELECT TOTAL(cost_usd) FROM infra_attempts)"
+            ).fetchone()[0]
+        )
+
+    def record_infra_attempt(
+        self, key: tuple[str, str, int], *, retried: bool, cost_usd: float, error: str
+    ) -> None:
+        """Log one attempt of trial ``key`` that the infrastructure decided (durably).
+
+        Args:
+            key: ``(variant, task, trial)``.
+            retried: whether the runner runs the trial again now.
+            cost_usd: what the attempt cost (0 when it crashed before reporting).
+            error: why, one line.
+        """
+        variant, task, trial = key
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO infra_attempts (variant, task, trial, retried, cost_usd, error,"
+                " finished_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    variant,
+                    task,
+                    trial,
+                    int(retried),
+                    float(cost_usd),
+                    redact(" ".join(error.split()))[:500],
+                    to_us(self.clock.now()),
+                ),
+            )
+
+    def infra_summary(self) -> InfraSummary:
+        """The trials and attempts the infrastructure decided (see ``InfraSummary``)."""
+        excluded = self._conn.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT variant, task, trial FROM infra_attempts a"
+            " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.variant = a.variant"
+            " AND t.task = a.task AND t.trial = a.trial))"
+        ).fetchone()[0]
+        reruns, cost = self._conn.execute(
+            "SELECT TOTAL(retried), TOTAL(cost_usd) FROM infra_attempts"
+        ).fetchone()
+        last = self._conn.execute(
+            "SELECT error FROM infra_attempts ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return InfraSummary(
+            excluded=int(excluded),
+            reruns=int(reruns),
+            cost_usd=float(cost),
+            last_error=redact(last[0]) if last else None,
+        )
 
     def insert(self, row: Mapping[str, Any]) -> None:
         """Commit one finished trial (durably, before returning)."""
@@ -295,7 +385,7 @@ class ResultsDB:
             unknown = set(row) - set(names)
             if unknown:
                 raise ValueError(f"unknown result columns {sorted(unknown)}")
-            values = {"finished_us": now, **row}
+            values = {"finished_us": now, **redact_value(dict(row))}
             conn.execute(
                 f"{verb} INTO trials ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
                 [_to_sql(values.get(n)) for n in names],
@@ -315,8 +405,12 @@ class ResultsDB:
     def frame(self) -> pl.DataFrame:
         """Every row as a polars frame (``COLUMNS``), in the order the trials finished."""
         rows = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY seq")
+        # redacted again on the way out: rows recorded before redaction existed
         records = [
-            {k: (bool(v) if k in _BOOLS and v is not None else v) for k, v in dict(r).items()}
+            {
+                k: (bool(v) if k in _BOOLS and v is not None else redact_value(v))
+                for k, v in dict(r).items()
+            }
             for r in rows
         ]
         return pl.DataFrame(records, schema=COLUMNS, orient="row")
@@ -361,6 +455,15 @@ def _to_sql(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
+
+
+def infra_summary(name: str, *, root: str | os.PathLike[str] | None = None) -> InfraSummary:
+    """The trials of experiment ``name`` the infrastructure decided (none if no results)."""
+    folder = output_dir(name, root)
+    if not (folder / RESULTS_DB).is_file():
+        return InfraSummary()
+    with ResultsDB(folder) as db:
+        return db.infra_summary()
 
 
 def load(name: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:

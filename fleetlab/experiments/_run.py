@@ -4,6 +4,11 @@ Trials start in plan order (trial by trial, task by task, variant by variant), u
 ``concurrency`` at once. A ``learned`` variant is the exception that keeps its order: its
 trials run one at a time, each starting from the learner state its predecessors left (see
 ``_results``), while the other variants' trials run beside it.
+
+A trial the infrastructure decided (a transient model error, a crash in the fleet or in this
+harness; see ``_trial.InfraFailure``) is never scored against its variant: it is logged and
+run again at once, up to ``infra_attempts`` attempts in all, and then left without a result
+(the report counts it; the next run tries it again). A rejected API key stops the run.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_prog
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._scoring import run_scoring, run_scoring_batch
 from fleetlab.experiments._toml import load_experiment
-from fleetlab.experiments._trial import make_template, run_trial
+from fleetlab.experiments._trial import InfraFailure, make_template, run_trial
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
+from fleetlab.sandbox import sandbox_mode
+from fleetlab.telemetry import redact
 
 __all__ = [
     "RunSummary",
@@ -44,6 +51,9 @@ __all__ = [
 
 ProgressArg = ProgressSink | Literal["auto"] | None
 
+#: Attempts a trial gets when the infrastructure keeps deciding its outcome.
+INFRA_ATTEMPTS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
@@ -53,9 +63,11 @@ class RunSummary:
         total: trials in the plan.
         skipped: trials already recorded by earlier runs (not run again).
         ran: trials run and recorded now.
-        errored: trials whose model calls failed for good (not recorded: re-run to retry).
+        errored: trials left without a result because the infrastructure failed them on
+            every attempt (an outage, a crash): not scored; the next run tries them again.
         remaining: trials still without a result.
         stopped: why the run stopped early (limit, budget cap), if it did.
+        reruns: attempts the infrastructure failed that were run again at once.
     """
 
     experiment: str
@@ -74,6 +86,7 @@ class RunSummary:
     parquet: Path | None
     batch_id: str | None = None
     first_error: str | None = None
+    reruns: int = 0
     type: Literal["run_summary"] = field(default="run_summary", repr=False)
 
     def describe(self) -> list[str]:
@@ -93,12 +106,17 @@ class RunSummary:
             lines.append(f"message batch: {self.batch_id}")
         if self.stopped:
             lines.append(f"stopped early: {self.stopped}")
+        if self.reruns:
+            lines.append(
+                f"{self.reruns} attempts failed for infrastructure reasons and were run again "
+                "(never scored)"
+            )
         if self.errored:
             lines.append(
-                f"{self.errored} trials hit model errors and were not recorded (re-run to "
-                f"retry them); first: {self.first_error}"
+                f"{self.errored} trials failed for infrastructure reasons on every attempt and "
+                f"have no result (run again to retry them); first: {self.first_error}"
             )
-        return lines
+        return [redact(line) for line in lines]
 
 
 def resolve_experiment(experiment: Experiment | str | Path, model: str | None = None) -> Experiment:
@@ -144,8 +162,32 @@ def _model_factory(experiment: Experiment) -> tuple[Callable[[int], Model], Mode
 class _Outcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     errored: int = 0
+    reruns: int = 0
     first_error: str | None = None
     stopped: str | None = None
+
+    def infra(
+        self,
+        db: ResultsDB | None,
+        trial: Trial,
+        failure: InfraFailure,
+        *,
+        attempt: int,
+        attempts: int,
+        cost_usd: float,
+    ) -> bool:
+        """Log an attempt the infrastructure decided; True when the trial is to run again."""
+        again = failure.retry and attempt < attempts
+        if db is not None:
+            db.record_infra_attempt(
+                trial.key, retried=again, cost_usd=cost_usd, error=failure.reason
+            )
+        if again:
+            self.reruns += 1
+        else:
+            self.errored += 1
+            self.first_error = self.first_error or redact(failure.reason)
+        return again
 
 
 @contextlib.contextmanager
@@ -187,9 +229,11 @@ async def _schedule(
     model_for: Callable[[int], Model],
     progress: ProgressSink,
     done: int,
-    should_start: Callable[[], str | None],
+    should_start: Callable[[bool], str | None],
+    attempts: int = INFRA_ATTEMPTS,
 ) -> _Outcome:
     outcome = _Outcome()
+    tries: dict[tuple[str, str, int], int] = {}
     history: dict[str, list[dict[str, Any]]] = {}
     for variant in experiment.variants:
         if parse_policy(variant.policy).name == "learned":
@@ -218,11 +262,12 @@ async def _schedule(
                 )
                 if pick is None:
                     break
-                reason = should_start()
+                reason = should_start(queue[pick].key in tries)
                 if reason:
                     outcome.stopped = reason
                     break
                 trial = queue.pop(pick)
+                tries[trial.key] = tries.get(trial.key, 0) + 1
                 if _learned(trial):
                     busy.add(trial.variant.name)
                 args = (
@@ -247,11 +292,26 @@ async def _schedule(
             for job in finished:
                 trial = running.pop(job)
                 busy.discard(trial.variant.name)
-                row = job.result()
-                model_error = row.pop("_model_error", None)
-                if model_error:
-                    outcome.errored += 1
-                    outcome.first_error = outcome.first_error or model_error
+                try:
+                    row = job.result()
+                except UserError:
+                    raise  # a rejected key, no sandbox...: every trial would fail the same way
+                except Exception as exc:  # the harness failed, not the variant
+                    row = {"_infra": InfraFailure(f"harness error: {exc!r}", retry=True)}
+                failure: InfraFailure | None = row.pop("_infra", None)
+                if failure is not None:
+                    again = outcome.infra(
+                        db,
+                        trial,
+                        failure,
+                        attempt=tries[trial.key],
+                        attempts=attempts,
+                        cost_usd=float(row.get("cost_usd") or 0.0),
+                    )
+                    if again:
+                        queue.insert(0, trial)  # first in line: a learned variant keeps order
+                    mark = "retry" if again else "INFRA"
+                    progress.update(done, f"{trial.variant.name} {trial.task.key} {mark}")
                     continue
                 if db is not None:
                     db.insert(row)
@@ -286,15 +346,31 @@ async def run_agent_trials(
         model_for=model_for,
         progress=NullProgress(),
         done=0,
-        should_start=lambda: None,
+        should_start=lambda retry: None,
     )
     return outcome.rows
 
 
+class _RedactedProgress:
+    """A progress sink that never shows a secret (details may quote errors)."""
+
+    def __init__(self, sink: ProgressSink) -> None:
+        self.sink = sink
+
+    def start(self, total: int, done: int, label: str) -> None:
+        self.sink.start(total, done, redact(label))
+
+    def update(self, done: int, detail: str) -> None:
+        self.sink.update(done, redact(detail))
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 def _progress(progress: ProgressArg) -> ProgressSink:
     if progress == "auto":
-        return auto_progress()
-    return progress if progress is not None else NullProgress()
+        return _RedactedProgress(auto_progress())
+    return _RedactedProgress(progress) if progress is not None else NullProgress()
 
 
 async def estimate_async(
@@ -358,6 +434,7 @@ async def run_async(
     progress: ProgressArg = "auto",
     poll_s: float = 30.0,
     batch_api: BatchAPI | None = None,
+    infra_attempts: int = INFRA_ATTEMPTS,
 ) -> RunSummary:
     """Run every trial of an experiment that has no result yet, recording each as it ends.
 
@@ -372,11 +449,16 @@ async def run_async(
         progress: ``"auto"`` (rich in a terminal, a widget in a notebook), a sink, or None.
         poll_s: seconds between polls of a message batch.
         batch_api: the batches client (default: built from ``ANTHROPIC_API_KEY``).
+        infra_attempts: attempts a trial gets while the infrastructure decides its outcome
+            (see the module docstring); at least 1.
 
     Raises:
         UserError: the budget cap would be passed (without ``yes``), ``batch`` is not
-            possible, or the recorded results belong to another definition.
+            possible, the recorded results belong to another definition, the API rejected
+            the key, or a real model's code would have to run where no sandbox can.
     """
+    if infra_attempts < 1:
+        raise UserError(f"infra_attempts must be 1 or more, got {infra_attempts}")
     exp = resolve_experiment(experiment, model)
     _check_batch(exp, batch)
     folder = output_dir(exp.name, root)
@@ -403,20 +485,24 @@ async def run_async(
         sink = _progress(progress)
         started_count = 0
 
-        def should_start() -> str | None:
+        def should_start(retry: bool = False) -> str | None:
+            """Why no further trial may start, if so; a re-run is not a new trial."""
             nonlocal started_count
-            if limit is not None and started_count >= limit:
+            if not retry and limit is not None and started_count >= limit:
                 return f"limit of {limit} trials reached"
             if cap is not None and not exp.simulated and db.spent_usd() >= cap:
                 return f"budget cap ${cap:,.2f} reached (spent ${db.spent_usd():,.4f})"
-            started_count += 1
+            started_count += 0 if retry else 1
             return None
 
         sink.start(len(plan), skipped, exp.name[:30])
         batch_id: str | None = None
         shared: Model | None = None
         try:
+            reruns = 0
             if exp.kind == "agents":
+                if todo:  # refuse before the first trial, not once per trial
+                    sandbox_mode(trusted=exp.simulated)
                 model_for, shared = _model_factory(exp)
                 outcome = await _schedule(
                     exp,
@@ -427,8 +513,9 @@ async def run_async(
                     progress=sink,
                     done=skipped,
                     should_start=should_start,
+                    attempts=infra_attempts,
                 )
-                ran, errored = len(outcome.rows), outcome.errored
+                ran, errored, reruns = len(outcome.rows), outcome.errored, outcome.reruns
                 first_error, stopped = outcome.first_error, outcome.stopped
             elif batch:
                 api = batch_api or BatchAPI()
@@ -443,8 +530,8 @@ async def run_async(
                 stopped = None if len(chosen) == len(todo) else f"limit of {limit} trials reached"
             else:
                 model_for, shared = _model_factory(exp)
-                ran, stopped, errored, first_error = await run_scoring(
-                    exp, db, todo, model_for, sink, skipped, should_start
+                ran, stopped, errored, first_error, reruns = await run_scoring(
+                    exp, db, todo, model_for, sink, skipped, should_start, infra_attempts
                 )
         finally:
             sink.close()
@@ -470,7 +557,8 @@ async def run_async(
         wall_s=time.perf_counter() - started,
         parquet=parquet,
         batch_id=batch_id,
-        first_error=first_error,
+        first_error=redact(first_error) if first_error else None,
+        reruns=reruns,
     )
 
 
@@ -485,6 +573,7 @@ def run(
     progress: ProgressArg = "auto",
     poll_s: float = 30.0,
     batch_api: BatchAPI | None = None,
+    infra_attempts: int = INFRA_ATTEMPTS,
 ) -> RunSummary:
     """Synchronous ``run_async``: works in a script, a notebook cell and under papermill."""
     return run_sync(
@@ -498,5 +587,6 @@ def run(
             progress=progress,
             poll_s=poll_s,
             batch_api=batch_api,
+            infra_attempts=infra_attempts,
         )
     )

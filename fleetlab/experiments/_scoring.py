@@ -111,34 +111,50 @@ async def run_scoring(
     model_for: Callable[[int], Model],
     progress: ProgressSink,
     done: int,
-    should_start: Callable[[], str | None],
-) -> tuple[int, str | None, int, str | None]:
+    should_start: Callable[[bool], str | None],
+    attempts: int = 3,
+) -> tuple[int, str | None, int, str | None, int]:
     """Score ``todo`` one request per trial, up to ``concurrency`` at once.
 
-    Returns ``(ran, stop reason, errored, first error)``.
+    A call that fails for good with a transient ``ModelError`` (an outage, malformed answers)
+    is logged as an infrastructure attempt and made again, up to ``attempts`` calls; a refused
+    request is logged once. Neither is ever scored.
+
+    Returns ``(ran, stop reason, errored, first error, re-runs)``.
+
+    Raises:
+        AuthenticationError: the API rejected the key.
     """
-    from fleetlab.errors import ModelError
+    from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 
     gate = asyncio.Semaphore(experiment.concurrency)
-    state = {"ran": 0, "done": done, "errored": 0}
+    state = {"ran": 0, "done": done, "errored": 0, "reruns": 0}
     first_error: list[str] = []
     stop: list[str] = []
 
     async def one(trial: Trial) -> None:
         async with gate:
-            reason = should_start()
-            if reason:
-                stop.append(reason)
-                return
-            model = model_for(trial.seed)
-            request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
-            started = time.perf_counter()
-            try:
-                response = await model.generate(request)
-            except ModelError as exc:
-                state["errored"] += 1
-                first_error.append(str(exc))
-                return
+            for attempt in range(1, attempts + 1):
+                reason = should_start(attempt > 1)
+                if reason:
+                    stop.append(reason)
+                    return
+                model = model_for(trial.seed)
+                request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
+                started = time.perf_counter()
+                try:
+                    response = await model.generate(request)
+                    break
+                except AuthenticationError:
+                    raise
+                except ModelError as exc:
+                    again = attempt < attempts and not isinstance(exc, ModelRequestError)
+                    db.record_infra_attempt(trial.key, retried=again, cost_usd=0.0, error=str(exc))
+                    if not again:
+                        state["errored"] += 1
+                        first_error.append(str(exc))
+                        return
+                    state["reruns"] += 1
             db.insert(
                 scoring_row(experiment, trial, response, wall_s=time.perf_counter() - started)
             )
@@ -146,12 +162,19 @@ async def run_scoring(
             state["done"] += 1
             progress.update(state["done"], f"{trial.variant.name} {trial.task.key}")
 
-    await asyncio.gather(*(one(t) for t in todo))
+    jobs = [asyncio.ensure_future(one(t)) for t in todo]
+    try:
+        await asyncio.gather(*jobs)
+    finally:  # a rejected key stops every call still waiting, before the results db closes
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
     return (
         state["ran"],
         (stop[0] if stop else None),
         state["errored"],
         (first_error[0] if first_error else None),
+        state["reruns"],
     )
 
 
@@ -199,8 +222,9 @@ async def run_scoring_batch(
         answer = results.get(cid, "missing from the results")
         if trial is None:
             continue  # already recorded, or no longer part of the experiment
-        if isinstance(answer, str):
+        if isinstance(answer, str):  # errored, expired, canceled: the batch's doing
             errors.append(f"{variant} {task} trial {index}: {answer}")
+            db.record_infra_attempt(trial.key, retried=False, cost_usd=0.0, error=errors[-1])
             continue
         rows.append(scoring_row(experiment, trial, answer, batch_id=batch_id))
     db.collect_batch(batch_id, rows)

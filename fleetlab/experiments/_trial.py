@@ -6,6 +6,12 @@ variant's policy, prompt and limits, exactly as ``fleetlab run-task`` would. Tri
 nothing, so they run side by side without interfering, and a trial's outcome depends only on
 (variant, task, seed), never on what ran next to it.
 
+A trial whose outcome was decided by the infrastructure rather than the variant says so in
+its row's private ``_infra`` field (an ``InfraFailure``): a model call that failed for good
+with a transient ``ModelError`` (outage, timeouts, malformed answers), a request the API
+refused, or a crash inside the fleet (``internal error``). The runner re-runs such trials and
+never scores them (see ``fleetlab.experiments._run``).
+
 The trial database is scratch space: a trial interrupted by a crash is redone from the start
 (its folder wiped), so it runs with ``synchronous=OFF`` (no fsync at all; a power cut could
 corrupt a trial database kept for a failed trial, never a result) and starts as a copy of an
@@ -23,17 +29,82 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fleetlab.decompose import parse_policy
+from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.models.base import Model
+from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store, Task
 from fleetlab.suites import complexity_bucket
 
-__all__ = ["critical_path_s", "make_template", "run_trial", "trial_dir"]
+__all__ = ["InfraFailure", "critical_path_s", "make_template", "run_trial", "trial_dir"]
+
+
+@dataclass(frozen=True, slots=True)
+class InfraFailure:
+    """Why a trial's outcome says nothing about its variant.
+
+    Attributes:
+        reason: one line (redacted by whoever stores it).
+        retry: whether running the trial again may go differently (an outage, a crash);
+            False for a request the API refused as malformed, which would be refused again.
+    """
+
+    reason: str
+    retry: bool
+    kind: Literal["infra_failure"] = "infra_failure"
+
+
+class _WatchedModel:
+    """The trial's model, keeping every error a call ended with: the trial learns from the
+    exceptions themselves (typed) whether the infrastructure failed, not from task messages."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.errors: list[ModelError] = []
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def simulated(self) -> bool:
+        return self.model.simulated
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        try:
+            return await self.model.generate(request)
+        except ModelError as exc:
+            self.errors.append(exc)
+            raise
+
+
+def _infra_failure(errors: list[ModelError], internal_errors: int) -> InfraFailure | None:
+    """What, if anything, the infrastructure did to a trial.
+
+    Raises:
+        AuthenticationError: the API rejected the key: no trial can run, so the run stops.
+    """
+    for error in errors:
+        if isinstance(error, AuthenticationError):
+            raise error
+    transient = [e for e in errors if not isinstance(e, ModelRequestError)]
+    if transient:
+        return InfraFailure(f"model error: {transient[0]}", retry=True)
+    if internal_errors:
+        return InfraFailure(
+            f"{internal_errors} tasks crashed inside the fleet (internal error; see the trial's "
+            "fleet log)",
+            retry=True,
+        )
+    if errors:
+        return InfraFailure(f"the API refused a request: {errors[0]}", retry=False)
+    return None
 
 
 def make_template(folder: Path) -> Path:
@@ -118,7 +189,6 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
     latency: dict[str, float] = defaultdict(float)
     calls = 0
     cache_read = cache_write = 0
-    model_error = None
     for row in store.query(
         "SELECT task_id, attrs FROM events WHERE kind = 'model.call' AND trace_id = ?",
         (root.trace_id,),
@@ -128,10 +198,6 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
         latency[row["task_id"]] += float(attrs.get("latency_s") or 0.0)
         cache_read += int(attrs.get("cache_read_input_tokens") or 0)
         cache_write += int(attrs.get("cache_creation_input_tokens") or 0)
-    for task in tree:
-        if task.error and task.error.startswith("model error"):
-            model_error = task.error
-            break
     decision = root.spec.get("decision") or {}
     learn = store.query(
         "SELECT bucket, arm, reward FROM learner_updates WHERE task_id = ? ORDER BY seq DESC",
@@ -160,7 +226,6 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
         "learn_arm": learn[0]["arm"] if learn else None,
         "learn_reward": learn[0]["reward"] if learn else None,
         "trace_id": root.trace_id,
-        "_model_error": model_error,
     }
 
 
@@ -174,8 +239,9 @@ async def run_trial(
 ) -> dict[str, Any]:
     """Run one trial to its end and return its result row.
 
-    The row's private ``_model_error`` field is set when a model call failed for good (an
-    outage, a rejected key): such a trial says nothing about the variant and is not recorded.
+    The row's private ``_infra`` field holds an ``InfraFailure`` when the infrastructure
+    decided the outcome (see the module docstring): such a row says nothing about the variant
+    and is never recorded as a result.
 
     Args:
         experiment: the experiment the trial belongs to.
@@ -184,6 +250,9 @@ async def run_trial(
         model_for: builds the model for a seed (a seeded simulated model, or a shared one).
         learner_history: for a ``learned`` variant, the learner updates of its finished trials.
         template: an empty trial database to copy (``make_template``).
+
+    Raises:
+        AuthenticationError: the API rejected the key.
     """
     variant, task = trial.variant, trial.task
     where = trial_dir(folder, trial)
@@ -222,13 +291,13 @@ async def run_trial(
             config = config.replace(
                 learner=dataclasses.replace(config.learner, cost_weight=variant.cost_weight)
             )
-        fleet = Fleet(
-            store, model_for(trial.seed), config, trace_id=root.trace_id, seed=_learner_seed(trial)
-        )
+        model = _WatchedModel(model_for(trial.seed))
+        fleet = Fleet(store, model, config, trace_id=root.trace_id, seed=_learner_seed(trial))
         started = time.perf_counter()
-        await fleet.run(until_idle=True)
+        report = await fleet.run(until_idle=True)
         wall = time.perf_counter() - started
         row = _collect(store, root.id)
+        row["_infra"] = _infra_failure(model.errors, report.internal_errors)
     finally:
         store.close()
     row.update(
@@ -249,7 +318,7 @@ async def run_trial(
         trial_dir=str(where),
     )
     keep = experiment.keep_trials == "all" or (
-        experiment.keep_trials == "failed" and not row["passed"]
+        experiment.keep_trials == "failed" and (not row["passed"] or row["_infra"] is not None)
     )
     if not keep:
         await asyncio.to_thread(shutil.rmtree, where, True)
