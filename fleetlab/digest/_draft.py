@@ -19,6 +19,7 @@ from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.models.types import Message, ModelRequest
 from fleetlab.prompts import role_prompt
+from fleetlab.telemetry import redact, redact_value
 
 __all__ = ["SECTIONS", "template_draft", "write_draft", "write_draft_async"]
 
@@ -313,7 +314,7 @@ async def write_draft_async(metrics: dict[str, Any], model: Model | str = "sim:d
     """
     name = model if isinstance(model, str) else model.name
     if name.startswith("sim:"):
-        return template_draft(metrics)
+        return redact(template_draft(metrics))
     backend = get_model(model) if isinstance(model, str) else model
     week = metrics["week"]
     request = ModelRequest(
@@ -326,14 +327,14 @@ async def write_draft_async(metrics: dict[str, Any], model: Model | str = "sim:d
                 + (" and say the data is simulated" if metrics["simulated"] else "")
                 + ". Quote numbers exactly as they appear here (percentages may be shown"
                 " x100 with a %).\n\n```json\n"
-                + json.dumps(_prompt_metrics(metrics), separators=(",", ":"))
+                + json.dumps(redact_value(_prompt_metrics(metrics)), separators=(",", ":"))
                 + "\n```"
             ),
         ),
         max_tokens=4096,
     )
     response = await backend.generate(request)
-    return _ensure_front_matter(response.text(), metrics)
+    return redact(_ensure_front_matter(response.text(), metrics))
 
 
 def write_draft(metrics: dict[str, Any], model: Model | str = "sim:default") -> str:

@@ -4,6 +4,10 @@ The folder holds the executed notebook, ``index.html`` (no code, charts interact
 drawn offline), ``digest.md`` (the draft post with its charts as PNG beside it) and
 ``metrics.json``. It is built in a temporary folder beside its destination and renamed into
 place only when complete, so a failed run leaves no half-written report.
+
+Every text file of the report passes through ``fleetlab.telemetry.redact`` where it is
+written, and once more before it is published: the notebook's kernel is another process,
+which knows the configured key but not keys registered in this one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from fleetlab import errors
 from fleetlab.digest._factcheck import FactCheck, fact_check
 from fleetlab.digest._params import DigestParams, validate_params
 from fleetlab.errors import FleetlabError, UserError
+from fleetlab.telemetry import redact, redact_value
 
 __all__ = [
     "CHART_CAPTIONS",
@@ -87,7 +92,8 @@ def write_report_files(
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "metrics.json"]
-    written[0].write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    text = json.dumps(redact_value(metrics), indent=1, ensure_ascii=False) + "\n"
+    written[0].write_text(text, "utf-8")
     figures = []
     for name, chart in (charts or {}).items():
         path = folder / f"{name}.png"
@@ -97,7 +103,7 @@ def write_report_files(
     post = draft.rstrip() + "\n"
     if figures:
         post += "\n## Charts\n\n" + "\n\n".join(figures) + "\n"
-    (folder / "digest.md").write_text(post, "utf-8")
+    (folder / "digest.md").write_text(redact(post), "utf-8")
     written.append(folder / "digest.md")
     return written
 
@@ -142,7 +148,7 @@ def export_html(notebook: Path, target: Path) -> Path:
     ]
     html, _ = exporter.from_notebook_node(node, resources={"metadata": {"name": "Weekly digest"}})
     html = _EXTERNAL_MODULE.sub("", _EXTERNAL_SCRIPT.sub("", html))
-    target.write_text(html, "utf-8")
+    target.write_text(redact(html), "utf-8")
     return target
 
 
@@ -184,7 +190,7 @@ def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
             raise UserError(message) from None
         kept = Path(tempfile.mkdtemp(prefix="fleetlab-digest-")) / NOTEBOOK_NAME
         if output.exists():
-            shutil.copy2(output, kept)
+            kept.write_text(redact(output.read_text("utf-8")), "utf-8")
         raise FleetlabError(
             f"the digest notebook failed in cell {exc.cell_index}: {exc.ename}: {message}"
             f" (executed notebook kept at {kept})"
@@ -194,6 +200,19 @@ def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
             f"cannot run the digest notebook on kernel {KERNEL!r}: {exc} (is the kernel"
             " installed? `make kernel` installs it)"
         ) from None
+
+
+_TEXT_FILES = ("*.json", "*.md", "*.html", "*.ipynb")
+
+
+def _redact_files(folder: Path) -> None:
+    """Redact every text file of a report (their JSON escapes no character a key has)."""
+    for pattern in _TEXT_FILES:
+        for path in folder.glob(pattern):
+            text = path.read_text("utf-8")
+            cleaned = redact(text)
+            if cleaned is not text:
+                path.write_text(cleaned, "utf-8")
 
 
 def _publish(built: Path, final: Path) -> None:
@@ -257,6 +276,7 @@ def run_digest(
         missing = [n for n in ("metrics.json", "digest.md") if not (building / n).is_file()]
         if missing:
             raise FleetlabError(f"the digest notebook did not write {', '.join(missing)}")
+        _redact_files(building)
         metrics = json.loads((building / "metrics.json").read_text("utf-8"))
         check = fact_check((building / "digest.md").read_text("utf-8"), metrics)
         _publish(building, final)

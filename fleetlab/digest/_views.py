@@ -7,6 +7,7 @@ from typing import Any
 
 from fleetlab.digest._common import COUNT_KEYS
 from fleetlab.digest._factcheck import FactCheck
+from fleetlab.telemetry import redact
 
 __all__ = [
     "MarkdownView",
@@ -31,10 +32,10 @@ class MarkdownView:
     text: str
 
     def _repr_markdown_(self) -> str:
-        return self.text
+        return redact(self.text)  # a notebook's saved outputs are published
 
     def __str__(self) -> str:
-        return self.text
+        return redact(self.text)
 
 
 def _cell(value: Any) -> str:
