@@ -570,6 +570,11 @@ class Workspace:
 
     def _write_file(self, args: dict[str, Any]) -> str:
         parts = self._changed_parts(args["path"])
+        if len(args["content"]) > self.max_write_bytes:  # each character is a byte or more
+            raise _ToolError(
+                f"content is {len(args['content'])} characters; the write limit is "
+                f"{self.max_write_bytes} bytes. Split it into several smaller files."
+            )
         try:
             data = args["content"].encode("utf-8")
         except UnicodeEncodeError:

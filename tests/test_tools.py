@@ -476,6 +476,9 @@ def test_oversized_write_is_refused(tmp_path: Path) -> None:
     message = err(ws, "write_file", path="new/big.txt", content="é" * 6)  # 12 UTF-8 bytes
     assert "12 bytes" in message
     assert "write limit is 10 bytes" in message
+    # too many characters is refused before encoding them (a model can send megabytes)
+    message = err(ws, "write_file", path="long.txt", content="x" * 11)
+    assert message.startswith("content is 11 characters; the write limit is 10 bytes")
     assert ws.snapshot() == {"ok.txt": "0123456789"}
     assert not (ws.root / "new").exists()
 
