@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleetlab.experiments._compare import Comparison, compare
-from fleetlab.experiments._results import load, output_dir
+from fleetlab.experiments._results import infra_summary, load, output_dir
 from fleetlab.stats import PairedDifference
 
 if TYPE_CHECKING:
@@ -265,7 +265,11 @@ def write_report(
         for row in rows:
             parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>")
-    parts.append(f"<p>{html.escape(comparison.mde.text())}.</p><h2>Charts</h2>")
+    parts.append(f"<p>{html.escape(comparison.mde.text())}.</p>")
+    infra = infra_summary(name, root=root).text()
+    if infra:  # trials the infrastructure decided: not in the tables above
+        parts.append(f"<p class='infra'>{html.escape(infra)}.</p>")
+    parts.append("<h2>Charts</h2>")
     for n, chart in enumerate(charts):
         spec = json.dumps(chart.to_dict()).replace("</", "<\\/")  # stays inside <script>
         parts.append(f"<div id='chart{n}'></div>")
