@@ -293,7 +293,8 @@ def test_the_workspace_is_the_only_writable_place(tmp_path: Path) -> None:
         import ctypes, json, os
         libc = ctypes.CDLL(None, use_errno=True)
         results = {{}}
-        for folder in ({interpreter_prefix!r}, "/usr/lib", os.environ["FLEETLAB_SUITE_DIR"]):
+        suite = os.environ["FLEETLAB_SUITE_DIR"]
+        for folder in ({interpreter_prefix!r}, "/usr/lib", suite, "/", "/usr", "/dev"):
             code = libc.mount(b"none", folder.encode(), None, 32 | 4096, None)  # remount rw
             results["remount " + folder] = (code, ctypes.get_errno())
             try:
@@ -302,6 +303,7 @@ def test_the_workspace_is_the_only_writable_place(tmp_path: Path) -> None:
             except OSError as exc:
                 results["write " + folder] = exc.strerror
         open("/tmp/scratch", "w").write("tmp works")
+        open("/dev/shm/scratch", "w").write("shm works")
         open("result.json", "w").write(json.dumps(results))
         open("setuid", "w").close()
         os.chmod("setuid", 0o6755)  # a set-user-id file owned by the host's user
@@ -318,6 +320,29 @@ def test_the_workspace_is_the_only_writable_place(tmp_path: Path) -> None:
             assert outcome == "Read-only file system", what
     assert not (Path(sys.base_prefix) / "planted").exists()
     assert not (tmp_path / "suite" / "planted").exists()
+
+
+@needs_bwrap
+def test_tmp_and_shared_memory_are_capped(tmp_path: Path) -> None:
+    check, workspace = make_check(
+        tmp_path,
+        """
+        import errno
+        for folder in ("/tmp", "/dev/shm"):
+            try:
+                open(folder + "/big", "wb").write(b"x" * 2 * 1024**2)
+                raise AssertionError(folder + " took 2 MiB")
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+        """,
+    )
+    result = run_python(
+        check.script,
+        workspace,
+        read_only={"suite": tmp_path / "suite"},
+        limits=Limits(tmp_bytes=1024**2),
+    )
+    assert result.completed, result.stderr
 
 
 # --- no early pass -----------------------------------------------------------------------

@@ -1,0 +1,378 @@
+"""Starting one run, in bubblewrap or on the host, and watching it to its end."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import selectors
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from fleetlab.sandbox._cgroup import Cgroup, pids_cgroup_parent
+
+#: Where the workspace appears inside the sandbox.
+WORKSPACE = "/workspace"
+
+_READ_ONLY_ROOT = "/ro"
+_SANDBOX_UID = "65534"  # "nobody" inside the user namespace
+_SYSTEM_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32")
+_PATH = "/usr/bin:/bin"
+_NONCE_BYTES = 16
+_CGROUP_SLACK = 2  # the outer bwrap and bwrap's own init inside the pid namespace
+_RUNNER = (Path(__file__).parent / "_runner.py").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits of one sandboxed run.
+
+    Attributes:
+        cpu_seconds: CPU seconds per process; None: one or two more than the timeout.
+        memory_bytes: address space per process (``RLIMIT_AS``).
+        file_bytes: the largest file a process may write (``RLIMIT_FSIZE``).
+        processes: processes and threads the whole run may hold at once.
+        output_bytes: the last bytes of stdout and of stderr that are kept.
+        nice: niceness added to the run, so verifiers yield the CPU to the fleet.
+        tmp_bytes: the size of the sandbox's ``/tmp``, and of its ``/dev/shm``.
+    """
+
+    cpu_seconds: int | None = None
+    memory_bytes: int = 2 * 1024**3
+    file_bytes: int = 64 * 1024**2
+    processes: int = 64
+    output_bytes: int = 64 * 1024
+    nice: int = 10
+    tmp_bytes: int = 64 * 1024**2
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxResult:
+    """What a run did.
+
+    Attributes:
+        completed: the script ran to its last line and the runner confirmed it (exit 0 with
+            the run's nonce). Nothing else counts as success.
+        returncode: the exit status (negative: killed by that signal); None if never reaped.
+        timed_out: the wall-clock timeout killed the run.
+        killed_by: the signal that ended it (``SIGXCPU``: the CPU time limit), or None.
+        stdout: the end of its standard output (at most ``Limits.output_bytes``).
+        stderr: the end of its standard error (at most ``Limits.output_bytes``).
+        sandboxed: False when it ran on the host because bubblewrap could not run.
+        seconds: wall-clock duration.
+    """
+
+    completed: bool
+    returncode: int | None
+    timed_out: bool
+    killed_by: str | None
+    stdout: str
+    stderr: str
+    sandboxed: bool
+    seconds: float
+
+
+@functools.cache
+def base_interpreter() -> tuple[Path, Path]:
+    """The base interpreter (never a venv's) and the prefix it needs, both resolved."""
+    prefix = Path(sys.base_prefix).resolve()
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidate = prefix / "bin" / version
+    found = candidate if candidate.is_file() else Path(sys.executable)
+    return found.resolve(), prefix
+
+
+def launch(
+    mode: Literal["bwrap", "host"],
+    script: Path,
+    workspace: Path,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str | Path] | None = None,
+    read_only: Mapping[str, Path] | None = None,
+    timeout: float,
+    limits: Limits,
+    bwrap: str | None,
+) -> SandboxResult:
+    """Run ``script`` in bubblewrap (``mode="bwrap"``) or on the host; see `run_python`."""
+    started = time.monotonic()
+    interpreter, prefix = base_interpreter()
+    workspace = workspace.resolve()
+    script = script.resolve()
+    mounts = {name: path.resolve() for name, path in (read_only or {}).items()}
+    sandboxed = mode == "bwrap"
+    places = [workspace, *mounts.values()]
+    if sandboxed and not any(script.is_relative_to(place) for place in places):
+        mounts["script"] = script.parent
+
+    def inside(path: Path) -> str:
+        if not sandboxed:
+            return str(path)
+        path = path.resolve()
+        places = [(PurePosixPath(WORKSPACE), workspace)]
+        places += [
+            (PurePosixPath(_READ_ONLY_ROOT, name), folder) for name, folder in mounts.items()
+        ]
+        for there, here in places:
+            if path.is_relative_to(here):
+                return str(there / path.relative_to(here).as_posix())
+        raise ValueError(f"{path} is neither in the workspace nor in a read-only folder")
+
+    home = "/tmp" if sandboxed else tempfile.gettempdir()
+    script_env = {
+        "PATH": _PATH,
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "TMPDIR": home,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONSAFEPATH": "1",
+    }
+    for key, value in (env or {}).items():
+        script_env[key] = inside(value) if isinstance(value, Path) else value
+
+    cpu = limits.cpu_seconds or int(timeout) + 2
+    # RLIMIT_NPROC counts per user namespace, so it bounds this run alone for a non-root
+    # user; root ignores it and gets the pids cgroup instead.
+    spec = f"{cpu},{limits.memory_bytes},{limits.file_bytes},{limits.processes},0"
+    read_fd, write_fd = os.pipe()
+    # -S -P: no site (its .pth files run code and cost tens of ms), no script folder on
+    # sys.path. Not -E or -I: the environment is ours (cleared) and PYTHONHASHSEED must
+    # apply. PYTHONPATH is set by the runner only after it read the nonce, so no workspace
+    # module (a planted sitecustomize.py, say) can run before that.
+    python = [str(interpreter), "-S", "-P", "-B", "-c", _RUNNER]
+    python += [str(write_fd), spec, str(limits.nice), "1" if sandboxed else "0"]
+    python += [inside(script), *args]
+    cgroup: Cgroup | None = None
+    try:
+        if sandboxed:
+            assert bwrap is not None  # availability said so
+            command = _bwrap_command(bwrap, prefix, interpreter, workspace, mounts, limits)
+            command += [a for key, value in script_env.items() for a in ("--setenv", key, value)]
+            command += python
+            parent = pids_cgroup_parent() if os.geteuid() == 0 else None
+            if parent is not None:
+                cgroup = Cgroup(parent, limits.processes + _CGROUP_SLACK)
+                # Join the cgroup before bwrap forks, so nothing is ever outside it.
+                join = 'echo $$ > "$0" && exec "$@"'
+                command = ["/bin/sh", "-c", join, str(cgroup.procs), *command]
+            # bwrap and its init inside the sandbox keep this environment: nothing secret.
+            process_env, cwd = {"PATH": _PATH}, None
+        else:
+            command, process_env, cwd = python, script_env, workspace
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            env=process_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        if cgroup is not None:
+            cgroup.remove()
+        raise
+    os.close(write_fd)
+    nonce = secrets.token_hex(_NONCE_BYTES).encode()
+    try:
+        return _supervise(process, read_fd, nonce, started, timeout, limits, sandboxed=sandboxed)
+    finally:
+        os.close(read_fd)
+        if not sandboxed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        if cgroup is not None:
+            cgroup.remove()
+        if sandboxed:
+            _clear_setid_bits(workspace)
+
+
+def _clear_setid_bits(workspace: Path) -> None:
+    """Take set-user/group-id bits off what the run left in the workspace.
+
+    Files the sandbox writes belong to the host user running fleetlab (root, often), and
+    their owner may ``chmod u+s`` them: such a binary would run as that user for anyone on
+    the host who can reach the workspace.
+    """
+    setid = stat.S_ISUID | stat.S_ISGID
+    for folder, dirs, files in os.walk(workspace):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                mode = os.lstat(path).st_mode
+                if mode & setid and not stat.S_ISLNK(mode):
+                    os.chmod(path, stat.S_IMODE(mode) & ~setid)
+
+
+def _bwrap_command(
+    bwrap: str,
+    prefix: Path,
+    interpreter: Path,
+    workspace: Path,
+    mounts: Mapping[str, Path],
+    limits: Limits,
+) -> list[str]:
+    command = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
+    command += ["--unshare-uts", "--unshare-cgroup-try", "--disable-userns"]
+    command += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    command += ["--uid", _SANDBOX_UID, "--gid", _SANDBOX_UID, "--hostname", "sandbox"]
+    command += ["--clearenv"]
+    for system in _SYSTEM_DIRS:
+        host = Path(system)
+        if host.is_symlink():
+            command += ["--symlink", os.readlink(host), system]
+        elif host.is_dir() and not host.is_relative_to(prefix):
+            command += ["--ro-bind", system, system]
+    command += ["--ro-bind", str(prefix), str(prefix)]
+    if not interpreter.is_relative_to(prefix):
+        command += ["--ro-bind", str(interpreter), str(interpreter)]
+    command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    command += ["--proc", "/proc", "--dev", "/dev"]
+    command += ["--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
+    for name, folder in mounts.items():
+        command += ["--ro-bind", str(folder), f"{_READ_ONLY_ROOT}/{name}"]
+    command += ["--bind", str(workspace), WORKSPACE, "--chdir", WORKSPACE]
+    # The tmpfs bwrap builds the root and /dev on would otherwise take writes of any size.
+    command += ["--remount-ro", "/", "--remount-ro", "/dev"]
+    return command
+
+
+def _supervise(
+    process: subprocess.Popen[bytes],
+    result_fd: int,
+    nonce: bytes,
+    started: float,
+    timeout: float,
+    limits: Limits,
+    *,
+    sandboxed: bool,
+) -> SandboxResult:
+    """Hand over the nonce, collect output until the run exits or times out, kill the tree."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        process.stdin.write(nonce)
+        process.stdin.close()
+    except OSError:  # it died before reading: the result says how
+        pass
+    out, err = process.stdout.fileno(), process.stderr.fileno()
+    buffers = {out: _Tail(limits.output_bytes), err: _Tail(limits.output_bytes)}
+    buffers[result_fd] = _Tail(4 * len(nonce))
+    deadline = started + timeout
+    timed_out = False
+    with selectors.DefaultSelector() as selector:
+        for fd in buffers:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        pidfd = _pidfd(process.pid)
+        if pidfd is not None:
+            selector.register(pidfd, selectors.EVENT_READ)
+        try:
+            while process.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                # Without a pidfd, look at the process every 50 ms.
+                for key, _ in selector.select(left if pidfd is not None else min(left, 0.05)):
+                    if key.fd != pidfd and not buffers[key.fd].read(key.fd):
+                        selector.unregister(key.fd)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+    if process.poll() is None:
+        if sandboxed:
+            process.kill()  # bwrap's init dies with it (--die-with-parent): the pid namespace
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for fd, tail in buffers.items():
+        tail.read(fd)  # what was written before the end (a bounded amount)
+    process.stdout.close()
+    process.stderr.close()
+    returncode = process.returncode
+    completed = not timed_out and returncode == 0 and buffers[result_fd].data() == nonce
+    # bwrap reports a command killed by signal N as exit status 128 + N.
+    number = returncode - 128 if sandboxed and returncode > 128 else -returncode
+    return SandboxResult(
+        completed=completed,
+        returncode=returncode,
+        timed_out=timed_out,
+        killed_by=_signal_name(number) if not timed_out else None,
+        stdout=buffers[out].text(),
+        stderr=buffers[err].text(),
+        sandboxed=sandboxed,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
+def _pidfd(pid: int) -> int | None:
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd: int = opener(pid)
+    except OSError:
+        return None
+    return fd
+
+
+class _Tail:
+    """The last ``cap`` bytes read from a non-blocking pipe."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.buffer = bytearray()
+        self.dropped = 0
+
+    def read(self, fd: int) -> bool:
+        """Read what is there now, at most 1 MiB (a flood must not starve the deadline);
+        False at end of file."""
+        for _ in range(16):
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            self.buffer += chunk
+            extra = len(self.buffer) - self.cap
+            if extra > 0:
+                del self.buffer[:extra]
+                self.dropped += extra
+        return True
+
+    def data(self) -> bytes:
+        return bytes(self.buffer) if not self.dropped else b""
+
+    def text(self) -> str:
+        text = self.buffer.decode("utf-8", errors="replace")
+        return f"[... {self.dropped} bytes dropped]\n{text}" if self.dropped else text
