@@ -145,9 +145,11 @@ def launch(
         script_env[key] = inside(value) if isinstance(value, Path) else value
 
     cpu = limits.cpu_seconds or int(timeout) + 2
-    # RLIMIT_NPROC counts per user namespace, so it bounds this run alone for a non-root
-    # user; root ignores it and gets the pids cgroup instead.
-    spec = f"{cpu},{limits.memory_bytes},{limits.file_bytes},{limits.processes},0"
+    # In the sandbox RLIMIT_NPROC counts this user namespace's processes, so it bounds this
+    # run alone for a non-root user (root ignores it and gets the pids cgroup instead). On
+    # the host it would count every process of the user: left alone there (-1).
+    processes = limits.processes if sandboxed else -1
+    spec = f"{cpu},{limits.memory_bytes},{limits.file_bytes},{processes},0"
     read_fd, write_fd = os.pipe()
     # -S -P: no site (its .pth files run code and cost tens of ms), no script folder on
     # sys.path. Not -E or -I: the environment is ours (cleared) and PYTHONHASHSEED must

@@ -36,6 +36,8 @@ def _run(result_fd: int, limits: str, nice: int, strict: bool) -> None:
 
     names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_CORE")
     for name, value in zip(names, map(int, limits.split(",")), strict=True):
+        if value < 0:
+            continue
         hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU first, then SIGKILL
         try:
             resource.setrlimit(getattr(resource, name), (value, hard))
