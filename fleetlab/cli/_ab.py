@@ -92,8 +92,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             table.add_row(*row)
         wide.print(table)
     console.print(
-        "95% intervals: Wilson for rates; paired bootstrap for differences (tasks resampled "
-        "when a task has several trials); p: McNemar exact on discordant pairs.",
+        "95% intervals: Wilson for rates; paired BCa bootstrap for differences (tasks resampled "
+        "when a task has several trials; '(unreliable)': not a 95% interval, see the table of "
+        "reasons); p: McNemar exact on discordant pairs.",
         highlight=False,
     )
     console.print(escape(comparison.mde.text()) + ".", highlight=False)
