@@ -110,7 +110,8 @@ def generate_year(path: Path, tasks: int, *, seed: int = 7) -> dict[str, int]:
 
 
 def _flush(conn: sqlite3.Connection, tasks: list[tuple[object, ...]]) -> None:
-    conn.executemany(f"INSERT INTO tasks VALUES ({','.join('?' * 31)})", tasks)
+    # the last column, lease_epoch (schema v4): never claimed by a fenced fleet
+    conn.executemany(f"INSERT INTO tasks VALUES ({','.join('?' * 31)}, 0)", tasks)
     tasks.clear()
 
 

@@ -93,8 +93,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         wide.print(table)
     console.print(
         "95% intervals: Wilson for rates; paired BCa bootstrap for differences (tasks resampled "
-        "when a task has several trials; '(unreliable)': not a 95% interval, see the table of "
-        "reasons); p: McNemar exact on discordant pairs.",
+        "when a task has several trials; a flagged interval is not a 95% interval: see its "
+        "reason); p: McNemar exact on discordant pairs.",
         highlight=False,
     )
     console.print(escape(comparison.mde.text()) + ".", highlight=False)
