@@ -26,6 +26,7 @@ from fleetlab.errors import UserError
 
 __all__ = [
     "UTC",
+    "WEEK_YEARS",
     "Clock",
     "FakeClock",
     "ScaledClock",
@@ -181,6 +182,9 @@ def get_zone(name: str) -> ZoneInfo:
 
 
 _WEEK_RE = re.compile(r"(\d{4})-W(\d{2})")
+#: The years a week may be in: every instant of such a week, and of the weeks next to it, in
+#: any zone, is a ``datetime`` (year 1 to 9999), and no fleet ran before the Unix epoch.
+WEEK_YEARS = range(1970, 9999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +266,11 @@ def parse_week(text: str, tz: str = "UTC") -> WeekWindow:
     if match is None:
         raise UserError(f"malformed week {text!r}: use an ISO week such as 2026-W48")
     year, week = int(match.group(1)), int(match.group(2))
+    if year not in WEEK_YEARS:
+        raise UserError(
+            f"week {text!r} is out of range: use a year from {WEEK_YEARS.start} to"
+            f" {WEEK_YEARS.stop - 1}, e.g. 2026-W48"
+        )
     weeks_in_year = date(year, 12, 28).isocalendar().week
     if not 1 <= week <= weeks_in_year:
         raise UserError(f"week {text!r} does not exist: {year} has weeks W01 to W{weeks_in_year}")

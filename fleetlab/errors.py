@@ -7,6 +7,8 @@
     + NotFoundError        an id, suite, task or prompt variant that does not exist
   x StoreError             the database cannot be used as asked
     + SchemaError          a db from a newer fleetlab, or not a fleetlab db at all
+    + CorruptDatabase      the db file is damaged: restore a backup or recover it
+    + DiskFull             the disk holding the db (or a workspace) has no space left
     + IllegalTransition    a task status change the lifecycle forbids
     + LeaseLost            another worker owns the task now
   x ModelError             a model backend failed after its retries
@@ -20,6 +22,9 @@ callers that validate timestamps need not know this module.
 """
 
 from __future__ import annotations
+
+import shlex
+from typing import Any
 
 
 class FleetlabError(Exception):
@@ -44,6 +49,50 @@ class StoreError(FleetlabError):
 
 class SchemaError(StoreError, UserError):
     """The database file is from a newer fleetlab, or is not a fleetlab database."""
+
+
+class CorruptDatabase(StoreError, UserError):
+    """The database file is damaged (SQLite's own checks fail, or a page cannot be read).
+
+    A ``UserError`` like ``SchemaError``: nothing fleetlab does can fix it, the person must
+    (restore a backup, or salvage what is readable with SQLite's ``.recover``), so the CLI
+    prints it as one line and exits 2. A file found damaged when it is opened is left
+    untouched; damage met later stops the command at that point.
+
+    Attributes:
+        path: the database file.
+        detail: SQLite's first line about the damage.
+    """
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = " ".join(detail.split())[:200] or "damaged"
+        super().__init__(
+            f"db {path!r} is damaged ({self.detail}): restore it from a backup, or salvage"
+            f" what is readable with `sqlite3 {shlex.quote(path)} .recover | sqlite3"
+            " recovered.db` and use --db recovered.db"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail))
+
+
+class DiskFull(StoreError):
+    """No space is left on the disk that holds the database or a workspace.
+
+    A run failure (the CLI prints it as one line and exits 1): the input was fine, and the
+    same command succeeds once space is freed.
+
+    Attributes:
+        path: the file that could not be written.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"disk full writing {path!r}: free space and run again")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path,))
 
 
 class IllegalTransition(StoreError):

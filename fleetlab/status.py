@@ -7,11 +7,16 @@ Two views, because they answer different questions:
 * the tasks that **finished** in the window, whenever they were spawned.
 
 A running task whose last heartbeat is older than ``stale_after_s`` counts as ``stale``,
-not ``running``: its worker has probably died, and its lease will let another reclaim it.
+not ``running``: its worker has probably died, and its lease will let another reclaim it. So
+does a running task leased to a worker process of this machine that has exited (a fleet that
+died on a full disk, say), at once: nothing will heartbeat it again, and the next fleet to
+start here reclaims it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -65,6 +70,8 @@ def fleet_status(
 ) -> FleetStatus:
     """Count tasks by status, for all time or for the cohort spawned in ``window``."""
     cutoff = to_us(store.stale_cutoff(stale_after_s))
+    dead = _dead_local_workers(store)
+    gone = f"lease_owner IN ({','.join('?' * len(dead))})" if dead else "0"
     where, params = "", []
     if window is not None:
         where = "WHERE created_us >= ? AND created_us < ?"
@@ -75,14 +82,14 @@ def fleet_status(
         " COALESCE(SUM(status = 'completed'), 0) AS completed,"
         " COALESCE(SUM(status = 'failed'), 0) AS failed,"
         " COALESCE(SUM(status = 'cancelled'), 0) AS cancelled,"
-        " COALESCE(SUM(status = 'running' AND heartbeat_us >= ?), 0) AS running,"
-        " COALESCE(SUM(status = 'running' AND (heartbeat_us IS NULL OR heartbeat_us < ?)), 0)"
-        "   AS stale,"
+        f" COALESCE(SUM(status = 'running' AND heartbeat_us >= ? AND NOT {gone}), 0) AS running,"
+        " COALESCE(SUM(status = 'running'"
+        f"   AND (heartbeat_us IS NULL OR heartbeat_us < ? OR {gone})), 0) AS stale,"
         " COALESCE(SUM(status = 'queued'), 0) AS queued,"
         " COALESCE(SUM(status = 'preempted'), 0) AS preempted,"
         " COALESCE(SUM(status = 'waiting_children'), 0) AS waiting"
         f" FROM tasks {where}",
-        [cutoff, cutoff, *params],
+        [cutoff, *dead, cutoff, *dead, *params],
     )[0]
     finished: dict[str, int] = {}
     if window is not None:
@@ -111,3 +118,32 @@ def fleet_status(
         roots_spawned=row["roots"],
         finished_in_window=finished,
     )
+
+
+def _dead_local_workers(store: Store) -> list[str]:
+    """Owners of running tasks that are worker processes of this host no longer alive.
+
+    Worker ids are ``host:pid:token`` (``fleetlab.orchestrator``); an owner of another host,
+    or not of that form, is never judged dead here (its heartbeat says how it is).
+    """
+    host = socket.gethostname()
+    dead = []
+    for (owner,) in store.query(
+        "SELECT DISTINCT lease_owner FROM tasks"
+        " WHERE status = 'running' AND lease_owner IS NOT NULL"
+    ):
+        owner_host, _, rest = str(owner).partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            dead.append(owner)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

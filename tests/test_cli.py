@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -159,9 +161,8 @@ def test_user_mistakes_are_one_line(
     assert message in err
     assert "Traceback" not in err + out
     assert len(err.strip().splitlines()) <= 2  # one message (rich may wrap a long line once)
-    with Store(db) as store:
-        assert store.query("SELECT COUNT(*) FROM tasks")[0][0] == 1
-    del before
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.db"]
 
 
 @pytest.mark.parametrize("kind", ["directory", "newer", "garbage"])
@@ -191,3 +192,32 @@ def test_unusable_db_is_one_line_via_the_real_command(tmp_path: Path, kind: str)
     assert proc.stderr.startswith("error:")
     if before is not None:
         assert db.read_bytes() == before
+
+
+def test_running_tasks_of_a_dead_worker_of_this_host_are_stale_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fleet that died (a full disk, SIGKILL) leaves its tasks ``running`` with fresh
+    heartbeats; ``status`` must not count them as running, since nothing runs them."""
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(exited.stdout)
+    with pytest.raises(ProcessLookupError):  # the oracle: that process is gone
+        os.kill(dead, 0)
+    host = socket.gethostname()
+    db = tmp_path / "fleet.db"
+    with Store(db) as store:
+        for worker in (f"{host}:{dead}:aaaaaa", f"{host}:{os.getpid()}:bbbbbb", f"far:{dead}:c"):
+            store.create_task(f"goal of {worker}")
+            claimed = store.claim(worker, lease_s=3600)
+            assert claimed is not None
+            assert claimed.lease_owner == worker
+    code, out, _ = run(capsys, "--db", str(db), "status", "--json")
+    data = json.loads(out)
+    assert code == 0
+    # alive here, and of another host (its heartbeat is fresh), are running; the dead one not
+    assert (data["running"], data["stale"], data["in_flight"]) == (2, 1, 3)

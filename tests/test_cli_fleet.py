@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fleetlab.cli import main
-from fleetlab.store import Store
+from fleetlab.orchestrator import Fleet
+from fleetlab.store import Store, Task
 from fleetlab.suites import builtin_suites
 
 
@@ -164,3 +165,44 @@ def test_run_suite_prints_success_by_complexity(capsys: pytest.CaptureFixture[st
     assert rows[1]["success"] >= 0.9
     assert rows[1]["success"] > rows[5]["success"]  # one context loses track on long tasks
     assert rows[5]["mean_cost_usd"] > rows[1]["mean_cost_usd"]
+
+
+def test_fleet_run_exits_1_with_one_summary_line_after_internal_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "f.db")
+    for title in ("first goal", "second goal"):
+        assert main(["--db", db, "submit", title]) == 0
+
+    async def broken(self: Fleet, task: Task) -> None:
+        raise RuntimeError("a bug in the agent loop")
+
+    monkeypatch.setattr(Fleet, "_drive", broken)
+    capsys.readouterr()
+    code, out, err = run(
+        capsys, "--db", db, "fleet", "run", "--until-idle", "--quiet", "--model", "sim:instant"
+    )
+    with Store(db) as store:
+        crashed = store.query(
+            "SELECT COUNT(*) FROM tasks WHERE status = 'failed' AND error LIKE 'internal error:%'"
+        )[0][0]
+    assert crashed == 2  # the oracle: what the fleet recorded
+    assert code == 1
+    assert "fleet stopped" in out
+    summary = [line for line in err.splitlines() if line.startswith("failed:")]
+    assert summary == [
+        "failed: 2 task(s) failed with an internal error (a fleetlab bug): `fleetlab tasks"
+        " --status failed` lists them, `fleetlab trace ID` shows each"
+    ]
+    assert err.rstrip().splitlines()[-1] == summary[0]
+
+
+def test_fleet_run_without_internal_errors_exits_0(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = str(tmp_path / "f.db")
+    assert main(["--db", db, "submit", "--task", "core:rename-readme"]) == 0
+    code, out, err = run(
+        capsys, "--db", db, "fleet", "run", "--until-idle", "--quiet", "--model", "sim:instant"
+    )
+    assert code == 0
+    assert "fleet stopped: 1 completed" in out
+    assert "failed:" not in err

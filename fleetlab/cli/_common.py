@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from rich.console import Console
 
 from fleetlab.clock import Clock
 from fleetlab.errors import UserError
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
-from fleetlab.store import PRIORITY_RANGE, Store, default_db_path
+from fleetlab.store import PRIORITY_RANGE, Store, default_db_path, storage_error
 from fleetlab.telemetry import otel_sink_from_env
 
 __all__ = [
+    "Handler",
     "Parser",
+    "guarded",
     "make_model",
     "money",
     "non_negative",
@@ -23,6 +30,8 @@ __all__ = [
     "positive_int",
     "priority",
 ]
+
+Handler = Callable[[argparse.Namespace, Console], int]
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,10 +45,39 @@ def db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else default_db_path()
 
 
-def open_store(args: argparse.Namespace, clock: Clock | None = None) -> Store:
-    """The store named by ``--db`` / ``$FLEETLAB_DB``, with OpenTelemetry export if configured."""
+def open_store(
+    args: argparse.Namespace,
+    clock: Clock | None = None,
+    *,
+    check: Literal["auto", "thorough"] = "auto",
+) -> Store:
+    """The store named by ``--db`` / ``$FLEETLAB_DB``, with OpenTelemetry export if configured.
+
+    A damaged file is refused here, before anything is written (see ``Store``'s ``check``).
+    """
     sinks = [sink] if (sink := otel_sink_from_env()) is not None else []
-    return Store(db_path(args), sinks=sinks, clock=clock)
+    return Store(db_path(args), sinks=sinks, clock=clock, check=check)
+
+
+def guarded(handler: Handler) -> Handler:
+    """``handler`` with failures of the database file or its disk as one-line errors.
+
+    A page found damaged after the store opened (SQLite's "database disk image is malformed")
+    becomes ``CorruptDatabase``, a full disk ``DiskFull``, both naming the file and what to do,
+    instead of a traceback. Anything else passes through unchanged.
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace, console: Console) -> int:
+        try:
+            return handler(args, console)
+        except Exception as exc:
+            failure = storage_error(exc, db_path(args))
+            if failure is None:
+                raise
+            raise failure from None
+
+    return run
 
 
 def make_model(spec: str, *, clock: Clock | None = None, seed: int = 0) -> Model:
@@ -75,8 +113,8 @@ def non_negative(text: str) -> float:
         value = float(text)
     except ValueError:
         raise UserError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise UserError(f"{text!r} must be zero or more")
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"{text!r} must be a finite number, zero or more")
     return value
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli._common import db_path, open_store
+from fleetlab.cli._common import db_path, guarded, open_store
+from fleetlab.clock import parse_week
 from fleetlab.errors import UserError
 
 __all__ = ["register"]
@@ -17,6 +18,10 @@ __all__ = ["register"]
 def cmd_digest(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.digest import run_digest
 
+    if args.week is not None:
+        # Checked here as well: the notebook's parameters read an empty week as "the last
+        # complete week", but an empty --week is a mistake.
+        parse_week(args.week, args.tz)
     if args.schedule:
         return _schedule(args, console)
     errors = Console(stderr=True, soft_wrap=True)
@@ -48,7 +53,7 @@ def _schedule(args: argparse.Namespace, console: Console) -> int:
         raise UserError(
             f"--schedule {args.schedule!r} is malformed: use WEEKDAY@HH:MM, e.g. mon@07:00"
         )
-    if args.week:
+    if args.week is not None:
         raise UserError("--schedule reports on the last complete week each time: drop --week")
     with open_store(args) as store:
         schedule = schedule_digest(
@@ -95,4 +100,4 @@ def register(sub: Any) -> None:
         help="instead of running now, have the fleet write it every week (e.g. mon@07:00,"
         " local time in --tz)",
     )
-    p.set_defaults(handler=cmd_digest)
+    p.set_defaults(handler=guarded(cmd_digest))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import logging
 import signal
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from rich.table import Table
 
 from fleetlab.cli._common import (
     Parser,
+    guarded,
     make_model,
     money,
     open_store,
@@ -27,6 +31,7 @@ from fleetlab.cli._common import (
 )
 from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
 from fleetlab.decompose import parse_policy
+from fleetlab.errors import StoreError
 from fleetlab.orchestrator import (
     Fleet,
     FleetConfig,
@@ -35,7 +40,7 @@ from fleetlab.orchestrator import (
     list_schedules,
     submit_goals,
 )
-from fleetlab.store import Store
+from fleetlab.store import Store, storage_error
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
 
 __all__ = ["register"]
@@ -129,35 +134,114 @@ def _config(args: argparse.Namespace) -> FleetConfig:
     )
 
 
+class _StorageFailures(logging.Filter):
+    """Watches the orchestrator's and asyncio's error records while a fleet runs.
+
+    The first failure of the database file or its disk that any task meets (a full disk, a
+    damaged page) stops the fleet: every other task would fail the same way, each with a
+    traceback. Those records are kept off stderr; the command reports the failure once.
+    Every other record passes unchanged.
+    """
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.first: StoreError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        failure = None if exc is None else storage_error(exc, self.fleet.store.path)
+        if failure is None:
+            return True
+        if self.first is None:
+            self.first = failure
+            self.fleet.stop()
+        return False
+
+
+_WATCHED_LOGGERS = ("fleetlab.orchestrator", "asyncio")
+
+
+@contextlib.contextmanager
+def _storage_watch(fleet: Fleet) -> Iterator[_StorageFailures]:
+    watch = _StorageFailures(fleet)
+    loggers = [logging.getLogger(name) for name in _WATCHED_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(watch)
+    try:
+        yield watch
+    finally:
+        gc.collect()  # a failed asyncio task logs "exception never retrieved" when collected
+        for logger in loggers:
+            logger.removeFilter(watch)
+
+
+def _run_watched(fleet: Fleet, *, until_idle: bool, console: Console, quiet: bool) -> None:
+    """Run ``fleet``; a failure of its database file or disk ends it as one ``StoreError``.
+
+    Before that error is raised, the leases this (about to exit) worker still holds are
+    released if the disk allows, so its running tasks are reclaimable at once anywhere;
+    if it does not, ``status`` counts them stale and the next fleet on this host reclaims
+    them as soon as it starts (their worker process is gone).
+    """
+    with _storage_watch(fleet) as watch:
+        try:
+            asyncio.run(_run_fleet(fleet, until_idle=until_idle, console=console, quiet=quiet))
+        except Exception as exc:
+            failure = watch.first or storage_error(exc, fleet.store.path)
+            if failure is None:
+                raise
+            _release_leases(fleet)
+            raise failure from None
+    if watch.first is not None:
+        _release_leases(fleet)
+        raise watch.first
+
+
+def _release_leases(fleet: Fleet) -> None:
+    # Best effort on a failing disk or file: the failure being reported matters more than
+    # this write's, and the next fleet here reclaims the tasks anyway.
+    with contextlib.suppress(Exception):
+        fleet.store.expire_leases([fleet.worker])
+
+
 def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:
     clock = SystemClock()
-    with open_store(args, clock) as store:
+    # A whole-file check (up to a size limit) before a run that may last days: a damaged db
+    # is refused before any task is claimed.
+    with open_store(args, clock, check="thorough") as store:
         fleet = Fleet(
             store,
             make_model(args.model, clock=clock, seed=args.seed),
             _config(args),
             seed=args.seed,
         )
-        asyncio.run(
-            _run_fleet(fleet, until_idle=args.until_idle, console=console, quiet=args.quiet)
-        )
+        _run_watched(fleet, until_idle=args.until_idle, console=console, quiet=args.quiet)
         r = fleet.report
     console.print(
         f"fleet stopped: {r.completed} completed, {r.failed} failed, {r.cancelled} cancelled,"
         f" {r.preempted} preempted (resumable)"
     )
+    internal = r.internal_errors  # tasks failed by a fleetlab bug ("internal error: ...")
+    if internal:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]failed:[/] {internal} task(s) failed with an internal error (a fleetlab bug):"
+            " `fleetlab tasks --status failed` lists them, `fleetlab trace ID` shows each",
+            highlight=False,
+        )
+        return 1
     return 0
 
 
 def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
     clock = SystemClock()
+    goal = Goal(task=args.key, policy=args.policy, priority=args.priority)
+    goal.validated()  # an unknown task is refused before the db is opened (or created)
     with open_store(args, clock) as store:
-        [root] = submit_goals(
-            store, [Goal(task=args.key, policy=args.policy, priority=args.priority)]
-        )
+        [root] = submit_goals(store, [goal])
         model = make_model(args.model, clock=clock, seed=args.seed)
         fleet = Fleet(store, model, _config(args), trace_id=root.trace_id, seed=args.seed)
-        asyncio.run(_run_fleet(fleet, until_idle=True, console=console, quiet=True))
+        _run_watched(fleet, until_idle=True, console=console, quiet=True)
         done = store.get_task(root.id)
     passed = done.status == "completed"
     result = {
@@ -261,7 +345,9 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
 
     get_zone(args.tz)
     week = (
-        parse_week(args.week, args.tz) if args.week else last_complete_week(SystemClock(), args.tz)
+        parse_week(args.week, args.tz)
+        if args.week is not None
+        else last_complete_week(SystemClock(), args.tz)
     )
     stores: list[Store] = []
 
@@ -377,7 +463,7 @@ def register(sub: Any) -> None:
     p.add_argument("--priority", type=priority, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_options(p, policy="never")
-    p.set_defaults(handler=cmd_run_task)
+    p.set_defaults(handler=guarded(cmd_run_task))
 
     p = sub.add_parser("run-suite", help="run every task of a suite; success by complexity")
     p.add_argument("suite", nargs="?", default="core", help="suite name or path (default core)")
@@ -394,7 +480,7 @@ def register(sub: Any) -> None:
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is left to do")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _fleet_options(p)
-    p.set_defaults(handler=cmd_fleet_run)
+    p.set_defaults(handler=guarded(cmd_fleet_run))
 
     p = fleet.add_parser("simulate", help="simulate days of fleet activity on a fast clock")
     p.add_argument("--days", type=positive_int, default=7)
@@ -405,7 +491,7 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", type=_policy_arg, default="learned")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_fleet_simulate)
+    p.set_defaults(handler=guarded(cmd_fleet_simulate))
 
     p = sub.add_parser("schedule", help="recurring goals (add, list)")
     p.add_argument("action", choices=("add", "list"))
@@ -416,4 +502,4 @@ def register(sub: Any) -> None:
     p.add_argument("--tz", default="UTC", help="IANA zone of that local time")
     p.add_argument("--priority", type=priority, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output (list)")
-    p.set_defaults(handler=cmd_schedule)
+    p.set_defaults(handler=guarded(cmd_schedule))

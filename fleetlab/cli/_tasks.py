@@ -9,8 +9,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from fleetlab.cli._common import money, non_negative, open_store, pct, positive_int, priority
-from fleetlab.clock import parse_week
+from fleetlab.cli._common import (
+    guarded,
+    money,
+    non_negative,
+    open_store,
+    pct,
+    positive_int,
+    priority,
+)
+from fleetlab.clock import get_zone, parse_week
 from fleetlab.errors import UserError
 from fleetlab.orchestrator import Goal, load_goals, submit_goals
 from fleetlab.status import DEFAULT_STALE_AFTER_S, fleet_status
@@ -40,6 +48,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
                 prompt=args.prompt,
             )
         ]
+        goals[0].validated()  # before the db is opened (or created): a bad goal writes nothing
     with open_store(args) as store:
         tasks = submit_goals(store, goals)
     if args.json:
@@ -65,7 +74,8 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
-    window = parse_week(args.week, args.tz) if args.week else None
+    get_zone(args.tz)  # a bad --tz is an error with or without --week
+    window = parse_week(args.week, args.tz) if args.week is not None else None
     with open_store(args) as store:
         status = fleet_status(store, window, stale_after_s=args.stale_after)
     if args.json:
@@ -180,7 +190,7 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", help="decomposition policy for this goal (default: the fleet's)")
     p.add_argument("--prompt", help="scoring-prompt variant for this goal")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_submit)
+    p.set_defaults(handler=guarded(cmd_submit))
 
     p = sub.add_parser("status", help="spawned / completed / failed / in flight")
     p.add_argument("--week", help="ISO week such as 2026-W48 (default: all time)")
@@ -192,20 +202,20 @@ def register(sub: Any) -> None:
         help=f"seconds without heartbeat before a task is stale ({DEFAULT_STALE_AFTER_S:g})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_status)
+    p.set_defaults(handler=guarded(cmd_status))
 
     p = sub.add_parser("tasks", help="list tasks, newest first")
     p.add_argument("--status", help="only this status")
     p.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_tasks)
+    p.set_defaults(handler=guarded(cmd_tasks))
 
     p = sub.add_parser("trace", help="a goal's tree of agents and events")
     p.add_argument("id", help="task id, id prefix or trace id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_trace)
+    p.set_defaults(handler=guarded(cmd_trace))
 
     p = sub.add_parser("cancel", help="cancel a goal and its whole tree")
     p.add_argument("id", help="task id, id prefix or trace id")
     p.add_argument("--reason", help="recorded with each cancelled task")
-    p.set_defaults(handler=cmd_cancel)
+    p.set_defaults(handler=guarded(cmd_cancel))

@@ -92,7 +92,8 @@ def validate_params(
         now: the current instant (ISO 8601); empty or None means the system clock.
 
     Raises:
-        UserError: one line naming the bad parameter and what to do.
+        UserError: one line naming the bad parameter and what to do (``CorruptDatabase`` for
+            a damaged db).
     """
     if not isinstance(tz, str) or not tz.strip():
         raise UserError("tz is empty: give an IANA zone such as Europe/London or UTC")
@@ -110,7 +111,9 @@ def validate_params(
         )
     if not path.is_file():
         raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
-    Store(path).close()  # refuses files that are not fleetlab databases, with one line
+    # Refuses, with one line, files that are not fleetlab databases or are damaged: the whole
+    # file is checked (up to a size limit) since a report reads all of a week's rows.
+    Store(path, check="thorough").close()
     if not isinstance(model, str) or ":" not in model:
         raise UserError(
             f"model {model!r} is malformed: use sim:default (offline) or anthropic:<model-id>"

@@ -57,6 +57,9 @@ from fleetlab.suites import SuiteTask, get_suite
 
 __all__ = [
     "KINDS",
+    "MAX_PLANNED_TRIALS",
+    "MAX_TRIALS",
+    "MAX_VARIANTS",
     "NAME_RE",
     "Experiment",
     "TaskFilter",
@@ -70,6 +73,13 @@ KeepTrials = Literal["failed", "all", "none"]
 
 #: What experiment and variant names may look like (they name folders).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,79}$")
+
+#: Size limits, checked before anything is planned or run: a plan is a list held in memory
+#: and a results table on disk, so ``trials = 100000000000`` must be refused, not attempted.
+#: 100,000 trials of ``sim:instant`` take hours; far more than any comparison needs.
+MAX_TRIALS = 1_000  # trials (seeds) per (variant, task)
+MAX_VARIANTS = 100
+MAX_PLANNED_TRIALS = 100_000  # variants x tasks x trials
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +229,16 @@ class Experiment:
             )
         if not self.seeds:
             raise UserError("an experiment needs at least one trial (seed)")
+        if len(self.seeds) > MAX_TRIALS:
+            raise UserError(
+                f"experiment {self.name!r}: {len(self.seeds):,} trials per variant and task;"
+                f" the limit is {MAX_TRIALS:,}: use fewer trials"
+            )
+        if len(self.variants) > MAX_VARIANTS:
+            raise UserError(
+                f"experiment {self.name!r}: {len(self.variants):,} variants; the limit is"
+                f" {MAX_VARIANTS:,}: split it into several experiments"
+            )
         if len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds must differ from trial to trial, got {list(self.seeds)}")
         if self.concurrency < 1:
@@ -227,10 +247,18 @@ class Experiment:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
         for variant in self.variants:
             _check_variant(variant, self.kind)
-        if not self.selected_tasks():
+        tasks = len(self.selected_tasks())
+        if not tasks:
             raise UserError(
                 f"experiment {self.name!r}: the task filter keeps no task of suites "
                 f"{', '.join(self.suites)}"
+            )
+        planned = len(self.variants) * tasks * len(self.seeds)
+        if planned > MAX_PLANNED_TRIALS:
+            raise UserError(
+                f"experiment {self.name!r} plans {planned:,} trials ({len(self.variants)}"
+                f" variants x {tasks} tasks x {len(self.seeds)} trials); the limit is"
+                f" {MAX_PLANNED_TRIALS:,}: use fewer trials, tasks ([tasks] filter) or variants"
             )
 
     # --- derived -------------------------------------------------------------------
@@ -239,6 +267,11 @@ class Experiment:
     def trials(self) -> int:
         """Trials per (variant, task)."""
         return len(self.seeds)
+
+    @property
+    def planned_trials(self) -> int:
+        """How many trials ``plan()`` lists, counted without building it."""
+        return len(self.variants) * len(self.selected_tasks()) * len(self.seeds)
 
     @property
     def baseline_variant(self) -> Variant:

@@ -15,7 +15,14 @@ from typing import Any
 
 from fleetlab.decompose import parse_policy
 from fleetlab.errors import ConfigError, UserError
-from fleetlab.experiments._definition import KINDS, NAME_RE, Experiment, TaskFilter, Variant
+from fleetlab.experiments._definition import (
+    KINDS,
+    MAX_TRIALS,
+    NAME_RE,
+    Experiment,
+    TaskFilter,
+    Variant,
+)
 from fleetlab.prompts import list_variants
 from fleetlab.suites import get_suite
 
@@ -275,16 +282,25 @@ def _seeds(data: dict[str, Any], where: _Where) -> tuple[int, ...]:
     trials = data.get("trials")
     if trials is not None and not _expect_int(trials, 1):
         raise where.error(f"expected {_TOP_FIELDS['trials']}, got {trials!r}", key="trials")
+    # Checked before the seeds are built: ``trials = 100000000000`` must not allocate them.
+    if trials is not None and trials > MAX_TRIALS:
+        raise where.error(
+            f"{trials} is over the limit of {MAX_TRIALS:,} trials per variant and task: use fewer",
+            key="trials",
+        )
     if "seeds" in data:
         seeds = data["seeds"]
         if (
             not isinstance(seeds, list)
-            or not seeds
+            or not 1 <= len(seeds) <= MAX_TRIALS
             or not all(_expect_int(s) for s in seeds)
             or len(set(seeds)) != len(seeds)
         ):
+            shown = repr(seeds) if len(repr(seeds)) <= 80 else repr(seeds)[:80] + "..."
             raise where.error(
-                f"expected a list of distinct integers, one per trial, got {seeds!r}", key="seeds"
+                f"expected a list of 1 to {MAX_TRIALS:,} distinct integers, one per trial,"
+                f" got {shown}",
+                key="seeds",
             )
         if trials is not None and trials != len(seeds):
             raise where.error(

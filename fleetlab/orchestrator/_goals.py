@@ -13,11 +13,14 @@ A goals file is TOML::
     task = "core:csv-region-summary"   # a suite task instead of free text
 
 Every goal is checked before any is queued, and all are queued in one transaction: a bad
-field anywhere queues nothing and names the file, the goal and the field.
+field anywhere queues nothing and names the file, the goal and the field. The same checks
+apply to a ``Goal`` built in code (``Goal.validated``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +65,9 @@ class Goal:
 
     def validated(self) -> tuple[str, dict[str, Any]]:
         """The title and spec to store; raises ``UserError`` naming the bad field."""
+        problem = _bad_field(self)
+        if problem is not None:
+            raise UserError(problem)
         spec: dict[str, Any] = {"phase": "new"}
         title = self.title
         if self.task:
@@ -82,12 +88,55 @@ class Goal:
         if self.prompt is not None:
             spec["prompt"] = load_variant(self.prompt).name
         if self.instance is not None:
-            spec["instance"] = int(self.instance)
+            spec["instance"] = self.instance
         if self.action is not None:
             if not isinstance(self.action, dict) or not self.action.get("action"):
                 raise UserError(f"goal action {self.action!r} must be a table with an 'action'")
             spec["action"] = dict(self.action)
         return title, spec
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_amount(value: object) -> bool:
+    """A finite number >= 0 (TOML and Python also have ``inf`` and ``nan``)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _bad_field(goal: Goal) -> str | None:
+    """``field 'name': ...`` saying what the first malformed field holds and what it should,
+    else None."""
+    low, high = PRIORITY_RANGE.start, PRIORITY_RANGE.stop - 1
+    if _is_int(goal.priority) and goal.priority not in PRIORITY_RANGE:
+        return f"field 'priority': {goal.priority} is out of range: use {low} to {high}"
+    tokens = goal.budget_tokens
+    checks: tuple[tuple[str, object, bool, str], ...] = (
+        ("priority", goal.priority, _is_int(goal.priority), f"an integer {low}-{high}"),
+        (
+            "budget_usd",
+            goal.budget_usd,
+            goal.budget_usd is None or _is_amount(goal.budget_usd),
+            "a finite number >= 0 (dollars for the goal's whole tree)",
+        ),
+        (
+            "budget_tokens",
+            tokens,
+            tokens is None or (_is_int(tokens) and tokens >= 0),
+            "a whole number >= 0 (tokens for the goal's whole tree)",
+        ),
+        ("instance", goal.instance, goal.instance is None or _is_int(goal.instance), "an integer"),
+    )
+    for name, value, ok, expected in checks:
+        if not ok:
+            return f"field {name!r}: expected {expected}, got {value!r}"
+    return None
 
 
 def submit_goal(store: Store, goal: Goal | str, **fields: Any) -> Task:
@@ -141,26 +190,14 @@ def load_goals(path: str | Path) -> list[Goal]:
     goals = []
     for n, item in enumerate(items, start=1):
         where = f"{path}: goal {n}"
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f"{where}: expected a [[goals]] table (title = ..., or task = ...), got {item!r}"
+            )
         unknown = set(item) - _FIELDS
         if unknown:
             raise ConfigError(
                 f"{where}: unknown field {sorted(unknown)[0]!r}: use {', '.join(sorted(_FIELDS))}"
-            )
-        priority = item.get("priority", 50)
-        if (
-            isinstance(priority, bool)
-            or not isinstance(priority, int)
-            or priority not in PRIORITY_RANGE
-        ):
-            raise ConfigError(
-                f"{where}: field 'priority': expected an integer 0-100, got {priority!r}"
-            )
-        budget = item.get("budget_usd")
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0
-        ):
-            raise ConfigError(
-                f"{where}: field 'budget_usd': expected a number >= 0, got {budget!r}"
             )
         for key in ("title", "task", "policy", "prompt"):
             if key in item and not isinstance(item[key], str):
@@ -170,8 +207,8 @@ def load_goals(path: str | Path) -> list[Goal]:
         goal = Goal(
             title=item.get("title", ""),
             task=item.get("task"),
-            priority=priority,
-            budget_usd=None if budget is None else float(budget),
+            priority=item.get("priority", 50),
+            budget_usd=item.get("budget_usd"),
             budget_tokens=item.get("budget_tokens"),
             policy=item.get("policy"),
             prompt=item.get("prompt"),
@@ -181,5 +218,7 @@ def load_goals(path: str | Path) -> list[Goal]:
             goal.validated()
         except UserError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        if goal.budget_usd is not None:
+            goal = dataclasses.replace(goal, budget_usd=float(goal.budget_usd))
         goals.append(goal)
     return goals

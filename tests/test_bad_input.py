@@ -1,0 +1,229 @@
+"""Inputs that used to give a traceback, hang or be accepted silently (issue 12, point 6).
+
+Each must be refused with one line on stderr naming the bad value, exit code 2, and nothing
+written: the fleet db byte for byte as it was, and no file or folder created next to it (no
+reports folder, no workspace, no results folder).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.clock import parse_week
+from fleetlab.errors import UserError
+from fleetlab.experiments import load_experiment
+from fleetlab.experiments._definition import MAX_PLANNED_TRIALS, MAX_TRIALS
+from fleetlab.orchestrator import Goal, submit_goals
+from fleetlab.store import Store
+from fleetlab.suites import builtin_suites
+from tests.helpers.refusals import one_error_line, run_cli, snapshot
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding a fleet db with one queued goal; the tests run in it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--db", "fleet.db", "submit", "an existing goal"]) == 0
+    assert Path("fleet.db").stat().st_size > 0
+    return tmp_path
+
+
+def goals_file(body: str) -> str:
+    return f'[[goals]]\ntitle = "x"\n{body}\n'
+
+
+BAD_INPUTS = {
+    "goals is a list of numbers": (
+        {"goals.toml": "goals = [1, 2]\n"},
+        ["submit", "--file", "goals.toml"],
+        "got 1",
+    ),
+    "instance is text": (
+        {"goals.toml": goals_file('instance = "abc"')},
+        ["submit", "--file", "goals.toml"],
+        "field 'instance': expected an integer, got 'abc'",
+    ),
+    "instance is a list": (
+        {"goals.toml": goals_file("instance = []")},
+        ["submit", "--file", "goals.toml"],
+        "field 'instance': expected an integer, got []",
+    ),
+    "budget_tokens is text": (
+        {"goals.toml": goals_file('budget_tokens = "lots"')},
+        ["submit", "--file", "goals.toml"],
+        "field 'budget_tokens'",
+    ),
+    "budget_tokens is a fraction": (
+        {"goals.toml": goals_file("budget_tokens = 1.5")},
+        ["submit", "--file", "goals.toml"],
+        "got 1.5",
+    ),
+    "budget_usd is infinite": (
+        {"goals.toml": goals_file("budget_usd = inf")},
+        ["submit", "--file", "goals.toml"],
+        "field 'budget_usd': expected a finite number >= 0",
+    ),
+    "budget_usd is not a number": (
+        {"goals.toml": goals_file("budget_usd = nan")},
+        ["submit", "--file", "goals.toml"],
+        "got nan",
+    ),
+    "--budget-usd inf": ({}, ["submit", "x", "--budget-usd", "inf"], "'inf'"),
+    "status --week year 0": ({}, ["status", "--week", "0000-W01"], "'0000-W01'"),
+    "status --week year 9999": ({}, ["status", "--week", "9999-W52"], "'9999-W52'"),
+    "digest --week year 0": ({}, ["digest", "--week", "0000-W01"], "'0000-W01'"),
+    "digest --week year 9999": ({}, ["digest", "--week", "9999-W52"], "'9999-W52'"),
+    "status --week empty": ({}, ["status", "--week", ""], "week ''"),
+    "digest --week empty": ({}, ["digest", "--week", ""], "week ''"),
+    "simulate --week empty": ({}, ["fleet", "simulate", "--week", ""], "week ''"),
+    "status --tz unknown, no week": ({}, ["status", "--tz", "Mars/Base"], "'Mars/Base'"),
+    "--db is a device": ({}, ["--db", "/dev/null", "status"], "'/dev/null' is a character device"),
+    "run-task of an unknown task": ({}, ["--db", "new.db", "run-task", "core:nope"], "'nope'"),
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "argv", "message"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS)
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    world: Path,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    argv: list[str],
+    message: str,
+) -> None:
+    for name, text in files.items():
+        (world / name).write_text(text)
+    before = snapshot(world)
+    capsys.readouterr()
+    argv = argv if argv[0] == "--db" else ["--db", "fleet.db", *argv]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2
+    line = one_error_line(err, out)
+    assert line.startswith("error: ")
+    assert message in line
+    assert snapshot(world) == before
+
+
+def test_db_fifo_is_refused_without_opening_it(world: Path) -> None:
+    # Opening a FIFO for reading blocks until a writer comes: it hung `status` for ever.
+    os.mkfifo(world / "pipe.db")
+    before = snapshot(world)
+    for argv in (["status"], ["submit", "x"], ["digest"], ["fleet", "run", "--until-idle"]):
+        proc = run_cli(["--db", "pipe.db", *argv], cwd=world, timeout=60)
+        assert proc.returncode == 2, argv
+        line = one_error_line(proc.stderr, proc.stdout)
+        assert "'pipe.db'" in line
+        assert "FIFO" in line or "not a file" in line
+    assert snapshot(world) == before
+
+
+def test_goal_file_errors_through_the_real_command(world: Path) -> None:
+    (world / "goals.toml").write_text("goals = [1, 2]\n")
+    before = snapshot(world)
+    proc = run_cli(["--db", "fleet.db", "submit", "--file", "goals.toml"], cwd=world)
+    assert proc.returncode == 2
+    assert "goals.toml: goal 1: expected a [[goals]] table" in one_error_line(proc.stderr)
+    assert snapshot(world) == before
+
+
+@pytest.mark.parametrize("week", ["0000-W01", "9999-W52", ""])
+def test_week_errors_through_the_real_commands(world: Path, week: str) -> None:
+    before = snapshot(world)
+    for command in ("status", "digest"):
+        proc = run_cli(["--db", "fleet.db", command, "--week", week], cwd=world)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert f"week {week!r}" in one_error_line(proc.stderr, proc.stdout)
+    assert snapshot(world) == before
+
+
+EXPERIMENT = """\
+name = "huge"
+model = "sim:instant"
+suites = ["core"]
+{size}
+
+[[variants]]
+name = "never"
+policy = "never"
+
+[[variants]]
+name = "always"
+policy = "always"
+
+[[variants]]
+name = "threshold"
+policy = "threshold:4"
+"""
+
+
+def test_experiment_with_too_many_trials_is_refused_at_once(world: Path) -> None:
+    """It grew to 23 GB. A 1 GB address-space cap makes a regression fail, not swap."""
+    (world / "huge.toml").write_text(EXPERIMENT.format(size="trials = 100000000000"))
+    before = snapshot(world)
+    proc = run_cli(
+        ["ab", "run", "huge.toml", "--dry-run", "--out", "results"],
+        cwd=world,
+        timeout=120,
+        memory_bytes=1 << 30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = one_error_line(proc.stderr, proc.stdout)
+    assert "huge.toml:4: field 'trials': 100000000000 is over the limit" in line
+    assert snapshot(world) == before  # no results folder
+
+
+def test_experiment_plan_over_the_limit_is_refused(world: Path) -> None:
+    tasks = len(builtin_suites()["core"].tasks)
+    trials = MAX_PLANNED_TRIALS // (3 * tasks) + 1  # the fewest trials over the limit
+    assert trials <= MAX_TRIALS  # so the plan's size, not the trials, is what is refused
+    (world / "huge.toml").write_text(EXPERIMENT.format(size=f"trials = {trials}"))
+    before = snapshot(world)
+    proc = run_cli(["ab", "run", "huge.toml", "--dry-run", "--out", "results"], cwd=world)
+    assert proc.returncode == 2, proc.stderr
+    line = one_error_line(proc.stderr, proc.stdout)
+    assert f"plans {3 * tasks * trials:,} trials (3 variants x {tasks} tasks x {trials}" in line
+    assert snapshot(world) == before
+
+
+def test_experiment_size_is_counted_without_planning(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(EXPERIMENT.format(size="trials = 3"))
+    exp = load_experiment(path)
+    assert exp.planned_trials == len(exp.plan()) == 3 * len(exp.selected_tasks()) * 3
+
+
+@pytest.mark.parametrize(
+    ("goal", "field"),
+    [
+        (Goal(title="x", instance="abc"), "instance"),  # type: ignore[arg-type]
+        (Goal(title="x", instance=True), "instance"),
+        (Goal(title="x", budget_tokens="lots"), "budget_tokens"),  # type: ignore[arg-type]
+        (Goal(title="x", budget_tokens=1.5), "budget_tokens"),  # type: ignore[arg-type]
+        (Goal(title="x", budget_usd=float("inf")), "budget_usd"),
+        (Goal(title="x", budget_usd=-1.0), "budget_usd"),
+    ],
+)
+def test_goals_built_in_code_are_checked_the_same_way(store: Store, goal: Goal, field: str) -> None:
+    with pytest.raises(UserError, match=f"field '{field}'"):
+        submit_goals(store, [goal])
+    assert store.query("SELECT COUNT(*) FROM tasks")[0][0] == 0
+
+
+@pytest.mark.parametrize("week", ["1970-W01", "9998-W52"])
+def test_the_extreme_weeks_allowed_have_windows_in_every_zone(week: str) -> None:
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12", "UTC"):
+        window = parse_week(week, zone)
+        # the report also looks at the weeks on either side
+        assert window.previous().start < window.start < window.end < window.next().end
+
+
+@pytest.mark.parametrize("week", ["0000-W01", "1969-W52", "9999-W01", "9999-W52"])
+def test_weeks_outside_the_years_allowed_are_refused(week: str) -> None:
+    with pytest.raises(UserError, match=f"week '{week}' is out of range"):
+        parse_week(week)
