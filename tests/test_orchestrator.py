@@ -236,3 +236,28 @@ def test_schedule_fires_once_at_local_time(store: Store, clock: FakeClock) -> No
     assert fire_due(store) == []  # moved to next week in the same transaction
     clock.set(datetime(2026, 12, 28, 9, 0, tzinfo=UTC))  # missed three weeks: fires once
     assert len(fire_due(store)) == 1
+
+
+async def test_a_verifier_that_cannot_start_is_an_infrastructure_failure(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox failing to launch is not the agent's failure: the verdict says so, the
+    fleet counts it, and an experiment re-runs such a trial instead of scoring it."""
+    from fleetlab.experiments._trial import _infra_failure
+    from fleetlab.suites import _checks
+
+    task = next(t for t in CORE if any(c.kind == "python" for c in t.checks))
+
+    def no_sandbox(*args: object, **kwargs: object) -> object:
+        raise OSError("bwrap: cannot create the namespace")
+
+    monkeypatch.setattr(_checks, "run_python", no_sandbox)
+    [root] = submit_goals(store, [Goal(task=task.key, policy="never")])
+    report = await Fleet(store, sim(), config()).run(until_idle=True)
+    done = store.get_task(root.id)
+    assert done.status == "failed"
+    assert "could not run (bwrap: cannot create the namespace)" in (done.error or "")
+    assert report.infrastructure_failures == 1
+    failure = _infra_failure([], 0, report.infrastructure_failures)
+    assert failure is not None
+    assert failure.retry

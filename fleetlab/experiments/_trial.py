@@ -84,7 +84,9 @@ class _WatchedModel:
             raise
 
 
-def _infra_failure(errors: list[ModelError], internal_errors: int) -> InfraFailure | None:
+def _infra_failure(
+    errors: list[ModelError], internal_errors: int, verifier_failures: int = 0
+) -> InfraFailure | None:
     """What, if anything, the infrastructure did to a trial.
 
     Raises:
@@ -102,6 +104,8 @@ def _infra_failure(errors: list[ModelError], internal_errors: int) -> InfraFailu
             "fleet log)",
             retry=True,
         )
+    if verifier_failures:
+        return InfraFailure("the verifier itself failed (sandbox or check error)", retry=True)
     if errors:
         return InfraFailure(f"the API refused a request: {errors[0]}", retry=False)
     return None
@@ -297,7 +301,9 @@ async def run_trial(
         report = await fleet.run(until_idle=True)
         wall = time.perf_counter() - started
         row = _collect(store, root.id)
-        row["_infra"] = _infra_failure(model.errors, report.internal_errors)
+        row["_infra"] = _infra_failure(
+            model.errors, report.internal_errors, report.infrastructure_failures
+        )
     finally:
         store.close()
     row.update(

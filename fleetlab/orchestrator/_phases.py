@@ -75,6 +75,8 @@ class FleetReport:
     internal_errors: int = 0
     #: claims this fleet lost to a newer one (its writes were refused, none committed).
     leases_lost: int = 0
+    #: goals failed because their verifier itself failed (``Verdict.infrastructure``).
+    infrastructure_failures: int = 0
     kind: Literal["fleet_report"] = field(default="fleet_report", repr=False)
 
 
@@ -379,6 +381,8 @@ class Phases:
         suite_task = self._suite_task(task)
         root = self.workspace(task).root
         verdict = await suite_task.verify_async(root, trusted=self.model.simulated)
+        if verdict.infrastructure:
+            self.report.infrastructure_failures += 1
         return verdict.passed, ("" if verdict.passed else "verifier: ") + verdict.reason
 
     async def _judge(self, task: Task, out: AgentOutcome) -> tuple[bool, str]:

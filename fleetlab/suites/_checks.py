@@ -42,10 +42,16 @@ _IGNORED_SUFFIXES = frozenset({".pyc"})
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of a verifier: passed or not, and why in one line."""
+    """The outcome of a verifier: passed or not, and why in one line.
+
+    ``infrastructure`` marks a failure of the verifier itself (the sandbox could not start, a
+    check crashed), not of the work: experiments re-run such trials instead of scoring them.
+    Nothing an agent writes into its workspace can set it.
+    """
 
     passed: bool
     reason: str
+    infrastructure: bool = False
 
 
 def _ok(reason: str) -> Verdict:
@@ -430,8 +436,8 @@ class PythonCheck:
                 timeout=self.timeout,
                 trusted=trusted,
             )
-        except OSError as exc:
-            return _fail(redact(f"{name}: could not run ({exc})"))
+        except OSError as exc:  # the sandbox could not start: no agent code ran
+            return Verdict(False, redact(f"{name}: could not run ({exc})"), infrastructure=True)
         if done.completed:
             return _ok(f"{name} passed")
         if done.timed_out:

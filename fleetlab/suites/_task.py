@@ -133,7 +133,9 @@ class SuiteTask:
             except SandboxUnavailableError:
                 raise
             except Exception as exc:  # the contract is to fail, never raise, whatever the files
-                verdict = Verdict(False, f"{check.kind} check could not run: {exc!r}")
+                verdict = Verdict(
+                    False, f"{check.kind} check could not run: {exc!r}", infrastructure=True
+                )
             if not verdict.passed:
                 return verdict
         return Verdict(True, f"all {len(self.checks)} checks passed")
