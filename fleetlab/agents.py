@@ -196,6 +196,16 @@ async def run_agent(
                 },
             )
         ]
+        if lease is not None:
+            # The call may have outlived the lease: a task another claim has taken over shares
+            # its workspace with the new holder, so the tools must not run for a stale turn.
+            # (Tools run synchronously from here to the commit's enqueueing; the commit
+            # itself is fenced again.)
+            try:
+                store.check_lease(lease)
+            except LeaseLost as exc:
+                await record_discarded(store, task, events[0], str(exc))
+                raise
         results: list[ToolResultBlock] = []
         for use in response.tool_uses:
             t0 = time.perf_counter()

@@ -18,14 +18,17 @@ from typing import Any
 
 import pytest
 
+from fleetlab.agents import run_agent
 from fleetlab.clock import FakeClock, week_of
 from fleetlab.digest import compute_metrics
 from fleetlab.errors import LeaseLost
-from fleetlab.models import ModelRequest, ModelResponse
+from fleetlab.models import ModelRequest, ModelResponse, ToolUseBlock, Usage
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.simulate import simulate
-from fleetlab.store import Lease, Store
+from fleetlab.store import Lease, Store, TaskStatus
+from fleetlab.testing import ScriptedModel
+from fleetlab.tools import Workspace
 
 SIMPLE = "core:rename-readme"
 
@@ -102,7 +105,9 @@ async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
         assert a_model.calls == ledger["committed"]
 
 
-def _run_in_thread(db_path: Path, model: CountingModel, start: threading.Event, goals: list[str]):
+def _run_in_thread(
+    db_path: Path, model: CountingModel, start: threading.Event, goals: list[str]
+) -> tuple[threading.Thread, list[BaseException]]:
     """Fleet B, in its own thread and loop: starts once fleet A is frozen, runs until every
     goal is finished."""
     errors: list[BaseException] = []
@@ -290,3 +295,57 @@ async def test_integrity_catches_two_epochs_running_at_once(tmp_path: Path) -> N
     assert not checks["epochs"]["ok"]
     assert checks["epochs"]["offending"] == [goals[2]]
     assert "under epoch 1 after epoch 2" in checks["epochs"]["details"][0]["problem"]
+
+
+@pytest.mark.parametrize("parked", ["preempted", "waiting_children"])
+async def test_stale_coroutine_cannot_finish_a_task_parked_by_the_newer_claim(
+    store: Store, clock: FakeClock, parked: TaskStatus
+) -> None:
+    goal = store.create_task("free-text goal", spec={"instructions": "do it", "policy": "never"})
+    a = Fleet(store, SimModel(), FleetConfig(lease_s=10))
+    [mine] = store.claim_many(a.worker, 1, lease_s=10)
+    a._leases[goal.id] = Lease(goal.id, a.worker, mine.lease_epoch)  # as _fill_slots does
+
+    clock.advance(11)  # A's loop froze past its lease
+    theirs = store.claim("fleet-B", lease_s=10)  # B reclaims: epoch 2
+    assert theirs is not None
+    assert theirs.lease is not None
+    if parked == "waiting_children":
+        store.create_task("plan: goal", parent_id=goal.id, role="planner")
+    store.transition(goal.id, parked, lease=theirs.lease)  # B parks it
+
+    # A wakes up and ends the goal it lost (a scoring ModelError, a verdict, a crash...).
+    with pytest.raises(LeaseLost):
+        await a._finish(mine, "failed", error="stale verdict")
+    after = store.get_task(goal.id)
+    assert after.status == parked, f"the stale coroutine ended B's task: {after.status}"
+
+
+async def test_a_stale_turn_does_not_change_the_workspace(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A model call outlives the lease; another fleet now runs the task in the same workspace.
+    The stale turn is refused, but its tool calls already ran: they rewrote the new owner's
+    files before the fence was checked."""
+    store.create_task("goal")
+    [mine] = store.claim_many("fleet-A", 1, lease_s=10)
+    ws = Workspace(tmp_path / "ws")
+    (ws.root / "answer.txt").write_text("fleet B's work\n")
+
+    def respond(request: ModelRequest) -> ModelResponse:
+        # the call takes longer than the lease; B reclaims meanwhile
+        clock.advance(11)
+        assert store.claim("fleet-B", lease_s=10) is not None
+        return ModelResponse(
+            (ToolUseBlock("t1", "write_file", {"path": "answer.txt", "content": "stale\n"}),),
+            "tool_use",
+            Usage(input_tokens=1, output_tokens=1),
+            "scripted",
+        )
+
+    with pytest.raises(LeaseLost):
+        await run_agent(
+            store, ScriptedModel(respond), mine, ws, system="", instructions="go",
+            lease=mine.lease,
+        )  # fmt: skip
+    assert (ws.root / "answer.txt").read_text() == "fleet B's work\n"

@@ -528,14 +528,9 @@ class Phases:
             current = self.store.get_task(task.id)
             if current.terminal:
                 return False
-            lease = self._leases.get(task.id)
-            if current.status != "running":  # parked meanwhile: claim it again to finish it
-                current = self.store.transition(
-                    task.id, "running", worker=self.worker, lease_s=self.config.lease_s
-                )
-                lease = current.lease
-                if lease is not None:
-                    self._leases[task.id] = lease
+            lease = self._lease(task)
+            if current.lease != lease:  # another claim (or a park) superseded ours
+                raise LeaseLost(f"task {task.id}: its lease (epoch {lease.epoch}) is stale")
             done = self.store.transition(task.id, status, lease=lease, result=result, error=error)
             self._wake_parent(done)
             if done.parent_id is None:
