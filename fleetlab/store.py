@@ -983,7 +983,9 @@ class Store:
             raise UserError(f"budget {budget_usd!r} USD must be a non-negative number")
         if budget_tokens is not None and budget_tokens < 0:
             raise UserError(f"token budget {budget_tokens!r} must be a non-negative integer")
-        spec_json = _spec_json(dict(spec or {}))
+        # Goals are text from people and agents: secrets masked, and always storable.
+        title = _storable(title)
+        spec_json = redact(_spec_json(dict(spec or {})))
         now = self._now_us()
         task_id = new_task_id()
         with self.tx() as conn:
@@ -1191,7 +1193,7 @@ class Store:
                 sets.append("result = ?")
                 params.append(redact(json.dumps(result, default=str)))
             if error is not None:
-                error = redact(error)
+                error = _storable(error)
                 sets.append("error = ?")
                 params.append(error)
             if spec is not None:
@@ -1423,6 +1425,15 @@ def _lost(lease: Lease) -> LeaseLost:
         f"task {lease.task_id} is no longer running under {lease.worker}'s lease"
         f" (epoch {lease.epoch}): a newer claim or a status change superseded it"
     )
+
+
+def _storable(text: str) -> str:
+    """``text`` with secrets masked and anything UTF-8 cannot hold (a lone surrogate from an
+    undecodable file name) escaped, so storing it can never fail."""
+    text = redact(text)
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _state_text(state: Mapping[str, Any]) -> str:

@@ -83,6 +83,21 @@ BAD_INPUTS = {
     "status --tz unknown, no week": ({}, ["status", "--tz", "Mars/Base"], "'Mars/Base'"),
     "--db is a device": ({}, ["--db", "/dev/null", "status"], "'/dev/null' is a character device"),
     "run-task of an unknown task": ({}, ["--db", "new.db", "run-task", "core:nope"], "'nope'"),
+    "budget_tokens beyond 64 bits": (
+        {"goals.toml": goals_file("budget_tokens = 99999999999999999999")},
+        ["submit", "--file", "goals.toml"],
+        "got 99999999999999999999",
+    ),
+    "instance beyond 64 bits": (
+        {"goals.toml": goals_file("instance = -99999999999999999999")},
+        ["submit", "--file", "goals.toml"],
+        "field 'instance'",
+    ),
+    "tasks --limit beyond 64 bits": (
+        {},
+        ["tasks", "--limit", "99999999999999999999"],
+        "'99999999999999999999' is too large",
+    ),
 }
 
 

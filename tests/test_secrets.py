@@ -311,3 +311,22 @@ def test_a_published_digest_never_shows_a_key(
     reasons = [f["reason"] for f in json.loads(published["metrics.json"])["failures"]["items"]]
     assert "verifier: printed [REDACTED]" in reasons
     assert "verifier: printed [REDACTED]" in published["index.html"]
+
+
+def test_a_key_in_a_goal_is_neither_stored_nor_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A goal's text is stored redacted, so no table layout can print the key (rich wraps a
+    long cell over lines, where redacting the printed text could no longer match it)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLAIN_KEY)
+    db = str(tmp_path / "f.db")
+    assert main(["--db", db, "submit", f"deploy with {PATTERN_KEY} and {PLAIN_KEY}"]) == 0
+    with sqlite3.connect(db) as conn:
+        [(stored,)] = conn.execute("SELECT title || spec FROM tasks").fetchall()
+    capsys.readouterr()
+    assert main(["--db", db, "tasks"]) == 0
+    printed = "".join(ch for ch in capsys.readouterr().out if ch.isalnum())
+    for key in KEYS:
+        assert key not in stored
+        assert "".join(ch for ch in key[-18:] if ch.isalnum()) not in printed

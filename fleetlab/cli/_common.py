@@ -125,4 +125,6 @@ def positive_int(text: str) -> int:
         raise UserError(f"{text!r} is not an integer") from None
     if value < 1:
         raise UserError(f"{text!r} must be 1 or more")
+    if value > 2**63 - 1:
+        raise UserError(f"{text!r} is too large: use at most {2**63 - 1:,}")
     return value

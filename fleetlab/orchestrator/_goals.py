@@ -34,6 +34,9 @@ from fleetlab.store import PRIORITY_RANGE, Store, Task
 
 __all__ = ["Goal", "load_goals", "submit_goal", "submit_goals"]
 
+#: The largest integer the store can hold (SQLite's 64-bit INTEGER).
+MAX_INTEGER = 2**63 - 1
+
 _FIELDS = {
     "title",
     "task",
@@ -128,10 +131,15 @@ def _bad_field(goal: Goal) -> str | None:
         (
             "budget_tokens",
             tokens,
-            tokens is None or (_is_int(tokens) and tokens >= 0),
-            "a whole number >= 0 (tokens for the goal's whole tree)",
+            tokens is None or (_is_int(tokens) and 0 <= tokens <= MAX_INTEGER),
+            f"a whole number from 0 to {MAX_INTEGER:,} (tokens for the goal's whole tree)",
         ),
-        ("instance", goal.instance, goal.instance is None or _is_int(goal.instance), "an integer"),
+        (
+            "instance",
+            goal.instance,
+            goal.instance is None or (_is_int(goal.instance) and abs(goal.instance) <= MAX_INTEGER),
+            "an integer",
+        ),
     )
     for name, value, ok, expected in checks:
         if not ok:
