@@ -261,3 +261,25 @@ async def test_a_verifier_that_cannot_start_is_an_infrastructure_failure(
     failure = _infra_failure([], 0, report.infrastructure_failures)
     assert failure is not None
     assert failure.retry
+
+
+async def test_a_real_model_fleet_refuses_to_start_without_a_sandbox(
+    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without bubblewrap a fleet on a real model stops before any task runs, naming the fix;
+    the user's explicit opt-in lets it start. The simulated model's fleets always start."""
+    from fleetlab.sandbox import SandboxUnavailableError
+    from fleetlab.testing import ScriptedModel
+
+    monkeypatch.setenv("FLEETLAB_BWRAP", str(tmp_path / "no-bwrap-here"))
+    monkeypatch.delenv("FLEETLAB_UNSAFE_HOST_VERIFIERS", raising=False)
+    [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
+    real = ScriptedModel([], name="scripted:real")
+    real.simulated = False
+    with pytest.raises(SandboxUnavailableError, match="install bubblewrap"):
+        await Fleet(store, real, config()).run(until_idle=True)
+    assert store.get_task(root.id).status == "queued"  # nothing ran, nothing written
+    await Fleet(store, sim(), config()).run(until_idle=True)
+    assert store.get_task(root.id).status == "completed"
+    monkeypatch.setenv("FLEETLAB_UNSAFE_HOST_VERIFIERS", "1")
+    await Fleet(store, real, config()).run(until_idle=True)  # opted in: starts (no work left)

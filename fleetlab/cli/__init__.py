@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from rich.markup import escape
 from fleetlab.cli import _ab, _digest, _fleet, _tasks
 from fleetlab.cli._common import Parser
 from fleetlab.errors import FleetlabError, UserError
+from fleetlab.sandbox import UNSAFE_HOST_ENV
 from fleetlab.telemetry import redact
 
 __all__ = ["build_parser", "main"]
@@ -88,6 +90,8 @@ def _main(argv: Sequence[str] | None) -> int:
     errors = Console(stderr=True, soft_wrap=True, emoji=False)  # "anthropic:x:" is no emoji
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "unsafe_host_verifiers", False):
+            os.environ[UNSAFE_HOST_ENV] = "1"  # read by fleetlab.sandbox where code runs
         handler: Handler = args.handler
         return handler(args, console)
     except UserError as exc:

@@ -124,6 +124,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("file", help="experiment file, e.g. experiments/decomposition_ab.toml")
     p.add_argument("--model", help="run on this model instead (results go to NAME@MODEL)")
     p.add_argument(
+        "--unsafe-host-verifiers",
+        action="store_true",
+        help="where bubblewrap cannot run, run a real model's code in verifiers on this host,"
+        " unsandboxed (it can read your files and keys)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="estimate calls, tokens and cost; run nothing"
     )
     p.add_argument(

@@ -449,6 +449,12 @@ def _fleet_options(
         "--max-fanout", type=positive_int, default=4, help="sub-tasks per plan (default 4)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated model and learner")
+    p.add_argument(
+        "--unsafe-host-verifiers",
+        action="store_true",
+        help="where bubblewrap cannot run, run a real model's code in verifiers on this host,"
+        " unsandboxed (it can read your files and keys)",
+    )
 
 
 def register(sub: Any) -> None:

@@ -17,6 +17,7 @@ from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
+from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import Lease, Store, Task
 
 __all__ = ["Fleet", "FleetReport"]
@@ -87,6 +88,10 @@ class Fleet(Phases):
 
     async def run(self, *, until_idle: bool = False) -> FleetReport:
         """Run until ``stop()`` (or, with ``until_idle``, until nothing is left to do)."""
+        if not self.model.simulated:
+            # A real model's code must not reach a verifier unsandboxed: refuse before any
+            # task runs (a one-line error naming the fix), not at the first verdict.
+            sandbox_mode(trusted=False)
         self._stopping = False
         self._ended = asyncio.Event()
         self._recover_dead_workers()
