@@ -349,3 +349,17 @@ async def test_a_stale_turn_does_not_change_the_workspace(
             lease=mine.lease,
         )  # fmt: skip
     assert (ws.root / "answer.txt").read_text() == "fleet B's work\n"
+
+
+async def test_integrity_catches_a_turn_committed_again_in_a_later_week(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
+    path = tmp_path / "fleet.db"
+    goals = await _small_fleet_db(path, clock)
+    next_week = clock.now() + timedelta(days=7)
+    with Store(path) as store:  # the same turn committed again a week later
+        calls = store.events(task_id=goals[0], kind="model.call")
+        call = next(e for e in calls if "turn" in e.attrs)
+        store.append(dataclasses.replace(call, id="c" * 20, ts=next_week))
+    checks = _week_metrics(path, next_week)
+    assert checks["turns_once"]["offending"] == [goals[0]]
+    assert _week_metrics(path, clock.now())["turns_once"]["ok"]  # the first week saw it once

@@ -47,19 +47,29 @@ def lease_checks(store: Store, b: Bounds) -> list[dict[str, Any]]:
         (b.start, b.end),
     )
     try:
-        return [_turns_once(store, name), _epochs(store, name), _discarded(store, name)]
+        return [_turns_once(store, name, b), _epochs(store, name), _discarded(store, name)]
     finally:
         store.query(f"DROP TABLE IF EXISTS temp.{name}")
 
 
-def _turns_once(store: Store, name: str) -> dict[str, Any]:
+def _turns_once(store: Store, name: str, b: Bounds) -> dict[str, Any]:
     [(checked,)] = store.query(
         f"SELECT COUNT(*) FROM {name} WHERE kind = 'model.call' AND a ->> '$[0]' IS NOT NULL"
     )
+    # A turn of the week committed again, in the week or before it (only tasks spawned before
+    # the week can have calls before it: their earlier calls are looked up by task).
     twice = store.query(
-        f"SELECT task_id, a ->> '$[0]' AS turn, COUNT(*) AS n FROM {name}"
-        " WHERE kind = 'model.call' AND a ->> '$[0]' IS NOT NULL"
-        " GROUP BY task_id, turn HAVING n > 1 ORDER BY task_id, turn"
+        "WITH w AS (SELECT task_id, a ->> '$[0]' AS turn, COUNT(*) AS n"
+        f"  FROM {name} WHERE kind = 'model.call' AND a ->> '$[0]' IS NOT NULL"
+        "  GROUP BY task_id, turn),"
+        " before AS (SELECT w.task_id, w.turn, COUNT(e.seq) AS n FROM w"
+        "  JOIN tasks t ON t.id = w.task_id AND t.created_us < ?"
+        "  JOIN events e ON e.task_id = w.task_id AND e.kind = 'model.call' AND e.ts_us < ?"
+        "   AND e.attrs ->> '$.turn' = w.turn GROUP BY w.task_id, w.turn)"
+        " SELECT w.task_id, w.turn, w.n + COALESCE(before.n, 0) AS n FROM w LEFT JOIN before"
+        "  ON before.task_id = w.task_id AND before.turn = w.turn"
+        " WHERE w.n + COALESCE(before.n, 0) > 1 ORDER BY w.task_id, w.turn",
+        (b.start, b.start),
     )
     details = [
         {"task_id": r["task_id"], "problem": f"turn {r['turn']} committed {r['n']} times"}
