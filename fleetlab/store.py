@@ -845,6 +845,10 @@ class Store:
         try:
             value = op()
         except Exception as exc:
+            if not self._conn.in_transaction:
+                # SQLite rolled the whole batch back by itself (a full disk, an I/O error):
+                # nothing of it survives, so the batch fails with this error, not a savepoint's.
+                raise
             self._conn.execute("ROLLBACK TO fleetlab_op")
             self._conn.execute("RELEASE fleetlab_op")
             del self._pending[mark:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,10 @@ def test_fleet_run_on_a_full_disk_is_one_line_and_leaves_nothing_running(
     final = json.loads(run_cli(["--db", str(db), "status", "--json"], cwd=tmp_path).stdout)
     assert final["in_flight"] == 0
     assert final["completed"] > 0
+    # The full disk was nobody's fault: no task was failed for it, all of them finished.
+    with sqlite3.connect(db) as conn:
+        errors = [r[0] for r in conn.execute("SELECT error FROM tasks WHERE status = 'failed'")]
+    assert not [e for e in errors if "disk" in (e or "") or "internal error" in (e or "")]
 
 
 def test_a_full_database_stops_the_fleet_with_one_line(

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
-import logging
 import signal
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,6 @@ from fleetlab.cli._common import (
 )
 from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
 from fleetlab.decompose import parse_policy
-from fleetlab.errors import StoreError
 from fleetlab.orchestrator import (
     Fleet,
     FleetConfig,
@@ -134,75 +130,16 @@ def _config(args: argparse.Namespace) -> FleetConfig:
     )
 
 
-class _StorageFailures(logging.Filter):
-    """Watches the orchestrator's and asyncio's error records while a fleet runs.
-
-    The first failure of the database file or its disk that any task meets (a full disk, a
-    damaged page) stops the fleet: every other task would fail the same way, each with a
-    traceback. Those records are kept off stderr; the command reports the failure once.
-    Every other record passes unchanged.
-    """
-
-    def __init__(self, fleet: Fleet) -> None:
-        super().__init__()
-        self.fleet = fleet
-        self.first: StoreError | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        failure = None if exc is None else storage_error(exc, self.fleet.store.path)
-        if failure is None:
-            return True
-        if self.first is None:
-            self.first = failure
-            self.fleet.stop()
-        return False
-
-
-_WATCHED_LOGGERS = ("fleetlab.orchestrator", "asyncio")
-
-
-@contextlib.contextmanager
-def _storage_watch(fleet: Fleet) -> Iterator[_StorageFailures]:
-    watch = _StorageFailures(fleet)
-    loggers = [logging.getLogger(name) for name in _WATCHED_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(watch)
-    try:
-        yield watch
-    finally:
-        gc.collect()  # a failed asyncio task logs "exception never retrieved" when collected
-        for logger in loggers:
-            logger.removeFilter(watch)
-
-
 def _run_watched(fleet: Fleet, *, until_idle: bool, console: Console, quiet: bool) -> None:
-    """Run ``fleet``; a failure of its database file or disk ends it as one ``StoreError``.
-
-    Before that error is raised, the leases this (about to exit) worker still holds are
-    released if the disk allows, so its running tasks are reclaimable at once anywhere;
-    if it does not, ``status`` counts them stale and the next fleet on this host reclaims
-    them as soon as it starts (their worker process is gone).
-    """
-    with _storage_watch(fleet) as watch:
-        try:
-            asyncio.run(_run_fleet(fleet, until_idle=until_idle, console=console, quiet=quiet))
-        except Exception as exc:
-            failure = watch.first or storage_error(exc, fleet.store.path)
-            if failure is None:
-                raise
-            _release_leases(fleet)
-            raise failure from None
-    if watch.first is not None:
-        _release_leases(fleet)
-        raise watch.first
-
-
-def _release_leases(fleet: Fleet) -> None:
-    # Best effort on a failing disk or file: the failure being reported matters more than
-    # this write's, and the next fleet here reclaims the tasks anyway.
-    with contextlib.suppress(Exception):
-        fleet.store.expire_leases([fleet.worker])
+    """Run ``fleet``; a failure of its database file or disk ends it as one ``StoreError``
+    (the fleet stops at the first one, fails no task for it and releases its leases)."""
+    try:
+        asyncio.run(_run_fleet(fleet, until_idle=until_idle, console=console, quiet=quiet))
+    except Exception as exc:
+        failure = storage_error(exc, fleet.store.path)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:

@@ -11,14 +11,14 @@ import secrets
 import socket
 from collections.abc import Callable
 
-from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, UserError
+from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, StoreError, UserError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
 from fleetlab.sandbox import sandbox_mode
-from fleetlab.store import Lease, Store, Task
+from fleetlab.store import Lease, Store, Task, storage_error
 
 __all__ = ["Fleet", "FleetReport"]
 
@@ -73,6 +73,8 @@ class Fleet(Phases):
         self._workspaces = {}
         self._goal_tasks = {}
         self._leases = {}
+        #: the database file or its disk failed (``run`` raises it); None while all is well.
+        self.storage_failure: StoreError | None = None
 
     # --- public --------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Fleet(Phases):
             # task runs (a one-line error naming the fix), not at the first verdict.
             sandbox_mode(trusted=False)
         self._stopping = False
+        self.storage_failure = None
         self._ended = asyncio.Event()
         self._recover_dead_workers()
         beat = asyncio.create_task(self._heartbeats())
@@ -112,6 +115,9 @@ class Fleet(Phases):
                     self._ended.clear()
                 else:
                     await self.store.clock.sleep(self.config.poll_s)
+        except Exception as exc:
+            if not self._storage_failed(exc):
+                raise
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,7 +127,30 @@ class Fleet(Phases):
                 await asyncio.gather(
                     *(t for t, _ in self._running.values()), return_exceptions=True
                 )
+        failure = self._storage_failure()
+        if failure is not None:
+            # Best effort on a failing disk: the next fleet on this host reclaims them anyway.
+            with contextlib.suppress(Exception):
+                self.store.expire_leases([self.worker])
+            raise failure
         return self.report
+
+    def _storage_failure(self) -> StoreError | None:
+        # a method, so the type checker does not keep run()'s opening reset narrowed to None
+        return self.storage_failure
+
+    def _storage_failed(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a failure of the database file or its disk (a full disk, a
+        damaged page). Every task would meet it, so the fleet stops, fails no task for it, and
+        ``run`` raises it once (``DiskFull``, ``CorruptDatabase``) when its agents are out."""
+        failure = storage_error(exc, self.store.path)
+        if failure is None:
+            return False
+        if self.storage_failure is None:
+            self.storage_failure = failure
+            log.info("stopping the fleet: %s", failure)  # run() raises it: reported once
+        self._stopping = True
+        return True
 
     # --- scheduling ----------------------------------------------------------------
 
@@ -210,7 +239,12 @@ class Fleet(Phases):
                 renew = functools.partial(
                     self.store.renew_leases, leases, lease_s=self.config.lease_s
                 )
-                await self.store.write(renew)
+                try:
+                    await self.store.write(renew)
+                except Exception as exc:
+                    if not self._storage_failed(exc):
+                        raise
+                    return
 
     # --- one task ------------------------------------------------------------------
 
@@ -230,6 +264,8 @@ class Fleet(Phases):
             with contextlib.suppress(FleetlabError):
                 await self._finish(self.store.get_task(task.id), "failed", error=str(exc))
         except Exception as exc:  # a bug must not take the fleet down; the task records it
+            if self._storage_failed(exc):
+                return  # not the task's fault: it stays resumable
             log.exception("task %s crashed", task.id)
             self.report.internal_errors += 1
             with contextlib.suppress(FleetlabError):
