@@ -15,13 +15,12 @@ start here reclaims it.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from fleetlab.clock import WeekWindow, to_us
 from fleetlab.store import Store
+from fleetlab.workers import dead_local_workers
 
 __all__ = ["DEFAULT_STALE_AFTER_S", "FleetStatus", "fleet_status"]
 
@@ -70,7 +69,7 @@ def fleet_status(
 ) -> FleetStatus:
     """Count tasks by status, for all time or for the cohort spawned in ``window``."""
     cutoff = to_us(store.stale_cutoff(stale_after_s))
-    dead = _dead_local_workers(store)
+    dead = dead_local_workers(store)
     gone = f"lease_owner IN ({','.join('?' * len(dead))})" if dead else "0"
     where, params = "", []
     if window is not None:
@@ -118,32 +117,3 @@ def fleet_status(
         roots_spawned=row["roots"],
         finished_in_window=finished,
     )
-
-
-def _dead_local_workers(store: Store) -> list[str]:
-    """Owners of running tasks that are worker processes of this host no longer alive.
-
-    Worker ids are ``host:pid:token`` (``fleetlab.orchestrator``); an owner of another host,
-    or not of that form, is never judged dead here (its heartbeat says how it is).
-    """
-    host = socket.gethostname()
-    dead = []
-    for (owner,) in store.query(
-        "SELECT DISTINCT lease_owner FROM tasks"
-        " WHERE status = 'running' AND lease_owner IS NOT NULL"
-    ):
-        owner_host, _, rest = str(owner).partition(":")
-        pid = rest.partition(":")[0]
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-            dead.append(owner)
-    return dead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True

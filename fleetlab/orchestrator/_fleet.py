@@ -6,9 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable
 
 from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, StoreError, UserError
@@ -19,24 +16,11 @@ from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
 from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import Lease, Store, Task, storage_error
+from fleetlab.workers import dead_local_workers, new_worker_id
 
 __all__ = ["Fleet", "FleetReport"]
 
 log = logging.getLogger("fleetlab.orchestrator")
-
-
-def _worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Fleet(Phases):
@@ -63,7 +47,7 @@ class Fleet(Phases):
         self.model = model
         self.config = config or FleetConfig()
         self.trace_id = trace_id
-        self.worker = _worker_id()
+        self.worker = new_worker_id()
         self.learner = Learner(store, self.config.learner, seed=seed)
         self.report = FleetReport()
         self.on_change: Callable[[], None] | None = None
@@ -210,16 +194,7 @@ class Fleet(Phases):
 
     def _recover_dead_workers(self) -> None:
         """Running tasks leased to a dead process on this host are reclaimable at once."""
-        host = socket.gethostname()
-        dead = []
-        for row in self.store.query(
-            "SELECT DISTINCT lease_owner FROM tasks"
-            " WHERE status = 'running' AND lease_owner IS NOT NULL"
-        ):
-            owner_host, _, rest = str(row[0]).partition(":")
-            pid = rest.partition(":")[0]
-            if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-                dead.append(row[0])
+        dead = dead_local_workers(self.store)
         if dead:
             log.info("reclaiming tasks of dead workers %s", dead)
             self.store.expire_leases(dead)
