@@ -8,6 +8,7 @@ fallback (bubblewrap unavailable) is simulated by naming a missing bubblewrap bi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -32,7 +33,8 @@ from fleetlab.sandbox import (
     run_python,
     to_sandbox_thread,
 )
-from fleetlab.suites import PythonCheck, SuiteTask, Verdict, builtin_suites
+from fleetlab.sandbox._cgroup import memory_cgroup_parent
+from fleetlab.suites import PythonCheck, SuiteTask, Verdict, builtin_suites, get_task
 
 FOUND = sandbox.availability()
 needs_bwrap = pytest.mark.skipif(
@@ -345,6 +347,125 @@ def test_tmp_and_shared_memory_are_capped(tmp_path: Path) -> None:
     assert result.completed, result.stderr
 
 
+# --- what a run leaves in the workspace ----------------------------------------------------
+
+
+@needs_bwrap
+def test_links_special_files_and_git_planted_by_agent_code_are_gone_after_the_run(
+    tmp_path: Path,
+) -> None:
+    """Whoever reads the workspace next on the host (a check, the tools, a person running
+    git) never meets a link, a FIFO, a socket or a git repository that only agent code could
+    have made; its ordinary files and folders stay."""
+    check, workspace = make_check(
+        tmp_path,
+        """
+        import os, socket
+        os.symlink("/etc/passwd", "link.txt")
+        os.symlink("missing", "dangling")
+        os.mkfifo("fifo")
+        socket.socket(socket.AF_UNIX).bind("sock")
+        for repo in (".git", "sub/.GIT", "sub/deeper/.Git."):
+            os.makedirs(repo + "/objects")
+            os.makedirs(repo + "/refs")
+            open(repo + "/HEAD", "w").write("ref: refs/heads/main\\n")
+            open(repo + "/config", "w").write("[core]\\n\\tfsmonitor = touch /tmp/pwned\\n")
+        os.makedirs("bare/objects")
+        os.makedirs("bare/refs")
+        open("bare/HEAD", "w").write("ref: refs/heads/main\\n")
+        open("bare/config", "w").write("[core]\\n\\tpager = touch /tmp/pwned\\n")
+        open("sub/deeper/kept.txt", "w").write("work")
+        """,
+    )
+    assert check.run(workspace).passed
+    left = sorted(
+        path.relative_to(workspace).as_posix()
+        for path in workspace.rglob("*")
+        if "__pycache__" not in path.parts
+    )
+    assert left == [
+        "agent.py",
+        "bare",
+        "bare/config",
+        "bare/objects",
+        "bare/refs",
+        "sub",
+        "sub/deeper",
+        "sub/deeper/kept.txt",
+    ]
+
+
+@needs_bwrap
+def test_code_run_by_a_check_cannot_plant_git_config(tmp_path: Path) -> None:
+    """The tools refuse writes into .git (issue 12, point 7); the sandbox binds the same
+    workspace read-write, so what agent code wrote there is removed after the run."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "agentmod.py").write_text(
+        "import os\n"
+        "os.makedirs('.git/objects', exist_ok=True); os.makedirs('.git/refs', exist_ok=True)\n"
+        "open('.git/HEAD', 'w').write('ref: refs/heads/main\\n')\n"
+        "open('.git/config', 'w').write('[core]\\n\\tfsmonitor = \"touch /tmp/pwned\"\\n')\n"
+    )
+    check = tmp_path / "check.py"
+    check.write_text("import agentmod\nimport os\nassert os.path.exists('.git/config')\n")
+    assert run_python(check, workspace, timeout=10).completed
+    assert sorted(os.listdir(workspace)) == ["agentmod.py"]
+
+
+@needs_bwrap
+def test_a_symlink_planted_in_the_sandbox_never_makes_a_host_check_read_a_host_file(
+    tmp_path: Path,
+) -> None:
+    """Agent code replaces a file the next (host-side) check reads with a link to a host
+    file; it chains the known forging limitation (FORGE) so that check runs at all."""
+    (tmp_path / "host_secret.txt").write_text("GITHUB_TOKEN=ghp_plantedsecretvalue123\n")
+    task = get_task("core:split-module")
+    workspace = tmp_path / "workspaces" / "goal1"
+    task.seed(workspace)
+    (workspace / "shapes.py").unlink()
+    (workspace / "shapes").mkdir()
+    evil = textwrap.dedent(
+        """
+        import os
+        for line in open("/proc/self/mountinfo"):
+            f = line.split()
+            if f[4] == "/workspace":
+                host_ws = f[3]
+        os.remove("/workspace/main.py")
+        os.symlink(os.path.join(host_ws, "..", "..", "host_secret.txt"), "/workspace/main.py")
+        """
+    )
+    (workspace / "shapes" / "__init__.py").write_text(evil + FORGE)
+    verdict = task.verify(workspace)
+    assert not verdict.passed
+    assert "ghp_planted" not in verdict.reason, verdict
+    assert not (workspace / "main.py").is_symlink()
+
+
+@needs_bwrap
+def test_a_tree_nested_past_the_depth_limit_is_removed(tmp_path: Path) -> None:
+    """Folders nested deeper than the tools' 64 levels end the run as over the workspace's
+    limits; the run's tree goes, however deep, and a link at its bottom with it."""
+    check, workspace = make_check(
+        tmp_path,
+        """
+        import os
+        for _ in range(300):
+            os.mkdir("d")
+            os.chdir("d")
+        os.symlink("/etc/passwd", "link")
+        """,
+    )
+    verdict = check.run(workspace)
+    assert verdict == Verdict(
+        False,
+        "check.py failed: the workspace nests folders deeper than 64 levels; every file the "
+        "run made or changed was removed",
+    )
+    assert sorted(os.listdir(workspace)) == ["agent.py"]
+
+
 # --- no early pass -----------------------------------------------------------------------
 
 
@@ -410,6 +531,91 @@ def test_a_ten_gigabyte_allocation_fails(tmp_path: Path) -> None:
     verdict = check.run(workspace)
     assert not verdict.passed
     assert verdict.reason.endswith("MemoryError")
+
+
+# Six processes, each holding ``argv[1]`` MiB, alive at once.
+SIX_PROCESSES = """
+import os, sys, time
+size = int(sys.argv[1]) << 20
+children = []
+for _ in range(6):
+    ready, told = os.pipe()
+    child = os.fork()
+    if child == 0:
+        held = b"x" * size
+        os.write(told, b"k")
+        time.sleep(30)
+        os._exit(0)
+    os.close(told)
+    assert os.read(ready, 1) == b"k", "a process died"
+    children.append(child)
+for child in children:
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+"""
+
+
+@needs_bwrap
+@pytest.mark.skipif(memory_cgroup_parent() is None, reason="no writable memory cgroup here")
+def test_memory_is_capped_for_the_whole_run_not_per_process(tmp_path: Path) -> None:
+    """Six processes of 200 MiB each fit a 300 MiB limit per process, not per run."""
+    check, workspace = make_check(tmp_path, SIX_PROCESSES, check="import agent, sys\n")
+    limits = Limits(memory_bytes=300 << 20)
+
+    def run(mib: int) -> sandbox.SandboxResult:
+        return run_python(
+            check.script,
+            workspace,
+            args=(str(mib),),
+            timeout=20,
+            limits=limits,
+            read_only={"suite": tmp_path / "suite"},
+        )
+
+    assert run(20).completed  # the control: 120 MiB in all
+    result = run(200)
+    assert not result.completed
+    assert result.limit == "it went over the run's memory limit of 300 MiB"
+
+
+@needs_bwrap
+def test_many_files_each_under_the_file_limit_cannot_fill_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 files of 1 MiB each pass a 2 MiB file limit; what a run adds is capped at 4 MiB
+    (quick writers are caught after the run, slow ones while it goes), and every file the
+    run made or changed is removed, so it leaves nothing on the disk."""
+    limits = Limits(file_bytes=2 << 20, workspace_bytes=4 << 20)
+    monkeypatch.setattr(
+        "fleetlab.suites._checks.run_python", functools.partial(run_python, limits=limits)
+    )
+    reason = (
+        "check.py failed: the run added more than 4 MiB to the workspace; every file the run "
+        "made or changed was removed"
+    )
+    for pause in (0.0, 0.05):
+        check, workspace = make_check(
+            tmp_path / str(pause),
+            f"""
+            import time
+            open("agent.py", "a").write("# changed by the run")
+            for i in range(40):
+                open(f"f{{i}}", "wb").write(b"x" * (1 << 20))
+                time.sleep({pause})
+            """,
+        )
+        (workspace / "kept.txt").write_text("the agent's earlier work")
+        started = time.monotonic()
+        assert check.run(workspace) == Verdict(False, reason)
+        assert time.monotonic() - started < 1.0  # the slow writer was stopped, not waited for
+        assert sorted(os.listdir(workspace)) == ["kept.txt"]
+    check, workspace = make_check(
+        tmp_path / "control",
+        "for i in range(3):\n    open(f'f{i}', 'wb').write(b'x' * (1 << 20))\n",
+    )
+    (workspace / "earlier.bin").write_bytes(b"x" * (5 << 20))  # counts only what a run adds
+    assert check.run(workspace).passed  # 3 MiB added: within the cap
+    assert sum(path.stat().st_size for path in workspace.glob("f*")) == 3 << 20
 
 
 @needs_bwrap
@@ -643,3 +849,51 @@ def test_availability_names_the_missing_binary(tmp_path: Path) -> None:
     found = sandbox.availability(str(tmp_path / "nope"))
     assert not found.available
     assert found.reason.startswith(f"no bubblewrap binary at {tmp_path / 'nope'}")
+
+
+# --- known limitation ------------------------------------------------------------------------
+
+# Six lines an agent can put in any module a check imports: find the runner's frame, write
+# its nonce on its result pipe, exit 0 before the check's assertions run.
+FORGE = textwrap.dedent(
+    """
+    import os, sys
+    _f = sys._getframe()
+    while _f is not None:
+        if "token" in _f.f_locals and "result_fd" in _f.f_locals:
+            os.write(_f.f_locals["result_fd"], _f.f_locals["token"])
+            os._exit(0)
+        _f = _f.f_back
+    """
+)
+KNOWN_FORGERY = (
+    "known limitation: code imported by a check runs in the runner's process and can read "
+    "the pass token from its memory; closing it needs checks that run agent code in a "
+    "separate process"
+)
+
+
+@needs_bwrap
+@pytest.mark.xfail(strict=True, reason=KNOWN_FORGERY)
+def test_agent_module_forges_the_runner_nonce_and_passes_a_failing_check(tmp_path: Path) -> None:
+    """A module that writes the runner's nonce itself would pass a check it never reached."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "agentmod.py").write_text(FORGE)
+    check = tmp_path / "check.py"
+    check.write_text("import agentmod\nassert False, 'the work was not done'\n")
+    result = run_python(check, workspace, timeout=10)
+    assert not result.completed, "the check's assertion never ran, yet the run counts as passed"
+
+
+@needs_bwrap
+@pytest.mark.xfail(strict=True, reason=KNOWN_FORGERY)
+def test_suite_task_passes_without_the_work(tmp_path: Path) -> None:
+    """The same forgery in a suite task: the undone task would pass its verifier."""
+    task = get_task("core:rename-function")
+    workspace = tmp_path / "ws"
+    task.seed(workspace)  # nothing renamed: the task is not done
+    assert not task.verify(workspace).passed
+    (workspace / "report.py").write_text(FORGE + "\n" + (workspace / "report.py").read_text())
+    verdict = task.verify(workspace)
+    assert not verdict.passed, f"undone task passed: {verdict}"

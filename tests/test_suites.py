@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 from collections import Counter
@@ -18,13 +19,20 @@ from fleetlab.suites import (
     CHECK_KINDS,
     MUTATING_TOOLS,
     TOOL_ARGS,
+    Check,
+    CsvEquals,
+    FileAbsent,
+    FileContains,
     FileEquals,
+    FileExists,
+    FileNotContains,
     JsonEquals,
     PythonCheck,
     Suite,
     SuiteTask,
     ToolCall,
     TreeEquals,
+    Verdict,
     builtin_suites,
     complexity_bucket,
     get_suite,
@@ -479,6 +487,108 @@ def test_verify_survives_absurd_json(tmp_path: Path) -> None:
     verdict = task.verify(tmp_path, trusted=True)
     assert not verdict.passed
     assert verdict.reason == "package.json: JSON nested too deeply to read"
+
+
+# --- checks read the workspace without following what agent code planted --------------------
+
+HOST_SECRET = "GITHUB_TOKEN=ghp_plantedsecretvalue123"
+
+
+def _host_checks(path: str, secret: str) -> list[Check]:
+    """One check of every host-side kind on ``path``, each expecting ``secret``'s content:
+    a check that followed a link to the secret would pass, or quote it."""
+    return [
+        FileEquals(path, secret + "\n"),
+        FileContains(path, text="ghp_planted"),
+        FileNotContains(path, text="nothing like this"),
+        JsonEquals(path, {"a": 1}),
+        CsvEquals(path, (("GITHUB_TOKEN=ghp_plantedsecretvalue123",),)),
+        FileExists(path),
+    ]
+
+
+@pytest.mark.parametrize("where", ["file", "parent folder"])
+def test_host_side_checks_refuse_a_symlink_in_any_component(tmp_path: Path, where: str) -> None:
+    """A link planted by agent code (to a host file, or a folder holding one) is neither
+    followed nor quoted: every check fails naming the link, and none passes."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret.txt").write_text(HOST_SECRET + "\n", encoding="utf-8")
+    workspace = tmp_path / "ws"
+    (workspace / "out").mkdir(parents=True)
+    if where == "file":
+        (workspace / "out" / "secret.txt").symlink_to(host / "secret.txt")
+        link = "out/secret.txt"
+    else:
+        (workspace / "out").rmdir()
+        (workspace / "out").symlink_to(host)
+        link = "out"
+    for check in [*_host_checks("out/secret.txt", HOST_SECRET), FileAbsent("out/secret.txt")]:
+        verdict = check.run(workspace)
+        assert verdict == Verdict(False, f"{link} is a symlink: checks do not follow links"), check
+    for path in ("out", "."):
+        verdict = TreeEquals(("secret.txt",), path=path).run(workspace)
+        assert verdict == Verdict(False, f"{link} is a symlink: checks do not follow links")
+
+
+def test_host_side_checks_refuse_a_fifo_without_blocking(tmp_path: Path) -> None:
+    """A FIFO where a file should be fails at once, named as such (opening it would block)."""
+    os.mkfifo(tmp_path / "out.txt")
+    reason = "out.txt is a FIFO, socket or device, not a regular file: checks do not read it"
+    for check in [*_host_checks("out.txt", HOST_SECRET), FileAbsent("out.txt")]:
+        assert check.run(tmp_path) == Verdict(False, reason), check
+    assert TreeEquals(("out.txt",)).run(tmp_path) == Verdict(False, reason)
+
+
+def test_a_non_utf8_file_name_is_shown_escaped_in_the_reason(tmp_path: Path) -> None:
+    """Agent code can make a name that is not UTF-8; the reason shows its byte and can be
+    stored as UTF-8 (a lone surrogate in it made the store fail with an internal error)."""
+    (tmp_path / os.fsdecode(b"junk\xff.txt")).write_text("x", encoding="utf-8")
+    task = SuiteTask("t", "tree", "t", "", {}, 1, None, (TreeEquals(()),))
+    verdict = task.verify(tmp_path)
+    assert verdict == Verdict(False, "workspace: unexpected junk\\xff.txt")
+    verdict.reason.encode("utf-8")
+
+
+def test_a_huge_json_integer_is_the_agents_failure_not_the_verifiers(tmp_path: Path) -> None:
+    """Numbers Python refuses to read (over 4,300 digits) or to compare (past a float's
+    range) fail the work with a reason; the verdict is never marked infrastructure, which
+    would make an experiment re-run the agent's failure instead of scoring it."""
+    task = get_task("core:bump-version")
+    task.seed(tmp_path)
+    target = next(check.path for check in task.checks if isinstance(check, JsonEquals))
+    (tmp_path / target).write_text('{"version": ' + "9" * 5000 + "}", encoding="utf-8")
+    verdict = task.verify(tmp_path)
+    assert verdict == Verdict(
+        False,
+        f"{target}: JSON that cannot be read: Exceeds the limit (4300 digits) for integer "
+        "string conversion: value has 5000 digits",
+    )
+
+    (tmp_path / "n.json").write_text('{"x": 1' + "0" * 400 + "}", encoding="utf-8")
+    verdict = JsonEquals("n.json", {"x": 1.5}).run(tmp_path)
+    assert verdict == Verdict(
+        False, "n.json: a value cannot be compared: int too large to convert to float"
+    )
+
+
+def test_a_check_that_raises_on_the_workspace_fails_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a host-side check raises on content the agent controls is an ordinary failure
+    (infrastructure=False), its reason escaped and redacted."""
+
+    def raising(self: FileExists, root: Path) -> Verdict:
+        raise ValueError("odd content \udcff sk-ant-api03-" + "Zq9" * 12)
+
+    monkeypatch.setattr(FileExists, "run", raising)
+    task = SuiteTask("t", "raises", "t", "", {}, 1, None, (FileExists("a.txt"),))
+    verdict = task.verify(tmp_path)
+    assert not verdict.passed
+    assert not verdict.infrastructure
+    assert verdict.reason.startswith("file_exists check failed on the workspace: ValueError(")
+    assert "sk-ant-api03-Zq9" not in verdict.reason
+    verdict.reason.encode("utf-8")
 
 
 def test_tasks_and_tool_calls_are_hashable() -> None:

@@ -12,9 +12,17 @@ network, IPC and UTS namespaces, no capabilities, a cleared environment and this
 ```
 
 Nothing else of the host is visible: no host ``/proc``, no home, no fleet database. Each
-process is limited in CPU seconds, address space and file size, the tree in process count
-(a pids cgroup when fleetlab runs as root, where ``RLIMIT_NPROC`` is not enforced), and the
+process is limited in CPU seconds, address space and file size; the whole run in process
+count (``RLIMIT_NPROC`` in its user namespace, and a pids cgroup where one can be made: it is
+required as root, where ``RLIMIT_NPROC`` is not enforced), in memory (a memory cgroup where
+one can be made, cgroup v1 or v2, no swap) and in what it may add to the workspace (watched
+while it runs; a run past `Limits.workspace_bytes` is killed and its changes removed). The
 wall-clock timeout kills the whole pid namespace. Output is captured and capped.
+
+After every run the workspace is tidied: symbolic links, FIFOs, sockets and devices, any
+entry named ``.git`` (any case, any depth), the ``HEAD`` of a folder shaped like a bare git
+repository and set-id bits are removed, so whoever reads the workspace next on the host (a
+check, the tools, a person running git) never meets what only agent code could plant.
 
 A run counts as completed only when the script ran to its end: a small runner reads a random
 nonce before any script code runs and writes it back on a private pipe after the script
@@ -42,13 +50,16 @@ Not covered: the kernel is shared (no seccomp filter), and a run may read the re
 folders it is given (a suite's fixtures, reference outputs included).
 
 Modules: ``_launch`` (one run: the bubblewrap command, limits, output, the kill), ``_runner``
-(the code that runs first and last inside), ``_cgroup`` (the pids cgroup when root),
-``_policy`` (detection, the host fallback and its refusal), ``_pool`` (the thread pool).
+(the code that runs first and last inside), ``_cgroup`` (the run's pids and memory cgroups),
+``_tidy`` (the workspace's size and its tidying after a run), ``_names`` (names and text an
+agent chooses), ``_policy`` (detection, the host fallback and its refusal), ``_pool`` (the
+thread pool).
 """
 
 from __future__ import annotations
 
 from fleetlab.sandbox._launch import DEFAULT_LIMITS, WORKSPACE, Limits, SandboxResult
+from fleetlab.sandbox._names import folded_name, is_git_dir_name, printable
 from fleetlab.sandbox._policy import (
     BWRAP_ENV,
     UNSAFE_HOST_ENV,
@@ -71,6 +82,9 @@ __all__ = [
     "SandboxResult",
     "SandboxUnavailableError",
     "availability",
+    "folded_name",
+    "is_git_dir_name",
+    "printable",
     "run_python",
     "sandbox_mode",
     "to_sandbox_thread",

@@ -8,17 +8,24 @@ import os
 import secrets
 import selectors
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from fleetlab.sandbox._cgroup import Cgroup, pids_cgroup_parent
+from fleetlab.sandbox._cgroup import Cgroup, remove_all, run_cgroups
+from fleetlab.sandbox._tidy import (
+    Before,
+    discard_changes,
+    inventory,
+    over_limits,
+    reclaim_root,
+    tidy,
+)
 
 #: Where the workspace appears inside the sandbox.
 WORKSPACE = "/workspace"
@@ -28,7 +35,13 @@ _SANDBOX_UID = "65534"  # "nobody" inside the user namespace
 _SYSTEM_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32")
 _PATH = "/usr/bin:/bin"
 _NONCE_BYTES = 16
-_CGROUP_SLACK = 2  # the outer bwrap and bwrap's own init inside the pid namespace
+_CGROUP_SLACK = 3  # the shell that joins the cgroups, the outer bwrap and bwrap's init
+# The workspace's size is first checked this long after the start (most runs have ended by
+# then), then again after at least as long, or four times what the last check took.
+_WATCH_S = 0.05
+_WATCH_COST_SHARE = 4
+# Writes each name into the cgroup file that follows it until "--", then runs the command.
+_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 _RUNNER = (Path(__file__).parent / "_runner.py").read_text(encoding="utf-8")
 
 
@@ -38,12 +51,17 @@ class Limits:
 
     Attributes:
         cpu_seconds: CPU seconds per process; None: one or two more than the timeout.
-        memory_bytes: address space per process (``RLIMIT_AS``).
+        memory_bytes: address space per process (``RLIMIT_AS``) and, where a memory cgroup
+            can be made, the memory of the whole run (its ``/tmp`` included), without swap.
         file_bytes: the largest file a process may write (``RLIMIT_FSIZE``).
         processes: processes and threads the whole run may hold at once.
         output_bytes: the last bytes of stdout and of stderr that are kept.
         nice: niceness added to the run, so verifiers yield the CPU to the fleet.
         tmp_bytes: the size of the sandbox's ``/tmp``, and of its ``/dev/shm``.
+        workspace_bytes: the most a run may add to its workspace (each entry counts at
+            least 4 KiB), checked while it runs and after it ended. A run that goes past it
+            is killed and every file it made or changed is removed, so no run leaves more
+            than this on the disk.
     """
 
     cpu_seconds: int | None = None
@@ -53,6 +71,7 @@ class Limits:
     output_bytes: int = 64 * 1024
     nice: int = 10
     tmp_bytes: int = 64 * 1024**2
+    workspace_bytes: int = 256 * 1024**2
 
 
 DEFAULT_LIMITS = Limits()
@@ -72,6 +91,8 @@ class SandboxResult:
         stderr: the end of its standard error (at most ``Limits.output_bytes``).
         sandboxed: False when it ran on the host because bubblewrap could not run.
         seconds: wall-clock duration.
+        limit: which limit of the whole run ended it, in one line (its memory, the
+            workspace's size), or None.
     """
 
     completed: bool
@@ -82,6 +103,7 @@ class SandboxResult:
     stderr: str
     sandboxed: bool
     seconds: float
+    limit: str | None = None
 
 
 @functools.cache
@@ -158,19 +180,19 @@ def launch(
     python = [str(interpreter), "-S", "-P", "-B", "-c", _RUNNER]
     python += [str(write_fd), spec, str(limits.nice), "1" if sandboxed else "0"]
     python += [inside(script), *args]
-    cgroup: Cgroup | None = None
+    before = inventory(workspace)  # what a run over the workspace's limit must not change
+    cgroups: list[Cgroup] = []
     try:
         if sandboxed:
             assert bwrap is not None  # availability said so
             command = _bwrap_command(bwrap, prefix, interpreter, workspace, mounts, limits)
             command += [a for key, value in script_env.items() for a in ("--setenv", key, value)]
             command += python
-            parent = pids_cgroup_parent() if os.geteuid() == 0 else None
-            if parent is not None:
-                cgroup = Cgroup(parent, limits.processes + _CGROUP_SLACK)
-                # Join the cgroup before bwrap forks, so nothing is ever outside it.
-                join = 'echo $$ > "$0" && exec "$@"'
-                command = ["/bin/sh", "-c", join, str(cgroup.procs), *command]
+            cgroups = run_cgroups(limits.processes + _CGROUP_SLACK, limits.memory_bytes)
+            if cgroups:
+                # Join the cgroups before bwrap forks, so nothing is ever outside them.
+                procs = [str(group.procs) for group in cgroups]
+                command = ["/bin/sh", "-c", _JOIN, "sh", *procs, "--", *command]
             # bwrap and its init inside the sandbox keep this environment: nothing secret.
             process_env, cwd = {"PATH": _PATH}, None
         else:
@@ -188,39 +210,70 @@ def launch(
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
-        if cgroup is not None:
-            cgroup.remove()
+        remove_all(cgroups)
         raise
     os.close(write_fd)
     nonce = secrets.token_hex(_NONCE_BYTES).encode()
+    cap = limits.workspace_bytes
     try:
-        return _supervise(process, read_fd, nonce, started, timeout, limits, sandboxed=sandboxed)
-    finally:
-        os.close(read_fd)
-        if not sandboxed:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-        if cgroup is not None:
-            cgroup.remove()
-        if sandboxed:
-            _clear_setid_bits(workspace)
+        result = _supervise(
+            process,
+            read_fd,
+            nonce,
+            started,
+            timeout,
+            limits,
+            sandboxed=sandboxed,
+            watch=lambda: over_limits(workspace, cap, before),
+        )
+    except BaseException:
+        _end(process, read_fd, cgroups, sandboxed=sandboxed)
+        with contextlib.suppress(OSError):
+            tidy(workspace)
+        raise
+    out_of_memory = _end(process, read_fd, cgroups, sandboxed=sandboxed)
+    try:
+        over = _after_run(workspace, cap, before, result.limit)
+    except OSError as exc:  # the run left something the host cannot even remove
+        over = f"the workspace could not be checked after the run ({exc.strerror or exc})"
+    if over is None and out_of_memory:
+        over = f"it went over the run's memory limit of {limits.memory_bytes / 2**20:g} MiB"
+    if over is None:
+        return result
+    return replace(result, completed=False, limit=over)
 
 
-def _clear_setid_bits(workspace: Path) -> None:
-    """Take set-user/group-id bits off what the run left in the workspace.
+def _after_run(workspace: Path, cap: int, before: Before, stopped: str | None) -> str | None:
+    """Roll back a run that went over the workspace's limits, then `tidy` the workspace.
 
-    Files the sandbox writes belong to the host user running fleetlab (root, often), and
-    their owner may ``chmod u+s`` them: such a binary would run as that user for anyone on
-    the host who can reach the workspace.
+    Nothing of the run is left (its pid namespace and cgroups are gone), so this runs without
+    a race. One place for every run: a host-side reader (a check, the workspace tools, a
+    person running git) never meets a link, a FIFO, a ``.git`` or a set-id file planted by
+    the run, and no run leaves more than its cap on the disk.
+
+    Returns:
+        Why the run's changes were removed, or None.
     """
-    setid = stat.S_ISUID | stat.S_ISGID
-    for folder, dirs, files in os.walk(workspace):
-        for name in (*dirs, *files):
-            path = os.path.join(folder, name)
-            with contextlib.suppress(OSError):
-                mode = os.lstat(path).st_mode
-                if mode & setid and not stat.S_ISLNK(mode):
-                    os.chmod(path, stat.S_IMODE(mode) & ~setid)
+    reclaim_root(workspace)
+    over = over_limits(workspace, cap, before) or stopped
+    if over is not None:
+        discard_changes(workspace, before)
+        over += "; every file the run made or changed was removed"
+    tidy(workspace)
+    return over
+
+
+def _end(
+    process: subprocess.Popen[bytes], read_fd: int, cgroups: list[Cgroup], *, sandboxed: bool
+) -> bool:
+    """Close the result pipe, kill what is left of the run; True if it ran out of memory."""
+    os.close(read_fd)
+    if not sandboxed:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    out_of_memory = any(group.out_of_memory() for group in cgroups)
+    remove_all(cgroups)
+    return out_of_memory
 
 
 def _bwrap_command(
@@ -265,8 +318,10 @@ def _supervise(
     limits: Limits,
     *,
     sandboxed: bool,
+    watch: Callable[[], str | None],
 ) -> SandboxResult:
-    """Hand over the nonce, collect output until the run exits or times out, kill the tree."""
+    """Hand over the nonce, collect output until the run exits, times out or ``watch`` says
+    why it must stop (it is called now and then while the run goes); then kill the tree."""
     assert process.stdin is not None
     assert process.stdout is not None
     assert process.stderr is not None
@@ -280,6 +335,8 @@ def _supervise(
     buffers[result_fd] = _Tail(4 * len(nonce))
     deadline = started + timeout
     timed_out = False
+    stopped: str | None = None
+    next_watch = time.monotonic() + _WATCH_S
     with selectors.DefaultSelector() as selector:
         for fd in buffers:
             os.set_blocking(fd, False)
@@ -289,12 +346,20 @@ def _supervise(
             selector.register(pidfd, selectors.EVENT_READ)
         try:
             while process.poll() is None:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     timed_out = True
                     break
+                if now >= next_watch:
+                    stopped = watch()
+                    if stopped is not None:
+                        break
+                    cost = time.monotonic() - now
+                    next_watch = time.monotonic() + max(_WATCH_S, _WATCH_COST_SHARE * cost)
                 # Without a pidfd, look at the process every 50 ms.
-                for key, _ in selector.select(left if pidfd is not None else min(left, 0.05)):
+                wait = min(left, max(next_watch - time.monotonic(), 0.0))
+                for key, _ in selector.select(wait if pidfd is not None else min(wait, 0.05)):
                     if key.fd != pidfd and not buffers[key.fd].read(key.fd):
                         selector.unregister(key.fd)
         finally:
@@ -312,18 +377,21 @@ def _supervise(
     process.stdout.close()
     process.stderr.close()
     returncode = process.returncode
-    completed = not timed_out and returncode == 0 and buffers[result_fd].data() == nonce
+    completed = (
+        not timed_out and stopped is None and returncode == 0 and buffers[result_fd].data() == nonce
+    )
     # bwrap reports a command killed by signal N as exit status 128 + N.
     number = returncode - 128 if sandboxed and returncode > 128 else -returncode
     return SandboxResult(
         completed=completed,
         returncode=returncode,
         timed_out=timed_out,
-        killed_by=_signal_name(number) if not timed_out else None,
+        killed_by=_signal_name(number) if not (timed_out or stopped) else None,
         stdout=buffers[out].text(),
         stderr=buffers[err].text(),
         sandboxed=sandboxed,
         seconds=time.monotonic() - started,
+        limit=stopped,
     )
 
 

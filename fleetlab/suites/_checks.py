@@ -3,6 +3,11 @@
 A task's verifier is a tuple of checks, all of which must pass. Every check reads files under
 the workspace root directly and never raises on a bad workspace (a missing file, invalid JSON,
 a directory where a file was expected): it fails with a reason a person can act on.
+
+Checks other than `PythonCheck` read the workspace on the host, after agent code may have run
+there (in the sandbox): they never follow a symbolic link or open a special file in any
+component of a path (see `fleetlab.suites._files`), and a name that is not UTF-8 is shown
+escaped (``junk\xff.txt``), so every reason can be stored.
 """
 
 from __future__ import annotations
@@ -11,13 +16,13 @@ import csv
 import io
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from fleetlab.sandbox import run_python
+from fleetlab.sandbox import printable, run_python
+from fleetlab.suites._files import NotFollowed, kind, list_files, read_bytes
 from fleetlab.telemetry import redact
 
 __all__ = [
@@ -44,9 +49,11 @@ _IGNORED_SUFFIXES = frozenset({".pyc"})
 class Verdict:
     """The outcome of a verifier: passed or not, and why in one line.
 
-    ``infrastructure`` marks a failure of the verifier itself (the sandbox could not start, a
-    check crashed), not of the work: experiments re-run such trials instead of scoring them.
-    Nothing an agent writes into its workspace can set it.
+    ``infrastructure`` marks a failure of the verifier itself, not of the work: the sandbox
+    could not start, so none of the agent's code ran. Experiments re-run such trials instead
+    of scoring them. Nothing an agent writes into its workspace can set it: whatever a check
+    makes of the workspace's content, an error while reading it included, is an ordinary
+    failure of the work.
     """
 
     passed: bool
@@ -59,7 +66,7 @@ def _ok(reason: str) -> Verdict:
 
 
 def _fail(reason: str) -> Verdict:
-    return Verdict(False, reason)
+    return Verdict(False, printable(reason))
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -67,46 +74,64 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _cannot_read(path: str, exc: OSError) -> Verdict:
+    return _fail(f"{path}: cannot be read ({exc.strerror or exc})")
+
+
 def _read_text(root: Path, path: str) -> str | Verdict:
     """The file's text, or a failing verdict saying why it cannot be read."""
-    target = root / path
-    if not target.exists():
-        return _fail(f"{path}: file not found")
-    if not target.is_file():
-        return _fail(f"{path}: expected a file, found a directory")
     try:
-        return target.read_text(encoding="utf-8")
+        data = read_bytes(root, path)
+    except NotFollowed as refused:
+        return _fail(str(refused))
+    except FileNotFoundError:
+        return _fail(f"{path}: file not found")
+    except IsADirectoryError:
+        return _fail(f"{path}: expected a file, found a directory")
+    except OSError as exc:
+        return _cannot_read(path, exc)
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         return _fail(f"{path}: not UTF-8 text")
-    except OSError as exc:
-        return _fail(f"{path}: cannot be read ({exc.strerror or exc})")
 
 
 @dataclass(frozen=True, slots=True)
 class FileExists:
-    """The file exists (a directory does not count)."""
+    """A regular file exists at the path (a directory, a link or a special file does not)."""
 
     path: str
     kind: Literal["file_exists"] = "file_exists"
 
     def run(self, root: Path) -> Verdict:
-        target = root / self.path
-        if target.is_file():
+        try:
+            found = kind(root, self.path)
+        except NotFollowed as refused:
+            return _fail(str(refused))
+        except OSError as exc:
+            return _cannot_read(self.path, exc)
+        if found == "file":
             return _ok(f"{self.path} exists")
-        if target.exists():
+        if found == "dir":
             return _fail(f"{self.path}: expected a file, found a directory")
         return _fail(f"{self.path}: file not found")
 
 
 @dataclass(frozen=True, slots=True)
 class FileAbsent:
-    """Nothing exists at the path (neither file nor directory)."""
+    """Nothing exists at the path: no file, directory, link or special file."""
 
     path: str
     kind: Literal["file_absent"] = "file_absent"
 
     def run(self, root: Path) -> Verdict:
-        if (root / self.path).exists():
+        try:
+            found = kind(root, self.path)
+        except NotFollowed as refused:
+            return _fail(str(refused))
+        except OSError as exc:
+            return _cannot_read(self.path, exc)
+        if found is not None:
             return _fail(f"{self.path}: should not exist")
         return _ok(f"{self.path} absent")
 
@@ -267,7 +292,13 @@ class JsonEquals:
             return _fail(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}")
         except RecursionError:
             return _fail(f"{self.path}: JSON nested too deeply to read")
-        difference = _json_difference(self.expected, got, self.tolerance, "$")
+        except ValueError as exc:  # an integer of more than 4,300 digits, say
+            detail = str(exc).split(";")[0]  # not the advice to raise Python's limit
+            return _fail(f"{self.path}: JSON that cannot be read: {detail[:120]}")
+        try:
+            difference = _json_difference(self.expected, got, self.tolerance, "$")
+        except (ValueError, OverflowError) as exc:  # a huge integer against a float
+            return _fail(f"{self.path}: a value cannot be compared: {str(exc)[:120]}")
         if difference:
             return _fail(f"{self.path}: {difference}")
         return _ok(f"{self.path} has the expected JSON")
@@ -317,6 +348,12 @@ class CsvEquals:
             got = parse_csv_rows(text)
         except csv.Error as exc:
             return _fail(f"{self.path}: invalid CSV: {exc}")
+        try:
+            return self._compare(got)
+        except (ValueError, OverflowError) as exc:
+            return _fail(f"{self.path}: a cell cannot be compared: {str(exc)[:120]}")
+
+    def _compare(self, got: list[list[str]]) -> Verdict:
         expected = [list(row) for row in self.expected]
         if not got:
             return _fail(f"{self.path}: empty, expected a header and {len(expected) - 1} rows")
@@ -341,21 +378,12 @@ class CsvEquals:
         return _ok(f"{self.path} has the expected rows")
 
 
-def _list_files(base: Path) -> list[str]:
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
-        for name in sorted(filenames):
-            if Path(name).suffix not in _IGNORED_SUFFIXES:
-                found.append((Path(dirpath) / name).relative_to(base).as_posix())
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class TreeEquals:
     """Exactly ``files`` exist under the directory ``path`` (relative to it), no more, no fewer.
 
-    Python caches (``__pycache__``, ``*.pyc``) are ignored.
+    Python caches (``__pycache__``, ``*.pyc``) are ignored. A link or a special file anywhere
+    in the tree fails the check (it is neither followed nor counted as a file).
     """
 
     files: tuple[str, ...]
@@ -363,10 +391,17 @@ class TreeEquals:
     kind: Literal["tree_equals"] = "tree_equals"
 
     def run(self, root: Path) -> Verdict:
-        base = root / self.path
-        if not base.is_dir():
+        try:
+            listed = list_files(
+                root, self.path, skip_dirs=_IGNORED_DIRS, skip_suffixes=_IGNORED_SUFFIXES
+            )
+        except NotFollowed as refused:
+            return _fail(str(refused))
+        except OSError as exc:
+            return _cannot_read(self.path, exc)
+        if listed is None:
             return _fail(f"{self.path}: directory not found")
-        got, want = set(_list_files(base)), set(self.files)
+        got, want = set(listed), set(self.files)
         missing, extra = sorted(want - got), sorted(got - want)
         if not missing and not extra:
             return _ok(f"{self.path} holds exactly the expected {len(want)} files")
@@ -402,9 +437,10 @@ class PythonCheck:
     in the sandbox (bubblewrap: the workspace read-write as its working directory and first on
     ``sys.path``, so it can import the agent's modules; the suite folder read-only, named by
     ``FLEETLAB_SUITE_DIR``; no network, no secrets, nothing else of the host; a timeout that
-    kills the whole process tree). It passes only if its last line ran: an agent module that
-    exits early (``os._exit(0)``, ``sys.exit(0)``) or prints a fake pass fails. The reason of
-    a failure is the last line of its stderr (the exception), with secrets redacted.
+    kills the whole process tree; the run's memory and what it adds to the workspace capped).
+    It passes only if its last line ran: an agent module that exits early (``os._exit(0)``,
+    ``sys.exit(0)``) or prints a fake pass fails. The reason of a failure is the limit that
+    ended the run, or the last line of its stderr (the exception), with secrets redacted.
     """
 
     script: Path
@@ -440,6 +476,8 @@ class PythonCheck:
             return Verdict(False, redact(f"{name}: could not run ({exc})"), infrastructure=True)
         if done.completed:
             return _ok(f"{name} passed")
+        if done.limit is not None:  # before a timeout: it says what was rolled back
+            return _fail(f"{name} failed: {done.limit}")
         if done.timed_out:
             return _fail(f"{name}: timed out after {self.timeout:g}s")
         if done.returncode == 0:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from fleetlab.errors import NotFoundError, UserError
-from fleetlab.sandbox import SandboxUnavailableError, to_sandbox_thread
+from fleetlab.sandbox import SandboxUnavailableError, printable, to_sandbox_thread
 from fleetlab.suites._checks import Check, PythonCheck, Verdict
+from fleetlab.telemetry import redact
 
 __all__ = [
     "MUTATING_TOOLS",
@@ -108,8 +109,11 @@ class SuiteTask:
     def verify(self, workspace_root: Path, *, trusted: bool = False) -> Verdict:
         """Run every check against the workspace; the first failure decides. Blocking.
 
-        Never raises because of what is (or is not) in the workspace. Checks that run code
-        run it in `fleetlab.sandbox`. In async code use `verify_async`.
+        Never raises because of what is (or is not) in the workspace, and whatever the
+        workspace holds the verdict is the work's: only a sandbox that could not start marks
+        it ``infrastructure``. A check that raises on the workspace's content fails the work
+        with the error as its reason. Reasons are redacted and always encodable as UTF-8.
+        Checks that run code run it in `fleetlab.sandbox`. In async code use `verify_async`.
 
         Args:
             workspace_root: the folder the agent worked in.
@@ -133,11 +137,12 @@ class SuiteTask:
             except SandboxUnavailableError:
                 raise
             except Exception as exc:  # the contract is to fail, never raise, whatever the files
-                verdict = Verdict(
-                    False, f"{check.kind} check could not run: {exc!r}", infrastructure=True
-                )
+                # The agent controls what the check read, so this is the work's failure: an
+                # agent must not turn its own failure into a re-run trial.
+                verdict = Verdict(False, f"{check.kind} check failed on the workspace: {exc!r}")
             if not verdict.passed:
-                return verdict
+                reason = printable(redact(verdict.reason))
+                return Verdict(False, reason, infrastructure=verdict.infrastructure)
         return Verdict(True, f"all {len(self.checks)} checks passed")
 
     async def verify_async(self, workspace_root: Path, *, trusted: bool = False) -> Verdict:
