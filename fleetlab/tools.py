@@ -6,7 +6,10 @@ with ``O_NOFOLLOW``: a symlink anywhere in a path cannot lead outside, even if i
 between our check and our use. Only regular files and directories are touched; symlinks, FIFOs,
 sockets and devices are refused. Bad input from the model never raises:
 :meth:`Workspace.execute` returns a :class:`ToolOutcome` with ``is_error=True`` and a message
-that says what was wrong and what to do instead.
+that says what was wrong and what to do instead. A path must be valid Unicode text (a lone
+surrogate, which would name bytes that are not UTF-8, is refused); names that are not UTF-8
+anyway (only code run in the sandbox can make them) are shown escaped (``junk\\xff.txt``)
+in every result, so every result can be stored.
 
 Tools run synchronously on the event loop, inside an agent's turn, so each call is bounded:
 a path is at most 4,096 characters; a file read or searched at most ``max_read_bytes``, a
@@ -31,7 +34,6 @@ import re
 import shutil
 import stat
 import time
-import unicodedata
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, suppress
@@ -44,6 +46,7 @@ import regex
 
 from fleetlab.errors import ConfigError
 from fleetlab.models.types import ToolSpec
+from fleetlab.sandbox import folded_name, is_git_dir_name, printable
 
 __all__ = ["TOOL_SPECS", "ToolOutcome", "Workspace"]
 
@@ -246,23 +249,7 @@ def _walk(fd: int, prefix: str, depth: int) -> _Walk:
                 os.close(sub)
 
 
-# Code points HFS+ ignores in names, so ".g\u200cit" names ".git" on macOS (git's own
-# is_hfs_dotgit list), and the trailing dots and spaces Windows drops from names.
-_IGNORED_IN_NAMES = dict.fromkeys(
-    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
-)
 _BARE_REPO_PARTS = frozenset({"head", "objects", "refs"})
-
-
-def _fold(name: str) -> str:
-    """``name`` as a case-insensitive file system may see it."""
-    folded = unicodedata.normalize("NFC", name.translate(_IGNORED_IN_NAMES)).casefold()
-    return folded.rstrip(". ")
-
-
-def _is_git_dir_name(name: str) -> bool:
-    """Whether a file system (case-insensitive ones included) may take ``name`` for ``.git``."""
-    return _fold(name) in (".git", "git~1")  # git~1: the 8.3 short name NTFS gives .git
 
 
 _GIT_RULE = (
@@ -273,7 +260,7 @@ _GIT_RULE = (
 
 def _refuse_git(parts: tuple[str, ...], raw: str, arg: str) -> None:
     for part in parts:
-        if _is_git_dir_name(part):
+        if is_git_dir_name(part):
             shown = "" if part == ".git" else f" (the name {part!r} means .git)"
             raise _ToolError(f"{arg} {raw!r} touches .git{shown}; {_GIT_RULE}")
 
@@ -281,10 +268,10 @@ def _refuse_git(parts: tuple[str, ...], raw: str, arg: str) -> None:
 def _refuse_bare_repo(dir_fd: int, name: str, shown: str) -> None:
     """Refuse to add ``name`` to a directory when that would give it a bare repository's
     shape (``HEAD``, ``objects/``, ``refs/``): git would read that directory's config."""
-    folded = _fold(name)
+    folded = folded_name(name)
     if folded not in _BARE_REPO_PARTS:
         return
-    present = {_fold(entry) for entry, _ in _entries(dir_fd)} & _BARE_REPO_PARTS
+    present = {folded_name(entry) for entry, _ in _entries(dir_fd)} & _BARE_REPO_PARTS
     if present | {folded} == _BARE_REPO_PARTS:
         raise _ToolError(
             f"'{shown}' would complete HEAD, objects and refs in one directory, the shape of a "
@@ -387,12 +374,13 @@ class Workspace:
             if spec is None:
                 raise _ToolError(f"unknown tool {name!r}; available tools: {', '.join(_SPECS)}")
             run: Callable[[dict[str, Any]], str] = getattr(self, f"_{spec.name}")  # _list_dir, ...
-            return ToolOutcome(run(_check_args(spec, args)), is_error=False)
+            # Names agent code made in the sandbox may not be UTF-8: shown escaped (\xff).
+            return ToolOutcome(printable(run(_check_args(spec, args))), is_error=False)
         except _ToolError as exc:
-            return ToolOutcome(str(exc), is_error=True)
+            return ToolOutcome(printable(str(exc)), is_error=True)
         except (OSError, UnicodeError) as exc:
             detail = getattr(exc, "strerror", None) or str(exc)
-            return ToolOutcome(f"{name} failed: {detail}", is_error=True)
+            return ToolOutcome(printable(f"{name} failed: {detail}"), is_error=True)
 
     def snapshot(self) -> dict[str, str]:
         """Every regular UTF-8 file as relative posix path -> text; other entries are left out."""
@@ -436,6 +424,11 @@ class Workspace:
             raise _ToolError(f"{arg} contains a NUL byte; paths must be plain text")
         if len(raw) > MAX_PATH_CHARS:
             raise _ToolError(f"{arg} is {len(raw)} characters long; the limit is {MAX_PATH_CHARS}")
+        if printable(raw) != raw:
+            raise _ToolError(
+                f"{arg} {raw!r} is not valid Unicode text (it holds a lone surrogate, such as "
+                "an undecodable byte): file names in a workspace must be UTF-8"
+            )
         if raw.startswith("/"):
             raise _ToolError(f"{arg} {raw!r} is absolute; use a path relative to the workspace")
         parts: list[str] = []

@@ -336,6 +336,32 @@ def test_nul_bytes_in_paths_are_refused(ws: Workspace, tool: str) -> None:
     assert "NUL byte" in err(ws, tool, path="a\x00b")
 
 
+@pytest.mark.parametrize("tool", TOOL_NAMES)
+def test_paths_that_are_not_valid_unicode_are_refused_naming_the_rule(
+    ws: Workspace, tool: str
+) -> None:
+    """A lone surrogate (JSON allows one, as ``\\udcff``) would make a name that is not
+    UTF-8, and then a tool result or verdict nobody can store."""
+    path = json.loads('"junk\\udcff.txt"')
+    args = {"src": path, "dst": "b"} if tool == "move" else {"path": path}
+    if tool == "write_file":
+        args["content"] = "x"
+    if tool == "search":
+        args["pattern"] = "x"
+    message = err(ws, tool, **args)
+    assert "'junk\\udcff.txt' is not valid Unicode text" in message
+    assert "file names in a workspace must be UTF-8" in message
+    assert os.listdir(ws.root) == []
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(ws: Workspace) -> None:
+    """Code run in the sandbox can make such a name: listings and searches show its bytes
+    escaped (\\xff), so every tool result can be stored as UTF-8."""
+    (ws.root / os.fsdecode(b"junk\xff.txt")).write_text("needle\n")
+    assert ok(ws, "list_dir") == "junk\\xff.txt"
+    assert ok(ws, "search", pattern="needle") == "junk\\xff.txt:1:needle"
+
+
 def test_nul_bytes_in_move_and_search(ws: Workspace) -> None:
     assert "NUL byte" in err(ws, "move", src="a\x00", dst="b")
     assert "NUL byte" in err(ws, "search", pattern="x", path="\x00")
