@@ -96,6 +96,7 @@ async def run_agent(
     system: str,
     instructions: str,
     lease: Lease | None = None,
+    lease_held: Callable[[], bool] | None = None,
     tools: tuple[ToolSpec, ...] = TOOL_SPECS,
     limits: AgentLimits | None = None,
     should_yield: YieldCheck | None = None,
@@ -117,6 +118,9 @@ async def run_agent(
         lease: the claim the agent works under: each turn commits only while it holds. A
             stale lease stops the agent without committing the turn; the call it had made
             (and paid for) is recorded as a ``model.discarded`` event.
+        lease_held: True while the lease is certainly still held (the caller renewed it and
+            it is far from expiring: no other claim can have taken it). Then the check of
+            the lease before a turn's tools run is skipped; the commit is fenced anyway.
         tools: tool schemas offered to the model.
         limits: turn, token and stall limits.
         should_yield: polled at each turn boundary; True makes the agent stop as ``yielded``.
@@ -196,7 +200,7 @@ async def run_agent(
                 },
             )
         ]
-        if lease is not None:
+        if lease is not None and (lease_held is None or not lease_held()):
             # The call may have outlived the lease: a task another claim has taken over shares
             # its workspace with the new holder, so the tools must not run for a stale turn.
             # (Tools run synchronously from here to the commit's enqueueing; the commit

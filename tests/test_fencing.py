@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from fleetlab.agents import run_agent
-from fleetlab.clock import FakeClock, week_of
+from fleetlab.clock import FakeClock, to_us, week_of
 from fleetlab.digest import compute_metrics
 from fleetlab.errors import LeaseLost
 from fleetlab.models import ModelRequest, ModelResponse, ToolUseBlock, Usage
@@ -363,3 +363,22 @@ async def test_integrity_catches_a_turn_committed_again_in_a_later_week(tmp_path
     checks = _week_metrics(path, next_week)
     assert checks["turns_once"]["offending"] == [goals[0]]
     assert _week_metrics(path, clock.now())["turns_once"]["ok"]  # the first week saw it once
+
+
+async def test_the_fleet_skips_the_pre_tool_check_only_while_its_lease_is_far_from_expiry(
+    store: Store, clock: FakeClock
+) -> None:
+    """The check before a turn's tools costs a read; the fleet skips it while its own record
+    says the lease has more than a third of its length left (nobody can have claimed it),
+    and makes it once a call has eaten into the lease."""
+    fleet = Fleet(store, CountingModel(), FleetConfig(lease_s=300))
+    task = store.create_task("job")
+    [claimed] = store.claim_many(fleet.worker, 1, lease_s=300)
+    assert claimed.lease_expires_at is not None
+    fleet._held_until[task.id] = to_us(claimed.lease_expires_at)  # as _fill_slots records it
+    assert fleet._lease_held(task.id)
+    clock.advance(199)  # 101 s left: more than a third of 300 s
+    assert fleet._lease_held(task.id)
+    clock.advance(2)  # 99 s left
+    assert not fleet._lease_held(task.id)
+    assert not fleet._lease_held("another task")  # no record: always check

@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import Callable
 
+from fleetlab.clock import to_us
 from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, StoreError, UserError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
@@ -57,6 +58,7 @@ class Fleet(Phases):
         self._workspaces = {}
         self._goal_tasks = {}
         self._leases = {}
+        self._held_until = {}  # task id -> our lease's expiry by our own record (UTC us)
         #: the database file or its disk failed (``run`` raises it); None while all is well.
         self.storage_failure: StoreError | None = None
 
@@ -162,6 +164,8 @@ class Fleet(Phases):
         for task in await self.store.write(claim):  # one commit for the whole round
             self.report.claimed += 1
             self._leases[task.id] = Lease(task.id, self.worker, task.lease_epoch)
+            if task.lease_expires_at is not None:
+                self._held_until[task.id] = to_us(task.lease_expires_at)
             self._running[task.id] = (asyncio.create_task(self._work(task)), task)
 
     def _preempt_if_needed(self) -> None:
@@ -214,12 +218,17 @@ class Fleet(Phases):
                 renew = functools.partial(
                     self.store.renew_leases, leases, lease_s=self.config.lease_s
                 )
+                # read before the renewal: the expiry it writes is at least this late
+                until = to_us(self.store.clock.now()) + int(self.config.lease_s * 1e6)
                 try:
-                    await self.store.write(renew)
+                    lost = await self.store.write(renew)
                 except Exception as exc:
                     if not self._storage_failed(exc):
                         raise
                     return
+                for lease in leases:
+                    if lease not in lost:
+                        self._held_until[lease.task_id] = until
 
     # --- one task ------------------------------------------------------------------
 
@@ -250,6 +259,7 @@ class Fleet(Phases):
         finally:
             self._running.pop(task.id, None)
             self._leases.pop(task.id, None)
+            self._held_until.pop(task.id, None)
             self._yield.discard(task.id)
             self._ended.set()
             if self.on_change is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fleetlab.agents import AgentOutcome, record_discarded, run_agent
+from fleetlab.clock import to_us
 from fleetlab.decompose import (
     Policy,
     parse_plan,
@@ -95,6 +96,15 @@ class Phases:
     _workspaces: dict[str, Workspace]
     _goal_tasks: dict[str, SuiteTask]
     _leases: dict[str, Lease]
+    _held_until: dict[str, int]
+
+    def _lease_held(self, task_id: str) -> bool:
+        """Whether this fleet certainly still holds the task's lease: by its own record of
+        the last renewal, the lease has more than a third of its length left, so no other
+        worker (whose clock is not that far ahead) can have claimed it."""
+        until = self._held_until.get(task_id)
+        margin = int(self.config.lease_s / 3 * 1e6)
+        return until is not None and to_us(self.store.clock.now()) < until - margin
 
     def _lease(self, task: Task) -> Lease:
         """The lease this fleet claimed ``task`` under. Never taken from a re-read row: that
@@ -155,6 +165,7 @@ class Phases:
             ),
             instructions=instructions,
             lease=self._lease(task),
+            lease_held=lambda: self._lease_held(task.id),
             tools=tools,
             limits=self.config.agent,
             should_yield=self._should_yield(task.id),
