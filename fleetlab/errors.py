@@ -5,6 +5,7 @@
   x UserError              bad input: the CLI prints it as one line, no traceback
     + ConfigError          a malformed file (suite, goals, experiment) or setting
     + NotFoundError        an id, suite, task or prompt variant that does not exist
+    + SandboxUnavailableError  a real model's code would run unsandboxed (no bubblewrap)
   x StoreError             the database cannot be used as asked
     + SchemaError          a db from a newer fleetlab, or not a fleetlab db at all
     + CorruptDatabase      the db file is damaged: restore a backup or recover it
@@ -41,6 +42,10 @@ class ConfigError(UserError):
 
 class NotFoundError(UserError):
     """Something named by the user does not exist."""
+
+
+class SandboxUnavailableError(UserError):
+    """Untrusted code would have to run unsandboxed and the user did not allow that."""
 
 
 class StoreError(FleetlabError):

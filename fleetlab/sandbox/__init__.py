@@ -58,13 +58,13 @@ thread pool).
 
 from __future__ import annotations
 
+from fleetlab.errors import SandboxUnavailableError
 from fleetlab.sandbox._launch import DEFAULT_LIMITS, WORKSPACE, Limits, SandboxResult
 from fleetlab.sandbox._names import folded_name, is_git_dir_name, printable
 from fleetlab.sandbox._policy import (
     BWRAP_ENV,
     UNSAFE_HOST_ENV,
     Availability,
-    SandboxUnavailableError,
     availability,
     run_python,
     sandbox_mode,

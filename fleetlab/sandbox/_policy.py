@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fleetlab.errors import UserError
+from fleetlab.errors import SandboxUnavailableError
 from fleetlab.sandbox._cgroup import pids_cgroup_parent
 from fleetlab.sandbox._launch import DEFAULT_LIMITS, Limits, SandboxResult, launch
 
@@ -29,10 +29,6 @@ _INSTALL_FIX = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; `make unit` does it "
     f"as root) or set {BWRAP_ENV} to its path"
 )
-
-
-class SandboxUnavailableError(UserError):
-    """Untrusted code would have to run unsandboxed and the user did not allow that."""
 
 
 @dataclass(frozen=True, slots=True)
