@@ -431,9 +431,10 @@ def _check_db_file(path: Path) -> None:
         raise SchemaError(f"{str(path)!r} is not a fleetlab database (not SQLite, or corrupt)")
 
 
-def _read_version(path: Path, check_limit: int = 0) -> int:
+def _read_version(path: Path, check_limit: int = 0) -> tuple[int, bool]:
     """The schema version of an existing file, read without changing it, once the file has
-    passed ``_check_integrity`` (whole-file checks up to ``check_limit`` bytes).
+    passed ``_check_integrity`` (whole-file checks up to ``check_limit`` bytes), and whether
+    that included the whole-file ``quick_check``.
 
     Raises:
         SchemaError: not a fleetlab database, or one from a newer fleetlab.
@@ -451,8 +452,9 @@ def _read_version(path: Path, check_limit: int = 0) -> int:
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
-            if 0 < version <= SCHEMA_VERSION:
-                _check_integrity(conn, path, tables, check_limit)
+            checked = 0 < version <= SCHEMA_VERSION and _check_integrity(
+                conn, path, tables, check_limit
+            )
             conn.execute("ROLLBACK")
         finally:
             conn.close()
@@ -468,7 +470,7 @@ def _read_version(path: Path, check_limit: int = 0) -> int:
             f"{str(path)!r} has schema v{version}, newer than this fleetlab (v{SCHEMA_VERSION}): "
             "upgrade fleetlab to open it"
         )
-    return version
+    return version, checked
 
 
 #: Opening a database file up to this size (WAL included) runs SQLite's ``PRAGMA
@@ -484,8 +486,9 @@ _TABLES_V1 = frozenset({"meta", "tasks", "checkpoints", "events"})
 _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
 
 
-def _check_integrity(conn: sqlite3.Connection, path: Path, tables: set[str], limit: int) -> None:
-    """Refuse a damaged fleetlab database (``CorruptDatabase``), reading only.
+def _check_integrity(conn: sqlite3.Connection, path: Path, tables: set[str], limit: int) -> bool:
+    """Refuse a damaged fleetlab database (``CorruptDatabase``), reading only; True when the
+    whole-file ``quick_check`` was part of it.
 
     Whatever the size: the schema parses (the caller listed it) and names the core tables,
     and the header counts fewer free pages than pages (SQLite itself refuses a file cut
@@ -502,12 +505,21 @@ def _check_integrity(conn: sqlite3.Connection, path: Path, tables: set[str], lim
         raise CorruptDatabase(str(path), f"its header counts {free} free pages of {pages}")
     wal = path.with_name(path.name + "-wal")
     size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    if size <= limit:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-        if [tuple(r) for r in rows] != [("ok",)]:
-            lines = [line for r in rows for line in str(r[0]).splitlines()]
-            found = [x for x in lines if not x.startswith("***")] or ["quick_check failed"]
-            raise CorruptDatabase(str(path), found[0])
+    if size > limit:
+        return False
+    found = _quick_check(conn)
+    if found:
+        raise CorruptDatabase(str(path), found[0])
+    return True
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[str]:
+    """What SQLite's ``PRAGMA quick_check`` finds wrong, one line each; [] when all is well."""
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if [tuple(r) for r in rows] == [("ok",)]:
+        return []
+    lines = [line for r in rows for line in str(r[0]).splitlines()]
+    return [x for x in lines if not x.startswith("***")] or ["quick_check failed"]
 
 
 def _is_not_a_database(exc: sqlite3.Error) -> bool:
@@ -601,11 +613,13 @@ class Store:
         self.sinks = list(sinks)
         memory = str(path) == ":memory:"
         version = 0
+        #: the whole file passed SQLite's ``quick_check`` when it was opened
+        self.quick_checked = False
         if not memory:
             _check_db_file(self.path)
             if self.path.exists() and self.path.stat().st_size > 0:
                 limit = THOROUGH_CHECK_MAX_BYTES if check == "thorough" else QUICK_CHECK_MAX_BYTES
-                version = _read_version(self.path, limit)
+                version, self.quick_checked = _read_version(self.path, limit)
         try:
             self._conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
@@ -872,6 +886,12 @@ class Store:
         else:
             with self._read_lock:
                 yield self._reader
+
+    def quick_check(self) -> list[str]:
+        """What SQLite's ``PRAGMA quick_check`` finds wrong with the file now, one line each;
+        [] when all is well. Reads the whole file: seconds per gigabyte."""
+        with self._reading() as conn:
+            return _quick_check(conn)
 
     def _now_us(self) -> int:
         return to_us(self.clock.now(), "clock time")

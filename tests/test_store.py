@@ -388,3 +388,21 @@ async def test_a_turn_run_that_fails_falls_back_to_one_by_one(store: Store) -> N
     assert store.checkpoints(b) == []
     assert store.get_task(b).tokens_in == 0
     assert len(store.events(task_id=b, kind="model.call")) == 0
+
+
+def test_the_whole_file_check_at_open_is_recorded(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store says whether it ran SQLite's quick_check when it opened the file, so a report
+    that shows the check need not read the whole file again."""
+    import fleetlab.store
+
+    with Store(db_path) as new:
+        new.create_task("t")
+        assert new.quick_checked is False  # created empty: nothing to check
+    with Store(db_path) as small:
+        assert small.quick_checked is True
+        assert small.quick_check() == []
+    monkeypatch.setattr(fleetlab.store, "QUICK_CHECK_MAX_BYTES", 0)
+    with Store(db_path) as big:
+        assert big.quick_checked is False

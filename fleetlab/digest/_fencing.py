@@ -9,8 +9,8 @@ second claimant while the first still ran), which double-bills every turn both c
   of one task never ran at once;
 * ``discarded_calls``: calls paid for under a lease that had gone stale (their turns were
   refused) are counted in the cost, and none of them was also committed;
-* ``database``: SQLite's own ``PRAGMA quick_check`` (up to ``QUICK_CHECK_MAX_BYTES``; a larger
-  file says so instead of passing silently).
+* ``database``: SQLite's own ``PRAGMA quick_check`` (up to ``DIGEST_CHECK_MAX_BYTES``; a larger
+  file says so instead of passing silently), unless the store already ran it when it opened.
 
 All of them read the week's events only; a week's model calls are its largest event group,
 read once here into a temporary table.
@@ -26,11 +26,11 @@ from fleetlab.digest._common import Bounds
 from fleetlab.digest._integrity import MAX_LISTED, check_result
 from fleetlab.store import Store
 
-__all__ = ["QUICK_CHECK_MAX_BYTES", "database_check", "lease_checks"]
+__all__ = ["DIGEST_CHECK_MAX_BYTES", "database_check", "lease_checks"]
 
 #: ``PRAGMA quick_check`` reads the whole file; above this size the digest leaves it to
 #: ``sqlite3 <db> 'PRAGMA quick_check'`` and says so.
-QUICK_CHECK_MAX_BYTES = 2 * 1024**3
+DIGEST_CHECK_MAX_BYTES = 2 * 1024**3
 
 _CLAIMS = "('task.started', 'task.resumed', 'task.reclaimed')"
 
@@ -139,11 +139,12 @@ def _discarded(store: Store, name: str) -> dict[str, Any]:
 
 
 def database_check(store: Store) -> dict[str, Any]:
-    """SQLite's ``PRAGMA quick_check`` on the store's file (skipped, and said so, when the
-    file is larger than ``QUICK_CHECK_MAX_BYTES`` or the store is in memory)."""
+    """SQLite's ``PRAGMA quick_check`` on the store's file: the one the store ran when it
+    opened it, else run now (skipped, and said so, when the file is larger than
+    ``DIGEST_CHECK_MAX_BYTES`` or the store is in memory)."""
     path = store.path
     size = os.path.getsize(path) if str(path) != ":memory:" and path.exists() else 0
-    if size > QUICK_CHECK_MAX_BYTES:
+    if not store.quick_checked and size > DIGEST_CHECK_MAX_BYTES:
         return check_result(
             "database",
             f"not run on this {size / 1024**3:.1f} GB file: run"
@@ -152,8 +153,7 @@ def database_check(store: Store) -> dict[str, Any]:
             [],
             [],
         )
-    found = [str(r[0]) for r in store.query("PRAGMA quick_check")]
-    bad = [] if found == ["ok"] else found
+    bad = [] if store.quick_checked else store.quick_check()
     return check_result(
         "database",
         "SQLite's own consistency check (PRAGMA quick_check) finds nothing wrong",
