@@ -12,9 +12,10 @@ copied into checkpoints; a turn re-run after a crash sees the files as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from fleetlab.store import Lease, Store, Task, TurnWrite
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
 
-__all__ = ["AgentLimits", "AgentOutcome", "record_discarded", "run_agent"]
+__all__ = ["AgentLimits", "AgentOutcome", "discarded_if_refused", "run_agent"]
 
 YieldCheck = Callable[[], bool]
 BudgetCheck = Callable[[], str | None]
@@ -205,11 +206,8 @@ async def run_agent(
             # its workspace with the new holder, so the tools must not run for a stale turn.
             # (Tools run synchronously from here to the commit's enqueueing; the commit
             # itself is fenced again.)
-            try:
+            async with discarded_if_refused(store, events[0]):
                 store.check_lease(lease)
-            except LeaseLost as exc:
-                await record_discarded(store, task, events[0], str(exc))
-                raise
         results: list[ToolResultBlock] = []
         for use in response.tool_uses:
             t0 = time.perf_counter()
@@ -264,11 +262,8 @@ async def run_agent(
             cost_usd=call_cost,
             lease=lease,
         )
-        try:
+        async with discarded_if_refused(store, events[0]):
             await store.write_turn(commit)  # one group commit with other agents' turns
-        except LeaseLost as exc:
-            await record_discarded(store, task, events[0], str(exc))
-            raise
         if on_turn is not None:
             await on_turn()
         if done:
@@ -282,10 +277,22 @@ async def run_agent(
             )
 
 
-async def record_discarded(store: Store, task: Task, call: Event, reason: str) -> None:
-    """Record a model call whose turn was refused (its lease had gone stale): it was still
-    paid for, so the report's cost must include it. Not fenced, and adds nothing to the
-    task's usage: the call's work was thrown away."""
+@contextlib.asynccontextmanager
+async def discarded_if_refused(store: Store, call: Event | None) -> AsyncIterator[None]:
+    """Around a fenced write that would commit the model ``call``: if the write is refused
+    (``LeaseLost``: the lease had gone stale), the call is recorded as ``model.discarded``
+    and the refusal re-raised. It was still paid for, so the report's cost must include it;
+    the record is not fenced and adds nothing to the task's usage (its work was thrown
+    away). ``None``: no call to record."""
+    try:
+        yield
+    except LeaseLost as exc:
+        if call is not None:
+            await _record_discarded(store, call, str(exc))
+        raise
+
+
+async def _record_discarded(store: Store, call: Event, reason: str) -> None:
     event = Event(
         kind="model.discarded",
         ts=store.clock.now(),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from fleetlab.agents import AgentOutcome, record_discarded, run_agent
+from fleetlab.agents import AgentOutcome, discarded_if_refused, run_agent
 from fleetlab.clock import to_us
 from fleetlab.decompose import (
     Policy,
@@ -296,12 +296,9 @@ class Phases:
             self.store.append(self._event("decomposition.decided", task, decision))
             self._update_spec(task, spec)
 
-        try:
+        # the scoring call was paid for, even if its decision is refused
+        async with discarded_if_refused(self.store, None if scoring is None else scoring[0]):
             await self.store.write(op)
-        except LeaseLost as exc:
-            if scoring is not None:  # paid for, though its decision was refused
-                await record_discarded(self.store, task, scoring[0], str(exc))
-            raise
         return decision
 
     async def _score(self, task: Task) -> tuple[Event, int, int, float] | None:
