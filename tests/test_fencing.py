@@ -382,3 +382,18 @@ async def test_the_fleet_skips_the_pre_tool_check_only_while_its_lease_is_far_fr
     clock.advance(2)  # 99 s left
     assert not fleet._lease_held(task.id)
     assert not fleet._lease_held("another task")  # no record: always check
+
+
+async def test_a_stale_spawn_leaves_no_children(store: Store, clock: FakeClock) -> None:
+    """Spawning sub-agents and parking the parent are one fenced commit: under a stale lease
+    neither happens (the children created before the refusal are rolled back with it)."""
+    goal = store.create_task("goal", spec={"instructions": "do it"})
+    a = Fleet(store, CountingModel(), FleetConfig(lease_s=10))
+    [mine] = store.claim_many(a.worker, 1, lease_s=10)
+    a._leases[goal.id] = Lease(goal.id, a.worker, mine.lease_epoch)  # as _fill_slots does
+    clock.advance(11)
+    assert store.claim("fleet-B", lease_s=10) is not None  # epoch 2
+    with pytest.raises(LeaseLost):
+        await a._plan(mine)
+    assert store.tasks(parent_id=goal.id) == []
+    assert store.get_task(goal.id).status == "running"

@@ -423,8 +423,7 @@ class Phases:
 
         lease = self._lease(task)
 
-        def op() -> None:
-            self.store.check_lease(lease)
+        def op() -> None:  # a stale lease fails the transition: the children roll back too
             make_children()
             self.store.transition(task.id, "waiting_children", lease=lease, spec=spec)
 
