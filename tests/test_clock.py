@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
@@ -44,12 +45,28 @@ async def test_fake_clock_moves_only_when_told() -> None:
         clock.advance(-1)
 
 
-async def test_scaled_clock_runs_faster() -> None:
+async def test_scaled_clock_sleeps_for_a_scaled_down_real_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ScaledClock.sleep(s)`` waits ``s / scale`` real seconds (asked of asyncio, counted,
+    not measured) and ``now()`` advances ``scale`` simulated seconds per monotonic second."""
+    real_sleeps: list[float] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        real_sleeps.append(seconds)
+
+    ticks = iter([1000.0, 1000.0, 1000.01])  # the monotonic clock: t0, then 0 s, then 10 ms
+    # Only fleetlab.clock's view of the two modules: the event loop keeps the real ones.
+    monkeypatch.setattr("fleetlab.clock.time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    monkeypatch.setattr("fleetlab.clock.asyncio", SimpleNamespace(sleep=counting_sleep))
     clock = ScaledClock(scale=3600, start=datetime(2026, 1, 1, tzinfo=UTC))
-    before = clock.now()
-    await clock.sleep(36)  # 36 simulated seconds = 10 real milliseconds
-    elapsed = (clock.now() - before).total_seconds()
-    assert elapsed >= 36
+    assert clock.now() == datetime(2026, 1, 1, tzinfo=UTC)
+    await clock.sleep(36)
+    assert real_sleeps == [pytest.approx(0.01)]  # 36 simulated s / 3600 = 10 real ms
+    # 10 real ms later: 0.01 s x 3600 = 36 simulated seconds have passed.
+    assert clock.now() == datetime(2026, 1, 1, 0, 0, 36, tzinfo=UTC)
+    await clock.sleep(-5)
+    assert real_sleeps[-1] == 0.0  # a negative sleep does not wait
     with pytest.raises(ValueError, match="positive"):
         ScaledClock(scale=0)
 
@@ -119,6 +136,53 @@ def test_dst_weeks_are_167_and_169_hours() -> None:
     assert autumn.end - autumn.start == timedelta(hours=169)
     assert [d[0].isoformat() for d in autumn.days()][-1] == "2026-10-25"
     assert autumn.days()[-1][2] - autumn.days()[-1][1] == timedelta(hours=25)
+
+
+_US = timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("week", "zone", "start", "end"),
+    [
+        # Spring forward, Sun 29 March 2026 01:00 GMT -> 02:00 BST: Monday 23 March 00:00 GMT
+        # is 00:00Z; Monday 30 March 00:00 BST (UTC+1) is 29 March 23:00Z; 167 hours.
+        ("2026-W13", "Europe/London", "2026-03-23T00:00Z", "2026-03-29T23:00Z"),
+        # Fall back, Sun 25 October 2026: Monday 19 October 00:00 BST = 18 October 23:00Z;
+        # Monday 26 October 00:00 GMT = 26 October 00:00Z; 169 hours.
+        ("2026-W43", "Europe/London", "2026-10-18T23:00Z", "2026-10-26T00:00Z"),
+        # US spring forward, second Sunday of March = 8 March 2026: Monday 2 March 00:00 EST
+        # (UTC-5) = 05:00Z; Monday 9 March 00:00 EDT (UTC-4) = 04:00Z; 167 hours.
+        ("2026-W10", "America/New_York", "2026-03-02T05:00Z", "2026-03-09T04:00Z"),
+        # Kathmandu, UTC+05:45 all year: Monday 23 November 00:00 = 22 November 18:15Z.
+        ("2026-W48", "Asia/Kathmandu", "2026-11-22T18:15Z", "2026-11-29T18:15Z"),
+        # Eucla, UTC+08:45 all year: Monday 23 March 00:00 = 22 March 15:15Z.
+        ("2026-W13", "Australia/Eucla", "2026-03-22T15:15Z", "2026-03-29T15:15Z"),
+    ],
+)
+def test_week_window_first_and_last_instants(week: str, zone: str, start: str, end: str) -> None:
+    """A week is ``[Monday 00:00, next Monday 00:00)`` local: its first instant is in, the
+    instant before it is out, the next Monday 00:00 is out and the microsecond before it is in,
+    in DST-change weeks and in zones 45 minutes off the hour (UTC instants written by hand)."""
+    first = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    after = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    window = parse_week(week, zone)
+    assert (window.start, window.end) == (first, after)
+    assert window.contains(first)
+    assert not window.contains(first - _US)
+    assert window.contains(after - _US)
+    assert not window.contains(after)
+    # The neighbours take the instants this week refuses, and week_of agrees.
+    assert window.previous().contains(first - _US)
+    assert window.next().contains(after)
+    assert week_of(first, zone) == window
+    assert week_of(after - _US, zone) == window
+    assert week_of(after, zone) == window.next()
+    assert week_of(first - _US, zone) == window.previous()
+    # The same instants given in local time (the reader's Monday midnight).
+    local_monday = datetime(window.monday.year, window.monday.month, window.monday.day)
+    assert window.contains(local_monday.replace(tzinfo=ZoneInfo(zone)))
+    next_monday = local_monday + timedelta(days=7)
+    assert not window.contains(next_monday.replace(tzinfo=ZoneInfo(zone)))
 
 
 def test_seed_case_early_morning_completions_count_in_the_right_week() -> None:

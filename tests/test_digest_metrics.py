@@ -4,15 +4,16 @@ out by hand (see ``tests/helpers/digest_world.py`` for the timeline)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleetlab.clock import parse_week
+from fleetlab.clock import FakeClock, parse_week
 from fleetlab.digest import compute_metrics, weekly_trend
 from fleetlab.store import Store
-from tests.helpers.digest_world import build_world, build_zones, utc
+from tests.helpers.digest_world import World, build_world, build_zones, utc
 
 NOW = utc("2026-10-26T07:00Z")  # Monday 07:00 GMT: when the scheduled digest runs
 
@@ -392,3 +393,62 @@ def test_weekly_trend_counts_events_per_week(world: tuple[Path, dict[str, str]])
         (0, 1, 0, 0),  # K, Monday 05:00 GMT
     ]
     assert trend[1]["success_rate"] == round(6 / 7, 4)
+
+
+@pytest.mark.parametrize(
+    ("week", "tz", "start", "end"),
+    [
+        # Spring forward in London: Monday 23 March 00:00 GMT = 00:00Z, Monday 30 March 00:00
+        # BST = 29 March 23:00Z (167 hours).
+        ("2026-W13", "Europe/London", "2026-03-23T00:00Z", "2026-03-29T23:00Z"),
+        # Kathmandu, UTC+05:45: Monday 23 November 00:00 = 22 November 18:15Z.
+        ("2026-W48", "Asia/Kathmandu", "2026-11-22T18:15Z", "2026-11-29T18:15Z"),
+    ],
+)
+def test_digest_counts_the_weeks_first_and_last_instants(
+    tmp_path: Path, week: str, tz: str, start: str, end: str
+) -> None:
+    """The digest reads a week as ``[start, end)``: a task spawned or completed at the week's
+    first instant or a microsecond before its end counts, one at ``start - 1 us`` belongs to
+    the week before and one at ``end`` to the week after (UTC instants written by hand)."""
+    first, after = utc(start), utc(end)
+    us = timedelta(microseconds=1)
+
+    def at(instant: datetime) -> str:
+        return instant.isoformat()
+
+    clock = FakeClock(first - timedelta(hours=3))
+    with Store(tmp_path / "fleet.db", clock=clock) as store:
+        w = World(store, clock)
+        for name in ("P", "F", "L", "N"):  # spawned and started in the week before
+            w.spawn(name, at(first - timedelta(hours=2)))
+            w.move(name, at(first - timedelta(hours=1)), "running")
+        w.spawn("S0", at(first - us))
+        w.move("P", at(first - us), "completed", result={"summary": "just before"})
+        w.spawn("S1", at(first))
+        w.move("F", at(first), "completed", result={"summary": "first instant"})
+        w.spawn("S2", at(after - us))
+        w.move("L", at(after - us), "completed", result={"summary": "last instant"})
+        w.spawn("S3", at(after))
+        w.move("N", at(after), "completed", result={"summary": "next week"})
+
+    window = parse_week(week, tz)
+    with Store(tmp_path / "fleet.db") as store:
+        m = compute_metrics(store, window, now=after + timedelta(days=1))
+        trend = weekly_trend(store, 3, tz, until=window.next())
+    assert (m["start"], m["end"]) == (f"{start[:-1]}:00Z", f"{end[:-1]}:00Z")
+    assert m["counts"]["spawned"] == 2  # S1, S2
+    assert m["finished_in_week"] == {"completed": 2, "failed": 0, "cancelled": 0}  # F, L
+    daily = {d["date"]: (d["spawned"], d["completed"]) for d in m["daily"]}
+    # S1 and F on the local Monday, S2 and L on the local Sunday, nothing between.
+    monday, sunday = window.monday.isoformat(), (window.monday + timedelta(days=6)).isoformat()
+    assert daily[monday] == (1, 1)
+    assert daily[sunday] == (1, 1)
+    assert sum(s for s, _ in daily.values()) == 2
+    # The week before has P, F, L, N and S0 spawned (S0 at start - 1 us), and P completed.
+    assert m["previous"]["counts"]["spawned"] == 5
+    assert [(t["week"], t["spawned"], t["completed"]) for t in trend] == [
+        (window.previous().label, 5, 1),  # P, F, L, N, S0; P
+        (window.label, 2, 2),  # S1, S2; F, L
+        (window.next().label, 1, 1),  # S3; N
+    ]
