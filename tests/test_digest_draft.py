@@ -166,3 +166,90 @@ def test_report_files_are_written_beside_the_draft(metrics: dict[str, Any], tmp_
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == metrics
     assert fact_check(post, metrics).ok
     assert write_report_files("", metrics, "draft") == []
+
+
+#: A week whose figures fell: hand-made, so every sign is known. 4 and 33.33 appear only
+#: negative; 5 and 6 only positive.
+FELL: dict[str, Any] = {
+    "counts": {"completed": 5, "spawned": 6},
+    "change": {"completed": -4, "completed_over_finished_pp": -33.33},
+}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "wrong"),
+    [
+        # The world's week rose: completed +4 and success rate +33.33 pp (5/6 - 1/2).
+        ("completion fell \u221233.3 pp", "fell \u221233.3 pp"),  # Unicode minus and a word
+        ("success rate \u221233.3 pp on last week", "\u221233.3 pp"),  # Unicode minus
+        ("success rate -33.3 pp on last week", "-33.3 pp"),  # ASCII minus
+        ("-5 completed", "-5"),  # completed is 5, nothing is -5
+        ("change: **-4** completed", "-4"),
+        ("completion fell 33.3 pp", "fell 33.3 pp"),  # a word alone
+        ("completions dropped by 4", "dropped by 4"),
+        ("completions were down 4 on last week", "down 4"),
+        ("a drop of 33.3 pp in the success rate", "drop of 33.3 pp"),
+        ("4 fewer completions than last week", "4 fewer"),
+        ("the success rate fell +33.3 pp", "fell +33.3 pp"),  # word and sign disagree
+    ],
+)
+def test_a_wrong_sign_is_caught(metrics: dict[str, Any], sentence: str, wrong: str) -> None:
+    """A sign, written as ``-``/``\u2212`` or as a word like "fell", must agree with the
+    metric: a rise of 33.33 pp or of 4 completions told as a fall is flagged."""
+    check = fact_check(sentence, metrics)
+    assert [u.text for u in check.unmatched] == [wrong], check.summary()
+    assert check.unmatched[0].value < 0 or "+" in wrong
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "success rate rose 33.3 pp; up +33.3 pp on last week",
+        "change +4 completed, +11 spawned, +0 failed",
+        "completions increased by 4, a rise of 33.3 pp",
+        "4 more completions than last week",
+        "spawned rose to 14 from 3",  # levels after "to"/"from": no direction
+        "the planner picked up 5 tasks",  # "up 5" is positive, as 5 is
+        "- 5 completed, a list bullet, not a minus",
+        "between 5-6 tasks a day",  # a range, not -6
+        "failed -0 on last week",  # zero has no sign
+    ],
+)
+def test_right_signs_pass(metrics: dict[str, Any], sentence: str) -> None:
+    """Correct statements of a rise, levels, bullets and ranges still pass."""
+    check = fact_check(sentence, metrics)
+    assert check.ok, check.summary()
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "change \u22124 completed",
+        "change -4 completed, success rate -33.3 pp",
+        "completions fell by 4; the success rate dropped 33.3 pp",
+        "4 fewer completions, down 33.3 pp",
+        "a decrease of 4 completions",
+        "completed 5, spawned 6",
+    ],
+)
+def test_a_fall_told_as_a_fall_passes(sentence: str) -> None:
+    """Negative metrics match numbers written with a minus or a falling word."""
+    check = fact_check(sentence, FELL)
+    assert check.ok, check.summary()
+
+
+@pytest.mark.parametrize(
+    ("sentence", "wrong"),
+    [
+        ("change +4 completed", "+4"),
+        ("completions rose by 4", "rose by 4"),
+        ("up 33.3 pp on last week", "up 33.3 pp"),
+        ("4 more completions", "4 more"),
+        ("completions fell \u22125", "fell \u22125"),  # 5 is a level, not a fall
+        ("the rate rose \u221233.3 pp", "rose \u221233.3 pp"),  # word and sign disagree
+    ],
+)
+def test_a_fall_told_as_a_rise_is_caught(sentence: str, wrong: str) -> None:
+    """With the week's figures down, a plus sign or a rising word is flagged."""
+    check = fact_check(sentence, FELL)
+    assert [u.text for u in check.unmatched] == [wrong], check.summary()

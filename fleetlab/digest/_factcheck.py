@@ -1,10 +1,15 @@
 """Fact-check a draft post: every number in it must be one of the numbers in metrics.json.
 
 A number in the draft matches a metric when the metric, shown at the draft's precision, is
-that number. Formatting is forgiven: thousands separators, a ``$``, a sign (``+3`` for a
-change of 3), ``12.3%`` or ``12.3 per cent`` for 0.123 (``pp`` for percentage points),
+that number. Formatting is forgiven: thousands separators, a ``$``, a plus sign (``+3`` for
+a change of 3), ``12.3%`` or ``12.3 per cent`` for 0.123 (``pp`` for percentage points),
 ``1.2k`` / ``3.4M``, and hours or minutes for a metric kept in seconds (``median_s`` shown
 as ``0.9 h``). Chart data (Kaplan-Meier curve points) is not quotable.
+
+Signs are not forgiven: a number is negative when it is written with a minus (``-`` or
+``\u2212``) or qualified by a falling word (``fell 33.3 pp``, ``down by 2``, ``2 fewer``), and
+must then match a negative metric; any other number must match a positive one (or zero). A
+number whose sign and word disagree (``rose -4``) matches nothing.
 
 Not checked, because they are labels rather than claims: dates and times, ISO weeks
 (``2026-W47``) and the week number, the ISO year, code spans and trace ids, link targets,
@@ -41,11 +46,20 @@ _STRIP = [
     re.compile(r"\b\w+[-:/]\d[\w-]*"),  # suite:task-2 style keys
     re.compile(r"^\s*\d+[.)]\s", re.MULTILINE),  # ordered-list markers
 ]
+# A sign is a ``-``, ``+`` or ``\u2212`` written against the number (or its ``$``), not a
+# hyphen after a word or digit (``3-5``) nor a list bullet (``- 5 goals``).
 _NUMBER = re.compile(
-    r"(?P<sign>[-+\u2212]\s?)?(?P<dollar>\$)?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
+    r"(?P<sign>(?<![\w.)\]%])[-+\u2212])?(?P<dollar>\$)?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
     r"\s?(?P<unit>%|per ?cent\b|pp\b|k\b|K\b|M\b|B\b|h\b|hours?\b|hrs?\b|min\b|minutes?\b|s\b|sec\b"
     r"|seconds?\b|days?\b|d\b)?"
 )
+#: Words that give a number a direction when they qualify it: just before it (``fell 33.3 pp``,
+#: ``down by 2``, ``a drop of 5``) or, for ``fewer``/``more``, just after it (``2 fewer``).
+#: ``fell to 5`` and ``rose from 1`` qualify nothing: those numbers are levels, not changes.
+_DOWN = r"fell|falls?|falling|dropped|drops?|dropping|down|decreased?|decreases|declined?|declines"
+_UP = r"rose|rises?|risen|rising|up|increased?|increases|grew|grows?|growing|climbed|gained"
+_WORD_BEFORE = re.compile(rf"\b(?:(?P<down>{_DOWN})|(?P<up>{_UP}))\s+(?:(?:by|of)\s+)?\Z", re.I)
+_WORD_AFTER = re.compile(r"\A\s*(?:(?P<down>fewer|less)|(?P<up>more))\b", re.I)
 _SCALE = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9}
 _SECONDS = {"h": 3600, "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600, "min": 60}
 _SECONDS.update(minute=60, minutes=60, s=1, sec=1, second=1, seconds=1, day=86400, days=86400)
@@ -163,6 +177,23 @@ def _allowed(metrics: dict[str, Any]) -> set[float]:
     return allowed
 
 
+def _direction(line: str, m: re.Match[str], start: int, end: int) -> tuple[set[int], int, int]:
+    """The signs (``-1``, ``+1``) the number ``m`` is written with, from its sign character
+    and the words that qualify it, and its span widened to take in those words."""
+    signs: set[int] = set()
+    if m["sign"]:
+        signs.add(-1 if m["sign"] in "-\u2212" else 1)
+    before = _WORD_BEFORE.search(line, 0, start)
+    if before:
+        signs.add(-1 if before["down"] else 1)
+        start = before.start()
+    after = _WORD_AFTER.match(line[end:])
+    if after:
+        signs.add(-1 if after["down"] else 1)
+        end += after.end()
+    return signs, start, end
+
+
 def fact_check(draft: str, metrics: dict[str, Any]) -> FactCheck:
     """Match every number in ``draft`` against the numbers in ``metrics``.
 
@@ -185,14 +216,18 @@ def fact_check(draft: str, metrics: dict[str, Any]) -> FactCheck:
         cleaned = re.sub(r"#(\d+)", lambda m: " " * len(m[0]), cleaned)  # "#47", "issue #5"
         for m in _NUMBER.finditer(cleaned):
             raw = m["num"].replace(",", "") + (m["frac"] or "")
-            value = float(raw)
+            magnitude = float(raw)
             decimals = len(m["frac"]) - 1 if m["frac"] else 0
             unit = m["unit"]
             checked += 1
-            if value in allowed and unit is None and decimals == 0:
+            start, end = m.span()
+            signs, start, end = _direction(cleaned, m, start, end)
+            if not signs and magnitude in allowed and unit is None and decimals == 0:
                 continue
-            if not _matches(value, decimals, unit, values):
-                start, end = m.span()
+            # A number is positive unless a minus or a word like "fell" says otherwise; a
+            # minus with "rose" (or a plus with "fell") contradicts itself and matches nothing.
+            value = -magnitude if signs == {-1} else magnitude
+            if len(signs) > 1 or not _matches(value, decimals, unit, values):
                 unmatched.append(
                     Unmatched(
                         text=line[start:end].strip(),
