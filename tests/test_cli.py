@@ -5,11 +5,14 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from fleetlab.cli import main
+from fleetlab.cli import _tasks, main
+from fleetlab.clock import Clock, FakeClock, to_us
 from fleetlab.store import Store
 
 
@@ -58,7 +61,9 @@ def test_db_from_environment(tmp_path: Path, capsys, monkeypatch) -> None:  # ty
     assert (tmp_path / "env.db").exists()
 
 
-def test_status_json_matches_sql(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_matches_sql(
+    populated: Path, capsys: pytest.CaptureFixture[str], cli_clock: FakeClock
+) -> None:
     code, out, _ = run(capsys, "--db", str(populated), "status", "--json", "--stale-after", "1e9")
     assert code == 0
     data = json.loads(out)
@@ -78,14 +83,41 @@ def test_status_json_matches_sql(populated: Path, capsys: pytest.CaptureFixture[
     )
 
 
-def test_stale_running_tasks_are_split_out(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    # The populated fleet is from 2026-11; by the real clock every heartbeat is long stale.
+@pytest.fixture
+def cli_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fixed clock for the task commands: ``open_store`` (where they get their store, and
+    with it the time) is handed this FakeClock instead of the machine's clock."""
+    clock = FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    real = _tasks.open_store
+
+    def with_clock(args: Any, clock_: Clock | None = None, **kw: Any) -> Store:
+        return real(args, clock_ or clock, **kw)
+
+    monkeypatch.setattr(_tasks, "open_store", with_clock)
+    return clock
+
+
+def test_stale_running_tasks_are_split_out(
+    populated: Path, capsys: pytest.CaptureFixture[str], cli_clock: FakeClock
+) -> None:
+    """A running task whose heartbeat is older than ``--stale-after`` at the clock's now is
+    stale, the others running. The populated fleet's running tasks beat from 2026-11-16 19:45Z
+    to 2026-11-19 23:42Z."""
+    with Store(populated) as store:
+        beats = [r[0] for r in store.query("SELECT heartbeat_us FROM tasks WHERE status='running'")]
+    # Monday 23 November 09:00Z: every beat is days older than the default 300 s.
     _, out, _ = run(capsys, "--db", str(populated), "status", "--json")
     data = json.loads(out)
-    with Store(populated) as store:
-        running = store.query("SELECT COUNT(*) FROM tasks WHERE status='running'")[0][0]
-    assert running > 0
-    assert (data["running"], data["stale"]) == (0, running)
+    assert len(beats) > 0
+    assert (data["running"], data["stale"]) == (0, len(beats))
+    # 20 November 12:00Z with --stale-after 2 days: the cutoff is 18 November 12:00Z.
+    cli_clock.set(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    cutoff = to_us(datetime(2026, 11, 18, 12, 0, tzinfo=UTC))
+    stale = sum(beat < cutoff for beat in beats)
+    assert 0 < stale < len(beats)  # the cutoff splits them
+    _, out, _ = run(capsys, "--db", str(populated), "status", "--json", "--stale-after", "172800")
+    data = json.loads(out)
+    assert (data["running"], data["stale"]) == (len(beats) - stale, stale)
 
 
 def test_status_for_a_week_in_a_zone(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
