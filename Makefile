@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint typecheck unit lab bench clean kernel browser-deps sandbox-deps
+.PHONY: setup demo test lint typecheck unit lab bench mutants clean kernel browser-deps sandbox-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,8 @@ $(KERNEL): $(STAMP)
 kernel: $(KERNEL)
 
 # The browser test drives Debian's chromium with Playwright (Playwright's own browser
-# download does not work here). A failed install fails; only a machine where it cannot be
-# installed at all (not root, or no apt-get) goes on, and the test then says why it skipped.
+# download does not work here). `make test` needs it: where it cannot be installed (not root,
+# or no apt-get, or apt fails) this fails with the reason rather than let the test skip.
 browser-deps:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -52,7 +52,8 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 		echo "browser-deps: /usr/bin/chromium is missing and cannot be installed here" \
-			"(needs root and apt-get): the browser test will be SKIPPED"; \
+			"(needs root and apt-get); install Debian's chromium and run make test again" >&2; \
+		exit 1; \
 	fi
 
 # Verifiers run agent code under Debian's bubblewrap (fleetlab.sandbox). Where it cannot be
@@ -66,11 +67,13 @@ sandbox-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 	else \
 		echo "sandbox-deps: bwrap is missing and cannot be installed here (needs root and apt-get):" \
-			"a real model's agent code will be refused and the sandbox tests SKIPPED"; \
+			"a real model's agent code will be refused, and make test fails its sandbox tests"; \
 	fi
 
+# FLEETLAB_REQUIRE_DEPS turns the browser and sandbox tests' "chromium/bwrap missing" skip into
+# a failure: under `make test` nothing skips silently (pytest by hand still skips, saying why).
 unit: setup kernel browser-deps sandbox-deps
-	$(BIN)/pytest -q
+	FLEETLAB_REQUIRE_DEPS=1 $(BIN)/pytest -q
 
 test: lint typecheck unit
 
@@ -83,5 +86,16 @@ lab: setup kernel
 bench: setup
 	$(BIN)/python -m fleetlab.bench all
 
+# Mutation testing, one module at a time, with the tests that cover it (mutmut, in a copy
+# under .mutants/): `make mutants MODULE=fleetlab/clock.py`, optionally TESTS="tests/a.py ..."
+# and FUNCTIONS=claim_many,renew_leases. Prints the score and every surviving mutant.
+MODULE ?=
+TESTS ?=
+FUNCTIONS ?=
+mutants: setup
+	@test -n "$(MODULE)" || { echo "usage: make mutants MODULE=fleetlab/clock.py [TESTS=...] [FUNCTIONS=f,g]" >&2; exit 2; }
+	$(BIN)/python -m fleetlab.testing.mutants $(MODULE) $(if $(TESTS),--tests $(TESTS)) \
+		$(if $(FUNCTIONS),--functions $(FUNCTIONS))
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache
