@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import types
@@ -127,10 +128,41 @@ def test_sim_specs_without_the_sim_module_are_a_user_error(
         get_model("sim:default")
 
 
+#: Where each public name of ``fleetlab.models`` is defined (written out by hand).
+HOMES = {
+    "AnthropicModel": "fleetlab.models.anthropic",
+    "Model": "fleetlab.models.base",
+    **dict.fromkeys(
+        ("Price", "cost_usd", "load_price_overrides", "price_for"), "fleetlab.models.prices"
+    ),
+    **dict.fromkeys(("get_model", "register_backend"), "fleetlab.models.registry"),
+    **dict.fromkeys(
+        (
+            "ContentBlock",
+            "Message",
+            "ModelRequest",
+            "ModelResponse",
+            "StopReason",
+            "TextBlock",
+            "ToolResultBlock",
+            "ToolSpec",
+            "ToolUseBlock",
+            "Usage",
+            "block_from_dict",
+        ),
+        "fleetlab.models.types",
+    ),
+}
+
+
 def test_the_public_names_are_all_importable() -> None:
-    for name in fleetlab.models.__all__:
-        assert getattr(fleetlab.models, name) is not None
-    with pytest.raises(AttributeError):
+    """Every name in ``fleetlab.models.__all__`` is the very object its home module defines
+    (``AnthropicModel`` through the lazy ``__getattr__``), and no other name resolves."""
+    assert sorted(fleetlab.models.__all__) == sorted(HOMES)
+    for name, home in HOMES.items():
+        assert getattr(fleetlab.models, name) is getattr(importlib.import_module(home), name), name
+    assert fleetlab.models.AnthropicModel.__name__ == "AnthropicModel"
+    with pytest.raises(AttributeError, match="NoSuchThing"):
         _ = fleetlab.models.NoSuchThing
 
 
