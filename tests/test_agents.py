@@ -93,9 +93,15 @@ async def test_bad_tool_calls_go_back_to_the_model(
     )
     assert out.status == "finished"
     results = [m for m in model.requests[-1].messages if m.role == "user"][1:]
-    assert all(block.is_error for m in results for block in m.content)  # type: ignore[union-attr]
+    blocks = [block for m in results for block in m.content]
+    assert [b.is_error for b in blocks] == [True, True]  # type: ignore[union-attr]
+    # what the model was told, turn by turn: the path escape refused, the bad arguments named
+    sent = [b.content for b in blocks]  # type: ignore[union-attr]
+    assert sent[0] == "path '../../etc/passwd' leads outside the workspace; stay inside it"
+    assert sent[1].startswith("write_file: arguments must be a JSON object, got string")
     errors = [e.attrs["error"] for e in store.events(kind="tool.call")]
-    assert "outside" in errors[0] or "escape" in errors[0] or ".." in errors[0]
+    assert errors == sent  # the event log records the same refusals
+    assert not list((tmp_path / "ws").iterdir())  # nothing was written
 
 
 async def test_stall_is_detected(store: Store, running: Task, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,12 +34,19 @@ SIMPLE = "core:rename-readme"
 
 class CountingModel:
     """A simulated model whose calls take ``sleep_s`` (real seconds, the loop keeps running)
-    and whose first call can freeze the event loop for ``block_s`` (a stuck process)."""
+    and whose first call can freeze the event loop until ``freeze_until`` is set (a stuck
+    process that wakes up once another fleet has taken its tasks over)."""
 
-    def __init__(self, *, sleep_s: float = 0.0, block_s: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        sleep_s: float = 0.0,
+        freeze_until: threading.Event | None = None,
+        seed: int = 0,
+    ) -> None:
         params = dataclasses.replace(PROFILES["instant"], latency_median_s=0.0)
         self.inner = SimModel(params, seed=seed, profile="instant")
-        self.sleep_s, self.block_s = sleep_s, block_s
+        self.sleep_s, self.freeze_until = sleep_s, freeze_until
         self.calls = 0
         self.blocking = threading.Event()
 
@@ -54,10 +60,14 @@ class CountingModel:
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         self.calls += 1
-        if self.block_s and self.calls == 1:
+        if self.freeze_until is not None and self.calls == 1:
             self.blocking.set()
-            time.sleep(self.block_s)  # noqa: ASYNC251 - freezes the loop, as a stuck process does
+            # freezes the loop, as a stuck process does; the bound only keeps a broken run from
+            # hanging (the test then fails on what it finds)
+            self.freeze_until.wait(60)
         if self.sleep_s:
+            # Part of the scenario: a call that takes real time (the loop keeps running), so
+            # a lease shorter than the call must be kept alive by the fleet's heartbeat.
             await asyncio.sleep(self.sleep_s)
         return await self.inner.generate(request)
 
@@ -80,12 +90,13 @@ def _ledger(store: Store) -> dict[str, Any]:
 
 
 async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
-    """Real clock, 0.3 s lease, every call 0.9 s: the fleet's heartbeat keeps each lease, so a
-    second fleet polling the same db never takes a task over and each task is claimed once."""
-    lease_s = 0.3
+    """Real clock, 0.6 s lease, every call 1.2 s: the fleet's heartbeat keeps each lease, so a
+    second fleet polling the same db never takes a task over and each task is claimed once.
+    (The heartbeat renews about every 0.25 s: only a loop stalled for 0.35 s could lose one.)"""
+    lease_s = 0.6
     with Store(db_path) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
-        a_model = CountingModel(sleep_s=3 * lease_s)
+        a_model = CountingModel(sleep_s=2 * lease_s)
         b_model = CountingModel()
         config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
         a = Fleet(store, a_model, config)
@@ -106,51 +117,58 @@ async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
 
 
 def _run_in_thread(
-    db_path: Path, model: CountingModel, start: threading.Event, goals: list[str]
+    db_path: Path,
+    model: CountingModel,
+    start: threading.Event,
+    goals: list[str],
+    taken: threading.Event,
 ) -> tuple[threading.Thread, list[BaseException]]:
-    """Fleet B, in its own thread and loop: starts once fleet A is frozen, runs until every
-    goal is finished."""
+    """Fleet B, in its own thread and loop: starts once fleet A is frozen, sets ``taken`` once
+    it has claimed every goal (a new epoch on each), runs until every goal is finished."""
     errors: list[BaseException] = []
 
     async def main() -> None:
         with Store(db_path) as store:
             fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
             runner = asyncio.create_task(fleet.run())
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if all(store.get_task(g).terminal for g in goals):
-                    break
-                await asyncio.sleep(0.02)
+            while not all(store.get_task(g).lease_epoch >= 2 for g in goals):
+                await asyncio.sleep(0.01)  # a poll interval: until B holds every goal
+            taken.set()
+            while not all(store.get_task(g).terminal for g in goals):
+                await asyncio.sleep(0.02)  # a poll interval: B stops once the db says done
             fleet.stop()
             await runner
 
     def target() -> None:
-        start.wait(30)
+        start.wait()  # fleet A's loop is frozen from here on
         try:
             asyncio.run(main())
         except BaseException as exc:  # reported by the test
             errors.append(exc)
+        finally:
+            taken.set()  # never leave fleet A frozen
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, errors
 
 
 async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_path: Path) -> None:
-    """Fleet A claims two goals, then its loop freezes for 1 s (lease 0.3 s). Fleet B, in
-    another thread, takes both over under new epochs. When A wakes, every write it attempts
-    under its old epochs is refused; the calls it had made are recorded as discarded; B
-    finishes both goals; no turn is committed twice."""
+    """Fleet A claims two goals, then its loop freezes (lease 0.3 s) until fleet B, in
+    another thread, has taken both over under new epochs. When A wakes, every write it
+    attempts under its old epochs is refused; the calls it had made are recorded as
+    discarded; B finishes both goals; no turn is committed twice."""
     with Store(db_path) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(2)])
-        a_model, b_model = CountingModel(block_s=1.0), CountingModel(seed=1)
+        taken = threading.Event()
+        a_model, b_model = CountingModel(freeze_until=taken), CountingModel(seed=1)
         b_thread, b_errors = _run_in_thread(
-            db_path, b_model, a_model.blocking, [g.id for g in goals]
+            db_path, b_model, a_model.blocking, [g.id for g in goals], taken
         )
         a = Fleet(store, a_model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
         report = await a.run(until_idle=True)
-        await asyncio.to_thread(b_thread.join, 40)
-        assert not b_thread.is_alive()
+        a_model.blocking.set()  # had A never frozen, B starts now (and the checks below fail)
+        await asyncio.to_thread(b_thread.join)  # B returns once both goals are finished
         assert b_errors == []
 
         ledger = _ledger(store)

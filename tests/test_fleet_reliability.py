@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,28 +45,43 @@ def fleet_cmd(db: Path) -> list[str]:
     ]
 
 
+def _committed_turns(db: Path) -> int:
+    """Model turns committed so far, read from the file (any process may be writing it)."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(
+            conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'model.call'").fetchone()[0]
+        )
+    finally:
+        conn.close()
+
+
 def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
+    """Four fleet processes are each SIGKILLed mid-work (once a few more turns than before
+    are committed: the fleet is running, whatever the machine's speed), then a fifth runs
+    to the end: no task is lost, none completes twice, no committed turn is paid twice."""
     db = tmp_path / "fleet.db"
     rng = random.Random(42)
     picks = [CORE[i] for i in rng.sample(range(len(CORE)), 16)]  # enough work to be killed
     with Store(db) as store:
         roots = submit_goals(store, [Goal(task=t.key, instance=i) for i, t in enumerate(picks)])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    kills = 0
     for _ in range(4):
         proc = subprocess.Popen(
             fleet_cmd(db), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        time.sleep(rng.uniform(0.8, 2.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        target = _committed_turns(db) + rng.randint(2, 6)  # this fleet's own turns, mid-run
+        while _committed_turns(db) < target:
+            assert proc.poll() is None, "the fleet finished before it could be killed"
+            time.sleep(0.02)  # a poll interval only: the kill waits for the db's state
+        assert proc.poll() is None  # still working when killed
+        proc.send_signal(signal.SIGKILL)
         proc.wait()
+        assert proc.returncode == -signal.SIGKILL
         assert proc.stderr is not None
         err = proc.stderr.read().decode()
         proc.stderr.close()
         assert "Traceback" not in err
-    assert kills >= 2, "the fleet finished before it could be killed; give it more work"
     final = subprocess.run(
         fleet_cmd(db),
         cwd=tmp_path,

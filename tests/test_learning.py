@@ -138,3 +138,83 @@ def test_posterior_is_the_normal_gamma_update(tmp_path: Path) -> None:
         assert sd == pytest.approx(s.posterior_sd * (s.dof / (s.dof - 2)) ** 0.5, rel=0.1)
         share = sum(arm == "direct" for arm, _ in picks) / len(picks)
         assert 0.5 < share < 0.99  # better on average, but the noisy arm is still explored
+
+
+@pytest.mark.parametrize(
+    ("success", "cost_usd", "tokens", "reward"),
+    [
+        # 1 - 2 * 0.1 - 0.5 * 3000 / 1000 = 1 - 0.2 - 1.5
+        (True, 0.1, 3000, -0.7),
+        # 0 - 2 * 0.05 - 0.5 * 400 / 1000 = -0.1 - 0.2
+        (False, 0.05, 400, -0.3),
+        # no tokens: only the dollar term, 1 - 2 * 0.25
+        (True, 0.25, 0, 0.5),
+    ],
+)
+def test_reward_charges_tokens(
+    tmp_path: Path, success: bool, cost_usd: float, tokens: int, reward: float
+) -> None:
+    """The reward is success - cost_weight * USD - token_weight * tokens / 1000, by hand, and
+    the update stores that reward (arm totals and history)."""
+    config = LearnerConfig(cost_weight=2.0, token_weight=0.5)
+    with Store(tmp_path / "l.db") as store:
+        learner = Learner(store, config)
+        assert learner.reward(success, cost_usd, tokens) == pytest.approx(reward)
+        got = learner.update(
+            task_id="t1", trace_id="t", bucket="b", arm="direct", success=success,
+            cost_usd=cost_usd, tokens=tokens,
+        )  # fmt: skip
+        assert got == pytest.approx(reward)
+        [arm] = store.query("SELECT n, reward_sum, reward_sq FROM learner_arms")
+        assert (arm["n"], arm["reward_sum"], arm["reward_sq"]) == pytest.approx(
+            (1, reward, reward**2)
+        )
+        [row] = learner.history()
+        assert row["reward"] == pytest.approx(reward)
+
+
+def test_token_cost_changes_which_arm_the_learner_prefers(tmp_path: Path) -> None:
+    """Direct is a cent cheaper in dollars but uses 40,000 tokens to decompose's 2,000. With
+    tokens free the learner prefers direct; charging 0.01 points per 1,000 tokens makes
+    decompose the better arm, which it then prefers and samples most."""
+    # rewards (cost_weight 5): direct 1 - 0.05 - w * 40, decompose 1 - 0.10 - w * 2;
+    # w = 0: 0.95 vs 0.90 (direct); w = 0.01: 0.55 vs 0.88 (decompose).
+    arms = {"direct": (0.01, 40_000), "decompose": (0.02, 2_000)}
+    expected = {0.0: ("direct", 0.95, 0.90), 0.01: ("decompose", 0.55, 0.88)}
+    for token_weight, (best, direct_reward, decompose_reward) in expected.items():
+        config = LearnerConfig(cost_weight=5.0, token_weight=token_weight)
+        with Store(tmp_path / f"w{token_weight}.db") as store:
+            learner = Learner(store, config, seed=7)
+            for i in range(20):
+                for arm, (cost, tokens) in arms.items():
+                    learner.update(
+                        task_id=f"{arm}{i}", trace_id="t", bucket="medium", arm=arm,
+                        success=True, cost_usd=cost, tokens=tokens,
+                    )  # fmt: skip
+            [direct] = store.query(
+                "SELECT DISTINCT reward FROM learner_updates WHERE arm = 'direct'"
+            )
+            [decompose] = store.query(
+                "SELECT DISTINCT reward FROM learner_updates WHERE arm = 'decompose'"
+            )
+            assert (direct[0], decompose[0]) == pytest.approx((direct_reward, decompose_reward))
+            assert learner.preferred("medium") == best
+            picks = [learner.choose("medium")[0] for _ in range(200)]
+            assert picks.count(best) > 100  # Thompson sampling mostly picks it too
+
+
+async def test_the_fleet_charges_a_goals_whole_tree_tokens(tmp_path: Path) -> None:
+    """A learned-policy goal teaches the learner with its tree's input + output tokens: the
+    stored reward is success - cost_weight * tree USD - token_weight * tree tokens / 1000."""
+    learner_config = LearnerConfig(cost_weight=5.0, token_weight=0.25)
+    with Store(tmp_path / "f.db") as store:
+        [root] = submit_goals(store, [Goal(task=CORE[0].key, policy="learned")])
+        config = FleetConfig(concurrency=2, poll_s=0.01, learner=learner_config)
+        await Fleet(store, SimModel.from_spec("instant", seed=3), config).run(until_idle=True)
+        done = store.get_task(root.id)
+        [row] = Learner(store, learner_config).history()
+        tokens = sum(t.tokens_in + t.tokens_out for t in store.tasks(trace_id=root.trace_id))
+        cost = sum(t.cost_usd for t in store.tasks(trace_id=root.trace_id))
+        assert tokens > 0
+        expected = float(done.status == "completed") - 5.0 * cost - 0.25 * tokens / 1000
+        assert row["reward"] == pytest.approx(expected)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.errors import ConfigError, UserError
+from fleetlab.models import ModelRequest, ModelResponse, TextBlock, ToolUseBlock, Usage
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import (
     Fleet,
@@ -35,6 +38,51 @@ def sim(clock: FakeClock | None = None, seed: int = 0, latency: float = 0.0) -> 
 
 def config(**kw: object) -> FleetConfig:
     return FleetConfig(poll_s=0.01, **kw)  # type: ignore[arg-type]
+
+
+def scheduler_ticks(fleet: Fleet) -> Callable[[], Awaitable[None]]:
+    """``await next_tick()`` returns once the fleet's scheduler has run its preemption check
+    again: a model call that waits for it knows the fleet has seen the queue as it is now
+    (instead of hoping a real-time sleep was long enough)."""
+    check = fleet._preempt_if_needed
+    ticked = asyncio.Event()
+
+    def check_and_signal() -> None:
+        check()
+        ticked.set()
+
+    fleet._preempt_if_needed = check_and_signal  # type: ignore[method-assign]
+
+    async def next_tick() -> None:
+        ticked.clear()
+        await ticked.wait()
+
+    return next_tick
+
+
+class Hooked:
+    """A model that awaits ``before(request)`` ahead of each call it forwards to ``inner``:
+    a test acts at an exact turn of an exact task (the request names it: ``Task: ...``)."""
+
+    def __init__(self, inner: SimModel, before: Callable[[ModelRequest], Awaitable[None]]) -> None:
+        self.inner, self.before = inner, before
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def simulated(self) -> bool:
+        return True
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        await self.before(request)
+        return await self.inner.generate(request)
+
+
+def _task_line(request: ModelRequest) -> str:
+    """The ``Task: ...`` line of an agent's system prompt (which goal and parts it works on)."""
+    return next((ln for ln in request.system.splitlines() if ln.startswith("Task: ")), "")
 
 
 async def test_never_runs_one_agent(store: Store) -> None:
@@ -98,6 +146,84 @@ async def test_fanout_and_depth_limits(store: Store) -> None:
     )
 
 
+def _failing_executors(request: ModelRequest) -> ModelResponse:
+    """Planners split every task in two, validators fail the work, and every executor's
+    answer is cut off (``max_tokens``): a paid call of 100 + 10 tokens and a failed attempt."""
+    role = request.system.split(" of a fleet", 1)[0].split(" in a fleet", 1)[0]
+    if role.endswith("planner"):
+        plan = {
+            "subtasks": [{"title": f"half {i}", "instructions": f"do half {i}"} for i in (1, 2)]
+        }
+        text = json.dumps(plan)
+    elif role.endswith("validator"):
+        text = json.dumps({"verdict": "fail", "reason": "the halves failed"})
+    else:
+        return ModelResponse((TextBlock("half an ans"),), "max_tokens", Usage(100, 10), "scripted")
+    return ModelResponse((TextBlock(text),), "end_turn", Usage(100, 10), "scripted")
+
+
+@pytest.mark.parametrize("max_depth", [2, 3])
+async def test_as_needed_splits_down_to_max_depth_and_no_further(
+    store: Store, max_depth: int
+) -> None:
+    """ADaPT recursion stops at ``max_depth``: every failed executor above it is split again,
+    the one at ``max_depth`` (which has two parts and would split) fails instead; and each
+    task's tree usage is the sum of its whole subtree's own usage, however deep."""
+    from fleetlab.testing import ScriptedModel
+
+    [root] = submit_goals(store, [Goal(title="two halves", policy="as_needed")])
+    # max_fanout=1 merges each two-part plan into one sub-task holding both parts, so every
+    # executor has two parts and only the depth limit can stop the splitting.
+    cfg = config(max_depth=max_depth, max_fanout=1, repair_rounds=0)
+    await Fleet(store, ScriptedModel(_failing_executors), cfg).run(until_idle=True)
+    tasks = {t.id: t for t in store.tasks(trace_id=root.trace_id)}
+    assert max(t.depth for t in tasks.values()) == max_depth
+    executors = sorted((t for t in tasks.values() if t.role == "executor"), key=lambda t: t.depth)
+    assert [t.depth for t in executors] == list(range(1, max_depth + 1))
+    assert all(t.spec["parts"] == [1, 2] and t.status == "failed" for t in executors)
+    deepest = executors[-1]
+    assert store.tasks(parent_id=deepest.id) == []
+    assert (deepest.error or "").startswith("output cut at max_tokens")
+    for task in [tasks[root.id], *executors]:
+        decisions = [
+            e.attrs["reason"] for e in store.events(task_id=task.id, kind="decomposition.decided")
+        ]
+        split = task.depth < max_depth
+        assert decisions[0] == "as_needed: try directly first"
+        assert len(decisions) == (2 if split else 1), (task.depth, decisions)
+        if split:
+            assert decisions[1].startswith("as_needed: direct attempt failed")
+    # per level below the root: a planner, an executor, a validator; one call each, plus the
+    # root's own direct attempt: 1 + 3 * max_depth calls of 100 in / 10 out.
+    calls = 1 + 3 * max_depth
+    assert len(store.events(kind="model.call")) == calls
+    done = tasks[root.id]
+    assert (done.tree_agents, done.tree_tokens_in, done.tree_tokens_out) == (
+        3 * max_depth, 100 * calls, 10 * calls,
+    )  # fmt: skip
+    children: dict[str | None, list[str]] = {}
+    for t in tasks.values():
+        children.setdefault(t.parent_id, []).append(t.id)
+
+    def subtree_tokens(task_id: str) -> int:
+        return tasks[task_id].tokens_in + sum(subtree_tokens(k) for k in children.get(task_id, []))
+
+    for t in tasks.values():
+        assert t.tree_tokens_in == subtree_tokens(t.id), t.title
+
+
+async def test_a_root_at_the_depth_limit_runs_directly(store: Store) -> None:
+    """With ``max_depth=0`` even the ``always`` policy cannot split a goal: it runs directly,
+    and the decision says the depth limit overruled the policy."""
+    [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="always")])
+    await Fleet(store, sim(), config(max_depth=0)).run(until_idle=True)
+    [decided] = store.events(task_id=root.id, kind="decomposition.decided")
+    assert decided.attrs["choice"] == "direct"
+    assert decided.attrs["reason"] == "policy always; depth limit 0 reached"
+    assert store.get_task(root.id).tree_agents == 0
+    assert [t.id for t in store.tasks()] == [root.id]
+
+
 async def test_as_needed_splits_only_after_a_failure(store: Store) -> None:
     goals = [Goal(task=LONG.key, policy="as_needed", instance=i) for i in range(4)]
     roots = submit_goals(store, [*goals, Goal(task=SIMPLE.key, policy="as_needed")])
@@ -114,41 +240,129 @@ async def test_as_needed_splits_only_after_a_failure(store: Store) -> None:
 
 
 async def test_preemption_and_resume(store: Store, clock: FakeClock) -> None:
+    """A higher-priority goal arriving while a low one runs at concurrency 1 takes the slot
+    at the low one's next turn boundary; the low one resumes from its checkpoint later."""
     [low] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=10)])
+    arrived: list[str] = []
+    low_calls = 0
+
+    async def before(request: ModelRequest) -> None:
+        nonlocal low_calls
+        if LONG.key not in _task_line(request) or arrived:
+            return
+        low_calls += 1
+        if low_calls == 3:  # during the low goal's third call, the urgent one arrives
+            [high] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=90)])
+            arrived.append(high.id)
+            await next_tick()
+
     # No aging: the fleet's background sleepers move a FakeClock forward quickly, and aging
     # would (rightly) lift the long-waiting low-priority task; here only priority should count.
-    fleet = Fleet(store, sim(clock, latency=1.0), config(concurrency=1, aging_s=None))
-    runner = asyncio.create_task(fleet.run(until_idle=True))
-    while len(store.events(task_id=low.id, kind="model.call")) < 3:
-        await asyncio.sleep(0.005)
-    [high] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=90)])
-    await runner
-    low_done, high_done = store.get_task(low.id), store.get_task(high.id)
+    fleet = Fleet(
+        store, Hooked(sim(clock, latency=1.0), before), config(concurrency=1, aging_s=None)
+    )
+    next_tick = scheduler_ticks(fleet)
+    await fleet.run(until_idle=True)
+    [high_id] = arrived
+    low_done, high_done = store.get_task(low.id), store.get_task(high_id)
     assert high_done.status == "completed"
     assert low_done.status in TERMINAL
     assert high_done.finished_at < low_done.finished_at  # type: ignore[operator]
     kinds = [e.kind for e in store.events(task_id=low.id)]
-    assert "task.preempted" in kinds
+    assert kinds.count("task.preempted") == 1
     assert kinds.index("task.resumed") > kinds.index("task.preempted")
-    assert kinds.index("task.resumed") > 0
-    high_start = store.events(task_id=high.id, kind="task.started")[0].ts
+    # it yielded at the end of the turn during which the urgent goal arrived: turn 3
+    before_yield = kinds[: kinds.index("task.preempted")]
+    assert before_yield.count("model.call") == 3
+    high_start = store.events(task_id=high_id, kind="task.started")[0].ts
     assert store.events(task_id=low.id, kind="task.preempted")[0].ts <= high_start
     turns = [e.attrs["turn"] for e in store.events(task_id=low.id, kind="model.call")]
     assert turns == list(range(1, len(turns) + 1))  # resumed from its checkpoint, no repeats
 
 
 async def test_preemption_is_bounded(store: Store, clock: FakeClock) -> None:
+    """With ``max_preemptions=1`` a task is preempted once; urgent goals arriving later wait
+    for it to finish (the scheduler saw each of them waiting and let the task run on)."""
     [low] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=10)])
+    waves: list[int] = []
+    low_calls = 0
+
+    async def before(request: ModelRequest) -> None:
+        nonlocal low_calls
+        if LONG.key not in _task_line(request):
+            return
+        low_calls += 1
+        if low_calls in (2, 5, 8):  # an urgent goal arrives during these calls of the low one
+            wave = len(waves)
+            submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=90, instance=wave)])
+            waves.append(low_calls)
+            await next_tick()
+
     fleet = Fleet(
-        store, sim(clock, latency=1.0), config(concurrency=1, max_preemptions=1, aging_s=None)
+        store,
+        Hooked(sim(clock, latency=1.0), before),
+        config(concurrency=1, max_preemptions=1, aging_s=None),
     )
-    runner = asyncio.create_task(fleet.run(until_idle=True))
-    for wave in range(3):
-        while len(store.events(task_id=low.id, kind="model.call")) < 2 + 3 * wave:
-            await asyncio.sleep(0.005)
-        submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=90, instance=wave)])
-    await runner
+    next_tick = scheduler_ticks(fleet)
+    await fleet.run(until_idle=True)
+    assert waves == [2, 5, 8]  # all three urgent goals arrived while the low one ran
     assert len(store.events(task_id=low.id, kind="task.preempted")) == 1
+    assert [t.status for t in store.tasks()].count("completed") >= 3  # the urgent ones ran
+
+
+@pytest.mark.parametrize(("lift", "preemptions"), [(0, 0), (1, 1)])
+async def test_only_strictly_higher_priority_preempts(
+    store: Store, clock: FakeClock, lift: int, preemptions: int
+) -> None:
+    """At concurrency 1, a goal arriving with the running goal's own priority waits for it to
+    finish; one a single point higher takes the slot at the running goal's next turn."""
+    [first] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=50)])
+    arrived: list[str] = []
+
+    async def before(request: ModelRequest) -> None:
+        if arrived or LONG.key not in _task_line(request):
+            return
+        goal = Goal(task=SIMPLE.key, policy="never", priority=50 + lift)
+        arrived.append(submit_goals(store, [goal])[0].id)
+        await next_tick()  # the scheduler has now compared the two priorities
+
+    fleet = Fleet(store, Hooked(sim(clock), before), config(concurrency=1, aging_s=None))
+    next_tick = scheduler_ticks(fleet)
+    report = await fleet.run(until_idle=True)
+    [second] = arrived
+    assert len(store.events(task_id=first.id, kind="task.preempted")) == preemptions
+    assert report.preempted == preemptions
+    assert {store.get_task(t).status for t in (first.id, second)} <= {"completed", "failed"}
+    order = [e.task_id for e in store.events() if e.kind in ("task.completed", "task.failed")]
+    # equal priority: the first goal keeps its slot to the end; higher: the newcomer ends first
+    assert order == ([first.id, second] if preemptions == 0 else [second, first.id])
+
+
+async def test_equal_priorities_never_preempt_each_other(store: Store, clock: FakeClock) -> None:
+    """Three goals of one priority at concurrency 1 run one after another, each claimed once,
+    with no preemption, although the scheduler checks before every single model call."""
+    goals = submit_goals(
+        store, [Goal(task=SIMPLE.key, policy="never", priority=50, instance=i) for i in range(3)]
+    )
+
+    async def before(request: ModelRequest) -> None:
+        await next_tick()  # two equal goals wait while this call runs: no reason to yield
+
+    fleet = Fleet(store, Hooked(sim(clock), before), config(concurrency=1, aging_s=None))
+    next_tick = scheduler_ticks(fleet)
+    report = await fleet.run(until_idle=True)
+    assert report.preempted == 0
+    assert store.events(kind="task.preempted") == []
+    assert store.events(kind="task.resumed") == []
+    ids = [g.id for g in goals]
+    lifecycle = [
+        (e.kind, e.task_id)
+        for e in store.events()
+        if e.kind in ("task.started", "task.completed", "task.failed")
+    ]
+    # oldest first, each run to its end before the next starts
+    assert [k for k, _ in lifecycle][::2] == ["task.started"] * 3
+    assert [t for _, t in lifecycle] == [ids[0], ids[0], ids[1], ids[1], ids[2], ids[2]]
 
 
 async def test_budget_cancels_the_whole_tree(store: Store) -> None:
@@ -161,6 +375,55 @@ async def test_budget_cancels_the_whole_tree(store: Store) -> None:
     assert "budget exceeded" in (done.error or "")
     assert store.events(kind="budget.exceeded")
     assert done.tree_cost_usd == pytest.approx(sum(t.cost_usd for t in tasks))
+
+
+def _endless(usage: Usage) -> Callable[[ModelRequest], ModelResponse]:
+    """A scripted agent that never finishes: every call writes a file and uses ``usage``."""
+
+    def respond(request: ModelRequest) -> ModelResponse:
+        n = len(request.messages)
+        return ModelResponse(
+            (TextBlock(f"step {n}"), ToolUseBlock(f"toolu_{n}", "write_file",
+                                                  {"path": f"f{n}.txt", "content": "x"})),
+            "tool_use", usage, "scripted",
+        )  # fmt: skip
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("usage", "budget", "spent"),
+    [
+        # 1,000 in + 50 out a call: 1,050 after one call, 2,100 after two = the budget exactly,
+        # so the budget (reached, not only exceeded) stops the agent before a third call.
+        (Usage(1000, 50), 2100, 2100),
+        # 10 in + 1,000 out a call: 1,010, then 2,020 >= 2,000. Counting input alone (10 a
+        # call) would never reach the budget before the 40-turn limit.
+        (Usage(10, 1000), 2000, 2020),
+    ],
+)
+async def test_token_budget_counts_input_and_output_tokens(
+    store: Store, usage: Usage, budget: int, spent: int
+) -> None:
+    """A goal's ``budget_tokens`` caps its tree's input plus output tokens: once the spent
+    tokens reach it, the agent makes no further call and the goal is cancelled, with the
+    reason naming what was spent."""
+    from fleetlab.testing import ScriptedModel
+
+    model = ScriptedModel(_endless(usage))
+    [root] = submit_goals(
+        store, [Goal(title="write files forever", policy="never", budget_tokens=budget)]
+    )
+    report = await Fleet(store, model, config()).run(until_idle=True)
+    done = store.get_task(root.id)
+    assert len(model.requests) == 2
+    assert len(store.events(kind="model.call")) == 2
+    assert done.tokens_in + done.tokens_out == spent
+    assert done.status == "cancelled"
+    assert done.error == f"budget exceeded: {spent} of {budget} tokens spent"
+    [exceeded] = store.events(kind="budget.exceeded")
+    assert exceeded.attrs["reason"] == done.error
+    assert report.cancelled == 1
 
 
 async def test_dead_worker_tasks_are_reclaimed_at_once(store: Store) -> None:

@@ -76,18 +76,24 @@ async def test_bad_input_is_a_user_error_and_queues_nothing(tmp_path: Path) -> N
 
 
 def test_run_from_synchronous_code(tmp_path: Path) -> None:
+    """One goal, run directly (``never``): one claim, one completion, from plain code."""
     report = fleetlab.run(
-        "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant"
+        "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant", policy="never"
     )
-    assert report.claimed >= 1
+    assert (report.claimed, report.completed, report.failed) == (1, 1, 0)
+    with Store(tmp_path / "f.db") as store:
+        assert [t.status for t in store.tasks()] == ["completed"]
 
 
 async def test_run_from_inside_a_running_loop(tmp_path: Path) -> None:
-    # the situation of a notebook cell: a loop is running in this thread
+    """The situation of a notebook cell (a loop is running in this thread): the same one
+    claim and one completion."""
     report = fleetlab.run(
-        "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant"
+        "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant", policy="never"
     )
-    assert report.claimed >= 1
+    assert (report.claimed, report.completed, report.failed) == (1, 1, 0)
+    with Store(tmp_path / "f.db") as store:
+        assert [t.status for t in store.tasks()] == ["completed"]
 
 
 def test_run_in_a_plain_script(tmp_path: Path) -> None:

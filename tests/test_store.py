@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,25 +55,59 @@ def test_illegal_transition_raises_and_writes_nothing(store: Store) -> None:
     assert store.query("SELECT COUNT(*) FROM events")[0][0] == before + 2
 
 
-@pytest.mark.parametrize(("src", "dst"), sorted(TRANSITIONS))
-def test_every_legal_transition_is_reachable(store: Store, src: str, dst: str) -> None:
-    task = store.create_task("t")
-    path = {
-        "queued": [],
-        "running": ["running"],
-        "preempted": ["running", "preempted"],
-        "waiting_children": ["running", "waiting_children"],
-    }[src]
-    for step in path:
-        store.transition(task.id, step)  # type: ignore[arg-type]
-    assert store.get_task(task.id).status == src
-    assert store.transition(task.id, dst).status == dst  # type: ignore[arg-type]
-    assert store.events(task_id=task.id)[-1].kind == TRANSITIONS[(src, dst)]
+#: The lifecycle, written out by hand (the oracle for ``TRANSITIONS``): (from, to) -> event.
+LEGAL = {
+    ("queued", "running"): "task.started",
+    ("queued", "cancelled"): "task.cancelled",
+    ("running", "completed"): "task.completed",
+    ("running", "failed"): "task.failed",
+    ("running", "preempted"): "task.preempted",
+    ("running", "waiting_children"): "task.waiting",
+    ("running", "cancelled"): "task.cancelled",
+    ("preempted", "queued"): "task.requeued",
+    ("preempted", "running"): "task.resumed",
+    ("preempted", "cancelled"): "task.cancelled",
+    ("waiting_children", "queued"): "task.requeued",
+    ("waiting_children", "running"): "task.resumed",
+    ("waiting_children", "cancelled"): "task.cancelled",
+}
+STATUS_NAMES = ("queued", "running", "preempted", "waiting_children", "completed", "failed",
+                "cancelled")  # fmt: skip
+#: How to bring a new (queued) task to each status through legal moves.
+ROUTE = {
+    "queued": [],
+    "running": ["running"],
+    "preempted": ["running", "preempted"],
+    "waiting_children": ["running", "waiting_children"],
+    "completed": ["running", "completed"],
+    "failed": ["running", "failed"],
+    "cancelled": ["cancelled"],
+}
 
 
-def test_terminal_states_have_no_way_out(store: Store) -> None:
-    for terminal in ("completed", "failed", "cancelled"):
-        assert not [k for k in TRANSITIONS if k[0] == terminal]
+@pytest.mark.parametrize("src", STATUS_NAMES)
+def test_the_store_allows_exactly_the_lifecycle(store: Store, src: str) -> None:
+    """From each status, the store makes every legal move (writing its event) and refuses
+    every other one with ``IllegalTransition``, writing nothing: terminal states have no way
+    out, and no status can be skipped."""
+    for dst in STATUS_NAMES:
+        task = store.create_task(f"{src} -> {dst}")
+        for step in ROUTE[src]:
+            store.transition(task.id, step)  # type: ignore[arg-type]
+        assert store.get_task(task.id).status == src
+        events = len(store.events(task_id=task.id))
+        expected = LEGAL.get((src, dst))
+        if expected is None:
+            with pytest.raises(IllegalTransition, match=f"from {src} to {dst}"):
+                store.transition(task.id, dst)  # type: ignore[arg-type]
+            assert store.get_task(task.id).status == src
+            assert len(store.events(task_id=task.id)) == events
+        else:
+            assert store.transition(task.id, dst).status == dst  # type: ignore[arg-type]
+            after = store.events(task_id=task.id)
+            assert [e.kind for e in after[events:]] == [expected]
+            assert after[-1].attrs["from"] == src
+    assert set(TRANSITIONS) == set(LEGAL)  # the constant documents what the store does
 
 
 def test_priority_then_age(store: Store, clock: FakeClock) -> None:
@@ -122,6 +156,26 @@ def test_lease_heartbeat_and_reclaim(store: Store, clock: FakeClock) -> None:
     with pytest.raises(LeaseLost):
         store.transition(task.id, "completed", lease=first.lease)
     assert store.transition(task.id, "completed", lease=reclaimed.lease).status == "completed"
+
+
+def test_a_lease_is_reclaimable_only_after_its_expiry_instant(
+    store: Store, clock: FakeClock
+) -> None:
+    """A lease of 30 s taken at t holds through t + 30 s inclusive: at exactly that instant
+    no other worker can claim the task; one microsecond later it can."""
+    task = store.create_task("long job")
+    taken_at = clock.now()
+    first = store.claim("w1", lease_s=30)
+    assert first is not None
+    expiry = taken_at + timedelta(seconds=30)
+    assert first.lease_expires_at == expiry
+    clock.set(expiry)
+    assert store.claim("w2", lease_s=30) is None
+    assert store.get_task(task.id).lease_owner == "w1"
+    clock.advance(microseconds=1)
+    reclaimed = store.claim("w2", lease_s=30)
+    assert reclaimed is not None
+    assert reclaimed.lease == Lease(task.id, "w2", 2)
 
 
 def test_usage_rolls_up_to_every_ancestor(store: Store) -> None:
@@ -373,6 +427,48 @@ async def test_turns_in_one_group_commit_are_written_in_bulk_and_fail_alone(
         assert len(calls) == (1 if written else 0)
     # The turn recorded a sign of life, and left the lease's expiry alone.
     assert tasks[kids[0]].heartbeat_at == store.clock.now()
+
+
+async def test_a_bulk_turn_write_rolls_usage_up_to_every_ancestor(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns of a four-level tree committed together (one group commit, the bulk path) add
+    each turn's usage to its own task and to every ancestor up to the root, not only to the
+    parent: each task's tree totals equal its subtree's own usage, summed separately."""
+    root = _running(store, "root")
+    child = _running(store, "child", parent_id=root)
+    sibling = _running(store, "sibling", parent_id=root)
+    grandchild = _running(store, "grandchild", parent_id=child)
+    great = _running(store, "great-grandchild", parent_id=grandchild)
+    tokens = {root: 1, child: 10, sibling: 100, grandchild: 1000, great: 10000}
+
+    def one_by_one(turn: TurnWrite) -> None:
+        raise AssertionError(f"turn of {turn.task_id} written alone, not in bulk")
+
+    monkeypatch.setattr(store, "apply_turn", one_by_one)
+    for turn in (1, 2):  # two rounds: totals accumulate
+        await asyncio.gather(
+            *(store.write_turn(_turn(store, t, turn, n=n)) for t, n in tokens.items())
+        )
+    # by hand, per round: great 10000; grandchild 1000 + 10000; child 10 + 11000;
+    # sibling 100; root 1 + 11010 + 100 = 11111. Two rounds double them.
+    expected_in = {root: 22222, child: 22020, sibling: 200, grandchild: 22000, great: 20000}
+    got = {t: store.get_task(t) for t in tokens}
+    assert {t: got[t].tree_tokens_in for t in tokens} == expected_in
+    # The same totals from the rows' own usage, summed over each subtree by SQL.
+    for task_id in tokens:
+        [(subtree_in, subtree_out, subtree_cost)] = store.query(
+            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL"
+            " SELECT t.id FROM tasks t JOIN sub ON t.parent_id = sub.id)"
+            " SELECT SUM(tokens_in), SUM(tokens_out), SUM(cost_usd) FROM tasks"
+            " WHERE id IN (SELECT id FROM sub)",
+            (task_id,),
+        )
+        task = got[task_id]
+        assert (task.tree_tokens_in, task.tree_tokens_out) == (subtree_in, subtree_out)
+        assert task.tree_cost_usd == pytest.approx(subtree_cost)
+    assert got[root].tree_tokens_out == 2 * 5  # one output token a turn, five tasks, 2 rounds
+    assert got[root].tree_cost_usd == pytest.approx(22222 / 1000)  # _turn: n / 1000 USD
 
 
 async def test_a_turn_run_that_fails_falls_back_to_one_by_one(store: Store) -> None:
