@@ -1,19 +1,22 @@
 """The comparison table and the report: every number checked against the statistic computed
-here, independently, from the same rows."""
+here, independently, from the same rows (by hand, or by scipy.stats called here; never by
+fleetlab.stats)."""
 
 from __future__ import annotations
 
 import math
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from fleetlab.cli import main
 from fleetlab.experiments import ResultsDB, compare, load, output_dir, write_report
-from fleetlab.stats import minimum_detectable_effect, paired_bootstrap
 
 Z = 1.959963984540054
 TASKS = [f"core:t{n}" for n in range(8)]
@@ -77,6 +80,68 @@ def mcnemar(b: int, c: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / (1 << n))
 
 
+def cluster_bootstrap(diffs: list[float], tasks: list[str]) -> tuple[float, float]:
+    """The 95% BCa interval of the mean paired difference, resampling whole tasks: scipy's
+    bootstrap over the per-task sums and counts (2,000 resamples, numpy generator seed 0, as
+    the report documents), the statistic being the mean over the drawn tasks' observations.
+    Where BCa is undefined, the percentile interval of the same resamples."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for d, task in zip(diffs, tasks, strict=True):
+        sums[task] = sums.get(task, 0.0) + d
+        counts[task] = counts.get(task, 0.0) + 1.0
+
+    def mean_of_drawn(s: np.ndarray[Any, Any], c: np.ndarray[Any, Any], axis: int = -1) -> Any:
+        return np.sum(s, axis=axis) / np.sum(c, axis=axis)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = scipy_stats.bootstrap(
+            (np.array(list(sums.values())), np.array(list(counts.values()))),
+            mean_of_drawn,
+            paired=True,
+            vectorized=True,
+            n_resamples=2000,
+            method="BCa",
+            rng=np.random.default_rng(0),
+        )
+    low, high = result.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low, high = np.percentile(result.bootstrap_distribution, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def mde_closed_form(n: int, p: float) -> float:
+    """The smallest rate difference d that n pairs detect (McNemar, normal approximation,
+    two-sided alpha 0.05, power 0.8, discordance psi = 2p(1-p)), solved in closed form.
+
+    n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2  means  sqrt(n) d - z_a sqrt(psi) =
+    z_b sqrt(psi - d^2); squared: (n + z_b^2) d^2 - 2 z_a sqrt(psi n) d + (z_a^2 - z_b^2) psi = 0,
+    whose larger root is the one with sqrt(n) d >= z_a sqrt(psi).
+    """
+    z_a, z_b = scipy_stats.norm.ppf(0.975), scipy_stats.norm.ppf(0.8)
+    psi = 2 * p * (1 - p)
+    a, b, c = n + z_b**2, -2 * z_a * math.sqrt(psi * n), (z_a**2 - z_b**2) * psi
+    d = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+    assert math.sqrt(n) * d >= z_a * math.sqrt(psi)
+    # a root above psi is no difference in rates (psi - d^2 < 0): even d = psi needs more
+    # than n pairs, and nothing is detectable
+    return float(d) if d <= psi else math.inf
+
+
+def test_the_mde_oracle_matches_a_hand_value() -> None:
+    """The closed form above, checked once by hand: n = 100 pairs at p = 0.5."""
+    # psi = 0.5, z_a = 1.959964, z_b = 0.841621: a = 100 + 0.708326 = 100.708326,
+    # b = -2 x 1.959964 x sqrt(50) = -27.718076, c = (3.841459 - 0.708326) x 0.5 = 1.566566;
+    # b^2 - 4ac = 768.291764 - 631.065064 = 137.226700, whose root is 11.714380;
+    # d = (27.718076 + 11.714380) / (2 x 100.708326) = 39.432456 / 201.416652 = 0.195776
+    assert mde_closed_form(100, 0.5) == pytest.approx(0.195776, abs=2e-6)
+    # and at 8 pairs with p = 10/24 (psi = 0.486111), even d = psi would need
+    # (1.959964 x sqrt(0.486111) + 0.841621 x sqrt(0.486111 - 0.236304)) ^ 2 / 0.236304
+    # = (1.366520 + 0.420648) ^ 2 / 0.236304 = 13.5 pairs: nothing is detectable
+    assert mde_closed_form(8, 10 / 24) == math.inf
+
+
 def test_the_table_matches_independent_statistics(root: Path) -> None:
     rows = _rows()
     table = compare("synthetic", root=root)
@@ -108,16 +173,12 @@ def test_the_table_matches_independent_statistics(root: Path) -> None:
         ("cost_usd", paired.cost),
         ("agents", paired.agents),
     ):
-        expected = paired_bootstrap(
-            [float(base[k][column]) for k in keys],
-            [float(split[k][column]) for k in keys],
-            clusters=clusters,
-            n_boot=2000,
-            seed=0,
-        )
         diffs = [float(split[k][column]) - float(base[k][column]) for k in keys]
         assert got.estimate == pytest.approx(sum(diffs) / len(diffs))
-        assert (got.low, got.high) == pytest.approx((expected.low, expected.high))
+        assert (got.low, got.high) == pytest.approx(cluster_bootstrap(diffs, clusters))
+    # each task's split trials spawn 4, 5 and 6 agents against base's 1: every task's mean
+    # difference is 4, so every resample's is too
+    assert (paired.agents.estimate, paired.agents.low, paired.agents.high) == (4.0, 4.0, 4.0)
 
     for bucket in table.buckets:
         mine = [r for r in rows if r["variant"] == bucket.variant and r["bucket"] == bucket.bucket]
@@ -138,8 +199,8 @@ def test_the_table_matches_independent_statistics(root: Path) -> None:
 
     rate = sum(r["passed"] for r in base.values()) / 24
     assert table.mde.baseline_rate == pytest.approx(rate)
-    assert table.mde.at_pairs == pytest.approx(minimum_detectable_effect(24, rate))
-    assert table.mde.at_tasks == pytest.approx(minimum_detectable_effect(8, rate))
+    assert table.mde.at_pairs == pytest.approx(mde_closed_form(24, rate), abs=1e-9)
+    assert table.mde.at_tasks == pytest.approx(mde_closed_form(8, rate), abs=1e-9)
     assert "8 tasks x 3 trials (24 pairs)" in table.mde.text()
 
 

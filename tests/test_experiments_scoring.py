@@ -4,7 +4,11 @@ the Message Batches API of the loopback fake (submit, poll, resume, half price).
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import sqlite3
 from pathlib import Path
+from typing import Any, ClassVar
 
 import polars as pl
 import pytest
@@ -12,18 +16,19 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import UserError
 from fleetlab.experiments import (
-    BATCH_DISCOUNT,
     ResultsDB,
     compare,
+    infra_summary,
     load,
     output_dir,
+    resolve_experiment,
     run,
     run_async,
     scoring_request,
 )
-from fleetlab.models.prices import price_for
+from fleetlab.experiments._scoring import scoring_row
 from fleetlab.models.registry import get_model
-from fleetlab.models.types import ModelRequest, ModelResponse, Usage
+from fleetlab.models.types import ModelRequest, ModelResponse, TextBlock, Usage
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store
 from fleetlab.suites import get_task
@@ -125,13 +130,55 @@ def test_batch_needs_a_real_model_and_a_scoring_experiment(tmp_path: Path, path:
         run(agents, model=CLAUDE, root=tmp_path, batch=True, progress=None)
 
 
+async def _per_seed(request: ModelRequest) -> ModelResponse:
+    """The simulated model as the direct path builds it: one per trial, seeded with the trial's
+    seed, which the prompt's last ``Task: <key> #<seed>`` line carries."""
+    [*_, instance] = re.findall(r"^Task: \S+ #(\d+)$", request.messages[0].text(), re.M)
+    response: ModelResponse = await get_model("sim:instant", seed=int(instance)).generate(request)
+    return response
+
+
 def _fake(batch_polls: int) -> FakeMessagesAPI:
-    return FakeMessagesAPI(get_model("sim:instant", seed=5), batch_polls=batch_polls)
+    return FakeMessagesAPI(_per_seed, batch_polls=batch_polls)
+
+
+# claude-haiku-4-5 list prices in USD per million tokens (platform.claude.com pricing page):
+# input 1.00, output 5.00, 5-minute cache write 1.25, cache read 0.10. Written here as
+# literals: the expected costs below must not come from the price table under test.
+HAIKU_PER_MTOK = {"input": 1.00, "output": 5.00, "cache_write": 1.25, "cache_read": 0.10}
+
+
+def test_a_batch_row_costs_half_the_list_price_by_hand(tmp_path: Path, path: Path) -> None:
+    """One scoring answer of known usage costs exactly half the list price through a batch."""
+    exp = resolve_experiment(path, CLAUDE)
+    trial = exp.plan()[0]
+    response = ModelResponse(
+        content=(TextBlock('{"score": 4, "reason": "several files"}'),),
+        stop_reason="end_turn",
+        usage=Usage(
+            input_tokens=12_000,
+            output_tokens=3_000,
+            cache_read_input_tokens=40_000,
+            cache_creation_input_tokens=8_000,
+        ),
+        model="claude-haiku-4-5",
+    )
+    # list price: 12,000 x $1.00 + 3,000 x $5.00 + 8,000 x $1.25 + 40,000 x $0.10 per MTok
+    #           = $0.012 + $0.015 + $0.010 + $0.004 = $0.041
+    direct = scoring_row(exp, trial, response)
+    assert direct["cost_usd"] == pytest.approx(0.041, rel=1e-12)
+    # through the Message Batches API: half of that, $0.0205
+    batched = scoring_row(exp, trial, response, batch_id="msgbatch_1")
+    assert batched["cost_usd"] == pytest.approx(0.0205, rel=1e-12)
+    assert batched["batch_id"] == "msgbatch_1"
+    assert (batched["score"], batched["tokens_in"], batched["tokens_out"]) == (4, 60_000, 3_000)
 
 
 def test_batch_submits_once_polls_and_pays_half(
     tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A --batch run submits one batch, polls it to the end, stores every answer at half the
+    list price, and scores each trial exactly as the direct path does."""
     with _fake(batch_polls=3) as fake:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
@@ -152,18 +199,88 @@ def test_batch_submits_once_polls_and_pays_half(
     assert frame["batch_id"].n_unique() == 1
     assert summary.batch_id == frame["batch_id"][0]
     assert not frame["simulated"].any()
-    price = price_for(CLAUDE)
+    p = HAIKU_PER_MTOK
     for row in frame.iter_rows(named=True):
-        usage = Usage(
-            input_tokens=row["tokens_in"] - row["cache_read_tokens"] - row["cache_write_tokens"],
-            output_tokens=row["tokens_out"],
-            cache_read_input_tokens=row["cache_read_tokens"],
-            cache_creation_input_tokens=row["cache_write_tokens"],
-        )
-        assert row["cost_usd"] == pytest.approx(price.cost_usd(usage) * BATCH_DISCOUNT)
-    # the same scores as the simulated model answering directly (same seed, same requests)
+        fresh = row["tokens_in"] - row["cache_read_tokens"] - row["cache_write_tokens"]
+        list_price = (
+            fresh * p["input"]
+            + row["tokens_out"] * p["output"]
+            + row["cache_write_tokens"] * p["cache_write"]
+            + row["cache_read_tokens"] * p["cache_read"]
+        ) / 1_000_000
+        assert row["cost_usd"] == pytest.approx(list_price * 0.5, rel=1e-9)  # batch: half
+    # the same scores as the simulated model answering directly (same seeds, same requests),
+    # trial by trial: the batch's answers, returned out of order, land on their own trials
     direct = run(path, root=tmp_path, progress=None)
     assert direct.ran == 60
+    columns = ["score", "choice", "label", "passed", "failure", "tokens_in", "tokens_out"]
+    key = ["variant", "task", "trial"]
+    batched = frame.select(*key, "seed", *columns).sort(key)
+    simulated = load("calib", root=tmp_path).select(*key, "seed", *columns).sort(key)
+    assert batched.height == simulated.height == 60
+    assert batched.to_dicts() == simulated.to_dicts()
+    assert batched["score"].n_unique() > 1  # the comparison is not between constant columns
+
+
+class _EndsBadly(FakeMessagesAPI):
+    """The fake, except that three requests of the batch end errored, expired and canceled."""
+
+    OUTCOMES: ClassVar[dict[str, dict[str, Any]]] = {
+        "t0": {
+            "type": "errored",
+            "error": {"type": "error", "error": {"type": "overloaded_error", "message": "Busy"}},
+        },
+        "t1": {"type": "expired"},
+        "t2": {"type": "canceled"},
+    }
+    ends_badly = True
+
+    def _run_batch(self, batch: dict[str, Any]) -> None:
+        super()._run_batch(batch)
+        for item in batch["results"] if self.ends_badly else ():
+            item["result"] = self.OUTCOMES.get(item["custom_id"], item["result"])
+
+
+def test_errored_expired_and_canceled_batch_results_are_recorded_as_such_not_scored(
+    tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch request that ended errored, expired or canceled gets no result row: it is
+    logged as an infrastructure attempt with what happened, counted as errored, and the next
+    --batch run submits exactly those trials again."""
+    with _EndsBadly(_per_seed, batch_polls=1) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        summary = run(path, model=CLAUDE, root=tmp_path, batch=True, poll_s=0, progress=None)
+        assert (summary.ran, summary.errored, summary.remaining) == (57, 3, 3)
+        folder = output_dir(f"calib@{CLAUDE}", tmp_path)
+        with sqlite3.connect(folder / "results.db") as conn:
+            [(requests,)] = conn.execute("SELECT requests FROM batches").fetchall()
+            attempts = conn.execute(
+                "SELECT variant, task, trial, retried, cost_usd, error FROM infra_attempts"
+            ).fetchall()
+        by_id = {cid: (v, t, int(n)) for cid, (v, t, n, _seed) in json.loads(requests).items()}
+        bad = {by_id[cid] for cid in _EndsBadly.OUTCOMES}
+        frame = load(f"calib@{CLAUDE}", root=tmp_path)
+        scored = set(zip(frame["variant"], frame["task"], frame["trial"], strict=True))
+        assert len(scored) == 57
+        assert not scored & bad  # none of the three was scored
+        logged = {(v, t, n): (retried, cost, error) for v, t, n, retried, cost, error in attempts}
+        assert set(logged) == bad
+        for cid, outcome in (("t0", "errored: Busy"), ("t1", "expired"), ("t2", "canceled")):
+            v, t, n = by_id[cid]
+            assert logged[(v, t, n)] == (0, 0.0, f"{v} {t} trial {n}: {outcome}")
+        assert summary.first_error is not None
+        assert summary.first_error.endswith(("errored: Busy", "expired", "canceled"))
+        info = infra_summary(f"calib@{CLAUDE}", root=tmp_path)
+        assert (info.excluded, info.reruns, info.cost_usd) == (3, 0, 0.0)
+
+        fake.ends_badly = False  # the next batch ends well
+        again = run(path, model=CLAUDE, root=tmp_path, batch=True, poll_s=0, progress=None)
+        assert (again.ran, again.skipped, again.errored, again.remaining) == (3, 57, 0, 0)
+        assert sorted(b["requests"] for b in fake.batches.values()) == [3, 60]
+    frame = load(f"calib@{CLAUDE}", root=tmp_path)
+    assert frame.height == 60
+    assert bad <= set(zip(frame["variant"], frame["task"], frame["trial"], strict=True))
 
 
 async def test_a_restarted_batch_run_polls_the_batch_it_already_submitted(
