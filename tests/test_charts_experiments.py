@@ -6,8 +6,10 @@ import json
 import random
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as scipy_stats
 
 from fleetlab import charts
 from fleetlab.experiments import COLUMNS, compare
@@ -156,24 +158,61 @@ def _intervals(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["variant"], r["difference"]): r for r in _datasets(spec) if "difference" in r}
 
 
+#: The chart's panels: the result column each shows, and the factor to its unit.
+PANELS = {
+    "Δ success (points)": ("passed", 100.0),
+    "Δ cost per trial (USD)": ("cost_usd", 1.0),
+    "Δ agents per trial": ("agents", 1.0),
+}
+
+
+def _differences(
+    frame: pl.DataFrame, variant: str, column: str, baseline: str = "never"
+) -> tuple[list[str], list[float]]:
+    """Tasks and paired differences ``variant - baseline`` of ``column``, one per (task,
+    trial) both ran, in (task, trial) order: computed here from the trial rows."""
+    rows = frame.to_dicts()
+    base = {(r["task"], r["trial"]): float(r[column]) for r in rows if r["variant"] == baseline}
+    mine = {(r["task"], r["trial"]): float(r[column]) for r in rows if r["variant"] == variant}
+    keys = sorted(base.keys() & mine.keys())
+    return [k[0] for k in keys], [mine[k] - base[k] for k in keys]
+
+
 def test_paired_differences_show_unreliable_intervals_dashed_with_the_reason() -> None:
-    table = compare(_frame())  # three tasks: too few for a bootstrap interval
+    """Each variant's difference from the baseline is the mean of its paired trial
+    differences, its interval brackets it within the per-task extremes, and three tasks are
+    too few: drawn dashed, with the reason."""
+    frame = _frame()
+    table = compare(frame)  # three tasks: too few for a bootstrap interval
+    assert table.baseline == "never"
     spec = _spec(charts.experiments.paired_differences_chart(table.paired_frame(), simulated=True))
     assert "simulated" in _title(spec)
     rows = _intervals(spec)
-    assert {d for _, d in rows} == {
-        "Δ success (points)",
-        "Δ cost per trial (USD)",
-        "Δ agents per trial",
+    assert set(rows) == {(v, d) for v in ("always", "learned") for d in PANELS}
+    # By hand from _frame (tasks a, b, c of complexity 1, 3, 5; two trials each): never fails
+    # only on c; always spawns 5 agents at 0.05 x c USD, never 1 at 0.01 x c; learned spawns 3
+    # on c (0.03 x 5 = 0.15 USD) and 1 elsewhere.
+    by_hand = {
+        ("always", "Δ success (points)"): 100 * 2 / 6,  # +1 on both trials of c
+        ("always", "Δ cost per trial (USD)"): (0.04 + 0.12 + 0.20) * 2 / 6,  # 0.04 x c: 0.12
+        ("always", "Δ agents per trial"): 4.0,
+        ("learned", "Δ success (points)"): 100 * 2 / 6,
+        ("learned", "Δ cost per trial (USD)"): 0.10 * 2 / 6,  # 0.15 - 0.05 on c only
+        ("learned", "Δ agents per trial"): 2 * 2 / 6,  # 3 - 1 on c only
     }
-    for p in table.paired:
-        success = rows[(p.variant, "Δ success (points)")]
-        assert success["estimate"] == pytest.approx(100 * p.success.estimate)
-        assert (success["low"], success["high"]) == pytest.approx(
-            (100 * p.success.low, 100 * p.success.high)
-        )
-        assert success["interval"] == "unreliable"
-        assert "only 3 tasks" in success["note"]
+    for (variant, difference), row in rows.items():
+        column, scale = PANELS[difference]
+        tasks, diffs = _differences(frame, variant, column)
+        assert len(diffs) == 6
+        assert row["estimate"] == pytest.approx(scale * sum(diffs) / len(diffs))
+        assert row["estimate"] == pytest.approx(by_hand[(variant, difference)])
+        per_task = {t: [d for d, u in zip(diffs, tasks, strict=True) if u == t] for t in tasks}
+        means = [scale * sum(v) / len(v) for v in per_task.values()]
+        # every resample is a mean over drawn tasks: it cannot leave their range
+        assert min(means) - 1e-9 <= row["low"] <= row["estimate"] <= row["high"]
+        assert row["high"] <= max(means) + 1e-9
+        assert row["interval"] == "unreliable"
+        assert "only 3 tasks" in row["note"]
     [interval_layer] = [
         layer for layer in spec["spec"]["layer"] if "strokeDash" in layer.get("encoding", {})
     ]
@@ -182,7 +221,23 @@ def test_paired_differences_show_unreliable_intervals_dashed_with_the_reason() -
     assert dash["value"] == [1, 0]  # a trustworthy interval stays solid
 
 
+def _bootstrap_95(diffs: list[float]) -> tuple[float, float]:
+    """scipy's BCa 95% interval of the mean of ``diffs`` resampled pair by pair: 2,000
+    resamples from numpy's generator seeded 0, as the comparison documents."""
+    result = scipy_stats.bootstrap(
+        (np.array(diffs),),
+        lambda x, axis=-1: np.mean(x, axis=axis),
+        vectorized=True,
+        n_resamples=2000,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def test_paired_differences_of_trustworthy_intervals_are_plain() -> None:
+    """Thirty tasks of varied outcomes: solid 95% intervals, at the mean paired difference
+    and the bootstrap bounds computed here from the rows."""
     rng = random.Random(3)
     template = _frame().row(0, named=True)
     rows: list[dict[str, Any]] = []
@@ -200,10 +255,18 @@ def test_paired_differences_of_trustworthy_intervals_are_plain() -> None:
                     "agents": rng.randint(1, 6),
                 }
             )
-    table = compare(pl.DataFrame(rows, schema=_frame().schema))
+    frame = pl.DataFrame(rows, schema=_frame().schema)
+    table = compare(frame)
     intervals = _intervals(_spec(charts.experiments.paired_differences_chart(table.paired_frame())))
-    assert {r["interval"] for r in intervals.values()} == {"95% CI"}
-    assert {r["note"] for r in intervals.values()} == {""}
+    assert set(intervals) == {("always", d) for d in PANELS}
+    for (variant, difference), row in intervals.items():
+        assert (row["interval"], row["note"]) == ("95% CI", "")
+        column, scale = PANELS[difference]
+        _, diffs = _differences(frame, variant, column)
+        assert len(diffs) == 30
+        assert row["estimate"] == pytest.approx(scale * sum(diffs) / 30)
+        low, high = _bootstrap_95(diffs)
+        assert (row["low"], row["high"]) == pytest.approx((scale * low, scale * high))
 
 
 def test_paired_differences_of_scoring_have_no_agents_and_one_variant_has_none() -> None:
