@@ -8,13 +8,19 @@ makes whatever small inputs it needs in the test's temp folder).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import papermill
+import polars as pl
 import pytest
+
+from fleetlab.clock import FakeClock
+from fleetlab.store import Store
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
@@ -43,6 +49,13 @@ PARAMETERS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "ab_decomposition": _ab_parameters,
     "weekly_digest": _digest_parameters,
 }
+
+
+def _seed_console(db: Path) -> None:
+    """Two queued goals for the fleet console to show."""
+    with Store(db, clock=FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))) as store:
+        store.create_task("first goal", role="orchestrator")
+        store.create_task("second goal", role="orchestrator")
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -80,6 +93,8 @@ def test_notebook_runs_top_to_bottom(
     # the kernel inherits this environment: whatever a notebook opens by default is temporary
     monkeypatch.setenv("FLEETLAB_DB", str(tmp_path / "fleet.db"))
     monkeypatch.setenv("FLEETLAB_EXPERIMENTS", str(tmp_path / "experiments"))
+    if path.stem == "fleet_console":
+        _seed_console(tmp_path / "fleet.db")
     nb = nbformat.read(path, as_version=4)
     builder = PARAMETERS.get(path.stem)
     parameters = builder(tmp_path) if builder is not None and _has_parameters_cell(nb) else {}
@@ -94,7 +109,95 @@ def test_notebook_runs_top_to_bottom(
         execution_timeout=120,
     )
     executed = nbformat.read(out, as_version=4)
-    errors = [
-        o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    # papermill stops at a failing cell: every code cell ran, once, in order.
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    check = OUTPUT_CHECKS.get(path.stem)
+    if check is not None:
+        check(code, tmp_path)
+
+
+def _text(cell: nbformat.NotebookNode) -> str:
+    """What a cell showed: its printed text and the text or Markdown of its results."""
+    parts = []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        parts += [o.get("text", ""), data.get("text/markdown", "") or data.get("text/plain", "")]
+    return "\n".join(p for p in parts if p)
+
+
+def _shown(code: list[nbformat.NotebookNode], source: str) -> str:
+    """The output of the one code cell whose source contains ``source``."""
+    (cell,) = [c for c in code if source in c.source]
+    return _text(cell)
+
+
+def _check_digest(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
+    # The oracle: the week's rows counted in SQL. W47 (UTC) starts Monday 16 November 2026
+    # 00:00Z, 20_773 days after the epoch (56 years with 14 leap days = 20_454, plus 319 days
+    # of 2026) = 1_794_787_200 s, and ends 7 x 86_400 s later, 23 November 00:00Z.
+    lo, hi = 1_794_787_200_000_000, 1_795_392_000_000_000
+    with Store(tmp_path / "digest.db") as store:
+        spawned, completed, failed = store.query(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'completed' AND finished_us < ?), 0),"
+            " COALESCE(SUM(status = 'failed' AND finished_us < ?), 0)"
+            " FROM tasks WHERE created_us >= ? AND created_us < ?",
+            (hi, hi, lo, hi),
+        )[0]
+    assert spawned > 0
+    reports = tmp_path / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text("utf-8"))
+    assert (metrics["week"], metrics["start"], metrics["end"]) == (
+        "2026-W47",
+        "2026-11-16T00:00:00Z",
+        "2026-11-23T00:00:00Z",
+    )
+    assert (metrics["counts"]["spawned"], metrics["counts"]["completed"]) == (spawned, completed)
+    assert metrics["counts"]["failed"] == failed
+    post = (reports / "digest.md").read_text("utf-8")
+    assert post.startswith("---\ntitle: ")
+    assert f"**{spawned} spawned**" in post
+    assert f"**{completed} completed**" in post
+    for chart in ("daily", "funnel", "cost"):
+        assert (reports / f"{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", chart
+    assert f"| spawned | {spawned} |" in _shown(code, "digest.numbers_view(metrics)")
+    draft = _shown(code, "digest.draft_view(draft, check)")
+    assert draft.startswith("\u2705 fact-check: all ")  # the notebook's draft checks out
+    assert "# Fleet weekly #47" in draft
+    assert _shown(code, "digest.integrity_view(metrics)").startswith("All checks passed.")
+
+
+def _check_console(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
+    # The two queued goals _seed_console put in $FLEETLAB_DB, seen by the console.
+    status = _shown(code, "console.status()")
+    assert "spawned=2, completed=0" in status
+    assert "queued=2" in status
+    active = _shown(code, "console.active_tasks()")
+    assert "'first goal'" in active
+    assert "'second goal'" in active
+    assert _shown(code, "await console.wait()") == ""  # nothing was run: None, not shown
+
+
+def _check_ab(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
+    # 6 variants x 10 tasks (2 per true-complexity level 1-5) x 1 trial = 60 trials.
+    assert "trials: 60 planned, 0 done, 60 to run" in _shown(code, "experiments.estimate(")
+    assert "ran 60 trials" in _shown(code, "experiments.run_async(")
+    folder = tmp_path / "experiments" / "decomposition_ab"
+    results = pl.read_parquet(folder / "results.parquet")
+    assert results.height == 60
+    assert sorted(results.group_by("variant").len().rows()) == [
+        (v, 10)
+        for v in sorted(
+            ["never", "always", "threshold4", "threshold4_strict", "as_needed", "learned"]
+        )
     ]
-    assert errors == []
+    assert (folder / "report.html").read_text("utf-8").lstrip().lower().startswith("<!doctype")
+    assert str(folder / "report.html") in _shown(code, "experiments.write_report(")
+
+
+#: What each notebook must have produced, checked against its outputs and files.
+OUTPUT_CHECKS: dict[str, Callable[[list[nbformat.NotebookNode], Path], None]] = {
+    "ab_decomposition": _check_ab,
+    "fleet_console": _check_console,
+    "weekly_digest": _check_digest,
+}
