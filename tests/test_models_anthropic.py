@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from fleetlab.models import (
     ToolUseBlock,
     Usage,
 )
+from fleetlab.models.anthropic import _endpoint_key, _gate_for
 from fleetlab.testing import FakeMessagesAPI, Fault, InstantRetryAsyncAnthropic, ScriptedModel
 from fleetlab.testing.fake_api import MALFORMED_MODES
 
@@ -73,6 +75,86 @@ async def anthropic_model(fake: FakeMessagesAPI, **options: Any) -> AsyncIterato
 def assert_no_key(*texts: str) -> None:
     for t in texts:
         assert KEY not in t
+
+
+# Long enough for a loaded machine to get every request to the server; a bound on failure only:
+# a passing test never waits for it.
+HOLD_TIMEOUT_S = 20.0
+
+
+class InFlightBarrier:
+    """A FakeMessagesAPI backend that holds each request until ``n`` are inside it at once,
+    then lets that group through together (and the next ``n`` after them, and so on).
+
+    A test that reaches the end has seen ``n`` requests in flight together: no timing involved.
+    When fewer arrive within ``HOLD_TIMEOUT_S`` the held requests fail with a message saying
+    how many did (the fake answers 500 with it, so the SDK raises it as a ``ModelError``).
+    With ``hold_first`` the first group, once complete, also waits for ``let_through()``.
+    """
+
+    def __init__(self, n: int, *, hold_first: bool = False) -> None:
+        self.n = n
+        self._barrier = threading.Barrier(n, timeout=HOLD_TIMEOUT_S)
+        self._lock = threading.Lock()
+        self._go = threading.Event()
+        if not hold_first:
+            self._go.set()
+        self.first_group_in = threading.Event()
+        self.arrived = 0
+        self.inside = 0
+        self.most_inside = 0
+
+    def __call__(self, request: ModelRequest) -> ModelResponse:
+        with self._lock:
+            ticket = self.arrived
+            self.arrived += 1
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            self._barrier.wait()
+            if ticket < self.n:
+                self.first_group_in.set()
+                if not self._go.wait(HOLD_TIMEOUT_S):
+                    raise RuntimeError("the test never let the first group through")
+        except threading.BrokenBarrierError:
+            raise RuntimeError(
+                f"only {self.most_inside} of {self.n} requests were ever in flight at once "
+                f"(waited {HOLD_TIMEOUT_S:g}s for the rest)"
+            ) from None
+        finally:
+            with self._lock:
+                self.inside -= 1
+        return text("ok")
+
+    async def wait_first_group(self) -> None:
+        if not await asyncio.to_thread(self.first_group_in.wait, HOLD_TIMEOUT_S):
+            pytest.fail(f"{self.n} requests were never in flight at once ({HOLD_TIMEOUT_S:g}s)")
+
+    def let_through(self) -> None:
+        self._go.set()
+
+
+class HeldRequests:
+    """A FakeMessagesAPI backend that holds every request until the test calls ``release``;
+    ``entered`` is set when the first request is inside (and being held)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._released = threading.Event()
+
+    def __call__(self, request: ModelRequest) -> ModelResponse:
+        self.entered.set()
+        if not self._released.wait(HOLD_TIMEOUT_S):
+            raise RuntimeError(f"the test never released the request ({HOLD_TIMEOUT_S:g}s)")
+        return text("ok")
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def wait_entered(self) -> None:
+        """Until a request is being held (fails the test after ``HOLD_TIMEOUT_S``)."""
+        if not await asyncio.to_thread(self.entered.wait, HOLD_TIMEOUT_S):
+            pytest.fail(f"no request reached the fake API within {HOLD_TIMEOUT_S:g}s")
 
 
 async def test_tool_use_conversation_round_trips_through_the_sdk() -> None:
@@ -283,33 +365,64 @@ async def test_a_server_error_marked_final_is_not_retried() -> None:
 
 
 async def test_the_request_timeout_bounds_each_attempt() -> None:
-    with FakeMessagesAPI(delay_s=0.5) as fake:
-        async with anthropic_model(fake, max_retries=0, timeout_s=120) as model:
-            with pytest.raises(ModelError, match=r"no answer within 0\.05s"):
-                await model.generate(request(timeout_s=0.05))
+    """The request's own timeout (0.05 s), not the model's (120 s), ends an attempt that gets
+    no answer: the fake holds the request until the client has given up."""
+    held = HeldRequests()
+    with FakeMessagesAPI(held) as fake:
+        try:
+            async with anthropic_model(fake, max_retries=0, timeout_s=120) as model:
+                with pytest.raises(ModelError, match=r"no answer within 0\.05s"):
+                    await model.generate(request(timeout_s=0.05))
+        finally:
+            held.release()
+    assert held.entered.is_set()  # it timed out waiting for the answer, not for the server
 
 
 async def test_the_concurrency_limit_is_shared_by_models_on_one_endpoint() -> None:
-    with FakeMessagesAPI(delay_s=0.02) as fake:
+    """Two models with a limit of 2 on one endpoint: 2 calls in flight in all, not 2 each.
+
+    The fake holds requests in pairs, so the limit is reached (each pair is in flight
+    together). While it holds the first pair, the endpoint's gate (read directly: that the
+    server sees no third request is not something a test can wait for) counts those 2 and
+    the other 4 calls waiting; a limit per model would have let a second pair past it."""
+    pairs = InFlightBarrier(2, hold_first=True)
+    with FakeMessagesAPI(pairs) as fake:
         async with (
             anthropic_model(fake, max_concurrency=2) as first,
             AnthropicModel(
                 "claude-haiku-4-5", api_key=KEY, base_url=fake.base_url, max_concurrency=2
             ) as second,
         ):
-            calls = [m.generate(request()) for m in (first, second) for _ in range(3)]
+            calls = [
+                asyncio.ensure_future(m.generate(request()))
+                for m in (first, second)
+                for _ in range(3)
+            ]
+            try:
+                await pairs.wait_first_group()
+                gate = _gate_for(_endpoint_key(fake.base_url))
+                waiting = sum(not w.done() for w in gate._waiters)
+                assert (gate.in_flight, waiting) == (2, 4)
+            finally:
+                pairs.let_through()
             replies = await asyncio.gather(*calls)
-    assert len(replies) == 6
-    assert fake.request_count == 6
+    assert [r.text() for r in replies] == ["ok"] * 6
+    assert fake.statuses == [200] * 6
+    assert pairs.arrived == 6
+    assert pairs.most_inside == 2
     assert fake.max_in_flight == 2
 
 
 async def test_a_looser_limit_lets_more_calls_through() -> None:
-    # the control for the test above: the fake does see parallel requests when allowed
-    with FakeMessagesAPI(delay_s=0.02) as fake:
+    """The control for the test above: with a limit of 6, all 6 calls are in flight at once
+    (the fake holds each until the sixth arrives; a limit below 6 fails it, saying so)."""
+    all_six = InFlightBarrier(6)
+    with FakeMessagesAPI(all_six) as fake:
         async with anthropic_model(fake, max_concurrency=6) as model:
-            await asyncio.gather(*(model.generate(request()) for _ in range(6)))
-    assert fake.max_in_flight > 2
+            replies = await asyncio.gather(*(model.generate(request()) for _ in range(6)))
+    assert [r.text() for r in replies] == ["ok"] * 6
+    assert all_six.most_inside == 6
+    assert fake.max_in_flight == 6
 
 
 def test_one_model_serves_several_event_loops() -> None:
@@ -350,11 +463,15 @@ async def test_the_key_never_shows_in_errors_reprs_or_logs(
                     await model.generate(request())
                 errors.append(caught.value)
             assert_no_key(repr(model), str(vars(model)))
-        async with anthropic_model(fake, max_retries=0) as slow:
-            fake.delay_s = 0.3
-            with pytest.raises(ModelError) as caught:
-                await slow.generate(request(timeout_s=0.02))
-            errors.append(caught.value)
+        held = HeldRequests()  # no answer until the client has timed out
+        fake.backend = ScriptedModel(held)
+        try:
+            async with anthropic_model(fake, max_retries=0) as slow:
+                with pytest.raises(ModelError) as caught:
+                    await slow.generate(request(timeout_s=0.02))
+                errors.append(caught.value)
+        finally:
+            held.release()
     async with AnthropicModel(MODEL_ID, api_key=KEY, base_url=dead_url, max_retries=0) as dead:
         with pytest.raises(ModelError, match="could not reach") as caught:
             await dead.generate(request())
@@ -380,20 +497,28 @@ async def test_the_key_never_shows_in_errors_reprs_or_logs(
 
 
 async def test_failed_and_cancelled_calls_give_their_slot_back() -> None:
-    with FakeMessagesAPI(delay_s=0.02, faults=[Fault(400), Fault(400)]) as fake:
+    """Limit 1: two refused calls, then a call cancelled while it waits for the slot, leave
+    the slot free for the next call."""
+    held = HeldRequests()
+    with FakeMessagesAPI(held, faults=[Fault(400), Fault(400)]) as fake:
         async with anthropic_model(fake, max_concurrency=1) as model:
-            for _ in range(2):
+            for _ in range(2):  # the second waits for the slot the first (refused) call held
                 with pytest.raises(ModelRequestError):
-                    await model.generate(request())
+                    await asyncio.wait_for(model.generate(request()), timeout=HOLD_TIMEOUT_S)
             running = asyncio.ensure_future(model.generate(request()))
             waiting = asyncio.ensure_future(model.generate(request()))
-            await asyncio.sleep(0.005)
-            waiting.cancel()
+            try:
+                await held.wait_entered()  # running holds the slot: waiting waits for it
+                waiting.cancel()
+            finally:
+                held.release()
             assert (await running).text() == "ok"
             with pytest.raises(asyncio.CancelledError):
                 await waiting
-            reply = await asyncio.wait_for(model.generate(request()), timeout=5)
+            # a failure bound only: a slot kept by a cancelled or failed call hangs here
+            reply = await asyncio.wait_for(model.generate(request()), timeout=HOLD_TIMEOUT_S)
     assert reply.text() == "ok"
+    assert fake.statuses == [400, 400, 200, 200]  # the cancelled call never reached the API
     assert fake.max_in_flight == 1
 
 
