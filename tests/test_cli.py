@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from fleetlab.cli import _tasks, main
 from fleetlab.clock import Clock, FakeClock, to_us
+from fleetlab.errors import FleetlabError
 from fleetlab.store import Store
 
 
@@ -253,3 +255,104 @@ def test_running_tasks_of_a_dead_worker_of_this_host_are_stale_at_once(
     assert code == 0
     # alive here, and of another host (its heartbeat is fresh), are running; the dead one not
     assert (data["running"], data["stale"], data["in_flight"]) == (2, 1, 3)
+
+
+def test_a_run_failure_is_one_line_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``FleetlabError`` out of a command (here the digest's notebook failing) is one
+    ``failed:`` line on stderr, exit 1, nothing on stdout and no traceback."""
+
+    def failing_digest(**_: Any) -> None:
+        raise FleetlabError("the digest notebook failed in cell 5: ValueError: boom")
+
+    monkeypatch.setattr("fleetlab.digest.run_digest", failing_digest)
+    code, out, err = run(capsys, "--db", str(tmp_path / "fleet.db"), "digest", "--week", "2026-W45")
+    assert code == 1
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "failed: the digest notebook failed in cell 5: ValueError: boom"
+    ]
+
+
+def test_ctrl_c_in_a_command_exits_130_without_a_traceback(
+    populated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a command runs (a ``KeyboardInterrupt`` out of its work) prints one line,
+    ``interrupted``, and exits 130 (128 + SIGINT), leaving the db as it was."""
+    before = populated.read_bytes()
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_tasks, "fleet_status", interrupted)
+    code, out, err = run(capsys, "--db", str(populated), "status")
+    assert (code, out) == (130, "")
+    assert err.strip().splitlines() == ["interrupted"]
+    assert populated.read_bytes() == before
+
+
+#: A ``fleetlab status`` whose count stops, once it has said so on stdout, until a signal comes.
+_WAITS_FOR_SIGINT = """
+import signal, sys, threading
+import fleetlab.cli._tasks as tasks
+from fleetlab.cli import main
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if ignored
+
+def wait_here(*args, **kwargs):
+    sys.__stdout__.write("counting\\n")
+    sys.__stdout__.flush()
+    threading.Event().wait()  # interrupted by SIGINT (the main thread gets it)
+
+tasks.fleet_status = wait_here
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigint_to_a_running_command_exits_130(populated: Path) -> None:
+    """A real SIGINT, sent once the command is observed inside its work (it says so), ends
+    it with exit 130 and the one line ``interrupted``, no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WAITS_FOR_SIGINT, "--db", str(populated), "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "counting\n"  # blocks until it is inside the command
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)  # a hang guard only
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert err.strip().splitlines() == ["interrupted"]
+
+
+@pytest.mark.parametrize("argv", [["tasks", "--json", "--limit", "500"], ["status"]])
+def test_a_reader_that_closed_stdout_ends_the_command_quietly(
+    populated: Path, argv: list[str]
+) -> None:
+    """``fleetlab ... | head -c1``: when stdout's reader has gone (here the pipe's read end is
+    closed before the command starts, so its first write fails), the command exits 0 with
+    nothing on stderr: no traceback, no "Exception ignored" at exit."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fleetlab.cli", "--db", str(populated), *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            cwd=Path(__file__).parents[1],
+        )
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")

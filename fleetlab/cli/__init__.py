@@ -79,6 +79,18 @@ def _redacted_output() -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+class _Stdout(Console):
+    """The console of a command's output. A reader that stopped early (``fleetlab tasks |
+    head -1``) is no failure: rich's own ``on_broken_pipe`` exits 1, this one points stdout at
+    ``/dev/null`` (so nothing fails at exit) and lets ``main`` return 0."""
+
+    def on_broken_pipe(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise BrokenPipeError(32, "stdout was closed by its reader")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetlab`` console script."""
     with _redacted_output():
@@ -86,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    console = Console(soft_wrap=True)
+    console = _Stdout(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True, emoji=False)  # "anthropic:x:" is no emoji
     try:
         args = build_parser().parse_args(argv)
