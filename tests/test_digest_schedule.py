@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from fleetlab.clock import FakeClock
+from fleetlab.cli import _digest as cli_digest
+from fleetlab.cli import main
+from fleetlab.clock import Clock, FakeClock
 from fleetlab.digest import DigestResult, FactCheck, schedule_digest
 from fleetlab.digest import _report as report_module
 from fleetlab.errors import UserError
@@ -24,7 +26,7 @@ class StillClock(FakeClock):
     """Time moves only when the test says so (the fleet's sleeps just yield)."""
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -115,3 +117,78 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="action"):
             submit_goals(store, [Goal(title="x", action={"tz": "UTC"})])
         assert list_schedules(store) == []
+
+
+@pytest.fixture
+def cli_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """``fleetlab digest --schedule`` on a fixed clock: Sunday 25 October 2026 12:00Z, the
+    last day of W43 (the store it opens is handed this clock instead of the machine's)."""
+    clock = FakeClock(utc("2026-10-25T12:00Z"))
+    real = cli_digest.open_store
+
+    def with_clock(args: Any, clock_: Clock | None = None, **kw: Any) -> Store:
+        return real(args, clock_ or clock, **kw)
+
+    monkeypatch.setattr(cli_digest, "open_store", with_clock)
+    return clock
+
+
+def test_cli_digest_schedule_stores_the_weekly_goal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cli_clock: FakeClock
+) -> None:
+    """``fleetlab digest --schedule mon@07:00 --tz Europe/London`` stores one weekly schedule
+    whose goal is the digest action, and says when it first runs: the next Monday 07:00 in
+    London after Sunday 25 October 12:00Z is 26 October 07:00 GMT (BST ended that morning),
+    07:00Z."""
+    db, reports = tmp_path / "fleet.db", tmp_path / "reports"
+    argv = ["--db", str(db), "digest", "--schedule", "mon@07:00", "--tz", "Europe/London"]
+    assert main([*argv, "--out", str(reports)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    with Store(db) as store:
+        (schedule,) = list_schedules(store)
+        assert store.tasks() == []  # nothing runs now: the fleet carries it out
+    assert schedule.next_at == utc("2026-10-26T07:00Z")
+    assert (schedule.weekday, schedule.at_time, schedule.zone) == (0, "07:00", "Europe/London")
+    assert schedule.goal.title == "weekly digest (Europe/London)"
+    assert schedule.goal.action == {
+        "action": "digest",
+        "tz": "Europe/London",
+        "out": str(reports.resolve()),
+        "model": "sim:default",
+    }
+    assert out.strip() == (
+        f"schedule {schedule.id}: the weekly digest (Europe/London) runs every mon at 07:00,"
+        " next at 2026-10-26T07:00:00+00:00; `fleetlab fleet run` carries it out"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--schedule", "monday"], "--schedule 'monday' is malformed: use WEEKDAY@HH:MM"),
+        (["--schedule", "mon@07:00", "--week", "2026-W43"], "drop --week"),
+        (["--schedule", "someday@07:00"], "weekday 'someday' is unknown"),
+        (["--schedule", "mon@25:00"], "time '25:00' is malformed"),
+    ],
+)
+def test_cli_digest_schedule_mistakes_are_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    cli_clock: FakeClock,
+    extra: list[str],
+    message: str,
+) -> None:
+    """A malformed ``--schedule`` (or one with ``--week``) is one error line, exit 2, and
+    stores no schedule."""
+    db = tmp_path / "fleet.db"
+    assert main(["--db", str(db), "digest", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("error: ")
+    assert message in line
+    if db.exists():
+        with Store(db) as store:
+            assert list_schedules(store) == []
