@@ -1,5 +1,10 @@
 """A real ``fleetlab ab run`` killed with SIGKILL halfway, then run again: it finishes without
-redoing the trials that had finished."""
+redoing the trials that had finished.
+
+"Halfway" is a state, not a duration: the first run is the real CLI in a child process whose
+results database hangs right after committing its twelfth row (its other trial in flight is
+still running), and says so on stderr; the test kills it then. No timing decides where the
+kill lands."""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -58,8 +62,32 @@ def _rows(db: Path) -> dict[tuple[str, str, int], tuple[int, int]]:
     return {(v, t, n): (s, f) for v, t, n, s, f in rows}
 
 
-def _command(path: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "fleetlab", "ab", "run", str(path), "--out", str(out), "--quiet"]
+def _args(path: Path, out: Path) -> list[str]:
+    return ["ab", "run", str(path), "--out", str(out), "--quiet"]
+
+
+#: ``python -m fleetlab`` whose results database hangs once it holds ``argv[1]`` rows.
+HANG_AFTER = """
+import sys
+import threading
+
+from fleetlab.cli import main
+from fleetlab.experiments._results import ResultsDB
+
+hang_at = int(sys.argv[1])
+insert = ResultsDB.insert
+
+
+def insert_then_hang(self, row):
+    insert(self, row)  # committed (durably) before the hang
+    if self.count() >= hang_at:
+        print(f"HANGING after {self.count()} rows", file=sys.stderr, flush=True)
+        threading.Event().wait()  # forever: the test kills this process now
+
+
+ResultsDB.insert = insert_then_hang
+sys.exit(main(sys.argv[2:]))
+"""
 
 
 def test_sigkill_halfway_then_rerun_finishes_without_redoing_finished_trials(
@@ -71,24 +99,35 @@ def test_sigkill_halfway_then_rerun_finishes_without_redoing_finished_trials(
     db = out / "killme" / "results.db"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        _command(path, out),
+        [sys.executable, "-c", HANG_AFTER, str(TOTAL // 3), *_args(path, out)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(_rows(db)) < TOTAL // 3:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.01)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # blocks until the child says it hangs (or exits)
+        seen.append(line)
+        if line.startswith("HANGING"):
+            break
+    else:
+        raise AssertionError(f"the run ended before it hung: {proc.wait()} {''.join(seen)}")
+    assert line.strip() == f"HANGING after {TOTAL // 3} rows"
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     before = _rows(db)
-    assert TOTAL // 3 <= len(before) < TOTAL, "the kill came too late to be halfway"
+    assert len(before) == TOTAL // 3  # the twelve rows committed before the kill
 
     done = subprocess.run(
-        _command(path, out), cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "fleetlab", *_args(path, out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     after = _rows(db)
     assert len(after) == TOTAL
