@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar
 
+import anthropic
 import polars as pl
 import pytest
 
@@ -26,6 +27,7 @@ from fleetlab.experiments import (
     run_async,
     scoring_request,
 )
+from fleetlab.experiments._batch import BatchAPI, BatchStatus
 from fleetlab.experiments._scoring import scoring_row
 from fleetlab.models.registry import get_model
 from fleetlab.models.types import ModelRequest, ModelResponse, TextBlock, Usage
@@ -283,26 +285,50 @@ def test_errored_expired_and_canceled_batch_results_are_recorded_as_such_not_sco
     assert bad <= set(zip(frame["variant"], frame["task"], frame["trial"], strict=True))
 
 
+class _Polled(BatchAPI):
+    """The batches client, with an event set once a poll has been answered: the runner polls
+    only once it has saved the batch id in the results database."""
+
+    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
+        super().__init__(client)
+        self.polled = asyncio.Event()
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        answer = await super().status(batch_id)
+        self.polled.set()
+        return answer
+
+
 async def test_a_restarted_batch_run_polls_the_batch_it_already_submitted(
     tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run that dies while its batch is processing leaves the batch id behind; the next
+    run collects that batch instead of submitting another."""
     with _fake(batch_polls=10**6) as fake:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        client = anthropic.AsyncAnthropic(api_key="sk-test", base_url=fake.base_url)
+        api = _Polled(client)
+        # an hour between polls: after its first poll the run waits, and is killed there
         first = asyncio.create_task(
-            run_async(path, model=CLAUDE, root=tmp_path, batch=True, poll_s=0.005, progress=None)
+            run_async(
+                path,
+                model=CLAUDE,
+                root=tmp_path,
+                batch=True,
+                poll_s=3600,
+                progress=None,
+                batch_api=api,
+            )
         )
-        folder = output_dir(f"calib@{CLAUDE}", tmp_path)
-        for _ in range(2000):
-            await asyncio.sleep(0.005)
-            if fake.batches and (folder / "results.db").exists():
-                with ResultsDB(folder) as db:
-                    if db.open_batch() is not None:
-                        break
+        await api.polled.wait()
         first.cancel()  # the process dies while the batch is processing
         with pytest.raises(asyncio.CancelledError):
             await first
+        await client.close()
+        folder = output_dir(f"calib@{CLAUDE}", tmp_path)
         [batch_id] = fake.batches
+        assert fake.batches[batch_id]["status"] == "in_progress"
         with ResultsDB(folder) as db:
             assert db.count() == 0
             record = db.open_batch()
