@@ -36,11 +36,9 @@ from fleetlab.sandbox import (
 from fleetlab.sandbox._cgroup import memory_cgroup_parent
 from fleetlab.suites import PythonCheck, SuiteTask, Verdict, builtin_suites, get_task
 
-FOUND = sandbox.availability()
-needs_bwrap = pytest.mark.skipif(
-    not FOUND.available,
-    reason=f"sandbox tests skipped: {FOUND.reason} (`make unit` installs bubblewrap as root)",
-)
+# Skips (by hand) or fails (`make test`, FLEETLAB_REQUIRE_DEPS=1) without bubblewrap: see
+# tests/conftest.py.
+needs_bwrap = pytest.mark.usefixtures("bwrap")
 
 # A check that only imports the agent's module: the verdict is whatever the module causes.
 IMPORT_AGENT = "import agent  # noqa: F401\n"
@@ -871,10 +869,12 @@ KNOWN_FORGERY = (
     "the pass token from its memory; closing it needs checks that run agent code in a "
     "separate process"
 )
+# raises=AssertionError: only the forgery's own assertion is the expected failure; a missing
+# bubblewrap (the `bwrap` fixture failing under `make test`) must fail, not count as it.
 
 
 @needs_bwrap
-@pytest.mark.xfail(strict=True, reason=KNOWN_FORGERY)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FORGERY)
 def test_agent_module_forges_the_runner_nonce_and_passes_a_failing_check(tmp_path: Path) -> None:
     """A module that writes the runner's nonce itself would pass a check it never reached."""
     workspace = tmp_path / "ws"
@@ -887,7 +887,7 @@ def test_agent_module_forges_the_runner_nonce_and_passes_a_failing_check(tmp_pat
 
 
 @needs_bwrap
-@pytest.mark.xfail(strict=True, reason=KNOWN_FORGERY)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FORGERY)
 def test_suite_task_passes_without_the_work(tmp_path: Path) -> None:
     """The same forgery in a suite task: the undone task would pass its verifier."""
     task = get_task("core:rename-function")
