@@ -31,6 +31,7 @@ from fleetlab.errors import FleetlabError, UserError
 from fleetlab.simulate import simulate
 from fleetlab.store import Store
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.refusals import one_error_line, snapshot
 
 WEEK = "2026-W45"
 NOTEBOOK = "weekly_digest.ipynb"
@@ -366,3 +367,71 @@ def test_a_kernel_that_will_not_start_is_one_line_and_leaves_nothing(
     with pytest.raises(FleetlabError, match="cannot run the digest notebook on kernel"):
         run_digest(WEEK, "UTC", small_db, out_dir=reports)
     assert list(reports.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_failing_cell_in_fleetlab_digest_leaves_the_old_report_intact(
+    small_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real notebook cell failing during ``fleetlab digest``, after the cells before it
+    wrote metrics.json, digest.md and the charts: one ``failed:`` line naming the cell, exit 1,
+    and the reports folder byte for byte as it was, last week's good report included (the
+    half-built one is gone)."""
+    import nbformat
+
+    nb = nbformat.read(report_module.default_notebook(), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError("the last cell exploded")'))
+    broken = tmp_path / "notebooks" / NOTEBOOK
+    broken.parent.mkdir()
+    nbformat.write(nb, broken)
+    monkeypatch.setattr(report_module, "default_notebook", lambda: broken)
+    reports = tmp_path / "reports"
+    (reports / WEEK).mkdir(parents=True)
+    (reports / WEEK / "index.html").write_text("last good report")
+    (reports / WEEK / "metrics.json").write_text('{"week": "2026-W45", "good": true}')
+    before = snapshot(reports)
+
+    code = main(["digest", "--week", WEEK, "--db", str(small_db), "--out", str(reports)])
+    captured = capsys.readouterr()
+    assert code == 1
+    line = one_error_line(captured.err, captured.out)
+    failed = re.fullmatch(
+        r"failed: the digest notebook failed in cell (\d+): RuntimeError: the last cell"
+        r" exploded \(executed notebook kept at (.+)\)",
+        line,
+    )
+    assert failed is not None, line
+    # papermill counts the cells of the executed notebook, which has one more than the
+    # source (its injected parameters): the appended cell is the last, index len(nb.cells).
+    assert int(failed[1]) == len(nb.cells)
+    assert captured.out == ""
+    assert snapshot(reports) == before
+    kept = Path(failed[2])
+    try:
+        executed = nbformat.read(kept, as_version=4)
+        assert executed.cells[-1].outputs[0].ename == "RuntimeError"
+    finally:
+        shutil.rmtree(kept.parent)
+
+
+def test_publishing_replaces_the_old_report_or_keeps_it(tmp_path: Path) -> None:
+    """``_publish`` swaps a finished report in for last week's run of the same week, and when
+    the swap fails (here the built folder is gone), puts the old one back untouched."""
+    reports = tmp_path / "reports"
+    final = reports / WEEK
+    final.mkdir(parents=True)
+    (final / "index.html").write_text("old report")
+    built = reports / ".building"
+    built.mkdir()
+    (built / "index.html").write_text("new report")
+    report_module._publish(built, final)
+    assert sorted(p.name for p in reports.iterdir()) == [WEEK]
+    assert (final / "index.html").read_text() == "new report"
+
+    with pytest.raises(FileNotFoundError):
+        report_module._publish(reports / ".vanished", final)
+    assert sorted(p.name for p in reports.iterdir()) == [WEEK]
+    assert (final / "index.html").read_text() == "new report"
