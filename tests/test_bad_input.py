@@ -242,3 +242,27 @@ def test_the_extreme_weeks_allowed_have_windows_in_every_zone(week: str) -> None
 def test_weeks_outside_the_years_allowed_are_refused(week: str) -> None:
     with pytest.raises(UserError, match=f"week '{week}' is out of range"):
         parse_week(week)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "argv", "byte"),
+    [
+        # b"[[goals]]\n" is 10 bytes and b'title = "caf' 12 more: the Latin-1 e-acute is byte 22.
+        ("goals.toml", b'[[goals]]\ntitle = "caf\xe9"\n', ["submit", "--file"], 22),
+        # b'name = "x' is 9 bytes: the 0xff after it is byte 9.
+        ("exp.toml", b'name = "x\xff"\n', ["ab", "run"], 9),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_one_line(
+    world: Path, name: str, content: bytes, argv: list[str], byte: int
+) -> None:
+    """A goals or experiment file with bytes that are not UTF-8 is refused by the real
+    command with one line naming the file and the byte, exit 2, and nothing written."""
+    (world / name).write_bytes(content)
+    before = snapshot(world)
+    proc = run_cli(["--db", "fleet.db", *argv, name], cwd=world)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr, proc.stdout) == (
+        f"error: {name}: not UTF-8 text (byte {byte}): save it as UTF-8"
+    )
+    assert snapshot(world) == before
