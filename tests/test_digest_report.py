@@ -16,7 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,25 +283,38 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: P
         "IPYTHONDIR": str(home / "ipython"),
     }
     url = f"http://127.0.0.1:{port}"
-    with (tmp_path / "lab.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--ip=127.0.0.1",
-                f"--port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                "--no-browser",
-                "--allow-root",
-                f"--ServerApp.root_dir={folder}",
-                "--LabApp.expose_app_in_browser=True",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--no-browser",
+            "--allow-root",
+            f"--ServerApp.root_dir={folder}",
+            "--LabApp.expose_app_in_browser=True",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # The server says when it has started: read its output up to that line (no polling),
+    # then keep copying it to lab.log so its pipe never fills.
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        log.write(line)
+        if "is running at" in line:
+            break
+    else:
+        log.close()
+        pytest.fail(f"JupyterLab exited ({proc.wait()}): {(tmp_path / 'lab.log').read_text()}")
+    copier = threading.Thread(target=lambda: log.writelines(proc.stdout or ()), daemon=True)
+    copier.start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -309,15 +322,17 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: P
                 page = browser.new_page(viewport={"width": 1400, "height": 1600})
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                deadline = time.monotonic() + 45
-                while True:  # the server takes a few seconds to listen
+                while True:
                     try:
                         page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
                         break
                     except PlaywrightError:
-                        if time.monotonic() > deadline or proc.poll() is not None:
+                        # The server binds its port in its event loop's first turn, just
+                        # after it prints that it is running: only that gap is waited out,
+                        # in short steps, for as long as the server lives.
+                        if proc.poll() is not None:
                             raise
-                        page.wait_for_timeout(300)
+                        page.wait_for_timeout(50)
                 page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
                 # as a user would: name the week in the parameters cell, then run all
                 page.evaluate(
@@ -349,6 +364,9 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: P
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        copier.join()  # the server's output ends with it
+        proc.stdout.close()
+        log.close()
     assert len(sizes) == 8
     assert all(w > 100 and h > 100 for w, h in sizes), sizes
     assert errors == []
