@@ -92,15 +92,21 @@ def _json_object(text: str) -> dict[str, Any] | None:
 
 
 def parse_score(text: str) -> int | None:
-    """The 1-5 score in a scorer's reply (JSON ``{"score": n}``, or a lone digit)."""
+    """The 1-5 score in a scorer's reply (JSON ``{"score": n}``, or a lone digit in a reply
+    that holds no JSON object), else None.
+
+    A JSON reply without a usable ``score`` is None: a digit in its other fields (``"reason":
+    "touches 2 files"``) is not a score. ``Infinity`` and ``NaN``, which ``json`` accepts, are
+    None too.
+    """
     data = _json_object(text)
-    value: Any = data.get("score") if data else None
-    if value is None:
+    value: Any = data.get("score") if data is not None else None
+    if data is None:
         match = re.search(r"\b([1-5])\b", text)
         value = match[1] if match else None
     try:
         score = round(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return score if 1 <= score <= 5 else None
 
