@@ -19,6 +19,7 @@ from fleetlab.errors import UserError
 from fleetlab.experiments import (
     ResultsDB,
     compare,
+    estimate,
     infra_summary,
     load,
     output_dir,
@@ -222,6 +223,36 @@ def test_batch_submits_once_polls_and_pays_half(
     assert batched.height == simulated.height == 60
     assert batched.to_dicts() == simulated.to_dicts()
     assert batched["score"].n_unique() > 1  # the comparison is not between constant columns
+
+
+def test_the_batch_estimate_is_half_the_direct_one_and_what_the_batch_costs(
+    tmp_path: Path, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--dry-run --batch prices the same pilot tokens at half the list price, and those tokens
+    (cache writes included) are what the batch run then records."""
+    direct = estimate(path, model=CLAUDE, root=tmp_path)
+    batched = estimate(path, model=CLAUDE, root=tmp_path, batch=True)
+    assert (direct.batch, batched.batch) == (False, True)
+    assert (batched.tokens_in, batched.tokens_out) == (direct.tokens_in, direct.tokens_out)
+    assert batched.cost_usd == pytest.approx(0.5 * direct.cost_usd, rel=1e-12)
+    with _fake(batch_polls=1) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        run(path, model=CLAUDE, root=tmp_path, batch=True, poll_s=0, progress=None)
+    frame = load(f"calib@{CLAUDE}", root=tmp_path)
+    assert batched.tokens_in == frame["tokens_in"].sum()
+    assert batched.tokens_out == frame["tokens_out"].sum()
+    p = HAIKU_PER_MTOK
+    list_price = (
+        (frame["tokens_in"] - frame["cache_read_tokens"] - frame["cache_write_tokens"]).sum()
+        * p["input"]
+        + frame["tokens_out"].sum() * p["output"]
+        + frame["cache_write_tokens"].sum() * p["cache_write"]
+        + frame["cache_read_tokens"].sum() * p["cache_read"]
+    ) / 1_000_000
+    assert direct.cost_usd == pytest.approx(list_price, rel=1e-9)
+    assert batched.cost_usd == pytest.approx(list_price * 0.5, rel=1e-9)
+    assert frame["cost_usd"].sum() == pytest.approx(list_price * 0.5, rel=1e-9)
 
 
 class _EndsBadly(FakeMessagesAPI):

@@ -164,7 +164,7 @@ async def estimate_trials(
             request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
             usage = (await model.generate(request)).usage
             calls += 1
-            tokens_in += usage.input_tokens + usage.cache_read_input_tokens
+            tokens_in += usage.all_input_tokens  # fresh, cache reads and cache writes
             tokens_out += usage.output_tokens
             c = price.cost_usd(usage) * discount
             cost += c
