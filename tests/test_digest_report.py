@@ -30,7 +30,7 @@ from fleetlab.digest import _report as report_module
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.simulate import simulate
 from fleetlab.store import Store
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.refusals import one_error_line, snapshot
 
 WEEK = "2026-W45"
@@ -208,16 +208,14 @@ def test_the_notebook_fails_fast_in_its_first_cell(small_db: Path, tmp_path: Pat
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: `make browser-deps` installs it (as root)")
+def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chromium: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     index = run.reports / WEEK / "index.html"
     shot = tmp_path / "digest.png"
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -252,10 +250,10 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path) -> No
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: Path) -> None:
+def test_the_notebook_draws_its_charts_in_jupyterlab(
+    small_db: Path, tmp_path: Path, chromium: Path
+) -> None:
     """Opened in JupyterLab and run there (not through papermill), the charts still draw."""
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: `make browser-deps` installs it (as root)")
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -317,7 +315,7 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(small_db: Path, tmp_path: P
     copier.start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1600})
                 errors: list[str] = []
