@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -251,3 +251,146 @@ def test_consecutive_weeks_tile_without_gap_or_overlap(
 def test_week_window_is_a_value() -> None:
     assert parse_week("2026-W48", "UTC") == WeekWindow(2026, 48, "UTC")
     assert str(parse_week("2026-W01", "Europe/London")) == "2026-W01 (Europe/London)"
+
+
+# Naming the bad value is the point of these errors: each entry point says which argument was
+# naive, in words a reader of the traceback-free one-line error can act on.
+_AWARE_HINT = "is a naive datetime (no time zone): use an aware one, e.g. from fleetlab.clock or "
+_NAIVE = datetime(2026, 11, 23, 6, 30)
+
+
+@pytest.mark.parametrize(
+    ("call", "label"),
+    [
+        (lambda: ensure_utc(_NAIVE), "timestamp"),
+        (lambda: to_us(_NAIVE), "timestamp"),
+        (lambda: to_us(_NAIVE, "spawned_at"), "spawned_at"),
+        (lambda: FakeClock(_NAIVE), "FakeClock start"),
+        (lambda: FakeClock().set(_NAIVE), "FakeClock.set"),
+        (lambda: ScaledClock(60, start=_NAIVE), "ScaledClock start"),
+        (lambda: ScaledClock(60).jump_to(_NAIVE), "jump target"),
+        (lambda: parse_week("2026-W48").contains(_NAIVE), "instant"),
+        (lambda: week_of(_NAIVE), "instant"),
+    ],
+)
+def test_a_naive_datetime_error_names_the_argument(call: object, label: str) -> None:
+    """The whole message, written out: '<label> '2026-11-23T06:30:00' is a naive ...'."""
+    with pytest.raises(ValueError) as info:
+        call()  # type: ignore[operator]
+    expected = f"{label} '2026-11-23T06:30:00' {_AWARE_HINT}datetime(..., tzinfo=UTC)"
+    assert str(info.value) == expected
+
+
+def test_a_non_datetime_is_a_type_error_naming_its_type() -> None:
+    with pytest.raises(TypeError) as info:
+        ensure_utc("2026-11-23")  # type: ignore[arg-type]
+    assert str(info.value) == "timestamp must be a datetime, got str: '2026-11-23'"
+
+
+def test_a_zone_without_an_offset_counts_as_naive() -> None:
+    """A tzinfo whose utcoffset() is None leaves the datetime naive (Python's own rule)."""
+
+    class NoOffset(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def dst(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def tzname(self, dt: datetime | None) -> str | None:
+            return None
+
+    with pytest.raises(ValueError, match="naive datetime"):
+        ensure_utc(datetime(2026, 1, 1, tzinfo=NoOffset()))
+
+
+def test_utc_results_carry_the_utc_singleton() -> None:
+    """UTC conversions return ``datetime.UTC`` itself, not the machine's local zone."""
+    kathmandu = datetime(2026, 11, 23, 5, 45, tzinfo=ZoneInfo("Asia/Kathmandu"))
+    assert ensure_utc(kathmandu) == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    assert ensure_utc(kathmandu).tzinfo is UTC
+    week = parse_week("2026-W48", "Asia/Kathmandu")
+    assert all(start.tzinfo is UTC and end.tzinfo is UTC for _, start, end in week.days())
+    # Monday 2026-11-23 00:00 +05:45 is Sunday 18:15 UTC; each day starts 24 h later.
+    first_day, first_start, first_end = week.days()[0]
+    assert (first_day.isoformat(), first_start, first_end) == (
+        "2026-11-23",
+        datetime(2026, 11, 22, 18, 15, tzinfo=UTC),
+        datetime(2026, 11, 23, 18, 15, tzinfo=UTC),
+    )
+
+
+async def test_system_clock_sleeps_never_negative(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[float] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr("fleetlab.clock.asyncio", SimpleNamespace(sleep=counting_sleep))
+    await SystemClock().sleep(-3)
+    await SystemClock().sleep(0.25)
+    assert asked == [0.0, 0.25]
+    assert repr(SystemClock()) == "SystemClock()"
+
+
+async def test_fake_clock_defaults_zero_steps_and_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starts at Monday 2026-01-05 00:00 UTC; a zero step is fine, a negative one is not; its
+    sleep advances by exactly the time asked (never backwards) and yields without waiting."""
+    asked: list[float] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr("fleetlab.clock.asyncio", SimpleNamespace(sleep=counting_sleep))
+    clock = FakeClock()
+    assert clock.now() == datetime(2026, 1, 5, tzinfo=UTC)
+    assert clock.now().tzinfo is UTC
+    assert clock.advance(0) == datetime(2026, 1, 5, tzinfo=UTC)
+    with pytest.raises(ValueError, match="cannot go backwards"):
+        clock.advance(-1)
+    await clock.sleep(0.5)
+    await clock.sleep(-7)
+    assert clock.now() == datetime(2026, 1, 5, 0, 0, 0, 500_000, tzinfo=UTC)
+    assert asked == [0, 0]  # one yield per sleep, no real waiting
+
+
+def test_scaled_clock_start_scale_and_jumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fractional scale is allowed (slower than real time), zero is not; without a start it
+    begins at the real now; jump_to moves forward only, by exactly the gap."""
+    monkeypatch.setattr("fleetlab.clock.time", SimpleNamespace(monotonic=lambda: 500.0))
+    assert ScaledClock(scale=0.5).scale == 0.5
+    with pytest.raises(ValueError, match="scale must be positive, got 0"):
+        ScaledClock(scale=0)
+    before = SystemClock().now()
+    unstarted = ScaledClock(scale=60).now()
+    assert unstarted.tzinfo is UTC
+    assert before <= unstarted <= SystemClock().now()
+
+    clock = ScaledClock(scale=3600, start=datetime(2026, 1, 1, tzinfo=UTC))
+    clock.jump_to(datetime(2026, 1, 1, 2, 30, tzinfo=UTC))  # 2.5 h ahead: less than a day
+    assert clock.now() == datetime(2026, 1, 1, 2, 30, tzinfo=UTC)
+    clock.jump_to(datetime(2026, 1, 1, 2, 30, tzinfo=ZoneInfo("Europe/Paris")))  # 01:30Z, back
+    assert clock.now() == datetime(2026, 1, 1, 2, 30, tzinfo=UTC)
+    clock.jump_to(datetime(2026, 1, 3, tzinfo=UTC))
+    assert clock.now() == datetime(2026, 1, 3, tzinfo=UTC)
+
+
+def test_week_bounds_checks_name_the_range_and_use_iso_week_counts() -> None:
+    """Years run 1970..9998 (WEEK_YEARS); the last ISO week of a year is the week of 28 Dec:
+    2020 and 2026 have a W53 (28 Dec is in it), 2025's 29 Dec is already 2026-W01."""
+    with pytest.raises(UserError) as info:
+        parse_week("1969-W10")
+    assert str(info.value) == (
+        "week '1969-W10' is out of range: use a year from 1970 to 9998, e.g. 2026-W48"
+    )
+    assert parse_week("2025-W52").monday.isoformat() == "2025-12-22"
+    assert parse_week("2020-W53").monday.isoformat() == "2020-12-28"
+    with pytest.raises(UserError, match=r"malformed week 202648"):
+        parse_week(202648)  # type: ignore[arg-type]
+
+
+def test_zone_defaults_and_non_string_zones() -> None:
+    assert week_of(datetime(2026, 11, 25, tzinfo=UTC)).zone == "UTC"
+    assert parse_week("2026-W48").zone == "UTC"
+    with pytest.raises(UserError, match="unknown time zone None"):
+        get_zone(None)  # type: ignore[arg-type]

@@ -3,8 +3,8 @@
 Plants small bugs (mutants) in one module with mutmut and runs the tests that cover it against
 each; a mutant the tests do not notice *survived*. The run happens in a copy of the project
 under ``.mutants/<module>/`` (mutmut rewrites the sources it mutates), so the working tree is
-never touched and a second run of the same module reuses mutmut's cache for unchanged
-functions. The summary (score, and every survivor with its diff) is printed and written to
+never touched. Each run starts afresh: mutmut's cache would keep a verdict after the test that
+gave it changed. The summary (score, and every survivor with its diff) is printed and written to
 ``.mutants/<module>.md``.
 
     python -m fleetlab.testing.mutants fleetlab/stats.py
@@ -100,11 +100,9 @@ def summarize(module: str, results: str, patterns: list[str]) -> Summary:
 
 
 def _copy_project(root: Path, work: Path) -> None:
-    """Refresh the work folder from the project (mutmut's own cache under mutants/ stays)."""
-    work.mkdir(parents=True, exist_ok=True)
-    for entry in work.iterdir():
-        if entry.name != "mutants":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    """A fresh copy of the project in ``work`` (no mutmut cache: see the module docstring)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     archive = work / ".copy.tar"
     with tarfile.open(archive, "w") as tar:
         for entry in root.iterdir():
