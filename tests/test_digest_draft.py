@@ -12,6 +12,8 @@ from fleetlab.charts import daily_activity_chart
 from fleetlab.clock import parse_week
 from fleetlab.digest import (
     SECTIONS,
+    FactCheck,
+    Unmatched,
     cost_view,
     decomposition_view,
     draft_view,
@@ -253,3 +255,44 @@ def test_a_fall_told_as_a_rise_is_caught(sentence: str, wrong: str) -> None:
     """With the week's figures down, a plus sign or a rising word is flagged."""
     check = fact_check(sentence, FELL)
     assert [u.text for u in check.unmatched] == [wrong], check.summary()
+
+
+def _unmatched(n: int) -> tuple[Unmatched, ...]:
+    return tuple(Unmatched(f"{i}7", float(f"{i}7"), i, f"line {i}") for i in range(1, n + 1))
+
+
+def test_the_summary_lists_ten_numbers_then_counts_the_rest() -> None:
+    """Written out by hand: the first ten as 'text' (line n), then 'and 2 more'."""
+    listed = ", ".join(f"'{i}7' (line {i})" for i in range(1, 11))
+    assert FactCheck(40, _unmatched(12)).summary() == (
+        f"fact-check: 12 of 40 numbers in the draft match nothing in metrics.json: {listed}"
+        " and 2 more"
+    )
+    assert FactCheck(40, _unmatched(10)).summary() == (
+        f"fact-check: 10 of 40 numbers in the draft match nothing in metrics.json: {listed}"
+    )
+    assert FactCheck(40, ()).summary() == (
+        "fact-check: all 40 numbers in the draft match metrics.json"
+    )
+
+
+def test_the_fact_check_as_json() -> None:
+    assert FactCheck(3, _unmatched(1)).to_dict() == {
+        "ok": False,
+        "checked": 3,
+        "unmatched": [{"text": "17", "value": 17.0, "line": 1, "context": "line 1"}],
+    }
+    assert FactCheck(3, ()).to_dict() == {"ok": True, "checked": 3, "unmatched": []}
+
+
+def test_which_metric_leaves_are_quotable() -> None:
+    """Booleans are no numbers; list items keep their key, so dates in `days` stay labels and
+    durations in a `_s` list count as seconds; chart curves are skipped."""
+    metrics = {
+        "flag": True,
+        "days": ["2026-11-23"],
+        "waits_s": [90, 30],
+        "curve": [{"t": 5}],
+        "reason": "timed out after 12 turns",
+    }
+    assert metric_values(metrics) == {"plain": {90.0, 30.0, 12.0}, "seconds": {90.0, 30.0}}

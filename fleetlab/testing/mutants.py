@@ -133,9 +133,11 @@ def _configure(work: Path, module: str, tests: list[str]) -> None:
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider",'
         ' "-W", "ignore::pytest.PytestUnraisableExceptionWarning"]\n'
         "use_git_change_detection = false\n"
-        # A mutant that loops is stopped after 4x its tests' clean time (mutmut's 15x makes
-        # one hung mutant of a 10 s test cost minutes); that still counts it as killed.
+        # A mutant that hangs is stopped after 4x its tests' clean time plus 20 s (mutmut's 15x
+        # makes each hang of a 10 s test cost minutes). The clean time mutmut measures leaves
+        # out fixture setup, hence the generous constant: a slow fixture is no hang.
         "timeout_multiplier = 4.0\n"
+        "timeout_constant = 20.0\n"
     )
     pyproject = work / "pyproject.toml"
     pyproject.write_text(pyproject.read_text("utf-8") + config, "utf-8")
