@@ -136,6 +136,10 @@ def _configure(work: Path, module: str, tests: list[str]) -> None:
         # out fixture setup, hence the generous constant: a slow fixture is no hang.
         "timeout_multiplier = 4.0\n"
         "timeout_constant = 20.0\n"
+        # Each mutant's tests run in a process forked from a server that has only imported and
+        # collected them: forked from mutmut's own process (which ran the whole suite, threads
+        # and all) a child can inherit a held lock and hang, which would count as a kill.
+        'process_isolation = "forkserver"\n'
     )
     pyproject = work / "pyproject.toml"
     pyproject.write_text(pyproject.read_text("utf-8") + config, "utf-8")
