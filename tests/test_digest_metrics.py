@@ -452,3 +452,135 @@ def test_digest_counts_the_weeks_first_and_last_instants(
         (window.label, 2, 2),  # S1, S2; F, L
         (window.next().label, 1, 1),  # S3; N
     ]
+
+
+def test_digest_reads_calls_updates_claims_and_other_events_at_the_weeks_edges(
+    tmp_path: Path,
+) -> None:
+    """Every query that reads the week reads ``[start, end)``: model calls and discarded calls
+    (cost, turns and lifetime spans), learner updates, claims (epochs), other events (the
+    lifetime check's span table) and the events the lifetime check lists. Each kind is put at
+    ``start - 1 us``, ``start``, ``end - 1 us`` and ``end`` (twice at ``end``, so a window
+    shifted by a microsecond, ``(start, end]``, changes every count and sum below).
+
+    2026-W43 in Europe/London: start = Monday 19 October 00:00 BST = 2026-10-18T23:00Z, end =
+    Monday 26 October 00:00 GMT = 2026-10-26T00:00Z (UTC instants written by hand)."""
+    start, end = utc("2026-10-18T23:00Z"), utc("2026-10-26T00:00Z")
+    us, hour = timedelta(microseconds=1), timedelta(hours=1)
+
+    def at(instant: datetime) -> str:
+        return instant.isoformat()
+
+    edges = [start - us, start, end - us, end, end]  # the last instant twice
+    clock = FakeClock(start - 4 * hour)
+    with Store(tmp_path / "fleet.db", clock=clock) as store:
+        w = World(store, clock)
+        # T runs from before the week to after it: its calls are inside its lifetime.
+        w.spawn("T", at(start - 3 * hour))
+        w.move("T", at(start - 2 * hour), "running")
+        costs = [0.001, 0.01, 0.1, 1.0, 1.0]
+        for turn, (when, cost) in enumerate(zip(edges, costs, strict=True), 1):
+            w.call("T", at(when), cost=cost, tokens_in=1, tokens_out=0, turn=turn)
+            w.call(
+                "T",
+                at(when),
+                cost=2 * cost,
+                tokens_in=1,
+                tokens_out=0,
+                turn=10 + turn,
+                kind="model.discarded",
+            )
+        # learner updates of bucket "simple": the preferred arm flips at every edge
+        for when, preferred in zip(
+            edges[:4], ["decompose", "direct", "decompose", "direct"], strict=True
+        ):
+            w.learned("T", at(when), "simple", preferred, preferred)
+        # claims (task.started with a worker carries epoch 1): R0..R3 at the edges, two at end
+        for i, when in enumerate(edges):
+            w.spawn(f"R{i}", at(start - 3 * hour))
+            w.move(f"R{i}", at(when), "running", worker=f"w{i}")
+        # O lives from start + 1 h to end - 2 h; its other events at the edges fall outside
+        w.spawn("O", at(start + hour))
+        w.move("O", at(start + hour + timedelta(minutes=1)), "running")
+        w.move("O", at(end - 2 * hour), "completed", result={"summary": "o"})
+        for when, kind in zip(
+            edges,
+            ["stall.detected", "stall.detected", "decomposition.decided"] + ["budget.exceeded"] * 2,
+            strict=True,
+        ):
+            w.event("O", at(when), kind)
+        ids = dict(w.ids)
+
+    with Store(tmp_path / "fleet.db") as store:
+        m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=end + 24 * hour)
+    m = json.loads(json.dumps(m))
+
+    # Cost: the calls at start and end - 1 us, committed ($0.01, $0.1) and discarded ($0.02,
+    # $0.2): 4 calls, $0.33, 1 input token each; $0.03 on Monday 19th, $0.3 on Sunday 25th.
+    cost = m["cost"]
+    assert cost["total"] == {
+        "calls": 4,
+        "cost_usd": 0.33,
+        "tokens_in": 4,
+        "tokens_out": 0,
+        "cache_read_tokens": 0,
+    }
+    assert {d["date"]: (d["calls"], d["cost_usd"]) for d in cost["per_day"]} == {
+        "2026-10-19": (2, 0.03),
+        "2026-10-20": (0, 0.0),
+        "2026-10-21": (0, 0.0),
+        "2026-10-22": (0, 0.0),
+        "2026-10-23": (0, 0.0),
+        "2026-10-24": (0, 0.0),
+        "2026-10-25": (2, 0.3),
+    }
+    assert cost["discarded"] == {"calls": 2, "cost_usd": 0.22}  # 0.02 + 0.2
+
+    # Learner: before the week "decompose" (the update at start - 1 us); in the week the
+    # updates at start (to "direct") and end - 1 us (back to "decompose").
+    learner = m["decomposition"]["learner"]
+    assert learner["updates"] == 2
+    assert learner["preference_changes"] == 2
+    assert learner["changes"] == [
+        {
+            "at": "2026-10-18T23:00:00Z",
+            "bucket": "simple",
+            "from": "decompose",
+            "to": "direct",
+            "task_id": ids["T"],
+        },
+        {
+            "at": "2026-10-25T23:59:59Z",  # end - 1 us, shown to the second
+            "bucket": "simple",
+            "from": "direct",
+            "to": "decompose",
+            "task_id": ids["T"],
+        },
+    ]
+    assert learner["choices_daily"] == [
+        {"date": "2026-10-19", "bucket": "simple", "arm": "direct", "goals": 1},
+        {"date": "2026-10-25", "bucket": "simple", "arm": "decompose", "goals": 1},
+    ]
+
+    checks = {c["name"]: c for c in m["integrity"]["checks"]}
+    # turns_once: the committed calls of turns 2 (start) and 3 (end - 1 us); turn 1 (before
+    # the week) is another turn, so nothing is committed twice.
+    assert (checks["turns_once"]["checked"], checks["turns_once"]["ok"]) == (2, True)
+    # epochs: tasks with an epoch-carrying event in the week: R1 (start) and R2 (end - 1 us)
+    assert (checks["epochs"]["checked"], checks["epochs"]["ok"]) == (2, True)
+    discarded = checks["discarded_calls"]
+    assert discarded["checked"] == 2
+    assert discarded["title"] == (
+        "2 calls paid under a lost lease ($0.2200) counted in the cost, none also committed"
+    )
+    # event_in_lifetime checks the week's lifecycle events (R1 and R2 started; O spawned,
+    # started, completed: 5), other events (O's at start and end - 1 us, T's two discarded
+    # calls: 4) and model calls (T's at start and end - 1 us: 2): 11. O's events at start
+    # (before its spawn) and end - 1 us (after its finish) are outside its lifetime.
+    lifetime = checks["event_in_lifetime"]
+    assert lifetime["checked"] == 11
+    assert lifetime["offending"] == [ids["O"]]
+    assert [(d["task_id"], d["kind"], d["problem"]) for d in lifetime["details"]] == [
+        (ids["O"], "stall.detected", "before the task was spawned (2026-10-19T00:00:00Z)"),
+        (ids["O"], "decomposition.decided", "after the task finished (2026-10-25T22:00:00Z)"),
+    ]

@@ -80,13 +80,17 @@ class World:
         cache_read: int = 0,
         model: str = "sim:default",
         role: str | None = None,
+        turn: int = 1,
+        kind: str = "model.call",
     ) -> None:
+        """A model call (or, with ``kind="model.discarded"``, a call refused under a stale
+        lease) of turn ``turn``, paid and counted in the task's usage."""
         self.at(when)
         task = self.task(name)
         with self.store.tx():
             self.store.append(
                 Event(
-                    kind="model.call",
+                    kind=kind,
                     ts=self.clock.now(),
                     trace_id=task.trace_id,
                     task_id=task.id,
@@ -94,7 +98,7 @@ class World:
                     parent_span_id=task.span_id,
                     role=role or task.role,
                     attrs={
-                        "turn": 1,
+                        "turn": turn,
                         "model": model,
                         "simulated": model.startswith("sim:"),
                         "cost_usd": cost,
@@ -106,6 +110,23 @@ class World:
                 )
             )
             self.store.add_usage(task.id, tokens_in + cache_read, tokens_out, cost)
+
+    def event(self, name: str, when: str, kind: str) -> None:
+        """One bare event of ``kind`` for the task at ``when`` (any instant: the store does
+        not hold events to their task's lifetime, the digest's integrity check does)."""
+        task = self.task(name)
+        self.store.append(
+            Event(
+                kind=kind,
+                ts=utc(when),
+                trace_id=task.trace_id,
+                task_id=task.id,
+                span_id=new_span_id(),
+                parent_span_id=task.span_id,
+                role=task.role,
+                attrs={},
+            )
+        )
 
     def learned(self, name: str, when: str, bucket: str, arm: str, preferred: str) -> None:
         with self.store.tx() as conn:
