@@ -179,28 +179,32 @@ FELL: dict[str, Any] = {
 
 
 @pytest.mark.parametrize(
-    ("sentence", "wrong"),
+    ("sentence", "wrong", "value"),
     [
         # The world's week rose: completed +4 and success rate +33.33 pp (5/6 - 1/2).
-        ("completion fell \u221233.3 pp", "fell \u221233.3 pp"),  # Unicode minus and a word
-        ("success rate \u221233.3 pp on last week", "\u221233.3 pp"),  # Unicode minus
-        ("success rate -33.3 pp on last week", "-33.3 pp"),  # ASCII minus
-        ("-5 completed", "-5"),  # completed is 5, nothing is -5
-        ("change: **-4** completed", "-4"),
-        ("completion fell 33.3 pp", "fell 33.3 pp"),  # a word alone
-        ("completions dropped by 4", "dropped by 4"),
-        ("completions were down 4 on last week", "down 4"),
-        ("a drop of 33.3 pp in the success rate", "drop of 33.3 pp"),
-        ("4 fewer completions than last week", "4 fewer"),
-        ("the success rate fell +33.3 pp", "fell +33.3 pp"),  # word and sign disagree
+        ("completion fell \u221233.3 pp", "fell \u221233.3 pp", -33.3),  # Unicode minus, word
+        ("success rate \u221233.3 pp on last week", "\u221233.3 pp", -33.3),  # Unicode minus
+        ("success rate -33.3 pp on last week", "-33.3 pp", -33.3),  # ASCII minus
+        ("-5 completed", "-5", -5),  # completed is 5, nothing is -5
+        ("change: **-4** completed", "-4", -4),
+        ("completion fell 33.3 pp", "fell 33.3 pp", -33.3),  # a word alone
+        ("completions dropped by 4", "dropped by 4", -4),
+        ("completions were down 4 on last week", "down 4", -4),
+        ("a drop of 33.3 pp in the success rate", "drop of 33.3 pp", -33.3),
+        ("4 fewer completions than last week", "4 fewer", -4),
+        # word and sign disagree: no sign is taken, the number is reported as written (33.3)
+        ("the success rate fell +33.3 pp", "fell +33.3 pp", 33.3),
+        ("completions fell +4 on last week", "fell +4", 4),
     ],
 )
-def test_a_wrong_sign_is_caught(metrics: dict[str, Any], sentence: str, wrong: str) -> None:
+def test_a_wrong_sign_is_caught(
+    metrics: dict[str, Any], sentence: str, wrong: str, value: float
+) -> None:
     """A sign, written as ``-``/``\u2212`` or as a word like "fell", must agree with the
-    metric: a rise of 33.33 pp or of 4 completions told as a fall is flagged."""
+    metric: a rise of 33.33 pp or of 4 completions told as a fall is flagged. The flagged
+    value carries the sign the draft gave it; a self-contradicting one is left unsigned."""
     check = fact_check(sentence, metrics)
-    assert [u.text for u in check.unmatched] == [wrong], check.summary()
-    assert check.unmatched[0].value < 0 or "+" in wrong
+    assert [(u.text, u.value) for u in check.unmatched] == [(wrong, value)], check.summary()
 
 
 @pytest.mark.parametrize(
@@ -249,12 +253,22 @@ def test_a_fall_told_as_a_fall_passes(sentence: str) -> None:
         ("4 more completions", "4 more"),
         ("completions fell \u22125", "fell \u22125"),  # 5 is a level, not a fall
         ("the rate rose \u221233.3 pp", "rose \u221233.3 pp"),  # word and sign disagree
+        ("+4 fewer completions", "+4 fewer"),  # sign and word after it disagree
     ],
 )
 def test_a_fall_told_as_a_rise_is_caught(sentence: str, wrong: str) -> None:
     """With the week's figures down, a plus sign or a rising word is flagged."""
     check = fact_check(sentence, FELL)
     assert [u.text for u in check.unmatched] == [wrong], check.summary()
+
+
+def test_a_sign_and_a_word_that_agree_pass() -> None:
+    """``+4 more`` and ``-4 fewer`` say the same direction twice: one sign, not a contradiction
+    (FELL has change -4 and no +4; RISE below has +4 and no -4)."""
+    rise = {"change": {"completed": 4}}
+    assert fact_check("+4 more completions", rise).ok
+    assert fact_check("-4 fewer completions", FELL).ok
+    assert [u.text for u in fact_check("-4 fewer completions", rise).unmatched] == ["-4 fewer"]
 
 
 def _unmatched(n: int) -> tuple[Unmatched, ...]:
@@ -273,6 +287,15 @@ def test_the_summary_lists_ten_numbers_then_counts_the_rest() -> None:
     )
     assert FactCheck(40, ()).summary() == (
         "fact-check: all 40 numbers in the draft match metrics.json"
+    )
+
+
+def test_eleven_unmatched_list_ten_and_one_more() -> None:
+    """Eleven is the first count over the ten listed: 'and 1 more' (11 - 10)."""
+    listed = ", ".join(f"'{i}7' (line {i})" for i in range(1, 11))
+    assert FactCheck(11, _unmatched(11)).summary() == (
+        f"fact-check: 11 of 11 numbers in the draft match nothing in metrics.json: {listed}"
+        " and 1 more"
     )
 
 
@@ -296,3 +319,108 @@ def test_which_metric_leaves_are_quotable() -> None:
         "reason": "timed out after 12 turns",
     }
     assert metric_values(metrics) == {"plain": {90.0, 30.0, 12.0}, "seconds": {90.0, 30.0}}
+
+
+def test_leaves_in_seconds_hours_and_label_strings() -> None:
+    """A ``..._seconds`` leaf is a duration in seconds; a ``..._h`` leaf is one in hours, also
+    kept as seconds (2.5 h = 2.5 * 3600 = 9000 s); a string under ``at`` is an instant, not a
+    source of numbers."""
+    metrics = {"at": "2026-10-19T09:00:00Z", "wait_seconds": 90, "age_h": 2.5}
+    assert metric_values(metrics) == {"plain": {90.0, 2.5}, "seconds": {90.0, 9000.0}}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "metrics", "wrong"),
+    [
+        # precision: a number matches a metric within half a unit of its last digit
+        ("3 and 2", {"x": 2.5}, []),  # |3 - 2.5| = |2 - 2.5| = 0.5: half rounds either way
+        ("4", {"x": 4.4}, []),  # 4.4 to no decimals is 4
+        ("0.8 but 0.9", {"x": 0.846}, ["0.9"]),  # |0.8 - 0.846| = 0.046 <= 0.05 < 0.054
+        # the bound is inclusive: exactly 0.5 + 1e-9 (the float slack) away still matches
+        ("0", {"x": 0.5 + 1e-9}, []),
+        # scaled: 3.9k = 3900, within 50 of 3910; 4.0k = 4000 is 90 away
+        ("3.9k tokens, not 4.0k", {"tokens": 3910}, ["4.0k"]),
+        # hours of a metric in seconds: 14.5 h = 52200 s, within 0.05 h = 180 s of 52260;
+        # 14.4 h = 51840 s is 420 s away
+        ("14.5 h, not 14.4 h", {"wall_s": 52260}, ["14.4 h"]),
+        # percentages, percentage points and per cent of a fraction: 12.5 is 0.125 x 100
+        ("12.5%, 12.5 pp, 12.5 percent, 12.5 per cent", {"rate": 0.125}, []),
+        ("12.6 per cent", {"rate": 0.125}, ["12.6 per cent"]),
+        # |0.125 - 0.125497| = 0.000497 <= 0.05 / 100 (+ slack)
+        ("12.5%", {"rate": 0.125497}, []),
+        ("12.5%", {"rate": 0.125501}, ["12.5%"]),  # 0.000501 > 0.0005
+    ],
+)
+def test_precision_and_units(sentence: str, metrics: dict[str, Any], wrong: list[str]) -> None:
+    """A metric shown at the draft's precision (and in the draft's unit) is the number."""
+    check = fact_check(sentence, metrics)
+    assert [u.text for u in check.unmatched] == wrong, check.summary()
+
+
+#: A hand-made week: its days fall in 2026; 2026 itself is no metric.
+YEAR: dict[str, Any] = {"days": ["2026-10-19", "2026-10-25"], "counts": {"completed": 5}}
+
+
+def test_the_weeks_year_is_a_label_only_when_bare() -> None:
+    """The calendar year of the week's days may be written bare (checked, not flagged); with a
+    sign, a unit or decimals it is a claim, and matches nothing here. A number after it on the
+    same line is still checked."""
+    check = fact_check("in 2026, 5 completed", YEAR)
+    assert (check.checked, check.unmatched) == (2, ())
+    for sentence, wrong in [
+        ("up 2026 on last week", "up 2026"),
+        ("+2026 goals", "+2026"),
+        ("2026.0 goals", "2026.0"),
+        ("2026 h of work", "2026 h"),
+        ("2027 goals", "2027"),
+        ("in 2026 we had 41 completed", "41"),
+    ]:
+        assert [u.text for u in fact_check(sentence, YEAR).unmatched] == [wrong], sentence
+    # without days, no year is a label
+    assert [u.text for u in fact_check("in 2026", {"counts": {"completed": 5}}).unmatched] == [
+        "2026"
+    ]
+
+
+def test_checked_counts_every_number() -> None:
+    """``checked`` counts each number once: 2 here, 3 with the year (a label, still counted)."""
+    assert fact_check("5 completed, 6 spawned", FELL).checked == 2
+    assert fact_check("in 2026, 5 completed, 6 spawned", YEAR).checked == 3
+    assert fact_check("no numbers at all", FELL).checked == 0
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "`abc` 41 spawned",  # after a code span
+        "issue #43: 41 spawned",  # after an issue number
+        "on 19 October 41 spawned",  # after a date
+    ],
+)
+def test_the_flagged_text_is_cut_from_the_draft_where_the_number_is(sentence: str) -> None:
+    """What is stripped before the check (code, ``#43``, dates) leaves the positions alone:
+    the flagged text is the number as written, "41"."""
+    check = fact_check(sentence, FELL)
+    assert [(u.text, u.value, u.line, u.context) for u in check.unmatched] == [
+        ("41", 41.0, 1, sentence)
+    ]
+
+
+def test_the_context_is_the_lines_first_160_characters() -> None:
+    line = "41 spawned " + "a" * 200
+    (u,) = fact_check(f"  {line}  ", FELL).unmatched
+    assert u.context == line[:160]
+    assert len(u.context) == 160
+
+
+def test_the_front_matter_is_checked_but_not_its_date_week_and_slug() -> None:
+    """The title's numbers are checked (5 completed; ``#43`` is an issue number); the
+    ``date``, ``week`` and ``slug`` lines are not: 26, 43 and 99 would otherwise be flagged.
+    Line numbers count the front matter's lines: "41" is on line 7."""
+    draft = (
+        '---\ntitle: "Fleet weekly #43: 5 completed"\ndate: 2026/10/26\nweek: 43\n'
+        "slug: 99-problems\n---\n41 spawned, 6 spawned\n"
+    )
+    check = fact_check(draft, FELL)
+    assert check.checked == 3  # 5 (title), 41 and 6 (body)
+    assert [(u.text, u.line) for u in check.unmatched] == [("41", 7)]

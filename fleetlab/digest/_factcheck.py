@@ -166,23 +166,23 @@ def _matches(value: float, decimals: int, unit: str | None, values: dict[str, se
     if unit in _SECONDS:
         factor = _SECONDS[unit]
         return _close(value * factor, values["seconds"], tol * factor) or _close(value, plain, tol)
-    if unit in ("%", "pp") or (unit or "").startswith("per"):
+    if unit in ("%", "pp", "percent", "per cent"):  # the units _NUMBER reads
         return _close(value, plain, tol) or _close(value / 100, plain, tol / 100)
     return _close(value, plain, tol)
 
 
-def _allowed(metrics: dict[str, Any]) -> set[float]:
-    allowed = {float(metrics.get("iso_week", -1)), float(metrics.get("iso_year", -1))}
-    allowed |= {float(str(day)[:4]) for day in metrics.get("days", [])}
-    return allowed
+def _years(metrics: dict[str, Any]) -> set[float]:
+    """The calendar years of the week's days, quotable bare (``in 2026``). The ISO week and
+    year need no such pass: ``iso_week`` and ``iso_year`` are numbers in the metrics."""
+    return {float(str(day)[:4]) for day in metrics.get("days", [])}
 
 
 def _direction(line: str, m: re.Match[str], start: int, end: int) -> tuple[set[int], int, int]:
     """The signs (``-1``, ``+1``) the number ``m`` is written with, from its sign character
     and the words that qualify it, and its span widened to take in those words."""
     signs: set[int] = set()
-    if m["sign"]:
-        signs.add(-1 if m["sign"] in "-\u2212" else 1)
+    if m["sign"]:  # "+", or a minus: "-" or "\u2212"
+        signs.add(1 if m["sign"] == "+" else -1)
     before = _WORD_BEFORE.search(line, 0, start)
     if before:
         signs.add(-1 if before["down"] else 1)
@@ -201,7 +201,7 @@ def fact_check(draft: str, metrics: dict[str, Any]) -> FactCheck:
         How many numbers were checked and the ones that match nothing.
     """
     values = metric_values(metrics)
-    allowed = _allowed(metrics)
+    years = _years(metrics)
     text = draft
     front = _FRONT_MATTER.match(text)
     if front:  # check the front matter too, but not its date fields
@@ -222,7 +222,7 @@ def fact_check(draft: str, metrics: dict[str, Any]) -> FactCheck:
             checked += 1
             start, end = m.span()
             signs, start, end = _direction(cleaned, m, start, end)
-            if not signs and magnitude in allowed and unit is None and decimals == 0:
+            if not signs and magnitude in years and unit is None and decimals == 0:
                 continue
             # A number is positive unless a minus or a word like "fell" says otherwise; a
             # minus with "rose" (or a plus with "fell") contradicts itself and matches nothing.
