@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Any
 
@@ -84,8 +85,22 @@ def _title(spec: dict[str, Any]) -> str:
     return str(title["text"] if isinstance(title, dict) else title)
 
 
+def _wilson_95(successes: int, n: int) -> tuple[float, float]:
+    """The Wilson score 95% interval in closed form, with ``p = successes / n``::
+
+    (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n),  z = the normal's 97.5% point."""
+    z = float(scipy_stats.norm.ppf(0.975))
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
 @pytest.mark.parametrize("simulated", [True, False])
 def test_success_vs_cost_has_both_intervals_and_the_simulated_label(simulated: bool) -> None:
+    """One point per variant at its success rate and mean cost per trial, with the Wilson
+    95% interval of the rate and the task-clustered 95% interval of the cost, all computed
+    here from _frame's rows."""
     frame = _frame().with_columns(pl.lit(simulated).alias("simulated"))
     table = compare(frame)
     spec = _spec(charts.success_vs_cost_chart(table.summary_frame()))
@@ -98,9 +113,35 @@ def test_success_vs_cost_has_both_intervals_and_the_simulated_label(simulated: b
     }
     assert {"success_low", "success_high", "cost_low", "cost_high", "mean_cost_usd"} <= fields
     rows = {r["variant"]: r for r in _datasets(spec)}
-    for s in table.variants:
-        assert rows[s.variant]["success"] == pytest.approx(s.success.estimate)
-        assert rows[s.variant]["success_low"] == pytest.approx(s.success.low)
+    assert set(rows) == {"never", "always", "learned"}
+    # By hand from _frame: six trials per variant (tasks a, b, c of complexity 1, 3, 5, two
+    # trials each). never fails only on c: 4 of 6 pass; always and learned pass all 6.
+    # Cost of one trial, the same in both trials of a task: never 0.01 x c; always 0.05 x c;
+    # learned 0.01 x c on a and b (one agent), 0.03 x 5 = 0.15 on c (three agents).
+    costs = {
+        "never": [0.01, 0.03, 0.05],
+        "always": [0.05, 0.15, 0.25],
+        "learned": [0.01, 0.03, 0.15],
+    }
+    for variant, passes in (("never", 4), ("always", 6), ("learned", 6)):
+        row = rows[variant]
+        assert row["trials"] == 6
+        assert row["success"] == pytest.approx(passes / 6)
+        low, high = _wilson_95(passes, 6)
+        if passes == 6:  # p = 1: the root cancels, low = 1 / (1 + z²/6), high = 1
+            assert low == pytest.approx(1 / (1 + 1.959964**2 / 6))
+            assert high == pytest.approx(1.0)
+        assert (row["success_low"], row["success_high"]) == pytest.approx((low, high))
+        # mean over the 6 trials = mean over the 3 tasks (each ran twice); e.g. never 0.03
+        mean = sum(costs[variant]) / 3
+        assert row["mean_cost_usd"] == pytest.approx(mean)
+        # CR1 clustered by task, G = 3 clusters of 2 equal trials, n = 6: each cluster's
+        # residual sum is 2 (x - mean); se = sqrt(G/(G-1) * sum (2 (x - mean))^2 / n^2).
+        # never: sqrt(1.5 * (0.04^2 + 0 + 0.04^2) / 36) = 0.0115470, half 1.96 x = 0.0226317.
+        se = math.sqrt(3 / 2 * sum((2 * (x - mean)) ** 2 for x in costs[variant]) / 36)
+        half = 1.959964 * se
+        assert (row["cost_low"], row["cost_high"]) == pytest.approx((mean - half, mean + half))
+    assert rows["never"]["cost_high"] - rows["never"]["cost_low"] == pytest.approx(2 * 0.0226317)
 
 
 def test_agents_per_complexity_is_the_mean_per_variant_and_level() -> None:

@@ -426,6 +426,58 @@ async def test_token_budget_counts_input_and_output_tokens(
     assert report.cancelled == 1
 
 
+def _planner_then_endless_executor(request: ModelRequest) -> ModelResponse:
+    """The planner plans one sub-task in one call of 200 in + 20 out; the executor never
+    finishes, each of its calls writing a file for 1,000 in + 100 out (a validator, which a
+    working budget never lets run, passes the work)."""
+    if request.system.startswith("You are the planner "):
+        plan = {"subtasks": [{"title": "the work", "instructions": "write files forever"}]}
+        return ModelResponse((TextBlock(json.dumps(plan)),), "end_turn", Usage(200, 20), "s")
+    if request.system.startswith("You are the validator "):  # reached only past the budget
+        verdict = {"verdict": "pass", "reason": "unchecked"}
+        return ModelResponse((TextBlock(json.dumps(verdict)),), "end_turn", Usage(1, 1), "s")
+    return _endless(Usage(1000, 100))(request)
+
+
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [
+        # Tokens: planner 200 + 20 = 220; executor 1,000 + 100 = 1,100 a call. Before the
+        # executor's calls the tree has spent 220, then 1,320 (< 2,420), then 2,420 = the
+        # budget: the third check stops the executor.
+        ({"budget_tokens": 2420}, "budget exceeded: 2420 of 2420 tokens spent"),
+        # Dollars, scripted models priced like Sonnet ($3 in / $15 out a million tokens):
+        # planner (200*3 + 20*15) / 1e6 = $0.0009; executor (1000*3 + 100*15) / 1e6 = $0.0045
+        # a call. Spent: 0.0009, then 0.0054 (< 0.009), then 0.0099 >= 0.009: it stops.
+        ({"budget_usd": 0.009}, "budget exceeded: $0.0099 of $0.0090 spent"),
+    ],
+)
+async def test_budget_counts_the_tokens_and_dollars_of_the_whole_tree(
+    store: Store, budget: dict[str, float], reason: str
+) -> None:
+    """A goal's budget caps what its whole tree spends, not the root's own usage: a root
+    that decomposes makes no model call itself, yet its sub-agents' spending reaches the
+    budget, stops the executor before its next call and cancels the tree."""
+    from fleetlab.testing import ScriptedModel
+
+    model = ScriptedModel(_planner_then_endless_executor)
+    [root] = submit_goals(store, [Goal(title="write files forever", policy="always", **budget)])
+    report = await Fleet(store, model, config()).run(until_idle=True)
+    done = store.get_task(root.id)
+    # one planner call, then two executor calls; the third executor call never happens
+    assert len(model.requests) == 3
+    assert len(store.events(kind="model.call")) == 3
+    assert (done.tokens_in, done.tokens_out, done.cost_usd) == (0, 0, 0.0)  # the root's own
+    assert (done.tree_tokens_in, done.tree_tokens_out) == (200 + 2 * 1000, 20 + 2 * 100)
+    assert done.tree_cost_usd == pytest.approx(0.0009 + 2 * 0.0045)
+    assert (done.status, done.error) == ("cancelled", reason)
+    statuses = {t.role: t.status for t in store.tasks(trace_id=root.trace_id) if t.parent_id}
+    assert statuses == {"planner": "completed", "executor": "cancelled"}
+    [exceeded] = store.events(kind="budget.exceeded")
+    assert exceeded.attrs["reason"] == reason
+    assert report.cancelled == 2  # the root and its executor
+
+
 async def test_dead_worker_tasks_are_reclaimed_at_once(store: Store) -> None:
     [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
     import socket
