@@ -124,6 +124,8 @@ def _configure(work: Path, module: str, tests: list[str]) -> None:
     config = (
         "\n[tool.mutmut]\n"
         'source_paths = ["fleetlab"]\n'
+        # mutmut runs the tests inside mutants/: the data they read beside the package too
+        'also_copy = ["experiments", "notebooks"]\n'
         f"only_mutate = {_toml_list([module])}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
         # mutmut runs pytest in its own process, where an event loop left to the garbage
