@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -502,3 +503,230 @@ def test_the_whole_file_check_at_open_is_recorded(
     monkeypatch.setattr(fleetlab.store, "QUICK_CHECK_MAX_BYTES", 0)
     with Store(db_path) as big:
         assert big.quick_checked is False
+
+
+# --- leases and roll-ups, instant by instant (the mutation run's survivors) ----------------
+
+#: The ``clock`` fixture's start, 2026-11-23 09:00 UTC, in µs since the epoch, by hand:
+#: 20_780 days * 86_400 s + 9 h * 3_600 s = 1_795_424_400 s.
+T0_US = 1_795_424_400_000_000
+S = 1_000_000  # µs in a second
+
+
+def _lease_row(store: Store, task_id: str) -> tuple[Any, ...]:
+    [row] = store.query(
+        "SELECT lease_owner, lease_epoch, lease_expires_us, heartbeat_us FROM tasks WHERE id = ?",
+        (task_id,),
+    )
+    return tuple(row)
+
+
+def test_claims_and_heartbeats_default_to_a_60_s_lease(store: Store, clock: FakeClock) -> None:
+    """Without ``lease_s``, ``claim``, ``claim_many`` and ``heartbeat`` grant 60 s from now."""
+    a, b, c = (store.create_task(t) for t in ("a", "b", "c"))
+    assert clock.now() == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    first = store.claim("w1")
+    assert first is not None
+    assert first.id == a.id
+    assert first.lease_expires_at == datetime(2026, 11, 23, 9, 1, tzinfo=UTC)
+    assert [t.id for t in store.claim_many("w2", 2)] == [b.id, c.id]
+    assert _lease_row(store, a.id) == ("w1", 1, T0_US + 60 * S, T0_US)
+    assert _lease_row(store, b.id) == ("w2", 1, T0_US + 60 * S, T0_US)
+    assert _lease_row(store, c.id) == ("w2", 1, T0_US + 60 * S, T0_US)
+    clock.advance(5)
+    assert first.lease is not None
+    store.heartbeat(first.lease)  # 5 s + 60 s, beyond the claim's 60 s: extended
+    assert _lease_row(store, a.id) == ("w1", 1, T0_US + 65 * S, T0_US + 5 * S)
+
+
+def test_a_renewal_sets_the_expiry_to_exactly_lease_s_from_now(
+    store: Store, clock: FakeClock
+) -> None:
+    """``renew_leases`` at t0 + 4 s for 30 s: expiry t0 + 34 s to the microsecond, sign of
+    life t0 + 4 s; nothing stale is returned."""
+    task = store.create_task("job")
+    claimed = store.claim("w1", lease_s=10)
+    assert claimed is not None
+    assert claimed.lease is not None
+    clock.advance(4)
+    assert store.renew_leases([claimed.lease], lease_s=30) == []
+    assert _lease_row(store, task.id) == ("w1", 1, T0_US + 34 * S, T0_US + 4 * S)
+
+
+def test_a_reclaim_leases_lease_s_from_now_and_records_who_took_over(
+    store: Store, clock: FakeClock
+) -> None:
+    """Reclaiming an expired task at t0 + 11 s for 30 s: owner w2, epoch 2, expiry
+    t0 + 41 s, heartbeat and updated_us t0 + 11 s, a second attempt, the first start kept;
+    its ``task.reclaimed`` event names both holders and both epochs."""
+    task = store.create_task("job")
+    assert store.claim("w1", lease_s=10) is not None  # epoch 1, expires t0 + 10 s
+    clock.advance(11)
+    reclaimed = store.claim("w2", lease_s=30)
+    assert reclaimed is not None
+    assert reclaimed.lease_expires_at == datetime(2026, 11, 23, 9, 0, 41, tzinfo=UTC)
+    [row] = store.query(
+        "SELECT status, lease_owner, lease_epoch, lease_expires_us, heartbeat_us, updated_us,"
+        " attempts, started_us FROM tasks WHERE id = ?",
+        (task.id,),
+    )
+    assert tuple(row) == (
+        "running", "w2", 2, T0_US + 41 * S, T0_US + 11 * S, T0_US + 11 * S, 2, T0_US,
+    )  # fmt: skip
+    [event] = store.events(task_id=task.id, kind="task.reclaimed")
+    assert event.ts == datetime(2026, 11, 23, 9, 0, 11, tzinfo=UTC)
+    assert event.attrs == {"previous_owner": "w1", "previous_epoch": 1, "worker": "w2", "epoch": 2}
+
+
+def test_claims_scoped_to_a_trace_take_only_that_goals_tasks(store: Store) -> None:
+    """``trace_id`` restricts ``claim`` and ``claim_many`` to one goal's tree, even when
+    another goal's task has a higher priority."""
+    goal_a = store.create_task("goal a", priority=10)
+    goal_b = store.create_task("goal b", priority=90)
+    kid_a = store.create_task("kid a", priority=20, parent_id=goal_a.id)
+    first = store.claim("w", trace_id=goal_a.trace_id)
+    assert first is not None
+    assert first.id == kid_a.id
+    assert [t.id for t in store.claim_many("w", 5, trace_id=goal_a.trace_id)] == [goal_a.id]
+    assert store.claim("w", trace_id=goal_a.trace_id) is None
+    assert store.claim_many("w", 5, trace_id=goal_a.trace_id) == []
+    last = store.claim("w")
+    assert last is not None
+    assert last.id == goal_b.id
+
+
+@pytest.mark.parametrize(
+    ("waited_us", "winner"),
+    [(3_000 * S - 1, "new high"), (3_000 * S, "old low")],
+)
+def test_aging_adds_one_priority_point_per_aging_s_waited(
+    store: Store, clock: FakeClock, waited_us: int, winner: str
+) -> None:
+    """Effective priority = priority + waited / aging_s. With aging_s = 60, a priority-10
+    task that waited 3000 s scores 10 + 3000/60 = 60, tying a fresh priority-60 task (the
+    older then goes first); 1 µs less scores 59.99999998 and loses."""
+    store.create_task("old low", priority=10)
+    clock.advance(microseconds=waited_us)
+    store.create_task("new high", priority=60)
+    claimed = store.claim("w", aging_s=60)
+    assert claimed is not None
+    assert claimed.title == winner
+
+
+def test_expiring_dead_workers_leases_makes_their_tasks_claimable_now(
+    store: Store, clock: FakeClock
+) -> None:
+    """``expire_leases`` (the fleet's dead-worker recovery, and its last act on a failing
+    disk) sets the lease expiry of exactly the named owners' running tasks to 0 and counts
+    them; their tasks are reclaimable at once, with no time passing, under a new epoch; other
+    owners' leases are untouched, and no owners is a no-op."""
+    a1 = _running(store, "a1", worker="dead-1")
+    a2 = _running(store, "a2", worker="dead-1")
+    b = _running(store, "b", worker="dead-2")
+    alive = _running(store, "alive", worker="alive")
+    held = ("running", T0_US + 60 * S)  # _running claims for the default 60 s
+
+    def states() -> dict[str, tuple[Any, ...]]:
+        return {
+            r["id"]: (r["status"], r["lease_expires_us"])
+            for r in store.query("SELECT id, status, lease_expires_us FROM tasks")
+        }
+
+    assert store.expire_leases([]) == 0
+    assert states() == {a1: held, a2: held, b: held, alive: held}
+    assert store.claim("rescuer") is None
+    # any iterable of names; a name that holds nothing is harmless
+    assert store.expire_leases(n for n in ("dead-1", "dead-2", "never-ran")) == 3
+    expired = ("running", 0)
+    assert states() == {a1: expired, a2: expired, b: expired, alive: held}
+    assert _lease_row(store, a1)[:2] == ("dead-1", 1)  # expired, not yet taken over
+    rescued = store.claim_many("rescuer", 10)  # the clock has not moved
+    assert [(t.id, t.lease) for t in rescued] == [
+        (a1, Lease(a1, "rescuer", 2)),
+        (a2, Lease(a2, "rescuer", 2)),
+        (b, Lease(b, "rescuer", 2)),
+    ]
+    assert [e.attrs["previous_owner"] for e in store.events(kind="task.reclaimed")] == [
+        "dead-1", "dead-1", "dead-2",
+    ]  # fmt: skip
+    assert store.expire_leases(["alive"]) == 1
+    assert states()[alive] == expired
+
+
+async def test_a_stale_turn_in_a_bulk_commit_is_refused_alone_in_bulk(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale turn among a group commit's turns is refused with the exact ``LeaseLost``
+    message, inside the bulk write: the batch does not fall back to one turn at a time."""
+    a, b = _running(store, "a"), _running(store, "b")
+    alone: list[str] = []
+    apply_turn = store.apply_turn
+
+    def spy(turn: TurnWrite) -> None:
+        alone.append(turn.task_id)
+        apply_turn(turn)
+
+    monkeypatch.setattr(store, "apply_turn", spy)
+    outcomes = await asyncio.gather(
+        store.write_turn(_turn(store, a, 1)),
+        store.write_turn(_turn(store, b, 1, worker="w9")),  # b is w1's: w9's lease is stale
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], LeaseLost)
+    assert str(outcomes[1]) == (
+        f"task {b} is no longer running under w9's lease (epoch 1):"
+        " a newer claim or a status change superseded it"
+    )
+    assert alone == []
+    assert [c.turn for c in store.checkpoints(a)] == [1]
+    assert store.checkpoints(b) == []
+    assert (store.get_task(a).tokens_in, store.get_task(b).tokens_in) == (10, 0)
+
+
+async def test_bulk_turns_record_a_sign_of_life_only_under_a_lease(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a bulk commit 7 s after the claims, a turn under a lease sets its task's heartbeat
+    to now (t0 + 7 s); a turn without one leaves it at the claim (t0). Neither touches the
+    lease's expiry (t0 + 60 s)."""
+    a, b = _running(store, "a"), _running(store, "b")
+    clock.advance(7)
+
+    def one_by_one(turn: TurnWrite) -> None:
+        raise AssertionError(f"turn of {turn.task_id} written alone, not in bulk")
+
+    monkeypatch.setattr(store, "apply_turn", one_by_one)
+    await asyncio.gather(
+        store.write_turn(_turn(store, a, 1)),
+        store.write_turn(dataclasses.replace(_turn(store, b, 1), lease=None)),
+    )
+    assert _lease_row(store, a) == ("w1", 1, T0_US + 60 * S, T0_US + 7 * S)
+    assert _lease_row(store, b) == ("w1", 1, T0_US + 60 * S, T0_US)
+    assert (store.get_task(a).tokens_in, store.get_task(b).tokens_in) == (10, 10)
+
+
+def test_a_tasks_ancestors_are_read_once_per_store(db_path: Path, clock: FakeClock) -> None:
+    """Roll-ups use the ancestors cached when the task was created; a store opened later
+    (another process) walks the tree once per task, then reuses it, and still rolls usage up
+    to every ancestor. SQLite's statement trace counts the recursive walks."""
+    with Store(db_path, clock=clock) as first:
+        root = first.create_task("root")
+        child = first.create_task("child", parent_id=root.id)
+        grand = first.create_task("grandchild", parent_id=child.id)
+        walks: list[str] = []
+        first._conn.set_trace_callback(walks.append)
+        first.add_usage(grand.id, 1, 0, 0.0)
+        first.add_usage(grand.id, 1, 0, 0.0)
+        assert [s for s in walks if "recursive" in s.lower()] == []
+    with Store(db_path, clock=clock) as second:
+        walks = []
+        second._conn.set_trace_callback(walks.append)
+        second.add_usage(grand.id, 100, 10, 0.5)
+        second.add_usage(grand.id, 100, 10, 0.5)
+        assert len([s for s in walks if "recursive" in s.lower()]) == 1
+        # 1 + 1 + 100 + 100 = 202 tokens in, 10 + 10 = 20 out, 0.5 + 0.5 = 1.0 USD
+        got = [second.get_task(t.id) for t in (root, child, grand)]
+        assert [(t.tree_tokens_in, t.tree_tokens_out) for t in got] == [(202, 20)] * 3
+        assert [t.tree_cost_usd for t in got] == [1.0] * 3
+        assert [t.tokens_in for t in got] == [0, 0, 202]
