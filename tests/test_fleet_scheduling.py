@@ -1,0 +1,126 @@
+"""The fleet's scheduler: which tasks it claims, when it is idle, whom it preempts.
+
+Mutation testing of ``fleetlab/orchestrator/_fleet.py`` found these behaviours unpinned:
+a fleet scoped to one goal (``trace_id``, as in a notebook running one goal while other
+goals sit queued in the same database) must claim, wait for and preempt for its own trace
+only; claims must use the configured lease and aging; a full fleet must not ask for claims.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from fleetlab.clock import FakeClock
+from fleetlab.models import ModelRequest
+from fleetlab.orchestrator import Fleet, Goal, submit_goals
+from fleetlab.store import Store
+from tests.test_orchestrator import LONG, SIMPLE, Hooked, config, scheduler_ticks, sim
+
+
+def test_idle_counts_only_the_fleets_own_trace(store: Store) -> None:
+    """``_idle`` counts the queued, preempted and waiting tasks of the fleet's own trace when
+    it has one, of every trace when it has none."""
+    mine, other = submit_goals(
+        store, [Goal(title="mine", policy="never"), Goal(title="other", policy="never")]
+    )
+    scoped = Fleet(store, sim(), config(), trace_id=mine.trace_id)
+    unscoped = Fleet(store, sim(), config())
+    assert mine.trace_id != other.trace_id
+    # both queued: neither fleet is idle
+    assert (scoped._idle(), unscoped._idle()) == (False, False)
+    store.transition(mine.id, "cancelled")
+    # only the other goal waits: the scoped fleet is done, the unscoped one is not
+    assert (scoped._idle(), unscoped._idle()) == (True, False)
+    # a preempted task, then a parent waiting for its children, still counts as work left
+    store.claim("w", lease_s=60)
+    store.transition(other.id, "preempted")
+    assert (scoped._idle(), unscoped._idle()) == (True, False)
+    store.claim("w", lease_s=60)
+    store.transition(other.id, "waiting_children")
+    assert (scoped._idle(), unscoped._idle()) == (True, False)
+    store.transition(other.id, "cancelled")
+    assert (scoped._idle(), unscoped._idle()) == (True, True)
+
+
+@pytest.mark.timeout(60)  # a fleet that waits for another trace's goal never returns
+async def test_a_trace_scoped_fleet_runs_only_its_goal(store: Store) -> None:
+    """A fleet given a goal's ``trace_id`` claims only that goal's tasks, although another
+    goal, older and more urgent, is queued in the same database; it returns once its own
+    goal is done, leaving the other untouched."""
+    [other] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=90)])
+    [mine] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=10)])
+    fleet = Fleet(store, sim(), config(concurrency=2), trace_id=mine.trace_id)
+    report = await fleet.run(until_idle=True)
+    assert store.get_task(mine.id).status == "completed"
+    assert store.get_task(other.id).status == "queued"
+    assert [e.kind for e in store.events(task_id=other.id)] == ["task.spawned"]  # queued, never claimed
+    assert report.claimed == 1  # one task claimed (policy never: no sub-agents)
+
+
+async def test_report_counts_each_claim_once(store: Store) -> None:
+    """``report.claimed`` is the number of claims: three direct goals, three claims."""
+    submit_goals(store, [Goal(task=SIMPLE.key, policy="never", instance=i) for i in range(3)])
+    report = await Fleet(store, sim(), config(concurrency=2)).run(until_idle=True)
+    assert len(store.events(kind="task.started")) == 3
+    assert report.claimed == 3
+
+
+async def test_claims_follow_the_aged_priority(store: Store, clock: FakeClock) -> None:
+    """With ``aging_s`` the claim order is ``priority + waited / aging_s``: a priority-10
+    goal that has waited 100 s more than a priority-50 one is claimed first."""
+    [old] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=10)])
+    clock.advance(100)
+    [new] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never", priority=50)])
+    # aging_s=1: at any later instant t (s after the new goal), old: 10 + (t + 100) / 1,
+    # new: 50 + t / 1; old leads by 100 - 40 = 60 points. Without aging new (50) > old (10).
+    # max_preemptions=0: no preemption, so the claim order is the run order.
+    cfg = config(concurrency=1, aging_s=1.0, max_preemptions=0)
+    await Fleet(store, sim(clock), cfg).run(until_idle=True)
+    started = [e.task_id for e in store.events(kind="task.started")]
+    assert started == [old.id, new.id]
+
+
+@pytest.mark.parametrize("lease_s", [30.0, 300.0])
+async def test_claims_use_the_configured_lease(store: Store, lease_s: float) -> None:
+    """A claimed task's lease runs ``config.lease_s`` from the instant of its claim (not the
+    store's own 60 s default)."""
+    [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
+    seen: list[timedelta] = []
+
+    async def before(request: ModelRequest) -> None:
+        if not seen:
+            [task] = fleet.running  # the task as its claim returned it
+            [started] = store.events(task_id=root.id, kind="task.started")
+            assert task.lease_expires_at is not None
+            seen.append(task.lease_expires_at - started.ts)
+
+    fleet = Fleet(store, Hooked(sim(), before), config(lease_s=lease_s))
+    await fleet.run(until_idle=True)
+    assert seen == [timedelta(seconds=lease_s)]
+    assert store.get_task(root.id).status == "completed"
+
+
+async def test_a_full_fleet_asks_for_no_claims(store: Store, clock: FakeClock) -> None:
+    """While every slot is busy the fleet asks the store for no claim at all (a claim is a
+    write transaction: it would take the database's write lock every tick for nothing)."""
+    submit_goals(store, [Goal(task=SIMPLE.key, policy="never", instance=i) for i in range(2)])
+    asked: list[int] = []
+
+    async def before(request: ModelRequest) -> None:
+        await next_tick()  # the scheduler ran a whole round while this slot was busy
+
+    fleet = Fleet(store, Hooked(sim(clock), before), config(concurrency=1, aging_s=None))
+    claim_many = store.claim_many
+
+    def counting(worker: str, n: int, **kw: object) -> object:
+        asked.append(n)
+        return claim_many(worker, n, **kw)  # type: ignore[arg-type]
+
+    store.claim_many = counting  # type: ignore[method-assign, assignment]
+    next_tick = scheduler_ticks(fleet)
+    await fleet.run(until_idle=True)
+    assert len(store.events(kind="task.completed")) == 2
+    assert asked  # it did claim, with one free slot each time
+    assert set(asked) == {1}
