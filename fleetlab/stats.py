@@ -552,14 +552,14 @@ def kaplan_meier(
     from scipy.stats import CensoredData, ecdf
 
     sf = ecdf(CensoredData.right_censored(times, ~seen)).sf
-    survival = np.asarray(sf.evaluate(event_times), dtype=float)
+    survival = sf.evaluate(event_times)
     # Where S reaches 0 the log-log band is undefined: scipy warns and gives nan there.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         band = sf.confidence_interval(level, method="log-log")
     dead = survival <= 0.0
-    lower = np.where(dead, 0.0, np.asarray(band.low.evaluate(event_times), dtype=float))
-    upper = np.where(dead, 0.0, np.asarray(band.high.evaluate(event_times), dtype=float))
+    lower = np.where(dead, 0.0, band.low.evaluate(event_times))
+    upper = np.where(dead, 0.0, band.high.evaluate(event_times))
     return KaplanMeier(
         tuple(event_times.tolist()),
         tuple(survival.tolist()),

@@ -455,6 +455,29 @@ def test_bootstrap_flags_replicates_with_few_distinct_values() -> None:
     )
 
 
+def test_bootstrap_counts_the_distinct_replicates_exactly() -> None:
+    """One resample is one distinct value, and the note says so (singular, not 2)."""
+    result = paired_bootstrap([0.0, 1.0] * 10, [1.0, 0.0] * 10, n_boot=1)
+    _assert_flagged(result, "only 1 distinct value among 1 resample;")
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_bootstrap_flags_do_not_depend_on_the_unit_of_the_outcome(scale: float) -> None:
+    """Outcomes in other units (seconds vs microseconds) give the same interval, scaled,
+    and the same flags: the tolerances are relative to the values."""
+    rng = random.Random(21)
+    # Continuous outcomes: with 0/1 outcomes replicates tie with the estimate and BCa's bias
+    # correction depends on how the scaled ties round.
+    baseline = [rng.gauss(10, 2) for _ in range(60)]
+    variant = [b + rng.gauss(0.5, 1) for b in baseline]
+    plain = paired_bootstrap(baseline, variant)
+    scaled = paired_bootstrap([b * scale for b in baseline], [v * scale for v in variant])
+    assert scaled.note == plain.note == ""
+    assert (scaled.low, scaled.high) == pytest.approx(
+        (plain.low * scale, plain.high * scale), rel=1e-9
+    )
+
+
 @pytest.mark.parametrize("clusters", [None, ["t", "t", "t"]])
 def test_bootstrap_of_a_single_unit_is_flagged_not_an_error(clusters: list[str] | None) -> None:
     n = 1 if clusters is None else 3
@@ -595,14 +618,87 @@ def test_mde_is_infinite_when_no_feasible_effect_is_detectable() -> None:
     assert 0.45 < minimum_detectable_effect(14, 0.5) < 0.5
 
 
+def _z(p: float) -> float:
+    """The standard normal quantile from scipy: the oracle for the module's NormalDist."""
+    return float(scipy_stats.norm.ppf(p))
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+def test_sample_size_reads_baseline_rate_only_as_the_default_discordance(rate: float) -> None:
+    """With ``discordance`` given, any baseline rate in [0, 1] (ends included) is accepted."""
+    # psi = 0.2, d = 0.1: (1.95996*0.44721 + 0.84162*sqrt(0.19)=0.43589)^2 / 0.01
+    #   = (0.87652 + 0.36685)^2 / 0.01 = 154.599 -> 155 pairs, whatever the baseline rate.
+    psi, d = 0.2, 0.1
+    by_hand = (_z(0.975) * math.sqrt(psi) + _z(0.8) * math.sqrt(psi - d * d)) ** 2 / d**2
+    assert by_hand == pytest.approx(154.599, abs=1e-3)
+    assert sample_size_for(d, rate, discordance=psi) == 155
+    # 155 pairs detect d = 0.1 and 154 do not: the MDE with 155 lies in (0.0995, 0.1].
+    assert 0.0995 < minimum_detectable_effect(155, rate, discordance=psi) <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("effect", "rate", "discordance", "pairs"),
+    [
+        # psi = 2*.5*.5 = .5, d = psi: (1.95996*sqrt(.5) + 0.84162*sqrt(.5-.25))^2 / .25
+        #   = (1.38590 + 0.42081)^2 / .25 = 13.057 -> 14
+        (0.5, 0.5, None, 14),
+        (-0.5, 0.5, None, 14),
+        # psi = .2, d = psi: (1.95996*sqrt(.2) + 0.84162*sqrt(.2-.04))^2 / .04
+        #   = (0.87652 + 0.33665)^2 / .04 = 36.795 -> 37
+        (0.2, 0.3, 0.2, 37),
+    ],
+)
+def test_sample_size_at_the_largest_feasible_effect(
+    effect: float, rate: float, discordance: float | None, pairs: int
+) -> None:
+    """``|effect| == psi`` (every discordant pair one way) is feasible, not rejected."""
+    psi = 2 * rate * (1 - rate) if discordance is None else discordance
+    d = abs(effect)
+    by_hand = (_z(0.975) * math.sqrt(psi) + _z(0.8) * math.sqrt(psi - d * d)) ** 2 / d**2
+    assert math.ceil(by_hand) == pairs
+    assert sample_size_for(effect, rate, discordance=discordance) == pairs
+
+
+def test_mde_with_a_single_pair_is_infinite_not_an_error() -> None:
+    """n = 1 is a valid (hopeless) design: no effect is detectable, so the MDE is inf."""
+    # Even d = psi = 1 needs (1.95996*1 + 0.84162*0)^2 / 1 = 3.84 > 1 pairs.
+    assert minimum_detectable_effect(1, 0.5, discordance=1.0) == math.inf
+    assert minimum_detectable_effect(1, 0.5) == math.inf
+
+
+@pytest.mark.parametrize(("n", "share"), [(5, 1.0), (7, 1.0), (28, 0.5), (30, 0.5)])
+def test_mde_at_a_root_that_needs_exactly_n_pairs(n: int, share: float) -> None:
+    """A ``d`` that needs exactly ``n`` pairs is detectable with ``n``: the MDE is ``d``.
+
+    With ``power = 0.5`` (``z_b = 0``) the formula is ``n = z_a² psi / d²``. Choosing
+    ``psi = z_a² / n / share²`` puts the root at ``d = share * psi``: at ``psi`` itself (the
+    edge between a finite MDE and ``inf``) or at ``psi / 2`` (the bisection's first
+    midpoint). These psi values make the float formula land on ``n`` exactly.
+    """
+    z_a = statistics.NormalDist().inv_cdf(0.975)  # the quantile the module documents using
+    psi = z_a * z_a / n / share**2
+    root = share * psi
+    assert (z_a * math.sqrt(psi)) ** 2 / root**2 == n  # the input sits exactly on the root
+    assert minimum_detectable_effect(n, 0.5, discordance=psi, power=0.5) == root
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
         (lambda: sample_size_for(0.0, 0.5), "effect"),
         (lambda: sample_size_for(0.6, 0.5), "effect"),
-        (lambda: sample_size_for(0.1, 0.0), "baseline_rate"),
+        (
+            lambda: sample_size_for(0.1, 0.0),
+            r"without discordance it is 2\*p\*\(1-p\), so baseline_rate must be strictly",
+        ),
         (lambda: sample_size_for(0.1, 1.2), "baseline_rate"),
+        (lambda: sample_size_for(0.1, 1.2, discordance=0.2), "baseline_rate must be between"),
+        (lambda: sample_size_for(0.1, -0.1, discordance=0.2), "baseline_rate must be between"),
+        (lambda: minimum_detectable_effect(50, 2.0, discordance=0.2), "baseline_rate must be"),
         (lambda: sample_size_for(0.1, 0.5, discordance=0.0), "discordance"),
+        (lambda: sample_size_for(0.1, 0.5, discordance=1.5), "discordance must be in"),
+        (lambda: sample_size_for(0.1, 0.5, alpha=1.0), "alpha"),
+        (lambda: sample_size_for(0.1, 0.5, alpha=1.5), "alpha"),
         (lambda: sample_size_for(0.1, 0.5, power=0.3), "power"),
         (lambda: sample_size_for(0.1, 0.5, alpha=0.0), "alpha"),
         (lambda: minimum_detectable_effect(0, 0.5), "n must be"),
@@ -724,6 +820,81 @@ def test_kaplan_meier_counts_censored_ties_as_at_risk() -> None:
     assert km.at_risk == (4, 3, 1)
     assert km.survival == pytest.approx((0.75, 0.5, 0.0))
     assert km.median() == 2.0
+
+
+def test_kaplan_meier_band_and_level_at_ninety_percent() -> None:
+    """``level`` sets the band's z (scipy's 0.95 quantile for 90%) and is kept on the curve."""
+    km = kaplan_meier([t for t, _ in SIX_MP], [seen for _, seen in SIX_MP], level=0.90)
+    assert km.level == 0.90
+    z90 = _z(0.95)  # 1.64485
+    greenwood = 0.0
+    for s, n, d, low, high in zip(
+        km.survival, km.at_risk, km.events, km.lower, km.upper, strict=True
+    ):
+        greenwood += d / (n * (n - d))
+        spread = z90 * math.sqrt(greenwood) / -math.log(s)
+        assert low == pytest.approx(s ** math.exp(spread), rel=1e-9)
+        assert high == pytest.approx(s ** math.exp(-spread), rel=1e-9)
+    # Week 6: S = 18/21, Greenwood sum 3/(21*18) = 0.0079365, sqrt = 0.089087,
+    # -log S = 0.15415: spread = 1.64485 * 0.089087 / 0.15415 = 0.95060,
+    # low = 0.85714 ** exp(0.95060) = 0.85714 ** 2.58725 = exp(-0.15415 * 2.58725) = 0.67111.
+    assert km.lower[0] == pytest.approx(0.67111, abs=5e-5)
+    censored = kaplan_meier([1.0, 5.0], [False, False], level=0.90)
+    assert censored.level == 0.90
+
+
+def test_kaplan_meier_reads_zero_one_flags_and_int_durations() -> None:
+    """Flags stored as 0/1 (SQLite has no bool) mean observed/censored; times come back floats."""
+    km = kaplan_meier([t for t, _ in SIX_MP], [int(seen) for _, seen in SIX_MP])
+    assert km.times == (6.0, 7.0, 10.0, 13.0, 16.0, 22.0, 23.0)
+    assert all(type(t) is float for t in km.times)
+    assert km.at_risk == (21, 17, 15, 12, 11, 7, 6)
+    assert km.events == (3, 1, 1, 1, 1, 1, 1)
+    assert km.survival[0] == pytest.approx(18 / 21)  # 3 of 21 complete at week 6
+    assert km.survival[1] == pytest.approx(18 / 21 * 16 / 17)  # 1 of 17 at week 7
+    assert km.median() == 23.0
+
+
+def _two_step_cohort(first: tuple[int, int], second: tuple[int, int]) -> list[tuple[float, bool]]:
+    """``(at risk, survivors)`` at t=1 and t=2; survivors of t=1 not at risk at t=2 are
+    censored at t=1.5 and survivors of t=2 at t=3."""
+    (b, a), (d, c) = first, second
+    return (
+        [(1.0, True)] * (b - a)
+        + [(1.5, False)] * (a - d)
+        + [(2.0, True)] * (d - c)
+        + [(3.0, False)] * c
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "median"),
+    [
+        # S(2) = 22503/30001 * 13334/20003; 2 * 22503 * 13334 = 600110004
+        # = 30001 * 20003 + 1, so S(2) = 1/2 + 1/(2 * 600110003) = 1/2 + 8.3e-10: above 1/2.
+        ((30001, 22503), (20003, 13334), None),
+        # S(2) = 21820/30001 * 13750/20001; 2 * 21820 * 13750 = 600050000
+        # = 30001 * 20001 - 1, so S(2) = 1/2 - 8.3e-10: at most 1/2 from t=2 on.
+        ((30001, 21820), (20001, 13750), 2.0),
+    ],
+)
+def test_kaplan_meier_median_decides_a_hair_from_half_on_the_counts(
+    first: tuple[int, int], second: tuple[int, int], median: float | None
+) -> None:
+    """Within 1e-9 of 1/2 the side of 1/2 comes from the counts, both ways."""
+    cohort = _two_step_cohort(first, second)
+    km = kaplan_meier([t for t, _ in cohort], [seen for _, seen in cohort])
+    assert km.at_risk == (first[0], second[0])
+    assert abs(km.survival[-1] - 0.5) < 1e-9  # inside the margin: the exact test decides
+    assert km.median() == median
+
+
+def test_kaplan_meier_median_refuses_a_curve_whose_columns_disagree() -> None:
+    """A hand-built curve with columns of different lengths raises instead of being truncated."""
+    with pytest.raises(ValueError):
+        KaplanMeier((1.0, 2.0), (0.9,), (10, 1), (1, 1)).median()  # a time without S
+    with pytest.raises(ValueError):
+        KaplanMeier((1.0,), (0.5,), (2,), ()).median()  # S = 1/2 with no event count
 
 
 def test_kaplan_meier_median_none_when_curve_stays_above_half() -> None:
