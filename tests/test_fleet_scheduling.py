@@ -199,3 +199,24 @@ async def test_a_trace_scoped_fleet_preempts_only_for_its_own_trace(
     assert report.preempted == 0
     assert store.get_task(mine.id).status in ("completed", "failed")
     assert store.get_task(other.id).status == "queued"
+
+
+async def test_a_dead_workers_task_is_reclaimed_at_start_and_logged(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At start the fleet makes the tasks of this host's dead workers reclaimable at once
+    (their 10,000 s lease is not waited out), claims them under the next epoch, and logs which
+    workers it found dead."""
+    import socket
+
+    [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
+    dead = f"{socket.gethostname()}:999999:dead"  # pid 999999: above the usual pid_max
+    store.claim(dead, lease_s=10_000)
+    with caplog.at_level(logging.INFO, logger="fleetlab.orchestrator"):
+        report = await Fleet(store, sim(), config()).run(until_idle=True)
+    assert store.get_task(root.id).status == "completed"
+    [reclaimed] = store.events(task_id=root.id, kind="task.reclaimed")
+    assert (reclaimed.attrs["previous_owner"], reclaimed.attrs["epoch"]) == (dead, 2)
+    assert report.claimed == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"reclaiming tasks of dead workers ['{dead}']" in messages
