@@ -414,6 +414,12 @@ def test_bootstrap_flags_a_constant_difference_instead_of_a_confident_zero_width
     _assert_flagged(result, "every pair has the same difference")
 
 
+def test_bootstrap_counts_differences_within_1e9_of_the_largest_as_the_same() -> None:
+    """Differences 2 and 2 + 4e-10 (4e-10 < 1e-9 * 2: rounding noise) are one difference."""
+    result = paired_bootstrap([1.0] * 50, [2.0] * 40 + [2.0 + 4e-10] * 10)
+    _assert_flagged(result, "every pair has the same difference")
+
+
 def test_bootstrap_flags_fully_concordant_pairs() -> None:
     outcomes = [float(i % 3 == 0) for i in range(40)]  # both variants pass the same pairs
     result = paired_bootstrap(outcomes, outcomes)
@@ -453,6 +459,53 @@ def test_bootstrap_flags_replicates_with_few_distinct_values() -> None:
     _assert_flagged(
         paired_bootstrap(baseline, variant, n_boot=3), "distinct values among 3 resamples"
     )
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_bootstrap_falls_back_to_the_percentile_interval_of_the_same_replicates(
+    seed: int,
+) -> None:
+    """Where BCa is undefined (here both of 2 replicates lie on one side of the estimate),
+    the interval is scipy's percentile interval of those replicates, at the level asked."""
+    rng = random.Random(4)
+    baseline = [rng.gauss(0, 1) for _ in range(20)]
+    variant = [b + rng.gauss(0.3, 1) for b in baseline]
+    result = paired_bootstrap(baseline, variant, n_boot=2, seed=seed, level=0.9)
+    assert result.method == "percentile"
+    _assert_flagged(result, "BCa is undefined on these resamples: percentile interval")
+    expected = scipy_stats.bootstrap(
+        (np.subtract(variant, baseline),),
+        np.mean,
+        n_resamples=2,
+        confidence_level=0.9,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    # With two replicates r1 < r2 the 90% interval is (r1 + .05(r2-r1), r1 + .95(r2-r1)).
+    r1, r2 = sorted(expected.bootstrap_distribution)
+    assert (result.low, result.high) == pytest.approx(
+        (r1 + 0.05 * (r2 - r1), r1 + 0.95 * (r2 - r1)), abs=1e-12
+    )
+    ci = expected.confidence_interval
+    assert (result.low, result.high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_bootstrap_over_the_batch_threshold_matches_scipy_bca() -> None:
+    """2001 pairs put the jackknife at 2001 x 2000 > 4e6 cells, so scipy runs in batches:
+    the interval is still scipy's unbatched BCa interval."""
+    rng = random.Random(8)
+    baseline = [rng.gauss(0, 1) for _ in range(2001)]
+    variant = [b + rng.gauss(0.1, 1) for b in baseline]
+    expected = scipy_stats.bootstrap(
+        (np.subtract(variant, baseline),),
+        np.mean,
+        n_resamples=200,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    result = paired_bootstrap(baseline, variant, n_boot=200, seed=0)
+    assert result.method == "BCa"
+    assert (result.low, result.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
 
 
 def test_bootstrap_counts_the_distinct_replicates_exactly() -> None:
