@@ -9,6 +9,7 @@ only; claims must use the configured lease and aging; a full fleet must not ask 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ import pytest
 from fleetlab.clock import FakeClock
 from fleetlab.models import ModelRequest
 from fleetlab.orchestrator import Fleet, Goal, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import Lease, Store
 from tests.test_orchestrator import LONG, SIMPLE, Hooked, _task_line, config, scheduler_ticks, sim
 
 
@@ -220,3 +221,36 @@ async def test_a_dead_workers_task_is_reclaimed_at_start_and_logged(
     assert report.claimed == 1
     messages = [r.getMessage() for r in caplog.records]
     assert f"reclaiming tasks of dead workers ['{dead}']" in messages
+
+
+async def test_a_fresh_claim_counts_as_a_held_lease(store: Store) -> None:
+    """Before any renewal, the claim itself tells the fleet how long its lease runs: with
+    300 s left (more than the 100 s margin, a third of the lease) the agent's turns run their
+    tools without re-reading the lease from the database."""
+    [root] = submit_goals(store, [Goal(task=LONG.key, policy="never")])
+    checks = 0
+    check_lease = store.check_lease
+
+    def counting(lease: Lease) -> None:
+        nonlocal checks
+        checks += 1
+        check_lease(lease)
+
+    store.check_lease = counting  # type: ignore[method-assign]
+    seen: list[int] = []
+
+    async def before(request: ModelRequest) -> None:
+        seen.append(checks)
+
+    async def no_renewals() -> None:  # the claim is the fleet's only record of its lease
+        await asyncio.Event().wait()
+
+    # The FakeClock stands still while the task runs (no heartbeat sleeps, latency 0), so
+    # every turn is 0 s after the claim: 0 < 300 - 100 and the lease counts as held.
+    fleet = Fleet(store, Hooked(sim(), before), config(concurrency=1))
+    fleet._heartbeats = no_renewals  # type: ignore[method-assign]
+    await fleet.run(until_idle=True)
+    assert store.get_task(root.id).status in ("completed", "failed")
+    assert len(seen) >= 3
+    # no lease read between one model call and the next
+    assert [b - a for a, b in itertools.pairwise(seen)] == [0] * (len(seen) - 1)
