@@ -609,11 +609,16 @@ def test_bootstrap_level_controls_width() -> None:
 
 
 def test_bootstrap_rejects_bad_input() -> None:
+    """Bad arguments raise ValueError whose message names them (full text pinned)."""
     with pytest.raises(ValueError, match="baseline and variant must have the same length"):
         paired_bootstrap([1.0, 2.0], [1.0])
-    with pytest.raises(ValueError, match="must not be empty"):
+    with pytest.raises(ValueError, match=r"^baseline and variant must not be empty$"):
         paired_bootstrap([], [])
-    with pytest.raises(ValueError, match="clusters"):
+    with pytest.raises(
+        ValueError,
+        match=r"^baseline and variant and clusters must have the same length, "
+        r"got baseline=2, variant=2, clusters=1$",
+    ):
         paired_bootstrap([1.0, 2.0], [1.0, 3.0], clusters=["a"])
     with pytest.raises(ValueError, match="n_boot"):
         paired_bootstrap([1.0, 2.0], [1.0, 3.0], n_boot=0)
