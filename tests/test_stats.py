@@ -84,6 +84,11 @@ def test_wilson_with_no_trials_knows_nothing() -> None:
     assert (interval.low, interval.high) == (0.0, 1.0)
 
 
+def test_wilson_with_no_trials_keeps_the_level() -> None:
+    """The n == 0 interval carries the level asked for, like every other interval."""
+    assert wilson_interval(0, 0, level=0.9).level == 0.9
+
+
 def test_wilson_extremes_stay_in_unit_interval() -> None:
     none = wilson_interval(0, 5)
     every = wilson_interval(5, 5)
@@ -318,7 +323,7 @@ def test_cluster_se_is_undefined_with_one_cluster() -> None:
 def test_cluster_se_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="values and clusters must have the same length"):
         cluster_se([1.0, 2.0], ["a"])
-    with pytest.raises(ValueError, match="values must not be empty"):
+    with pytest.raises(ValueError, match=r"^values must not be empty$"):
         cluster_se([], [])
 
 
@@ -472,7 +477,7 @@ def test_bootstrap_falls_back_to_the_percentile_interval_of_the_same_replicates(
     variant = [b + rng.gauss(0.3, 1) for b in baseline]
     result = paired_bootstrap(baseline, variant, n_boot=2, seed=seed, level=0.9)
     assert result.method == "percentile"
-    _assert_flagged(result, "BCa is undefined on these resamples: percentile interval")
+    assert "BCa is undefined on these resamples: percentile interval" in result.note.split("; ")
     expected = scipy_stats.bootstrap(
         (np.subtract(variant, baseline),),
         np.mean,
@@ -508,6 +513,47 @@ def test_bootstrap_over_the_batch_threshold_matches_scipy_bca() -> None:
     assert (result.low, result.high) == pytest.approx((expected.low, expected.high), abs=1e-9)
 
 
+def test_bootstrap_flag_thresholds_are_strict() -> None:
+    """Exactly 10 units, 5 differing units or 10 distinct replicates are enough: no flag."""
+    rng = random.Random(12)
+    baseline = [rng.gauss(0, 1) for _ in range(30)]
+    variant = [b + rng.gauss(0.5, 1) for b in baseline]
+    ten = paired_bootstrap(baseline[:10], variant[:10])
+    assert "fewer than 10" not in ten.note
+    # 10 resamples of continuous data: 10 distinct values
+    assert "distinct value" not in paired_bootstrap(baseline, variant, n_boot=10).note
+    # 60 binary pairs, 5 discordant: 5 differ from the most common difference (0)
+    outcomes = [float(i % 2) for i in range(60)]
+    flipped = [1.0 - o if i < 5 else o for i, o in enumerate(outcomes)]
+    assert "most common difference" not in paired_bootstrap(outcomes, flipped).note
+
+
+def test_bootstrap_names_a_single_differing_pair_in_the_singular() -> None:
+    """One discordant pair of 60: the note says "only 1 of 60 pairs differs"."""
+    baseline = [1.0] * 30 + [0.0] * 30
+    variant = list(baseline)
+    variant[0] = 0.0
+    _assert_flagged(
+        paired_bootstrap(baseline, variant),
+        "only 1 of 60 pairs differs from the most common difference (fewer than 5)",
+    )
+
+
+def test_bootstrap_compares_tasks_by_mean_difference_not_by_total() -> None:
+    """Tasks of 2 and 4 trials all with mean difference 0.5 are tasks that agree."""
+    baseline = [0.0] * 12 * 6
+    variant = []
+    tasks = []
+    for task in range(12):
+        trials = 2 if task % 2 else 4
+        variant += [0.0, 1.0] * (trials // 2)  # mean difference 0.5 in every task
+        tasks += [task] * trials
+    baseline = baseline[: len(variant)]
+    result = paired_bootstrap(baseline, variant, clusters=tasks)
+    _assert_flagged(result, "every task has the same difference")
+    assert result.estimate == 0.5
+
+
 def test_bootstrap_counts_the_distinct_replicates_exactly() -> None:
     """One resample is one distinct value, and the note says so (singular, not 2)."""
     result = paired_bootstrap([0.0, 1.0] * 10, [1.0, 0.0] * 10, n_boot=1)
@@ -537,6 +583,7 @@ def test_bootstrap_of_a_single_unit_is_flagged_not_an_error(clusters: list[str] 
     result = paired_bootstrap([0.0, 1.0, 0.0][:n], [1.0, 1.0, 1.0][:n], clusters=clusters)
     assert result.low == result.high == result.estimate
     assert result.n_clusters == 1
+    assert result.method == "percentile"  # no BCa on one unit
     _assert_flagged(result, "only 1 ", "has the same difference")
 
 
