@@ -147,11 +147,9 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval:
         return Interval(math.nan, 0.0, 1.0, level)
     from scipy.stats import binomtest
 
+    # scipy sets the bound to exactly 0 at 0/n and exactly 1 at n/n.
     ci = binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
-    # At 0/n and n/n the bound is exactly 0 or 1; rounding could leave a ±1e-17 residue.
-    low = 0.0 if successes == 0 else float(ci.low)
-    high = 1.0 if successes == n else float(ci.high)
-    return Interval(successes / n, low, high, level)
+    return Interval(successes / n, float(ci.low), float(ci.high), level)
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -90,12 +90,17 @@ def test_wilson_with_no_trials_keeps_the_level() -> None:
 
 
 def test_wilson_extremes_stay_in_unit_interval() -> None:
+    """At 0/n the low bound is exactly 0 and at n/n the high bound exactly 1."""
     none = wilson_interval(0, 5)
     every = wilson_interval(5, 5)
     assert none.low == 0.0
     assert 0.0 < none.high < 1.0
     assert every.high == 1.0
     assert 0.0 < every.low < 1.0
+    for n in (1, 7, 29, 263, 1000):
+        for level in (0.8, 0.9, 0.95, 0.99):
+            assert wilson_interval(0, n, level).low == 0.0
+            assert wilson_interval(n, n, level).high == 1.0
 
 
 def test_wilson_higher_level_is_wider() -> None:
