@@ -37,7 +37,11 @@ DEFAULT_TESTS: dict[str, tuple[str, ...]] = {
     "fleetlab/clock.py": ("tests/test_clock.py", "tests/test_digest_metrics.py"),
     "fleetlab/stats.py": ("tests/test_stats.py", "tests/test_experiments_report.py"),
     "fleetlab/store.py": ("tests/test_store.py", "tests/test_fencing.py"),
-    "fleetlab/orchestrator/_fleet.py": ("tests/test_orchestrator.py", "tests/test_fencing.py"),
+    "fleetlab/orchestrator/_fleet.py": (
+        "tests/test_fleet_scheduling.py",
+        "tests/test_orchestrator.py",
+        "tests/test_fencing.py",
+    ),
     "fleetlab/digest/_factcheck.py": ("tests/test_digest_draft.py",),
     "fleetlab/learning.py": ("tests/test_learning.py",),
 }
