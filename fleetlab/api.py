@@ -14,14 +14,13 @@ responsive while the fleet works, start ``run_async`` with
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from fleetlab.aio import run_sync
 from fleetlab.clock import Clock
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 
 __all__ = ["build_model", "run", "run_async"]
 
@@ -76,7 +75,7 @@ async def run_async(
     parsed = [g if isinstance(g, Goal) else Goal(title=g) for g in goals]
     config = FleetConfig(concurrency=concurrency, policy=policy, prompt_variant=prompt)
     own = not isinstance(db, Store)
-    store = db if isinstance(db, Store) else Store(Path(db) if db else None, clock=clock)
+    store = db if isinstance(db, Store) else open_store(db, clock=clock)
     try:
         fleet_model = (
             build_model(model, clock=store.clock, seed=seed) if isinstance(model, str) else model

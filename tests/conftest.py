@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetlab.clock import FakeClock
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from tests.helpers.browser import CHROMIUM
 
 #: Set (to 1) by `make unit`: a test whose system dependency is missing fails instead of
@@ -72,7 +72,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store(db_path, clock=clock) as s:
+    with open_store(db_path, clock=clock) as s:
         yield s
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def test_fleet_console_in_jupyterlab(lab: Lab, chromium: Path, tmp_path: Path) -
         finally:
             browser.close()
 
-    with Store(lab.db) as store:
+    with open_store(lab.db) as store:
         roots = [t for t in store.tasks() if t.parent_id is None]
         completed = store.tasks(status="completed")
         [decomposed] = [t for t in roots if t.title.startswith("summarise")]

@@ -15,7 +15,7 @@ import pytest
 from fleetlab.cli import _tasks, main
 from fleetlab.clock import Clock, FakeClock, to_us
 from fleetlab.errors import FleetlabError
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -51,7 +51,7 @@ def test_submit_prints_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert code == 0
     [ids] = json.loads(out)
-    with Store(db) as store:
+    with open_store(db) as store:
         task = store.get_task(ids["task_id"])
     assert task.trace_id == ids["trace_id"]
     assert (task.priority, task.budget_usd, task.status) == (80, 0.5, "queued")
@@ -69,7 +69,7 @@ def test_status_json_matches_sql(
     code, out, _ = run(capsys, "--db", str(populated), "status", "--json", "--stale-after", "1e9")
     assert code == 0
     data = json.loads(out)
-    with Store(populated) as store:
+    with open_store(populated) as store:
         sql = {
             r[0]: r[1] for r in store.query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
         }
@@ -105,7 +105,7 @@ def test_stale_running_tasks_are_split_out(
     """A running task whose heartbeat is older than ``--stale-after`` at the clock's now is
     stale, the others running. The populated fleet's running tasks beat from 2026-11-16 19:45Z
     to 2026-11-19 23:42Z."""
-    with Store(populated) as store:
+    with open_store(populated) as store:
         beats = [r[0] for r in store.query("SELECT heartbeat_us FROM tasks WHERE status='running'")]
     # Monday 23 November 09:00Z: every beat is days older than the default 300 s.
     _, out, _ = run(capsys, "--db", str(populated), "status", "--json")
@@ -135,7 +135,7 @@ def test_status_for_a_week_in_a_zone(populated: Path, capsys) -> None:  # type: 
         "--json",
     )
     data = json.loads(out)
-    with Store(populated) as store:
+    with open_store(populated) as store:
         # W47 in Los Angeles: Mon 16 Nov 08:00 UTC to Mon 23 Nov 08:00 UTC
         lo, hi = 1_794_816_000_000_000, 1_795_420_800_000_000
         n = store.query(
@@ -244,7 +244,7 @@ def test_running_tasks_of_a_dead_worker_of_this_host_are_stale_at_once(
         os.kill(dead, 0)
     host = socket.gethostname()
     db = tmp_path / "fleet.db"
-    with Store(db) as store:
+    with open_store(db) as store:
         for worker in (f"{host}:{dead}:aaaaaa", f"{host}:{os.getpid()}:bbbbbb", f"far:{dead}:c"):
             store.create_task(f"goal of {worker}")
             claimed = store.claim(worker, lease_s=3600)

@@ -9,7 +9,7 @@ import pytest
 
 from fleetlab.cli import main
 from fleetlab.orchestrator import Fleet
-from fleetlab.store import Store, Task
+from fleetlab.store import Task, open_store
 from fleetlab.suites import builtin_suites
 
 
@@ -38,7 +38,7 @@ def test_run_task_prints_verdict_tokens_cost_trace(tmp_path: Path, capsys) -> No
     assert result["simulated"] is True
     assert result["tokens_in"] > 0
     assert result["cost_usd"] > 0
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.find_task(result["trace_id"]).status == "completed"
     code, out, _ = run(
         capsys, "--db", db, "run-task", "core:rename-readme", "--model", "sim:instant"
@@ -74,7 +74,7 @@ def test_submit_file_fleet_run_trace_cancel(tmp_path: Path, capsys) -> None:  # 
     task_id = out.split()[1]
     code, out, _ = run(capsys, "--db", db, "cancel", task_id)
     assert "cancelled 1 task" in out
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.get_task(task_id).status == "cancelled"
 
 
@@ -145,7 +145,7 @@ def test_fleet_simulate_one_day(tmp_path: Path, capsys) -> None:  # type: ignore
     )
     assert code == 0
     assert "simulated 1 day(s)" in out
-    with Store(db) as store:
+    with open_store(db) as store:
         roots = store.query("SELECT COUNT(*) FROM tasks WHERE parent_id IS NULL")[0][0]
         first = store.query("SELECT MIN(created_us) FROM tasks")[0][0]
         calls = store.events(kind="model.call")
@@ -182,7 +182,7 @@ def test_fleet_run_exits_1_with_one_summary_line_after_internal_errors(
     code, out, err = run(
         capsys, "--db", db, "fleet", "run", "--until-idle", "--quiet", "--model", "sim:instant"
     )
-    with Store(db) as store:
+    with open_store(db) as store:
         crashed = store.query(
             "SELECT COUNT(*) FROM tasks WHERE status = 'failed' AND error LIKE 'internal error:%'"
         )[0][0]

@@ -19,7 +19,8 @@ import pytest
 import fleetlab.store
 from fleetlab.cli import main
 from fleetlab.errors import CorruptDatabase, DiskFull
-from fleetlab.store import Store, storage_error
+from fleetlab.store import open_store
+from fleetlab.store.sqlite import storage_error
 from tests.helpers.populate import populate
 from tests.helpers.refusals import one_error_line, run_cli, snapshot
 
@@ -80,7 +81,7 @@ def damaged(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     db = folder / "fleet.db"
     populate(str(db), roots=80)
     assert integrity_report(db) == "ok"
-    with Store(db) as store:
+    with open_store(db) as store:
         task = store.tasks(limit=1)[0].id
     assert sorted(p.name for p in folder.iterdir()) == ["fleet.db"]  # no WAL left
     table, how = request.param
@@ -137,7 +138,7 @@ def test_store_refuses_a_damaged_db_and_names_it(damaged: tuple[Path, str]) -> N
     db, _ = damaged
     before = db.read_bytes()
     with pytest.raises(CorruptDatabase) as caught:
-        Store(db)
+        open_store(db)
     assert caught.value.path == str(db)
     assert "\n" not in str(caught.value)
     assert db.read_bytes() == before
@@ -147,8 +148,8 @@ def test_store_refuses_a_damaged_db_and_names_it(damaged: tuple[Path, str]) -> N
 @pytest.fixture
 def large(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if every db were larger than the whole-file checks' size limits."""
-    monkeypatch.setattr(fleetlab.store, "QUICK_CHECK_MAX_BYTES", 0)
-    monkeypatch.setattr(fleetlab.store, "THOROUGH_CHECK_MAX_BYTES", 0)
+    monkeypatch.setattr(fleetlab.store.sqlite, "QUICK_CHECK_MAX_BYTES", 0)
+    monkeypatch.setattr(fleetlab.store.sqlite, "THOROUGH_CHECK_MAX_BYTES", 0)
 
 
 @pytest.mark.usefixtures("large")
@@ -163,7 +164,7 @@ def test_damage_met_after_opening_is_one_line_too(
     populate(str(db), roots=80)
     damage(db, "tasks", "page")
     assert integrity_report(db) != "ok"
-    Store(db).close()  # the cheap checks pass: the damage is inside a table
+    open_store(db).close()  # the cheap checks pass: the damage is inside a table
     before = snapshot(folder)
     code = main(["--db", str(db), "status"])  # counts every task row: meets the page
     out, err = capsys.readouterr()
@@ -177,7 +178,7 @@ def test_a_healthy_db_opens_with_either_check(tmp_path: Path) -> None:
     populate(str(db), roots=10)
     assert integrity_report(db) == "ok"
     for check in ("auto", "thorough"):
-        with Store(db, check=check) as store:  # type: ignore[arg-type]
+        with open_store(db, check=check) as store:  # type: ignore[arg-type]
             assert store.query("SELECT COUNT(*) FROM tasks")[0][0] > 0
 
 

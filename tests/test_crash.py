@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from fleetlab.store import TRANSITIONS, Store
+from fleetlab.store import TRANSITIONS, Store, open_store
 
 ROOT = Path(__file__).parents[1]
 STATUS_AFTER = {kind: dst for (_, dst), kind in TRANSITIONS.items()}
@@ -78,7 +78,7 @@ def test_sigkill_never_leaves_half_written_state(tmp_path: Path) -> None:
         proc.wait()
         proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL
-        with Store(db) as store:
+        with open_store(db) as store:
             counts.append(check_consistent(store))
         assert counts[-1] >= target  # nothing committed was lost
     assert counts == sorted(counts)

@@ -29,7 +29,7 @@ from fleetlab.digest import (
     write_report_files,
 )
 from fleetlab.models.types import ModelResponse, TextBlock, Usage
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from fleetlab.testing import ScriptedModel
 from tests.helpers.digest_world import build_world, utc
 
@@ -38,7 +38,7 @@ from tests.helpers.digest_world import build_world, utc
 def metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("draft") / "fleet.db"
     build_world(path)
-    with Store(path) as store:
+    with open_store(path) as store:
         m = compute(store)
     return json.loads(json.dumps(m))
 

@@ -11,7 +11,7 @@ import pytest
 
 from fleetlab.clock import parse_week
 from fleetlab.digest import compute_metrics
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from fleetlab.telemetry import Event
 from tests.helpers.digest_world import build_world, utc
 
@@ -32,7 +32,7 @@ def world(pristine: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Path, 
 
 
 def _checks(path: Path, change: Callable[[Store], None]) -> dict[str, dict[str, Any]]:
-    with Store(path) as store:
+    with open_store(path) as store:
         change(store)
         m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
     assert m["integrity"]["ok"] is False

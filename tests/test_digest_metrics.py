@@ -12,7 +12,7 @@ import pytest
 
 from fleetlab.clock import FakeClock, parse_week
 from fleetlab.digest import compute_metrics, weekly_trend
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from tests.helpers.digest_world import World, build_world, build_zones, utc
 
 NOW = utc("2026-10-26T07:00Z")  # Monday 07:00 GMT: when the scheduled digest runs
@@ -26,7 +26,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
 
 @pytest.fixture(scope="module")
 def metrics(world: tuple[Path, dict[str, str]]) -> dict[str, Any]:
-    with Store(world[0]) as store:
+    with open_store(world[0]) as store:
         m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
     return json.loads(json.dumps(m))  # exactly what metrics.json holds
 
@@ -188,7 +188,7 @@ def test_what_shipped(metrics: dict[str, Any], world: tuple[Path, dict[str, str]
     assert b["cost_usd"] == pytest.approx(0.20)
     assert b["duration_s"] == 52200.0
     assert b["tokens"] == 2900
-    with Store(world[0]) as store:
+    with open_store(world[0]) as store:
         assert b["trace_id"] == store.get_task(ids["B"]).trace_id
 
 
@@ -327,7 +327,7 @@ def test_integrity_passes_on_a_clean_db(metrics: dict[str, Any]) -> None:
 
 
 def test_a_week_still_running_is_as_of_now(world: tuple[Path, dict[str, str]]) -> None:
-    with Store(world[0]) as store:
+    with open_store(world[0]) as store:
         m = compute_metrics(
             store, parse_week("2026-W43", "Europe/London"), now=utc("2026-10-23T12:00Z")
         )
@@ -346,7 +346,7 @@ def zones_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _completed_by_day(path: Path, week: str, tz: str) -> dict[str, int]:
-    with Store(path) as store:
+    with open_store(path) as store:
         m = compute_metrics(store, parse_week(week, tz), now=NOW)
     return {d["date"]: d["completed"] for d in m["daily"] if d["completed"]}
 
@@ -374,7 +374,7 @@ def test_completions_after_local_midnight_land_on_the_local_day(
 def test_tokyo_cohort_replays_status_at_the_weeks_end(zones_db: Path) -> None:
     # Tokyo's W43 ends Sun 25 15:00Z; Z4 (spawned 14:00Z) completed only at 15:30Z, and had
     # been silent for an hour at the end: stale then, whatever its row says today.
-    with Store(zones_db) as store:
+    with open_store(zones_db) as store:
         m = compute_metrics(store, parse_week("2026-W43", "Asia/Tokyo"), now=NOW)
     c = m["counts"]
     assert (c["spawned"], c["completed"], c["in_flight"], c["stale"]) == (3, 2, 1, 1)
@@ -382,7 +382,7 @@ def test_tokyo_cohort_replays_status_at_the_weeks_end(zones_db: Path) -> None:
 
 
 def test_weekly_trend_counts_events_per_week(world: tuple[Path, dict[str, str]]) -> None:
-    with Store(world[0]) as store:
+    with open_store(world[0]) as store:
         trend = weekly_trend(
             store, 3, "Europe/London", until=parse_week("2026-W44", "Europe/London")
         )
@@ -418,7 +418,7 @@ def test_digest_counts_the_weeks_first_and_last_instants(
         return instant.isoformat()
 
     clock = FakeClock(first - timedelta(hours=3))
-    with Store(tmp_path / "fleet.db", clock=clock) as store:
+    with open_store(tmp_path / "fleet.db", clock=clock) as store:
         w = World(store, clock)
         for name in ("P", "F", "L", "N"):  # spawned and started in the week before
             w.spawn(name, at(first - timedelta(hours=2)))
@@ -433,7 +433,7 @@ def test_digest_counts_the_weeks_first_and_last_instants(
         w.move("N", at(after), "completed", result={"summary": "next week"})
 
     window = parse_week(week, tz)
-    with Store(tmp_path / "fleet.db") as store:
+    with open_store(tmp_path / "fleet.db") as store:
         m = compute_metrics(store, window, now=after + timedelta(days=1))
         trend = weekly_trend(store, 3, tz, until=window.next())
     assert (m["start"], m["end"]) == (f"{start[:-1]}:00Z", f"{end[:-1]}:00Z")
@@ -473,7 +473,7 @@ def test_digest_reads_calls_updates_claims_and_other_events_at_the_weeks_edges(
 
     edges = [start - us, start, end - us, end, end]  # the last instant twice
     clock = FakeClock(start - 4 * hour)
-    with Store(tmp_path / "fleet.db", clock=clock) as store:
+    with open_store(tmp_path / "fleet.db", clock=clock) as store:
         w = World(store, clock)
         # T runs from before the week to after it: its calls are inside its lifetime.
         w.spawn("T", at(start - 3 * hour))
@@ -511,7 +511,7 @@ def test_digest_reads_calls_updates_claims_and_other_events_at_the_weeks_edges(
             w.event("O", at(when), kind)
         ids = dict(w.ids)
 
-    with Store(tmp_path / "fleet.db") as store:
+    with open_store(tmp_path / "fleet.db") as store:
         m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=end + 24 * hour)
     m = json.loads(json.dumps(m))
 

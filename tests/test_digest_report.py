@@ -29,7 +29,7 @@ from fleetlab.digest import DigestResult, FactCheck, Unmatched, run_digest
 from fleetlab.digest import _report as report_module
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.simulate import simulate
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.refusals import one_error_line, snapshot
 
@@ -51,7 +51,9 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sim") / "fleet.db"
     start = parse_week(WEEK).start
     asyncio.run(
-        simulate(lambda clock: Store(path, clock=clock), start, days=7, tasks_per_day=5, seed=3)
+        simulate(
+            lambda clock: open_store(path, clock=clock), start, days=7, tasks_per_day=5, seed=3
+        )
     )
     return path
 
@@ -83,7 +85,7 @@ def test_digest_writes_the_report_folder(run: Run) -> None:
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["week"] == WEEK
     assert metrics["simulated"] is True
-    with Store(run.db) as store:
+    with open_store(run.db) as store:
         spawned = store.query(
             "SELECT COUNT(*) FROM tasks WHERE created_us >= ? AND created_us < ?",
             (

@@ -18,7 +18,7 @@ from fleetlab.digest import _report as report_module
 from fleetlab.errors import UserError
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, list_schedules, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from tests.helpers.digest_world import utc
 
 
@@ -54,7 +54,7 @@ async def test_the_weekly_digest_runs_as_a_scheduled_goal(
     tmp_path: Path, calls: list[dict[str, Any]]
 ) -> None:
     clock = StillClock(utc("2026-10-25T12:00Z"))  # Sunday, the last day of W43 in London
-    with Store(tmp_path / "fleet.db", clock=clock) as store:
+    with open_store(tmp_path / "fleet.db", clock=clock) as store:
         schedule = schedule_digest(
             store, zone="Europe/London", out_dir=tmp_path / "reports", model="sim:default"
         )
@@ -97,7 +97,7 @@ async def test_the_weekly_digest_runs_as_a_scheduled_goal(
 async def test_an_unknown_action_fails_the_goal(
     tmp_path: Path, calls: list[dict[str, Any]]
 ) -> None:
-    with Store(tmp_path / "fleet.db", clock=StillClock(utc("2026-10-26T08:00Z"))) as store:
+    with open_store(tmp_path / "fleet.db", clock=StillClock(utc("2026-10-26T08:00Z"))) as store:
         (task,) = submit_goals(store, [Goal(title="mystery", action={"action": "teleport"})])
         await _run_fleet(store)
         done = store.get_task(task.id)
@@ -107,7 +107,7 @@ async def test_an_unknown_action_fails_the_goal(
 
 
 def test_bad_schedules_are_refused(tmp_path: Path) -> None:
-    with Store(tmp_path / "fleet.db") as store:
+    with open_store(tmp_path / "fleet.db") as store:
         with pytest.raises(UserError, match="unknown time zone"):
             schedule_digest(store, zone="Mars/Olympus")
         with pytest.raises(UserError, match="weekday"):
@@ -145,7 +145,7 @@ def test_cli_digest_schedule_stores_the_weekly_goal(
     assert main([*argv, "--out", str(reports)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    with Store(db) as store:
+    with open_store(db) as store:
         (schedule,) = list_schedules(store)
         assert store.tasks() == []  # nothing runs now: the fleet carries it out
     assert schedule.next_at == utc("2026-10-26T07:00Z")
@@ -190,5 +190,5 @@ def test_cli_digest_schedule_mistakes_are_one_line(
     assert line.startswith("error: ")
     assert message in line
     if db.exists():
-        with Store(db) as store:
+        with open_store(db) as store:
             assert list_schedules(store) == []

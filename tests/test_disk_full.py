@@ -25,7 +25,7 @@ import pytest
 import fleetlab.cli._fleet
 from fleetlab.cli import main
 from fleetlab.clock import to_us
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from tests.helpers.refusals import one_error_line, run_cli
 
 GOALS = "".join(
@@ -61,7 +61,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def running_rows(db: Path) -> list[tuple[Any, ...]]:
-    with Store(db) as store:
+    with open_store(db) as store:
         return [
             tuple(r)
             for r in store.query("SELECT id, lease_owner FROM tasks WHERE status = 'running'")
@@ -131,7 +131,7 @@ def test_a_full_database_stops_the_fleet_with_one_line(
     out, err = capsys.readouterr()
     assert code == 1
     assert one_error_line(err, out) == f"failed: disk full writing '{db}': free space and run again"
-    with Store(db) as store:
+    with open_store(db) as store:
         leased = store.query(
             "SELECT COUNT(*) FROM tasks WHERE status = 'running' AND lease_expires_us > ?",
             [to_us(store.clock.now())],

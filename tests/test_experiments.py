@@ -28,7 +28,7 @@ from fleetlab.experiments import (
 from fleetlab.experiments._trial import critical_path_s
 from fleetlab.models.registry import get_model, register_backend, unregister_backend
 from fleetlab.models.types import ModelRequest, ModelResponse
-from fleetlab.store import Store
+from fleetlab.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -242,7 +242,7 @@ def test_a_run_records_every_trial_with_its_measurements(tmp_path: Path) -> None
     assert failed["failure"].is_not_null().all()
     # model calls are counted from the trial's own trace, and the row agrees with its db
     for row in frame.iter_rows(named=True):
-        with Store(Path(row["trial_dir"]) / "trial.db") as store:
+        with open_store(Path(row["trial_dir"]) / "trial.db") as store:
             calls = store.query(
                 "SELECT COUNT(*) FROM events WHERE kind = 'model.call' AND trace_id = ?",
                 (row["trace_id"],),

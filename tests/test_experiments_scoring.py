@@ -33,7 +33,7 @@ from fleetlab.experiments._scoring import scoring_row
 from fleetlab.models.registry import get_model
 from fleetlab.models.types import ModelRequest, ModelResponse, TextBlock, Usage
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.suites import get_task
 from fleetlab.testing import FakeMessagesAPI
 
@@ -108,7 +108,7 @@ async def test_the_request_is_the_one_the_orchestrator_sends(tmp_path: Path) -> 
             response: ModelResponse = await sim.generate(request)
             return response
 
-    with Store(tmp_path / "f.db") as store:
+    with open_store(tmp_path / "f.db") as store:
         [root] = submit_goals(
             store,
             [Goal(task="core:sales-by-region", policy="threshold:4", prompt="strict", instance=7)],

@@ -25,7 +25,7 @@ from fleetlab.models import ModelRequest, ModelResponse, ToolUseBlock, Usage
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.simulate import simulate
-from fleetlab.store import Lease, Store, TaskStatus
+from fleetlab.store import Lease, Store, TaskStatus, open_store
 from fleetlab.testing import ScriptedModel
 from fleetlab.tools import Workspace
 
@@ -94,13 +94,13 @@ async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
     second fleet polling the same db never takes a task over and each task is claimed once.
     (The heartbeat renews about every 0.25 s: only a loop stalled for 0.35 s could lose one.)"""
     lease_s = 0.6
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
         a_model = CountingModel(sleep_s=2 * lease_s)
         b_model = CountingModel()
         config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
         a = Fleet(store, a_model, config)
-        with Store(db_path) as other:
+        with open_store(db_path) as other:
             b = Fleet(other, b_model, config.replace(concurrency=1))
             b_run = asyncio.create_task(b.run())
             await a.run(until_idle=True)
@@ -128,7 +128,7 @@ def _run_in_thread(
     errors: list[BaseException] = []
 
     async def main() -> None:
-        with Store(db_path) as store:
+        with open_store(db_path) as store:
             fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
             runner = asyncio.create_task(fleet.run())
             while not all(store.get_task(g).lease_epoch >= 2 for g in goals):
@@ -158,7 +158,7 @@ async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_path: 
     another thread, has taken both over under new epochs. When A wakes, every write it
     attempts under its old epochs is refused; the calls it had made are recorded as
     discarded; B finishes both goals; no turn is committed twice."""
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(2)])
         taken = threading.Event()
         a_model, b_model = CountingModel(freeze_until=taken), CountingModel(seed=1)
@@ -204,7 +204,7 @@ async def test_simulated_calls_three_leases_long_commit_each_turn_once(tmp_path:
     path = tmp_path / "sim.db"
     start = datetime(2026, 11, 23, tzinfo=UTC)
     result = await simulate(
-        lambda clock: Store(path, clock=clock),
+        lambda clock: open_store(path, clock=clock),
         start,
         days=7,
         tasks_per_day=4,
@@ -214,7 +214,7 @@ async def test_simulated_calls_three_leases_long_commit_each_turn_once(tmp_path:
         scale=2_000_000.0,
     )
     assert result.submitted > 0
-    with Store(path) as store:
+    with open_store(path) as store:
         ledger = _ledger(store)
         assert ledger["committed"] > 0
         assert (ledger["twice"], ledger["reclaims"], ledger["discarded"]) == ([], [], [])
@@ -260,13 +260,13 @@ def test_a_worker_never_claims_what_it_still_runs(store: Store, clock: FakeClock
 
 
 def _week_metrics(path: Path, when: datetime) -> dict[str, dict[str, Any]]:
-    with Store(path) as store:
+    with open_store(path) as store:
         m = compute_metrics(store, week_of(when, "UTC"), now=when + timedelta(days=8))
     return {c["name"]: c for c in m["integrity"]["checks"]}
 
 
 async def _small_fleet_db(path: Path, clock: FakeClock) -> list[str]:
-    with Store(path, clock=clock) as store:
+    with open_store(path, clock=clock) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
         await Fleet(store, CountingModel(), FleetConfig(poll_s=0.01)).run(until_idle=True)
         return [g.id for g in goals]
@@ -279,7 +279,7 @@ async def test_integrity_catches_a_turn_committed_twice(tmp_path: Path) -> None:
     clean = _week_metrics(path, clock.now())
     assert all(clean[n]["ok"] for n in ("turns_once", "epochs", "discarded_calls", "database"))
     assert clean["turns_once"]["checked"] > 0
-    with Store(path) as store:  # double one committed turn of the second goal, as the bug did
+    with open_store(path) as store:  # double one committed turn of the second goal, as the bug did
         call = next(
             e for e in store.events(task_id=goals[1], kind="model.call") if "turn" in e.attrs
         )
@@ -297,7 +297,7 @@ async def test_integrity_catches_two_epochs_running_at_once(tmp_path: Path) -> N
     clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
     path = tmp_path / "fleet.db"
     goals = await _small_fleet_db(path, clock)
-    with Store(path, clock=clock) as store:
+    with open_store(path, clock=clock) as store:
         # A write under epoch 1 committed after a claim under epoch 2 (what an unfenced
         # store lets through): appended directly, as a buggy writer would.
         victim = store.get_task(goals[2])
@@ -374,7 +374,7 @@ async def test_integrity_catches_a_turn_committed_again_in_a_later_week(tmp_path
     path = tmp_path / "fleet.db"
     goals = await _small_fleet_db(path, clock)
     next_week = clock.now() + timedelta(days=7)
-    with Store(path) as store:  # the same turn committed again a week later
+    with open_store(path) as store:  # the same turn committed again a week later
         calls = store.events(task_id=goals[0], kind="model.call")
         call = next(e for e in calls if "turn" in e.attrs)
         store.append(dataclasses.replace(call, id="c" * 20, ts=next_week))

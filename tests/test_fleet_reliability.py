@@ -17,7 +17,7 @@ import pytest
 from fleetlab.models.anthropic import AnthropicModel
 from fleetlab.models.sim import SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.suites import builtin_suites
 from fleetlab.testing import FakeMessagesAPI
 
@@ -63,7 +63,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
     db = tmp_path / "fleet.db"
     rng = random.Random(42)
     picks = [CORE[i] for i in rng.sample(range(len(CORE)), 16)]  # enough work to be killed
-    with Store(db) as store:
+    with open_store(db) as store:
         roots = submit_goals(store, [Goal(task=t.key, instance=i) for i, t in enumerate(picks)])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for _ in range(4):
@@ -92,7 +92,7 @@ def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
         check=False,
     )
     assert final.returncode == 0, final.stderr
-    with Store(db) as store:
+    with open_store(db) as store:
         tasks = store.tasks()
         assert {t.id for t in tasks} >= {r.id for r in roots}  # no task lost
         assert all(store.get_task(r.id).status in ("completed", "failed") for r in roots)
@@ -116,7 +116,7 @@ async def test_api_faults_are_retried_and_cost_is_exact(tmp_path: Path) -> None:
         model = AnthropicModel(
             "claude-sonnet-4-6", api_key="test-key-123456", base_url=fake.base_url, max_retries=10
         )
-        with Store(tmp_path / "fleet.db", synchronous="NORMAL") as store:
+        with open_store(tmp_path / "fleet.db", synchronous="NORMAL") as store:
             goals = [
                 Goal(task=CORE[i % len(CORE)].key, policy="threshold:4", instance=i)
                 for i in range(50)

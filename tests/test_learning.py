@@ -10,7 +10,7 @@ import pytest
 from fleetlab.learning import Learner, LearnerConfig
 from fleetlab.models.sim import SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.suites import builtin_suites
 
 CORE = builtin_suites()["core"].tasks
@@ -28,7 +28,7 @@ async def run_policy(
     result, do not depend on how busy the machine is.
     """
     rows: list[Row] = []
-    with Store(path, synchronous="OFF") as store:
+    with open_store(path, synchronous="OFF") as store:
         for seed in seeds:
             roots = submit_goals(
                 store, [Goal(task=t.key, policy=policy, instance=seed) for t in CORE]
@@ -76,7 +76,7 @@ async def test_learned_policy_matches_best_fixed_choices(tmp_path: Path) -> None
     learned_path = tmp_path / "learned.db"
     learned = await run_policy(learned_path, "learned", range(8), concurrency=1)  # 344 goals
 
-    with Store(learned_path) as store:
+    with open_store(learned_path) as store:
         learner = Learner(store, config)
         for bucket in ("simple", "medium", "complex"):
             rewards = {arm: mean_reward(rows, bucket, config) for arm, rows in fixed.items()}
@@ -105,7 +105,7 @@ def test_posterior_is_the_normal_gamma_update(tmp_path: Path) -> None:
     config = LearnerConfig(prior_mean=0.5, prior_weight=1.0, noise=0.5)
     steady = [0.9, 0.88, 0.91, 0.89]
     noisy = [1.0, -0.2, 0.95, -0.1]
-    with Store(tmp_path / "l.db") as store:
+    with open_store(tmp_path / "l.db") as store:
         learner = Learner(store, config, seed=3)
         for i, (a, b) in enumerate(zip(steady, noisy, strict=True)):
             learner.update(
@@ -157,7 +157,7 @@ def test_reward_charges_tokens(
     """The reward is success - cost_weight * USD - token_weight * tokens / 1000, by hand, and
     the update stores that reward (arm totals and history)."""
     config = LearnerConfig(cost_weight=2.0, token_weight=0.5)
-    with Store(tmp_path / "l.db") as store:
+    with open_store(tmp_path / "l.db") as store:
         learner = Learner(store, config)
         assert learner.reward(success, cost_usd, tokens) == pytest.approx(reward)
         got = learner.update(
@@ -183,7 +183,7 @@ def test_token_cost_changes_which_arm_the_learner_prefers(tmp_path: Path) -> Non
     expected = {0.0: ("direct", 0.95, 0.90), 0.01: ("decompose", 0.55, 0.88)}
     for token_weight, (best, direct_reward, decompose_reward) in expected.items():
         config = LearnerConfig(cost_weight=5.0, token_weight=token_weight)
-        with Store(tmp_path / f"w{token_weight}.db") as store:
+        with open_store(tmp_path / f"w{token_weight}.db") as store:
             learner = Learner(store, config, seed=7)
             for i in range(20):
                 for arm, (cost, tokens) in arms.items():
@@ -207,7 +207,7 @@ async def test_the_fleet_charges_a_goals_whole_tree_tokens(tmp_path: Path) -> No
     """A learned-policy goal teaches the learner with its tree's input + output tokens: the
     stored reward is success - cost_weight * tree USD - token_weight * tree tokens / 1000."""
     learner_config = LearnerConfig(cost_weight=5.0, token_weight=0.25)
-    with Store(tmp_path / "f.db") as store:
+    with open_store(tmp_path / "f.db") as store:
         [root] = submit_goals(store, [Goal(task=CORE[0].key, policy="learned")])
         config = FleetConfig(concurrency=2, poll_s=0.01, learner=learner_config)
         await Fleet(store, SimModel.from_spec("instant", seed=3), config).run(until_idle=True)

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from fleetlab.clock import FakeClock
-from fleetlab.store import Store
+from fleetlab.store import open_store
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
@@ -53,7 +53,7 @@ PARAMETERS: dict[str, Callable[[Path], dict[str, Any]]] = {
 
 def _seed_console(db: Path) -> None:
     """Two queued goals for the fleet console to show."""
-    with Store(db, clock=FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))) as store:
+    with open_store(db, clock=FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))) as store:
         store.create_task("first goal", role="orchestrator")
         store.create_task("second goal", role="orchestrator")
 
@@ -137,7 +137,7 @@ def _check_digest(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
     # 00:00Z, 20_773 days after the epoch (56 years with 14 leap days = 20_454, plus 319 days
     # of 2026) = 1_794_787_200 s, and ends 7 x 86_400 s later, 23 November 00:00Z.
     lo, hi = 1_794_787_200_000_000, 1_795_392_000_000_000
-    with Store(tmp_path / "digest.db") as store:
+    with open_store(tmp_path / "digest.db") as store:
         spawned, completed, failed = store.query(
             "SELECT COUNT(*), COALESCE(SUM(status = 'completed' AND finished_us < ?), 0),"
             " COALESCE(SUM(status = 'failed' AND finished_us < ?), 0)"

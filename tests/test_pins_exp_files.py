@@ -12,7 +12,7 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import ConfigError
 from fleetlab.experiments import load, load_experiment, output_dir, run
-from fleetlab.store import Store
+from fleetlab.store import open_store
 
 AGENTS = """
 name = "files"
@@ -60,7 +60,7 @@ def test_listed_seeds_are_the_trials_seeds_in_order(tmp_path: Path) -> None:
         (2, 29),
     ]
     for row in frame.iter_rows(named=True):  # kept (keep_trials = "all"): read each back
-        with Store(Path(row["trial_dir"]) / "trial.db") as store:
+        with open_store(Path(row["trial_dir"]) / "trial.db") as store:
             [spec] = store.query("SELECT spec FROM tasks WHERE parent_id IS NULL")
         assert json.loads(spec[0])["instance"] == row["seed"]
 

@@ -16,7 +16,7 @@ from fleetlab.experiments._scoring import scoring_row
 from fleetlab.models.registry import get_model, register_backend, unregister_backend
 from fleetlab.models.types import ModelRequest, ModelResponse, TextBlock, Usage
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store, Task
+from fleetlab.store import Store, Task, open_store
 from fleetlab.testing import ScriptedModel
 
 # --- the parsers -------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _garbling(role: str, reply: str, seed: int = 1) -> ScriptedModel:
 
 async def _run_goal(tmp_path: Path, model: ScriptedModel, goal: Goal) -> tuple[Store, Task]:
     """Run ``goal`` alone to its end; the store (to close) and the root task as it ended."""
-    store = Store(tmp_path / "f.db")
+    store = open_store(tmp_path / "f.db")
     [root] = submit_goals(store, [goal])
     config = FleetConfig(workspaces=tmp_path / "ws", policy=goal.policy or "never")
     await Fleet(store, model, config, trace_id=root.trace_id).run(until_idle=True)

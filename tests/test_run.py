@@ -20,18 +20,18 @@ import fleetlab
 from fleetlab.errors import UserError
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Goal, submit_goal
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from fleetlab.suites import get_task
 
 # what each context runs; it prints the report and the roots' statuses as one JSON line
 SNIPPET = """
 import json, fleetlab
 from fleetlab.aio import in_running_loop
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 in_loop = in_running_loop()  # True in a kernel cell, where asyncio.run would refuse to run
 report = fleetlab.run("rename notes.txt to README.md", "fix the typo in config.toml",
                       db={db!r}, model="sim:instant", policy="never")
-with Store({db!r}) as store:
+with open_store({db!r}) as store:
     statuses = sorted(t.status for t in store.tasks())
 print(json.dumps({{"completed": report.completed, "failed": report.failed,
                   "statuses": statuses, "in_loop": in_loop}}))
@@ -91,12 +91,12 @@ async def test_run_async_queues_the_goals_and_runs_them(store: Store) -> None:
 async def test_run_async_with_no_goals_works_off_what_is_queued(tmp_path: Path) -> None:
     """Called with no goals, ``run_async`` runs the goal already queued in the db."""
     db = tmp_path / "fleet.db"
-    with Store(db) as store:
+    with open_store(db) as store:
         submit_goal(store, "rename notes.txt to README.md")
     report = await fleetlab.run_async(db=db, model="sim:instant", policy="never")
     # the one queued free goal, run directly: it completes (see FREE_GOAL_CALLS)
     assert (report.claimed, report.completed, report.failed) == (1, 1, 0)
-    with Store(db) as store:
+    with open_store(db) as store:
         [task] = store.tasks()
         assert (task.title, task.status) == ("rename notes.txt to README.md", "completed")
         assert len(store.events(kind="model.call")) == FREE_GOAL_CALLS
@@ -108,7 +108,7 @@ async def test_bad_input_is_a_user_error_and_queues_nothing(tmp_path: Path) -> N
         await fleetlab.run_async("ok goal", "  ", db=db, model="sim:instant")
     with pytest.raises(UserError, match="unknown model backend"):
         await fleetlab.run_async("ok goal", db=db, model="nosuch:model")
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.tasks() == []
 
 
@@ -118,7 +118,7 @@ def test_run_from_synchronous_code(tmp_path: Path) -> None:
         "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant", policy="never"
     )
     assert (report.claimed, report.completed, report.failed) == (1, 1, 0)
-    with Store(tmp_path / "f.db") as store:
+    with open_store(tmp_path / "f.db") as store:
         assert [t.status for t in store.tasks()] == ["completed"]
 
 
@@ -129,7 +129,7 @@ async def test_run_from_inside_a_running_loop(tmp_path: Path) -> None:
         "rename notes.txt to README.md", db=tmp_path / "f.db", model="sim:instant", policy="never"
     )
     assert (report.claimed, report.completed, report.failed) == (1, 1, 0)
-    with Store(tmp_path / "f.db") as store:
+    with open_store(tmp_path / "f.db") as store:
         assert [t.status for t in store.tasks()] == ["completed"]
 
 

@@ -39,7 +39,7 @@ from fleetlab.experiments import (
 from fleetlab.models.registry import get_model, register_backend, unregister_backend
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.simulate import simulate
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.testing import FakeMessagesAPI, Fault
 
 PATTERN_KEY = "sk-ant-api03-" + "PLANTEDpattern0123456789_-" * 4
@@ -283,7 +283,7 @@ def test_a_published_digest_never_shows_a_key(
     db = tmp_path / "fleet.db"
     asyncio.run(
         simulate(
-            lambda clock: Store(db, clock=clock),
+            lambda clock: open_store(db, clock=clock),
             parse_week(WEEK).start,
             days=7,
             tasks_per_day=5,

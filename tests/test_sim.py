@@ -12,7 +12,7 @@ from fleetlab.clock import FakeClock
 from fleetlab.models import Message, ModelRequest, ToolResultBlock, ToolUseBlock
 from fleetlab.models.sim import PROFILES, SimModel, SimParams, parse_task_ref
 from fleetlab.prompts import role_prompt
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from fleetlab.suites import MUTATING_TOOLS, builtin_suites, get_task
 from fleetlab.tools import Workspace
 
@@ -31,7 +31,7 @@ def transcript(store: Store, task_id: str) -> tuple[list[object], list[object]]:
 
 async def run_one(tmp: Path, key: str, seed: int, clock: FakeClock) -> tuple[Store, str, bool]:
     tmp.mkdir(parents=True, exist_ok=True)
-    store = Store(tmp / "f.db", clock=clock, synchronous="OFF")
+    store = open_store(tmp / "f.db", clock=clock, synchronous="OFF")
     suite_task = get_task(key)
     task = store.create_task(suite_task.title)
     store.transition(task.id, "running")
@@ -145,7 +145,7 @@ async def test_scores_follow_true_complexity_and_prompt_bias() -> None:
 
 
 async def test_free_form_goal_is_marked_simulated(tmp_path: Path, clock: FakeClock) -> None:
-    store = Store(tmp_path / "f.db", clock=clock)
+    store = open_store(tmp_path / "f.db", clock=clock)
     task = store.create_task("Draft release notes for the next version")
     store.transition(task.id, "running")
     workspace = Workspace(tmp_path / "ws")

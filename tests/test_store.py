@@ -11,7 +11,9 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.errors import IllegalTransition, LeaseLost, NotFoundError, SchemaError, UserError
-from fleetlab.store import _MIGRATIONS, SCHEMA_VERSION, TRANSITIONS, Lease, Store, TurnWrite
+from fleetlab.store import TRANSITIONS, Lease, Store, TurnWrite, open_store
+from fleetlab.store.sqlite.schema import MIGRATIONS as _MIGRATIONS
+from fleetlab.store.sqlite.schema import SCHEMA_VERSION
 from fleetlab.telemetry import Event
 
 
@@ -231,7 +233,7 @@ class Collect:
 
 def test_sinks_see_only_committed_events(db_path: Path, clock: FakeClock) -> None:
     sink = Collect()
-    with Store(db_path, clock=clock, sinks=[sink]) as store:
+    with open_store(db_path, clock=clock, sinks=[sink]) as store:
         task = store.create_task("t")
         with pytest.raises(RuntimeError), store.tx():
             store.transition(task.id, "running")
@@ -290,7 +292,7 @@ def test_naive_time_never_reaches_the_store(db_path: Path) -> None:
 
         async def sleep(self, seconds: float) -> None: ...
 
-    with Store(db_path, clock=NaiveClock()) as store:
+    with open_store(db_path, clock=NaiveClock()) as store:
         with pytest.raises(ValueError, match="naive"):
             store.create_task("t")
         assert store.query("SELECT COUNT(*) FROM tasks")[0][0] == 0
@@ -311,7 +313,7 @@ def test_older_schema_is_migrated(db_path: Path, clock: FakeClock) -> None:
     )
     conn.commit()
     conn.close()
-    with Store(db_path, clock=clock) as store:
+    with open_store(db_path, clock=clock) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert store.get_task("aaaaaaaaaaaa").title == "old task"
         indexes = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -326,7 +328,7 @@ def test_newer_schema_is_refused_untouched(db_path: Path) -> None:
     conn.close()
     before = snapshot(db_path)
     with pytest.raises(SchemaError, match="newer than this fleetlab"):
-        Store(db_path)
+        open_store(db_path)
     assert snapshot(db_path) == before
     assert not db_path.with_name("fleet.db-wal").exists()
 
@@ -337,7 +339,7 @@ def test_newer_schema_is_refused_untouched(db_path: Path) -> None:
 def test_corrupt_file_is_refused_untouched(db_path: Path, content: bytes) -> None:
     db_path.write_bytes(content)
     with pytest.raises(SchemaError, match="not a fleetlab database"):
-        Store(db_path)
+        open_store(db_path)
     assert db_path.read_bytes() == content
 
 
@@ -347,20 +349,20 @@ def test_foreign_sqlite_file_is_refused(db_path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(SchemaError, match="not a fleetlab database"):
-        Store(db_path)
+        open_store(db_path)
 
 
 def test_directory_and_missing_folder_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is a directory"):
-        Store(tmp_path)
+        open_store(tmp_path)
     with pytest.raises(UserError, match="does not exist"):
-        Store(tmp_path / "missing" / "fleet.db")
+        open_store(tmp_path / "missing" / "fleet.db")
 
 
 def test_unwritable_location_is_refused() -> None:
     # /proc refuses file creation even to root.
     with pytest.raises(UserError, match="cannot"):
-        Store("/proc/fleet.db")
+        open_store("/proc/fleet.db")
 
 
 def _running(store: Store, title: str, worker: str = "w1", parent_id: str | None = None) -> str:
@@ -494,14 +496,14 @@ def test_the_whole_file_check_at_open_is_recorded(
     that shows the check need not read the whole file again."""
     import fleetlab.store
 
-    with Store(db_path) as new:
+    with open_store(db_path) as new:
         new.create_task("t")
         assert new.quick_checked is False  # created empty: nothing to check
-    with Store(db_path) as small:
+    with open_store(db_path) as small:
         assert small.quick_checked is True
         assert small.quick_check() == []
-    monkeypatch.setattr(fleetlab.store, "QUICK_CHECK_MAX_BYTES", 0)
-    with Store(db_path) as big:
+    monkeypatch.setattr(fleetlab.store.sqlite, "QUICK_CHECK_MAX_BYTES", 0)
+    with open_store(db_path) as big:
         assert big.quick_checked is False
 
 
@@ -710,7 +712,7 @@ def test_a_tasks_ancestors_are_read_once_per_store(db_path: Path, clock: FakeClo
     """Roll-ups use the ancestors cached when the task was created; a store opened later
     (another process) walks the tree once per task, then reuses it, and still rolls usage up
     to every ancestor. SQLite's statement trace counts the recursive walks."""
-    with Store(db_path, clock=clock) as first:
+    with open_store(db_path, clock=clock) as first:
         root = first.create_task("root")
         child = first.create_task("child", parent_id=root.id)
         grand = first.create_task("grandchild", parent_id=child.id)
@@ -719,7 +721,7 @@ def test_a_tasks_ancestors_are_read_once_per_store(db_path: Path, clock: FakeClo
         first.add_usage(grand.id, 1, 0, 0.0)
         first.add_usage(grand.id, 1, 0, 0.0)
         assert [s for s in walks if "recursive" in s.lower()] == []
-    with Store(db_path, clock=clock) as second:
+    with open_store(db_path, clock=clock) as second:
         walks = []
         second._conn.set_trace_callback(walks.append)
         second.add_usage(grand.id, 100, 10, 0.5)

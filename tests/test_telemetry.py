@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from fleetlab import telemetry
 from fleetlab.clock import FakeClock
-from fleetlab.store import Store
+from fleetlab.store import Store, open_store
 from fleetlab.telemetry import (
     EVENT_KINDS,
     Event,
@@ -201,7 +201,7 @@ def test_log_lines_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_otel_spans_follow_genai_conventions(db_path, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     exporter = InMemorySpanExporter()
     sink = OtelSink(exporter)
-    with Store(db_path, clock=clock, sinks=[sink]) as store:
+    with open_store(db_path, clock=clock, sinks=[sink]) as store:
         root = store.create_task("root goal", role="orchestrator")
         store.transition(root.id, "running")
         child = store.create_task("sub-task", parent_id=root.id)

@@ -73,12 +73,12 @@ def _bench_suite(folder: Path) -> str:
 def fleetlab_turns(n: int, concurrency: int, synchronous: str = "FULL") -> dict[str, Any]:
     """N root tasks through the full orchestrator path on a zero-latency SimModel."""
     from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-    from fleetlab.store import Store
+    from fleetlab.store import open_store
 
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         folder = Path(tmp)
         os.environ["FLEETLAB_SUITES"] = _bench_suite(folder)
-        store = Store(folder / "fleet.db", synchronous=synchronous)  # type: ignore[arg-type]
+        store = open_store(folder / "fleet.db", synchronous=synchronous)
         submit_goals(
             store, [Goal(task="bench:noop5", policy="never", instance=i) for i in range(n)]
         )
@@ -201,7 +201,7 @@ class _Uniform:
 def concurrency(agents: int, turns: int, low: float, high: float) -> dict[str, Any]:
     """``agents`` concurrent agents, ``turns`` turns each, model calls of low-high seconds."""
     from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-    from fleetlab.store import Store
+    from fleetlab.store import open_store
 
     steps = _steps(turns - 1)
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
@@ -211,7 +211,7 @@ def concurrency(agents: int, turns: int, low: float, high: float) -> dict[str, A
             _SUITE.format(steps=steps).replace("five", str(turns - 1))
         )
         os.environ["FLEETLAB_SUITES"] = str(folder / "suite")
-        store = Store(folder / "fleet.db")
+        store = open_store(folder / "fleet.db")
         submit_goals(store, [Goal(task="bench:noop5", policy="never", instance=i)
                              for i in range(agents)])  # fmt: skip
         model = _Uniform(low, high, seed=3)
@@ -299,7 +299,7 @@ def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[
     from fleetlab.bench._yeardb import busiest_week_label, generate_year
     from fleetlab.clock import parse_week, to_us
     from fleetlab.digest import compute_metrics, weekly_trend
-    from fleetlab.store import Store
+    from fleetlab.store import open_store
 
     path = Path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[
         counts = generate_year(path, tasks)
         generated_s = time.perf_counter() - t0
         marker.write_text(str(tasks))
-    store = Store(path)
+    store = open_store(path)
     counts = {"tasks": store.query("SELECT COUNT(*) FROM tasks")[0][0],
               "events": store.query("SELECT COUNT(*) FROM events")[0][0]}  # fmt: skip
     week = parse_week(busiest_week_label())

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fleetlab.clock import to_us
-from fleetlab.store import Store
+from fleetlab.store import open_store
 
 __all__ = ["YEAR_START", "generate_year"]
 
@@ -24,7 +24,7 @@ def generate_year(path: Path, tasks: int, *, seed: int = 7) -> dict[str, int]:
     """
     if path.exists():
         path.unlink()
-    Store(path).close()  # the real schema, via the migrations
+    open_store(path).close()  # the real schema, via the migrations
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA journal_mode=OFF")

@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 from rich.console import Console
 
+from fleetlab import store as _store
 from fleetlab.clock import Clock
 from fleetlab.errors import UserError
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
-from fleetlab.store import PRIORITY_RANGE, Store, default_db_path, storage_error
+from fleetlab.store import PRIORITY_RANGE, Store, default_db_path
 from fleetlab.telemetry import otel_sink_from_env
 
 __all__ = [
@@ -41,6 +42,12 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see --help)")
 
 
+def _storage_error(exc: BaseException, where: Path) -> Exception | None:
+    from fleetlab.store.sqlite import storage_error
+
+    return storage_error(exc, where)
+
+
 def db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else default_db_path()
 
@@ -56,7 +63,7 @@ def open_store(
     A damaged file is refused here, before anything is written (see ``Store``'s ``check``).
     """
     sinks = [sink] if (sink := otel_sink_from_env()) is not None else []
-    return Store(db_path(args), sinks=sinks, clock=clock, check=check)
+    return _store.open_store(db_path(args), sinks=sinks, clock=clock, check=check)
 
 
 def guarded(handler: Handler) -> Handler:
@@ -72,7 +79,7 @@ def guarded(handler: Handler) -> Handler:
         try:
             return handler(args, console)
         except Exception as exc:
-            failure = storage_error(exc, db_path(args))
+            failure = _storage_error(exc, db_path(args))
             if failure is None:
                 raise
             raise failure from None

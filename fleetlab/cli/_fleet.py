@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fleetlab import store as _store
 from fleetlab.cli._common import (
     Parser,
     guarded,
@@ -36,7 +37,7 @@ from fleetlab.orchestrator import (
     list_schedules,
     submit_goals,
 )
-from fleetlab.store import Store, storage_error
+from fleetlab.store import Store
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
 
 __all__ = ["register"]
@@ -136,7 +137,7 @@ def _run_watched(fleet: Fleet, *, until_idle: bool, console: Console, quiet: boo
     try:
         asyncio.run(_run_fleet(fleet, until_idle=until_idle, console=console, quiet=quiet))
     except Exception as exc:
-        failure = storage_error(exc, fleet.store.path)
+        failure = fleet.store.storage_error(exc)
         if failure is None:
             raise
         raise failure from None
@@ -215,7 +216,7 @@ def cmd_run_suite(args: argparse.Namespace, console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="fleetlab-suite-") as tmp:
         db = Path(args.keep) / "suite.db" if args.keep else Path(tmp) / "suite.db"
         db.parent.mkdir(parents=True, exist_ok=True)
-        with Store(db, clock=clock, synchronous="NORMAL") as store:
+        with _store.open_store(db, clock=clock, synchronous="NORMAL") as store:
             goals = [
                 Goal(task=t.key, policy=args.policy, instance=i) for i, t in enumerate(suite.tasks)
             ]

@@ -18,7 +18,6 @@ read once here into a temporary table.
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Any
 
@@ -142,8 +141,8 @@ def database_check(store: Store) -> dict[str, Any]:
     """SQLite's ``PRAGMA quick_check`` on the store's file: the one the store ran when it
     opened it, else run now (skipped, and said so, when the file is larger than
     ``DIGEST_CHECK_MAX_BYTES`` or the store is in memory)."""
-    path = store.path
-    size = os.path.getsize(path) if str(path) != ":memory:" and path.exists() else 0
+    path = store.location
+    size = store.size_bytes()
     if not store.quick_checked and size > DIGEST_CHECK_MAX_BYTES:
         return check_result(
             "database",

@@ -187,13 +187,13 @@ def compute_metrics(
 def _readers(store: Store, n: int) -> Iterator[list[Store]]:
     """``n`` more connections to the same database file (the store itself, ``n`` times, for
     an in-memory store, whose parts then run one after the other)."""
-    if str(store.path) == ":memory:" or not store.path.exists():
+    if store.in_memory:
         yield [store] * n
         return
     readers: list[Store] = []
     try:
         for _ in range(n):
-            readers.append(Store(store.path, clock=store.clock))
+            readers.append(store.reopen())
         yield readers
     finally:
         for reader in readers:

@@ -23,7 +23,7 @@ from fleetlab.clock import (
 )
 from fleetlab.errors import UserError
 from fleetlab.models.registry import get_model
-from fleetlab.store import Store, default_db_path
+from fleetlab.store import Store, default_db_path, open_store
 
 __all__ = ["DigestParams", "validate_params"]
 
@@ -53,7 +53,7 @@ class DigestParams:
 
     def open_store(self) -> Store:
         """The fleet database, on this report's clock."""
-        return Store(self.db, clock=self.clock())
+        return open_store(self.db, clock=self.clock())
 
 
 def _parse_now(now: str | datetime | None) -> datetime | None:
@@ -113,7 +113,7 @@ def validate_params(
         raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
     # Refuses, with one line, files that are not fleetlab databases or are damaged: the whole
     # file is checked (up to a size limit) since a report reads all of a week's rows.
-    Store(path, check="thorough").close()
+    open_store(path, check="thorough").close()
     if not isinstance(model, str) or ":" not in model:
         raise UserError(
             f"model {model!r} is malformed: use sim:default (offline) or anthropic:<model-id>"

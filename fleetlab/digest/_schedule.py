@@ -70,7 +70,7 @@ async def run_digest_goal(
     spec = task.spec.get("action") or {}
     if not isinstance(spec, dict) or spec.get("action") != DIGEST_ACTION:
         return "failed", {"error": f"unknown goal action {spec!r}: expected action 'digest'"}
-    if str(store.path) == ":memory:":
+    if store.in_memory:
         return "failed", {"error": "the digest needs a database file, not an in-memory store"}
     tz = str(spec.get("tz") or "UTC")
     now = store.clock.now()
@@ -80,7 +80,7 @@ async def run_digest_goal(
             run_digest,
             week.label,
             tz,
-            store.path,
+            store.url,
             str(spec.get("model") or "sim:default"),
             spec.get("out") or "reports",
             now=now,

@@ -39,7 +39,7 @@ from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.models.base import Model
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store, Task
+from fleetlab.store import Store, Task, open_store
 from fleetlab.suites import complexity_bucket
 
 __all__ = ["InfraFailure", "critical_path_s", "make_template", "run_trial", "trial_dir"]
@@ -117,7 +117,7 @@ def make_template(folder: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name("template.db.partial")
     partial.unlink(missing_ok=True)
-    Store(partial, synchronous="OFF").close()
+    open_store(partial, synchronous="OFF").close()
     partial.replace(target)
     return target
 
@@ -265,7 +265,7 @@ async def run_trial(
     where.mkdir(parents=True)
     if template is not None:
         shutil.copyfile(template, where / "trial.db")
-    store = Store(where / "trial.db", synchronous="OFF")
+    store = open_store(where / "trial.db", synchronous="OFF")
     try:
         if parse_policy(variant.policy).name == "learned" and learner_history:
             _seed_learner(store, learner_history)

@@ -16,7 +16,7 @@ from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
 from fleetlab.sandbox import sandbox_mode
-from fleetlab.store import Lease, Store, Task, storage_error
+from fleetlab.store import Lease, Store, Task
 from fleetlab.workers import dead_local_workers, new_worker_id
 
 __all__ = ["Fleet", "FleetReport"]
@@ -129,7 +129,7 @@ class Fleet(Phases):
         """Whether ``exc`` is a failure of the database file or its disk (a full disk, a
         damaged page). Every task would meet it, so the fleet stops, fails no task for it, and
         ``run`` raises it once (``DiskFull``, ``CorruptDatabase``) when its agents are out."""
-        failure = storage_error(exc, self.store.path)
+        failure = self.store.storage_error(exc)
         if failure is None:
             return False
         if self.storage_failure is None:

@@ -129,8 +129,7 @@ class Phases:
         """Where task workspaces live."""
         if self.config.workspaces is not None:
             return self.config.workspaces
-        base = self.store.path.parent if str(self.store.path) != ":memory:" else Path.cwd()
-        return base / "workspaces"
+        return (self.store.folder or Path.cwd()) / "workspaces"
 
     def _should_yield(self, task_id: str) -> Callable[[], bool]:
         return lambda: self._stopping or task_id in self._yield

@@ -36,7 +36,7 @@ from fleetlab.errors import FleetlabError
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
 from fleetlab.prompts import list_variants
 from fleetlab.status import DEFAULT_STALE_AFTER_S, FleetStatus, fleet_status
-from fleetlab.store import Store, Task
+from fleetlab.store import Store, Task, open_store
 from fleetlab.trace import TraceNode, load_trace
 from fleetlab.widgets._render import COLOURS, counts_html, render_trace_html, tasks_html
 
@@ -134,7 +134,7 @@ class FleetConsole:
         env: Mapping[str, str] | None = None,
     ) -> None:
         self._own_store = not isinstance(db, Store)
-        self.store = db if isinstance(db, Store) else Store(db)
+        self.store = db if isinstance(db, Store) else open_store(db)
         self.refresh_s = refresh_s
         self.seed = seed
         self.fleet: Fleet | None = None
@@ -280,7 +280,7 @@ class FleetConsole:
                 [
                     widgets.HTML(
                         "<h3 style='margin:4px 0'>fleetlab console</h3>"
-                        f"<span style='color:#666'>db {html.escape(str(self.store.path))}</span>"
+                        f"<span style='color:#666'>db {html.escape(self.store.location)}</span>"
                     ),
                     self.goal,
                     widgets.HBox([self.priority, self.budget, self.concurrency]),

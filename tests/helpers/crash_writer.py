@@ -5,13 +5,13 @@ from __future__ import annotations
 import random
 import sys
 
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.telemetry import Event
 
 
 def main(path: str, seed: int) -> None:
     rng = random.Random(seed)
-    with Store(path) as store:
+    with open_store(path) as store:
         print("ready", flush=True)
         while True:
             task = store.create_task(f"job {rng.random():.6f}", priority=rng.randint(0, 100))

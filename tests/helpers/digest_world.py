@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetlab.clock import FakeClock, to_us
-from fleetlab.store import Store, Task
+from fleetlab.store import Store, Task, open_store
 from fleetlab.telemetry import Event, new_span_id
 
 SIMPLE, SIMPLE2 = "core:rename-readme", "core:delete-temp-files"  # complexity 1 and 2
@@ -141,7 +141,7 @@ class World:
 def build_world(path: Path) -> dict[str, str]:
     """The W43 Europe/London timeline; returns task ids by name."""
     clock = FakeClock(utc("2026-10-14T09:00Z"))
-    with Store(path, clock=clock) as store:
+    with open_store(path, clock=clock) as store:
         w = World(store, clock)
         # --- the week before (W42): P1 completes, P2 fails, L is still running at its end
         w.spawn("P1", "2026-10-14T10:00Z", suite=SIMPLE)
@@ -215,7 +215,7 @@ def build_world(path: Path) -> dict[str, str]:
 def build_zones(path: Path) -> dict[str, str]:
     """Completions just after local midnight west and east of UTC."""
     clock = FakeClock(utc("2026-10-18T16:00Z"))
-    with Store(path, clock=clock) as store:
+    with open_store(path, clock=clock) as store:
         w = World(store, clock)
         # Z1 completes Mon 19 03:00 JST = Sun 18 18:00Z (Sunday in UTC, London, Los Angeles)
         w.spawn("Z1", "2026-10-18T17:00Z")

@@ -7,14 +7,14 @@ import sys
 from datetime import UTC, datetime
 
 from fleetlab.clock import FakeClock
-from fleetlab.store import Store
+from fleetlab.store import open_store
 from fleetlab.telemetry import Event
 
 
 def populate(path: str, *, seed: int = 7, roots: int = 40) -> None:
     rng = random.Random(seed)
     clock = FakeClock(datetime(2026, 11, 16, 0, 0, tzinfo=UTC))
-    with Store(path, clock=clock) as store:
+    with open_store(path, clock=clock) as store:
         for i in range(roots):
             clock.advance(minutes=rng.randint(5, 300))
             root = store.create_task(f"goal {i}", priority=rng.randint(0, 100), role="orchestrator")

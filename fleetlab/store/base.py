@@ -1,8 +1,14 @@
-"""Durable state: tasks, checkpoints and the append-only event log, in SQLite (WAL).
+"""The storage interface: a fleet's tasks, checkpoints and append-only event log.
+
+``Store`` holds the domain operations, written once in portable SQL (``?`` placeholders,
+no engine-only functions); each backend (``fleetlab.store.sqlite``,
+``fleetlab.store.postgres``) supplies its connections, schema and migrations, the
+transaction it opens for a write, and the few statements that differ. Open one with
+``fleetlab.store.open_store(url)``.
 
 Every state change and the event that describes it are written in one transaction, so a
 completion can never be "eaten by telemetry" and a process killed with SIGKILL leaves
-either both or neither. Legal status changes are defined once, in ``TRANSITIONS``.
+either both or neither. Legal status changes are defined once, in ``lifecycle``.
 
 Instants are stored as integer microseconds since the Unix epoch, UTC; naive datetimes are
 refused before they reach SQL.
@@ -10,32 +16,36 @@ refused before they reach SQL.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
 import functools
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from fleetlab.clock import Clock, SystemClock, from_us, to_us
 from fleetlab.errors import (
-    CorruptDatabase,
-    DiskFull,
-    FleetlabError,
     IllegalTransition,
     LeaseLost,
     NotFoundError,
-    SchemaError,
     StoreError,
     UserError,
 )
+from fleetlab.store.lifecycle import (
+    MAX_TITLE_CHARS,
+    PRIORITY_RANGE,
+    STATUSES,
+    TERMINAL,
+    TRANSITIONS,
+    TaskStatus,
+)
+from fleetlab.store.records import Checkpoint, Lease, Task, TurnWrite
 from fleetlab.telemetry import (
     Event,
     EventSink,
@@ -45,166 +55,11 @@ from fleetlab.telemetry import (
     redact,
 )
 
-__all__ = [
-    "ACTIVE",
-    "PRIORITY_RANGE",
-    "STATUSES",
-    "TERMINAL",
-    "TRANSITIONS",
-    "Checkpoint",
-    "Lease",
-    "Store",
-    "Task",
-    "TaskStatus",
-    "TurnWrite",
-    "default_db_path",
-]
+__all__ = ["Row", "Store", "default_db_path"]
 
-TaskStatus: TypeAlias = Literal[
-    "queued", "running", "preempted", "waiting_children", "completed", "failed", "cancelled"
-]
-STATUSES: tuple[TaskStatus, ...] = (
-    "queued",
-    "running",
-    "preempted",
-    "waiting_children",
-    "completed",
-    "failed",
-    "cancelled",
-)
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-ACTIVE: frozenset[str] = frozenset(STATUSES) - TERMINAL
+#: A result row: columns by name (``row["id"]``) and by position (``row[0]``).
+Row: TypeAlias = Any
 
-#: The lifecycle. ``(from, to) -> event kind``; anything not listed is illegal.
-TRANSITIONS: Mapping[tuple[str, str], str] = {
-    ("queued", "running"): "task.started",
-    ("running", "completed"): "task.completed",
-    ("running", "failed"): "task.failed",
-    ("running", "preempted"): "task.preempted",
-    ("running", "waiting_children"): "task.waiting",
-    ("preempted", "queued"): "task.requeued",
-    ("preempted", "running"): "task.resumed",
-    ("waiting_children", "queued"): "task.requeued",
-    ("waiting_children", "running"): "task.resumed",
-    **{(status, "cancelled"): "task.cancelled" for status in ACTIVE},
-}
-
-#: Higher runs first. The CLI and API refuse values outside this range.
-PRIORITY_RANGE = range(101)
-MAX_TITLE_CHARS = 20_000
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-# Each entry upgrades the schema by one version; ``PRAGMA user_version`` is the count applied.
-_MIGRATIONS: tuple[str, ...] = (
-    # v1: tasks, checkpoints, events.
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE tasks (
-        id TEXT PRIMARY KEY,
-        parent_id TEXT REFERENCES tasks(id),
-        root_id TEXT NOT NULL,
-        trace_id TEXT NOT NULL,
-        span_id TEXT NOT NULL,
-        depth INTEGER NOT NULL DEFAULT 0,
-        role TEXT NOT NULL DEFAULT 'executor',
-        title TEXT NOT NULL,
-        spec TEXT NOT NULL DEFAULT '{}',
-        priority INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        preempt_streak INTEGER NOT NULL DEFAULT 0,
-        created_us INTEGER NOT NULL,
-        started_us INTEGER,
-        finished_us INTEGER,
-        updated_us INTEGER NOT NULL,
-        lease_owner TEXT,
-        lease_expires_us INTEGER,
-        heartbeat_us INTEGER,
-        result TEXT,
-        error TEXT,
-        budget_usd REAL,
-        budget_tokens INTEGER,
-        tokens_in INTEGER NOT NULL DEFAULT 0,
-        tokens_out INTEGER NOT NULL DEFAULT 0,
-        cost_usd REAL NOT NULL DEFAULT 0,
-        tree_tokens_in INTEGER NOT NULL DEFAULT 0,
-        tree_tokens_out INTEGER NOT NULL DEFAULT 0,
-        tree_cost_usd REAL NOT NULL DEFAULT 0,
-        tree_agents INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE checkpoints (
-        task_id TEXT NOT NULL REFERENCES tasks(id),
-        turn INTEGER NOT NULL,
-        created_us INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        PRIMARY KEY (task_id, turn)
-    );
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        ts_us INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        trace_id TEXT NOT NULL,
-        span_id TEXT NOT NULL,
-        parent_span_id TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        attrs TEXT NOT NULL
-    );
-    """,
-    # v2: indexes for the scheduler's claim, status reports and trace look-ups.
-    """
-    CREATE INDEX tasks_claim ON tasks (status, priority DESC, created_us);
-    CREATE INDEX tasks_trace ON tasks (trace_id);
-    CREATE INDEX tasks_parent ON tasks (parent_id);
-    CREATE INDEX tasks_created ON tasks (created_us);
-    CREATE INDEX events_task ON events (task_id, seq);
-    CREATE INDEX events_trace ON events (trace_id, seq);
-    CREATE INDEX events_kind_ts ON events (kind, ts_us);
-    """,
-    # v3: the decomposition learner (state and history) and recurring goals.
-    """
-    CREATE TABLE learner_arms (
-        bucket TEXT NOT NULL,
-        arm TEXT NOT NULL,
-        n INTEGER NOT NULL DEFAULT 0,
-        reward_sum REAL NOT NULL DEFAULT 0,
-        reward_sq REAL NOT NULL DEFAULT 0,
-        PRIMARY KEY (bucket, arm)
-    );
-    CREATE TABLE learner_updates (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts_us INTEGER NOT NULL,
-        task_id TEXT NOT NULL,
-        bucket TEXT NOT NULL,
-        arm TEXT NOT NULL,
-        reward REAL NOT NULL,
-        success INTEGER NOT NULL,
-        cost_usd REAL NOT NULL,
-        mean_direct REAL,
-        mean_decompose REAL,
-        preferred TEXT
-    );
-    CREATE TABLE schedules (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        spec TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        weekday INTEGER NOT NULL,
-        at_time TEXT NOT NULL,
-        zone TEXT NOT NULL,
-        next_us INTEGER NOT NULL,
-        created_us INTEGER NOT NULL
-    );
-    """,
-    # v4: fencing tokens. Every claim of a task increments its epoch; a write made on the
-    # task's behalf names the epoch it was claimed under and is refused once it is stale.
-    """
-    ALTER TABLE tasks ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
-    """,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 T = TypeVar("T")
 _Op: TypeAlias = "Callable[[], Any] | TurnWrite"  # what the group-commit queue holds
 
@@ -238,140 +93,6 @@ def default_db_path() -> Path:
     return Path(os.environ.get("FLEETLAB_DB") or "fleet.db")
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A worker's claim on a running task, fenced by the claim's epoch.
-
-    Every claim of a task gets a new, strictly increasing epoch. Every write made on the
-    task's behalf names its lease, and is refused with ``LeaseLost`` once another claim has
-    superseded it (or the task left ``running``), so two holders can never both commit.
-    """
-
-    task_id: str
-    worker: str
-    epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """A task row. Times are tz-aware UTC; ``spec`` and ``result`` are parsed JSON."""
-
-    id: str
-    parent_id: str | None
-    root_id: str
-    trace_id: str
-    span_id: str
-    depth: int
-    role: str
-    title: str
-    spec: dict[str, Any]
-    priority: int
-    status: TaskStatus
-    attempts: int
-    preempt_streak: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    lease_epoch: int
-    heartbeat_at: datetime | None
-    result: Any
-    error: str | None
-    budget_usd: float | None
-    budget_tokens: int | None
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    tree_tokens_in: int
-    tree_tokens_out: int
-    tree_cost_usd: float
-    tree_agents: int
-    kind: Literal["task"] = field(default="task", repr=False)
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def lease(self) -> Lease | None:
-        """The lease the task is running under, if it is running under one."""
-        if self.status != "running" or self.lease_owner is None:
-            return None
-        return Lease(self.id, self.lease_owner, self.lease_epoch)
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Task:
-        def ts(us: int | None) -> datetime | None:
-            return None if us is None else from_us(us)
-
-        return cls(
-            id=row["id"],
-            parent_id=row["parent_id"],
-            root_id=row["root_id"],
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            depth=row["depth"],
-            role=row["role"],
-            title=row["title"],
-            spec=json.loads(row["spec"]),
-            priority=row["priority"],
-            status=row["status"],
-            attempts=row["attempts"],
-            preempt_streak=row["preempt_streak"],
-            created_at=from_us(row["created_us"]),
-            started_at=ts(row["started_us"]),
-            finished_at=ts(row["finished_us"]),
-            updated_at=from_us(row["updated_us"]),
-            lease_owner=row["lease_owner"],
-            lease_expires_at=ts(row["lease_expires_us"]),
-            lease_epoch=row["lease_epoch"],
-            heartbeat_at=ts(row["heartbeat_us"]),
-            result=None if row["result"] is None else json.loads(row["result"]),
-            error=row["error"],
-            budget_usd=row["budget_usd"],
-            budget_tokens=row["budget_tokens"],
-            tokens_in=row["tokens_in"],
-            tokens_out=row["tokens_out"],
-            cost_usd=row["cost_usd"],
-            tree_tokens_in=row["tree_tokens_in"],
-            tree_tokens_out=row["tree_tokens_out"],
-            tree_cost_usd=row["tree_cost_usd"],
-            tree_agents=row["tree_agents"],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """The state an agent needs to resume after turn ``turn``."""
-
-    task_id: str
-    turn: int
-    created_at: datetime
-    state: dict[str, Any]
-    kind: Literal["checkpoint"] = field(default="checkpoint", repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TurnWrite:
-    """Everything one agent turn commits: its events, the call's usage (rolled up to every
-    ancestor) and the checkpoint delta; with ``lease``, only while that lease holds.
-
-    Queued with ``Store.write_turn``; the turns that share a group commit are written with
-    one multi-row statement per table instead of a handful of statements each.
-    """
-
-    task_id: str
-    turn: int
-    state: Mapping[str, Any]
-    events: Sequence[Event]
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    lease: Lease | None = None
-
-
 def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
     """The turns queued from ``start`` on, up to the first other operation or repeated task."""
     run: list[TurnWrite] = []
@@ -384,307 +105,113 @@ def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
     return run
 
 
-def _check_db_file(path: Path) -> None:
-    """Refuse paths that cannot hold a database, before SQLite (or anything) opens them.
+class Store(abc.ABC):
+    """A fleet's database: the domain operations over one backend's connections.
 
-    Only a regular file, or a path to create in a writable folder, will do: opening a FIFO
-    blocks until something writes to it (forever, as a db path) and a device is not a file.
-    """
-    if path.is_dir():
-        raise UserError(
-            f"db path {str(path)!r} is a directory: give a file path, e.g. --db fleet.db"
-        )
-    if path.exists() and not path.is_file():
-        kind = next(
-            (
-                name
-                for name, test in (
-                    ("a FIFO (named pipe)", path.is_fifo),
-                    ("a socket", path.is_socket),
-                    ("a character device", path.is_char_device),
-                    ("a block device", path.is_block_device),
-                )
-                if test()
-            ),
-            "something other than a file",
-        )
-        raise UserError(
-            f"db path {str(path)!r} is {kind}, not a regular file: give a file path,"
-            " e.g. --db fleet.db"
-        )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not path.exists():
-        if not parent.is_dir():
-            raise UserError(
-                f"cannot create db {str(path)!r}: folder {str(parent)!r} does not exist"
-            )
-        if not os.access(parent, os.W_OK):
-            raise UserError(
-                f"cannot create db {str(path)!r}: folder {str(parent)!r} is not writable"
-            )
-        return
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise UserError(f"db {str(path)!r} is not readable and writable by this user")
-    with path.open("rb") as handle:
-        header = handle.read(16)
-    if header and header != _SQLITE_MAGIC:
-        raise SchemaError(f"{str(path)!r} is not a fleetlab database (not SQLite, or corrupt)")
+    Thread-safe: one writer connection guarded by a lock, and (where the engine allows)
+    a separate reader so reads never wait for a commit. Open one with
+    ``fleetlab.store.open_store``; a backend subclass supplies the connections (DB-API
+    style, ``?`` placeholders, rows readable by name and position), its schema, and the
+    hooks below.
 
-
-def _read_version(path: Path, check_limit: int = 0) -> tuple[int, bool]:
-    """The schema version of an existing file, read without changing it, once the file has
-    passed ``_check_integrity`` (whole-file checks up to ``check_limit`` bytes), and whether
-    that included the whole-file ``quick_check``.
-
-    Raises:
+    Raises (when opening):
+        UserError: the location cannot hold a database (a folder, a bad URL, no server).
         SchemaError: not a fleetlab database, or one from a newer fleetlab.
-        CorruptDatabase: the file is damaged.
-    """
-    try:
-        # A read-write connection that only reads (``query_only``): unlike ``mode=ro``, it
-        # removes the WAL and shared-memory files it had to create when it closes, so a file
-        # refused here is left exactly as it was found, with nothing beside it.
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        try:
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute("BEGIN")  # one snapshot for every check, whatever a writer does
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            checked = 0 < version <= SCHEMA_VERSION and _check_integrity(
-                conn, path, tables, check_limit
-            )
-            conn.execute("ROLLBACK")
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        failure = storage_error(exc, path)
-        if failure is not None and not _is_not_a_database(exc):
-            raise failure from None
-        raise SchemaError(f"{str(path)!r} is not a fleetlab database ({exc})") from None
-    if version == 0 and tables:
-        raise SchemaError(f"{str(path)!r} is a SQLite file but not a fleetlab database")
-    if version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"{str(path)!r} has schema v{version}, newer than this fleetlab (v{SCHEMA_VERSION}): "
-            "upgrade fleetlab to open it"
-        )
-    return version, checked
-
-
-#: Opening a database file up to this size (WAL included) runs SQLite's ``PRAGMA
-#: quick_check`` over all of it. Measured on this schema: 20 MB in 0.05 s with the file in the
-#: page cache and 0.17 s from disk; 500 MB in 0.5 s and 4.5 s. Larger files get only the
-#: checks whose cost does not grow with the file, unless opened with ``check="thorough"``.
-QUICK_CHECK_MAX_BYTES = 32 << 20
-#: The same limit for ``check="thorough"`` (``fleet run``, ``digest``: commands that run for
-#: minutes anyway): about 1 s cached, 9 s from disk, at the limit.
-THOROUGH_CHECK_MAX_BYTES = 1 << 30
-_TABLES_V1 = frozenset({"meta", "tasks", "checkpoints", "events"})
-# SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode`` holds the extended one).
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
-
-
-def _check_integrity(conn: sqlite3.Connection, path: Path, tables: set[str], limit: int) -> bool:
-    """Refuse a damaged fleetlab database (``CorruptDatabase``), reading only; True when the
-    whole-file ``quick_check`` was part of it.
-
-    Whatever the size: the schema parses (the caller listed it) and names the core tables,
-    and the header counts fewer free pages than pages (SQLite itself refuses a file cut
-    short). Files up to ``limit`` bytes (WAL included) also get ``PRAGMA quick_check``, which
-    walks every b-tree page, cell and free-list page; not the indexes' agreement with their
-    tables, which is ``integrity_check`` and up to 3.4 times slower (measured).
-    """
-    missing = sorted(_TABLES_V1 - tables)
-    if missing:
-        raise CorruptDatabase(str(path), f"table {missing[0]!r} is missing from its schema")
-    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-    if free >= max(pages, 1):
-        raise CorruptDatabase(str(path), f"its header counts {free} free pages of {pages}")
-    wal = path.with_name(path.name + "-wal")
-    size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-    if size > limit:
-        return False
-    found = _quick_check(conn)
-    if found:
-        raise CorruptDatabase(str(path), found[0])
-    return True
-
-
-def _quick_check(conn: sqlite3.Connection) -> list[str]:
-    """What SQLite's ``PRAGMA quick_check`` finds wrong, one line each; [] when all is well."""
-    rows = conn.execute("PRAGMA quick_check").fetchall()
-    if [tuple(r) for r in rows] == [("ok",)]:
-        return []
-    lines = [line for r in rows for line in str(r[0]).splitlines()]
-    return [x for x in lines if not x.startswith("***")] or ["quick_check failed"]
-
-
-def _is_not_a_database(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_NOTADB
-
-
-def storage_error(exc: BaseException, path: str | os.PathLike[str]) -> StoreError | None:
-    """The one-line fleetlab error for a failure of the disk or of the database file itself
-    met by ``exc`` on ``path``, or None when ``exc`` is anything else (a bug, a lock timeout).
-
-    ``CorruptDatabase`` for SQLite's "database disk image is malformed" and "file is not a
-    database"; ``DiskFull`` for "database or disk is full", for an ``OSError`` ENOSPC or
-    EDQUOT (naming the file it was writing), and for an SQLite I/O error on a disk with no
-    space left; a ``StoreError`` naming the file for any other SQLite I/O error.
-    """
-    # The cause may be further down the chain: SQLite rolls a transaction back by itself on
-    # SQLITE_FULL, so rolling back to a savepoint then fails ("no such savepoint") while
-    # handling the full disk.
-    # fleetlab's own errors already say what happened, even when raised while handling one.
-    if isinstance(exc, FleetlabError):
-        return None
-    seen: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(seen) < 8 and all(cause is not e for e in seen):
-        seen.append(cause)
-        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
-    for link in seen:
-        failure = _storage_failure(link, path)
-        if failure is not None:
-            return failure
-    return None
-
-
-def _storage_failure(exc: BaseException, path: str | os.PathLike[str]) -> StoreError | None:
-    import errno
-
-    where = str(path)
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-            return CorruptDatabase(where, str(exc))
-        if code == _SQLITE_FULL:
-            return DiskFull(where)
-        if code == _SQLITE_IOERR:
-            parent = Path(where).resolve().parent
-            with contextlib.suppress(OSError):
-                disk = os.statvfs(parent)
-                if disk.f_bavail * disk.f_frsize < 1 << 20:
-                    return DiskFull(where)
-            return StoreError(
-                f"cannot read or write db {where!r}: {exc} (an I/O error): check the disk and"
-                " run again"
-            )
-        return None
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(str(exc.filename) if exc.filename else where)
-    return None
-
-
-class Store:
-    """The fleet's database. Thread-safe; one connection guarded by a lock.
-
-    Args:
-        path: the SQLite file (created if missing). ``":memory:"`` for throwaway stores.
-        clock: the source of time for every timestamp written.
-        sinks: receive events after their transaction commits (logs, OpenTelemetry).
-        synchronous: SQLite's ``synchronous`` setting. ``FULL`` (default) makes each commit
-            survive power loss; ``NORMAL`` survives a killed process but not a power cut.
-        check: how an existing file is checked for damage before anything is written to it:
-            ``auto`` runs SQLite's ``quick_check`` on files up to ``QUICK_CHECK_MAX_BYTES``
-            and cheap checks on larger ones; ``thorough`` raises that limit to
-            ``THOROUGH_CHECK_MAX_BYTES``.
-
-    Raises:
-        UserError: the path cannot hold a database (a folder, a FIFO, a missing folder).
-        SchemaError: the file is not a fleetlab database, or is from a newer fleetlab.
-        CorruptDatabase: the file is damaged; nothing was written to it.
+        CorruptDatabase: the database is damaged; nothing was written to it.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        clock: Clock | None = None,
-        sinks: Sequence[EventSink] = (),
-        synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
-        check: Literal["auto", "thorough"] = "auto",
-    ) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+    #: the engine's name, as ``fleetlab workers`` and errors show it
+    backend: str = ""
+    #: the column that orders rows written in the same microsecond by insertion
+    _INSERT_ORDER = "rowid"
+    #: appended to the claim's SELECT of runnable tasks (row locks, where the engine has them)
+    _CLAIM_LOCK = ""
+
+    def __init__(self, *, clock: Clock | None, sinks: Sequence[EventSink]) -> None:
         self.clock: Clock = clock or SystemClock()
         self.sinks = list(sinks)
-        memory = str(path) == ":memory:"
-        version = 0
-        #: the whole file passed SQLite's ``quick_check`` when it was opened
+        #: the whole database passed the engine's own consistency check when it was opened
         self.quick_checked = False
-        if not memory:
-            _check_db_file(self.path)
-            if self.path.exists() and self.path.stat().st_size > 0:
-                limit = THOROUGH_CHECK_MAX_BYTES if check == "thorough" else QUICK_CHECK_MAX_BYTES
-                version, self.quick_checked = _read_version(self.path, limit)
-        try:
-            self._conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-        except sqlite3.OperationalError as exc:
-            raise UserError(f"cannot open db {str(self.path)!r}: {exc}") from None
-        self._conn.row_factory = sqlite3.Row
+        self._conn: Any = None
+        self._reader: Any = None
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
         self._depth = 0
         self._tx_thread: int | None = None
         self._ancestors: dict[str, list[str]] = {}
-        self._reader: sqlite3.Connection | None = None
-        self._read_lock = threading.Lock()
         self._pending: list[Event] = []
         self._queues: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any]]] = {}
         self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-        try:
-            if not memory:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            # Savepoint journals (one per group-committed operation) stay in memory: they
-            # only ever hold a batch's pages, and writing them to temp files doubled the bytes
-            # written per turn.
-            self._conn.execute("PRAGMA temp_store=MEMORY")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate(version)
-            if not memory:
-                self._reader = sqlite3.connect(
-                    str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-                )
-                self._reader.row_factory = sqlite3.Row
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            if self._reader is not None:
-                self._reader.close()
-            failure = storage_error(exc, self.path)
-            if failure is not None and not _is_not_a_database(exc):
-                raise failure from None
-            raise SchemaError(f"cannot use db {str(self.path)!r}: {exc}") from None
 
-    # --- plumbing ------------------------------------------------------------------
-
-    def _migrate(self, version: int) -> None:
-        if version == SCHEMA_VERSION:
-            return
-        with self.tx():
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version={number}")
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+    # --- what a backend supplies ---------------------------------------------------
 
     @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the data lives, safe to show: a file path, or a URL without its password."""
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """What ``open_store`` needs to open this database again, in another connection or
+        process. A PostgreSQL URL carries its password: pass it on, never show it (show
+        ``location``)."""
+
+    @property
+    def in_memory(self) -> bool:
+        """True for a throwaway database only this store can see."""
+        return False
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the database file, where a fleet's own files (workspaces) go by
+        default; None for a database on a server or in memory."""
+        return None
+
+    def size_bytes(self) -> int:
+        """The database's size on disk (0 when unknown or in memory)."""
+        return 0
+
+    def reopen(self) -> Store:
+        """Another store (no sinks) on the same database, e.g. for a parallel reader."""
+        from fleetlab.store import open_store
+
+        return open_store(self.url, clock=self.clock)
+
+    @property
+    @abc.abstractmethod
     def schema_version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        """How many of the backend's migrations have been applied."""
+
+    @abc.abstractmethod
+    def _begin_write(self) -> None:
+        """Open a write transaction on ``self._conn`` that excludes every other writer."""
+
+    @abc.abstractmethod
+    def _transaction_lost(self) -> bool:
+        """True when the engine has already rolled the open transaction back by itself."""
+
+    @abc.abstractmethod
+    def storage_error(self, exc: BaseException) -> StoreError | None:
+        """The one-line fleetlab error for a failure of the engine, the disk or the
+        database itself met by ``exc``, or None when ``exc`` is anything else (a bug)."""
+
+    def quick_check(self) -> list[str]:
+        """What the engine's own consistency check finds wrong now, one line each; [] when
+        all is well."""
+        return []
+
+    def wake_on_new_work(self) -> Callable[[], None] | None:
+        """Ask to be woken when another process adds runnable work; returns a function that
+        stops asking, or None where the engine cannot push (callers keep polling)."""
+        return None
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
-        with self._lock, contextlib.suppress(sqlite3.ProgrammingError):
-            self._conn.close()
-        if self._reader is not None:
-            with self._read_lock, contextlib.suppress(sqlite3.ProgrammingError):
-                self._reader.close()
+        """Close the connections (idempotent)."""
+        for conn, lock in ((self._conn, self._lock), (self._reader, self._read_lock)):
+            if conn is not None:
+                with lock, contextlib.suppress(Exception):
+                    conn.close()
 
     def __enter__(self) -> Store:
         return self
@@ -692,9 +219,14 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.location}>"
+
+    # --- plumbing ------------------------------------------------------------------
+
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``). Nested calls join the outer one.
+    def tx(self) -> Iterator[Any]:
+        """A write transaction (one writer at a time). Nested calls join the outer one.
 
         Events appended inside reach the sinks only after the outermost commit.
         """
@@ -706,7 +238,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             self._depth, self._tx_thread = 1, threading.get_ident()
             try:
                 yield self._conn
@@ -746,7 +278,7 @@ class Store:
 
         Raises:
             LeaseLost: ``turn.lease`` is stale; nothing of the turn is kept.
-            sqlite3.IntegrityError: the turn was already committed (never kept twice).
+            the backend's integrity error: the turn was already committed (never kept twice).
         """
         await self._enqueue(turn)
 
@@ -821,7 +353,7 @@ class Store:
         results: list[tuple[bool, Any]] = []
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._begin_write()
                 self._depth, self._tx_thread = 1, threading.get_ident()
                 i = 0
                 while i < len(ops):
@@ -844,7 +376,7 @@ class Store:
             except BaseException as exc:  # the commit itself failed: nobody's work is durable
                 self._depth, self._tx_thread = 0, None
                 self._pending.clear()
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(Exception):
                     self._conn.execute("ROLLBACK")
                 return [(False, exc)] * len(ops)
             committed, self._pending = self._pending, []
@@ -859,8 +391,8 @@ class Store:
         try:
             value = op()
         except Exception as exc:
-            if not self._conn.in_transaction:
-                # SQLite rolled the whole batch back by itself (a full disk, an I/O error):
+            if self._transaction_lost():
+                # The engine rolled the whole batch back by itself (a full disk, an I/O error):
                 # nothing of it survives, so the batch fails with this error, not a savepoint's.
                 raise
             self._conn.execute("ROLLBACK TO fleetlab_op")
@@ -870,13 +402,13 @@ class Store:
         self._conn.execute("RELEASE fleetlab_op")
         return True, value
 
-    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run a read-only query (for reports and tests)."""
         with self._reading() as conn:
-            return conn.execute(sql, params).fetchall()
+            return list(conn.execute(sql, params).fetchall())
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[Any]:
         """The connection a read should use: inside this thread's write transaction the writer
         (to see its own changes), else a separate reader, so reads never wait for a commit's
         fsync (WAL lets readers and one writer proceed at once)."""
@@ -886,12 +418,6 @@ class Store:
         else:
             with self._read_lock:
                 yield self._reader
-
-    def quick_check(self) -> list[str]:
-        """What SQLite's ``PRAGMA quick_check`` finds wrong with the file now, one line each;
-        [] when all is well. Reads the whole file: seconds per gigabyte."""
-        with self._reading() as conn:
-            return _quick_check(conn)
 
     def _now_us(self) -> int:
         return to_us(self.clock.now(), "clock time")
@@ -1141,7 +667,7 @@ class Store:
             where.append("parent_id = ?")
             params.append(parent_id)
         sql = "SELECT * FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created_us DESC, rowid DESC"
+        sql += f" ORDER BY created_us DESC, {self._INSERT_ORDER} DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [Task.from_row(r) for r in self.query(sql, params)]
@@ -1292,12 +818,13 @@ class Store:
         skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         params: list[Any] = [now, *([] if trace_id is None else [trace_id]), *exclude]
         params += [] if aging_s is None else [now]
-        return self._conn.execute(
+        return list(self._conn.execute(
             "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
             f" OR (status = 'running' AND lease_expires_us < ?)){scope}{skip}"
-            f" ORDER BY priority{aging} DESC, created_us, rowid LIMIT ?",
+            f" ORDER BY priority{aging} DESC, created_us, {self._INSERT_ORDER}"
+            f" LIMIT ?{self._CLAIM_LOCK}",
             [*params, n],
-        ).fetchall()
+        ).fetchall())
 
     def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
         task = self.get_task(task_id)
@@ -1329,7 +856,7 @@ class Store:
                 f" AND lease_owner IN ({','.join('?' * len(names))})",
                 names,
             )
-            return cursor.rowcount
+            return int(cursor.rowcount)
 
     def heartbeat(self, lease: Lease, *, lease_s: float = 60.0) -> None:
         """Extend a lease to at least ``lease_s`` from now (never shortening it).
@@ -1349,9 +876,10 @@ class Store:
         with self.tx() as conn:
             for lease in leases:
                 cursor = conn.execute(
-                    "UPDATE tasks SET heartbeat_us = ?, lease_expires_us = MAX(?,"
-                    " COALESCE(lease_expires_us, 0)) WHERE id = ?" + _FENCED,
-                    (now, until, lease.task_id, lease.worker, lease.epoch),
+                    "UPDATE tasks SET heartbeat_us = ?, lease_expires_us = CASE"
+                    " WHEN lease_expires_us > ? THEN lease_expires_us ELSE ? END"
+                    " WHERE id = ?" + _FENCED,
+                    (now, until, until, lease.task_id, lease.worker, lease.epoch),
                 )
                 if cursor.rowcount == 0:
                     lost.append(lease)
@@ -1463,11 +991,3 @@ def _storable(text: str) -> str:
 def _state_text(state: Mapping[str, Any]) -> str:
     """A checkpoint as stored: plain JSON, secrets redacted."""
     return redact(_state_json(dict(state)))
-
-
-def as_task_status(value: str) -> TaskStatus:
-    """Validate a status name from user input."""
-    for status in STATUSES:
-        if status == value:
-            return status
-    raise UserError(f"unknown status {value!r}: use one of {', '.join(STATUSES)}")
