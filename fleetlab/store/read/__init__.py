@@ -1,0 +1,1 @@
+"""The read model: analysis queries over a Store, returning plain Python values."""
