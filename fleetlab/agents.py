@@ -211,7 +211,7 @@ async def run_agent(
         results: list[ToolResultBlock] = []
         for use in response.tool_uses:
             t0 = time.perf_counter()
-            result = workspace.execute(use.name, use.input)
+            result = workspace.run_tool(use.name, use.input)
             results.append(ToolResultBlock(use.id, result.content, result.is_error))
             attrs: dict[str, Any] = {
                 "turn": turn,

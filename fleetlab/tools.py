@@ -5,7 +5,7 @@ and walked one component at a time from an open descriptor of the root, opening 
 with ``O_NOFOLLOW``: a symlink anywhere in a path cannot lead outside, even if it is swapped in
 between our check and our use. Only regular files and directories are touched; symlinks, FIFOs,
 sockets and devices are refused. Bad input from the model never raises:
-:meth:`Workspace.execute` returns a :class:`ToolOutcome` with ``is_error=True`` and a message
+:meth:`Workspace.run_tool` returns a :class:`ToolOutcome` with ``is_error=True`` and a message
 that says what was wrong and what to do instead. A path must be valid Unicode text (a lone
 surrogate, which would name bytes that are not UTF-8, is refused); names that are not UTF-8
 anyway (only code run in the sandbox can make them) are shown escaped (``junk\\xff.txt``)
@@ -367,7 +367,7 @@ class Workspace:
         self.max_files = max_files
         self.search_time_s = search_time_s
 
-    def execute(self, name: str, args: object) -> ToolOutcome:
+    def run_tool(self, name: str, args: object) -> ToolOutcome:
         """Run one tool call. Never raises for bad input: problems come back as ``is_error``."""
         spec = _SPECS.get(name) if isinstance(name, str) else None
         try:

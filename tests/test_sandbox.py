@@ -160,7 +160,7 @@ def test_every_core_reference_solution_passes_its_verifier_in_the_sandbox(
         workspace = Workspace(tmp_path / task.id)
         workspace.seed(task.files)
         for call in task.tool_calls:
-            workspace.execute(call.name, call.args)
+            workspace.run_tool(call.name, call.args)
         verdict = task.verify(workspace.root, trusted=False)
         assert verdict == Verdict(True, f"all {len(task.checks)} checks passed"), task.id
 

@@ -199,7 +199,7 @@ def test_reference_solutions_run_cleanly_through_the_real_workspace_tools(tmp_pa
         workspace = Workspace(tmp_path / task.id)
         workspace.seed(task.files)
         for call in task.tool_calls:
-            outcome = workspace.execute(call.name, call.args)
+            outcome = workspace.run_tool(call.name, call.args)
             assert not outcome.is_error, (task.id, call, outcome.content)
             if call.name == "search":
                 assert not outcome.content.startswith("no matches"), (task.id, call)

@@ -35,13 +35,13 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 def ok(ws: Workspace, name: str, **args: object) -> str:
-    outcome = ws.execute(name, args)
+    outcome = ws.run_tool(name, args)
     assert not outcome.is_error, outcome.content
     return outcome.content
 
 
 def err(ws: Workspace, name: str, **args: object) -> str:
-    outcome = ws.execute(name, args)
+    outcome = ws.run_tool(name, args)
     assert outcome.is_error, outcome.content
     return outcome.content
 
@@ -71,14 +71,14 @@ def test_tool_specs_have_strict_json_schemas() -> None:
 
 
 def test_unknown_tool_lists_the_available_ones(ws: Workspace) -> None:
-    outcome = ws.execute("rm_rf", {"path": "."})
+    outcome = ws.run_tool("rm_rf", {"path": "."})
     assert outcome == ToolOutcome(outcome.content, is_error=True)
     assert "unknown tool 'rm_rf'" in outcome.content
     assert "read_file" in outcome.content
 
 
 def test_non_string_tool_name_is_a_tool_error(ws: Workspace) -> None:
-    assert ws.execute(None, {}).is_error  # type: ignore[arg-type]  # a model could send anything
+    assert ws.run_tool(None, {}).is_error  # type: ignore[arg-type]  # a model could send anything
 
 
 def test_missing_required_argument(ws: Workspace) -> None:
@@ -104,7 +104,7 @@ def test_extra_argument(ws: Workspace) -> None:
 
 @pytest.mark.parametrize("args", [None, [], "a.txt", 3, ["path", "a.txt"]])
 def test_arguments_that_are_not_an_object(ws: Workspace, args: object) -> None:
-    outcome = ws.execute("read_file", args)
+    outcome = ws.run_tool("read_file", args)
     assert outcome.is_error
     assert "arguments must be a JSON object" in outcome.content
 
@@ -449,10 +449,10 @@ def test_open_refuses_links_even_when_the_check_is_raced(
     os.symlink(outside, ws.root / "linkdir")
     monkeypatch.setattr(tools, "_kind", lambda name, dir_fd: "dir" if "dir" in name else "file")
     for path in ("link.txt", "linkdir/secret.txt"):
-        outcome = ws.execute("read_file", {"path": path})
+        outcome = ws.run_tool("read_file", {"path": path})
         assert outcome.is_error
         assert "SECRET" not in outcome.content
-    assert ws.execute("write_file", {"path": "linkdir/x.txt", "content": "pwned"}).is_error
+    assert ws.run_tool("write_file", {"path": "linkdir/x.txt", "content": "pwned"}).is_error
     ok(ws, "write_file", path="link.txt", content="replaced the link, not its target")
     assert (outside / "secret.txt").read_text() == "TOP SECRET"
     assert sorted(os.listdir(outside)) == ["secret.txt"]
@@ -628,7 +628,7 @@ def test_execute_never_raises_and_never_leaves_the_workspace(
         ws.seed({"d/f.txt": "hello"})
         os.symlink(outside, ws.root / "link")
         os.mkfifo(ws.root / "pipe")
-    outcome = ws.execute(name, args)
+    outcome = ws.run_tool(name, args)
     assert isinstance(outcome, ToolOutcome)
     assert isinstance(outcome.content, str)
     assert "TOP SECRET" not in outcome.content
@@ -701,7 +701,7 @@ async def test_a_catastrophic_search_does_not_stall_other_coroutines(tmp_path: P
 
     async def agent() -> None:
         for _ in range(3):  # one turn's worth of tool calls, then the next turn
-            outcomes.append(ws.execute("search", {"pattern": CATASTROPHIC}))
+            outcomes.append(ws.run_tool("search", {"pattern": CATASTROPHIC}))
             await asyncio.sleep(0)  # a yield to the loop (no time passes): a turn boundary
         done.set()
 

@@ -213,7 +213,7 @@ class SimModel:
             "planner": self._plan,
             "validator": self._validate,
             "digest": self._digest,
-        }.get(role, self._execute)
+        }.get(role, self._play)
         content, stop = answer(ref, request)
         usage, latency = self._usage_and_latency(request, content, ref, role)
         if latency > 0:
@@ -261,7 +261,7 @@ class SimModel:
         chosen = [parts[i - 1] for i in ref.parts if 1 <= i <= len(parts)] or parts
         return [step for part in chosen for step in part]
 
-    def _execute(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
+    def _play(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
         steps = self._steps(ref, request)
         done = sum(1 for m in request.messages for b in m.content if isinstance(b, ToolResultBlock))
         if done >= len(steps):
