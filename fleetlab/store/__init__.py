@@ -50,8 +50,11 @@ def open_store(where: str | os.PathLike[str] | None = None, **options: Any) -> S
 
     ``options`` are the backend's own (``clock``, ``sinks``, ``synchronous``, ``check``).
     """
-    target = str(where) if where is not None else str(default_db_path())
-    if target.startswith(("postgresql://", "postgres://")):
+    from fleetlab.store import url
+
+    target = url.resolve(where)
+    url.check(target)  # a malformed URL: one line, its password masked
+    if url.is_server_url(target):
         from fleetlab.store.postgres import PostgresStore
 
         return PostgresStore(target, **options)

@@ -1,0 +1,142 @@
+"""Where a fleet's database is: a file path (SQLite) or a ``postgresql://`` URL.
+
+Every place that takes a database (``--db``, ``$FLEETLAB_DB``, ``fleetlab digest``, the
+digest notebook's ``db`` parameter) takes the same text and passes it through ``resolve``
+and ``check``. A URL may carry a password (``postgresql://user:secret@host/fleet`` or
+``?password=secret``): pass the URL on, but show only ``redacted(url)``.
+
+No database driver is imported here: the URL is checked with ``urllib`` only, and the
+backend reports what the server says when it connects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import unquote, urlsplit
+
+from fleetlab.errors import UserError
+
+__all__ = ["DEFAULT_DB", "check", "is_server_url", "redacted", "resolve"]
+
+#: the database when neither an argument nor ``$FLEETLAB_DB`` names one
+DEFAULT_DB = "fleet.db"
+
+_SERVER_SCHEMES = ("postgresql", "postgres")
+# ``scheme://``: anything else (``fleet.db``, ``a@b.db``, ``C:x``, ``:memory:``) is a path
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+# a query parameter whose value is a secret (libpq's ``password`` and ``sslpassword``)
+_SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:ssl)?password=)[^&;#]*", re.IGNORECASE)
+_MASK = "***"
+_WHAT_TO_GIVE = "give a file path (SQLite) or postgresql://USER@HOST[:PORT]/DBNAME"
+
+
+def _scheme(text: str) -> str | None:
+    match = _URL.match(text)
+    return match.group(1).lower() if match else None
+
+
+def resolve(where: str | os.PathLike[str] | None) -> str:
+    """The database ``where`` names, as text: ``where`` itself (whitespace stripped), or
+    ``$FLEETLAB_DB`` when ``where`` is None or blank, or ``fleet.db`` when that is unset
+    too. ``sqlite:///path`` is read as the path ``/path``."""
+    text = "" if where is None else os.fspath(where).strip()
+    if not text:
+        text = os.environ.get("FLEETLAB_DB", "").strip() or DEFAULT_DB
+    if _scheme(text) == "sqlite":
+        rest = text[len("sqlite://") :]
+        if rest.startswith("/") and len(rest) > 1 and "?" not in rest and "#" not in rest:
+            return unquote(rest)
+    return text
+
+
+def is_server_url(where: str | os.PathLike[str]) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL, False for a path."""
+    return _scheme(os.fspath(where).strip()) in _SERVER_SCHEMES
+
+
+def redacted(where: str | os.PathLike[str]) -> str:
+    """``where`` safe to show: a URL's password (in its user part or its query) replaced
+    by ``***``. A path (anything not ``scheme://...``) is returned unchanged. Never raises,
+    whatever the text."""
+    text = os.fspath(where)
+    match = _URL.match(text.strip())
+    if match is None:
+        return text
+    text = text.strip()
+    start = match.end()
+    head_end = min((i for i in (text.find(c, start) for c in "?#") if i >= 0), default=len(text))
+    authority_end = text.find("/", start, head_end)
+    authority_end = head_end if authority_end < 0 else authority_end
+    # The user part ends at the authority's last "@"; a password with an unescaped "/"
+    # pushes the "@" past the first "/", so look up to the query then.
+    at = text.rfind("@", start, authority_end)
+    if at < 0:
+        at = text.rfind("@", start, head_end)
+    if at >= 0:
+        user, colon, _ = text[start:at].partition(":")
+        if colon:
+            text = f"{text[:start]}{user}:{_MASK}{text[at:]}"
+    query = text.find("?", start)
+    if query >= 0:
+        text = text[:query] + _SECRET_PARAM.sub(rf"\g<1>{_MASK}", text[query:])
+    return text
+
+
+def check(where: str | os.PathLike[str] | None) -> None:
+    """Refuse, with one line, a database URL that cannot be meant: an unknown scheme or a
+    ``postgresql://`` URL that does not parse (a bad port, an unclosed ``[``). A path
+    passes (the SQLite backend says what is wrong with a file when it opens it).
+
+    Raises:
+        UserError: what is wrong and what to give instead, showing the URL redacted.
+    """
+    text = resolve(where)
+    scheme = _scheme(text)
+    if scheme is None:
+        return
+    shown = redacted(text)
+    if scheme == "sqlite":
+        raise UserError(
+            f"db {shown!r} is not a SQLite URL this accepts: use sqlite:///PATH or the path itself"
+        )
+    if scheme not in _SERVER_SCHEMES:
+        raise UserError(f"db {shown!r} has an unknown scheme {scheme + '://'!r}: {_WHAT_TO_GIVE}")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise UserError(
+            f"db {shown!r} has a space or control character: percent-encode it (%20) in the URL"
+        )
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise UserError(f"db {shown!r} is malformed ({exc}): {_WHAT_TO_GIVE}") from None
+    if "@" not in parts.netloc and "@" in parts.path:
+        raise UserError(
+            f"db {shown!r} has a '/' in its user or password: percent-encode it as %2F"
+            " (and '@' as %40, ':' in a user name as %3A)"
+        )
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        _check_host(host, shown)
+
+
+def _check_host(host: str, shown: str) -> None:
+    """One ``host[:port]`` of a URL's host list (libpq allows several, comma-separated).
+    Its text is not echoed: with an unescaped ``/`` in a password, it may be a piece of it."""
+    if host.startswith("["):
+        name, bracket, port = host[1:].partition("]")
+        if not bracket or not name:
+            raise UserError(f"db {shown!r} has an unclosed or empty [IPv6] host: {_WHAT_TO_GIVE}")
+        if port and not port.startswith(":"):
+            raise UserError(f"db {shown!r} has text after ']' that is not ':PORT'")
+        port = port[1:]
+        has_port = bool(port) or host.endswith(":")
+    else:
+        _, colon, port = host.partition(":")
+        has_port = bool(colon)
+    if not has_port:
+        return
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(
+            f"db {shown!r} has a bad port: a port is a number from 1 to 65535"
+            " (PostgreSQL listens on 5432 by default)"
+        )
