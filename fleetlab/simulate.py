@@ -25,6 +25,7 @@ from fleetlab.clock import ScaledClock, WeekWindow
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store
+from fleetlab.store.read.fleet import has_runnable
 from fleetlab.suites import SuiteTask, builtin_suites
 
 __all__ = ["Arrival", "SimulationResult", "plan_arrivals", "simulate"]
@@ -174,7 +175,7 @@ async def simulate(
             if on_progress is not None:
                 on_progress(clock.now(), submitted)
         nxt = pending[0].at if pending else end
-        if not fleet.running and not _has_runnable(store):
+        if not fleet.running and not has_runnable(store):
             clock.jump_to(min(nxt, end))  # idle: skip to the next arrival
         await asyncio.sleep(0.002)
     fleet.stop()
@@ -189,11 +190,6 @@ async def simulate(
         preempted=report.preempted,
         real_seconds=loop.time() - t0,
     )
-
-
-def _has_runnable(store: Store) -> bool:
-    rows = store.query("SELECT 1 FROM tasks WHERE status IN ('queued', 'preempted') LIMIT 1")
-    return bool(rows)
 
 
 def default_window(week: WeekWindow) -> datetime:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from fleetlab.clock import WeekWindow, to_us
 from fleetlab.store import Store
+from fleetlab.store.read.fleet import finished_counts, status_counts
 from fleetlab.workers import dead_local_workers
 
 __all__ = ["DEFAULT_STALE_AFTER_S", "FleetStatus", "fleet_status"]
@@ -69,51 +70,26 @@ def fleet_status(
 ) -> FleetStatus:
     """Count tasks by status, for all time or for the cohort spawned in ``window``."""
     cutoff = to_us(store.stale_cutoff(stale_after_s))
-    dead = dead_local_workers(store)
-    gone = f"lease_owner IN ({','.join('?' * len(dead))})" if dead else "0"
-    where, params = "", []
-    if window is not None:
-        where = "WHERE created_us >= ? AND created_us < ?"
-        params = [to_us(window.start), to_us(window.end)]
-    row = store.query(
-        "SELECT COUNT(*) AS spawned,"
-        " COALESCE(SUM(parent_id IS NULL), 0) AS roots,"
-        " COALESCE(SUM(status = 'completed'), 0) AS completed,"
-        " COALESCE(SUM(status = 'failed'), 0) AS failed,"
-        " COALESCE(SUM(status = 'cancelled'), 0) AS cancelled,"
-        f" COALESCE(SUM(status = 'running' AND heartbeat_us >= ? AND NOT {gone}), 0) AS running,"
-        " COALESCE(SUM(status = 'running'"
-        f"   AND (heartbeat_us IS NULL OR heartbeat_us < ? OR {gone})), 0) AS stale,"
-        " COALESCE(SUM(status = 'queued'), 0) AS queued,"
-        " COALESCE(SUM(status = 'preempted'), 0) AS preempted,"
-        " COALESCE(SUM(status = 'waiting_children'), 0) AS waiting"
-        f" FROM tasks {where}",
-        [cutoff, *dead, cutoff, *dead, *params],
-    )[0]
+    created = None if window is None else (to_us(window.start), to_us(window.end))
+    row = status_counts(
+        store, stale_cutoff_us=cutoff, dead_owners=dead_local_workers(store), created=created
+    )
     finished: dict[str, int] = {}
-    if window is not None:
-        finished = {
-            r["status"]: r["n"]
-            for r in store.query(
-                "SELECT status, COUNT(*) AS n FROM tasks WHERE finished_us >= ? AND finished_us < ?"
-                " GROUP BY status",
-                params,
-            )
-        }
-        finished = {s: finished.get(s, 0) for s in ("completed", "failed", "cancelled")}
-    in_flight = row["running"] + row["stale"] + row["queued"] + row["preempted"] + row["waiting"]
+    if created is not None:
+        finished = finished_counts(store, *created)
+    in_flight = row.running + row.stale + row.queued + row.preempted + row.waiting
     return FleetStatus(
         window=window.label + f" ({window.zone})" if window else "all time",
-        spawned=row["spawned"],
-        completed=row["completed"],
-        failed=row["failed"],
-        cancelled=row["cancelled"],
+        spawned=row.spawned,
+        completed=row.completed,
+        failed=row.failed,
+        cancelled=row.cancelled,
         in_flight=in_flight,
-        running=row["running"],
-        queued=row["queued"],
-        preempted=row["preempted"],
-        waiting_children=row["waiting"],
-        stale=row["stale"],
-        roots_spawned=row["roots"],
+        running=row.running,
+        queued=row.queued,
+        preempted=row.preempted,
+        waiting_children=row.waiting,
+        stale=row.stale,
+        roots_spawned=row.roots,
         finished_in_window=finished,
     )

@@ -13,6 +13,7 @@ import secrets
 import socket
 
 from fleetlab.store import Store
+from fleetlab.store.read.fleet import running_lease_owners
 
 __all__ = ["dead_local_workers", "new_worker_id"]
 
@@ -26,11 +27,8 @@ def dead_local_workers(store: Store) -> list[str]:
     """Owners of running tasks that are worker processes of this host no longer alive."""
     host = socket.gethostname()
     dead = []
-    for (owner,) in store.query(
-        "SELECT DISTINCT lease_owner FROM tasks"
-        " WHERE status = 'running' AND lease_owner IS NOT NULL"
-    ):
-        owner_host, _, rest = str(owner).partition(":")
+    for owner in running_lease_owners(store):
+        owner_host, _, rest = owner.partition(":")
         pid = rest.partition(":")[0]
         if owner_host == host and pid.isdigit() and not _alive(int(pid)):
             dead.append(owner)

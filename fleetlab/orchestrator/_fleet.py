@@ -17,6 +17,7 @@ from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
 from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import Lease, Store, Task
+from fleetlab.store.read.fleet import pending_count, top_waiting_priority
 from fleetlab.workers import dead_local_workers, new_worker_id
 
 __all__ = ["Fleet", "FleetReport"]
@@ -141,15 +142,7 @@ class Fleet(Phases):
     # --- scheduling ----------------------------------------------------------------
 
     def _idle(self) -> bool:
-        scope, params = (
-            ("", []) if self.trace_id is None else (" AND trace_id = ?", [self.trace_id])
-        )
-        rows = self.store.query(
-            "SELECT COUNT(*) FROM tasks WHERE status IN ('queued', 'preempted', 'waiting_children')"
-            + scope,
-            params,
-        )
-        return bool(rows[0][0] == 0)
+        return pending_count(self.store, self.trace_id) == 0
 
     async def _fill_slots(self) -> None:
         free = self.config.concurrency - len(self._running)
@@ -173,13 +166,7 @@ class Fleet(Phases):
         task to yield at its next turn boundary."""
         if len(self._running) < self.config.concurrency:
             return
-        scope, params = (
-            ("", []) if self.trace_id is None else (" AND trace_id = ?", [self.trace_id])
-        )
-        waiting = self.store.query(
-            "SELECT MAX(priority) FROM tasks WHERE status IN ('queued', 'preempted')" + scope,
-            params,
-        )[0][0]
+        waiting = top_waiting_priority(self.store, self.trace_id)
         if waiting is None:
             return
         candidates = [

@@ -31,6 +31,7 @@ from fleetlab.decompose import parse_policy
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.prompts import load_variant
 from fleetlab.store import PRIORITY_RANGE, Store, Task
+from fleetlab.store.read.fleet import root_count
 
 __all__ = ["Goal", "load_goals", "submit_goal", "submit_goals"]
 
@@ -159,9 +160,7 @@ def submit_goals(store: Store, goals: Sequence[Goal]) -> list[Task]:
         tasks = []
         for goal, title, spec in prepared:
             if "instance" not in spec:
-                spec["instance"] = store.query(
-                    "SELECT COUNT(*) FROM tasks WHERE parent_id IS NULL"
-                )[0][0]
+                spec["instance"] = root_count(store)
             tasks.append(
                 store.create_task(
                     title,

@@ -36,6 +36,7 @@ from fleetlab.models.types import Message, ModelRequest
 from fleetlab.orchestrator._config import FleetConfig, task_ref
 from fleetlab.prompts import load_variant, role_prompt
 from fleetlab.store import TERMINAL, Lease, Store, Task
+from fleetlab.store.read.fleet import goal_budget, unfinished_children
 from fleetlab.telemetry import Event, new_span_id
 from fleetlab.tools import TOOL_SPECS, Workspace
 
@@ -136,12 +137,10 @@ class Phases:
 
     def _over_budget(self, task: Task) -> Callable[[], str | None]:
         def check() -> str | None:  # once per turn: one small indexed read, no row parsing
-            [(status, budget_usd, budget_tokens, spent, tokens)] = self.store.query(
-                "SELECT status, budget_usd, budget_tokens, tree_cost_usd,"
-                " tree_tokens_in + tree_tokens_out FROM tasks WHERE id = ?",
-                (task.root_id,),
-            )
-            if status == "cancelled":
+            goal = goal_budget(self.store, task.root_id)
+            budget_usd, budget_tokens = goal.budget_usd, goal.budget_tokens
+            spent, tokens = goal.spent_usd, goal.spent_tokens
+            if goal.status == "cancelled":
                 return "goal cancelled"
             if budget_usd is not None and spent >= budget_usd:
                 return f"budget exceeded: ${spent:.4f} of ${budget_usd:.4f} spent"
@@ -557,11 +556,7 @@ class Phases:
     def _wake_parent(self, child: Task) -> None:
         if child.parent_id is None:
             return
-        pending = self.store.query(
-            "SELECT COUNT(*) FROM tasks WHERE parent_id = ? AND status NOT IN"
-            " ('completed', 'failed', 'cancelled')",
-            (child.parent_id,),
-        )[0][0]
+        pending = unfinished_children(self.store, child.parent_id)
         parent = self.store.get_task(child.parent_id)
         if pending == 0 and parent.status == "waiting_children":
             self.store.transition(parent.id, "queued")

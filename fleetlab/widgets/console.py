@@ -37,6 +37,8 @@ from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_
 from fleetlab.prompts import list_variants
 from fleetlab.status import DEFAULT_STALE_AFTER_S, FleetStatus, fleet_status
 from fleetlab.store import Store, Task, open_store
+from fleetlab.store.read import fleet as read_fleet
+from fleetlab.store.read.fleet import count_in_status, recent_goals
 from fleetlab.trace import TraceNode, load_trace
 from fleetlab.widgets._render import COLOURS, counts_html, render_trace_html, tasks_html
 
@@ -465,9 +467,7 @@ class FleetConsole:
     # --- status --------------------------------------------------------------------
 
     def _finished_count(self) -> int:
-        marks = ",".join("?" * len(_FINISHED))
-        row = self.store.query(f"SELECT COUNT(*) FROM tasks WHERE status IN ({marks})", _FINISHED)
-        return int(row[0][0])
+        return count_in_status(self.store, _FINISHED)
 
     def status(self) -> FleetStatus:
         """The fleet's counts now (the same numbers as ``fleetlab status``)."""
@@ -475,14 +475,7 @@ class FleetConsole:
 
     def active_tasks(self, limit: int = _TABLE_ROWS) -> list[Task]:
         """Unfinished tasks, running first, then by priority (highest first)."""
-        marks = ",".join("?" * len(_ACTIVE))
-        rows = self.store.query(
-            f"SELECT * FROM tasks WHERE status IN ({marks}) ORDER BY"
-            " CASE status WHEN 'running' THEN 0 WHEN 'preempted' THEN 1"
-            " WHEN 'queued' THEN 2 ELSE 3 END, priority DESC, created_us LIMIT ?",
-            [*_ACTIVE, int(limit)],
-        )
-        return [Task.from_row(r) for r in rows]
+        return read_fleet.active_tasks(self.store, _ACTIVE, limit)
 
     def refresh(self) -> FleetStatus:
         """Redraw the status, the active-task table, the goal list and a live trace."""
@@ -518,12 +511,8 @@ class FleetConsole:
         return status
 
     def _refresh_picks(self) -> None:
-        rows = self.store.query(
-            "SELECT id, title, status FROM tasks WHERE parent_id IS NULL"
-            " ORDER BY created_us DESC, rowid DESC LIMIT ?",
-            [_TRACE_CHOICES],
-        )
-        options = [(f"{r['title'][:48]} [{r['status']}] {r['id'][:8]}", r["id"]) for r in rows]
+        goals = recent_goals(self.store, _TRACE_CHOICES)
+        options = [(f"{g.title[:48]} [{g.status}] {g.id[:8]}", g.id) for g in goals]
         if options == list(self.trace_pick.options):
             return
         current = self.trace_pick.value
