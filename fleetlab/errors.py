@@ -24,7 +24,6 @@ callers that validate timestamps need not know this module.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 
@@ -57,29 +56,40 @@ class SchemaError(StoreError, UserError):
 
 
 class CorruptDatabase(StoreError, UserError):
-    """The database file is damaged (SQLite's own checks fail, or a page cannot be read).
+    """The database is damaged (the engine's own checks fail, or a page cannot be read).
 
     A ``UserError`` like ``SchemaError``: nothing fleetlab does can fix it, the person must
-    (restore a backup, or salvage what is readable with SQLite's ``.recover``), so the CLI
+    (restore a backup, or salvage what is readable with the backend's own tool), so the CLI
     prints it as one line and exits 2. A file found damaged when it is opened is left
     untouched; damage met later stops the command at that point.
 
     Attributes:
-        path: the database file.
-        detail: SQLite's first line about the damage.
+        path: the database (a file path, or a server URL).
+        detail: the engine's first line about the damage.
+        hint: what else to try besides a backup, from the backend; None: for a file path,
+            SQLite's ``.recover`` (``fleetlab.store.sqlite.advice``), else nothing.
     """
 
-    def __init__(self, path: str, detail: str) -> None:
+    def __init__(self, path: str, detail: str, hint: str | None = None) -> None:
         self.path = path
         self.detail = " ".join(detail.split())[:200] or "damaged"
+        self.hint = hint if hint is not None else _default_hint(path)
         super().__init__(
-            f"db {path!r} is damaged ({self.detail}): restore it from a backup, or salvage"
-            f" what is readable with `sqlite3 {shlex.quote(path)} .recover | sqlite3"
-            " recovered.db` and use --db recovered.db"
+            f"db {path!r} is damaged ({self.detail}): restore it from a backup"
+            + (f", or {self.hint}" if self.hint else "")
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.detail))
+        return (type(self), (self.path, self.detail, self.hint))
+
+
+def _default_hint(path: str) -> str:
+    """The salvage advice for a database given only by its location: a file is SQLite's."""
+    if "://" in path:
+        return ""
+    from fleetlab.store.sqlite.advice import recover_hint
+
+    return recover_hint(path)
 
 
 class DiskFull(StoreError):
