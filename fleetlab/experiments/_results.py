@@ -26,12 +26,10 @@ the committed trials' history: a killed trial's update is lost with the trial, n
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +39,7 @@ import polars as pl
 from fleetlab.clock import Clock, SystemClock, to_us
 from fleetlab.errors import ConfigError, NotFoundError
 from fleetlab.experiments._definition import Experiment
+from fleetlab.store.results import TRIAL_COLUMNS, ResultsFile
 from fleetlab.telemetry import redact, redact_value
 
 __all__ = [
@@ -64,70 +63,10 @@ RESULTS_PARQUET = "results.parquet"
 
 #: Every column of a result row, with its polars type.
 COLUMNS: dict[str, Any] = {
-    "seq": pl.Int64,
-    "experiment": pl.String,
-    "kind": pl.String,
-    "variant": pl.String,
-    "policy": pl.String,
-    "prompt": pl.String,
-    "task": pl.String,
-    "suite": pl.String,
-    "trial": pl.Int64,
-    "seed": pl.Int64,
-    "complexity": pl.Int64,
-    "bucket": pl.String,
-    "passed": pl.Boolean,
-    "status": pl.String,
-    "failure": pl.String,
-    "tokens_in": pl.Int64,
-    "tokens_out": pl.Int64,
-    "tokens": pl.Int64,
-    "cache_read_tokens": pl.Int64,
-    "cache_write_tokens": pl.Int64,
-    "cost_usd": pl.Float64,
-    "wall_s": pl.Float64,
-    "sim_time_s": pl.Float64,
-    "agents": pl.Int64,
-    "depth": pl.Int64,
-    "model_calls": pl.Int64,
-    "score": pl.Int64,
-    "score_bucket": pl.String,
-    "choice": pl.String,
-    "decomposed": pl.Boolean,
-    "label": pl.String,
-    "threshold": pl.Int64,
-    "learn_bucket": pl.String,
-    "learn_arm": pl.String,
-    "learn_reward": pl.Float64,
-    "model": pl.String,
-    "simulated": pl.Boolean,
-    "batch_id": pl.String,
-    "trace_id": pl.String,
-    "trial_dir": pl.String,
-    "finished_us": pl.Int64,
+    name: {int: pl.Int64, float: pl.Float64, str: pl.String, bool: pl.Boolean}[kind]
+    for name, kind in TRIAL_COLUMNS.items()
 }
 _BOOLS = {name for name, kind in COLUMNS.items() if kind == pl.Boolean}
-_SQL_TYPES = {pl.Int64: "INTEGER", pl.Float64: "REAL", pl.String: "TEXT", pl.Boolean: "INTEGER"}
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS variants (name TEXT PRIMARY KEY, position INTEGER NOT NULL,"
-    " fingerprint TEXT NOT NULL, spec TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, created_us INTEGER NOT NULL,"
-    " status TEXT NOT NULL, requests TEXT NOT NULL, ended_us INTEGER);"
-    "CREATE TABLE IF NOT EXISTS infra_attempts (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " variant TEXT NOT NULL, task TEXT NOT NULL, trial INTEGER NOT NULL, retried INTEGER NOT NULL,"
-    " cost_usd REAL NOT NULL, error TEXT NOT NULL, finished_us INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS trials ("
-    + ", ".join(
-        "seq INTEGER PRIMARY KEY AUTOINCREMENT"
-        if name == "seq"
-        else f"{name} {_SQL_TYPES[kind]}"
-        + (" NOT NULL" if name in ("variant", "task", "trial") else "")
-        for name, kind in COLUMNS.items()
-    )
-    + ", UNIQUE (variant, task, trial));"
-)
 
 
 def default_root() -> Path:
@@ -186,42 +125,28 @@ class InfraSummary:
 
 
 class ResultsDB:
-    """An experiment's results database (see the module docstring)."""
+    """An experiment's results database (see the module docstring).
+
+    Raises:
+        ConfigError: ``folder/results.db`` is not an experiment results database.
+    """
 
     def __init__(self, folder: Path, *, clock: Clock | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.path = folder / RESULTS_DB
         self.clock: Clock = clock or SystemClock()
-        try:
-            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: not an experiment results database ({exc})") from None
+        self._file = ResultsFile(self.path)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        with contextlib.suppress(sqlite3.ProgrammingError):
-            self._conn.close()
+        self._file.close()
 
     def __enter__(self) -> ResultsDB:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     # --- the definition ------------------------------------------------------------
 
@@ -232,7 +157,7 @@ class ResultsDB:
             ConfigError: the model, kind or a variant changed since rows were recorded, or a
                 trial index now has another seed.
         """
-        meta = {r["key"]: r["value"] for r in self._conn.execute("SELECT * FROM meta")}
+        meta = self._file.meta()
         wanted = json.dumps(experiment.fingerprint(), sort_keys=True)
         has_rows = self.count() > 0
         fix = (
@@ -249,11 +174,8 @@ class ResultsDB:
                 f"{', '.join(changed)} ({', '.join(f'{k}={before.get(k)!r}' for k in changed)}): "
                 f"{fix}"
             )
-        stored = {
-            r["name"]: r["fingerprint"]
-            for r in self._conn.execute("SELECT name, fingerprint FROM variants")
-        }
-        with_rows = {r[0] for r in self._conn.execute("SELECT DISTINCT variant FROM trials")}
+        stored = self._file.variant_fingerprints()
+        with_rows = self._file.variants_with_rows()
         for variant in experiment.variants:
             if variant.name in with_rows and stored.get(variant.name) != variant.fingerprint():
                 raise ConfigError(
@@ -261,14 +183,14 @@ class ResultsDB:
                     f"recorded: give the changed variant a new name, or {fix}"
                 )
         seeds = dict(enumerate(experiment.seeds))
-        for r in self._conn.execute("SELECT DISTINCT trial, seed FROM trials"):
-            if r["trial"] in seeds and seeds[r["trial"]] != r["seed"]:
+        for trial, seed in self._file.trial_seeds():
+            if trial in seeds and seeds[trial] != seed:
                 raise ConfigError(
-                    f"trial {r['trial']} ran with seed {r['seed']} but the definition now says "
-                    f"{seeds[r['trial']]}: keep the seeds of recorded trials, or {fix}"
+                    f"trial {trial} ran with seed {seed} but the definition now says "
+                    f"{seeds[trial]}: keep the seeds of recorded trials, or {fix}"
                 )
-        with self._tx() as conn:
-            for key, value in (
+        self._file.save_definition(
+            [
                 ("fingerprint", wanted),
                 ("name", experiment.name),
                 ("kind", experiment.kind),
@@ -276,44 +198,35 @@ class ResultsDB:
                 ("simulated", json.dumps(experiment.simulated)),
                 ("baseline", experiment.baseline_variant.name),
                 ("variants", json.dumps([v.name for v in experiment.variants])),
-            ):
-                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            for position, variant in enumerate(experiment.variants):
-                conn.execute(
-                    "INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?)",
-                    (
-                        variant.name,
-                        position,
-                        variant.fingerprint(),
-                        json.dumps(dataclasses.asdict(variant)),
-                    ),
+            ],
+            [
+                (
+                    variant.name,
+                    position,
+                    variant.fingerprint(),
+                    json.dumps(dataclasses.asdict(variant)),
                 )
+                for position, variant in enumerate(experiment.variants)
+            ],
+        )
 
     def meta(self) -> dict[str, str]:
         """The recorded definition summary (name, kind, model, simulated, baseline, variants)."""
-        return {r["key"]: r["value"] for r in self._conn.execute("SELECT * FROM meta")}
+        return self._file.meta()
 
     # --- rows ----------------------------------------------------------------------
 
     def count(self) -> int:
         """How many trials have finished."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+        return self._file.count()
 
     def finished(self) -> set[tuple[str, str, int]]:
         """``(variant, task, trial)`` of every finished trial."""
-        return {
-            (r[0], r[1], int(r[2]))
-            for r in self._conn.execute("SELECT variant, task, trial FROM trials")
-        }
+        return self._file.finished()
 
     def spent_usd(self) -> float:
         """What the finished trials cost, and the attempts the infrastructure decided."""
-        return float(
-            self._conn.execute(
-                "SELECT (SELECT TOTAL(cost_usd) FROM trials)"
-                " + (SELECT TOTAL(cost_usd) FROM infra_attempts)"
-            ).fetchone()[0]
-        )
+        return self._file.spent_usd()
 
     def record_infra_attempt(
         self, key: tuple[str, str, int], *, retried: bool, cost_usd: float, error: str
@@ -326,40 +239,22 @@ class ResultsDB:
             cost_usd: what the attempt cost (0 when it crashed before reporting).
             error: why, one line.
         """
-        variant, task, trial = key
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO infra_attempts (variant, task, trial, retried, cost_usd, error,"
-                " finished_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    variant,
-                    task,
-                    trial,
-                    int(retried),
-                    float(cost_usd),
-                    redact(" ".join(error.split()))[:500],
-                    to_us(self.clock.now()),
-                ),
-            )
+        self._file.record_infra_attempt(
+            key,
+            retried=retried,
+            cost_usd=cost_usd,
+            error=redact(" ".join(error.split()))[:500],
+            finished_us=to_us(self.clock.now()),
+        )
 
     def infra_summary(self) -> InfraSummary:
         """The trials and attempts the infrastructure decided (see ``InfraSummary``)."""
-        excluded = self._conn.execute(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT variant, task, trial FROM infra_attempts a"
-            " WHERE NOT EXISTS (SELECT 1 FROM trials t WHERE t.variant = a.variant"
-            " AND t.task = a.task AND t.trial = a.trial))"
-        ).fetchone()[0]
-        reruns, cost = self._conn.execute(
-            "SELECT TOTAL(retried), TOTAL(cost_usd) FROM infra_attempts"
-        ).fetchone()
-        last = self._conn.execute(
-            "SELECT error FROM infra_attempts ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
+        excluded, reruns, cost, last = self._file.infra_counts()
         return InfraSummary(
-            excluded=int(excluded),
-            reruns=int(reruns),
-            cost_usd=float(cost),
-            last_error=redact(last[0]) if last else None,
+            excluded=excluded,
+            reruns=reruns,
+            cost_usd=cost,
+            last_error=redact(last) if last is not None else None,
         )
 
     def insert(self, row: Mapping[str, Any]) -> None:
@@ -368,50 +263,33 @@ class ResultsDB:
 
     def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Commit several finished trials in one transaction."""
-        with self._tx() as conn:
-            self._insert(conn, rows, ignore_duplicates=False)
+        self._file.insert_trials(self._stored(rows))
 
-    def _insert(
-        self,
-        conn: sqlite3.Connection,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        ignore_duplicates: bool,
-    ) -> None:
+    def _stored(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` as they are stored: checked, stamped ``finished_us`` now, redacted."""
         now = to_us(self.clock.now())
         names = [c for c in COLUMNS if c != "seq"]
-        verb = "INSERT OR IGNORE" if ignore_duplicates else "INSERT"
+        out = []
         for row in rows:
             unknown = set(row) - set(names)
             if unknown:
                 raise ValueError(f"unknown result columns {sorted(unknown)}")
-            values = {"finished_us": now, **redact_value(dict(row))}
-            conn.execute(
-                f"{verb} INTO trials ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
-                [_to_sql(values.get(n)) for n in names],
-            )
+            out.append({"finished_us": now, **redact_value(dict(row))})
+        return out
 
     def learner_history(self, variant: str) -> list[dict[str, Any]]:
         """The learner updates of ``variant``'s finished trials, in the order they finished."""
-        return [
-            dict(r)
-            for r in self._conn.execute(
-                "SELECT learn_bucket, learn_arm, learn_reward, passed, cost_usd, task, trial"
-                " FROM trials WHERE variant = ? AND learn_bucket IS NOT NULL ORDER BY seq",
-                (variant,),
-            )
-        ]
+        return self._file.learner_history(variant)
 
     def frame(self) -> pl.DataFrame:
         """Every row as a polars frame (``COLUMNS``), in the order the trials finished."""
-        rows = self._conn.execute(f"SELECT {', '.join(COLUMNS)} FROM trials ORDER BY seq")
         # redacted again on the way out: rows recorded before redaction existed
         records = [
             {
                 k: (bool(v) if k in _BOOLS and v is not None else redact_value(v))
-                for k, v in dict(r).items()
+                for k, v in r.items()
             }
-            for r in rows
+            for r in self._file.trials()
         ]
         return pl.DataFrame(records, schema=COLUMNS, orient="row")
 
@@ -419,42 +297,26 @@ class ResultsDB:
 
     def open_batch(self) -> BatchRecord | None:
         """The batch submitted and not yet collected, if any."""
-        row = self._conn.execute(
-            "SELECT * FROM batches WHERE status != 'collected' ORDER BY created_us LIMIT 1"
-        ).fetchone()
+        row = self._file.open_batch()
         if row is None:
             return None
         return BatchRecord(row["id"], row["status"], json.loads(row["requests"]))
 
     def save_batch(self, batch_id: str, requests: dict[str, list[Any]]) -> None:
         """Remember a submitted batch before anything else happens."""
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO batches (id, created_us, status, requests) VALUES (?, ?, ?, ?)",
-                (batch_id, to_us(self.clock.now()), "submitted", json.dumps(requests)),
-            )
+        self._file.save_batch(batch_id, to_us(self.clock.now()), json.dumps(requests))
 
     def collect_batch(self, batch_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store a batch's results and mark it collected, in one transaction."""
-        with self._tx() as conn:
-            self._insert(conn, rows, ignore_duplicates=True)
-            conn.execute(
-                "UPDATE batches SET status = 'collected', ended_us = ? WHERE id = ?",
-                (to_us(self.clock.now()), batch_id),
-            )
+        self._file.insert_trials(
+            self._stored(rows),
+            ignore_duplicates=True,
+            collect_batch=(batch_id, to_us(self.clock.now())),
+        )
 
     def batches(self) -> list[dict[str, Any]]:
         """Every batch submitted, oldest first."""
-        return [
-            {**dict(r), "requests": len(json.loads(r["requests"]))}
-            for r in self._conn.execute("SELECT * FROM batches ORDER BY created_us")
-        ]
-
-
-def _to_sql(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    return value
+        return [{**r, "requests": len(json.loads(r["requests"]))} for r in self._file.batches()]
 
 
 def infra_summary(name: str, *, root: str | os.PathLike[str] | None = None) -> InfraSummary:
