@@ -16,14 +16,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 
 from fleetlab.cli import _ab, _digest, _fleet, _tasks
-from fleetlab.cli._common import Parser
+from fleetlab.cli._common import DB_HELP, Parser
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.sandbox import UNSAFE_HOST_ENV
 from fleetlab.telemetry import redact
@@ -37,11 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``fleetlab`` argument parser."""
     parser = Parser(
         prog="fleetlab",
-        description="Run and study a fleet of autonomous agents. Data lives in one SQLite file.",
+        description="Run and study a fleet of autonomous agents. Data lives in one SQLite file"
+        " or in a PostgreSQL database shared by several machines.",
     )
-    parser.add_argument(
-        "--db", type=Path, default=None, help="fleet database (default: $FLEETLAB_DB or ./fleet.db)"
-    )
+    parser.add_argument("--db", default=None, help=DB_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _tasks.register(sub)
     _fleet.register(sub)

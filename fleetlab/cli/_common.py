@@ -6,7 +6,6 @@ import argparse
 import functools
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
@@ -16,12 +15,15 @@ from fleetlab.clock import Clock
 from fleetlab.errors import UserError
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
-from fleetlab.store import PRIORITY_RANGE, Store, default_db_path
-from fleetlab.telemetry import otel_sink_from_env
+from fleetlab.store import PRIORITY_RANGE, Store, url
+from fleetlab.telemetry import otel_sink_from_env, register_secret
 
 __all__ = [
+    "DB_HELP",
     "Handler",
     "Parser",
+    "db_option",
+    "db_target",
     "guarded",
     "make_model",
     "money",
@@ -42,14 +44,28 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see --help)")
 
 
-def _storage_error(exc: BaseException, where: Path) -> Exception | None:
-    from fleetlab.store.sqlite import storage_error
+DB_HELP = (
+    "fleet database: a file path (SQLite) or postgresql://USER@HOST[:PORT]/DBNAME"
+    " (default: $FLEETLAB_DB or ./fleet.db)"
+)
 
-    return storage_error(exc, where)
+# The store a command opened (set by ``open_store``), for ``guarded`` to classify failures.
+_OPENED = "_fleetlab_store"
 
 
-def db_path(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else default_db_path()
+def db_option(parser: argparse.ArgumentParser) -> None:
+    """``--db`` on a sub-command: the same as ``fleetlab --db``, and wins over it when both
+    are given (unset here, it leaves the global one alone)."""
+    parser.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+
+
+def db_target(args: argparse.Namespace) -> str:
+    """The database ``--db`` / ``$FLEETLAB_DB`` names: a path or a URL (which may carry a
+    password: show ``url.redacted`` of it, never the text itself)."""
+    target = url.resolve(getattr(args, "db", None))
+    for secret in url.passwords(target):
+        register_secret(secret)  # masked in everything the command prints from now on
+    return target
 
 
 def open_store(
@@ -63,15 +79,34 @@ def open_store(
     A damaged file is refused here, before anything is written (see ``Store``'s ``check``).
     """
     sinks = [sink] if (sink := otel_sink_from_env()) is not None else []
-    return _store.open_store(db_path(args), sinks=sinks, clock=clock, check=check)
+    store = _store.open_store(db_target(args), sinks=sinks, clock=clock, check=check)
+    setattr(args, _OPENED, store)
+    return store
+
+
+def _storage_error(exc: BaseException, args: argparse.Namespace) -> Exception | None:
+    """The one-line error for a failure of the database or its disk, or None (a bug).
+
+    The store the command opened classifies it; before one opened, the backend the
+    location names does (SQLite's classifier for a path).
+    """
+    store: Store | None = getattr(args, _OPENED, None)
+    if store is not None:
+        return store.storage_error(exc)
+    target = url.resolve(getattr(args, "db", None))
+    if url.is_server_url(target):
+        return None  # the PostgreSQL backend reports failures to connect as UserError
+    from fleetlab.store.sqlite import storage_error
+
+    return storage_error(exc, target)
 
 
 def guarded(handler: Handler) -> Handler:
-    """``handler`` with failures of the database file or its disk as one-line errors.
+    """``handler`` with failures of the database or its disk as one-line errors.
 
     A page found damaged after the store opened (SQLite's "database disk image is malformed")
-    becomes ``CorruptDatabase``, a full disk ``DiskFull``, both naming the file and what to do,
-    instead of a traceback. Anything else passes through unchanged.
+    becomes ``CorruptDatabase``, a full disk ``DiskFull``, both naming the database and what
+    to do, instead of a traceback. Anything else passes through unchanged.
     """
 
     @functools.wraps(handler)
@@ -79,7 +114,7 @@ def guarded(handler: Handler) -> Handler:
         try:
             return handler(args, console)
         except Exception as exc:
-            failure = _storage_error(exc, db_path(args))
+            failure = _storage_error(exc, args)
             if failure is None:
                 raise
             raise failure from None

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli._common import db_path, guarded, open_store
+from fleetlab.cli._common import db_option, db_target, guarded, open_store
 from fleetlab.clock import parse_week
 from fleetlab.errors import UserError
 
@@ -29,7 +29,7 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
         result = run_digest(
             week=args.week,
             tz=args.tz,
-            db=db_path(args),
+            db=db_target(args),
             model=args.model,
             out_dir=args.out,
         )
@@ -80,11 +80,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--week", help="ISO week, e.g. 2026-W48 (default: the last complete week)")
     p.add_argument("--tz", default="UTC", help="IANA zone of the week's local days (default UTC)")
-    p.add_argument(
-        "--db",
-        default=argparse.SUPPRESS,
-        help="fleet database (default: $FLEETLAB_DB or ./fleet.db)",
-    )
+    db_option(p)
     p.add_argument(
         "--model",
         default="sim:default",

@@ -19,6 +19,7 @@ from rich.table import Table
 from fleetlab import store as _store
 from fleetlab.cli._common import (
     Parser,
+    db_option,
     guarded,
     make_model,
     money,
@@ -38,6 +39,7 @@ from fleetlab.orchestrator import (
     submit_goals,
 )
 from fleetlab.store import Store
+from fleetlab.store.read.fleet import counts_by_status
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
 
 __all__ = ["register"]
@@ -99,10 +101,7 @@ async def _run_fleet(fleet: Fleet, *, until_idle: bool, console: Console, quiet:
         bar = progress.add_task("fleet", total=None, detail="")
 
         def refresh() -> None:
-            counts = {
-                r[0]: r[1]
-                for r in fleet.store.query("SELECT status, COUNT(*) FROM tasks GROUP BY status")
-            }
+            counts = counts_by_status(fleet.store)
             done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
             progress.update(
                 bar,
@@ -407,6 +406,7 @@ def register(sub: Any) -> None:
     p.add_argument("--priority", type=priority, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _fleet_options(p, policy="never")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_run_task))
 
     p = sub.add_parser("run-suite", help="run every task of a suite; success by complexity")
@@ -424,6 +424,7 @@ def register(sub: Any) -> None:
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is left to do")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _fleet_options(p)
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_fleet_run))
 
     p = fleet.add_parser("simulate", help="simulate days of fleet activity on a fast clock")
@@ -435,6 +436,7 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", type=_policy_arg, default="learned")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_fleet_simulate))
 
     p = sub.add_parser("schedule", help="recurring goals (add, list)")
@@ -446,4 +448,5 @@ def register(sub: Any) -> None:
     p.add_argument("--tz", default="UTC", help="IANA zone of that local time")
     p.add_argument("--priority", type=priority, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_schedule))

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from fleetlab.cli._common import (
+    db_option,
     guarded,
     money,
     non_negative,
@@ -190,6 +191,7 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", help="decomposition policy for this goal (default: the fleet's)")
     p.add_argument("--prompt", help="scoring-prompt variant for this goal")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_submit))
 
     p = sub.add_parser("status", help="spawned / completed / failed / in flight")
@@ -202,20 +204,24 @@ def register(sub: Any) -> None:
         help=f"seconds without heartbeat before a task is stale ({DEFAULT_STALE_AFTER_S:g})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_status))
 
     p = sub.add_parser("tasks", help="list tasks, newest first")
     p.add_argument("--status", help="only this status")
     p.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_tasks))
 
     p = sub.add_parser("trace", help="a goal's tree of agents and events")
     p.add_argument("id", help="task id, id prefix or trace id")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_trace))
 
     p = sub.add_parser("cancel", help="cancel a goal and its whole tree")
     p.add_argument("id", help="task id, id prefix or trace id")
     p.add_argument("--reason", help="recorded with each cancelled task")
+    db_option(p)
     p.set_defaults(handler=guarded(cmd_cancel))

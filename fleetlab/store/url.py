@@ -11,13 +11,14 @@ backend reports what the server says when it connects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fleetlab.errors import UserError
 
-__all__ = ["DEFAULT_DB", "check", "is_server_url", "redacted", "resolve"]
+__all__ = ["DEFAULT_DB", "check", "is_server_url", "passwords", "redacted", "resolve"]
 
 #: the database when neither an argument nor ``$FLEETLAB_DB`` names one
 DEFAULT_DB = "fleet.db"
@@ -81,6 +82,24 @@ def redacted(where: str | os.PathLike[str]) -> str:
     if query >= 0:
         text = text[:query] + _SECRET_PARAM.sub(rf"\g<1>{_MASK}", text[query:])
     return text
+
+
+def passwords(where: str | os.PathLike[str]) -> list[str]:
+    """The passwords a URL carries (in its user part, ``password=`` or ``sslpassword=``),
+    decoded, as a connection would send them and a driver's message might echo them; []
+    for a path or a URL without one. Never raises."""
+    text = os.fspath(where).strip()
+    if _scheme(text) is None:
+        return []
+    found: list[str] = []
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(text)
+        if parts.password:
+            found += {parts.password, unquote(parts.password)}
+        for key, value in parse_qsl(parts.query, keep_blank_values=False):
+            if key.lower() in ("password", "sslpassword"):
+                found.append(value)
+    return found
 
 
 def check(where: str | os.PathLike[str] | None) -> None:
