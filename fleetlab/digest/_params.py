@@ -23,9 +23,12 @@ from fleetlab.clock import (
 )
 from fleetlab.errors import UserError
 from fleetlab.models.registry import get_model
-from fleetlab.store import Store, default_db_path, open_store
+from fleetlab.store import Store, open_store, url
+from fleetlab.telemetry import register_secret
 
 __all__ = ["DigestParams", "validate_params"]
+
+_MASKED = "***"  # what ``url.redacted`` puts in place of a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,9 @@ class DigestParams:
     """Validated digest parameters."""
 
     window: WeekWindow
-    db: Path
+    #: the fleet database: an absolute file path, or a URL (with its password: show
+    #: ``location``, never this)
+    db: str
     model: str
     out_dir: Path | None
     now: datetime | None = None
@@ -46,6 +51,11 @@ class DigestParams:
     @property
     def tz(self) -> str:
         return self.window.zone
+
+    @property
+    def location(self) -> str:
+        """The database, safe to show (a URL's password masked)."""
+        return url.redacted(self.db)
 
     def clock(self) -> Clock:
         """The clock the report reads: fixed at ``now`` when given, else the system clock."""
@@ -72,6 +82,43 @@ def _parse_now(now: str | datetime | None) -> datetime | None:
     return ensure_utc(value)
 
 
+def _database(db: str | Path | None) -> str:
+    """The checked database ``db`` names: an absolute path, or a URL the store opened.
+
+    A URL whose password is masked (``***``, as reports and the executed notebook show it)
+    is the one in ``$FLEETLAB_DB`` when that is the same URL with its password: this is how
+    ``run_digest`` hands the notebook's kernel a password without writing it in the
+    notebook.
+    """
+    target = url.resolve(db)
+    url.check(target)
+    if not url.is_server_url(target):
+        path = Path(target)
+        if not path.exists():
+            raise UserError(
+                f"db {str(path)!r} does not exist: give --db PATH (or set FLEETLAB_DB), e.g. after"
+                " `fleetlab fleet simulate`"
+            )
+        if not path.is_file():
+            raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
+        target = str(path.resolve())
+    elif _MASKED in url.passwords(target):
+        env = url.resolve(None)
+        if env == target or url.redacted(env) != target:
+            raise UserError(
+                f"db {target!r} has its password masked: give the full URL, or set"
+                " FLEETLAB_DB to it"
+            )
+        target = env
+    for secret in url.passwords(target):
+        register_secret(secret)  # masked in whatever this process writes from now on
+    # Refuses, with one line, databases that are not fleetlab's, are damaged or cannot be
+    # reached: the whole file is checked (up to a size limit) since a report reads all of a
+    # week's rows.
+    open_store(target, check="thorough").close()
+    return target
+
+
 def validate_params(
     *,
     week: str | None = None,
@@ -86,7 +133,8 @@ def validate_params(
     Args:
         week: ISO week (``2026-W48``); empty or None means the last complete week in ``tz``.
         tz: IANA zone whose local Mondays bound the week.
-        db: the fleet database; empty or None means ``$FLEETLAB_DB`` or ``./fleet.db``.
+        db: the fleet database, a file path or a ``postgresql://`` URL; empty or None means
+            ``$FLEETLAB_DB`` or ``./fleet.db``.
         model: the digest agent's model: ``sim:*`` (offline template) or ``anthropic:<id>``.
         out_dir: where the report's files go (empty or None: write nothing).
         now: the current instant (ISO 8601); empty or None means the system clock.
@@ -103,23 +151,13 @@ def validate_params(
         window = parse_week(str(week), tz.strip())
     else:
         window = last_complete_week(FakeClock(instant) if instant else SystemClock(), tz.strip())
-    path = Path(db) if db else default_db_path()
-    if not path.exists():
-        raise UserError(
-            f"db {str(path)!r} does not exist: give --db PATH (or set FLEETLAB_DB), e.g. after"
-            " `fleetlab fleet simulate`"
-        )
-    if not path.is_file():
-        raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
-    # Refuses, with one line, files that are not fleetlab databases or are damaged: the whole
-    # file is checked (up to a size limit) since a report reads all of a week's rows.
-    open_store(path, check="thorough").close()
+    target = _database(db)
     if not isinstance(model, str) or ":" not in model:
         raise UserError(
             f"model {model!r} is malformed: use sim:default (offline) or anthropic:<model-id>"
         )
     get_model(model)  # an unknown backend or a missing API key fails here, not at the end
-    target = Path(out_dir) if out_dir else None
-    if target is not None and target.exists() and not target.is_dir():
-        raise UserError(f"out_dir {str(target)!r} exists and is not a folder")
-    return DigestParams(window=window, db=path.resolve(), model=model, out_dir=target, now=instant)
+    folder = Path(out_dir) if out_dir else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"out_dir {str(folder)!r} exists and is not a folder")
+    return DigestParams(window=window, db=target, model=model, out_dir=folder, now=instant)

@@ -13,6 +13,7 @@ which knows the configured key but not keys registered in this one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -160,11 +161,30 @@ def _user_error_names() -> set[str]:
     return names
 
 
+def _kernel_manager(env: Mapping[str, str]) -> type[Any]:
+    """A kernel manager class whose kernels start with ``env`` added to this process's
+    environment (nbclient builds its kernel manager from a class)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _WithEnv(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = {**kw.get("env", os.environ), **env}
+            await super().start_kernel(**kw)
+
+    return _WithEnv
+
+
 def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     output = folder / NOTEBOOK_NAME
+    # The notebook (saved in the report) shows where the data is, never a password: a URL
+    # that has one reaches the kernel whole through $FLEETLAB_DB, which the masked ``db``
+    # parameter stands for (see ``validate_params``).
+    engine: dict[str, Any] = {}
+    if params.location != params.db:
+        engine["kernel_manager_class"] = _kernel_manager({"FLEETLAB_DB": params.db})
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -172,7 +192,7 @@ def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
             parameters={
                 "week": params.week,
                 "tz": params.tz,
-                "db": str(params.db),
+                "db": params.location,
                 "model": params.model,
                 "out_dir": str(folder.resolve()),
                 "now": params.now.isoformat() if params.now else "",
@@ -183,6 +203,7 @@ def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
             progress_bar=False,
             log_output=False,
             cwd=str(folder.resolve()),
+            **engine,
         )
     except PapermillExecutionError as exc:  # a cell raised
         message = str(exc.evalue).strip().splitlines()[0] if exc.evalue else exc.ename
@@ -247,7 +268,8 @@ def run_digest(
     Args:
         week: ISO week (default: the last complete week in ``tz``).
         tz: IANA zone of the week's local days.
-        db: the fleet database (default: ``$FLEETLAB_DB`` or ``./fleet.db``).
+        db: the fleet database, a file path or a ``postgresql://`` URL (default:
+            ``$FLEETLAB_DB`` or ``./fleet.db``). A URL's password is written nowhere.
         model: the digest agent's model (``sim:*`` writes the template draft offline).
         out_dir: the reports folder; the report goes into a sub-folder named after the week.
         strict: raise when the fact-check finds a number in the draft that matches nothing
