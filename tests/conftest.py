@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.store import Store, open_store
+from fleetlab.store.postgres.cluster import ClusterUnavailable, TempCluster
 from tests.helpers.browser import CHROMIUM
 
 #: Set (to 1) by `make unit`: a test whose system dependency is missing fails instead of
@@ -70,9 +72,63 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "fleet.db"
 
 
+# --- backends ------------------------------------------------------------------------
+# A module (or test) marked ``both_backends`` runs each test that uses ``db_url`` or
+# ``store`` once on SQLite and once on PostgreSQL (a throwaway cluster the tests start:
+# one per session, a new empty database per test). ``sqlite_only`` opts a test out: it
+# checks something only the file backend has.
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    metafunc.parametrize("backend", BACKENDS if both and not only else BACKENDS[:1])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A throwaway PostgreSQL cluster (Debian's binaries, initdb into a temp folder)."""
+    try:
+        cluster = TempCluster()
+    except ClusterUnavailable as exc:
+        require_dependency(False, f"PostgreSQL test: {exc}")
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def store(db_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with open_store(db_path, clock=clock) as s:
+def db_url(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a test's fleet lives: a SQLite file, or a new empty PostgreSQL database."""
+    if backend == "postgresql":
+        cluster: TempCluster = request.getfixturevalue("pg_cluster")
+        return cluster.create_database()
+    return str(db_path)
+
+
+@pytest.fixture
+def fresh_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], str]:
+    """Makes another new, empty database on the test's backend each time it is called."""
+    made = itertools.count(1)
+
+    def make() -> str:
+        if backend == "postgresql":
+            cluster: TempCluster = request.getfixturevalue("pg_cluster")
+            return cluster.create_database()
+        return str(tmp_path / f"fleet-{next(made)}.db")
+
+    return make
+
+
+@pytest.fixture
+def store(db_url: str, clock: FakeClock) -> Iterator[Store]:
+    with open_store(db_url, clock=clock) as s:
         yield s
 
 

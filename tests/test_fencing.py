@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from fleetlab.simulate import simulate
 from fleetlab.store import Lease, Store, TaskStatus, open_store
 from fleetlab.testing import ScriptedModel
 from fleetlab.tools import Workspace
+
+pytestmark = pytest.mark.both_backends
 
 SIMPLE = "core:rename-readme"
 
@@ -89,18 +92,18 @@ def _ledger(store: Store) -> dict[str, Any]:
     }
 
 
-async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
+async def test_calls_longer_than_the_lease_keep_it(db_url: str) -> None:
     """Real clock, 0.6 s lease, every call 1.2 s: the fleet's heartbeat keeps each lease, so a
     second fleet polling the same db never takes a task over and each task is claimed once.
     (The heartbeat renews about every 0.25 s: only a loop stalled for 0.35 s could lose one.)"""
     lease_s = 0.6
-    with open_store(db_path) as store:
+    with open_store(db_url) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
         a_model = CountingModel(sleep_s=2 * lease_s)
         b_model = CountingModel()
         config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
         a = Fleet(store, a_model, config)
-        with open_store(db_path) as other:
+        with open_store(db_url) as other:
             b = Fleet(other, b_model, config.replace(concurrency=1))
             b_run = asyncio.create_task(b.run())
             await a.run(until_idle=True)
@@ -117,7 +120,7 @@ async def test_calls_longer_than_the_lease_keep_it(db_path: Path) -> None:
 
 
 def _run_in_thread(
-    db_path: Path,
+    db_url: str,
     model: CountingModel,
     start: threading.Event,
     goals: list[str],
@@ -128,7 +131,7 @@ def _run_in_thread(
     errors: list[BaseException] = []
 
     async def main() -> None:
-        with open_store(db_path) as store:
+        with open_store(db_url) as store:
             fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
             runner = asyncio.create_task(fleet.run())
             while not all(store.get_task(g).lease_epoch >= 2 for g in goals):
@@ -153,17 +156,17 @@ def _run_in_thread(
     return thread, errors
 
 
-async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_path: Path) -> None:
+async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_url: str) -> None:
     """Fleet A claims two goals, then its loop freezes (lease 0.3 s) until fleet B, in
     another thread, has taken both over under new epochs. When A wakes, every write it
     attempts under its old epochs is refused; the calls it had made are recorded as
     discarded; B finishes both goals; no turn is committed twice."""
-    with open_store(db_path) as store:
+    with open_store(db_url) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(2)])
         taken = threading.Event()
         a_model, b_model = CountingModel(freeze_until=taken), CountingModel(seed=1)
         b_thread, b_errors = _run_in_thread(
-            db_path, b_model, a_model.blocking, [g.id for g in goals], taken
+            db_url, b_model, a_model.blocking, [g.id for g in goals], taken
         )
         a = Fleet(store, a_model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
         report = await a.run(until_idle=True)
@@ -197,11 +200,13 @@ async def test_a_frozen_fleet_loses_its_tasks_and_commits_nothing_late(db_path: 
         assert cost["total"]["cost_usd"] == pytest.approx(committed_cost + paid, abs=1e-3)
 
 
-async def test_simulated_calls_three_leases_long_commit_each_turn_once(tmp_path: Path) -> None:
+async def test_simulated_calls_three_leases_long_commit_each_turn_once(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     """``fleet simulate`` (ScaledClock): 6 h leases, calls of 18 h simulated, heartbeats far
     apart in simulated time: the fleet never takes its own running tasks back, so every turn
     is committed once (the demo db had 137 pairs committed twice before leases were fenced)."""
-    path = tmp_path / "sim.db"
+    path = fresh_db()
     start = datetime(2026, 11, 23, tzinfo=UTC)
     result = await simulate(
         lambda clock: open_store(path, clock=clock),
@@ -272,9 +277,11 @@ async def _small_fleet_db(path: Path, clock: FakeClock) -> list[str]:
         return [g.id for g in goals]
 
 
-async def test_integrity_catches_a_turn_committed_twice(tmp_path: Path) -> None:
+async def test_integrity_catches_a_turn_committed_twice(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
-    path = tmp_path / "fleet.db"
+    path = fresh_db()
     goals = await _small_fleet_db(path, clock)
     clean = _week_metrics(path, clock.now())
     assert all(clean[n]["ok"] for n in ("turns_once", "epochs", "discarded_calls", "database"))
@@ -293,9 +300,11 @@ async def test_integrity_catches_a_turn_committed_twice(tmp_path: Path) -> None:
     )
 
 
-async def test_integrity_catches_two_epochs_running_at_once(tmp_path: Path) -> None:
+async def test_integrity_catches_two_epochs_running_at_once(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
-    path = tmp_path / "fleet.db"
+    path = fresh_db()
     goals = await _small_fleet_db(path, clock)
     with open_store(path, clock=clock) as store:
         # A write under epoch 1 committed after a claim under epoch 2 (what an unfenced
@@ -369,9 +378,11 @@ async def test_a_stale_turn_does_not_change_the_workspace(
     assert (ws.root / "answer.txt").read_text() == "fleet B's work\n"
 
 
-async def test_integrity_catches_a_turn_committed_again_in_a_later_week(tmp_path: Path) -> None:
+async def test_integrity_catches_a_turn_committed_again_in_a_later_week(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     clock = FakeClock(datetime(2026, 11, 24, 9, tzinfo=UTC))
-    path = tmp_path / "fleet.db"
+    path = fresh_db()
     goals = await _small_fleet_db(path, clock)
     next_week = clock.now() + timedelta(days=7)
     with open_store(path) as store:  # the same turn committed again a week later

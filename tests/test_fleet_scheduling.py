@@ -21,6 +21,8 @@ from fleetlab.orchestrator import Fleet, Goal, submit_goals
 from fleetlab.store import Lease, Store
 from tests.test_orchestrator import LONG, SIMPLE, Hooked, _task_line, config, scheduler_ticks, sim
 
+pytestmark = pytest.mark.both_backends
+
 
 def test_idle_counts_only_the_fleets_own_trace(store: Store) -> None:
     """``_idle`` counts the queued, preempted and waiting tasks of the fleet's own trace when

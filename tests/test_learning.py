@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from fleetlab.models.sim import SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import open_store
 from fleetlab.suites import builtin_suites
+
+pytestmark = pytest.mark.both_backends
 
 CORE = builtin_suites()["core"].tasks
 Row = dict[str, Any]
@@ -62,18 +65,17 @@ def mean_reward(rows: list[Row], bucket: str, config: LearnerConfig) -> float:
 
 
 @pytest.mark.slow
-async def test_learned_policy_matches_best_fixed_choices(tmp_path: Path) -> None:
+async def test_learned_policy_matches_best_fixed_choices(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     config = LearnerConfig()
     fixed = {
-        arm: await run_policy(tmp_path / f"{arm}.db", "learned", range(100, 102), pin=arm)
+        arm: await run_policy(fresh_db(), "learned", range(100, 102), pin=arm)
         for arm in ("direct", "decompose")
     }
     # Paired: the sweep sees the same tasks and seeds as the learner's evaluation window.
-    sweep = {
-        k: await run_policy(tmp_path / f"t{k}.db", f"threshold:{k}", range(4, 8))
-        for k in range(1, 6)
-    }
-    learned_path = tmp_path / "learned.db"
+    sweep = {k: await run_policy(fresh_db(), f"threshold:{k}", range(4, 8)) for k in range(1, 6)}
+    learned_path = fresh_db()
     learned = await run_policy(learned_path, "learned", range(8), concurrency=1)  # 344 goals
 
     with open_store(learned_path) as store:
@@ -99,13 +101,13 @@ async def test_learned_policy_matches_best_fixed_choices(tmp_path: Path) -> None
     assert ratio >= 0.9
 
 
-def test_posterior_is_the_normal_gamma_update(tmp_path: Path) -> None:
+def test_posterior_is_the_normal_gamma_update(fresh_db: Callable[[], str], tmp_path: Path) -> None:
     """Mean, scale and degrees of freedom against the textbook conjugate update, and a
     bucket whose rewards barely vary is surer than a noisy one with as many rewards."""
     config = LearnerConfig(prior_mean=0.5, prior_weight=1.0, noise=0.5)
     steady = [0.9, 0.88, 0.91, 0.89]
     noisy = [1.0, -0.2, 0.95, -0.1]
-    with open_store(tmp_path / "l.db") as store:
+    with open_store(fresh_db()) as store:
         learner = Learner(store, config, seed=3)
         for i, (a, b) in enumerate(zip(steady, noisy, strict=True)):
             learner.update(
@@ -152,12 +154,17 @@ def test_posterior_is_the_normal_gamma_update(tmp_path: Path) -> None:
     ],
 )
 def test_reward_charges_tokens(
-    tmp_path: Path, success: bool, cost_usd: float, tokens: int, reward: float
+    fresh_db: Callable[[], str],
+    tmp_path: Path,
+    success: bool,
+    cost_usd: float,
+    tokens: int,
+    reward: float,
 ) -> None:
     """The reward is success - cost_weight * USD - token_weight * tokens / 1000, by hand, and
     the update stores that reward (arm totals and history)."""
     config = LearnerConfig(cost_weight=2.0, token_weight=0.5)
-    with open_store(tmp_path / "l.db") as store:
+    with open_store(fresh_db()) as store:
         learner = Learner(store, config)
         assert learner.reward(success, cost_usd, tokens) == pytest.approx(reward)
         got = learner.update(
@@ -173,7 +180,9 @@ def test_reward_charges_tokens(
         assert row["reward"] == pytest.approx(reward)
 
 
-def test_token_cost_changes_which_arm_the_learner_prefers(tmp_path: Path) -> None:
+def test_token_cost_changes_which_arm_the_learner_prefers(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     """Direct is a cent cheaper in dollars but uses 40,000 tokens to decompose's 2,000. With
     tokens free the learner prefers direct; charging 0.01 points per 1,000 tokens makes
     decompose the better arm, which it then prefers and samples most."""
@@ -183,7 +192,7 @@ def test_token_cost_changes_which_arm_the_learner_prefers(tmp_path: Path) -> Non
     expected = {0.0: ("direct", 0.95, 0.90), 0.01: ("decompose", 0.55, 0.88)}
     for token_weight, (best, direct_reward, decompose_reward) in expected.items():
         config = LearnerConfig(cost_weight=5.0, token_weight=token_weight)
-        with open_store(tmp_path / f"w{token_weight}.db") as store:
+        with open_store(fresh_db()) as store:
             learner = Learner(store, config, seed=7)
             for i in range(20):
                 for arm, (cost, tokens) in arms.items():
@@ -203,11 +212,13 @@ def test_token_cost_changes_which_arm_the_learner_prefers(tmp_path: Path) -> Non
             assert picks.count(best) > 100  # Thompson sampling mostly picks it too
 
 
-async def test_the_fleet_charges_a_goals_whole_tree_tokens(tmp_path: Path) -> None:
+async def test_the_fleet_charges_a_goals_whole_tree_tokens(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
     """A learned-policy goal teaches the learner with its tree's input + output tokens: the
     stored reward is success - cost_weight * tree USD - token_weight * tree tokens / 1000."""
     learner_config = LearnerConfig(cost_weight=5.0, token_weight=0.25)
-    with open_store(tmp_path / "f.db") as store:
+    with open_store(fresh_db()) as store:
         [root] = submit_goals(store, [Goal(task=CORE[0].key, policy="learned")])
         config = FleetConfig(concurrency=2, poll_s=0.01, learner=learner_config)
         await Fleet(store, SimModel.from_spec("instant", seed=3), config).run(until_idle=True)

@@ -26,6 +26,8 @@ from fleetlab.orchestrator import (
 from fleetlab.store import TERMINAL, Store
 from fleetlab.suites import builtin_suites
 
+pytestmark = pytest.mark.both_backends
+
 CORE = builtin_suites()["core"].tasks
 SIMPLE = next(t for t in CORE if t.complexity == 1)
 LONG = max(CORE, key=lambda t: t.steps)

@@ -16,11 +16,14 @@ from fleetlab.store.sqlite.schema import MIGRATIONS as _MIGRATIONS
 from fleetlab.store.sqlite.schema import SCHEMA_VERSION
 from fleetlab.telemetry import Event
 
+pytestmark = pytest.mark.both_backends
+
 
 def snapshot(path: Path) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.sqlite_only
 def test_new_db_is_wal_and_current(store: Store, db_path: Path) -> None:
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
     assert store.schema_version == SCHEMA_VERSION

@@ -1,0 +1,223 @@
+"""The shared backend: a fleet on PostgreSQL, for workers on several machines.
+
+The same domain operations and guarantees as SQLite (``fleetlab.store.base``): a state change
+and its event commit in one transaction; a turn is acknowledged only once committed (with
+``synchronous_commit=on``, once it is on the server's disk). Write transactions take one
+transaction-scoped advisory lock, so writers from every worker process queue as SQLite's do
+and each sees the others' committed rows (group commit keeps that queue short: one lock
+per batch of turns); claims select with ``FOR UPDATE SKIP LOCKED``. Schema migrations run
+under a session advisory lock, so two workers starting together do not race. Readers use
+their own connection and never wait for a commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from fleetlab.clock import Clock
+from fleetlab.errors import CorruptDatabase, DiskFull, SchemaError, StoreError, UserError
+from fleetlab.store.base import Store
+from fleetlab.store.postgres import _driver
+from fleetlab.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from fleetlab.telemetry import EventSink
+
+__all__ = ["PostgresStore"]
+
+IntegrityError = psycopg.IntegrityError
+
+# Advisory lock keys (two 32-bit ints: fleetlab's, then which lock).
+_LOCK_SPACE = 0x0F1EE7
+_MIGRATE_LOCK = 1
+_WRITE_LOCK = 2
+
+
+class PostgresStore(Store):
+    """A fleet in a PostgreSQL database (``postgresql://user:password@host:port/dbname``).
+
+    Args:
+        url: a libpq URL; its password is never shown (``location`` omits it).
+        clock, sinks: as for every store.
+        synchronous: ``FULL`` (default) acknowledges a commit once it is on the server's
+            disk (``synchronous_commit=on``); ``NORMAL``/``OFF`` once the server has it
+            (``off``: a server crash may lose the last moments, a killed worker loses nothing).
+        check: accepted for the same call as SQLite; PostgreSQL checks its own pages.
+
+    Raises:
+        UserError: the URL is malformed, the server cannot be reached, or it refuses the
+            credentials (one line, without the password).
+        SchemaError: the database holds other tables, or a newer fleetlab's schema.
+    """
+
+    backend = "postgresql"
+    _INSERT_ORDER = "seq"
+    _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        sinks: Sequence[EventSink] = (),
+        synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+        check: Literal["auto", "thorough"] = "auto",
+    ) -> None:
+        super().__init__(clock=clock, sinks=sinks)
+        self._url = url
+        self._location = redacted(url)
+        self._password = _password(url)
+        try:
+            self._conn = self._connect()
+            commit = "on" if synchronous == "FULL" else "off"
+            self._conn.execute(f"SET synchronous_commit = {commit}")
+            self._migrate()
+            self._reader = self._connect()
+        except psycopg.Error as exc:
+            self.close()
+            raise self._open_error(exc) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> _driver.Connection:
+        return _driver.connect(self._url)
+
+    def _open_error(self, exc: psycopg.Error) -> Exception:
+        if isinstance(exc, psycopg.OperationalError):
+            return UserError(
+                f"cannot use PostgreSQL at {self._location}: {self._clean(exc)}:"
+                " check the URL, that the server is running, and the user's password"
+            )
+        return self.storage_error(exc) or SchemaError(
+            f"cannot use PostgreSQL at {self._location}: {self._clean(exc)}"
+        )
+
+    def _clean(self, exc: BaseException) -> str:
+        """The first line of a driver message, with the password masked wherever it appears."""
+        text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    # --- what a backend supplies ---------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def schema_version(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("SELECT pg_advisory_lock(?, ?)", (_LOCK_SPACE, _MIGRATE_LOCK))
+        try:
+            version = self._version_found()
+            if version > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{self._location} has schema v{version}, newer than this fleetlab"
+                    f" (v{SCHEMA_VERSION}): upgrade fleetlab to open it"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN")
+            try:
+                for script in MIGRATIONS[version:]:
+                    for statement in filter(str.strip, script.split(";")):
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(?, ?)", (_LOCK_SPACE, _MIGRATE_LOCK))
+
+    def _version_found(self) -> int:
+        tables = {
+            r[0]
+            for r in self._conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        }
+        if "meta" not in tables:
+            if tables:
+                raise SchemaError(
+                    f"{self._location} holds other tables ({', '.join(sorted(tables)[:3])}) and"
+                    " is not a fleetlab database: give an empty database or a fleetlab one"
+                )
+            return 0
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise SchemaError(f"{self._location} is not a fleetlab database (no schema version)")
+        return int(row[0])
+
+    def _begin_write(self) -> None:
+        self._conn.execute("BEGIN")
+        self._conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_SPACE, _WRITE_LOCK))
+
+    def _transaction_lost(self) -> bool:
+        return not self._conn.in_transaction
+
+    def storage_error(self, exc: BaseException) -> StoreError | None:
+        seen: list[BaseException] = []
+        cause: BaseException | None = exc
+        while cause is not None and len(seen) < 8 and all(cause is not e for e in seen):
+            seen.append(cause)
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        for link in seen:
+            if isinstance(link, pg_errors.DiskFull):
+                return DiskFull(self._location)
+            if isinstance(link, pg_errors.DataCorrupted | pg_errors.IndexCorrupted):
+                return CorruptDatabase(self._location, self._clean(link))
+            if isinstance(link, psycopg.OperationalError):
+                return StoreError(
+                    f"lost PostgreSQL at {self._location}: {self._clean(link)}: check the"
+                    " server and run again (committed work is kept)"
+                )
+        return None
+
+    def size_bytes(self) -> int:
+        row = self.query("SELECT pg_database_size(current_database())")
+        return int(row[0][0])
+
+
+def _password(url: str) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    return parts.password or query.get("password") or None
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (in the user part or a ``password=`` parameter)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = urllib.parse.urlencode(
+        [
+            (k, "***" if k == "password" else v)
+            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*/",
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
