@@ -13,15 +13,15 @@ their own connection and never wait for a commit.
 from __future__ import annotations
 
 import contextlib
-import urllib.parse
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from fleetlab.clock import Clock
 from fleetlab.errors import CorruptDatabase, DiskFull, SchemaError, StoreError, UserError
+from fleetlab.store import url as url_
 from fleetlab.store.base import Store
 from fleetlab.store.postgres import _driver
 from fleetlab.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
@@ -69,8 +69,8 @@ class PostgresStore(Store):
     ) -> None:
         super().__init__(clock=clock, sinks=sinks)
         self._url = url
-        self._location = redacted(url)
-        self._password = _password(url)
+        self._location = url_.redacted(url)
+        self._passwords = url_.passwords(url)
         try:
             self._conn = self._connect()
             commit = "on" if synchronous == "FULL" else "off"
@@ -100,8 +100,8 @@ class PostgresStore(Store):
     def _clean(self, exc: BaseException) -> str:
         """The first line of a driver message, with the password masked wherever it appears."""
         text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
-        if self._password:
-            text = text.replace(self._password, "***")
+        for secret in self._passwords:
+            text = text.replace(secret, "***")
         return text
 
     # --- what a backend supplies ---------------------------------------------------
@@ -198,26 +198,3 @@ class PostgresStore(Store):
     def size_bytes(self) -> int:
         row = self.query("SELECT pg_database_size(current_database())")
         return int(row[0][0])
-
-
-def _password(url: str) -> str | None:
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    return parts.password or query.get("password") or None
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password (in the user part or a ``password=`` parameter)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = urllib.parse.urlencode(
-        [
-            (k, "***" if k == "password" else v)
-            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*/",
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

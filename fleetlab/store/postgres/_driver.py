@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
@@ -23,7 +23,7 @@ class _Row(tuple):  # type: ignore[type-arg]
     """A result row: ``row["name"]``, ``row[0]``, ``row.keys()``, ``dict(row)``."""
 
     __slots__ = ()
-    _index: dict[str, int] = {}
+    _index: ClassVar[dict[str, int]] = {}
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
