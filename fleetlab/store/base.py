@@ -37,6 +37,7 @@ from fleetlab.errors import (
     StoreError,
     UserError,
 )
+from fleetlab.store.learner import LearnerOps
 from fleetlab.store.lifecycle import (
     MAX_TITLE_CHARS,
     PRIORITY_RANGE,
@@ -46,6 +47,7 @@ from fleetlab.store.lifecycle import (
     TaskStatus,
 )
 from fleetlab.store.records import Checkpoint, Lease, Task, TurnWrite
+from fleetlab.store.schedules import ScheduleOps
 from fleetlab.telemetry import (
     Event,
     EventSink,
@@ -84,6 +86,8 @@ _ROLL_UP = (
     "UPDATE tasks SET tree_tokens_in = tree_tokens_in + ?, tree_tokens_out = tree_tokens_out + ?,"
     " tree_cost_usd = tree_cost_usd + ? WHERE id = ?"
 )
+# The events that leave a task claimable (``listen_for_work`` wakes idle fleets on them).
+_WORK_KINDS = frozenset({"task.spawned", "task.requeued", "task.preempted"})
 # A plain INSERT: the (task, turn) key makes a second commit of the same turn fail.
 _SAVE_CHECKPOINT = "INSERT INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
 
@@ -105,7 +109,7 @@ def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
     return run
 
 
-class Store(abc.ABC):
+class Store(ScheduleOps, LearnerOps, abc.ABC):
     """A fleet's database: the domain operations over one backend's connections.
 
     Thread-safe: one writer connection guarded by a lock, and (where the engine allows)
@@ -201,10 +205,14 @@ class Store(abc.ABC):
         all is well."""
         return []
 
-    def wake_on_new_work(self) -> Callable[[], None] | None:
-        """Ask to be woken when another process adds runnable work; returns a function that
-        stops asking, or None where the engine cannot push (callers keep polling)."""
+    def listen_for_work(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``callback`` (from another thread) whenever any process commits runnable work
+        (a new task, a requeue, a preemption, expired leases); returns the function that stops
+        listening, or None where the engine cannot push (callers keep polling)."""
         return None
+
+    def _announce_work(self) -> None:
+        """Inside a write transaction that makes work runnable: tell the listeners, on commit."""
 
     def close(self) -> None:
         """Close the connections (idempotent)."""
@@ -441,6 +449,8 @@ class Store(abc.ABC):
             ids = (e.id, e.ts_us, e.kind, e.trace_id, e.span_id, e.parent_span_id, e.task_id)
             rows.append((*ids, e.role, clean))
         with self.tx() as conn:
+            if any(e.kind in _WORK_KINDS for e in batch):
+                self._announce_work()
             conn.executemany(
                 "INSERT INTO events (id, ts_us, kind, trace_id, span_id, parent_span_id, task_id,"
                 " role, attrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -818,13 +828,15 @@ class Store(abc.ABC):
         skip = f" AND id NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         params: list[Any] = [now, *([] if trace_id is None else [trace_id]), *exclude]
         params += [] if aging_s is None else [now]
-        return list(self._conn.execute(
-            "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
-            f" OR (status = 'running' AND lease_expires_us < ?)){scope}{skip}"
-            f" ORDER BY priority{aging} DESC, created_us, {self._INSERT_ORDER}"
-            f" LIMIT ?{self._CLAIM_LOCK}",
-            [*params, n],
-        ).fetchall())
+        return list(
+            self._conn.execute(
+                "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
+                f" OR (status = 'running' AND lease_expires_us < ?)){scope}{skip}"
+                f" ORDER BY priority{aging} DESC, created_us, {self._INSERT_ORDER}"
+                f" LIMIT ?{self._CLAIM_LOCK}",
+                [*params, n],
+            ).fetchall()
+        )
 
     def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
         task = self.get_task(task_id)
@@ -856,6 +868,7 @@ class Store(abc.ABC):
                 f" AND lease_owner IN ({','.join('?' * len(names))})",
                 names,
             )
+            self._announce_work()
             return int(cursor.rowcount)
 
     def heartbeat(self, lease: Lease, *, lease_s: float = 60.0) -> None:

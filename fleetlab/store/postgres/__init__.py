@@ -13,7 +13,8 @@ their own connection and never wait for a commit.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import psycopg
@@ -35,6 +36,8 @@ IntegrityError = psycopg.IntegrityError
 _LOCK_SPACE = 0x0F1EE7
 _MIGRATE_LOCK = 1
 _WRITE_LOCK = 2
+# LISTEN/NOTIFY channel: runnable work was committed.
+_WORK_CHANNEL = "fleetlab_work"
 
 
 class PostgresStore(Store):
@@ -194,6 +197,31 @@ class PostgresStore(Store):
                     " server and run again (committed work is kept)"
                 )
         return None
+
+    def _announce_work(self) -> None:
+        # Delivered when the transaction commits; PostgreSQL folds repeats within it.
+        self._conn.execute(f"NOTIFY {_WORK_CHANNEL}")
+
+    def listen_for_work(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        listener = self._connect()
+        listener.execute(f"LISTEN {_WORK_CHANNEL}")
+        stopped = threading.Event()
+
+        def listen() -> None:
+            with contextlib.suppress(psycopg.Error):
+                while not stopped.is_set():
+                    for _ in listener.raw.notifies(timeout=0.5):
+                        callback()
+
+        thread = threading.Thread(target=listen, name="fleetlab-listen", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopped.set()
+            thread.join(timeout=5)
+            listener.close()
+
+        return stop
 
     def size_bytes(self) -> int:
         row = self.query("SELECT pg_database_size(current_database())")

@@ -20,7 +20,10 @@ import time
 import urllib.parse
 from pathlib import Path
 
-__all__ = ["ClusterUnavailable", "TempCluster", "find_bindir"]
+__all__ = ["PASSWORD_ROLE", "ClusterUnavailable", "TempCluster", "find_bindir"]
+
+#: The one role that must log in with a password (``TempCluster.add_password_role``).
+PASSWORD_ROLE = "fleetlab_pw"
 
 
 class ClusterUnavailable(RuntimeError):
@@ -100,9 +103,16 @@ class TempCluster:
             "-c max_connections=200",
             "-c shared_buffers=128MB",
         ]
+        # Everyone is trusted but ``PASSWORD_ROLE``, which must give its password (so tests
+        # can check what a wrong one does); first match wins, so its lines go first.
+        hba = self.data / "pg_hba.conf"
+        rules = [f"local all {PASSWORD_ROLE} scram-sha-256"]
         if self.listen:
-            with (self.data / "pg_hba.conf").open("a") as hba:
-                hba.write("host all all 0.0.0.0/0 trust\n")
+            rules += [
+                f"host all {PASSWORD_ROLE} 0.0.0.0/0 scram-sha-256",
+                "host all all 0.0.0.0/0 trust",
+            ]
+        hba.write_text("\n".join(rules) + "\n" + hba.read_text())
         subprocess.run(
             self._cmd(
                 str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
@@ -128,6 +138,15 @@ class TempCluster:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         return self.url(name)
+
+    def add_password_role(self, password: str) -> None:
+        """Create ``PASSWORD_ROLE`` (a superuser) with ``password``."""
+        subprocess.run(
+            [str(self.bindir / "psql"), "-h", str(self.root), "-p", str(self.port), "-U",
+             "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-v", f"pw={password}"],
+            input=f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD :'pw';\n",
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
 
     def stop(self) -> None:
         if self.data.exists():
