@@ -8,7 +8,6 @@ import dataclasses
 import os
 import random
 import resource
-import sqlite3
 import tempfile
 import time
 from datetime import timedelta
@@ -17,6 +16,7 @@ from typing import Any
 
 from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.models.types import ModelRequest, ModelResponse
+from fleetlab.store.read.bench import event_count, events_between, model_call_spans, task_count
 
 __all__ = ["WORKLOADS"]
 
@@ -87,8 +87,8 @@ def fleetlab_turns(n: int, concurrency: int, synchronous: str = "FULL") -> dict[
         written0, t0 = _bytes_written(), time.perf_counter()
         asyncio.run(Fleet(store, model, config).run(until_idle=True))
         elapsed = time.perf_counter() - t0
-        turns = store.query("SELECT COUNT(*) FROM events WHERE kind = 'model.call'")[0][0]
-        done = store.query("SELECT COUNT(*) FROM tasks WHERE status = 'completed'")[0][0]
+        turns = event_count(store, "model.call")
+        done = task_count(store, "completed")
         store.close()
         return {"turns": turns, "completed": done, "seconds": elapsed,
                 "turns_per_s": turns / elapsed, "peak_rss_mb": _peak_rss_mb(),
@@ -162,18 +162,10 @@ def langgraph_turns(n: int, concurrency: int) -> dict[str, Any]:
 
 def raw_commits(n: int, synchronous: str = "FULL") -> dict[str, Any]:
     """The physical limit: one small transaction per commit on the same file settings."""
+    from fleetlab.store.sqlite.bench import raw_insert_commits
+
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        conn = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-        t0 = time.perf_counter()
-        for _ in range(n):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO t (v) VALUES (?)", ("x" * 200,))
-            conn.execute("COMMIT")
-        elapsed = time.perf_counter() - t0
-        conn.close()
+        elapsed = raw_insert_commits(Path(tmp) / "raw.db", n, synchronous)
     return {"commits": n, "seconds": elapsed, "commits_per_s": n / elapsed}
 
 
@@ -236,18 +228,13 @@ def concurrency(agents: int, turns: int, low: float, high: float) -> dict[str, A
             return elapsed
 
         elapsed = asyncio.run(main())
-        done = store.query("SELECT COUNT(*) FROM events WHERE kind = 'model.call'")[0][0]
+        done = event_count(store, "model.call")
         # Steady state: from the moment every agent has made its first call until the first
         # agent finishes, all `agents` are in flight (before, they ramp up; after, the batch
         # drains), which is the regime Little's law describes.
-        spans = store.query(
-            "SELECT MIN(ts_us), MAX(ts_us) FROM events WHERE kind = 'model.call' GROUP BY task_id"
-        )
+        spans = model_call_spans(store)
         lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
-        steady = store.query(
-            "SELECT COUNT(*) FROM events WHERE kind = 'model.call' AND ts_us > ? AND ts_us <= ?",
-            (lo, hi),
-        )[0][0]
+        steady = events_between(store, "model.call", lo, hi)
         store.close()
     mean_latency = sum(model.latencies) / len(model.latencies)
     # Little's law: at most `agents` calls in flight, each taking `mean_latency` on average.
@@ -271,35 +258,13 @@ WORKLOADS: dict[str, Any] = {
 }
 
 
-def _plain_sql_metrics(path: Path, start_us: int, end_us: int) -> dict[str, Any]:
-    """The headline figures with one plain SQL query each: the baseline for ``reports``."""
-    conn = sqlite3.connect(path)
-    queries = {
-        "spawned": "SELECT COUNT(*) FROM tasks WHERE created_us >= ? AND created_us < ?",
-        "by_status": "SELECT status, COUNT(*) FROM tasks WHERE created_us >= ? AND created_us < ?"
-        " GROUP BY status",
-        "finished": "SELECT status, COUNT(*) FROM tasks WHERE finished_us >= ? AND finished_us < ?"
-        " GROUP BY status",
-        "events_by_kind": "SELECT kind, COUNT(*) FROM events WHERE ts_us >= ? AND ts_us < ?"
-        " GROUP BY kind",
-        "cost_per_day": "SELECT ts_us / 86400000000, SUM(json_extract(attrs, '$.cost_usd'))"
-        " FROM events WHERE kind = 'model.call' AND ts_us >= ? AND ts_us < ? GROUP BY 1",
-        "tokens_per_role": "SELECT role, SUM(json_extract(attrs, '$.input_tokens')) FROM events"
-        " WHERE kind = 'model.call' AND ts_us >= ? AND ts_us < ? GROUP BY role",
-        "failures": "SELECT error, COUNT(*) FROM tasks WHERE status = 'failed' AND"
-        " finished_us >= ? AND finished_us < ? GROUP BY error ORDER BY 2 DESC LIMIT 10",
-    }
-    out = {name: conn.execute(sql, (start_us, end_us)).fetchall() for name, sql in queries.items()}
-    conn.close()
-    return out
-
-
 def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[str, Any]:
     """Weekly metrics, the 52-week trend and the papermill digest on a year-sized db."""
     from fleetlab.bench._yeardb import busiest_week_label, generate_year
     from fleetlab.clock import parse_week, to_us
     from fleetlab.digest import compute_metrics, weekly_trend
     from fleetlab.store import open_store
+    from fleetlab.store.sqlite.bench import plain_sql_metrics
 
     path = Path(db)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,8 +276,7 @@ def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[
         generated_s = time.perf_counter() - t0
         marker.write_text(str(tasks))
     store = open_store(path)
-    counts = {"tasks": store.query("SELECT COUNT(*) FROM tasks")[0][0],
-              "events": store.query("SELECT COUNT(*) FROM events")[0][0]}  # fmt: skip
+    counts = {"tasks": task_count(store), "events": event_count(store)}
     week = parse_week(busiest_week_label())
     now = week.end + timedelta(days=7)
     timings: dict[str, list[float]] = {"week": [], "trend": [], "plain": []}
@@ -324,7 +288,7 @@ def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[
         weekly_trend(store, 52, "UTC", until=week, now=now)
         timings["trend"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        _plain_sql_metrics(path, to_us(week.start), to_us(week.end))
+        plain_sql_metrics(path, to_us(week.start), to_us(week.end))
         timings["plain"].append(time.perf_counter() - t0)
     store.close()
     digest_s = None
