@@ -40,6 +40,7 @@ from fleetlab.models.base import Model
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store, Task, open_store
+from fleetlab.store.learner import ArmTotals
 from fleetlab.suites import complexity_bucket
 
 __all__ = ["InfraFailure", "critical_path_s", "make_template", "run_trial", "trial_dir"]
@@ -150,13 +151,9 @@ def _seed_learner(store: Store, history: list[dict[str, Any]]) -> None:
         s[0] += 1
         s[1] += h["learn_reward"]
         s[2] += h["learn_reward"] ** 2
-    with store.tx() as conn:
-        for (bucket, arm), (n, total, squares) in sums.items():
-            conn.execute(
-                "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (bucket, arm, int(n), total, squares),
-            )
+    store.seed_learner(
+        {key: ArmTotals(int(n), total, squares) for key, (n, total, squares) in sums.items()}
+    )
 
 
 def critical_path_s(tree: list[Task], latency: dict[str, float]) -> float:
