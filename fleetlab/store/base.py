@@ -48,6 +48,7 @@ from fleetlab.store.lifecycle import (
 )
 from fleetlab.store.records import Checkpoint, Lease, Task, TurnWrite
 from fleetlab.store.schedules import ScheduleOps
+from fleetlab.store.workers import WorkerOps
 from fleetlab.telemetry import (
     Event,
     EventSink,
@@ -109,7 +110,7 @@ def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
     return run
 
 
-class Store(ScheduleOps, LearnerOps, abc.ABC):
+class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
     """A fleet's database: the domain operations over one backend's connections.
 
     Thread-safe: one writer connection guarded by a lock, and (where the engine allows)
@@ -210,6 +211,16 @@ class Store(ScheduleOps, LearnerOps, abc.ABC):
         (a new task, a requeue, a preemption, expired leases); returns the function that stops
         listening, or None where the engine cannot push (callers keep polling)."""
         return None
+
+    def _insert_copied(
+        self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Write rows copied from another fleet, order columns included (``copy_fleet``)."""
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def _copied_identities(self, conn: Any) -> None:
+        """After ``_insert_copied``: let new rows number on after the copied ones."""
 
     def _announce_work(self) -> None:
         """Inside a write transaction that makes work runnable: tell the listeners, on commit."""

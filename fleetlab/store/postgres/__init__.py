@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -198,6 +198,29 @@ class PostgresStore(Store):
                 )
         return None
 
+    def quick_check(self) -> list[str]:
+        """What PostgreSQL's ``amcheck`` finds wrong in the fleet's B-tree indexes (every
+        index checked against its own invariants), one line each; [] when all is well. Needs
+        the ``amcheck`` extension: created here when the user may; otherwise one line says
+        the check could not run."""
+        with self._reading() as conn:
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            except psycopg.Error as exc:
+                return [f"amcheck is not available ({self._clean(exc)}): the check did not run"]
+            indexes = conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND a.amname = 'btree' ORDER BY c.relname"
+            ).fetchall()
+            problems = []
+            for (name,) in indexes:
+                try:
+                    conn.execute("SELECT bt_index_check(?::regclass)", (name,))
+                except psycopg.Error as exc:
+                    problems.append(f"index {name}: {self._clean(exc)}")
+            return problems
+
     def _announce_work(self) -> None:
         # Delivered when the transaction commits; PostgreSQL folds repeats within it.
         self._conn.execute(f"NOTIFY {_WORK_CHANNEL}")
@@ -222,6 +245,23 @@ class PostgresStore(Store):
             listener.close()
 
         return stop
+
+    def _insert_copied(
+        self, conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        # Identity columns (seq) keep the source's numbers, so events keep their order.
+        identity = " OVERRIDING SYSTEM VALUE" if "seq" in columns else ""
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}){identity} VALUES ({marks})", rows
+        )
+
+    def _copied_identities(self, conn: Any) -> None:
+        for table in ("tasks", "events", "learner_updates"):
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'),"
+                f" COALESCE((SELECT MAX(seq) FROM {table}), 0) + 1, false)"
+            )
 
     def size_bytes(self) -> int:
         row = self.query("SELECT pg_database_size(current_database())")

@@ -8,7 +8,7 @@ reads them as on SQLite), and identity columns where SQLite has ``rowid`` order.
 from __future__ import annotations
 
 MIGRATIONS: tuple[str, ...] = (
-    # v1: everything SQLite's v1-v4 hold, with indexes on the time columns the digest
+    # v1: everything SQLite's v1-v5 hold, with indexes on the time columns the digest
     # filters on.
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +106,14 @@ MIGRATIONS: tuple[str, ...] = (
         zone TEXT NOT NULL,
         next_us BIGINT NOT NULL,
         created_us BIGINT NOT NULL
+    );
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_us BIGINT NOT NULL,
+        heartbeat_us BIGINT NOT NULL,
+        stopped_us BIGINT
     );
     """,
 )

@@ -110,5 +110,17 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tasks ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
     """,
+    # v5: the fleet's workers (one row per worker process, on any host) and their
+    # heartbeats, so `fleetlab workers` lists them.
+    """
+    CREATE TABLE workers (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_us INTEGER NOT NULL,
+        heartbeat_us INTEGER NOT NULL,
+        stopped_us INTEGER
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
