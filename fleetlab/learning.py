@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from fleetlab.clock import to_us
 from fleetlab.store import Store
+from fleetlab.store.learner import LearnerUpdate
 from fleetlab.telemetry import Event
 
 __all__ = ["ARMS", "ArmStats", "Learner", "LearnerConfig"]
@@ -79,19 +80,13 @@ class Learner:
 
     def stats(self, bucket: str) -> dict[str, ArmStats]:
         """Posterior summary of each arm in ``bucket``."""
-        rows = {
-            r["arm"]: r
-            for r in self.store.query("SELECT * FROM learner_arms WHERE bucket = ?", (bucket,))
-        }
+        totals = self.store.learner_arms(bucket)
         c = self.config
         k0, m0, a0 = c.prior_weight, c.prior_mean, 1.0
         out = {}
         for arm in ARMS:
-            n, total, squares = (
-                (rows[arm]["n"], rows[arm]["reward_sum"], rows[arm]["reward_sq"])
-                if arm in rows
-                else (0, 0.0, 0.0)
-            )
+            t = totals.get(arm)
+            n, total, squares = (t.n, t.reward_sum, t.reward_sq) if t is not None else (0, 0.0, 0.0)
             # Normal-Gamma update; the Gamma prior says "variance noise**2, worth 2 rewards".
             weight = k0 + n
             spread = a0 * c.noise**2
@@ -133,35 +128,25 @@ class Learner:
     ) -> float:
         """Record a finished root task's reward (state, history row and event in one commit)."""
         reward = self.reward(success, cost_usd, tokens)
-        with self.store.tx() as conn:
-            conn.execute(
-                "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
-                " VALUES (?, ?, 1, ?, ?) ON CONFLICT (bucket, arm) DO UPDATE SET n = n + 1,"
-                " reward_sum = reward_sum + excluded.reward_sum,"
-                " reward_sq = reward_sq + excluded.reward_sq",
-                (bucket, arm, reward, reward * reward),
-            )
+        with self.store.tx():
+            self.store.add_learner_reward(bucket, arm, reward)
             stats = self.stats(bucket)
             preferred = self.preferred(bucket)
             now = self.store.clock.now()
-            conn.execute(
-                "INSERT INTO learner_updates (ts_us, task_id, bucket, arm, reward, success,"
-                " cost_usd, mean_direct, mean_decompose, preferred)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    to_us(now),
-                    task_id,
-                    bucket,
-                    arm,
-                    reward,
-                    int(success),
-                    cost_usd,
-                    stats["direct"].mean,
-                    stats["decompose"].mean,
-                    preferred,
-                ),
+            update = LearnerUpdate(
+                ts_us=to_us(now),
+                task_id=task_id,
+                bucket=bucket,
+                arm=arm,
+                reward=reward,
+                success=success,
+                cost_usd=cost_usd,
+                mean_direct=stats["direct"].mean,
+                mean_decompose=stats["decompose"].mean,
+                preferred=preferred,
             )
-            self.store.append(
+            self.store.record_learner_update(
+                update,
                 Event(
                     kind="learner.updated",
                     ts=now,
@@ -178,10 +163,10 @@ class Learner:
                         "mean_direct": round(stats["direct"].mean, 6),
                         "mean_decompose": round(stats["decompose"].mean, 6),
                     },
-                )
+                ),
             )
         return reward
 
     def history(self) -> list[dict[str, Any]]:
         """Every update in order: the data for "what the orchestrator learned"."""
-        return [dict(r) for r in self.store.query("SELECT * FROM learner_updates ORDER BY seq")]
+        return self.store.learner_history()

@@ -10,7 +10,6 @@ slot; the last child to finish re-queues it, in the same transaction as its own 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -243,8 +242,7 @@ class Phases:
             self._suite_task(task).seed(workspace.root)
 
     def _update_spec(self, task: Task, spec: dict[str, Any]) -> Task:
-        with self.store.tx() as conn:
-            conn.execute("UPDATE tasks SET spec = ? WHERE id = ?", (_dumps(spec), task.id))
+        self.store.set_task_spec(task.id, spec, lease=self._lease(task))
         return self.store.get_task(task.id)
 
     async def _decide(self, task: Task) -> dict[str, Any] | None:
@@ -613,7 +611,3 @@ class Phases:
             role=role or "orchestrator",
             attrs=attrs,
         )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)

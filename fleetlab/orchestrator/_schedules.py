@@ -7,16 +7,16 @@ or skips it.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from fleetlab.clock import ensure_utc, from_us, get_zone, to_us
 from fleetlab.errors import UserError
 from fleetlab.orchestrator._goals import Goal, submit_goals
 from fleetlab.store import Store, Task
+from fleetlab.store.schedules import StoredSchedule
 from fleetlab.telemetry import new_task_id
 
 __all__ = ["WEEKDAYS", "Schedule", "add_schedule", "fire_due", "list_schedules", "next_time"]
@@ -70,41 +70,34 @@ def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: 
         "prompt": goal.prompt,
         "action": goal.action,
     }
-    with store.tx() as conn:
-        conn.execute(
-            "INSERT INTO schedules (id, title, spec, priority, weekday, at_time, zone, next_us,"
-            " created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                schedule_id,
-                title,
-                json.dumps(data),
-                goal.priority,
-                WEEKDAYS.index(day),
-                at_time,
-                zone,
-                to_us(first),
-                to_us(store.clock.now()),
-            ),
-        )
+    store.save_schedule(
+        schedule_id,
+        title,
+        data,
+        priority=goal.priority,
+        weekday=WEEKDAYS.index(day),
+        at_time=at_time,
+        zone=zone,
+        next_us=to_us(first),
+    )
     del spec
     return Schedule(schedule_id, goal, WEEKDAYS.index(day), at_time, zone, first)
 
 
-def _from_row(row: Any) -> Schedule:
-    data = json.loads(row["spec"])
+def _from_stored(stored: StoredSchedule) -> Schedule:
     return Schedule(
-        row["id"],
-        Goal(**data),
-        row["weekday"],
-        row["at_time"],
-        row["zone"],
-        from_us(row["next_us"]),
+        stored.id,
+        Goal(**stored.goal),
+        stored.weekday,
+        stored.at_time,
+        stored.zone,
+        from_us(stored.next_us),
     )
 
 
 def list_schedules(store: Store) -> list[Schedule]:
     """Every schedule, soonest first."""
-    return [_from_row(r) for r in store.query("SELECT * FROM schedules ORDER BY next_us")]
+    return [_from_stored(s) for s in store.schedules()]
 
 
 def fire_due(store: Store) -> list[Task]:
@@ -113,14 +106,12 @@ def fire_due(store: Store) -> list[Task]:
     fired: list[Task] = []
     # The fleet calls this on every tick: look first, and open a write transaction (which
     # waits for any commit in flight) only when something is due.
-    if not store.query("SELECT 1 FROM schedules WHERE next_us <= ? LIMIT 1", (to_us(now),)):
+    if not store.any_schedule_due(to_us(now)):
         return fired
-    with store.tx() as conn:
-        for row in store.query("SELECT * FROM schedules WHERE next_us <= ?", (to_us(now),)):
-            schedule = _from_row(row)
+    with store.tx():
+        for stored in store.due_schedules(to_us(now)):
+            schedule = _from_stored(stored)
             fired += submit_goals(store, [schedule.goal])
             following = next_time(now, schedule.weekday, schedule.at_time, schedule.zone)
-            conn.execute(
-                "UPDATE schedules SET next_us = ? WHERE id = ?", (to_us(following), schedule.id)
-            )
+            store.advance_schedule(schedule.id, to_us(following))
     return fired

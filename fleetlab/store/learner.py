@@ -1,0 +1,121 @@
+"""The learner's tables: per (bucket, arm) reward totals and the history of its updates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fleetlab.telemetry import Event
+
+__all__ = ["ArmTotals", "LearnerOps", "LearnerUpdate"]
+
+_HISTORY = (
+    "seq",
+    "ts_us",
+    "task_id",
+    "bucket",
+    "arm",
+    "reward",
+    "success",
+    "cost_usd",
+    "mean_direct",
+    "mean_decompose",
+    "preferred",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmTotals:
+    """What one arm of one bucket has earned: how many rewards, their sum and sum of squares."""
+
+    n: int
+    reward_sum: float
+    reward_sq: float
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerUpdate:
+    """One row of the learner's history: a finished root task's reward and the learner's
+    view of its bucket right after it."""
+
+    ts_us: int
+    task_id: str
+    bucket: str
+    arm: str
+    reward: float
+    success: bool
+    cost_usd: float
+    mean_direct: float | None
+    mean_decompose: float | None
+    preferred: str | None
+
+
+class LearnerOps:
+    """The learner's state and history (a mixin of ``Store``)."""
+
+    if TYPE_CHECKING:
+
+        def tx(self) -> AbstractContextManager[Any]: ...
+        def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]: ...
+        def append(self, event: Event) -> None: ...
+
+    def learner_arms(self, bucket: str) -> dict[str, ArmTotals]:
+        """Each arm of ``bucket`` that has a reward -> its totals."""
+        rows = self.query(
+            "SELECT arm, n, reward_sum, reward_sq FROM learner_arms WHERE bucket = ? ORDER BY arm",
+            [bucket],
+        )
+        return {str(r[0]): ArmTotals(int(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+    def add_learner_reward(self, bucket: str, arm: str, reward: float) -> None:
+        """Add one reward to an arm's totals (creating them at the first)."""
+        with self.tx() as conn:
+            conn.execute(
+                "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
+                " VALUES (?, ?, 1, ?, ?) ON CONFLICT (bucket, arm) DO UPDATE"
+                " SET n = learner_arms.n + 1,"
+                " reward_sum = learner_arms.reward_sum + excluded.reward_sum,"
+                " reward_sq = learner_arms.reward_sq + excluded.reward_sq",
+                [bucket, arm, reward, reward * reward],
+            )
+
+    def seed_learner(self, totals: Mapping[tuple[str, str], ArmTotals]) -> None:
+        """Give an empty learner the totals of each (bucket, arm), in one transaction."""
+        with self.tx() as conn:
+            for (bucket, arm), t in totals.items():
+                conn.execute(
+                    "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [bucket, arm, int(t.n), float(t.reward_sum), float(t.reward_sq)],
+                )
+
+    def record_learner_update(self, update: LearnerUpdate, event: Event) -> None:
+        """Append ``update`` to the learner's history and ``event`` to the log, in one
+        transaction (join it to ``add_learner_reward``'s with an outer ``tx()``)."""
+        u = update
+        with self.tx() as conn:
+            conn.execute(
+                "INSERT INTO learner_updates (ts_us, task_id, bucket, arm, reward, success,"
+                " cost_usd, mean_direct, mean_decompose, preferred)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    u.ts_us,
+                    u.task_id,
+                    u.bucket,
+                    u.arm,
+                    u.reward,
+                    int(u.success),
+                    u.cost_usd,
+                    u.mean_direct,
+                    u.mean_decompose,
+                    u.preferred,
+                ],
+            )
+            self.append(event)
+
+    def learner_history(self) -> list[dict[str, Any]]:
+        """Every update in order, as ``{column: value}`` (``success`` as 0 or 1)."""
+        rows = self.query(f"SELECT {', '.join(_HISTORY)} FROM learner_updates ORDER BY seq")
+        return [dict(zip(_HISTORY, r, strict=True)) for r in rows]
