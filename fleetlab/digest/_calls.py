@@ -8,7 +8,6 @@ they are read apart from the others, in two halves of the week on two connection
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,20 +15,9 @@ from typing import Any
 
 from fleetlab.digest._common import Bounds, fnum
 from fleetlab.store import Store
+from fleetlab.store.read.week import call_sums, discarded_calls, kind_spans
 
-__all__ = ["CALL_FIELDS", "CallSums", "ModelCalls", "model_calls", "read_calls"]
-
-
-#: The ``model.call`` attributes read, in the order of the JSON array ``cost`` builds.
-CALL_FIELDS = (
-    "model",
-    "simulated",
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-)
+__all__ = ["CallSums", "ModelCalls", "model_calls", "read_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +39,6 @@ class CallSums:
     discarded: tuple[int, float] = (0, 0.0)
 
 
-_MODEL_SQL = "CASE WHEN substr(a, 1, 2) = '[\"' THEN substr(a, 3, instr(a, '\",') - 3) END"
-
-
 def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     """Sums of the model calls in ``[start_us, end_us)`` (inside the week) by local day, model
     and role, and their per-task spans. Parts of a week can be read on several connections
@@ -62,47 +47,25 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     Calls whose turn was refused (``model.discarded``: made under a lease that had gone
     stale) were paid for: they count in the sums, and are also summed apart.
     """
-    day, params = b.day_case("ts_us")
-    # One json_extract with several paths parses each call's attributes once (SQLite before
-    # 3.45 parses again for every ->>); the short arrays it returns are cheap to read.
-    paths = ", ".join(f"'$.{key}'" for key in CALL_FIELDS)
-    name = f"digest_calls_{secrets.token_hex(4)}"
-    store.query(
-        f"CREATE TEMP TABLE {name} AS SELECT task_id, ts_us, {day} AS d, role,"
-        f" json_extract(attrs, {paths}) AS a, kind = 'model.discarded' AS x FROM events"
-        " WHERE kind IN ('model.call', 'model.discarded') AND ts_us >= ? AND ts_us < ?",
-        [*params, start_us, end_us],
-    )
-    try:
-        # the model's name is the array's first element: a string cut, not a JSON parse
-        rows = [
-            dict(r)
-            for r in store.query(
-                f"SELECT d, {_MODEL_SQL} AS model, role, COUNT(*) AS calls,"
-                " TOTAL(a ->> '$[2]') AS cost, TOTAL(a ->> '$[3]') AS input,"
-                " TOTAL(a ->> '$[4]') AS output, TOTAL(a ->> '$[5]') AS cache_read,"
-                f" TOTAL(a ->> '$[6]') AS cache_write FROM {name} GROUP BY d, model, role"
-            )
-        ]
-        # whether a model is simulated is a property of the model: one call says it
-        simulated = set()
-        for model in {r["model"] for r in rows}:
-            one = store.query(
-                f"SELECT a ->> '$[1]' FROM {name} WHERE {_MODEL_SQL} IS ? LIMIT 1", (model,)
-            )
-            if one and one[0][0]:
-                simulated.add(model)
-        spans = [
-            (r[0], r[1], r[2], r[3])
-            for r in store.query(
-                f"SELECT task_id, MIN(ts_us), MAX(ts_us), COUNT(*) FROM {name} WHERE NOT x"
-                " GROUP BY task_id"
-            )
-        ]
-        [(n, cost)] = store.query(f"SELECT COUNT(*), TOTAL(a ->> '$[2]') FROM {name} WHERE x")
-    finally:
-        store.query(f"DROP TABLE IF EXISTS temp.{name}")
-    return CallSums(rows, simulated, spans, (n, cost))
+    sums = call_sums(store, start_us, end_us, b.day_ends)
+    rows = [
+        {
+            "d": s.day,
+            "model": s.model,
+            "role": s.role,
+            "calls": s.calls,
+            "cost": s.cost,
+            "input": s.input,
+            "output": s.output,
+            "cache_read": s.cache_read,
+            "cache_write": s.cache_write,
+        }
+        for s in sums
+    ]
+    # whether a model is simulated is a property of the model: its calls say it
+    simulated = {s.model for s in sums if s.simulated}
+    spans = kind_spans(store, ("model.call",), start_us, end_us)
+    return CallSums(rows, simulated, spans, discarded_calls(store, start_us, end_us))
 
 
 def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:

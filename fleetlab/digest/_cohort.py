@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, fnum, query_in
+from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, fnum
 from fleetlab.stats import KaplanMeier, kaplan_meier
 from fleetlab.store import TERMINAL, Store
+from fleetlab.store.read.week import CohortRow, event_kinds, last_lifecycle, week_cohort
 
 __all__ = ["AGE_BINS_H", "Cohort", "load_cohort"]
 
@@ -160,51 +161,34 @@ def load_cohort(store: Store, bounds: Bounds, *, stale_after_s: float) -> Cohort
     """Read the week's cohort and settle each task's status at ``bounds.as_of``."""
     b = bounds
     stale_us = int(stale_after_s * 1e6)
-    raw = store.query(
-        "SELECT id, parent_id IS NULL AS root, status, created_us, finished_us, heartbeat_us"
-        " FROM tasks WHERE created_us >= ? AND created_us < ?",
-        (b.start, b.as_of),
-    )
+    raw = week_cohort(store, b.start, b.as_of)
     live = b.as_of >= b.now  # the week is still running: rows are the state at as_of
     settled: dict[str, str] = {}
     replay: list[str] = []
-    for task_id, _root, status, _created, finished, beat in raw:
-        if status in TERMINAL and finished is not None and finished < b.as_of:
-            settled[task_id] = status
+    for r in raw:
+        status = r.status
+        if status in TERMINAL and r.finished_us is not None and r.finished_us < b.as_of:
+            settled[r.id] = status
         elif live:
-            if status == "running" and (beat or 0) < b.as_of - stale_us:
+            if status == "running" and (r.heartbeat_us or 0) < b.as_of - stale_us:
                 status = "stale"
-            settled[task_id] = status
+            settled[r.id] = status
         else:
-            replay.append(task_id)
+            replay.append(r.id)
     settled.update(_replay(store, replay, raw, b, stale_us))
-    rows = tuple(_Row(r[0], bool(r[1]), r[3], r[4], settled[r[0]]) for r in raw)
+    rows = tuple(_Row(r.id, r.root, r.created_us, r.finished_us, settled[r.id]) for r in raw)
     return Cohort(b, rows)
 
 
 def _replay(
-    store: Store, ids: list[str], raw: list[Any], b: Bounds, stale_us: int
+    store: Store, ids: list[str], raw: list[CohortRow], b: Bounds, stale_us: int
 ) -> dict[str, str]:
     """Status at ``as_of`` of tasks that were unfinished then, from their events."""
     if not ids:
         return {}
-    kinds = ",".join(f"'{k}'" for k in LIFECYCLE)
-    last = {
-        r[0]: (r[1], r[2])
-        for r in query_in(
-            store,
-            f"SELECT task_id, MAX(CASE WHEN kind IN ({kinds}) THEN seq END), MAX(ts_us)"
-            " FROM events WHERE task_id IN ({ids}) AND ts_us < ? GROUP BY task_id",
-            ids,
-            [b.as_of],
-        )
-    }
-    seqs = [s for s, _ in last.values() if s is not None]
-    kind_of = {
-        int(r[0]): r[1]
-        for r in query_in(store, "SELECT seq, kind FROM events WHERE seq IN ({ids})", seqs)
-    }
-    heartbeat = {r["id"]: r["heartbeat_us"] for r in raw}
+    last = last_lifecycle(store, ids, LIFECYCLE, b.as_of)
+    kind_of = event_kinds(store, [s for s, _ in last.values() if s is not None])
+    heartbeat = {r.id: r.heartbeat_us for r in raw}
     out: dict[str, str] = {}
     for task_id in ids:
         seq, last_ts = last.get(task_id, (None, None))

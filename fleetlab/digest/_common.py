@@ -1,28 +1,24 @@
-"""Shared pieces of the digest queries: the week's bounds, local-day buckets, the lifecycle."""
+"""Shared pieces of the digest: the week's bounds, local-day buckets, the lifecycle."""
 
 from __future__ import annotations
 
 import bisect
 import functools
 import math
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from fleetlab.clock import WeekWindow, from_us, to_us
 from fleetlab.errors import UserError
-from fleetlab.store import TRANSITIONS, Store
+from fleetlab.store import TRANSITIONS
 
 __all__ = [
     "COUNT_KEYS",
     "LIFECYCLE",
     "STATUS_AFTER",
     "Bounds",
-    "chunks",
     "fnum",
     "iso",
-    "query_in",
     "true_complexity",
 ]
 
@@ -98,29 +94,9 @@ class Bounds:
             days=tuple(d for d, _, _ in days),
         )
 
-    def day_case(self, column: str) -> tuple[str, list[int]]:
-        """SQL ``CASE`` giving the local day (0 = Monday) of ``column`` inside the week."""
-        whens = " ".join(f"WHEN {column} < ? THEN {i}" for i in range(len(self.day_ends)))
-        return f"CASE {whens} ELSE {len(self.day_ends) - 1} END", list(self.day_ends)
-
     def day_index(self, us: int) -> int:
         """The local day (0 = Monday) of an instant inside the week."""
         return min(bisect.bisect_right(self.day_ends, us), len(self.day_ends) - 1)
-
-
-def chunks(ids: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    """``ids`` in slices small enough for one ``IN (...)`` list."""
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
-
-
-def query_in(store: Store, sql: str, ids: Sequence[Any], params: Iterable[Any] = ()) -> list[Any]:
-    """Run ``sql`` (with one ``{ids}`` placeholder) for every chunk of ``ids``."""
-    rows: list[Any] = []
-    extra = list(params)
-    for part in chunks(ids):
-        rows += store.query(sql.format(ids=",".join("?" * len(part))), [*part, *extra])
-    return rows
 
 
 def iso(us: int | None) -> str | None:

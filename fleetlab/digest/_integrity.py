@@ -22,10 +22,21 @@ import itertools
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
-from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, iso, query_in
+from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, iso
 from fleetlab.digest._sections import Finished
-from fleetlab.digest._week import WeekEvents, sql_list
+from fleetlab.digest._week import WeekEvents
 from fleetlab.store import TRANSITIONS, Store
+from fleetlab.store.read.checks import (
+    count_future_events,
+    count_future_rows,
+    events_outside,
+    future_events,
+    future_rows,
+    lifecycle_neighbour,
+    task_lifetimes,
+    task_statuses,
+)
+from fleetlab.store.read.week import LifecycleEvent
 from fleetlab.telemetry import EVENT_KINDS, TERMINAL_EVENTS
 
 __all__ = [
@@ -42,9 +53,6 @@ __all__ = [
 MAX_LISTED = 50
 #: Future events and rows are counted up to this many.
 FUTURE_COUNT_CAP = 100_000
-
-_LC = sql_list(list(LIFECYCLE))
-_TERMINAL = sql_list(sorted(TERMINAL_EVENTS))
 
 
 def _legal_steps() -> list[tuple[str, str, str | None]]:
@@ -63,10 +71,9 @@ def _legal_steps() -> list[tuple[str, str, str | None]]:
 _STEPS = frozenset(_legal_steps())
 #: ``(previous event, event)`` pairs legal for some 'from' status (for events without one).
 _PAIRS = frozenset((p, k) for p, k, _ in _STEPS)
-#: The same, as SQL literals ``'prev>kind>from'`` (an empty 'from' for events without one).
-_LEGAL = sql_list(
-    sorted({f"{p}>{k}>{f or ''}" for p, k, f in _STEPS} | {f"{p}>{k}>" for p, k in _PAIRS})
-)
+#: The same as ``'prev>kind>from'`` strings (an empty 'from' for events without one), the
+#: form in which the week's steps are compared.
+_LEGAL = frozenset({f"{p}>{k}>{f or ''}" for p, k, f in _STEPS} | {f"{p}>{k}>" for p, k in _PAIRS})
 
 
 def _legal(prev: str, kind: str, frm: str | None) -> bool:
@@ -89,89 +96,92 @@ def check_result(
     }
 
 
-def _neighbour(store: Store, task_id: str, seq: int, *, before: bool) -> Any:
-    """The task's lifecycle event just before ``seq`` (or its last one after ``seq``)."""
-    op, order = ("<", "DESC") if before else (">", "DESC")
-    rows = store.query(
-        f"SELECT kind, ts_us, attrs ->> '$.from' AS frm FROM events WHERE task_id = ?"
-        f" AND seq {op} ? AND kind IN ({_LC}) ORDER BY seq {order} LIMIT 1",
-        (task_id, seq),
-    )
-    return rows[0] if rows else None
+_FINAL = frozenset(f"{kind}>{status}" for kind, ss in STATUS_AFTER.items() for status in ss)
 
 
-_FINAL = sql_list(sorted(f"{kind}>{status}" for kind, ss in STATUS_AFTER.items() for status in ss))
+def _suspect_steps(
+    lc: Iterable[LifecycleEvent],
+) -> list[tuple[LifecycleEvent, str | None, int | None]]:
+    """The steps of the week's events (by task, then seq) that are not plainly legal, with
+    the kind and instant of the step before each in the week (None for a task's first)."""
+    out: list[tuple[LifecycleEvent, str | None, int | None]] = []
+    for _, events in itertools.groupby(lc, key=lambda e: e.task_id):
+        prev: LifecycleEvent | None = None
+        for e in events:
+            if prev is None:
+                if e.kind != "task.spawned":
+                    out.append((e, None, None))
+            elif e.ts_us < prev.ts_us or f"{prev.kind}>{e.kind}>{e.frm or ''}" not in _LEGAL:
+                out.append((e, prev.kind, prev.ts_us))
+            prev = e
+    return out
+
+
+def _last_events(lc: Iterable[LifecycleEvent]) -> list[LifecycleEvent]:
+    """Each task's last lifecycle event of the week (``lc`` by task, then seq)."""
+    last: dict[str, LifecycleEvent] = {}
+    for e in lc:
+        last[e.task_id] = e
+    return list(last.values())
 
 
 def lifecycle_check(week: WeekEvents) -> dict[str, Any]:
     """Every step of every task in the week must be legal and in time order, and each task's
-    last event must agree with its row. SQLite compares the steps; only the bad ones, and the
-    steps at the week's edges (which need the event just outside it), reach Python."""
+    last event must agree with its row. Only the bad steps, and the steps at the week's edges
+    (which need the event just outside it), are looked at more closely."""
     store = week.store
-    steps = store.query(
-        "WITH s AS (SELECT task_id, seq, ts_us, kind, frm,"
-        "  LAG(kind) OVER w AS prev_kind, LAG(ts_us) OVER w AS prev_ts"
-        f"  FROM {week.lc} WINDOW w AS (PARTITION BY task_id ORDER BY seq))"
-        " SELECT * FROM s WHERE (prev_kind IS NULL AND kind <> 'task.spawned')"
-        "  OR (prev_kind IS NOT NULL AND (ts_us < prev_ts"
-        f"   OR prev_kind || '>' || kind || '>' || COALESCE(frm, '') NOT IN ({_LEGAL})))"
-    )
-    ends = store.query(
-        "SELECT l.task_id, l.kind, l.seq, t.status FROM (SELECT task_id, kind, MAX(seq) AS seq"
-        f" FROM {week.lc} GROUP BY task_id) l LEFT JOIN tasks t ON t.id = l.task_id"
-        f" WHERE l.kind NOT IN ({_TERMINAL})"
-        f"  OR l.kind || '>' || COALESCE(t.status, '') NOT IN ({_FINAL})"
-    )
+    lasts = _last_events(week.lc)
+    status_of = task_statuses(store, [e.task_id for e in lasts])
     problems: dict[str, str] = {}
-    for r in sorted(steps, key=lambda r: (r["task_id"], r["seq"])):
-        task = r["task_id"]
+    for r, prev_kind, prev_ts in _suspect_steps(week.lc):
+        task = r.task_id
         if task in problems:
             continue
-        prev_kind, prev_ts = r["prev_kind"], r["prev_ts"]
-        if prev_kind is None:
+        if prev_kind is None or prev_ts is None:
             # the task's history began before the week: its step into the week must be legal
-            before = _neighbour(store, task, r["seq"], before=True)
+            before = lifecycle_neighbour(store, task, r.seq, LIFECYCLE, before=True)
             if before is None:
-                problems[task] = f"history starts with {r['kind']}, not task.spawned"
+                problems[task] = f"history starts with {r.kind}, not task.spawned"
                 continue
-            prev_kind, prev_ts = before["kind"], before["ts_us"]
-        if r["ts_us"] < prev_ts:
-            problems[task] = f"{r['kind']} (event {r['seq']}) is timestamped before {prev_kind}"
-        elif not _legal(prev_kind, r["kind"], r["frm"]):
-            shown = f" (from {r['frm']})" if r["frm"] else ""
-            problems[task] = f"{r['kind']}{shown} cannot follow {prev_kind} (event {r['seq']})"
-    for r in ends:
-        task, final, status = r["task_id"], r["kind"], r["status"]
+            prev_kind, prev_ts = before.kind, before.ts_us
+        if r.ts_us < prev_ts:
+            problems[task] = f"{r.kind} (event {r.seq}) is timestamped before {prev_kind}"
+        elif not _legal(prev_kind, r.kind, r.frm):
+            shown = f" (from {r.frm})" if r.frm else ""
+            problems[task] = f"{r.kind}{shown} cannot follow {prev_kind} (event {r.seq})"
+    for e in lasts:
+        task, final, status = e.task_id, e.kind, status_of.get(e.task_id)
+        if final in TERMINAL_EVENTS and f"{final}>{status or ''}" in _FINAL:
+            continue
         if task in problems:
             continue
         if final not in TERMINAL_EVENTS:  # the task may have moved on after the week
-            after = _neighbour(store, task, r["seq"], before=False)
-            final = after["kind"] if after is not None else final
+            after = lifecycle_neighbour(store, task, e.seq, LIFECYCLE, before=False)
+            final = after.kind if after is not None else final
         if status is None:
             problems[task] = "events of a task that has no row"
         elif status not in STATUS_AFTER[final]:
             problems[task] = f"row status is {status} but the last event is {final}"
-    checked = store.query(f"SELECT COUNT(DISTINCT task_id) FROM {week.lc}")[0][0]
     ordered = sorted(problems)
     return check_result(
         "lifecycle",
         "every task's events form a legal lifecycle that matches its row",
-        int(checked),
+        len(lasts),
         ordered,
         [{"task_id": t, "problem": problems[t]} for t in ordered],
     )
 
 
+_ROW_KINDS = frozenset({"task.spawned", "task.completed", "task.failed", "task.cancelled"})
+
+
 def _counts(week: WeekEvents, fin: Finished, spawned: set[str]) -> dict[str, Any]:
-    store = week.store
     events: dict[str, set[str]] = {
         k: set() for k in ("spawned", "completed", "failed", "cancelled")
     }
-    for r in store.query(
-        f"SELECT task_id, kind FROM {week.lc} WHERE kind IN"
-        " ('task.spawned', 'task.completed', 'task.failed', 'task.cancelled')"
-    ):
-        events[r[1].removeprefix("task.")].add(r[0])
+    for e in week.lc:
+        if e.kind in _ROW_KINDS:
+            events[e.kind.removeprefix("task.")].add(e.task_id)
     rows: dict[str, set[str]] = {k: set() for k in events}
     rows["spawned"] = spawned
     for row in fin.rows:
@@ -199,31 +209,16 @@ def _counts(week: WeekEvents, fin: Finished, spawned: set[str]) -> dict[str, Any
 
 
 def _future(store: Store, b: Bounds, fin: Finished) -> dict[str, Any]:
-    kinds = sql_list(sorted(EVENT_KINDS))
-    events = store.query(
-        f"SELECT id, task_id, kind, ts_us FROM events WHERE kind IN ({kinds})"
-        " AND ts_us > ? ORDER BY ts_us LIMIT ?",
-        (b.now, MAX_LISTED + 1),
-    )
+    kinds = sorted(EVENT_KINDS)
+    events = future_events(store, b.now, kinds, MAX_LISTED + 1)
     # counted through the index, and only so far: a db full of the future needs no exact tally
-    n_events = store.query(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE kind IN ({kinds}) AND ts_us > ?"
-        " LIMIT ?)",
-        (b.now, FUTURE_COUNT_CAP),
-    )[0][0]
-    created = store.query(
-        "SELECT id, created_us FROM tasks WHERE created_us > ? ORDER BY created_us LIMIT ?",
-        (b.now, MAX_LISTED + 1),
-    )
-    n_created = store.query(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE created_us > ? LIMIT ?)",
-        (b.now, FUTURE_COUNT_CAP),
-    )[0][0]
-    rows = [(r[0], r[1]) for r in created] + list(fin.future)
-    offending = [r["task_id"] for r in events] + [task_id for task_id, _ in rows]
+    n_events = count_future_events(store, b.now, kinds, FUTURE_COUNT_CAP)
+    created = future_rows(store, b.now, MAX_LISTED + 1)
+    n_created = count_future_rows(store, b.now, FUTURE_COUNT_CAP)
+    rows = created + list(fin.future)
+    offending = [e.task_id for e in events] + [task_id for task_id, _ in rows]
     details = [
-        {"event_id": r["id"], "task_id": r["task_id"], "kind": r["kind"], "ts": iso(r["ts_us"])}
-        for r in events
+        {"event_id": e.id, "task_id": e.task_id, "kind": e.kind, "ts": iso(e.ts_us)} for e in events
     ] + [{"task_id": t, "problem": f"row timestamp {iso(latest)}"} for t, latest in rows]
     n_rows = int(n_created) + fin.future_count
     check = check_result(
@@ -242,27 +237,40 @@ def _future(store: Store, b: Bounds, fin: Finished) -> dict[str, Any]:
 Span: TypeAlias = tuple[str, int, int, int]  # task id, first and last instant, events
 
 
+def _lifecycle_spans(
+    lc: Iterable[LifecycleEvent],
+) -> list[tuple[str, int, int, int, int | None, int | None]]:
+    """Per task (``lc`` by task): first and last instant, number of lifecycle events, and the
+    instants of its spawn and of its last terminal event (None when not in the week)."""
+    out: list[tuple[str, int, int, int, int | None, int | None]] = []
+    for task, events in itertools.groupby(lc, key=lambda e: e.task_id):
+        group = list(events)
+        times = [e.ts_us for e in group]
+        spawns = [e.ts_us for e in group if e.kind == "task.spawned"]
+        ends = [e.ts_us for e in group if e.kind in TERMINAL_EVENTS]
+        born = min(spawns) if spawns else None
+        died = max(ends) if ends else None
+        out.append((task, min(times), max(times), len(times), born, died))
+    return out
+
+
 def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
     """Events outside their task's lifetime.
 
     ``spans`` give each task's first and last instant and number of model calls in the week
-    (read with their cost, on another connection); the week's ``span`` table has the same for
-    the other kinds. A lifetime runs from the task.spawned event to the terminal event; when
+    (read with their cost, on another connection); ``week.spans`` has the same for the other
+    kinds. A lifetime runs from the task.spawned event to the terminal event; when
     one is not in the week, the row's created/finished instant stands in. (A row and its
     event are stamped by separate clock reads, the row's first, so on a fast simulated clock
     an event may be a little later than its row, never earlier: the fallbacks cannot misfire.)
     """
     store, b = week.store, week.bounds
-    lc = store.query(
-        "SELECT task_id, MIN(ts_us), MAX(ts_us), COUNT(*),"
-        " MIN(CASE WHEN kind = 'task.spawned' THEN ts_us END),"
-        f" MAX(CASE WHEN kind IN ({_TERMINAL}) THEN ts_us END) FROM {week.lc} GROUP BY task_id"
-    )
-    lives = {r[0]: (r[4], r[5]) for r in lc}
+    lc = _lifecycle_spans(week.lc)
+    lives = {task: (born, died) for task, _, _, _, born, died in lc}
+    own: list[Span] = [(task, lo, hi, n) for task, lo, hi, n, _, _ in lc]
     extent: dict[str, list[int]] = {}
     checked = 0
-    own = store.query(f"SELECT task_id, lo, hi, n FROM {week.span}")
-    for task, lo, hi, n, *_ in itertools.chain(own, spans, lc):
+    for task, lo, hi, n in itertools.chain(week.spans, spans, own):
         checked += n
         seen = extent.get(task)
         if seen is None:
@@ -270,12 +278,7 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
         else:
             seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
     missing = [t for t in extent if None in lives.get(t, (None, None))]
-    rows = {
-        r[0]: (r[1], r[2])
-        for r in query_in(
-            store, "SELECT id, created_us, finished_us FROM tasks WHERE id IN ({ids})", missing
-        )
-    }
+    rows = task_lifetimes(store, missing)
     offenders: list[tuple[str, bool, int | None, int | None]] = []
     for task, (lo, hi) in extent.items():
         born, died = lives.get(task, (None, None))
@@ -291,21 +294,14 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
     offenders.sort()
     details = []
     for task, orphan, born, died in offenders[:MAX_LISTED]:
-        for e in store.query(
-            "SELECT id, kind, ts_us FROM events WHERE task_id = ? AND ts_us >= ? AND ts_us < ?"
-            " AND kind <> 'learner.updated' AND (? OR ts_us < ? OR ts_us > ?) ORDER BY seq"
-            " LIMIT 10",
-            (task, b.start, b.end, orphan, born, died),
-        ):
+        for e in events_outside(store, task, b.start, b.end, born=born, died=died, every=orphan):
             if orphan:
                 problem = "belongs to no task"
-            elif born is not None and e["ts_us"] < born:
+            elif born is not None and e.ts_us < born:
                 problem = f"before the task was spawned ({iso(born)})"
             else:
                 problem = f"after the task finished ({iso(died)})"
-            details.append(
-                {"event_id": e["id"], "task_id": task, "kind": e["kind"], "problem": problem}
-            )
+            details.append({"event_id": e.id, "task_id": task, "kind": e.kind, "problem": problem})
     return check_result(
         "event_in_lifetime",
         "no event falls outside its task's lifetime (spawn to finish)",
@@ -317,13 +313,10 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
 
 def _daily(week: WeekEvents, fin: Finished) -> dict[str, Any]:
     b = week.bounds
-    day, params = b.day_case("ts_us")
     events = [0] * len(b.days)
-    for r in week.store.query(
-        f"SELECT {day} AS d, COUNT(*) FROM {week.lc} WHERE kind = 'task.completed' GROUP BY d",
-        params,
-    ):
-        events[r[0]] = r[1]
+    for e in week.lc:
+        if e.kind == "task.completed":
+            events[b.day_index(e.ts_us)] += 1
     rows: list[list[str]] = [[] for _ in b.days]
     for row in fin.rows:
         if row.status == "completed":

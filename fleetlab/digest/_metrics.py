@@ -1,11 +1,12 @@
 """``compute_metrics``: every figure of the weekly digest, as one JSON-safe dict.
 
-All aggregation happens in SQLite over indexed time ranges: the week's cohort through
-``tasks (created_us)``; the week's events once through ``events (kind, ts_us)``, into small
-temporary tables that the event sections aggregate (``_week``, ``_calls``); look-ups at the
-week's edges through ``events (task_id, seq)``. ``tasks.finished_us`` has no index, so the
-rows that finished in the week take one scan of the task table. Python sees aggregates, the
-cohort's rows and the rows that finished in the week.
+The store's read model (``fleetlab.store.read.week``, ``.checks``) reads over indexed time
+ranges: the week's cohort through ``tasks (created_us)``; the week's lifecycle events once
+through ``events (kind, ts_us)`` (``_week``), model calls as sums by day, model and role
+(``_calls``), look-ups at the week's edges through ``events (task_id, seq)``. On SQLite
+``tasks.finished_us`` has no index, so the rows that finished in the week take one scan of the
+task table. Python sees aggregates, the cohort's rows, the rows that finished in the week and
+the week's lifecycle and lease events.
 
 The parts run on separate connections at once (threads: SQLite works without the GIL), so a
 week of a year-sized fleet (1,000,000 tasks, 20,000,000 events) takes a few seconds.
@@ -36,6 +37,7 @@ from fleetlab.digest._sections import (
 from fleetlab.digest._week import week_events
 from fleetlab.status import DEFAULT_STALE_AFTER_S
 from fleetlab.store import Store
+from fleetlab.store.read.week import task_ids_created
 
 __all__ = ["METRICS_SCHEMA", "compute_metrics"]
 
@@ -105,10 +107,11 @@ def compute_metrics(
             },
         }
 
-    # The work runs on four connections at once when the store is a file (it is mostly
-    # SQLite, which runs without the GIL): the task rows and the sections built on them, the
-    # model calls of each half of the week, and the week's other events with the integrity
-    # checks. An in-memory store has one connection: the parts then run one after another.
+    # The work runs on four connections at once when the store is a file or a server (it is
+    # mostly the engine's work, which runs without the GIL): the task rows and the sections
+    # built on them, the model calls of each half of the week, and the week's other events
+    # with the integrity checks. An in-memory store has one connection: the parts then run
+    # one after another.
     middle = b.start + (b.end - b.start) // 2
     halves = ((b.start, middle), (middle, b.end))
     with _readers(store, 3) as (rows_db, *calls_dbs), ThreadPoolExecutor(3) as pool:
@@ -119,21 +122,21 @@ def compute_metrics(
             for db, (lo, hi) in zip(calls_dbs, halves, strict=True)
             if parallel
         ]
-        with week_events(store, b) as week:
-            daily = daily_activity(week)
-            lifecycle = lifecycle_check(week)
-            side = rows_job.result() if rows_job is not None else rows_side(store)
-            cohort, previous = side["cohort"], side["previous"]
-            spawned = {r.id for r in cohort.rows} if b.as_of == b.end else _spawned(store, b)
-            checks = row_checks(week, side["finished"], spawned)
-            parts = (
-                [job.result() for job in call_jobs]
-                if parallel
-                else [read_calls(store, b, lo, hi) for lo, hi in halves]
-            )
-            calls = model_calls(parts, b)
-            fencing = [*lease_checks(store, b), database_check(store)]
-            integrity = summarise([lifecycle, lifetime_check(week, calls.spans), *checks, *fencing])
+        week = week_events(store, b)
+        daily = daily_activity(week)
+        lifecycle = lifecycle_check(week)
+        side = rows_job.result() if rows_job is not None else rows_side(store)
+        cohort, previous = side["cohort"], side["previous"]
+        spawned = {r.id for r in cohort.rows} if b.as_of == b.end else _spawned(store, b)
+        checks = row_checks(week, side["finished"], spawned)
+        parts = (
+            [job.result() for job in call_jobs]
+            if parallel
+            else [read_calls(store, b, lo, hi) for lo, hi in halves]
+        )
+        calls = model_calls(parts, b)
+        fencing = [*lease_checks(store, b), database_check(store)]
+        integrity = summarise([lifecycle, lifetime_check(week, calls.spans), *checks, *fencing])
     spend = calls.cost
     counts, rates = cohort.counts(), cohort.success_rates()
     prev_counts, prev_rates = previous.counts(), previous.success_rates()
@@ -202,10 +205,7 @@ def _readers(store: Store, n: int) -> Iterator[list[Store]]:
 
 def _spawned(store: Store, b: Bounds) -> set[str]:
     """Ids of the task rows created in the week (all of it, not only up to as_of)."""
-    rows = store.query(
-        "SELECT id FROM tasks WHERE created_us >= ? AND created_us < ?", (b.start, b.end)
-    )
-    return {r[0] for r in rows}
+    return task_ids_created(store, b.start, b.end)
 
 
 def _points(now: float | None, before: float | None) -> float | None:

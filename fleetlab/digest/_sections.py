@@ -7,16 +7,20 @@ this week counts as completed this week), unlike the cohort counts.
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from fleetlab.digest._common import Bounds, fnum, iso, query_in, true_complexity
+from fleetlab.digest._common import Bounds, fnum, iso, true_complexity
 from fleetlab.digest._week import WeekEvents
 from fleetlab.store import Store
+from fleetlab.store.read.week import (
+    learner_preferred,
+    learner_updates,
+    task_details,
+    tasks_finished_or_future,
+)
 
 __all__ = [
     "Finished",
@@ -41,15 +45,11 @@ ACTIVITY = {
 def daily_activity(week: WeekEvents) -> list[dict[str, Any]]:
     """Per local day: tasks spawned, completed, failed and cancelled (by event time)."""
     b = week.bounds
-    day, params = b.day_case("ts_us")
-    rows = week.store.query(
-        f"SELECT {day} AS d, kind, COUNT(*) AS n FROM {week.lc}"
-        " WHERE kind IN (?, ?, ?, ?) GROUP BY d, kind",
-        [*params, *ACTIVITY],
-    )
     table = [dict.fromkeys(ACTIVITY.values(), 0) for _ in b.days]
-    for r in rows:
-        table[r["d"]][ACTIVITY[r["kind"]]] += r["n"]
+    for e in week.lc:
+        name = ACTIVITY.get(e.kind)
+        if name is not None:
+            table[b.day_index(e.ts_us)][name] += 1
     return [{"date": d.isoformat(), **counts} for d, counts in zip(b.days, table, strict=True)]
 
 
@@ -82,13 +82,8 @@ class Finished:
     def details(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Title, trace id, role, result summary and tokens of the listed tasks."""
         return {
-            r["id"]: dict(r)
-            for r in query_in(
-                self.store,
-                "SELECT id, trace_id, role, title, json_extract(result, '$.summary') AS summary,"
-                " tree_tokens_in + tree_tokens_out AS tokens FROM tasks WHERE id IN ({ids})",
-                ids,
-            )
+            task_id: {"id": task_id, **d._asdict()}
+            for task_id, d in task_details(self.store, ids).items()
         }
 
 
@@ -102,49 +97,29 @@ def load_finished(store: Store, b: Bounds) -> Finished:
     rows: list[Row] = []
     future: list[tuple[str, int]] = []
     n_future = 0
-    for r in store.query(
-        "SELECT id, parent_id, status, created_us, finished_us, tree_agents, tree_cost_usd,"
-        " CASE WHEN parent_id IS NULL THEN json_extract(spec, '$.suite_task',"
-        "  '$.decision.policy', '$.decision.choice') END AS facts,"
-        " CASE WHEN status = 'failed' THEN error END AS error,"
-        " MAX(created_us, COALESCE(started_us, 0), COALESCE(finished_us, 0), updated_us)"
-        " AS latest FROM tasks WHERE (finished_us >= :start AND finished_us < :end)"
-        " OR (created_us <= :now AND (started_us > :now OR finished_us > :now"
-        "  OR updated_us > :now))",
-        {"start": b.start, "end": b.end, "now": b.now},
-    ):
-        if r["latest"] > b.now:
+    for r in tasks_finished_or_future(store, b.start, b.end, b.now):
+        if r.latest > b.now:
             n_future += 1
             if len(future) <= MAX_FUTURE_LISTED:
-                future.append((r["id"], r["latest"]))
-        if r["finished_us"] is not None and b.start <= r["finished_us"] < b.end:
-            suite, policy, choice = _facts(r["facts"])
+                future.append((r.id, r.latest))
+        if r.finished_us is not None and b.start <= r.finished_us < b.end:
             rows.append(
                 Row(
-                    r["id"],
-                    r["parent_id"],
-                    r["status"],
-                    r["created_us"],
-                    r["finished_us"],
-                    int(r["tree_agents"]),
-                    float(r["tree_cost_usd"]),
-                    suite,
-                    policy,
-                    choice,
-                    r["error"],
+                    r.id,
+                    r.parent_id,
+                    r.status,
+                    r.created_us,
+                    r.finished_us,
+                    r.tree_agents,
+                    r.tree_cost_usd,
+                    r.suite_task,
+                    r.policy,
+                    r.choice,
+                    r.error,
                 )
             )
     rows.sort(key=lambda row: (row.finished_us, row.id))
     return Finished(store, tuple(rows), tuple(future), n_future)
-
-
-@functools.lru_cache(maxsize=4096)
-def _facts(text: str | None) -> tuple[str | None, str | None, str | None]:
-    # a root's (suite task, policy, choice): few distinct values, so each is parsed once
-    if not text:
-        return None, None, None
-    suite, policy, choice = json.loads(text)
-    return suite, policy, choice
 
 
 #: Rows stamped in the future listed (all are counted).
@@ -312,19 +287,8 @@ def decomposition(fin: Finished, *, limit: int) -> dict[str, Any]:
 
 def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
     """The learned policy this week: updates, choices, and changes of preferred arm."""
-    before = {
-        r["bucket"]: r["preferred"]
-        for r in store.query(
-            "SELECT bucket, preferred, MAX(seq) FROM learner_updates WHERE ts_us < ?"
-            " GROUP BY bucket",
-            (b.start,),
-        )
-    }
-    rows = store.query(
-        "SELECT ts_us, task_id, bucket, arm, reward, success, mean_direct, mean_decompose,"
-        " preferred FROM learner_updates WHERE ts_us >= ? AND ts_us < ? ORDER BY seq",
-        (b.start, b.end),
-    )
+    before = learner_preferred(store, b.start)
+    rows = [u._asdict() for u in learner_updates(store, b.start, b.end)]
     current = dict(before)
     changes: list[dict[str, Any]] = []
     daily: Counter[tuple[str, str, str]] = Counter()

@@ -13,6 +13,7 @@ from fleetlab.clock import WeekWindow, ensure_utc, to_us, week_of
 from fleetlab.digest._common import fnum
 from fleetlab.errors import UserError
 from fleetlab.store import Store
+from fleetlab.store.read.week import kind_counts
 
 __all__ = ["weekly_trend"]
 
@@ -57,13 +58,9 @@ def weekly_trend(
     table = []
     for window in windows:
         counts = dict.fromkeys(_KINDS.values(), 0)
-        # A COUNT over a range of the covering (kind, ts_us) index per week: no table reads.
-        for r in store.query(
-            "SELECT kind, COUNT(*) AS n FROM events WHERE kind IN (?, ?, ?, ?)"
-            " AND ts_us >= ? AND ts_us < ? GROUP BY kind",
-            [*_KINDS, to_us(window.start), to_us(window.end)],
-        ):
-            counts[_KINDS[r["kind"]]] = r["n"]
+        found = kind_counts(store, list(_KINDS), to_us(window.start), to_us(window.end))
+        for kind, n in found.items():
+            counts[_KINDS[kind]] = n
         table.append(counts)
     out = []
     for window, counts in zip(windows, table, strict=True):

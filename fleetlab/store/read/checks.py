@@ -1,0 +1,255 @@
+"""The reads behind the weekly digest's integrity checks: events next to a step, task rows by
+id, events outside a lifetime, timestamps after now, the week's fencing events, and the
+engine's own consistency check.
+
+Reads of the week's events are ranges of the ``events (kind, ts_us)`` index; look-ups by
+task go through ``events (task_id, seq)`` and the tasks' primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from fleetlab.store.base import Store
+from fleetlab.store.read.week import LifecycleEvent, chunks, marks, query_in
+
+__all__ = [
+    "EngineCheck",
+    "FenceEvent",
+    "count_future_events",
+    "count_future_rows",
+    "earlier_turns",
+    "engine_check",
+    "events_outside",
+    "fence_events",
+    "future_events",
+    "future_rows",
+    "lifecycle_neighbour",
+    "task_lifetimes",
+    "task_statuses",
+]
+
+
+def lifecycle_neighbour(
+    store: Store, task_id: str, seq: int, kinds: Sequence[str], *, before: bool
+) -> LifecycleEvent | None:
+    """The task's last event of ``kinds`` before ``seq`` (``before``), or its last one after
+    ``seq``."""
+    op = "<" if before else ">"
+    rows = store.query(
+        "SELECT task_id, seq, kind, ts_us, attrs ->> 'from' AS frm FROM events"
+        f" WHERE task_id = ? AND seq {op} ? AND kind IN ({marks(len(kinds))})"
+        " ORDER BY seq DESC LIMIT 1",
+        [task_id, seq, *kinds],
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return LifecycleEvent(r[0], int(r[1]), r[2], int(r[3]), r[4])
+
+
+def task_statuses(store: Store, ids: Sequence[str]) -> dict[str, str]:
+    """The status of each listed task that has a row."""
+    return {
+        r[0]: r[1] for r in query_in(store, "SELECT id, status FROM tasks WHERE id IN ({ids})", ids)
+    }
+
+
+def task_lifetimes(store: Store, ids: Sequence[str]) -> dict[str, tuple[int, int | None]]:
+    """When each listed task that has a row was created and finished."""
+    return {
+        r[0]: (int(r[1]), r[2])
+        for r in query_in(
+            store, "SELECT id, created_us, finished_us FROM tasks WHERE id IN ({ids})", ids
+        )
+    }
+
+
+class OutsideEvent(NamedTuple):
+    """An event of a task, for the lifetime check's details."""
+
+    id: str
+    kind: str
+    ts_us: int
+
+
+def events_outside(
+    store: Store,
+    task_id: str,
+    start: int,
+    end: int,
+    *,
+    born: int | None,
+    died: int | None,
+    every: bool = False,
+    limit: int = 10,
+) -> list[OutsideEvent]:
+    """The task's first events in ``[start, end)`` (``learner.updated`` aside) before
+    ``born`` or after ``died`` (None: no bound on that side), or all of them (``every``: a
+    task with no row)."""
+    bounds: list[str] = []
+    params: list[object] = [task_id, start, end]
+    if not every:
+        for column_test, value in (("ts_us < ?", born), ("ts_us > ?", died)):
+            if value is not None:
+                bounds.append(column_test)
+                params.append(value)
+        if not bounds:
+            return []
+    where = f" AND ({' OR '.join(bounds)})" if bounds else ""
+    rows = store.query(
+        "SELECT id, kind, ts_us FROM events WHERE task_id = ? AND ts_us >= ? AND ts_us < ?"
+        f" AND kind <> 'learner.updated'{where} ORDER BY seq LIMIT ?",
+        [*params, limit],
+    )
+    return [OutsideEvent(r[0], r[1], int(r[2])) for r in rows]
+
+
+# --- timestamps after now ---------------------------------------------------------------------
+
+
+class FutureEvent(NamedTuple):
+    """An event stamped after now."""
+
+    id: str
+    task_id: str
+    kind: str
+    ts_us: int
+
+
+def future_events(store: Store, now: int, kinds: Sequence[str], limit: int) -> list[FutureEvent]:
+    """The first ``limit`` events of ``kinds`` stamped after ``now``, earliest first."""
+    rows = store.query(
+        "SELECT id, task_id, kind, ts_us FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us > ? ORDER BY ts_us, seq LIMIT ?",
+        [*kinds, now, limit],
+    )
+    return [FutureEvent(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
+def count_future_events(store: Store, now: int, kinds: Sequence[str], cap: int) -> int:
+    """How many events of ``kinds`` are stamped after ``now``, counted up to ``cap``
+    (through the index, and only so far)."""
+    rows = store.query(
+        "SELECT COUNT(*) FROM (SELECT 1 AS x FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us > ? LIMIT ?) f",
+        [*kinds, now, cap],
+    )
+    return int(rows[0][0])
+
+
+def future_rows(store: Store, now: int, limit: int) -> list[tuple[str, int]]:
+    """The first ``limit`` task rows created after ``now`` (id, created), earliest first."""
+    rows = store.query(
+        "SELECT id, created_us FROM tasks WHERE created_us > ? ORDER BY created_us, id LIMIT ?",
+        (now, limit),
+    )
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def count_future_rows(store: Store, now: int, cap: int) -> int:
+    """How many task rows were created after ``now``, counted up to ``cap``."""
+    rows = store.query(
+        "SELECT COUNT(*) FROM (SELECT 1 AS x FROM tasks WHERE created_us > ? LIMIT ?) f",
+        (now, cap),
+    )
+    return int(rows[0][0])
+
+
+# --- leases and turns -------------------------------------------------------------------------
+
+
+class FenceEvent(NamedTuple):
+    """An event written under a lease: its turn and epoch (None when it has none), and the
+    cost of a discarded call."""
+
+    task_id: str
+    seq: int
+    kind: str
+    turn: int | None
+    epoch: int | None
+    cost: float | None
+
+
+def fence_events(store: Store, kinds: Sequence[str], start: int, end: int) -> list[FenceEvent]:
+    """The events of ``kinds`` in ``[start, end)`` with their turn and epoch, by task and
+    commit order."""
+    rows = store.query(
+        "SELECT task_id, seq, kind, CAST(attrs ->> 'turn' AS BIGINT),"
+        " CAST(attrs ->> 'epoch' AS BIGINT), CASE WHEN kind = 'model.discarded'"
+        "  THEN CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) END FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?",
+        [*kinds, start, end],
+    )
+    out = [
+        FenceEvent(
+            r[0],
+            int(r[1]),
+            r[2],
+            None if r[3] is None else int(r[3]),
+            None if r[4] is None else int(r[4]),
+            None if r[5] is None else float(r[5]),
+        )
+        for r in rows
+    ]
+    out.sort(key=lambda e: (e.task_id, e.seq))
+    return out
+
+
+def earlier_turns(store: Store, ids: Sequence[str], before: int) -> dict[tuple[str, int], int]:
+    """For the listed tasks created before ``before``: how many ``model.call`` events of each
+    (task, turn) they committed before it."""
+    old = [
+        r[0]
+        for r in query_in(
+            store, "SELECT id FROM tasks WHERE id IN ({ids}) AND created_us < ?", ids, [before]
+        )
+    ]
+    out: dict[tuple[str, int], int] = {}
+    for part in chunks(old):
+        for r in store.query(
+            "SELECT task_id, CAST(attrs ->> 'turn' AS BIGINT) AS turn, COUNT(*) FROM events"
+            f" WHERE task_id IN ({marks(len(part))}) AND kind = 'model.call' AND ts_us < ?"
+            " AND attrs ->> 'turn' IS NOT NULL GROUP BY task_id, CAST(attrs ->> 'turn' AS BIGINT)",
+            [*part, before],
+        ):
+            out[(r[0], int(r[1]))] = int(r[2])
+    return out
+
+
+# --- the engine's own check ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCheck:
+    """The database engine's own consistency check, as the digest reports it.
+
+    ``runs``: the store can run it (``Store.quick_check``); ``title``: what passing means, or
+    why it was not run; ``by_hand``: the command that runs it outside fleetlab (None where
+    there is none).
+    """
+
+    runs: bool
+    title: str
+    by_hand: str | None
+
+
+_ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def engine_check(store: Store) -> EngineCheck:
+    """What the store's engine offers as a whole-database consistency check."""
+    if store.backend == "sqlite":
+        return EngineCheck(
+            True,
+            "SQLite's own consistency check (PRAGMA quick_check) finds nothing wrong",
+            f"sqlite3 {store.location} 'PRAGMA quick_check'",
+        )
+    name = _ENGINE_NAMES.get(store.backend, store.backend or "the database engine")
+    return EngineCheck(
+        False,
+        f"the engine's own consistency check was not run ({name} has no quick_check)",
+        None,
+    )

@@ -1,0 +1,379 @@
+"""The weekly digest's reads: a week's events, cohort, finished rows, model calls, learner
+updates and trend, in portable SQL.
+
+Every read of the week's events is a range of the ``events (kind, ts_us)`` index; the cohort
+is a range of ``tasks (created_us)``; look-ups by task go through ``events (task_id, seq)``
+and the tasks' primary key. ``tasks.finished_us`` has no index on SQLite, so the rows that
+finished in a week take one scan of the task table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+from fleetlab.store.base import Row, Store
+
+__all__ = [
+    "CallSum",
+    "CohortRow",
+    "FinishedRow",
+    "LearnerUpdate",
+    "LifecycleEvent",
+    "TaskDetails",
+    "call_sums",
+    "chunks",
+    "discarded_calls",
+    "event_kinds",
+    "kind_counts",
+    "kind_spans",
+    "last_lifecycle",
+    "learner_preferred",
+    "learner_updates",
+    "lifecycle_events",
+    "task_details",
+    "task_ids_created",
+    "tasks_finished_or_future",
+    "week_cohort",
+]
+
+#: Most values passed in one ``IN (...)`` list.
+CHUNK = 500
+
+
+def chunks(ids: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """``ids`` in slices small enough for one ``IN (...)`` list."""
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def marks(n: int) -> str:
+    """``n`` comma-separated ``?`` placeholders."""
+    return ",".join("?" * n)
+
+
+def query_in(store: Store, sql: str, ids: Sequence[Any], params: Sequence[Any] = ()) -> list[Row]:
+    """Run ``sql`` (one ``{ids}`` field, followed by ``params``) for every chunk of ``ids``."""
+    rows: list[Row] = []
+    for part in chunks(ids):
+        rows += store.query(sql.format(ids=marks(len(part))), [*part, *params])
+    return rows
+
+
+def day_case(column: str, day_ends: Sequence[int]) -> tuple[str, list[int]]:
+    """A ``CASE`` giving the day (0 = the first) of ``column``: the first day whose end is
+    after it, else the last; and its parameters."""
+    whens = " ".join(f"WHEN {column} < ? THEN {i}" for i in range(len(day_ends)))
+    return f"CASE {whens} ELSE {len(day_ends) - 1} END", list(day_ends)
+
+
+# --- the week's events -------------------------------------------------------------------
+
+
+class LifecycleEvent(NamedTuple):
+    """One lifecycle event: ``frm`` is the status the task left (its ``from`` attribute)."""
+
+    task_id: str
+    seq: int
+    kind: str
+    ts_us: int
+    frm: str | None
+
+
+def lifecycle_events(
+    store: Store, kinds: Sequence[str], start: int, end: int
+) -> list[LifecycleEvent]:
+    """The events of ``kinds`` in ``[start, end)``, in no particular order."""
+    rows = store.query(
+        "SELECT task_id, seq, kind, ts_us, attrs ->> 'from' AS frm FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?",
+        [*kinds, start, end],
+    )
+    return [LifecycleEvent(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
+
+
+def kind_spans(
+    store: Store, kinds: Sequence[str], start: int, end: int
+) -> list[tuple[str, int, int, int]]:
+    """Per task, the first and last instant and the number of its events of ``kinds`` in
+    ``[start, end)``."""
+    rows = store.query(
+        "SELECT task_id, MIN(ts_us), MAX(ts_us), COUNT(*) FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ? GROUP BY task_id",
+        [*kinds, start, end],
+    )
+    return [(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def kind_counts(store: Store, kinds: Sequence[str], start: int, end: int) -> dict[str, int]:
+    """How many events of each of ``kinds`` fall in ``[start, end)`` (kinds with none are
+    left out). A count over a range of the covering ``(kind, ts_us)`` index: no table reads."""
+    rows = store.query(
+        "SELECT kind, COUNT(*) AS n FROM events"
+        f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ? GROUP BY kind",
+        [*kinds, start, end],
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def last_lifecycle(
+    store: Store, ids: Sequence[str], kinds: Sequence[str], before: int
+) -> dict[str, tuple[int | None, int]]:
+    """Per task of ``ids`` with events before ``before``: the ``seq`` of its last event of
+    ``kinds`` (None if none) and the instant of its last event of any kind."""
+    case = f"MAX(CASE WHEN kind IN ({marks(len(kinds))}) THEN seq END)"
+    out: dict[str, tuple[int | None, int]] = {}
+    for part in chunks(ids):
+        for r in store.query(
+            f"SELECT task_id, {case}, MAX(ts_us) FROM events"
+            f" WHERE task_id IN ({marks(len(part))}) AND ts_us < ? GROUP BY task_id",
+            [*kinds, *part, before],
+        ):
+            out[r[0]] = (None if r[1] is None else int(r[1]), int(r[2]))
+    return out
+
+
+def event_kinds(store: Store, seqs: Sequence[int]) -> dict[int, str]:
+    """The kind of each event of ``seqs``."""
+    return {
+        int(r[0]): r[1]
+        for r in query_in(store, "SELECT seq, kind FROM events WHERE seq IN ({ids})", seqs)
+    }
+
+
+# --- model calls ---------------------------------------------------------------------------
+
+
+class CallSum(NamedTuple):
+    """Model calls (paid, committed or discarded) of one day, model and role."""
+
+    day: int
+    model: str | None
+    role: str
+    calls: int
+    cost: float
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    simulated: bool
+
+
+def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> list[CallSum]:
+    """Sums of the ``model.call`` and ``model.discarded`` events in ``[start, end)`` by day
+    (``day_ends``: each day's end), model and role; ``simulated`` when a call says so."""
+    day, params = day_case("ts_us", day_ends)
+    rows = store.query(
+        f"SELECT {day} AS d, attrs ->> 'model' AS model, role, COUNT(*) AS calls,"
+        " COALESCE(SUM(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION)), 0) AS cost,"
+        " COALESCE(SUM(CAST(attrs ->> 'input_tokens' AS BIGINT)), 0) AS input,"
+        " COALESCE(SUM(CAST(attrs ->> 'output_tokens' AS BIGINT)), 0) AS output,"
+        " COALESCE(SUM(CAST(attrs ->> 'cache_read_input_tokens' AS BIGINT)), 0) AS cache_read,"
+        " COALESCE(SUM(CAST(attrs ->> 'cache_creation_input_tokens' AS BIGINT)), 0)"
+        "  AS cache_write,"
+        " MAX(CASE WHEN CAST(attrs ->> 'simulated' AS TEXT) IN ('1', 'true') THEN 1 ELSE 0 END)"
+        "  AS simulated"
+        " FROM events WHERE kind IN ('model.call', 'model.discarded') AND ts_us >= ? AND ts_us < ?"
+        " GROUP BY d, model, role",
+        [*params, start, end],
+    )
+    return [
+        CallSum(
+            int(r[0]),
+            r[1],
+            r[2],
+            int(r[3]),
+            float(r[4]),
+            int(r[5]),
+            int(r[6]),
+            int(r[7]),
+            int(r[8]),
+            bool(r[9]),
+        )
+        for r in rows
+    ]
+
+
+def discarded_calls(store: Store, start: int, end: int) -> tuple[int, float]:
+    """How many ``model.discarded`` events fall in ``[start, end)``, and their cost."""
+    [(n, cost)] = store.query(
+        "SELECT COUNT(*), COALESCE(SUM(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION)), 0)"
+        " FROM events WHERE kind = 'model.discarded' AND ts_us >= ? AND ts_us < ?",
+        (start, end),
+    )
+    return int(n), float(cost)
+
+
+# --- task rows ------------------------------------------------------------------------------
+
+
+class CohortRow(NamedTuple):
+    """A task row created in the week, as it is now."""
+
+    id: str
+    root: bool
+    status: str
+    created_us: int
+    finished_us: int | None
+    heartbeat_us: int | None
+
+
+def week_cohort(store: Store, start: int, end: int) -> list[CohortRow]:
+    """The task rows created in ``[start, end)``, by creation time (then id)."""
+    rows = store.query(
+        "SELECT id, CASE WHEN parent_id IS NULL THEN 1 ELSE 0 END, status, created_us,"
+        " finished_us, heartbeat_us FROM tasks WHERE created_us >= ? AND created_us < ?"
+        " ORDER BY created_us, id",
+        (start, end),
+    )
+    return [CohortRow(r[0], bool(r[1]), r[2], int(r[3]), r[4], r[5]) for r in rows]
+
+
+def task_ids_created(store: Store, start: int, end: int) -> set[str]:
+    """Ids of the task rows created in ``[start, end)``."""
+    rows = store.query(
+        "SELECT id FROM tasks WHERE created_us >= ? AND created_us < ?", (start, end)
+    )
+    return {r[0] for r in rows}
+
+
+class FinishedRow(NamedTuple):
+    """A task row (``suite_task``, ``policy`` and ``choice`` from a root's spec; ``error``
+    only for a failed task; ``latest``: its latest timestamp)."""
+
+    id: str
+    parent_id: str | None
+    status: str
+    created_us: int
+    finished_us: int | None
+    tree_agents: int
+    tree_cost_usd: float
+    suite_task: Any
+    policy: Any
+    choice: Any
+    error: str | None
+    latest: int
+
+
+def tasks_finished_or_future(store: Store, start: int, end: int, now: int) -> list[FinishedRow]:
+    """The task rows that finished in ``[start, end)``, and those created by ``now`` but
+    started, finished or updated after it (one scan of the task table), in table order."""
+    out: list[FinishedRow] = []
+    for r in store.query(
+        "SELECT id, parent_id, status, created_us, finished_us, tree_agents, tree_cost_usd,"
+        " CASE WHEN parent_id IS NULL THEN spec END AS spec,"
+        " CASE WHEN status = 'failed' THEN error END AS error,"
+        " started_us, updated_us FROM tasks WHERE (finished_us >= ? AND finished_us < ?)"
+        " OR (created_us <= ? AND (started_us > ? OR finished_us > ? OR updated_us > ?))",
+        (start, end, now, now, now, now),
+    ):
+        created, finished, started, updated = r[3], r[4], r[9], r[10]
+        suite, policy, choice = _facts(r[7]) if r[7] is not None else (None, None, None)
+        out.append(
+            FinishedRow(
+                r[0],
+                r[1],
+                r[2],
+                int(created),
+                finished,
+                int(r[5]),
+                float(r[6]),
+                suite,
+                policy,
+                choice,
+                r[8],
+                max(created, started or 0, finished or 0, updated),
+            )
+        )
+    return out
+
+
+def _facts(spec: str) -> tuple[Any, Any, Any]:
+    """A root's (suite task, decision policy, decision choice) from its spec."""
+    try:
+        data = json.loads(spec)
+    except ValueError:
+        return None, None, None
+    if not isinstance(data, dict):
+        return None, None, None
+    decision = data.get("decision")
+    if not isinstance(decision, dict):
+        decision = {}
+    return data.get("suite_task"), decision.get("policy"), decision.get("choice")
+
+
+class TaskDetails(NamedTuple):
+    """What a report lists about a task besides its numbers."""
+
+    trace_id: str
+    role: str
+    title: str
+    summary: Any
+    tokens: int
+
+
+def task_details(store: Store, ids: Sequence[str]) -> dict[str, TaskDetails]:
+    """Trace id, role, title, result summary and tree tokens of the listed tasks."""
+    return {
+        r[0]: TaskDetails(r[1], r[2], r[3], _summary(r[4]), int(r[5]))
+        for r in query_in(
+            store,
+            "SELECT id, trace_id, role, title, result, tree_tokens_in + tree_tokens_out"
+            " FROM tasks WHERE id IN ({ids})",
+            ids,
+        )
+    }
+
+
+def _summary(result: str | None) -> Any:
+    """The ``summary`` of a task's result (a nested value as compact JSON text)."""
+    if result is None:
+        return None
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return None
+    value = data.get("summary") if isinstance(data, dict) else None
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+# --- the learner -------------------------------------------------------------------------------
+
+
+class LearnerUpdate(NamedTuple):
+    """One update of the decomposition learner."""
+
+    ts_us: int
+    task_id: str
+    bucket: str
+    arm: str
+    reward: float
+    success: int
+    mean_direct: float | None
+    mean_decompose: float | None
+    preferred: str | None
+
+
+def learner_preferred(store: Store, before: int) -> dict[str, str | None]:
+    """Each bucket's preferred arm after its last update before ``before``."""
+    rows = store.query(
+        "SELECT u.bucket, u.preferred FROM learner_updates u JOIN (SELECT MAX(seq) AS seq"
+        " FROM learner_updates WHERE ts_us < ? GROUP BY bucket) m ON m.seq = u.seq",
+        (before,),
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def learner_updates(store: Store, start: int, end: int) -> list[LearnerUpdate]:
+    """The learner's updates in ``[start, end)``, in the order they were written."""
+    rows = store.query(
+        "SELECT ts_us, task_id, bucket, arm, reward, success, mean_direct, mean_decompose,"
+        " preferred FROM learner_updates WHERE ts_us >= ? AND ts_us < ? ORDER BY seq",
+        (start, end),
+    )
+    return [
+        LearnerUpdate(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8]) for r in rows
+    ]
