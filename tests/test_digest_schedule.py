@@ -79,7 +79,7 @@ async def test_the_weekly_digest_runs_as_a_scheduled_goal(
         assert call["week"] == "2026-W43"  # the last week complete then, in London
         assert goal.result["week"] == "2026-W43"
         assert call["tz"] == "Europe/London"
-        assert call["db"] == store.path
+        assert call["db"] == str(store.path)
         assert call["model"] == "sim:default"
         assert goal.tree_agents == 0  # no agent ran
         assert not store.events(kind="model.call")

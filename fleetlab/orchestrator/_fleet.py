@@ -85,6 +85,16 @@ class Fleet(Phases):
         self.storage_failure = None
         self._ended = asyncio.Event()
         self._recover_dead_workers()
+        host, _, rest = self.worker.partition(":")
+        self.store.register_worker(self.worker, host, int(rest.partition(":")[0]))
+        loop = asyncio.get_running_loop()
+
+        # Where the store can push (PostgreSQL), work another worker commits wakes this one
+        # at once; polling every poll_s stays, for leases that expire with no event.
+        def wake() -> None:  # called on the store's listener thread
+            loop.call_soon_threadsafe(self._ended.set)
+
+        stop_listening = self.store.listen_for_work(wake)
         beat = asyncio.create_task(self._heartbeats())
         try:
             while True:
@@ -101,7 +111,7 @@ class Fleet(Phases):
                         await asyncio.wait_for(self._ended.wait(), max(0.01, self.config.poll_s))
                     self._ended.clear()
                 else:
-                    await self.store.clock.sleep(self.config.poll_s)
+                    await self._idle_wait(listening=stop_listening is not None)
         except Exception as exc:
             if not self._storage_failed(exc):
                 raise
@@ -109,18 +119,34 @@ class Fleet(Phases):
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+            if stop_listening is not None:
+                stop_listening()
             if self._running:  # cancelled from outside: let agents stop at a turn boundary
                 self._stopping = True
                 await asyncio.gather(
                     *(t for t, _ in self._running.values()), return_exceptions=True
                 )
         failure = self._storage_failure()
+        if failure is None:
+            self.store.worker_stopped(self.worker)
         if failure is not None:
             # Best effort on a failing disk: the next fleet on this host reclaims them anyway.
             with contextlib.suppress(Exception):
                 self.store.expire_leases([self.worker])
             raise failure
         return self.report
+
+    async def _idle_wait(self, *, listening: bool) -> None:
+        """Wait a scheduler tick, or less when another worker announces new work."""
+        if not listening:
+            await self.store.clock.sleep(self.config.poll_s)
+            return
+        tick = asyncio.ensure_future(self.store.clock.sleep(self.config.poll_s))
+        woken = asyncio.ensure_future(self._ended.wait())
+        await asyncio.wait({tick, woken}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (tick, woken):
+            waiter.cancel()
+        self._ended.clear()
 
     def _storage_failure(self) -> StoreError | None:
         # a method, so the type checker does not keep run()'s opening reset narrowed to None
@@ -200,6 +226,12 @@ class Fleet(Phases):
             # A clock that returns at once (FakeClock, a fast ScaledClock) must not turn this
             # background chore into a busy loop that races simulated time forward.
             await asyncio.sleep(0.05)
+            try:
+                await self.store.write(functools.partial(self.store.worker_beat, self.worker))
+            except Exception as exc:
+                if not self._storage_failed(exc):
+                    raise
+                return
             leases = [self._leases[t] for t in self._running if t in self._leases]
             if leases:
                 renew = functools.partial(
