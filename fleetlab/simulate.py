@@ -129,7 +129,7 @@ async def simulate(
     """Run ``days`` of simulated fleet activity starting at ``window_start``.
 
     Args:
-        store_factory: opens the store on the simulation's clock.
+        store_factory: opens the store on the simulation's clock (closed at the end).
         window_start: the first simulated instant (e.g. a week window's start).
         days: how long to simulate.
         tasks_per_day: mean arrivals per weekday (weekends are quieter).
@@ -142,7 +142,35 @@ async def simulate(
         on_progress: called with the simulated time and goals submitted so far.
     """
     clock = ScaledClock(scale, start=window_start)
-    store = store_factory(clock)
+    with store_factory(clock) as store:
+        return await _run(
+            store,
+            clock,
+            window_start,
+            days,
+            tasks_per_day,
+            zone,
+            seed,
+            concurrency,
+            policy,
+            call_latency_s,
+            on_progress,
+        )
+
+
+async def _run(
+    store: Store,
+    clock: ScaledClock,
+    window_start: datetime,
+    days: int,
+    tasks_per_day: int,
+    zone: str,
+    seed: int,
+    concurrency: int,
+    policy: str,
+    call_latency_s: float,
+    on_progress: Callable[[datetime, int], None] | None,
+) -> SimulationResult:
     end = window_start + timedelta(days=days)
     params = PROFILES["default"]
     model = SimModel(

@@ -206,6 +206,11 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         all is well."""
         return []
 
+    def quick_check_by_hand(self) -> str:
+        """The command that runs ``quick_check`` outside fleetlab (for a database too large
+        to check in a report)."""
+        return ""
+
     def listen_for_work(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         """Call ``callback`` (from another thread) whenever any process commits runnable work
         (a new task, a requeue, a preemption, expired leases); returns the function that stops

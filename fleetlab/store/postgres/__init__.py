@@ -198,6 +198,9 @@ class PostgresStore(Store):
                 )
         return None
 
+    def quick_check_by_hand(self) -> str:
+        return f"psql '{self._location}' -c \"SELECT bt_index_check(indexrelid) FROM pg_index\""
+
     def quick_check(self) -> list[str]:
         """What PostgreSQL's ``amcheck`` finds wrong in the fleet's B-tree indexes (every
         index checked against its own invariants), one line each; [] when all is well. Needs

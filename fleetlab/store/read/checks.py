@@ -9,19 +9,16 @@ task go through ``events (task_id, seq)`` and the tasks' primary key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from fleetlab.store.base import Store
 from fleetlab.store.read.week import LifecycleEvent, chunks, marks, query_in
 
 __all__ = [
-    "EngineCheck",
     "FenceEvent",
     "count_future_events",
     "count_future_rows",
     "earlier_turns",
-    "engine_check",
     "events_outside",
     "fence_events",
     "future_events",
@@ -220,36 +217,3 @@ def earlier_turns(store: Store, ids: Sequence[str], before: int) -> dict[tuple[s
 
 
 # --- the engine's own check ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EngineCheck:
-    """The database engine's own consistency check, as the digest reports it.
-
-    ``runs``: the store can run it (``Store.quick_check``); ``title``: what passing means, or
-    why it was not run; ``by_hand``: the command that runs it outside fleetlab (None where
-    there is none).
-    """
-
-    runs: bool
-    title: str
-    by_hand: str | None
-
-
-_ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-
-
-def engine_check(store: Store) -> EngineCheck:
-    """What the store's engine offers as a whole-database consistency check."""
-    if store.backend == "sqlite":
-        return EngineCheck(
-            True,
-            "SQLite's own consistency check (PRAGMA quick_check) finds nothing wrong",
-            f"sqlite3 {store.location} 'PRAGMA quick_check'",
-        )
-    name = _ENGINE_NAMES.get(store.backend, store.backend or "the database engine")
-    return EngineCheck(
-        False,
-        f"the engine's own consistency check was not run ({name} has no quick_check)",
-        None,
-    )

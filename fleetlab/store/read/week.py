@@ -160,13 +160,21 @@ class CallSum(NamedTuple):
     simulated: bool
 
 
+# Calls' dollars are summed as whole picodollars: integer sums are exact in any order, so a
+# week's cost is the same on every backend (floating-point sums depend on the scan order).
+_PICO = 10**12
+_USD_SUM = (
+    "COALESCE(SUM(CAST(ROUND(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) * 1e12) AS BIGINT)), 0)"
+)
+
+
 def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> list[CallSum]:
     """Sums of the ``model.call`` and ``model.discarded`` events in ``[start, end)`` by day
     (``day_ends``: each day's end), model and role; ``simulated`` when a call says so."""
     day, params = day_case("ts_us", day_ends)
     rows = store.query(
         f"SELECT {day} AS d, attrs ->> 'model' AS model, role, COUNT(*) AS calls,"
-        " COALESCE(SUM(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION)), 0) AS cost,"
+        f" {_USD_SUM} AS cost,"
         " COALESCE(SUM(CAST(attrs ->> 'input_tokens' AS BIGINT)), 0) AS input,"
         " COALESCE(SUM(CAST(attrs ->> 'output_tokens' AS BIGINT)), 0) AS output,"
         " COALESCE(SUM(CAST(attrs ->> 'cache_read_input_tokens' AS BIGINT)), 0) AS cache_read,"
@@ -184,7 +192,7 @@ def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> li
             r[1],
             r[2],
             int(r[3]),
-            float(r[4]),
+            int(r[4]) / _PICO,
             int(r[5]),
             int(r[6]),
             int(r[7]),
@@ -198,11 +206,11 @@ def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> li
 def discarded_calls(store: Store, start: int, end: int) -> tuple[int, float]:
     """How many ``model.discarded`` events fall in ``[start, end)``, and their cost."""
     [(n, cost)] = store.query(
-        "SELECT COUNT(*), COALESCE(SUM(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION)), 0)"
+        f"SELECT COUNT(*), {_USD_SUM}"
         " FROM events WHERE kind = 'model.discarded' AND ts_us >= ? AND ts_us < ?",
         (start, end),
     )
-    return int(n), float(cost)
+    return int(n), int(cost) / _PICO
 
 
 # --- task rows ------------------------------------------------------------------------------

@@ -151,6 +151,9 @@ class SQLiteStore(Store):
     def storage_error(self, exc: BaseException) -> StoreError | None:
         return storage_error(exc, self.path)
 
+    def quick_check_by_hand(self) -> str:
+        return f"sqlite3 {self.location} 'PRAGMA quick_check'"
+
     def quick_check(self) -> list[str]:
         """What SQLite's ``PRAGMA quick_check`` finds wrong with the file now, one line each;
         [] when all is well. Reads the whole file: seconds per gigabyte."""
