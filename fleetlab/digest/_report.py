@@ -174,7 +174,7 @@ def _kernel_manager(env: Mapping[str, str]) -> type[Any]:
     return _WithEnv
 
 
-def _execute(params: DigestParams, notebook: Path, folder: Path) -> None:
+def _run_notebook(params: DigestParams, notebook: Path, folder: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -293,7 +293,7 @@ def run_digest(
     building = root / f".{params.week}.building-{secrets.token_hex(4)}"
     building.mkdir()
     try:
-        _execute(params, source, building)
+        _run_notebook(params, source, building)
         export_html(building / NOTEBOOK_NAME, building / "index.html")
         missing = [n for n in ("metrics.json", "digest.md") if not (building / n).is_file()]
         if missing:
