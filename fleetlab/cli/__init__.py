@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli import _ab, _digest, _fleet, _tasks
+from fleetlab.cli import _ab, _db, _digest, _fleet, _tasks
 from fleetlab.cli._common import DB_HELP, Parser
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.sandbox import UNSAFE_HOST_ENV
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fleet.register(sub)
     _ab.register(sub)
     _digest.register(sub)
+    _db.register(sub)
     return parser
 
 

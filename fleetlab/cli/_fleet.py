@@ -127,6 +127,7 @@ def _config(args: argparse.Namespace) -> FleetConfig:
         prompt_variant=args.prompt,
         max_depth=args.max_depth,
         max_fanout=args.max_fanout,
+        workspaces=Path(args.workspaces) if getattr(args, "workspaces", None) else None,
     )
 
 
@@ -423,6 +424,11 @@ def register(sub: Any) -> None:
     p = fleet.add_parser("run", help="run queued work until stopped (Ctrl-C stops cleanly)")
     p.add_argument("--until-idle", action="store_true", help="exit when nothing is left to do")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workspaces",
+        help="folder for the tasks' workspaces (default: workspaces/ beside a SQLite file,"
+        " ./workspaces for PostgreSQL); a folder every host shares lets any host resume a task",
+    )
     _fleet_options(p)
     db_option(p)
     p.set_defaults(handler=guarded(cmd_fleet_run))
