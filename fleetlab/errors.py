@@ -66,14 +66,13 @@ class CorruptDatabase(StoreError, UserError):
     Attributes:
         path: the database (a file path, or a server URL).
         detail: the engine's first line about the damage.
-        hint: what else to try besides a backup, from the backend; None: for a file path,
-            SQLite's ``.recover`` (``fleetlab.store.sqlite.advice``), else nothing.
+        hint: what else to try besides a backup (the backend's own salvage tool), or "".
     """
 
-    def __init__(self, path: str, detail: str, hint: str | None = None) -> None:
+    def __init__(self, path: str, detail: str, hint: str = "") -> None:
         self.path = path
         self.detail = " ".join(detail.split())[:200] or "damaged"
-        self.hint = hint if hint is not None else _default_hint(path)
+        self.hint = hint
         super().__init__(
             f"db {path!r} is damaged ({self.detail}): restore it from a backup"
             + (f", or {self.hint}" if self.hint else "")
@@ -81,15 +80,6 @@ class CorruptDatabase(StoreError, UserError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.detail, self.hint))
-
-
-def _default_hint(path: str) -> str:
-    """The salvage advice for a database given only by its location: a file is SQLite's."""
-    if "://" in path:
-        return ""
-    from fleetlab.store.sqlite.advice import recover_hint
-
-    return recover_hint(path)
 
 
 class DiskFull(StoreError):

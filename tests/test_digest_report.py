@@ -170,7 +170,7 @@ def test_a_failed_run_leaves_no_half_written_folder(
         (folder / "metrics.json").write_text("{}")
         raise FleetlabError("the digest notebook failed in cell 5: boom")
 
-    monkeypatch.setattr(report_module, "_execute", broken)
+    monkeypatch.setattr(report_module, "_run_notebook", broken)
     with pytest.raises(FleetlabError, match="boom"):
         run_digest(WEEK, "UTC", small_db, out_dir=reports)
     assert sorted(p.name for p in reports.iterdir()) == [WEEK]

@@ -101,7 +101,6 @@ def _database(db: str | Path | None) -> str:
             )
         if not path.is_file():
             raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
-        target = str(path.resolve())
     elif _MASKED in url.passwords(target):
         env = url.resolve(None)
         if env == target or url.redacted(env) != target:
@@ -116,7 +115,8 @@ def _database(db: str | Path | None) -> str:
     # reached: the whole file is checked (up to a size limit) since a report reads all of a
     # week's rows.
     open_store(target, check="thorough").close()
-    return target
+    # The notebook runs in another folder: a file is passed on by its absolute path.
+    return target if url.is_server_url(target) else str(Path(target).resolve())
 
 
 def validate_params(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,6 +162,14 @@ class SQLiteStore(Store):
             return _quick_check(conn)
 
 
+def _recover(path: str | os.PathLike[str]) -> str:
+    """How to salvage what is readable in a damaged SQLite file (SQLite's ``.recover``)."""
+    return (
+        f"salvage what is readable with `sqlite3 {shlex.quote(str(path))} .recover | sqlite3"
+        " recovered.db` and use --db recovered.db"
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.row_factory = sqlite3.Row
@@ -284,18 +293,22 @@ def _check_integrity(conn: sqlite3.Connection, path: Path, tables: set[str], lim
     """
     missing = sorted(_TABLES_V1 - tables)
     if missing:
-        raise CorruptDatabase(str(path), f"table {missing[0]!r} is missing from its schema")
+        raise CorruptDatabase(
+            str(path), f"table {missing[0]!r} is missing from its schema", _recover(path)
+        )
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
     if free >= max(pages, 1):
-        raise CorruptDatabase(str(path), f"its header counts {free} free pages of {pages}")
+        raise CorruptDatabase(
+            str(path), f"its header counts {free} free pages of {pages}", _recover(path)
+        )
     wal = path.with_name(path.name + "-wal")
     size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
     if size > limit:
         return False
     found = _quick_check(conn)
     if found:
-        raise CorruptDatabase(str(path), found[0])
+        raise CorruptDatabase(str(path), found[0], _recover(path))
     return True
 
 
@@ -346,7 +359,7 @@ def _storage_failure(exc: BaseException, path: str | os.PathLike[str]) -> StoreE
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-            return CorruptDatabase(where, str(exc))
+            return CorruptDatabase(where, str(exc), _recover(where))
         if code == _SQLITE_FULL:
             return DiskFull(where)
         if code == _SQLITE_IOERR:
