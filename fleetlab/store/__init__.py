@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fleetlab.store.base import Row, Store, default_db_path
+from fleetlab.store.base import Row, Store
 from fleetlab.store.lifecycle import (
     ACTIVE,
     MAX_TITLE_CHARS,
@@ -39,7 +39,6 @@ __all__ = [
     "TaskStatus",
     "TurnWrite",
     "as_task_status",
-    "default_db_path",
     "open_store",
 ]
 

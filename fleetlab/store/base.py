@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -58,7 +57,7 @@ from fleetlab.telemetry import (
     redact,
 )
 
-__all__ = ["Row", "Store", "default_db_path"]
+__all__ = ["Row", "Store"]
 
 #: A result row: columns by name (``row["id"]``) and by position (``row[0]``).
 Row: TypeAlias = Any
@@ -91,11 +90,6 @@ _ROLL_UP = (
 _WORK_KINDS = frozenset({"task.spawned", "task.requeued", "task.preempted"})
 # A plain INSERT: the (task, turn) key makes a second commit of the same turn fail.
 _SAVE_CHECKPOINT = "INSERT INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
-
-
-def default_db_path() -> Path:
-    """``$FLEETLAB_DB`` if set, else ``./fleet.db``."""
-    return Path(os.environ.get("FLEETLAB_DB") or "fleet.db")
 
 
 def _turn_run(ops: Sequence[_Op], start: int) -> list[TurnWrite]:
