@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).parents[1]
 CORE = builtin_suites()["core"].tasks
 
 
-def fleet_cmd(db: Path) -> list[str]:
+def fleet_cmd(db: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -45,22 +44,18 @@ def fleet_cmd(db: Path) -> list[str]:
     ]
 
 
-def _committed_turns(db: Path) -> int:
-    """Model turns committed so far, read from the file (any process may be writing it)."""
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return int(
-            conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'model.call'").fetchone()[0]
-        )
-    finally:
-        conn.close()
+def _committed_turns(db: str) -> int:
+    """Model turns committed so far (any process may be writing the database)."""
+    with open_store(db) as store:
+        return len(store.events(kind="model.call"))
 
 
-def test_sigkill_and_restart_lose_and_repeat_nothing(tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_sigkill_and_restart_lose_and_repeat_nothing(db_url: str, tmp_path: Path) -> None:
     """Four fleet processes are each SIGKILLed mid-work (once a few more turns than before
     are committed: the fleet is running, whatever the machine's speed), then a fifth runs
     to the end: no task is lost, none completes twice, no committed turn is paid twice."""
-    db = tmp_path / "fleet.db"
+    db = db_url
     rng = random.Random(42)
     picks = [CORE[i] for i in rng.sample(range(len(CORE)), 16)]  # enough work to be killed
     with open_store(db) as store:
