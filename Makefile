@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint typecheck unit lab bench mutants clean kernel browser-deps sandbox-deps
+.PHONY: setup demo test lint typecheck unit lab bench mutants clean kernel browser-deps sandbox-deps \
+	pg-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,9 +71,31 @@ sandbox-deps:
 			"a real model's agent code will be refused, and make test fails its sandbox tests"; \
 	fi
 
-# FLEETLAB_REQUIRE_DEPS turns the browser and sandbox tests' "chromium/bwrap missing" skip into
+# The PostgreSQL tests start their own throwaway cluster from Debian's server binaries (initdb
+# in /usr/lib/postgresql/*/bin, run as the package's postgres user when root), and the
+# fleet-across-machines test gives each worker host its own network namespace with `ip`
+# (iproute2). `make test` needs both: where they cannot be installed (not root, or no apt-get,
+# or apt fails) this fails with the reason rather than let those tests skip.
+PG_INITDB := /usr/lib/postgresql/*/bin/initdb
+pg-deps:
+	@missing=""; \
+	ls $(PG_INITDB) >/dev/null 2>&1 || missing="postgresql"; \
+	{ command -v ip || test -x /usr/sbin/ip || test -x /sbin/ip; } >/dev/null 2>&1 || \
+		missing="$${missing:+$$missing }iproute2"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $$missing for the PostgreSQL tests (about a minute)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "pg-deps: make test needs PostgreSQL's initdb (/usr/lib/postgresql/*/bin) and" \
+			"the ip command; Debian's $$missing cannot be installed here (needs root and" \
+			"apt-get): install it and run make test again" >&2; \
+		exit 1; \
+	fi
+
+# FLEETLAB_REQUIRE_DEPS turns the browser, sandbox and PostgreSQL tests' "missing" skip into
 # a failure: under `make test` nothing skips silently (pytest by hand still skips, saying why).
-unit: setup kernel browser-deps sandbox-deps
+unit: setup kernel browser-deps sandbox-deps pg-deps
 	FLEETLAB_REQUIRE_DEPS=1 $(BIN)/pytest -q
 
 test: lint typecheck unit
