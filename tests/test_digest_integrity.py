@@ -12,8 +12,11 @@ import pytest
 from fleetlab.clock import parse_week
 from fleetlab.digest import compute_metrics
 from fleetlab.store import Store, open_store
+from fleetlab.store.copy import copy_fleet
 from fleetlab.telemetry import Event
 from tests.helpers.digest_world import build_world, utc
+
+pytestmark = pytest.mark.both_backends
 
 NOW = utc("2026-10-26T07:00Z")
 
@@ -25,13 +28,21 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 @pytest.fixture
-def world(pristine: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    copy = tmp_path / "fleet.db"
-    shutil.copy(pristine[0], copy)
+def world(
+    pristine: tuple[Path, dict[str, str]], fresh_db: Callable[[], str], tmp_path: Path
+) -> tuple[str, dict[str, str]]:
+    """A copy of the hand-built week to tamper with: the file, or the whole fleet copied
+    into a new PostgreSQL database."""
+    copy = fresh_db()
+    if copy.startswith("postgresql://"):
+        with open_store(pristine[0]) as src, open_store(copy) as dst:
+            copy_fleet(src, dst)
+    else:
+        shutil.copy(pristine[0], copy)
     return copy, pristine[1]
 
 
-def _checks(path: Path, change: Callable[[Store], None]) -> dict[str, dict[str, Any]]:
+def _checks(path: str, change: Callable[[Store], None]) -> dict[str, dict[str, Any]]:
     with open_store(path) as store:
         change(store)
         m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
@@ -62,7 +73,7 @@ def _append(store: Store, task_id: str, kind: str, when: str, **attrs: Any) -> N
     )
 
 
-def test_a_completion_eaten_by_telemetry_is_named(world: tuple[Path, dict[str, str]]) -> None:
+def test_a_completion_eaten_by_telemetry_is_named(world: tuple[str, dict[str, str]]) -> None:
     path, ids = world
     checks = _checks(path, lambda s: _delete_events(s, "task.completed", ids["A"]))
     counts = checks["row_event_counts"]
@@ -78,7 +89,7 @@ def test_a_completion_eaten_by_telemetry_is_named(world: tuple[Path, dict[str, s
     assert checks["daily_completions"]["ok"]  # Monday still has L's completion event
 
 
-def test_a_day_with_completions_but_no_events_is_named(world: tuple[Path, dict[str, str]]) -> None:
+def test_a_day_with_completions_but_no_events_is_named(world: tuple[str, dict[str, str]]) -> None:
     path, ids = world
     checks = _checks(path, lambda s: _delete_events(s, "task.completed", ids["X"], ids["D"]))
     daily = checks["daily_completions"]
@@ -88,7 +99,7 @@ def test_a_day_with_completions_but_no_events_is_named(world: tuple[Path, dict[s
     assert set(checks["row_event_counts"]["offending"]) == {ids["X"], ids["D"]}
 
 
-def test_an_illegal_transition_is_named(world: tuple[Path, dict[str, str]]) -> None:
+def test_an_illegal_transition_is_named(world: tuple[str, dict[str, str]]) -> None:
     path, ids = world
     # G was only ever queued: a completion straight from queued is not in TRANSITIONS
     checks = _checks(
@@ -103,7 +114,7 @@ def test_an_illegal_transition_is_named(world: tuple[Path, dict[str, str]]) -> N
     assert ids["G"] in checks["row_event_counts"]["offending"]
 
 
-def test_events_written_out_of_order_are_named(world: tuple[Path, dict[str, str]]) -> None:
+def test_events_written_out_of_order_are_named(world: tuple[str, dict[str, str]]) -> None:
     path, ids = world
 
     def shuffle(store: Store) -> None:
@@ -119,7 +130,7 @@ def test_events_written_out_of_order_are_named(world: tuple[Path, dict[str, str]
     assert "timestamped before task.completed" in problems[ids["A"]]
 
 
-def test_future_and_out_of_lifetime_events_are_named(world: tuple[Path, dict[str, str]]) -> None:
+def test_future_and_out_of_lifetime_events_are_named(world: tuple[str, dict[str, str]]) -> None:
     path, ids = world
 
     def stray(store: Store) -> None:

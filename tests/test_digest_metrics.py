@@ -13,19 +13,26 @@ import pytest
 from fleetlab.clock import FakeClock, parse_week
 from fleetlab.digest import compute_metrics, weekly_trend
 from fleetlab.store import open_store
+from tests.conftest import BACKENDS
 from tests.helpers.digest_world import World, build_world, build_zones, utc
 
 NOW = utc("2026-10-26T07:00Z")  # Monday 07:00 GMT: when the scheduled digest runs
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    path = tmp_path_factory.mktemp("world") / "fleet.db"
-    return path, build_world(path)
+@pytest.fixture(scope="module", params=BACKENDS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, str]]:
+    """The hand-built week, on each backend: every figure below must hold on both."""
+    if request.param == "postgresql":
+        where = request.getfixturevalue("pg_cluster").create_database()
+    else:
+        where = str(tmp_path_factory.mktemp("world") / "fleet.db")
+    return where, build_world(where)
 
 
 @pytest.fixture(scope="module")
-def metrics(world: tuple[Path, dict[str, str]]) -> dict[str, Any]:
+def metrics(world: tuple[str, dict[str, str]]) -> dict[str, Any]:
     with open_store(world[0]) as store:
         m = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
     return json.loads(json.dumps(m))  # exactly what metrics.json holds
@@ -175,7 +182,7 @@ def test_in_flight_ages(metrics: dict[str, Any]) -> None:
     ]
 
 
-def test_what_shipped(metrics: dict[str, Any], world: tuple[Path, dict[str, str]]) -> None:
+def test_what_shipped(metrics: dict[str, Any], world: tuple[str, dict[str, str]]) -> None:
     ids = world[1]
     shipped = metrics["shipped"]
     assert shipped["total"] == 4  # L (spawned last week), A, B, D
@@ -192,7 +199,7 @@ def test_what_shipped(metrics: dict[str, Any], world: tuple[Path, dict[str, str]
         assert b["trace_id"] == store.get_task(ids["B"]).trace_id
 
 
-def test_failures(metrics: dict[str, Any], world: tuple[Path, dict[str, str]]) -> None:
+def test_failures(metrics: dict[str, Any], world: tuple[str, dict[str, str]]) -> None:
     failures = metrics["failures"]
     assert (failures["total"], failures["goals"], failures["sub_agents"]) == (1, 1, 0)
     (item,) = failures["items"]
@@ -202,7 +209,7 @@ def test_failures(metrics: dict[str, Any], world: tuple[Path, dict[str, str]]) -
     assert failures["top_reasons"] == [{"reason": "verifier: <file>", "count": 1}]
 
 
-def test_decomposition_health(metrics: dict[str, Any], world: tuple[Path, dict[str, str]]) -> None:
+def test_decomposition_health(metrics: dict[str, Any], world: tuple[str, dict[str, str]]) -> None:
     ids = world[1]
     d = metrics["decomposition"]
     assert d["goals"] == 6  # roots finished in the week: L A J B D E
@@ -238,7 +245,7 @@ def test_decomposition_health(metrics: dict[str, Any], world: tuple[Path, dict[s
 
 
 def test_learner_changes_this_week(
-    metrics: dict[str, Any], world: tuple[Path, dict[str, str]]
+    metrics: dict[str, Any], world: tuple[str, dict[str, str]]
 ) -> None:
     ids = world[1]
     learner = metrics["decomposition"]["learner"]
@@ -326,7 +333,7 @@ def test_integrity_passes_on_a_clean_db(metrics: dict[str, Any]) -> None:
     assert anomalies == {"stale", "over_decomposition", "complex_failed_direct"}
 
 
-def test_a_week_still_running_is_as_of_now(world: tuple[Path, dict[str, str]]) -> None:
+def test_a_week_still_running_is_as_of_now(world: tuple[str, dict[str, str]]) -> None:
     with open_store(world[0]) as store:
         m = compute_metrics(
             store, parse_week("2026-W43", "Europe/London"), now=utc("2026-10-23T12:00Z")
@@ -381,7 +388,7 @@ def test_tokyo_cohort_replays_status_at_the_weeks_end(zones_db: Path) -> None:
     assert m["integrity"]["ok"]
 
 
-def test_weekly_trend_counts_events_per_week(world: tuple[Path, dict[str, str]]) -> None:
+def test_weekly_trend_counts_events_per_week(world: tuple[str, dict[str, str]]) -> None:
     with open_store(world[0]) as store:
         trend = weekly_trend(
             store, 3, "Europe/London", until=parse_week("2026-W44", "Europe/London")
