@@ -23,6 +23,8 @@ from fleetlab.trace import load_trace
 from fleetlab.widgets import FleetConsole, model_choices
 from fleetlab.widgets.console import CLAUDE_MODEL, CSS_CLASSES
 
+pytestmark = pytest.mark.both_backends
+
 
 def _count(console: FleetConsole, label: str) -> int:
     """The number a count badge shows, read back from the rendered HTML."""
