@@ -175,7 +175,12 @@ class PostgresStore(Store):
 
     def _begin_write(self) -> None:
         self._conn.execute("BEGIN")
-        self._conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_SPACE, _WRITE_LOCK))
+        try:
+            self._conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_SPACE, _WRITE_LOCK))
+        except BaseException:  # never leave a transaction open that no caller will end
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("ROLLBACK")
+            raise
 
     def _transaction_lost(self) -> bool:
         return not self._conn.in_transaction
