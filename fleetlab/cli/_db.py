@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -144,7 +145,7 @@ def cmd_workers(args: argparse.Namespace, console: Console) -> int:
         )
     for v in views:
         table.add_row(
-            v.host,
+            escape(v.host),
             str(v.pid),
             f"{v.started_at:%Y-%m-%d %H:%M:%S}",
             ago(v.heartbeat_age_s),
