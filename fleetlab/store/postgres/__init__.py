@@ -7,14 +7,14 @@ transaction-scoped advisory lock, so writers from every worker process queue as 
 and each sees the others' committed rows (group commit keeps that queue short: one lock
 per batch of turns); claims select with ``FOR UPDATE SKIP LOCKED``. Schema migrations run
 under a session advisory lock, so two workers starting together do not race. Readers use
-their own connection and never wait for a commit.
+a small pool of connections (several threads read at once) and never wait for a commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -71,6 +71,7 @@ class PostgresStore(Store):
         check: Literal["auto", "thorough"] = "auto",
     ) -> None:
         super().__init__(clock=clock, sinks=sinks)
+        self._reads: _driver.ReadPool | None = None
         self._url = url
         self._location = url_.redacted(url)
         self._passwords = url_.passwords(url)
@@ -79,7 +80,7 @@ class PostgresStore(Store):
             commit = "on" if synchronous == "FULL" else "off"
             self._conn.execute(f"SET synchronous_commit = {commit}")
             self._migrate()
-            self._reader = self._connect()
+            self._reads = _driver.ReadPool(url)
         except psycopg.Error as exc:
             self.close()
             raise self._open_error(exc) from None
@@ -89,6 +90,22 @@ class PostgresStore(Store):
 
     def _connect(self) -> _driver.Connection:
         return _driver.connect(self._url)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Any]:
+        # Inside this thread's write transaction: the writer, to see its own changes; else a
+        # pooled reader, so reads from several threads run at once and never wait for a commit.
+        if self._reads is None or self._tx_thread == threading.get_ident():
+            with self._lock:
+                yield self._conn
+        else:
+            with self._reads.connection() as conn:
+                yield conn
+
+    def close(self) -> None:
+        super().close()
+        if self._reads is not None:
+            self._reads.close()
 
     def _open_error(self, exc: psycopg.Error) -> Exception:
         if isinstance(exc, psycopg.OperationalError):

@@ -8,6 +8,7 @@ returns the same Python values on PostgreSQL as on SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -15,8 +16,9 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg.adapt import Buffer, Loader
 from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
 
-__all__ = ["Connection", "connect"]
+__all__ = ["Connection", "ReadPool", "connect"]
 
 
 class _Row(tuple):  # type: ignore[type-arg]
@@ -112,12 +114,41 @@ class Connection:
         self.raw.close()
 
 
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.row_factory = _rows
+    conn.adapters.register_loader("numeric", _NumericLoader)
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, _TextLoader)
+
+
 def connect(url: str, *, timeout_s: float = 10.0) -> Connection:
     """A connection to ``url`` (psycopg's errors pass through: the caller words them)."""
     conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
-    conn.row_factory = _rows
-    for name in ("numeric",):
-        conn.adapters.register_loader(name, _NumericLoader)
-    for name in ("json", "jsonb"):
-        conn.adapters.register_loader(name, _TextLoader)
+    _configure(conn)
     return Connection(conn)
+
+
+class ReadPool:
+    """Autocommit connections for reads, shared by the threads of one process (a report's
+    parallel sections, a console refreshing while the fleet runs): a read takes one for the
+    length of a query and never waits for a commit or for another reader."""
+
+    def __init__(self, url: str, *, max_size: int = 4, timeout_s: float = 10.0) -> None:
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout_s))},
+            configure=_configure,
+            open=False,
+            name="fleetlab-read",
+        )
+        self._pool.open(wait=True, timeout=timeout_s)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self._pool.connection() as conn:
+            yield Connection(conn)
+
+    def close(self) -> None:
+        self._pool.close()
