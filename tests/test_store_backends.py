@@ -6,6 +6,7 @@ Tests marked ``both_backends`` run on SQLite and on a throwaway PostgreSQL clust
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.parse
@@ -15,6 +16,8 @@ import psycopg
 import pytest
 
 from fleetlab.errors import SchemaError, UserError
+from fleetlab.models.sim import SimModel
+from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store, open_store
 from fleetlab.store.postgres.cluster import PASSWORD_ROLE, TempCluster
 from fleetlab.store.postgres.schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
@@ -172,3 +175,21 @@ def test_connection_failures_are_one_line_without_the_password(
     with open_store(_with_user(pg_url, PASSWORD_ROLE, "right-horse")) as s:
         assert "right-horse" not in s.location
         assert s.schema_version == PG_SCHEMA_VERSION
+
+
+async def test_an_idle_fleet_on_postgresql_starts_new_work_at_once(pg_url: str) -> None:
+    """An idle fleet whose tick is a minute starts a goal another worker commits within
+    seconds: the commit's NOTIFY wakes it, it does not wait for its tick."""
+    with open_store(pg_url) as store, open_store(pg_url) as other:
+        config = FleetConfig(concurrency=1, poll_s=60.0, pushed_poll_s=60.0)
+        fleet = Fleet(store, SimModel.from_spec("instant", seed=1), config)
+        runner = asyncio.create_task(fleet.run())
+        await asyncio.sleep(1.0)  # the fleet found nothing and waits on its 60 s tick
+        [goal] = submit_goals(other, [Goal(task="core:rename-readme")])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while other.get_task(goal.id).status == "queued":
+            assert loop.time() < deadline, "the fleet waited for its tick"
+            await asyncio.sleep(0.05)
+        fleet.stop()
+        await runner

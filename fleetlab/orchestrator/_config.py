@@ -30,6 +30,9 @@ class FleetConfig:
         lease_s: lease length (clock seconds); a crashed worker's task is reclaimable after it.
         aging_s: waiting this long adds one priority point (no starvation); None disables.
         poll_s: scheduler tick when idle (clock seconds).
+        pushed_poll_s: the idle tick where the store pushes new work (PostgreSQL's
+            LISTEN/NOTIFY wakes the fleet at once): only expired leases and due schedules wait
+            for it.
         agent: per-agent limits (turns, tokens, stall detection).
         learner: reward weights of the ``learned`` policy.
         workspaces: folder for task workspaces (default: ``workspaces/`` beside the db).
@@ -45,6 +48,7 @@ class FleetConfig:
     lease_s: float = 300.0
     aging_s: float | None = 3600.0
     poll_s: float = 0.2
+    pushed_poll_s: float = 2.0
     agent: AgentLimits = field(default_factory=AgentLimits)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     workspaces: Path | None = None

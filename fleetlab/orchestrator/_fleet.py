@@ -141,7 +141,7 @@ class Fleet(Phases):
         if not listening:
             await self.store.clock.sleep(self.config.poll_s)
             return
-        tick = asyncio.ensure_future(self.store.clock.sleep(self.config.poll_s))
+        tick = asyncio.ensure_future(self.store.clock.sleep(self.config.pushed_poll_s))
         woken = asyncio.ensure_future(self._ended.wait())
         await asyncio.wait({tick, woken}, return_when=asyncio.FIRST_COMPLETED)
         for waiter in (tick, woken):
