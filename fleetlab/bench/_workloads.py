@@ -1,24 +1,26 @@
-"""The measured workloads. Each runs in its own process (``python -m fleetlab.bench.worker``)
-so peak RSS and bytes written belong to one system only."""
+"""The measured orchestration workloads (fleetlab, LangGraph and the raw commit limit, on
+SQLite or PostgreSQL) and the experiments one, with the helpers the other workload modules
+share. Each runs in its own process (``python -m fleetlab.bench.worker``) so peak RSS and
+bytes written belong to one system only."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
+import itertools
 import os
-import random
 import resource
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fleetlab.models.sim import PROFILES, SimModel
+from fleetlab.models.sim import SimModel
 from fleetlab.models.types import ModelRequest, ModelResponse
-from fleetlab.store.read.bench import event_count, events_between, model_call_spans, task_count
+from fleetlab.store.read.bench import event_count, task_count
 
-__all__ = ["WORKLOADS"]
+__all__ = ["WORKLOADS", "bench_suite", "bytes_written", "fresh_database", "peak_rss_mb"]
 
 NOOP_TURNS = 5  # tool-calling turns per task; a sixth call gives the final answer
 
@@ -43,11 +45,11 @@ path = "nothing-was-written.txt"
 """
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _bytes_written() -> int:
+def bytes_written() -> int:
     try:
         with open(f"/proc/{os.getpid()}/io") as handle:
             fields = dict(line.split(": ") for line in handle.read().splitlines())
@@ -56,54 +58,174 @@ def _bytes_written() -> int:
         return 0
 
 
-def _steps(n: int) -> str:
+def steps(n: int) -> str:
     # Two read-only looks at an empty workspace (the issue's "no-op tool"), alternated so the
     # stall detector does not stop a repeated call.
     look = ('{ tool = "list_dir", path = "." }', '{ tool = "search", pattern = "x", path = "." }')
     return ", ".join(look[i % 2] for i in range(n))
 
 
-def _bench_suite(folder: Path) -> str:
-    steps = _steps(NOOP_TURNS)
+def bench_suite(folder: Path, looks: int = NOOP_TURNS) -> str:
+    """Write the benchmark suite (task ``bench:noop5``: ``looks`` no-op tool calls, then an
+    answer) under ``folder``; returns its folder, for ``$FLEETLAB_SUITES``."""
     (folder / "suite").mkdir(parents=True, exist_ok=True)
-    (folder / "suite" / "suite.toml").write_text(_SUITE.format(steps=steps))
+    text = _SUITE.format(steps=steps(looks))
+    if looks != NOOP_TURNS:
+        text = text.replace("five", str(looks))
+    (folder / "suite" / "suite.toml").write_text(text)
     return str(folder / "suite")
 
 
-def fleetlab_turns(n: int, concurrency: int, synchronous: str = "FULL") -> dict[str, Any]:
-    """N root tasks through the full orchestrator path on a zero-latency SimModel."""
+_made = itertools.count(1)
+
+
+@contextlib.contextmanager
+def fresh_database(server: str | None, folder: Path) -> Iterator[str]:
+    """Where one run's fleet lives: a new file in ``folder`` (``server`` None: SQLite), or a
+    new database on the PostgreSQL server ``server`` reaches, dropped afterwards."""
+    if server is None:
+        yield str(folder / "fleet.db")
+        return
+    from fleetlab.store.postgres.bench import create_database, drop_database
+
+    name = f"fleetlab_bench_{os.getpid()}_{next(_made)}"
+    url = create_database(server, name)
+    try:
+        yield url
+    finally:
+        drop_database(server, name)
+
+
+def fleetlab_turns(
+    n: int, concurrency: int, synchronous: str = "FULL", server: str | None = None
+) -> dict[str, Any]:
+    """N root tasks through the full orchestrator path on a zero-latency SimModel, on a new
+    SQLite file, or (``server``: a PostgreSQL URL) a new database on that server."""
     from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
     from fleetlab.store import open_store
 
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp,
+        fresh_database(server, Path(tmp)) as db,
+    ):
         folder = Path(tmp)
-        os.environ["FLEETLAB_SUITES"] = _bench_suite(folder)
-        store = open_store(folder / "fleet.db", synchronous=synchronous)
+        os.environ["FLEETLAB_SUITES"] = bench_suite(folder)
+        store = open_store(db, synchronous=synchronous)
         submit_goals(
             store, [Goal(task="bench:noop5", policy="never", instance=i) for i in range(n)]
         )
         model = SimModel.from_spec("instant", seed=1)
-        config = FleetConfig(concurrency=concurrency, poll_s=0.001, lease_s=3600)
-        written0, t0 = _bytes_written(), time.perf_counter()
+        config = FleetConfig(
+            concurrency=concurrency, poll_s=0.001, lease_s=3600, workspaces=folder / "workspaces"
+        )
+        written0, t0 = _written(server, db), time.perf_counter()
         asyncio.run(Fleet(store, model, config).run(until_idle=True))
         elapsed = time.perf_counter() - t0
+        written = _written(server, db) - written0
         turns = event_count(store, "model.call")
         done = task_count(store, "completed")
         store.close()
         return {"turns": turns, "completed": done, "seconds": elapsed,
-                "turns_per_s": turns / elapsed, "peak_rss_mb": _peak_rss_mb(),
-                "bytes_per_turn": (_bytes_written() - written0) / max(turns, 1),
-                "settings": f"WAL, synchronous={synchronous}, group commit"}  # fmt: skip
+                "turns_per_s": turns / elapsed, "peak_rss_mb": peak_rss_mb(),
+                "bytes_per_turn": written / max(turns, 1),
+                "settings": _settings(server, synchronous)}  # fmt: skip
 
 
-def langgraph_turns(n: int, concurrency: int) -> dict[str, Any]:
-    """The same workload as a LangGraph ReAct agent with its SQLite checkpointer."""
+def _written(server: str | None, db: str) -> int:
+    """Bytes written so far: by this process to its SQLite file, or (on PostgreSQL, where
+    the server writes) to the server's write-ahead log."""
+    if server is None:
+        return bytes_written()
+    from fleetlab.store.postgres.bench import wal_position
+
+    return wal_position(db)
+
+
+def _settings(server: str | None, synchronous: str) -> str:
+    if server is None:
+        return f"WAL, synchronous={synchronous}, group commit"
+    commit = "on" if synchronous == "FULL" else "off"
+    return f"synchronous_commit={commit}, fsync=on, group commit; bytes = server WAL"
+
+
+def langgraph_turns(n: int, concurrency: int, server: str | None = None) -> dict[str, Any]:
+    """The same workload as a LangGraph ReAct agent with its SQLite checkpointer, or (with
+    ``server``) its Postgres checkpointer on a new database there. Both savers are opened
+    the way LangGraph documents (``from_conn_string``: one connection) and every step's
+    checkpoint is written before the next (``durability="sync"``)."""
+    from langgraph.prebuilt import create_react_agent
+
+    chat, tools = _scripted_agent()
+
+    async def main(db: str) -> tuple[int, float]:
+        async with _saver(db) as saver:
+            agent = create_react_agent(chat, tools, checkpointer=saver)
+            gate = asyncio.Semaphore(concurrency)
+            turns = 0
+
+            async def one(i: int) -> None:
+                nonlocal turns
+                async with gate:
+                    out = await agent.ainvoke(
+                        {"messages": [("user", "go")]},
+                        {"configurable": {"thread_id": f"t{i}"}},
+                        durability="sync",  # each step's checkpoint is written before the next
+                    )
+                    turns += sum(1 for m in out["messages"] if _is_ai(m))
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(n)))
+            return turns, time.perf_counter() - t0
+
+    with (
+        tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp,
+        fresh_database(server, Path(tmp)) as db,
+    ):
+        target = str(Path(tmp) / "lg.db") if server is None else db
+        written0 = _written(server, db)
+        turns, elapsed = asyncio.run(main(target))
+        written = _written(server, db) - written0
+        settings = (
+            "WAL (set by the saver), synchronous=FULL (SQLite default), durability='sync'"
+            if server is None
+            else "AsyncPostgresSaver.from_conn_string (one connection), synchronous_commit=on"
+            " (server default), fsync=on, durability='sync'; bytes = server WAL"
+        )
+        return {"turns": turns, "seconds": elapsed, "turns_per_s": turns / elapsed,
+                "peak_rss_mb": peak_rss_mb(),
+                "bytes_per_turn": written / max(turns, 1), "settings": settings}  # fmt: skip
+
+
+def _is_ai(message: Any) -> bool:
+    from langchain_core.messages import AIMessage
+
+    return isinstance(message, AIMessage)
+
+
+@contextlib.asynccontextmanager
+async def _saver(db: str) -> Any:
+    """LangGraph's checkpointer for ``db``: its SQLite saver for a path, its Postgres saver
+    (the async one: the graphs run with ``ainvoke``, as on SQLite) for a URL."""
+    if db.startswith("postgresql://"):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with AsyncPostgresSaver.from_conn_string(db) as pg_saver:
+            await pg_saver.setup()  # its migrations: tables and indexes
+            yield pg_saver
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(db) as sqlite_saver:
+        yield sqlite_saver
+
+
+def _scripted_agent() -> tuple[Any, list[Any]]:
+    """A chat model that calls a no-op tool five times, then answers (the SimModel's
+    script), and that tool."""
     from langchain_core.language_models.chat_models import BaseChatModel
     from langchain_core.messages import AIMessage, BaseMessage
     from langchain_core.outputs import ChatGeneration, ChatResult
     from langchain_core.tools import tool
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-    from langgraph.prebuilt import create_react_agent
 
     @tool
     def list_dir(path: str) -> str:
@@ -130,184 +252,32 @@ def langgraph_turns(n: int, concurrency: int) -> dict[str, Any]:
                 message = AIMessage(content="done")
             return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def main(path: Path) -> tuple[int, float]:
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            agent = create_react_agent(ScriptedChat(), [list_dir], checkpointer=saver)
-            gate = asyncio.Semaphore(concurrency)
-            turns = 0
-
-            async def one(i: int) -> None:
-                nonlocal turns
-                async with gate:
-                    out = await agent.ainvoke(
-                        {"messages": [("user", "go")]},
-                        {"configurable": {"thread_id": f"t{i}"}},
-                        durability="sync",  # each step's checkpoint is written before the next
-                    )
-                    turns += sum(1 for m in out["messages"] if isinstance(m, AIMessage))
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(n)))
-            return turns, time.perf_counter() - t0
-
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        written0 = _bytes_written()
-        turns, elapsed = asyncio.run(main(Path(tmp) / "lg.db"))
-        return {"turns": turns, "seconds": elapsed, "turns_per_s": turns / elapsed,
-                "peak_rss_mb": _peak_rss_mb(),
-                "bytes_per_turn": (_bytes_written() - written0) / max(turns, 1),
-                "settings": "WAL (set by the saver), synchronous=FULL (SQLite default), "
-                            "durability='sync'"}  # fmt: skip
+    return ScriptedChat(), [list_dir]
 
 
-def raw_commits(n: int, synchronous: str = "FULL") -> dict[str, Any]:
-    """The physical limit: one small transaction per commit on the same file settings."""
-    from fleetlab.store.sqlite.bench import raw_insert_commits
+def raw_commits(n: int, synchronous: str = "FULL", server: str | None = None) -> dict[str, Any]:
+    """The physical limit: one small transaction per commit, on the same file settings (or,
+    with ``server``, the same server, each commit durable)."""
+    with (
+        tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp,
+        fresh_database(server, Path(tmp)) as db,
+    ):
+        if server is None:
+            from fleetlab.store.sqlite.bench import raw_insert_commits
 
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        elapsed = raw_insert_commits(Path(tmp) / "raw.db", n, synchronous)
+            elapsed = raw_insert_commits(Path(tmp) / "raw.db", n, synchronous)
+        else:
+            from fleetlab.store.postgres import bench as pg_bench
+
+            elapsed = pg_bench.raw_insert_commits(db, n)
     return {"commits": n, "seconds": elapsed, "commits_per_s": n / elapsed}
-
-
-class _Uniform:
-    """A model whose calls take a uniform 200-2,000 ms (real waits), answering like the sim."""
-
-    simulated = True
-    name = "sim:instant"
-
-    def __init__(self, low: float, high: float, seed: int) -> None:
-        self.inner = SimModel(
-            dataclasses.replace(PROFILES["instant"]), seed=seed, profile="instant"
-        )
-        self.low, self.high = low, high
-        self.rng = random.Random(seed)
-        self.latencies: list[float] = []
-
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        delay = self.rng.uniform(self.low, self.high)
-        self.latencies.append(delay)
-        await asyncio.sleep(delay)
-        return dataclasses.replace(await self.inner.generate(request), latency_s=delay)
-
-
-def concurrency(agents: int, turns: int, low: float, high: float) -> dict[str, Any]:
-    """``agents`` concurrent agents, ``turns`` turns each, model calls of low-high seconds."""
-    from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-    from fleetlab.store import open_store
-
-    steps = _steps(turns - 1)
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
-        folder = Path(tmp)
-        (folder / "suite").mkdir()
-        (folder / "suite" / "suite.toml").write_text(
-            _SUITE.format(steps=steps).replace("five", str(turns - 1))
-        )
-        os.environ["FLEETLAB_SUITES"] = str(folder / "suite")
-        store = open_store(folder / "fleet.db")
-        submit_goals(store, [Goal(task="bench:noop5", policy="never", instance=i)
-                             for i in range(agents)])  # fmt: skip
-        model = _Uniform(low, high, seed=3)
-        config = FleetConfig(concurrency=agents, poll_s=0.05, lease_s=3600)
-        lags: list[float] = []
-
-        async def probe(stop: asyncio.Event) -> None:
-            loop = asyncio.get_running_loop()
-            while not stop.is_set():
-                t = loop.time()
-                await asyncio.sleep(0.01)
-                lags.append(max(0.0, loop.time() - t - 0.01))
-
-        async def main() -> float:
-            stop = asyncio.Event()
-            prober = asyncio.create_task(probe(stop))
-            t0 = time.perf_counter()
-            await Fleet(store, model, config).run(until_idle=True)
-            elapsed = time.perf_counter() - t0
-            stop.set()
-            await prober
-            return elapsed
-
-        elapsed = asyncio.run(main())
-        done = event_count(store, "model.call")
-        # Steady state: from the moment every agent has made its first call until the first
-        # agent finishes, all `agents` are in flight (before, they ramp up; after, the batch
-        # drains), which is the regime Little's law describes.
-        spans = model_call_spans(store)
-        lo, hi = max(s[0] for s in spans), min(s[1] for s in spans)
-        steady = events_between(store, "model.call", lo, hi)
-        store.close()
-    mean_latency = sum(model.latencies) / len(model.latencies)
-    # Little's law: at most `agents` calls in flight, each taking `mean_latency` on average.
-    limit = agents / mean_latency
-    steady_rate = steady / max((hi - lo) / 1e6, 1e-9)
-    lags.sort()
-    return {"turns": done, "seconds": elapsed, "turns_per_s": done / elapsed,
-            "steady_window_s": (hi - lo) / 1e6, "steady_turns_per_s": steady_rate,
-            "littles_law_turns_per_s": limit, "fraction_of_littles_law": steady_rate / limit,
-            "fraction_of_littles_law_whole_run": done / elapsed / limit,
-            "loop_lag_p50_ms": 1000 * lags[len(lags) // 2],
-            "loop_lag_p99_ms": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))],
-            "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
 
 
 WORKLOADS: dict[str, Any] = {
     "fleetlab": fleetlab_turns,
     "langgraph": langgraph_turns,
     "raw": raw_commits,
-    "concurrency": concurrency,
 }
-
-
-def reports(tasks: int, db: str, repeats: int = 3, digest: bool = True) -> dict[str, Any]:
-    """Weekly metrics, the 52-week trend and the papermill digest on a year-sized db."""
-    from fleetlab.bench._yeardb import busiest_week_label, generate_year
-    from fleetlab.clock import parse_week, to_us
-    from fleetlab.digest import compute_metrics, weekly_trend
-    from fleetlab.store import open_store
-    from fleetlab.store.sqlite.bench import plain_sql_metrics
-
-    path = Path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    marker = path.with_suffix(".size")
-    generated_s = 0.0
-    if not path.exists() or not marker.exists() or marker.read_text() != str(tasks):
-        t0 = time.perf_counter()
-        counts = generate_year(path, tasks)
-        generated_s = time.perf_counter() - t0
-        marker.write_text(str(tasks))
-    store = open_store(path)
-    counts = {"tasks": task_count(store), "events": event_count(store)}
-    week = parse_week(busiest_week_label())
-    now = week.end + timedelta(days=7)
-    timings: dict[str, list[float]] = {"week": [], "trend": [], "plain": []}
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        metrics = compute_metrics(store, week, now=now)
-        timings["week"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        weekly_trend(store, 52, "UTC", until=week, now=now)
-        timings["trend"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        plain_sql_metrics(path, to_us(week.start), to_us(week.end))
-        timings["plain"].append(time.perf_counter() - t0)
-    store.close()
-    digest_s = None
-    if digest:
-        from fleetlab.digest import run_digest
-
-        with tempfile.TemporaryDirectory(dir=Path.cwd()) as out:
-            t0 = time.perf_counter()
-            run_digest(week.label, "UTC", db=path, out_dir=out, now=now)
-            digest_s = time.perf_counter() - t0
-    med = {k: sorted(v)[len(v) // 2] for k, v in timings.items()}
-    return {**counts, "generate_s": generated_s, "busiest_week": week.label,
-            "week_spawned": metrics["counts"]["spawned"] if "counts" in metrics else None,
-            "week_metrics_s": med["week"], "trend_52w_s": med["trend"],
-            "plain_sql_s": med["plain"], "ratio_vs_plain_sql": med["week"] / med["plain"],
-            "papermill_digest_s": digest_s, "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
-
-
-WORKLOADS["reports"] = reports
 
 
 def experiments(quick: bool) -> dict[str, Any]:
@@ -348,7 +318,7 @@ def experiments(quick: bool) -> dict[str, Any]:
     return {"trials": summary.ran, "wall_s": wall, "trials_per_s": summary.ran / wall,
             "model_s": inside, "cpu_s": cpu,
             "fraction_outside_model": max(0.0, 1 - inside / cpu) if cpu else None,
-            "experiments_peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+            "experimentspeak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 WORKLOADS["experiments"] = experiments

@@ -1,4 +1,5 @@
-"""A year of a busy fleet, generated fast: batched inserts with the indexes built afterwards."""
+"""A year of a busy fleet, generated fast: batched inserts (SQLite) or COPY (PostgreSQL) with
+the indexes built afterwards. Both backends get the same rows from the same seed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from fleetlab.clock import to_us
 from fleetlab.store.sqlite.bench import bulk_load_year
 
-__all__ = ["YEAR_START", "generate_year"]
+__all__ = ["YEAR_START", "generate_year", "generate_year_postgres"]
 
 YEAR_START = datetime(2025, 11, 24, tzinfo=UTC)  # Monday of 2025-W48: 52 weeks to 2026-W47
 
@@ -24,6 +25,17 @@ def generate_year(path: Path, tasks: int, *, seed: int = 7) -> dict[str, int]:
         path.unlink()
     n_tasks, n_events = bulk_load_year(path, _task_rows(tasks, random.Random(seed)))
     return {"tasks": n_tasks, "events": n_events}
+
+
+def generate_year_postgres(server: str, name: str, tasks: int, *, seed: int = 7) -> str:
+    """The rows ``generate_year`` writes, in a new database ``name`` on the PostgreSQL server
+    ``server`` reaches (one of that name is replaced). Returns the database's URL."""
+    from fleetlab.store.postgres.bench import bulk_load_year as pg_bulk_load_year
+    from fleetlab.store.postgres.bench import create_database
+
+    url = create_database(server, name)
+    pg_bulk_load_year(url, _task_rows(tasks, random.Random(seed)))
+    return url
 
 
 def _task_rows(tasks: int, rng: random.Random) -> Iterator[tuple[object, ...]]:

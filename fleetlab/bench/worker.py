@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
-from fleetlab.bench._workloads import WORKLOADS
+from fleetlab.bench import _concurrency, _reports, _workloads
+
+WORKLOADS: dict[str, Any] = {**_workloads.WORKLOADS, **_concurrency.WORKLOADS, **_reports.WORKLOADS}
 
 if __name__ == "__main__":
     name, params = sys.argv[1], json.loads(sys.argv[2])

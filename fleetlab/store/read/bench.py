@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fleetlab.store.base import Store
 
-__all__ = ["event_count", "events_between", "model_call_spans", "task_count"]
+__all__ = ["event_checksum", "event_count", "events_between", "model_call_spans", "task_count"]
 
 
 def event_count(store: Store, kind: str | None = None) -> int:
@@ -38,3 +38,15 @@ def model_call_spans(store: Store) -> list[tuple[int, int]]:
         " GROUP BY task_id ORDER BY task_id"
     )
     return [(int(r[1]), int(r[2])) for r in rows]
+
+
+def event_checksum(store: Store) -> tuple[int, int, int]:
+    """``(events, sum of ts_us mod p, sum of (seq mod q) * (ts_us mod p))``: equal for two
+    logs holding the same events in the same order (without overflowing 64 bits)."""
+    p, q = 1_000_003, 9_973
+    row = store.query(
+        "SELECT COUNT(*), COALESCE(SUM(ts_us % ?), 0), COALESCE(SUM((seq % ?) * (ts_us % ?)), 0)"
+        " FROM events",
+        (p, q, p),
+    )[0]
+    return int(row[0]), int(row[1]), int(row[2])
