@@ -193,3 +193,70 @@ async def test_an_idle_fleet_on_postgresql_starts_new_work_at_once(pg_url: str) 
             await asyncio.sleep(0.05)
         fleet.stop()
         await runner
+
+
+def test_two_schemas_of_one_database_are_two_fleets(pg_url: str) -> None:
+    """``?schema=NAME``: each store's tables live in its own schema (created on open), so
+    neither sees the other's tasks nor wakes the other's fleet; discard() drops it."""
+    a = open_store(pg_url + "?schema=fleet_a")
+    b = open_store(pg_url + "?schema=fleet_b")
+    try:
+        a.create_task("in a")
+        b.create_task("in b")
+        b.create_task("also in b")
+        assert [t.title for t in a.tasks()] == ["in a"]
+        assert sorted(t.title for t in b.tasks()) == ["also in b", "in b"]
+        assert "schema=fleet_a" in a.location
+        with a.reopen() as again:  # its url keeps the schema
+            assert [t.title for t in again.tasks()] == ["in a"]
+        woke = threading.Event()
+        stop = a.listen_for_work(woke.set)
+        assert stop is not None
+        try:
+            b.create_task("wakes only b's fleets")
+            assert not _waits_for(woke, 1.0)
+            a.create_task("wakes a's")
+            assert _waits_for(woke, 10.0)
+        finally:
+            stop()
+    finally:
+        a.close()
+        b.discard()
+    with psycopg.connect(pg_url) as conn:
+        schemas = {
+            r[0] for r in conn.execute("SELECT schema_name FROM information_schema.schemata")
+        }
+        public = conn.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert "fleet_a" in schemas
+    assert "fleet_b" not in schemas
+    assert public == (0,)  # nothing went to the default schema
+    with open_store(pg_url + "?schema=fleet_a", fresh=True) as fresh:
+        assert fresh.tasks() == []  # fresh: whatever was there is dropped first
+
+
+def test_discarding_a_store_without_a_schema_of_its_own_keeps_its_data(pg_url: str) -> None:
+    with open_store(pg_url) as s:
+        s.create_task("stays")
+        s.discard()
+    with open_store(pg_url) as s:
+        assert [t.title for t in s.tasks()] == ["stays"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("?schema=Fleet", "bad schema='Fleet'"),
+        ("?schema=1fleet", "bad schema='1fleet'"),
+        ("?schema=pg_fleet", "bad schema='pg_fleet'"),
+        ("?schema=a;drop", "bad schema='a;drop'"),
+        ("?schema=" + "a" * 64, "bad schema="),
+        ("?schema=a&schema=b", "names schema= 2 times"),
+    ],
+)
+def test_a_bad_schema_name_is_one_line(pg_url: str, query: str, expected: str) -> None:
+    with pytest.raises(UserError) as failed:
+        open_store(pg_url + query)
+    assert expected in str(failed.value)
+    assert "\n" not in str(failed.value)

@@ -231,6 +231,12 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 with lock, contextlib.suppress(Exception):
                     conn.close()
 
+    def discard(self) -> None:
+        """Close, and delete this store's data where it has a namespace of its own (a
+        PostgreSQL URL's ``schema=``: a throwaway fleet such as an experiment's trial).
+        A file's data stays: whoever made the file deletes it."""
+        self.close()
+
     def __enter__(self) -> Store:
         return self
 

@@ -5,6 +5,11 @@ digest notebook's ``db`` parameter) takes the same text and passes it through ``
 and ``check``. A URL may carry a password (``postgresql://user:secret@host/fleet`` or
 ``?password=secret``): pass the URL on, but show only ``redacted(url)``.
 
+A ``postgresql://`` URL may name a PostgreSQL schema with ``?schema=NAME`` (fleetlab's own
+parameter, not libpq's): the fleet's tables live in that schema, so several fleets (an
+experiment's trials) share one database without seeing each other. ``schema`` reads it,
+``without_schema`` gives the URL to hand to libpq, ``with_schema`` sets it.
+
 No database driver is imported here: the URL is checked with ``urllib`` only, and the
 backend reports what the server says when it connects.
 """
@@ -18,7 +23,17 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fleetlab.errors import UserError
 
-__all__ = ["DEFAULT_DB", "check", "is_server_url", "passwords", "redacted", "resolve"]
+__all__ = [
+    "DEFAULT_DB",
+    "check",
+    "is_server_url",
+    "passwords",
+    "redacted",
+    "resolve",
+    "schema",
+    "with_schema",
+    "without_schema",
+]
 
 #: the database when neither an argument nor ``$FLEETLAB_DB`` names one
 DEFAULT_DB = "fleet.db"
@@ -30,6 +45,9 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:ssl)?password=)[^&;#]*", re.IGNORECASE)
 _MASK = "***"
 _WHAT_TO_GIVE = "give a file path (SQLite) or postgresql://USER@HOST[:PORT]/DBNAME"
+# fleetlab's ``schema=`` query parameter: an unquoted, lower-case PostgreSQL identifier
+_SCHEMA_PARAM = "schema"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def _scheme(text: str) -> str | None:
@@ -102,9 +120,69 @@ def passwords(where: str | os.PathLike[str]) -> list[str]:
     return found
 
 
+def _split_query(text: str) -> tuple[str, list[str], str]:
+    """``(before the query, its ``&``-separated parts, the ``#fragment`` or "")``."""
+    text, hash_, fragment = text.partition("#")
+    head, mark, query = text.partition("?")
+    return head, (query.split("&") if mark and query else []), hash_ + fragment
+
+
+def _schema_values(text: str) -> list[str]:
+    _, parts, _ = _split_query(text)
+    return [
+        unquote(value)
+        for key, _, value in (p.partition("=") for p in parts)
+        if unquote(key) == _SCHEMA_PARAM
+    ]
+
+
+def schema(where: str | os.PathLike[str]) -> str | None:
+    """The PostgreSQL schema a server URL names with ``?schema=NAME``; None for a path or
+    a URL without one (its tables are in the user's current schema, usually ``public``)."""
+    text = os.fspath(where).strip()
+    if _scheme(text) not in _SERVER_SCHEMES:
+        return None
+    values = _schema_values(text)
+    return values[-1] if values else None
+
+
+def without_schema(where: str | os.PathLike[str]) -> str:
+    """``where`` without its ``schema=`` parameter (libpq refuses parameters it does not
+    know); any other text is unchanged."""
+    text = os.fspath(where).strip()
+    if _scheme(text) not in _SERVER_SCHEMES:
+        return text
+    head, parts, fragment = _split_query(text)
+    kept = [p for p in parts if unquote(p.partition("=")[0]) != _SCHEMA_PARAM]
+    return head + ("?" + "&".join(kept) if kept else "") + fragment
+
+
+def with_schema(where: str | os.PathLike[str], name: str) -> str:
+    """The server URL ``where`` with its ``schema=`` set to ``name`` (replacing any).
+
+    Raises:
+        UserError: ``where`` is not a server URL, or ``name`` is not a schema name.
+    """
+    text = without_schema(where)
+    if _scheme(text) not in _SERVER_SCHEMES:
+        raise UserError(f"db {redacted(text)!r} is not a postgresql:// URL: it has no schemas")
+    _check_schema(name, redacted(text))
+    head, parts, fragment = _split_query(text)
+    return f"{head}?{'&'.join([*parts, f'{_SCHEMA_PARAM}={name}'])}{fragment}"
+
+
+def _check_schema(name: str, shown: str) -> None:
+    if not _SCHEMA_NAME.fullmatch(name) or name.startswith("pg_"):
+        raise UserError(
+            f"db {shown!r} has a bad schema={name[:70]!r}: a schema name is 1 to 63 lower-case"
+            " letters, digits and '_', not starting with a digit or 'pg_'"
+        )
+
+
 def check(where: str | os.PathLike[str] | None) -> None:
     """Refuse, with one line, a database URL that cannot be meant: an unknown scheme or a
-    ``postgresql://`` URL that does not parse (a bad port, an unclosed ``[``). A path
+    ``postgresql://`` URL that does not parse (a bad port, an unclosed ``[``, a bad or
+    repeated ``schema=``). A path
     passes (the SQLite backend says what is wrong with a file when it opens it).
 
     Raises:
@@ -136,6 +214,11 @@ def check(where: str | os.PathLike[str] | None) -> None:
         )
     for host in parts.netloc.rpartition("@")[2].split(","):
         _check_host(host, shown)
+    schemas = _schema_values(text)
+    if len(schemas) > 1:
+        raise UserError(f"db {shown!r} names schema= {len(schemas)} times: give it once")
+    for name in schemas:
+        _check_schema(name, shown)
 
 
 def _check_host(host: str, shown: str) -> None:

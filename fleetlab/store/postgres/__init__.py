@@ -8,11 +8,17 @@ and each sees the others' committed rows (group commit keeps that queue short: o
 per batch of turns); claims select with ``FOR UPDATE SKIP LOCKED``. Schema migrations run
 under a session advisory lock, so two workers starting together do not race. Readers use
 a small pool of connections (several threads read at once) and never wait for a commit.
+
+A URL with ``?schema=NAME`` keeps the fleet in that PostgreSQL schema (created if missing):
+every connection the store makes searches only it, and its write lock and wake-ups are its
+own, so fleets in different schemas of one database (an experiment's trials) neither see
+nor wait for each other. ``discard()`` drops such a schema.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -28,7 +34,7 @@ from fleetlab.store.postgres import _driver
 from fleetlab.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from fleetlab.telemetry import EventSink
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "check_reachable"]
 
 IntegrityError = psycopg.IntegrityError
 
@@ -50,6 +56,8 @@ class PostgresStore(Store):
             disk (``synchronous_commit=on``); ``NORMAL``/``OFF`` once the server has it
             (``off``: a server crash may lose the last moments, a killed worker loses nothing).
         check: accepted for the same call as SQLite; PostgreSQL checks its own pages.
+        fresh: drop the URL's ``schema=`` first if it exists, so the store starts empty (a
+            throwaway fleet's leftovers from a killed run); refused without ``schema=``.
 
     Raises:
         UserError: the URL is malformed, the server cannot be reached, or it refuses the
@@ -69,18 +77,31 @@ class PostgresStore(Store):
         sinks: Sequence[EventSink] = (),
         synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
         check: Literal["auto", "thorough"] = "auto",
+        fresh: bool = False,
     ) -> None:
         super().__init__(clock=clock, sinks=sinks)
         self._reads: _driver.ReadPool | None = None
         self._url = url
         self._location = url_.redacted(url)
         self._passwords = url_.passwords(url)
+        self._schema = url_.schema(url)
+        if fresh and self._schema is None:
+            raise UserError(f"a fresh store needs a schema= in its URL ({self._location})")
+        self._conninfo = url_.without_schema(url)
+        self._channel = _WORK_CHANNEL
+        self._write_key = _WRITE_LOCK
+        if self._schema is not None:
+            digest = hashlib.blake2b(self._schema.encode(), digest_size=6).digest()
+            self._channel = f"{_WORK_CHANNEL}_{digest.hex()}"
+            self._write_key = _WRITE_LOCK + 16 + int.from_bytes(digest[:4]) % (2**31 - 32)
         try:
+            if self._schema is not None:
+                self._conninfo = _driver.with_search_path(self._conninfo, self._schema)
             self._conn = self._connect()
             commit = "on" if synchronous == "FULL" else "off"
             self._conn.execute(f"SET synchronous_commit = {commit}")
-            self._migrate()
-            self._reads = _driver.ReadPool(url)
+            self._migrate(fresh=fresh)
+            self._reads = _driver.ReadPool(self._conninfo)
         except psycopg.Error as exc:
             self.close()
             raise self._open_error(exc) from None
@@ -89,7 +110,7 @@ class PostgresStore(Store):
             raise
 
     def _connect(self) -> _driver.Connection:
-        return _driver.connect(self._url)
+        return _driver.connect(self._conninfo)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Any]:
@@ -106,6 +127,28 @@ class PostgresStore(Store):
         super().close()
         if self._reads is not None:
             self._reads.close()
+
+    def discard(self) -> None:
+        """Close, and drop the store's own schema (its ``schema=``) with everything in it.
+        A store without ``schema=`` only closes: its tables share a schema with whatever
+        else is there.
+
+        Raises:
+            StoreError: the server could not drop it (one line, no password).
+        """
+        self.close()
+        if self._schema is None:
+            return
+        try:
+            conn = self._connect()
+            try:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
+            finally:
+                conn.close()
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"could not drop schema {self._schema} at {self._location}: {self._clean(exc)}"
+            ) from None
 
     def _open_error(self, exc: psycopg.Error) -> Exception:
         if isinstance(exc, psycopg.OperationalError):
@@ -139,10 +182,14 @@ class PostgresStore(Store):
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0])
 
-    def _migrate(self) -> None:
+    def _migrate(self, *, fresh: bool = False) -> None:
         conn = self._conn
         conn.execute("SELECT pg_advisory_lock(?, ?)", (_LOCK_SPACE, _MIGRATE_LOCK))
         try:
+            if self._schema is not None:  # a valid identifier: url.check allows no quotes
+                if fresh:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{self._schema}" CASCADE')
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             version = self._version_found()
             if version > SCHEMA_VERSION:
                 raise SchemaError(
@@ -193,7 +240,7 @@ class PostgresStore(Store):
     def _begin_write(self) -> None:
         self._conn.execute("BEGIN")
         try:
-            self._conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_SPACE, _WRITE_LOCK))
+            self._conn.execute("SELECT pg_advisory_xact_lock(?, ?)", (_LOCK_SPACE, self._write_key))
         except BaseException:  # never leave a transaction open that no caller will end
             with contextlib.suppress(psycopg.Error):
                 self._conn.execute("ROLLBACK")
@@ -248,11 +295,11 @@ class PostgresStore(Store):
 
     def _announce_work(self) -> None:
         # Delivered when the transaction commits; PostgreSQL folds repeats within it.
-        self._conn.execute(f"NOTIFY {_WORK_CHANNEL}")
+        self._conn.execute(f"NOTIFY {self._channel}")
 
     def listen_for_work(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         listener = self._connect()
-        listener.execute(f"LISTEN {_WORK_CHANNEL}")
+        listener.execute(f"LISTEN {self._channel}")
         stopped = threading.Event()
 
         def listen() -> None:
@@ -291,3 +338,24 @@ class PostgresStore(Store):
     def size_bytes(self) -> int:
         row = self.query("SELECT pg_database_size(current_database())")
         return int(row[0][0])
+
+
+def check_reachable(url: str) -> None:
+    """Connect to the server ``url`` names once and close again, writing nothing: a
+    command that will open stores there later refuses at once instead of midway.
+
+    Raises:
+        UserError: the server cannot be reached or refuses the credentials (one line,
+            without the password).
+    """
+    url_.check(url)
+    try:
+        _driver.connect(url_.without_schema(url)).close()
+    except psycopg.Error as exc:
+        text = " ".join(str(exc).strip().splitlines()[:1]) or type(exc).__name__
+        for secret in url_.passwords(url):
+            text = text.replace(secret, "***")
+        raise UserError(
+            f"cannot use PostgreSQL at {url_.redacted(url)}: {text}:"
+            " check the URL, that the server is running, and the user's password"
+        ) from None

@@ -15,10 +15,11 @@ from typing import Any, ClassVar
 
 import psycopg
 from psycopg.adapt import Buffer, Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
-__all__ = ["Connection", "ReadPool", "connect"]
+__all__ = ["Connection", "ReadPool", "connect", "with_search_path"]
 
 
 class _Row(tuple):  # type: ignore[type-arg]
@@ -119,6 +120,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("numeric", _NumericLoader)
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, _TextLoader)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """libpq connection text for ``url`` whose sessions search only ``schema`` (added to
+    the URL's own ``options``). ``schema`` must be a plain identifier (``url.check``)."""
+    options = conninfo_to_dict(url).get("options") or ""
+    return make_conninfo(url, options=f"{options} -c search_path={schema}".strip())
 
 
 def connect(url: str, *, timeout_s: float = 10.0) -> Connection:
