@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from fleetlab.cli._common import Parser, positive_int
+from fleetlab.cli._common import Parser, db_target, positive_int
 
 __all__ = ["register"]
 
@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return 0
     summary = run(
         exp,
+        db=db_target(args),  # a path (the default): trials on SQLite files, as always
         root=args.out,
         yes=args.yes,
         batch=args.batch,
@@ -119,7 +120,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "run",
         help="run an experiment (resumable: finished trials are skipped)",
         description="Run every trial of an experiment file that has no result yet. Results are "
-        "committed as trials finish, so an interrupted run continues where it stopped.",
+        "committed as trials finish, so an interrupted run continues where it stopped. Each "
+        "trial's fleet runs in a SQLite file of its own or, with --db postgresql://..., in a "
+        "PostgreSQL schema of its own (dropped after the trial unless keep_trials keeps it); "
+        "the results always go to the SQLite results.db in the results folder (--out).",
     )
     p.add_argument("file", help="experiment file, e.g. experiments/decomposition_ab.toml")
     p.add_argument("--model", help="run on this model instead (results go to NAME@MODEL)")
@@ -146,6 +150,13 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "--poll", type=float, default=30.0, help="seconds between batch polls (default 30)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="where the trials' fleets run: postgresql://USER@HOST[:PORT]/DBNAME (a schema per"
+        " trial), or by default a SQLite file per trial; the results stay in the SQLite"
+        " results.db under --out (default: fleetlab --db, $FLEETLAB_DB)",
+    )
     p.set_defaults(handler=cmd_run)
 
     p = ab_sub.add_parser(

@@ -9,6 +9,12 @@ A trial the infrastructure decided (a transient model error, a crash in the flee
 harness; see ``_trial.InfraFailure``) is never scored against its variant: it is logged and
 run again at once, up to ``infra_attempts`` attempts in all, and then left without a result
 (the report counts it; the next run tries it again). A rejected API key stops the run.
+
+Each agent trial's fleet is a SQLite file in the trial's folder, or, given ``db`` (a
+``postgresql://`` URL: ``fleetlab --db URL ab run``), a schema of its own in that database
+(see ``_trial``). Where the fleets ran changes no outcome and is not part of the
+experiment's definition: a run resumed on the other backend continues the same results,
+which always live in the SQLite ``results.db`` of the experiment's folder.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from fleetlab.experiments._trial import InfraFailure, make_template, run_trial
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.sandbox import sandbox_mode
+from fleetlab.store import url
 from fleetlab.telemetry import redact
 
 __all__ = [
@@ -68,6 +75,8 @@ class RunSummary:
         remaining: trials still without a result.
         stopped: why the run stopped early (limit, budget cap), if it did.
         reruns: attempts the infrastructure failed that were run again at once.
+        trials_db: the PostgreSQL database the trials' fleets ran on (password masked), a
+            schema per trial; None when they ran on SQLite files in their folders.
     """
 
     experiment: str
@@ -87,6 +96,7 @@ class RunSummary:
     batch_id: str | None = None
     first_error: str | None = None
     reruns: int = 0
+    trials_db: str | None = None
     type: Literal["run_summary"] = field(default="run_summary", repr=False)
 
     def describe(self) -> list[str]:
@@ -100,7 +110,12 @@ class RunSummary:
                 if self.simulated
                 else ""
             ),
-            f"results: {self.folder}",
+            f"results: {self.folder}"
+            + (
+                f" (results.db, SQLite); trials' fleets ran on {self.trials_db}, a schema each"
+                if self.trials_db
+                else ""
+            ),
         ]
         if self.batch_id:
             lines.append(f"message batch: {self.batch_id}")
@@ -231,6 +246,7 @@ async def _schedule(
     done: int,
     should_start: Callable[[bool], str | None],
     attempts: int = INFRA_ATTEMPTS,
+    fleet_db: str | None = None,
 ) -> _Outcome:
     outcome = _Outcome()
     tries: dict[tuple[str, str, int], int] = {}
@@ -245,7 +261,8 @@ async def _schedule(
     threaded = not experiment.model.startswith("anthropic:")
     pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
     loop = asyncio.get_running_loop()
-    template = make_template(folder) if todo else None
+    on_server = fleet_db is not None and url.is_server_url(fleet_db)
+    template = make_template(folder) if todo and not on_server else None
     queue = list(todo)
     running: dict[asyncio.Future[dict[str, Any]], Trial] = {}
     busy: set[str] = set()  # learned variants with a trial in flight
@@ -277,6 +294,7 @@ async def _schedule(
                     model_for,
                     list(history.get(trial.variant.name) or ()),
                     template,
+                    fleet_db if on_server else None,
                 )
                 # in a thread, the coroutine is made there: a job cancelled before its thread
                 # starts leaves no never-awaited coroutine behind
@@ -435,6 +453,7 @@ async def run_async(
     poll_s: float = 30.0,
     batch_api: BatchAPI | None = None,
     infra_attempts: int = INFRA_ATTEMPTS,
+    db: str | None = None,
 ) -> RunSummary:
     """Run every trial of an experiment that has no result yet, recording each as it ends.
 
@@ -451,28 +470,34 @@ async def run_async(
         batch_api: the batches client (default: built from ``ANTHROPIC_API_KEY``).
         infra_attempts: attempts a trial gets while the infrastructure decides its outcome
             (see the module docstring); at least 1.
+        db: a ``postgresql://`` URL: agent trials run their fleets there, a schema each
+            (dropped after the trial unless ``keep_trials`` keeps its folder). None or a
+            file path: each in a SQLite file in its folder. The results stay in the
+            experiment folder's SQLite ``results.db`` either way.
 
     Raises:
         UserError: the budget cap would be passed (without ``yes``), ``batch`` is not
             possible, the recorded results belong to another definition, the API rejected
-            the key, or a real model's code would have to run where no sandbox can.
+            the key, a real model's code would have to run where no sandbox can, or ``db``
+            is a bad URL or its server cannot be used (before anything is written).
     """
     if infra_attempts < 1:
         raise UserError(f"infra_attempts must be 1 or more, got {infra_attempts}")
     exp = resolve_experiment(experiment, model)
     _check_batch(exp, batch)
+    fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
     started = time.perf_counter()
-    with _exclusive(folder, exp.name), ResultsDB(folder) as db:
-        db.bind(exp)
+    with _exclusive(folder, exp.name), ResultsDB(folder) as results:
+        results.bind(exp)
         plan = exp.plan()
-        finished = db.finished()
+        finished = results.finished()
         todo = [t for t in plan if t.key not in finished]
         skipped = len(plan) - len(todo)
         cap = exp.budget_usd
         if todo and cap is not None and not exp.simulated and not yes:
             est = await estimate_trials(
-                exp, todo, done=skipped, spent_usd=db.spent_usd(), batch=batch
+                exp, todo, done=skipped, spent_usd=results.spent_usd(), batch=batch
             )
             if est.over_budget:
                 raise UserError(
@@ -490,8 +515,8 @@ async def run_async(
             nonlocal started_count
             if not retry and limit is not None and started_count >= limit:
                 return f"limit of {limit} trials reached"
-            if cap is not None and not exp.simulated and db.spent_usd() >= cap:
-                return f"budget cap ${cap:,.2f} reached (spent ${db.spent_usd():,.4f})"
+            if cap is not None and not exp.simulated and results.spent_usd() >= cap:
+                return f"budget cap ${cap:,.2f} reached (spent ${results.spent_usd():,.4f})"
             started_count += 0 if retry else 1
             return None
 
@@ -508,12 +533,13 @@ async def run_async(
                     exp,
                     folder,
                     todo,
-                    db=db,
+                    db=results,
                     model_for=model_for,
                     progress=sink,
                     done=skipped,
                     should_start=should_start,
                     attempts=infra_attempts,
+                    fleet_db=fleet_db,
                 )
                 ran, errored, reruns = len(outcome.rows), outcome.errored, outcome.reruns
                 first_error, stopped = outcome.first_error, outcome.stopped
@@ -522,7 +548,7 @@ async def run_async(
                 try:
                     chosen = todo if limit is None else todo[:limit]
                     ran, errored, first_error, batch_id = await run_scoring_batch(
-                        exp, db, chosen, api, sink, skipped, poll_s=poll_s
+                        exp, results, chosen, api, sink, skipped, poll_s=poll_s
                     )
                 finally:
                     if batch_api is None:
@@ -531,15 +557,15 @@ async def run_async(
             else:
                 model_for, shared = _model_factory(exp)
                 ran, stopped, errored, first_error, reruns = await run_scoring(
-                    exp, db, todo, model_for, sink, skipped, should_start, infra_attempts
+                    exp, results, todo, model_for, sink, skipped, should_start, infra_attempts
                 )
         finally:
             sink.close()
             close = getattr(shared, "aclose", None)
             if close is not None:
                 await close()
-        spent = db.spent_usd()
-        remaining = len(plan) - len(db.finished() & {t.key for t in plan})
+        spent = results.spent_usd()
+        remaining = len(plan) - len(results.finished() & {t.key for t in plan})
     parquet = export_parquet(exp.name, root=root)
     return RunSummary(
         experiment=exp.name,
@@ -559,7 +585,22 @@ async def run_async(
         batch_id=batch_id,
         first_error=redact(first_error) if first_error else None,
         reruns=reruns,
+        trials_db=url.redacted(fleet_db) if fleet_db else None,
     )
+
+
+def _trials_db(exp: Experiment, db: str | None) -> str | None:
+    """The server URL an agent experiment's trials run on, checked and reached once
+    (nothing written); None for SQLite files (no ``db``, a path) or a scoring experiment."""
+    if db is None or exp.kind != "agents":
+        return None
+    url.check(db)
+    if not url.is_server_url(db):
+        return None
+    from fleetlab.store.postgres import check_reachable
+
+    check_reachable(db)
+    return db
 
 
 def run(
@@ -574,6 +615,7 @@ def run(
     poll_s: float = 30.0,
     batch_api: BatchAPI | None = None,
     infra_attempts: int = INFRA_ATTEMPTS,
+    db: str | None = None,
 ) -> RunSummary:
     """Synchronous ``run_async``: works in a script, a notebook cell and under papermill."""
     return run_sync(
@@ -588,5 +630,6 @@ def run(
             poll_s=poll_s,
             batch_api=batch_api,
             infra_attempts=infra_attempts,
+            db=db,
         )
     )

@@ -17,11 +17,19 @@ The trial database is scratch space: a trial interrupted by a crash is redone fr
 corrupt a trial database kept for a failed trial, never a result) and starts as a copy of an
 empty, migrated template instead of migrating each time. The result row goes to the
 experiment's own database with ``synchronous=FULL``.
+
+Given a ``postgresql://`` URL (``fleetlab --db URL ab run``), a trial's fleet runs there
+instead, in a PostgreSQL schema of its own (``trial_schema``: named after the trial's
+folder, so a schema left by a killed run is dropped when that trial runs again). The schema
+goes with the trial's folder: dropped after the trial unless ``keep_trials`` keeps the
+folder, which then holds the schema's URL (password masked) in ``fleet-db.txt``. The results
+database stays the SQLite file in the experiment's folder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -39,11 +47,18 @@ from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.models.base import Model
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
-from fleetlab.store import Store, Task, open_store
+from fleetlab.store import Store, Task, open_store, url
 from fleetlab.store.learner import ArmTotals
 from fleetlab.suites import complexity_bucket
 
-__all__ = ["InfraFailure", "critical_path_s", "make_template", "run_trial", "trial_dir"]
+__all__ = [
+    "InfraFailure",
+    "critical_path_s",
+    "make_template",
+    "run_trial",
+    "trial_dir",
+    "trial_schema",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +146,37 @@ def trial_dir(folder: Path, trial: Trial) -> Path:
         / trial.variant.slug
         / f"{trial.task.suite}-{trial.task.id}-t{trial.index}"
     )
+
+
+def trial_schema(folder: Path, trial: Trial) -> str:
+    """The PostgreSQL schema of ``trial``'s fleet: the same for every run of this trial of
+    this experiment folder, distinct from every other trial's."""
+    where = trial_dir(folder, trial).resolve()
+    return "trial_" + hashlib.blake2b(str(where).encode(), digest_size=10).hexdigest()
+
+
+def _open_trial_store(where: Path, schema: str, db: str | None, template: Path | None) -> Store:
+    """The trial's empty fleet: a file in its folder, or its schema on the server ``db``."""
+    if db is not None and url.is_server_url(db):
+        # fresh: a schema a killed run left behind is dropped first
+        return open_store(url.with_schema(db, schema), synchronous="OFF", fresh=True)
+    if template is not None:
+        shutil.copyfile(template, where / "trial.db")
+    return open_store(where / "trial.db", synchronous="OFF")
+
+
+def _close_trial_store(store: Store, where: Path, keep: bool) -> None:
+    """Close the trial's fleet. A file goes with the trial's folder; a schema of its own is
+    dropped unless the folder is kept, also after a failure or an interruption (best
+    effort: if the server has gone away, the next run of the trial drops it)."""
+    if not url.is_server_url(store.url):
+        store.close()
+    elif keep:
+        store.close()
+        (where / "fleet-db.txt").write_text(store.location + "\n", encoding="utf-8")
+    else:
+        with contextlib.suppress(Exception):
+            store.discard()
 
 
 def _learner_seed(trial: Trial) -> int:
@@ -237,6 +283,7 @@ async def run_trial(
     model_for: Callable[[int], Model],
     learner_history: list[dict[str, Any]] | None = None,
     template: Path | None = None,
+    db: str | None = None,
 ) -> dict[str, Any]:
     """Run one trial to its end and return its result row.
 
@@ -251,6 +298,8 @@ async def run_trial(
         model_for: builds the model for a seed (a seeded simulated model, or a shared one).
         learner_history: for a ``learned`` variant, the learner updates of its finished trials.
         template: an empty trial database to copy (``make_template``).
+        db: a ``postgresql://`` URL to run the trial's fleet on, in a schema of its own
+            (see the module docstring); None or a path: a SQLite file in the trial's folder.
 
     Raises:
         AuthenticationError: the API rejected the key.
@@ -260,9 +309,8 @@ async def run_trial(
     if where.exists():  # left by a run killed mid-trial: start over
         await asyncio.to_thread(shutil.rmtree, where, True)
     where.mkdir(parents=True)
-    if template is not None:
-        shutil.copyfile(template, where / "trial.db")
-    store = open_store(where / "trial.db", synchronous="OFF")
+    store = _open_trial_store(where, trial_schema(folder, trial), db, template)
+    keep = False
     try:
         if parse_policy(variant.policy).name == "learned" and learner_history:
             _seed_learner(store, learner_history)
@@ -301,8 +349,11 @@ async def run_trial(
         row["_infra"] = _infra_failure(
             model.errors, report.internal_errors, report.infrastructure_failures
         )
+        keep = experiment.keep_trials == "all" or (
+            experiment.keep_trials == "failed" and (not row["passed"] or row["_infra"] is not None)
+        )
     finally:
-        store.close()
+        _close_trial_store(store, where, keep)
     row.update(
         experiment=experiment.name,
         kind=experiment.kind,
@@ -319,9 +370,6 @@ async def run_trial(
         model=experiment.model,
         simulated=experiment.simulated,
         trial_dir=str(where),
-    )
-    keep = experiment.keep_trials == "all" or (
-        experiment.keep_trials == "failed" and (not row["passed"] or row["_infra"] is not None)
     )
     if not keep:
         await asyncio.to_thread(shutil.rmtree, where, True)
