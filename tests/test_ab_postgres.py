@@ -4,7 +4,6 @@ the results stay in the experiment folder's SQLite file, and no schema outlives 
 
 from __future__ import annotations
 
-import urllib.parse
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +14,7 @@ from fleetlab.cli import main
 from fleetlab.experiments import load, load_experiment, output_dir
 from fleetlab.experiments._trial import trial_schema
 from fleetlab.store import open_store, url
-from fleetlab.store.postgres.cluster import PASSWORD_ROLE, TempCluster
+from fleetlab.store.postgres.cluster import TempCluster
 
 PASSWORD = "right-horse"  # PASSWORD_ROLE's, as tests/test_store_backends.py sets it
 
@@ -47,15 +46,7 @@ _CIRCUMSTANCES = ("seq", "wall_s", "sim_time_s", "trial_dir", "trace_id", "finis
 @pytest.fixture
 def pw_url(pg_cluster: TempCluster) -> str:
     """A new database, reached as the role that must give its password."""
-    admin = pg_cluster.create_database()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,)).fetchone():
-            conn.execute(f"ALTER ROLE {PASSWORD_ROLE} PASSWORD '{PASSWORD}'")
-        else:
-            pg_cluster.add_password_role(PASSWORD)
-    parts = urllib.parse.urlsplit(admin)
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{PASSWORD_ROLE}:{PASSWORD}@{host}"))
+    return pg_cluster.password_url(PASSWORD)
 
 
 def _trial_schemas(db: str) -> list[str]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from fleetlab.cli import _db, main
 from fleetlab.clock import FakeClock, SystemClock, parse_week
@@ -70,23 +69,6 @@ def _verified_lines(out: str) -> dict[str, int]:
     """``tasks   1,234 rows  verified`` lines -> {table: rows}."""
     found = re.findall(r"^(\w+)\s+([\d,]+) rows\s+verified$", out, re.MULTILINE)
     return {name: int(n.replace(",", "")) for name, n in found}
-
-
-def _password_url(cluster: TempCluster, password: str) -> str:
-    """A new database of ``cluster`` reached as the one role that must give ``password``."""
-    db = cluster.create_database()
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,)).fetchone():
-            conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(PASSWORD_ROLE), sql.Literal(password)
-                )
-            )
-        else:
-            cluster.add_password_role(password)
-    prefix = "postgresql://postgres@"
-    assert db.startswith(prefix)
-    return f"postgresql://{PASSWORD_ROLE}:{password}@{db[len(prefix) :]}"
 
 
 # --- db copy --------------------------------------------------------------------------
@@ -202,8 +184,8 @@ def test_copy_never_prints_a_password(
     """Short passwords (shorter than what redaction registers), so not one is printed at all:
     every place shows the URL with its password masked."""
     password = "Zq7x"
-    src = _password_url(pg_cluster, password)
-    dst = _password_url(pg_cluster, password)
+    src = pg_cluster.password_url(password)
+    dst = pg_cluster.password_url(password)
     outputs = []
 
     code, out, err = run(capsys, "db", "copy", str(sqlite_fleet), src)

@@ -379,30 +379,6 @@ def test_digest_bad_url_is_refused() -> None:
 DIGEST_WEEK = "2026-W45"
 
 
-def _password_url(cluster: Any, password: str) -> str:
-    """A new database of ``cluster`` and the URL that logs in to it with ``password`` (as
-    the one role that must give one)."""
-    import psycopg
-    from psycopg import sql
-
-    from fleetlab.store.postgres.cluster import PASSWORD_ROLE
-
-    db = cluster.create_database()
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,))
-        if found.fetchone() is None:
-            cluster.add_password_role(password)
-        else:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(PASSWORD_ROLE), sql.Literal(password)
-                )
-            )
-    prefix = "postgresql://postgres@"
-    assert db.startswith(prefix)
-    return f"postgresql://{PASSWORD_ROLE}:{password}@{db[len(prefix) :]}"
-
-
 def test_digest_on_postgresql_writes_no_password(pg_cluster: Any, tmp_path: Path) -> None:
     """The report of a database reached with a password: the run works (the kernel got the
     whole URL), and no file of the report, nor the command's output, holds the password.
@@ -416,7 +392,7 @@ def test_digest_on_postgresql_writes_no_password(pg_cluster: Any, tmp_path: Path
     from fleetlab.simulate import simulate
 
     password = "pw7x"
-    db = _password_url(pg_cluster, password)
+    db = pg_cluster.password_url(password)
     shown = db.replace(f":{password}@", ":***@")
     start = parse_week(DIGEST_WEEK).start
     stores: list[Store] = []

@@ -139,14 +139,44 @@ class TempCluster:
         )  # fmt: skip
         return self.url(name)
 
+    def _psql(self, script: str, *variables: str) -> str:
+        args = [
+            str(self.bindir / "psql"),
+            "-h",
+            str(self.root),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        for variable in variables:
+            args += ["-v", variable]
+        done = subprocess.run(args, input=script, check=True, capture_output=True, text=True)
+        return done.stdout.strip()  # fmt: skip
+
     def add_password_role(self, password: str) -> None:
-        """Create ``PASSWORD_ROLE`` (a superuser) with ``password``."""
-        subprocess.run(
-            [str(self.bindir / "psql"), "-h", str(self.root), "-p", str(self.port), "-U",
-             "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-v", f"pw={password}"],
-            input=f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD :'pw';\n",
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        """Make ``PASSWORD_ROLE`` (a superuser) log in with ``password`` (created or changed)."""
+        exists = self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}';\n")
+        verb = "ALTER" if exists == "1" else "CREATE"
+        self._psql(
+            f"{verb} ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD :'pw';\n", f"pw={password}"
+        )
+
+    def password_url(self, password: str) -> str:
+        """A new database, reached as ``PASSWORD_ROLE`` with ``password`` in the URL."""
+        self.add_password_role(password)
+        name = self.create_database().rpartition("/")[2]
+        host = urllib.parse.quote(str(self.root), safe="")
+        secret = urllib.parse.quote(password, safe="")
+        return f"postgresql://{PASSWORD_ROLE}:{secret}@{host}:{self.port}/{name}"
 
     def stop(self) -> None:
         if self.data.exists():
