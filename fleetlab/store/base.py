@@ -282,8 +282,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
 
         Operations submitted while a commit is in flight share the next transaction, so many
         agents' turns cost one fsync between them; each caller resumes only once its own
-        work is durable, and the event loop keeps running while SQLite syncs (the commit runs
-        in a worker thread). An operation that raises is rolled back alone (a savepoint) and
+        work is durable, and the event loop keeps running while the engine syncs (the commit
+        runs in a worker thread). An operation that raises is rolled back alone (a savepoint) and
         its exception re-raised to its caller; the others commit.
         """
         result: T = await self._enqueue(operation)
