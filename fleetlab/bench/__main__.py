@@ -246,11 +246,35 @@ SIDE_BY_SIDE: list[tuple[str, str, str, str]] = [
 ]  # fmt: skip
 
 
+NOTES = [
+    "- Each workload runs in a process of its own; a part's systems are interleaved within"
+    " each repeat, and figures are medians of the repeats (latest.json lists every run).",
+    "- orchestration: N goals of 6 turns each (five no-op tool calls, then an answer), 16 at"
+    " once, on a zero-latency model. LangGraph runs the same script as a ReAct agent"
+    ' (`create_react_agent`, `ainvoke`, `durability="sync"`) with its SQLite saver'
+    " (`AsyncSqliteSaver`) and its Postgres saver (`AsyncPostgresSaver`, the asyncio class"
+    " of langgraph-checkpoint-postgres' `PostgresSaver`, opened with `from_conn_string`), each"
+    " on a new database. Raw commits: one-row transactions, SQLite WAL synchronous=FULL /"
+    " PostgreSQL synchronous_commit=on.",
+    "- concurrency: 1,000 agents of 10 turns with model calls of 0.2-2 s. SQLite: one process."
+    " PostgreSQL: three worker processes (334 + 333 + 333 slots) on one database over TCP,"
+    " started together. Throughput is read from the event log in the steady state (every"
+    " agent has made its first call, none has finished); Little's law is agents / mean call"
+    " latency; event-loop lag is probed (10 ms sleeps) in every process.",
+    "- reports: one year of a busy fleet (52 weeks, the busiest week 2x) generated once from a"
+    " fixed seed; PostgreSQL gets the same rows (tasks by COPY, events by INSERT ... SELECT on"
+    " the server, in SQLite's order), indexes built afterwards, then VACUUM ANALYZE."
+    " `same_rows_on_both` compares event checksums, `same_week_metrics_on_both` the week's"
+    " whole metrics (all but the instant computed and the engine's own database check).",
+]
+
+
 def _flatten(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     top: dict[str, Any] = {}
     for part in results.values():
         for key, value in part.items():
-            if key not in ("runs", "pg_runs") and not isinstance(value, dict | list):
+            skipped = key in ("runs", "pg_runs", "measured_at")
+            if not skipped and not isinstance(value, dict | list):
                 top.setdefault(key, value)
     if "peak_rss_mb" in results.get("concurrency", {}):
         top["peak_rss_mb"] = results["concurrency"]["peak_rss_mb"]
@@ -268,7 +292,8 @@ def _shown(value: Any) -> str:
 def _markdown(top: dict[str, Any], results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         "# fleetlab benchmarks", "",
-        f"Run at {meta['at']} on {meta['machine']} ({meta['cpus']} CPUs), "
+        f"Written at {meta['at']} on {meta['machine']} ({meta['cpus']} CPUs; each part's"
+        " `measured_at` below says when it ran), "
         f"{'quick sizes (a smoke run, not a measurement)' if meta['quick'] else 'full sizes'}; "
         "medians of the runs listed in latest.json. "
         f"Backends: {', '.join(meta['backends'])}; PostgreSQL: {meta['postgresql']}.", "",
@@ -295,6 +320,7 @@ def _markdown(top: dict[str, Any], results: dict[str, dict[str, Any]], meta: dic
             lines.append(
                 f"| {part} | {label} | {_shown(figures.get(a))} | {_shown(figures.get(b))} |"
             )
+    lines += ["", "## How these were measured", "", *NOTES]
     lines += ["", "## All figures", "", "| part | figure | value |", "|---|---|---|"]
     for part, figures in results.items():
         for key, value in figures.items():
@@ -387,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         for part in parts:
             console.print(f"[bold]{part}[/]")
             results[part] = RUNNERS[part](plan)
+            results[part]["measured_at"] = SystemClock().now().isoformat(timespec="seconds")
     previous = args.out / "latest.json"
     if args.part != "all" and previous.exists():  # one part re-run: keep the others' figures
         kept = json.loads(previous.read_text()).get("parts", {})
