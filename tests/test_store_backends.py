@@ -260,3 +260,16 @@ def test_a_bad_schema_name_is_one_line(pg_url: str, query: str, expected: str) -
         open_store(pg_url + query)
     assert expected in str(failed.value)
     assert "\n" not in str(failed.value)
+
+
+@pytest.mark.both_backends
+def test_percent_signs_and_placeholders_mean_the_same_on_both_engines(store: Store) -> None:
+    """The portable SQL's ``?`` and a literal ``%`` (modulo, LIKE patterns), with and
+    without parameters."""
+    store.create_task("100% done", priority=7)
+    assert store.query("SELECT 17 % 5")[0][0] == 2
+    assert store.query("SELECT ? % 5", (17,))[0][0] == 2
+    assert [r[0] for r in store.query("SELECT title FROM tasks WHERE title LIKE ?", ("1%",))] == [
+        "100% done"
+    ]
+    assert store.query("SELECT priority % ? FROM tasks WHERE title LIKE '100%'", (4,))[0][0] == 3

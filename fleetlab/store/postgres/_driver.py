@@ -94,7 +94,9 @@ class Connection:
         self.raw = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        return _Cursor(self.raw.execute(_pg_sql(sql), tuple(params) or None))
+        values = tuple(params)
+        # Without parameters psycopg sends the text as it is: a literal % stays single.
+        return _Cursor(self.raw.execute(_pg_sql(sql) if values else sql, values or None))
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> _Cursor:
         rows = [tuple(p) for p in seq]
