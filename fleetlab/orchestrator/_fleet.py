@@ -226,28 +226,25 @@ class Fleet(Phases):
             # A clock that returns at once (FakeClock, a fast ScaledClock) must not turn this
             # background chore into a busy loop that races simulated time forward.
             await asyncio.sleep(0.05)
+            leases = [self._leases[t] for t in self._running if t in self._leases]
+
+            def beat(leases: list[Lease] = leases) -> list[Lease]:
+                # One transaction: the leases first, then this worker's own sign of life.
+                lost = self.store.renew_leases(leases, lease_s=self.config.lease_s)
+                self.store.worker_beat(self.worker)
+                return lost
+
+            # read before the renewal: the expiry it writes is at least this late
+            until = to_us(self.store.clock.now()) + int(self.config.lease_s * 1e6)
             try:
-                await self.store.write(functools.partial(self.store.worker_beat, self.worker))
+                lost = await self.store.write(beat)
             except Exception as exc:
                 if not self._storage_failed(exc):
                     raise
                 return
-            leases = [self._leases[t] for t in self._running if t in self._leases]
-            if leases:
-                renew = functools.partial(
-                    self.store.renew_leases, leases, lease_s=self.config.lease_s
-                )
-                # read before the renewal: the expiry it writes is at least this late
-                until = to_us(self.store.clock.now()) + int(self.config.lease_s * 1e6)
-                try:
-                    lost = await self.store.write(renew)
-                except Exception as exc:
-                    if not self._storage_failed(exc):
-                        raise
-                    return
-                for lease in leases:
-                    if lease not in lost:
-                        self._held_until[lease.task_id] = until
+            for lease in leases:
+                if lease not in lost:
+                    self._held_until[lease.task_id] = until
 
     # --- one task ------------------------------------------------------------------
 
