@@ -103,12 +103,20 @@ def pg_cluster() -> Iterator[TempCluster]:
         cluster.stop()
 
 
+def _server_database(request: pytest.FixtureRequest) -> str:
+    """A new database of the session's cluster. A fleet on a server keeps its workspaces in
+    the folder it runs from: the test runs from its own temporary folder, so none lands in
+    the checkout."""
+    request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
+    cluster: TempCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
 @pytest.fixture
 def db_url(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str:
     """Where a test's fleet lives: a SQLite file, or a new empty PostgreSQL database."""
     if backend == "postgresql":
-        cluster: TempCluster = request.getfixturevalue("pg_cluster")
-        return cluster.create_database()
+        return _server_database(request)
     return str(db_path)
 
 
@@ -119,8 +127,7 @@ def fresh_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ca
 
     def make() -> str:
         if backend == "postgresql":
-            cluster: TempCluster = request.getfixturevalue("pg_cluster")
-            return cluster.create_database()
+            return _server_database(request)
         return str(tmp_path / f"fleet-{next(made)}.db")
 
     return make

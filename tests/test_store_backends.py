@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -58,7 +59,8 @@ def test_sqlite_cannot_push_work_so_fleets_poll() -> None:
 
 
 @pytest.fixture
-def pg_url(pg_cluster: TempCluster) -> str:
+def pg_url(pg_cluster: TempCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)  # a fleet on a server keeps its workspaces where it runs
     return pg_cluster.create_database()
 
 
