@@ -1,32 +1,43 @@
-"""The week's model calls: cost and tokens per day, model and role, and each task's span of
-calls (for the lifetime check).
+"""The week's model calls: cost and tokens per day, model and role, each task's span of calls
+(for the lifetime check), and what the lease checks need of the committed calls' turns and
+epochs.
 
 Model calls are half a week's events and the only ones whose attributes the report needs, so
-they are read apart from the others, in two halves of the week on two connections at once
-(``read_calls``), and merged (``model_calls``).
+they are read once, apart from the others, summed by task, day, model and role, in two halves
+of the week on two connections at once (``read_calls``), and merged (``model_calls``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetlab.digest._common import Bounds, fnum
 from fleetlab.store import Store
-from fleetlab.store.read.week import call_sums, discarded_calls, kind_spans
+from fleetlab.store.read.week import PICO, call_groups, discarded_calls
 
-__all__ = ["CallSums", "ModelCalls", "model_calls", "read_calls"]
+__all__ = ["CallSums", "ModelCalls", "TurnRange", "model_calls", "read_calls"]
+
+#: One group's committed turns: (lowest, highest, how many, how many distinct).
+TurnRange = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelCalls:
-    """The week's model calls: the cost section, and each task's first and last call
-    instant and number of calls (for the lifetime check)."""
+    """The week's model calls: the cost section, each task's first and last call instant and
+    number of calls (for the lifetime check), and for the lease checks: how many committed
+    calls name a turn (``turns``), the tasks whose turns may repeat (``turn_suspects``: a
+    turn counted twice in one group, or turn ranges of two groups that overlap; every other
+    task committed each of its turns of the week once), and the tasks with a call (either
+    kind) that names an epoch (``epoch_tasks``)."""
 
     cost: dict[str, Any]
     spans: list[tuple[str, int, int, int]]
+    turns: int = 0
+    turn_suspects: frozenset[str] = frozenset()
+    epoch_tasks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,35 +48,91 @@ class CallSums:
     simulated: set[str | None]
     spans: list[tuple[str, int, int, int]]
     discarded: tuple[int, float] = (0, 0.0)
+    turns: dict[str, list[TurnRange]] = field(default_factory=dict)
+    epoch_tasks: set[str] = field(default_factory=set)
+
+
+_SUMMED = ("calls", "pico_usd", "input", "output", "cache_read", "cache_write")
 
 
 def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     """Sums of the model calls in ``[start_us, end_us)`` (inside the week) by local day, model
-    and role, and their per-task spans. Parts of a week can be read on several connections
-    at once and merged by ``model_calls``.
+    and role, their per-task spans and turn ranges, read in one pass. Parts of a week can be
+    read on several connections at once and merged by ``model_calls``.
 
     Calls whose turn was refused (``model.discarded``: made under a lease that had gone
     stale) were paid for: they count in the sums, and are also summed apart.
     """
-    sums = call_sums(store, start_us, end_us, b.day_ends)
+    groups = call_groups(store, start_us, end_us, b.day_ends)
+    sums: dict[tuple[int, str | None, str], list[int]] = {}
+    simulated: set[str | None] = set()
+    spans: dict[str, list[int]] = {}
+    turns: dict[str, list[TurnRange]] = {}
+    epochs: set[str] = set()
+    for g in groups:
+        key = (g.day, g.model, g.role)
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [getattr(g, f) for f in _SUMMED]
+        else:
+            for i, f in enumerate(_SUMMED):
+                total[i] += getattr(g, f)
+        # whether a model is simulated is a property of the model: its calls say it
+        if g.simulated:
+            simulated.add(g.model)
+        if g.epochs:
+            epochs.add(g.task_id)
+        if g.first is None or g.last is None:
+            continue  # discarded calls only
+        seen = spans.get(g.task_id)
+        if seen is None:
+            spans[g.task_id] = [g.first, g.last, g.committed]
+        else:
+            seen[0], seen[1], seen[2] = (
+                min(seen[0], g.first),
+                max(seen[1], g.last),
+                seen[2] + g.committed,
+            )
+        if g.min_turn is not None and g.max_turn is not None:
+            turns.setdefault(g.task_id, []).append(
+                (g.min_turn, g.max_turn, g.turns, g.distinct_turns)
+            )
+    # in the engine's group order (SQLite's: NULL first, then by code point), each group's
+    # dollars as a float, as they were summed when the engine grouped by day, model and role
     rows = [
         {
-            "d": s.day,
-            "model": s.model,
-            "role": s.role,
-            "calls": s.calls,
-            "cost": s.cost,
-            "input": s.input,
-            "output": s.output,
-            "cache_read": s.cache_read,
-            "cache_write": s.cache_write,
+            "d": d,
+            "model": model,
+            "role": role,
+            "calls": t[0],
+            "cost": t[1] / PICO,
+            "input": t[2],
+            "output": t[3],
+            "cache_read": t[4],
+            "cache_write": t[5],
         }
-        for s in sums
+        for (d, model, role), t in sorted(
+            sums.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None, kv[0][1] or "", kv[0][2])
+        )
     ]
-    # whether a model is simulated is a property of the model: its calls say it
-    simulated = {s.model for s in sums if s.simulated}
-    spans = kind_spans(store, ("model.call",), start_us, end_us)
-    return CallSums(rows, simulated, spans, discarded_calls(store, start_us, end_us))
+    span_rows = [(task, v[0], v[1], v[2]) for task, v in spans.items()]
+    return CallSums(
+        rows, simulated, span_rows, discarded_calls(store, start_us, end_us), turns, epochs
+    )
+
+
+def _turn_suspects(turns: dict[str, list[TurnRange]]) -> frozenset[str]:
+    """The tasks some turn of which may have been committed twice: a group counted a turn
+    twice, or two groups' turn ranges overlap (disjoint ranges share no turn)."""
+    out: set[str] = set()
+    for task, ranges in turns.items():
+        if any(n != distinct for _, _, n, distinct in ranges):
+            out.add(task)
+        elif len(ranges) > 1:
+            ordered = sorted(ranges)
+            if any(ordered[i][0] <= ordered[i - 1][1] for i in range(1, len(ordered))):
+                out.add(task)
+    return frozenset(out)
 
 
 def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
@@ -80,9 +147,12 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
     total: dict[str, float] = defaultdict(float)
     simulated: set[str | None] = set()
     spans: dict[str, list[int]] = {}
+    turns: dict[str, list[TurnRange]] = {}
+    epoch_tasks: set[str] = set()
     discarded = [0, 0.0]
     for part in parts:
         simulated |= part.simulated
+        epoch_tasks |= part.epoch_tasks
         discarded[0] += part.discarded[0]
         discarded[1] += part.discarded[1]
         for r in part.rows:
@@ -96,6 +166,8 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
                 spans[task] = [lo, hi, n]
             else:
                 seen[0], seen[1], seen[2] = min(seen[0], lo), max(seen[1], hi), seen[2] + n
+        for task, ranges in part.turns.items():
+            turns.setdefault(task, []).extend(ranges)
 
     def shape(c: dict[str, float]) -> dict[str, Any]:
         return {
@@ -121,4 +193,10 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
         "simulated": bool(simulated),
         "discarded": {"calls": int(discarded[0]), "cost_usd": fnum(discarded[1])},
     }
-    return ModelCalls(section, [(t, v[0], v[1], v[2]) for t, v in spans.items()])
+    return ModelCalls(
+        section,
+        [(t, v[0], v[1], v[2]) for t, v in spans.items()],
+        sum(n for ranges in turns.values() for _, _, n, _ in ranges),
+        _turn_suspects(turns),
+        frozenset(epoch_tasks),
+    )

@@ -13,20 +13,34 @@ second claimant while the first still ran), which double-bills every turn both c
   ``DIGEST_CHECK_MAX_BYTES``; a larger file says so instead of passing silently), unless the
   store already ran it when it opened; an engine without one says it was not run.
 
-All of them read the week's events only: the events written under a lease are read once
-(``store.read.checks.fence_events``), with their turn and epoch.
+They read little beyond what the week's other sections read: the model calls' pass
+(``_calls.read_calls``) gives how many committed calls name a turn, the tasks whose turns
+may repeat (a turn counted twice in one day, or two days' turn ranges that overlap) and the
+tasks whose calls name an epoch; the week's lifecycle events (``_week``) give the claims' and
+status changes' epochs. Only the tasks whose turns may repeat, the tasks spawned before the
+week (their earlier calls) and the tasks of discarded calls are looked up by task; the order
+of epochs is checked in the engine (a window over each task's commit order), only when some
+event of the week names an epoch, and only its breaks are read.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from fleetlab.digest._common import Bounds
+from fleetlab.digest._calls import ModelCalls
+from fleetlab.digest._common import LIFECYCLE, Bounds
 from fleetlab.digest._integrity import MAX_LISTED, check_result
 from fleetlab.store import Store
-from fleetlab.store.read.checks import FenceEvent, earlier_turns, fence_events
+from fleetlab.store.read.checks import (
+    FenceEvent,
+    epoch_breaks,
+    fence_events,
+    task_fence_events,
+    tasks_created_before,
+)
+from fleetlab.store.read.week import LifecycleEvent
 
 __all__ = ["DIGEST_CHECK_MAX_BYTES", "database_check", "lease_checks"]
 
@@ -48,22 +62,49 @@ _FENCED = (
     "task.preempted",
     "task.waiting",
 )
+#: The fenced events the week's lifecycle events hold (with their epochs).
+_FENCED_STATUS = frozenset(_FENCED) - {"model.call", "model.discarded"}
+if not _FENCED_STATUS.issubset(LIFECYCLE):  # pragma: no cover - a lifecycle kind was renamed
+    raise AssertionError(f"fenced kinds missing from the lifecycle: {_FENCED_STATUS}")
 
 
-def lease_checks(store: Store, b: Bounds) -> list[dict[str, Any]]:
-    """``turns_once``, ``epochs`` and ``discarded_calls`` for the week ``b``."""
-    events = fence_events(store, _FENCED, b.start, b.end)
-    return [_turns_once(store, events, b), _epochs(events), _discarded(events)]
+def lease_checks(
+    store: Store,
+    b: Bounds,
+    calls: ModelCalls,
+    lc: Sequence[LifecycleEvent],
+    spawned: Collection[str],
+) -> list[dict[str, Any]]:
+    """``turns_once``, ``epochs`` and ``discarded_calls`` for the week ``b``, from its model
+    calls' pass (``calls``), its lifecycle events (``lc``) and the ids of the task rows
+    created in it (``spawned``)."""
+    discarded = fence_events(store, ("model.discarded",), b.start, b.end)
+    return [
+        _turns_once(store, calls, spawned, b),
+        _epochs(store, calls, lc, discarded, b),
+        _discarded(store, discarded, b),
+    ]
 
 
-def _turns_once(store: Store, events: Sequence[FenceEvent], b: Bounds) -> dict[str, Any]:
+def _turns_once(
+    store: Store, calls: ModelCalls, spawned: Collection[str], b: Bounds
+) -> dict[str, Any]:
+    # Every task of the week but the suspects committed each of its turns of the week once.
+    # A turn of the week committed again before it can only be a task spawned before the
+    # week's (its earlier calls are looked up by task; a task with no row has none).
+    tasks = {task for task, *_ in calls.spans}
+    old = tasks_created_before(store, sorted(tasks - set(spawned)), b.start)
+    look = sorted(calls.turn_suspects | set(old))
     week = Counter(
-        (e.task_id, e.turn) for e in events if e.kind == "model.call" and e.turn is not None
+        (e.task_id, e.turn)
+        for e in task_fence_events(store, look, ("model.call",), b.start, b.end)
+        if e.turn is not None
     )
-    checked = sum(week.values())
-    # A turn of the week committed again, in the week or before it (only tasks spawned before
-    # the week can have calls before it: their earlier calls are looked up by task).
-    earlier = earlier_turns(store, sorted({task for task, _ in week}), b.start)
+    earlier = Counter(
+        (e.task_id, e.turn)
+        for e in task_fence_events(store, sorted(old), ("model.call",), None, b.start)
+        if e.turn is not None
+    )
     twice = sorted(
         (task, turn, n + earlier.get((task, turn), 0))
         for (task, turn), n in week.items()
@@ -76,50 +117,49 @@ def _turns_once(store: Store, events: Sequence[FenceEvent], b: Bounds) -> dict[s
     return check_result(
         "turns_once",
         "every agent turn committed once (no model call billed twice)",
-        checked,
+        calls.turns,
         [task for task, _, _ in twice],
         details,
     )
 
 
-def _epochs(events: Sequence[FenceEvent]) -> dict[str, Any]:
+def _epochs(
+    store: Store,
+    calls: ModelCalls,
+    lc: Sequence[LifecycleEvent],
+    discarded: Sequence[FenceEvent],
+    b: Bounds,
+) -> dict[str, Any]:
     # In each task's commit order: a claim must carry a higher epoch than every earlier
     # claim or write, and any other write the epoch of the latest claim before it.
-    bad: list[tuple[FenceEvent, int]] = []
-    before: dict[str, int] = {}
-    for e in events:  # by task, then seq
-        if e.kind == "model.discarded" or e.epoch is None:
-            continue
-        prior = before.get(e.task_id)
-        if prior is not None and (
-            (e.kind in _CLAIMS and e.epoch <= prior) or (e.kind not in _CLAIMS and e.epoch < prior)
-        ):
-            bad.append((e, prior))
-        before[e.task_id] = e.epoch if prior is None else max(prior, e.epoch)
-    checked = len({e.task_id for e in events if e.epoch is not None})
+    named = set(calls.epoch_tasks)
+    named.update(e.task_id for e in lc if e.epoch is not None and e.kind in _FENCED_STATUS)
+    named.update(e.task_id for e in discarded if e.epoch is not None)
+    kinds = [k for k in _FENCED if k != "model.discarded"]
+    bad = epoch_breaks(store, kinds, _CLAIMS, b.start, b.end) if named else []
     details = []
-    for e, prior in bad[:MAX_LISTED]:
+    for e in bad[:MAX_LISTED]:
         if e.kind in _CLAIMS:
-            problem = f"claim with epoch {e.epoch} after epoch {prior}"
+            problem = f"claim with epoch {e.epoch} after epoch {e.prior}"
         else:
-            problem = f"{e.kind} under epoch {e.epoch} after epoch {prior} began"
+            problem = f"{e.kind} under epoch {e.epoch} after epoch {e.prior} began"
         details.append({"task_id": e.task_id, "problem": problem})
     return check_result(
         "epochs",
         "claims of a task carry increasing epochs; no two epochs of a task ran at once",
-        checked,
-        [e.task_id for e, _ in bad],
+        len(named),
+        [e.task_id for e in bad],
         details,
     )
 
 
-def _discarded(events: Sequence[FenceEvent]) -> dict[str, Any]:
-    discarded = [e for e in events if e.kind == "model.discarded"]
+def _discarded(store: Store, discarded: Sequence[FenceEvent], b: Bounds) -> dict[str, Any]:
     n = len(discarded)
     cost = sum(e.cost for e in discarded if e.cost is not None)
+    named = sorted({d.task_id for d in discarded if d.turn is not None and d.epoch is not None})
     committed: defaultdict[tuple[str, int, int], int] = defaultdict(int)
-    for e in events:
-        if e.kind == "model.call" and e.turn is not None and e.epoch is not None:
+    for e in task_fence_events(store, named, ("model.call",), b.start, b.end):
+        if e.turn is not None and e.epoch is not None:
             committed[(e.task_id, e.turn, e.epoch)] += 1
     also = [
         (d.task_id, d.turn)

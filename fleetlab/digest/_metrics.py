@@ -135,7 +135,7 @@ def compute_metrics(
             else [read_calls(store, b, lo, hi) for lo, hi in halves]
         )
         calls = model_calls(parts, b)
-        fencing = [*lease_checks(store, b), database_check(store)]
+        fencing = [*lease_checks(store, b, calls, week.lc, spawned), database_check(store)]
         integrity = summarise([lifecycle, lifetime_check(week, calls.spans), *checks, *fencing])
     spend = calls.cost
     counts, rates = cohort.counts(), cohort.success_rates()

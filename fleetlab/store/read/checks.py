@@ -11,21 +11,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from fleetlab.store.base import Store
+from fleetlab.store.base import Row, Store
 from fleetlab.store.read.week import LifecycleEvent, chunks, marks, query_in
 
 __all__ = [
+    "EpochBreak",
     "FenceEvent",
     "count_future_events",
     "count_future_rows",
-    "earlier_turns",
+    "epoch_breaks",
     "events_outside",
     "fence_events",
     "future_events",
     "future_rows",
     "lifecycle_neighbour",
+    "task_fence_events",
     "task_lifetimes",
     "task_statuses",
+    "tasks_created_before",
 ]
 
 
@@ -172,14 +175,40 @@ class FenceEvent(NamedTuple):
 
 def fence_events(store: Store, kinds: Sequence[str], start: int, end: int) -> list[FenceEvent]:
     """The events of ``kinds`` in ``[start, end)`` with their turn and epoch, by task and
-    commit order."""
+    commit order (a range of ``events (kind, ts_us)``: for kinds with few events)."""
     rows = store.query(
-        "SELECT task_id, seq, kind, CAST(attrs ->> 'turn' AS BIGINT),"
-        " CAST(attrs ->> 'epoch' AS BIGINT), CASE WHEN kind = 'model.discarded'"
-        "  THEN CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) END FROM events"
+        f"SELECT {_FENCE_COLUMNS} FROM events"
         f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?",
         [*kinds, start, end],
     )
+    return _fence_rows(rows)
+
+
+def task_fence_events(
+    store: Store, ids: Sequence[str], kinds: Sequence[str], start: int | None, end: int
+) -> list[FenceEvent]:
+    """The listed tasks' events of ``kinds`` in ``[start, end)`` (``start`` None: every one
+    before ``end``) with their turn and epoch, by task and commit order. Looked up by task
+    (``events (task_id, seq)``): the kind and instant are kept out of the planner's reach,
+    or it would take a range of ``events (kind, ts_us)`` holding every task's events."""
+    since = "" if start is None else " AND ts_us + 0 >= ?"
+    rows: list[Row] = []
+    for part in chunks(ids):
+        rows += store.query(
+            f"SELECT {_FENCE_COLUMNS} FROM events WHERE task_id IN ({marks(len(part))})"
+            f" AND kind || '' IN ({marks(len(kinds))}){since} AND ts_us + 0 < ?",
+            [*part, *kinds, *([] if start is None else [start]), end],
+        )
+    return _fence_rows(rows)
+
+
+_FENCE_COLUMNS = (
+    "task_id, seq, kind, CAST(attrs ->> 'turn' AS BIGINT), CAST(attrs ->> 'epoch' AS BIGINT),"
+    " CASE WHEN kind = 'model.discarded' THEN CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) END"
+)
+
+
+def _fence_rows(rows: Sequence[Row]) -> list[FenceEvent]:
     out = [
         FenceEvent(
             r[0],
@@ -195,24 +224,47 @@ def fence_events(store: Store, kinds: Sequence[str], start: int, end: int) -> li
     return out
 
 
-def earlier_turns(store: Store, ids: Sequence[str], before: int) -> dict[tuple[str, int], int]:
-    """For the listed tasks created before ``before``: how many ``model.call`` events of each
-    (task, turn) they committed before it."""
-    old = [
+def tasks_created_before(store: Store, ids: Sequence[str], before: int) -> list[str]:
+    """The listed tasks whose row was created before ``before``."""
+    return [
         r[0]
         for r in query_in(
             store, "SELECT id FROM tasks WHERE id IN ({ids}) AND created_us < ?", ids, [before]
         )
     ]
-    out: dict[tuple[str, int], int] = {}
-    for part in chunks(old):
-        for r in store.query(
-            "SELECT task_id, CAST(attrs ->> 'turn' AS BIGINT) AS turn, COUNT(*) FROM events"
-            f" WHERE task_id IN ({marks(len(part))}) AND kind = 'model.call' AND ts_us < ?"
-            " AND attrs ->> 'turn' IS NOT NULL GROUP BY task_id, CAST(attrs ->> 'turn' AS BIGINT)",
-            [*part, before],
-        ):
-            out[(r[0], int(r[1]))] = int(r[2])
+
+
+class EpochBreak(NamedTuple):
+    """A fenced write whose epoch is not above (a claim) or below (any other write) the
+    highest epoch of the task's earlier writes of the week (``prior``)."""
+
+    task_id: str
+    seq: int
+    kind: str
+    epoch: int
+    prior: int
+
+
+def epoch_breaks(
+    store: Store, kinds: Sequence[str], claims: Sequence[str], start: int, end: int
+) -> list[EpochBreak]:
+    """In each task's commit order, the events of ``kinds`` in ``[start, end)`` that name an
+    epoch and break the order of epochs: a claim (``claims``) whose epoch is not above every
+    earlier event's, or another event whose epoch is below one. Only the breaks leave the
+    engine, by task and commit order."""
+    rows = store.query(
+        "SELECT task_id, seq, kind, epoch, prior FROM (SELECT task_id, seq, kind, epoch,"
+        " MAX(epoch) OVER (PARTITION BY task_id ORDER BY seq"
+        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prior"
+        " FROM (SELECT task_id, seq, kind, CAST(attrs ->> 'epoch' AS BIGINT) AS epoch FROM events"
+        f"  WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?) f"
+        " WHERE epoch IS NOT NULL) w"
+        f" WHERE prior IS NOT NULL AND ((kind IN ({marks(len(claims))}) AND epoch <= prior)"
+        f"  OR (kind NOT IN ({marks(len(claims))}) AND epoch < prior))",
+        [*kinds, start, end, *claims, *claims],
+    )
+    out = [EpochBreak(r[0], int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
+    out.sort(key=lambda e: (e.task_id, e.seq))
     return out
 
 

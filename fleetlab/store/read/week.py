@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 from fleetlab.store.base import Row, Store
 
 __all__ = [
-    "CallSum",
+    "PICO",
+    "CallGroup",
     "CohortRow",
     "FinishedRow",
     "LearnerUpdate",
     "LifecycleEvent",
     "TaskDetails",
-    "call_sums",
+    "call_groups",
     "chunks",
     "discarded_calls",
     "event_kinds",
@@ -72,25 +73,32 @@ def day_case(column: str, day_ends: Sequence[int]) -> tuple[str, list[int]]:
 
 
 class LifecycleEvent(NamedTuple):
-    """One lifecycle event: ``frm`` is the status the task left (its ``from`` attribute)."""
+    """One lifecycle event: ``frm`` is the status the task left (its ``from`` attribute),
+    ``epoch`` the lease it was written under (None when it names none, or was not read)."""
 
     task_id: str
     seq: int
     kind: str
     ts_us: int
     frm: str | None
+    epoch: int | None = None
 
 
 def lifecycle_events(
     store: Store, kinds: Sequence[str], start: int, end: int
 ) -> list[LifecycleEvent]:
-    """The events of ``kinds`` in ``[start, end)``, in no particular order."""
+    """The events of ``kinds`` in ``[start, end)``, with their epoch, in no particular
+    order."""
     rows = store.query(
-        "SELECT task_id, seq, kind, ts_us, attrs ->> 'from' AS frm FROM events"
+        "SELECT task_id, seq, kind, ts_us, attrs ->> 'from' AS frm,"
+        " CAST(attrs ->> 'epoch' AS BIGINT) AS epoch FROM events"
         f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?",
         [*kinds, start, end],
     )
-    return [LifecycleEvent(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
+    return [
+        LifecycleEvent(r[0], int(r[1]), r[2], int(r[3]), r[4], None if r[5] is None else int(r[5]))
+        for r in rows
+    ]
 
 
 def kind_spans(
@@ -145,35 +153,50 @@ def event_kinds(store: Store, seqs: Sequence[int]) -> dict[int, str]:
 # --- model calls ---------------------------------------------------------------------------
 
 
-class CallSum(NamedTuple):
-    """Model calls (paid, committed or discarded) of one day, model and role."""
+class CallGroup(NamedTuple):
+    """Model calls (paid, committed or discarded) of one task, day, model and role: their
+    sums, and of the committed ones (``model.call``) the first and last instant and count,
+    and the count, distinct count and range of their turns; ``epochs``: how many of the
+    group's calls (either kind) name an epoch. Dollars are whole picodollars (``PICO`` a
+    dollar)."""
 
+    task_id: str
     day: int
     model: str | None
     role: str
     calls: int
-    cost: float
+    pico_usd: int
     input: int
     output: int
     cache_read: int
     cache_write: int
     simulated: bool
+    first: int | None
+    last: int | None
+    committed: int
+    turns: int
+    distinct_turns: int
+    min_turn: int | None
+    max_turn: int | None
+    epochs: int
 
 
 # Calls' dollars are summed as whole picodollars: integer sums are exact in any order, so a
 # week's cost is the same on every backend (floating-point sums depend on the scan order).
-_PICO = 10**12
+PICO = 10**12
 _USD_SUM = (
     "COALESCE(SUM(CAST(ROUND(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) * 1e12) AS BIGINT)), 0)"
 )
+_TURN = "CASE WHEN kind = 'model.call' THEN CAST(attrs ->> 'turn' AS BIGINT) END"
 
 
-def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> list[CallSum]:
-    """Sums of the ``model.call`` and ``model.discarded`` events in ``[start, end)`` by day
-    (``day_ends``: each day's end), model and role; ``simulated`` when a call says so."""
+def call_groups(store: Store, start: int, end: int, day_ends: Sequence[int]) -> list[CallGroup]:
+    """The ``model.call`` and ``model.discarded`` events in ``[start, end)`` summed by task,
+    day (``day_ends``: each day's end), model and role, in one pass over the week's calls:
+    what the cost section, the lifetime check and the turns check need of them."""
     day, params = day_case("ts_us", day_ends)
     rows = store.query(
-        f"SELECT {day} AS d, attrs ->> 'model' AS model, role, COUNT(*) AS calls,"
+        f"SELECT task_id, {day} AS d, attrs ->> 'model' AS model, role, COUNT(*) AS calls,"
         f" {_USD_SUM} AS cost,"
         " COALESCE(SUM(CAST(attrs ->> 'input_tokens' AS BIGINT)), 0) AS input,"
         " COALESCE(SUM(CAST(attrs ->> 'output_tokens' AS BIGINT)), 0) AS output,"
@@ -181,23 +204,38 @@ def call_sums(store: Store, start: int, end: int, day_ends: Sequence[int]) -> li
         " COALESCE(SUM(CAST(attrs ->> 'cache_creation_input_tokens' AS BIGINT)), 0)"
         "  AS cache_write,"
         " MAX(CASE WHEN CAST(attrs ->> 'simulated' AS TEXT) IN ('1', 'true') THEN 1 ELSE 0 END)"
-        "  AS simulated"
+        "  AS simulated,"
+        " MIN(CASE WHEN kind = 'model.call' THEN ts_us END) AS first,"
+        " MAX(CASE WHEN kind = 'model.call' THEN ts_us END) AS last,"
+        " COUNT(CASE WHEN kind = 'model.call' THEN 1 END) AS committed,"
+        f" COUNT({_TURN}) AS turns, COUNT(DISTINCT {_TURN}) AS distinct_turns,"
+        f" MIN({_TURN}) AS min_turn, MAX({_TURN}) AS max_turn,"
+        " COUNT(CAST(attrs ->> 'epoch' AS BIGINT)) AS epochs"
         " FROM events WHERE kind IN ('model.call', 'model.discarded') AND ts_us >= ? AND ts_us < ?"
-        " GROUP BY d, model, role",
+        " GROUP BY task_id, d, model, role",
         [*params, start, end],
     )
     return [
-        CallSum(
-            int(r[0]),
-            r[1],
+        CallGroup(
+            r[0],
+            int(r[1]),
             r[2],
-            int(r[3]),
-            int(r[4]) / _PICO,
+            r[3],
+            int(r[4]),
             int(r[5]),
             int(r[6]),
             int(r[7]),
             int(r[8]),
-            bool(r[9]),
+            int(r[9]),
+            bool(r[10]),
+            None if r[11] is None else int(r[11]),
+            None if r[12] is None else int(r[12]),
+            int(r[13]),
+            int(r[14]),
+            int(r[15]),
+            None if r[16] is None else int(r[16]),
+            None if r[17] is None else int(r[17]),
+            int(r[18]),
         )
         for r in rows
     ]
@@ -210,7 +248,7 @@ def discarded_calls(store: Store, start: int, end: int) -> tuple[int, float]:
         " FROM events WHERE kind = 'model.discarded' AND ts_us >= ? AND ts_us < ?",
         (start, end),
     )
-    return int(n), int(cost) / _PICO
+    return int(n), int(cost) / PICO
 
 
 # --- task rows ------------------------------------------------------------------------------
