@@ -76,7 +76,7 @@ def db_path(tmp_path: Path) -> Path:
 # A module (or test) marked ``both_backends`` runs each test that uses ``db_url`` or
 # ``store`` once on SQLite and once on PostgreSQL (a throwaway cluster the tests start:
 # one per session, a new empty database per test). ``sqlite_only`` opts a test out: it
-# checks something only the file backend has.
+# checks something only the file backend has, or behaviour no engine changes (it says why).
 
 BACKENDS = ("sqlite", "postgresql")
 
