@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -206,3 +208,19 @@ def test_fleet_run_without_internal_errors_exits_0(tmp_path: Path, capsys) -> No
     assert code == 0
     assert "fleet stopped: 1 completed" in out
     assert "failed:" not in err
+
+
+def test_piped_fleet_commands_print_only_their_summary_lines(tmp_path: Path) -> None:
+    """Through a pipe (`| cat`, a log file) no progress display leaves blank lines behind."""
+    exe = Path(sys.executable).with_name("fleetlab")
+    db = str(tmp_path / "fleet.db")
+    runs = [
+        [str(exe), "--db", db, "fleet", "simulate", "--days", "1", "--tasks-per-day", "3"],
+        [str(exe), "--db", db, "submit", "rename a file"],
+        [str(exe), "--db", db, "fleet", "run", "--until-idle", "--model", "sim:instant"],
+    ]
+    for argv in runs:
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, check=True)
+        lines = done.stdout.splitlines()
+        assert lines, argv
+        assert all(line.strip() for line in lines), (argv, done.stdout)

@@ -95,7 +95,7 @@ async def _run_fleet(fleet: Fleet, *, until_idle: bool, console: Console, quiet:
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=quiet,
+        disable=quiet or not console.is_terminal,  # piped: the summary lines only
     )
     with progress:
         bar = progress.add_task("fleet", total=None, detail="")
@@ -299,7 +299,7 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=args.quiet,
+        disable=args.quiet or not console.is_terminal,  # piped: the summary line only
     ) as progress:
         bar = progress.add_task(str(week), total=args.days * 86_400)
 
