@@ -18,10 +18,11 @@ from fleetlab.digest._common import Bounds, fnum
 from fleetlab.store import Store
 from fleetlab.store.read.week import PICO, call_groups, discarded_calls
 
-__all__ = ["CallSums", "ModelCalls", "TurnRange", "model_calls", "read_calls"]
+__all__ = ["CallSums", "ModelCalls", "TurnBits", "model_calls", "read_calls"]
 
-#: One group's committed turns: (lowest, highest, how many, how many distinct).
-TurnRange = tuple[int, int, int, int]
+#: One group's committed turns: how many name one, and their bits (``CallGroup.turn_bits``;
+#: None for a turn out of the bits' range).
+TurnBits = tuple[int, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +30,9 @@ class ModelCalls:
     """The week's model calls: the cost section, each task's first and last call instant and
     number of calls (for the lifetime check), and for the lease checks: how many committed
     calls name a turn (``turns``), the tasks whose turns may repeat (``turn_suspects``: a
-    turn counted twice in one group, or turn ranges of two groups that overlap; every other
-    task committed each of its turns of the week once), and the tasks with a call (either
-    kind) that names an epoch (``epoch_tasks``)."""
+    turn counted twice in one group, a turn in two groups, or a turn out of the bits' range;
+    every other task committed each of its turns of the week once), and the tasks with a
+    call (either kind) that names an epoch (``epoch_tasks``)."""
 
     cost: dict[str, Any]
     spans: list[tuple[str, int, int, int]]
@@ -48,7 +49,7 @@ class CallSums:
     simulated: set[str | None]
     spans: list[tuple[str, int, int, int]]
     discarded: tuple[int, float] = (0, 0.0)
-    turns: dict[str, list[TurnRange]] = field(default_factory=dict)
+    turns: dict[str, list[TurnBits]] = field(default_factory=dict)
     epoch_tasks: set[str] = field(default_factory=set)
 
 
@@ -57,7 +58,7 @@ _SUMMED = ("calls", "pico_usd", "input", "output", "cache_read", "cache_write")
 
 def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     """Sums of the model calls in ``[start_us, end_us)`` (inside the week) by local day, model
-    and role, their per-task spans and turn ranges, read in one pass. Parts of a week can be
+    and role, their per-task spans and turns, read in one pass. Parts of a week can be
     read on several connections at once and merged by ``model_calls``.
 
     Calls whose turn was refused (``model.discarded``: made under a lease that had gone
@@ -67,7 +68,7 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     sums: dict[tuple[int, str | None, str], list[int]] = {}
     simulated: set[str | None] = set()
     spans: dict[str, list[int]] = {}
-    turns: dict[str, list[TurnRange]] = {}
+    turns: dict[str, list[TurnBits]] = {}
     epochs: set[str] = set()
     for g in groups:
         key = (g.day, g.model, g.role)
@@ -93,10 +94,8 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
                 max(seen[1], g.last),
                 seen[2] + g.committed,
             )
-        if g.min_turn is not None and g.max_turn is not None:
-            turns.setdefault(g.task_id, []).append(
-                (g.min_turn, g.max_turn, g.turns, g.distinct_turns)
-            )
+        if g.turns:
+            turns.setdefault(g.task_id, []).append((g.turns, g.turn_bits))
     # in the engine's group order (SQLite's: NULL first, then by code point), each group's
     # dollars as a float, as they were summed when the engine grouped by day, model and role
     rows = [
@@ -121,17 +120,18 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     )
 
 
-def _turn_suspects(turns: dict[str, list[TurnRange]]) -> frozenset[str]:
-    """The tasks some turn of which may have been committed twice: a group counted a turn
-    twice, or two groups' turn ranges overlap (disjoint ranges share no turn)."""
+def _turn_suspects(turns: dict[str, list[TurnBits]]) -> frozenset[str]:
+    """The tasks some turn of which may have been committed twice: a group whose bits are
+    fewer than its turns (a turn counted twice carried into another bit), two groups with a
+    bit in common, or a turn out of the bits' range."""
     out: set[str] = set()
-    for task, ranges in turns.items():
-        if any(n != distinct for _, _, n, distinct in ranges):
-            out.add(task)
-        elif len(ranges) > 1:
-            ordered = sorted(ranges)
-            if any(ordered[i][0] <= ordered[i - 1][1] for i in range(1, len(ordered))):
+    for task, groups in turns.items():
+        seen = 0
+        for n, bits in groups:
+            if bits is None or bits.bit_count() != n or bits & seen:
                 out.add(task)
+                break
+            seen |= bits
     return frozenset(out)
 
 
@@ -147,7 +147,7 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
     total: dict[str, float] = defaultdict(float)
     simulated: set[str | None] = set()
     spans: dict[str, list[int]] = {}
-    turns: dict[str, list[TurnRange]] = {}
+    turns: dict[str, list[TurnBits]] = {}
     epoch_tasks: set[str] = set()
     discarded = [0, 0.0]
     for part in parts:
@@ -166,8 +166,8 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
                 spans[task] = [lo, hi, n]
             else:
                 seen[0], seen[1], seen[2] = min(seen[0], lo), max(seen[1], hi), seen[2] + n
-        for task, ranges in part.turns.items():
-            turns.setdefault(task, []).extend(ranges)
+        for task, groups in part.turns.items():
+            turns.setdefault(task, []).extend(groups)
 
     def shape(c: dict[str, float]) -> dict[str, Any]:
         return {
@@ -196,7 +196,7 @@ def model_calls(parts: Iterable[CallSums], b: Bounds) -> ModelCalls:
     return ModelCalls(
         section,
         [(t, v[0], v[1], v[2]) for t, v in spans.items()],
-        sum(n for ranges in turns.values() for _, _, n, _ in ranges),
+        sum(n for groups in turns.values() for n, _ in groups),
         _turn_suspects(turns),
         frozenset(epoch_tasks),
     )

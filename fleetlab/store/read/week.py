@@ -155,10 +155,11 @@ def event_kinds(store: Store, seqs: Sequence[int]) -> dict[int, str]:
 
 class CallGroup(NamedTuple):
     """Model calls (paid, committed or discarded) of one task, day, model and role: their
-    sums, and of the committed ones (``model.call``) the first and last instant and count,
-    and the count, distinct count and range of their turns; ``epochs``: how many of the
-    group's calls (either kind) name an epoch. Dollars are whole picodollars (``PICO`` a
-    dollar)."""
+    sums (dollars in whole picodollars, ``PICO`` a dollar), and of the committed ones
+    (``model.call``) the first and last instant and count, and their turns: how many name
+    one, the lowest and highest, and the turns as bits (``turn_bits``: bit ``t`` for turn
+    ``t``; None unless every turn is within ``0..TURN_BITS - 1``). ``epochs``: how many of
+    the group's calls (either kind) name an epoch."""
 
     task_id: str
     day: int
@@ -175,9 +176,9 @@ class CallGroup(NamedTuple):
     last: int | None
     committed: int
     turns: int
-    distinct_turns: int
     min_turn: int | None
     max_turn: int | None
+    turn_bits: int | None
     epochs: int
 
 
@@ -187,58 +188,77 @@ PICO = 10**12
 _USD_SUM = (
     "COALESCE(SUM(CAST(ROUND(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) * 1e12) AS BIGINT)), 0)"
 )
-_TURN = "CASE WHEN kind = 'model.call' THEN CAST(attrs ->> 'turn' AS BIGINT) END"
+#: Turns summed as bits, in two words of 31 bits (a sum of distinct bits is their union; a
+#: turn counted twice carries into another bit, so the sum has fewer bits than turns). A
+#: word's sum stays below 2**63 unless one group holds over 2**32 calls.
+TURN_BITS = 62
+#: A LIMIT no week reaches: it keeps SQLite from merging the subquery into the grouping
+#: query, so each call's attributes are read once, before the sort, and the sort carries
+#: small numbers instead of the attributes' JSON text (which it would parse again after it).
+_WHOLE = " LIMIT 9223372036854775807"
 
 
 def call_groups(store: Store, start: int, end: int, day_ends: Sequence[int]) -> list[CallGroup]:
     """The ``model.call`` and ``model.discarded`` events in ``[start, end)`` summed by task,
     day (``day_ends``: each day's end), model and role, in one pass over the week's calls:
-    what the cost section, the lifetime check and the turns check need of them."""
+    what the cost section, the lifetime check and the lease checks need of them."""
     day, params = day_case("ts_us", day_ends)
+    call = "kind = 'model.call'"
     rows = store.query(
-        f"SELECT task_id, {day} AS d, attrs ->> 'model' AS model, role, COUNT(*) AS calls,"
-        f" {_USD_SUM} AS cost,"
-        " COALESCE(SUM(CAST(attrs ->> 'input_tokens' AS BIGINT)), 0) AS input,"
-        " COALESCE(SUM(CAST(attrs ->> 'output_tokens' AS BIGINT)), 0) AS output,"
-        " COALESCE(SUM(CAST(attrs ->> 'cache_read_input_tokens' AS BIGINT)), 0) AS cache_read,"
-        " COALESCE(SUM(CAST(attrs ->> 'cache_creation_input_tokens' AS BIGINT)), 0)"
-        "  AS cache_write,"
-        " MAX(CASE WHEN CAST(attrs ->> 'simulated' AS TEXT) IN ('1', 'true') THEN 1 ELSE 0 END)"
-        "  AS simulated,"
-        " MIN(CASE WHEN kind = 'model.call' THEN ts_us END) AS first,"
-        " MAX(CASE WHEN kind = 'model.call' THEN ts_us END) AS last,"
-        " COUNT(CASE WHEN kind = 'model.call' THEN 1 END) AS committed,"
-        f" COUNT({_TURN}) AS turns, COUNT(DISTINCT {_TURN}) AS distinct_turns,"
-        f" MIN({_TURN}) AS min_turn, MAX({_TURN}) AS max_turn,"
-        " COUNT(CAST(attrs ->> 'epoch' AS BIGINT)) AS epochs"
-        " FROM events WHERE kind IN ('model.call', 'model.discarded') AND ts_us >= ? AND ts_us < ?"
+        "SELECT task_id, d, model, role, COUNT(*), COALESCE(SUM(usd), 0), COALESCE(SUM(i), 0),"
+        " COALESCE(SUM(o), 0), COALESCE(SUM(cr), 0), COALESCE(SUM(cw), 0), MAX(sim),"
+        f" MIN(CASE WHEN {call} THEN ts_us END), MAX(CASE WHEN {call} THEN ts_us END),"
+        f" COUNT(CASE WHEN {call} THEN 1 END), COUNT(turn), MIN(turn), MAX(turn),"
+        " SUM(CASE WHEN turn BETWEEN 0 AND 30 THEN CAST(1 AS BIGINT) << CAST(turn AS INTEGER)"
+        "  ELSE 0 END),"
+        " SUM(CASE WHEN turn BETWEEN 31 AND 61"
+        "  THEN CAST(1 AS BIGINT) << CAST(turn - 31 AS INTEGER) ELSE 0 END),"
+        " COUNT(epoch)"
+        f" FROM (SELECT task_id, role, kind, ts_us, {day} AS d, attrs ->> 'model' AS model,"
+        "  CAST(ROUND(CAST(attrs ->> 'cost_usd' AS DOUBLE PRECISION) * 1e12) AS BIGINT) AS usd,"
+        "  CAST(attrs ->> 'input_tokens' AS BIGINT) AS i,"
+        "  CAST(attrs ->> 'output_tokens' AS BIGINT) AS o,"
+        "  CAST(attrs ->> 'cache_read_input_tokens' AS BIGINT) AS cr,"
+        "  CAST(attrs ->> 'cache_creation_input_tokens' AS BIGINT) AS cw,"
+        "  CASE WHEN CAST(attrs ->> 'simulated' AS TEXT) IN ('1', 'true') THEN 1 ELSE 0 END"
+        "   AS sim,"
+        f"  CASE WHEN {call} THEN CAST(attrs ->> 'turn' AS BIGINT) END AS turn,"
+        "  CAST(attrs ->> 'epoch' AS BIGINT) AS epoch"
+        "  FROM events WHERE kind IN ('model.call', 'model.discarded')"
+        f"  AND ts_us >= ? AND ts_us < ?{_WHOLE}) c"
         " GROUP BY task_id, d, model, role",
         [*params, start, end],
     )
-    return [
-        CallGroup(
-            r[0],
-            int(r[1]),
-            r[2],
-            r[3],
-            int(r[4]),
-            int(r[5]),
-            int(r[6]),
-            int(r[7]),
-            int(r[8]),
-            int(r[9]),
-            bool(r[10]),
-            None if r[11] is None else int(r[11]),
-            None if r[12] is None else int(r[12]),
-            int(r[13]),
-            int(r[14]),
-            int(r[15]),
-            None if r[16] is None else int(r[16]),
-            None if r[17] is None else int(r[17]),
-            int(r[18]),
+    out = []
+    for r in rows:
+        lowest, highest = r[15], r[16]
+        bits = None
+        if lowest is not None and highest is not None and lowest >= 0 and highest < TURN_BITS:
+            bits = int(r[17]) | int(r[18]) << 31
+        out.append(
+            CallGroup(
+                r[0],
+                int(r[1]),
+                r[2],
+                r[3],
+                int(r[4]),
+                int(r[5]),
+                int(r[6]),
+                int(r[7]),
+                int(r[8]),
+                int(r[9]),
+                bool(r[10]),
+                None if r[11] is None else int(r[11]),
+                None if r[12] is None else int(r[12]),
+                int(r[13]),
+                int(r[14]),
+                None if lowest is None else int(lowest),
+                None if highest is None else int(highest),
+                bits,
+                int(r[19]),
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def discarded_calls(store: Store, start: int, end: int) -> tuple[int, float]:
