@@ -1,4 +1,4 @@
-"""Commands about tasks: submit, status, tasks, trace, cancel."""
+"""Commands about tasks: submit, status, tasks, trace (in ``_trace``), cancel."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from rich.tree import Tree
 
+from fleetlab.cli import _trace
 from fleetlab.cli._common import (
     db_option,
     guarded,
@@ -24,7 +24,6 @@ from fleetlab.errors import UserError
 from fleetlab.orchestrator import Goal, load_goals, submit_goals
 from fleetlab.status import DEFAULT_STALE_AFTER_S, fleet_status
 from fleetlab.store import TERMINAL, as_task_status
-from fleetlab.trace import TraceNode, load_trace
 
 __all__ = ["register"]
 
@@ -146,40 +145,6 @@ def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _render_node(node: TraceNode, tree: Tree, t0: Any) -> None:
-    t = node.task
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(t.status, "cyan")
-    duration = "" if node.duration_s is None else f" {node.duration_s:.1f}s"
-    branch = tree.add(
-        f"[bold]{t.role}[/] {t.id} [{colour}]{t.status}[/]{duration}  "
-        f"tokens {t.tokens_in}/{t.tokens_out}  {money(t.cost_usd)}"
-        f" (tree {money(t.tree_cost_usd)})  [dim]{t.title[:70]}[/]"
-    )
-    if t.error:
-        branch.add(f"[red]error: {t.error}[/]")
-    for e in node.events:
-        offset = (e.ts - t0).total_seconds()
-        detail = ", ".join(f"{k}={v}" for k, v in e.attrs.items() if k not in ("title",))
-        branch.add(f"[dim]+{offset:9.3f}s[/] {e.kind}  [dim]{detail[:110]}[/]")
-    for child in node.children:
-        _render_node(child, branch, t0)
-
-
-def cmd_trace(args: argparse.Namespace, console: Console) -> int:
-    with open_store(args) as store:
-        root = load_trace(store, args.id)
-    if args.json:
-        console.print_json(data=root.to_dict())
-        return 0
-    tree = Tree(
-        f"trace {root.task.trace_id}  goal [bold]{root.task.title[:80]}[/]  "
-        f"{len(root.walk())} task(s)  {money(root.task.tree_cost_usd)}"
-    )
-    _render_node(root, tree, root.task.created_at)
-    console.print(tree)
-    return 0
-
-
 def register(sub: Any) -> None:
     """Add the task commands to the ``fleetlab`` parser."""
     p = sub.add_parser("submit", help="queue a goal; prints its task id and trace id")
@@ -214,11 +179,7 @@ def register(sub: Any) -> None:
     db_option(p)
     p.set_defaults(handler=guarded(cmd_tasks))
 
-    p = sub.add_parser("trace", help="a goal's tree of agents and events")
-    p.add_argument("id", help="task id, id prefix or trace id")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    db_option(p)
-    p.set_defaults(handler=guarded(cmd_trace))
+    _trace.register(sub)
 
     p = sub.add_parser("cancel", help="cancel a goal and its whole tree")
     p.add_argument("id", help="task id, id prefix or trace id")

@@ -1,4 +1,4 @@
-"""A goal's whole tree, from spawn to completion: tasks, sub-agents, events, tokens, cost."""
+"""A goal's agent tree: tasks with their roles, briefs, events and children."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ from datetime import datetime
 from typing import Any
 
 from fleetlab.store import Store, Task
-from fleetlab.telemetry import Event
+from fleetlab.telemetry import Event, redact, redact_value
 
 __all__ = ["TraceNode", "load_trace"]
 
 
 @dataclass(slots=True)
 class TraceNode:
-    """One task in a trace, with its own events and its children."""
+    """One task (one agent) in a trace, with its own events and its children."""
 
     task: Task
     events: list[Event] = field(default_factory=list)
     children: list[TraceNode] = field(default_factory=list)
+
+    @property
+    def brief(self) -> str:
+        """What the agent was asked: its instructions (redacted), or its title without any."""
+        return redact(str(self.task.spec.get("instructions") or self.task.title))
 
     @property
     def duration_s(self) -> float | None:
@@ -43,8 +48,9 @@ class TraceNode:
             "task_id": t.id,
             "parent_id": t.parent_id,
             "trace_id": t.trace_id,
-            "title": t.title,
+            "title": redact(t.title),
             "role": t.role,
+            "brief": self.brief,
             "status": t.status,
             "priority": t.priority,
             "attempts": t.attempts,
@@ -58,11 +64,25 @@ class TraceNode:
             "tree_tokens_in": t.tree_tokens_in,
             "tree_tokens_out": t.tree_tokens_out,
             "tree_cost_usd": t.tree_cost_usd,
-            "error": t.error,
-            "result": t.result,
+            "error": None if t.error is None else redact(t.error),
+            "result": redact_value(t.result),
             "events": [e.to_dict() for e in self.events],
             "children": [c.to_dict() for c in self.children],
         }
+
+
+def build_tree(tasks: list[Task], events: list[Event], root_id: str) -> TraceNode:
+    """The tree rooted at ``root_id`` from a trace's tasks and events (in written order)."""
+    ordered = sorted(tasks, key=lambda t: (t.created_at, t.depth, t.id))
+    nodes = {t.id: TraceNode(t) for t in ordered}
+    for event in events:
+        node = nodes.get(event.task_id)
+        if node is not None:
+            node.events.append(event)
+    for t in ordered:
+        if t.parent_id is not None and t.parent_id in nodes:
+            nodes[t.parent_id].children.append(nodes[t.id])
+    return nodes[root_id]
 
 
 def load_trace(store: Store, ident: str) -> TraceNode:
@@ -72,14 +92,6 @@ def load_trace(store: Store, ident: str) -> TraceNode:
         NotFoundError: nothing matches ``ident``.
     """
     task = store.find_task(ident)
-    tasks = sorted(store.tasks(trace_id=task.trace_id), key=lambda t: (t.created_at, t.depth))
-    nodes = {t.id: TraceNode(t) for t in tasks}
-    for event in store.events(trace_id=task.trace_id):
-        node = nodes.get(event.task_id)
-        if node is not None:
-            node.events.append(event)
-    root = nodes[task.root_id]
-    for t in tasks:
-        if t.parent_id is not None and t.parent_id in nodes:
-            nodes[t.parent_id].children.append(nodes[t.id])
-    return root
+    return build_tree(
+        store.tasks(trace_id=task.trace_id), store.events(trace_id=task.trace_id), task.root_id
+    )
