@@ -53,9 +53,6 @@ class CallSums:
     epoch_tasks: set[str] = field(default_factory=set)
 
 
-_SUMMED = ("calls", "pico_usd", "input", "output", "cache_read", "cache_write")
-
-
 def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     """Sums of the model calls in ``[start_us, end_us)`` (inside the week) by local day, model
     and role, their per-task spans and turns, read in one pass. Parts of a week can be
@@ -72,12 +69,13 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
     epochs: set[str] = set()
     for g in groups:
         key = (g.day, g.model, g.role)
+        summed = (g.calls, g.pico_usd, g.input, g.output, g.cache_read, g.cache_write)
         total = sums.get(key)
         if total is None:
-            sums[key] = [getattr(g, f) for f in _SUMMED]
+            sums[key] = list(summed)
         else:
-            for i, f in enumerate(_SUMMED):
-                total[i] += getattr(g, f)
+            for i, v in enumerate(summed):
+                total[i] += v
         # whether a model is simulated is a property of the model: its calls say it
         if g.simulated:
             simulated.add(g.model)
@@ -89,11 +87,11 @@ def read_calls(store: Store, b: Bounds, start_us: int, end_us: int) -> CallSums:
         if seen is None:
             spans[g.task_id] = [g.first, g.last, g.committed]
         else:
-            seen[0], seen[1], seen[2] = (
-                min(seen[0], g.first),
-                max(seen[1], g.last),
-                seen[2] + g.committed,
-            )
+            if g.first < seen[0]:
+                seen[0] = g.first
+            if g.last > seen[1]:
+                seen[1] = g.last
+            seen[2] += g.committed
         if g.turns:
             turns.setdefault(g.task_id, []).append((g.turns, g.turn_bits))
     # in the engine's group order (SQLite's: NULL first, then by code point), each group's

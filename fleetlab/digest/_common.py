@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -97,6 +98,14 @@ class Bounds:
     def day_index(self, us: int) -> int:
         """The local day (0 = Monday) of an instant inside the week."""
         return min(bisect.bisect_right(self.day_ends, us), len(self.day_ends) - 1)
+
+    def per_day(self, instants: list[int]) -> list[int]:
+        """How many of ``instants`` fall on each local day (``day_index`` of each, counted):
+        sorted once, then cut at the days' ends (``instants`` is sorted in place)."""
+        instants.sort()
+        cuts = [0, *(bisect.bisect_left(instants, end) for end in self.day_ends[:-1])]
+        cuts.append(len(instants))
+        return [hi - lo for lo, hi in itertools.pairwise(cuts)]
 
 
 def iso(us: int | None) -> str | None:

@@ -243,14 +243,28 @@ def _lifecycle_spans(
     """Per task (``lc`` by task): first and last instant, number of lifecycle events, and the
     instants of its spawn and of its last terminal event (None when not in the week)."""
     out: list[tuple[str, int, int, int, int | None, int | None]] = []
-    for task, events in itertools.groupby(lc, key=lambda e: e.task_id):
-        group = list(events)
-        times = [e.ts_us for e in group]
-        spawns = [e.ts_us for e in group if e.kind == "task.spawned"]
-        ends = [e.ts_us for e in group if e.kind in TERMINAL_EVENTS]
-        born = min(spawns) if spawns else None
-        died = max(ends) if ends else None
-        out.append((task, min(times), max(times), len(times), born, died))
+    task: str | None = None
+    lo = hi = n = 0
+    born: int | None = None
+    died: int | None = None
+    for e in lc:
+        ts = e.ts_us
+        if e.task_id != task:
+            if task is not None:
+                out.append((task, lo, hi, n, born, died))
+            task, lo, hi, n, born, died = e.task_id, ts, ts, 0, None, None
+        elif ts < lo:
+            lo = ts
+        elif ts > hi:
+            hi = ts
+        n += 1
+        if e.kind == "task.spawned":
+            if born is None or ts < born:
+                born = ts
+        elif e.kind in TERMINAL_EVENTS and (died is None or ts > died):
+            died = ts
+    if task is not None:
+        out.append((task, lo, hi, n, born, died))
     return out
 
 
@@ -276,7 +290,10 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
         if seen is None:
             extent[task] = [lo, hi]
         else:
-            seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
+            if lo < seen[0]:
+                seen[0] = lo
+            if hi > seen[1]:
+                seen[1] = hi
     missing = [t for t in extent if None in lives.get(t, (None, None))]
     rows = task_lifetimes(store, missing)
     offenders: list[tuple[str, bool, int | None, int | None]] = []
@@ -313,10 +330,7 @@ def lifetime_check(week: WeekEvents, spans: Iterable[Span]) -> dict[str, Any]:
 
 def _daily(week: WeekEvents, fin: Finished) -> dict[str, Any]:
     b = week.bounds
-    events = [0] * len(b.days)
-    for e in week.lc:
-        if e.kind == "task.completed":
-            events[b.day_index(e.ts_us)] += 1
+    events = b.per_day([e.ts_us for e in week.lc if e.kind == "task.completed"])
     rows: list[list[str]] = [[] for _ in b.days]
     for row in fin.rows:
         if row.status == "completed":

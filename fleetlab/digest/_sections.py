@@ -45,11 +45,15 @@ ACTIVITY = {
 def daily_activity(week: WeekEvents) -> list[dict[str, Any]]:
     """Per local day: tasks spawned, completed, failed and cancelled (by event time)."""
     b = week.bounds
-    table = [dict.fromkeys(ACTIVITY.values(), 0) for _ in b.days]
+    times: dict[str, list[int]] = {name: [] for name in ACTIVITY.values()}
     for e in week.lc:
         name = ACTIVITY.get(e.kind)
         if name is not None:
-            table[b.day_index(e.ts_us)][name] += 1
+            times[name].append(e.ts_us)
+    table = [dict.fromkeys(ACTIVITY.values(), 0) for _ in b.days]
+    for name, instants in times.items():
+        for day, n in enumerate(b.per_day(instants)):
+            table[day][name] = n
     return [{"date": d.isoformat(), **counts} for d, counts in zip(b.days, table, strict=True)]
 
 

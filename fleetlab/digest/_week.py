@@ -47,5 +47,5 @@ class WeekEvents:
 def week_events(store: Store, b: Bounds) -> WeekEvents:
     """Read the week's lifecycle events and the other events' per-task spans."""
     lc = lifecycle_events(store, LIFECYCLE, b.start, b.end)
-    lc.sort(key=lambda e: (e.task_id, e.seq))
+    lc.sort()  # by task, then seq (unique): the tuples' own order
     return WeekEvents(store, b, tuple(lc), tuple(kind_spans(store, OTHER_KINDS, b.start, b.end)))

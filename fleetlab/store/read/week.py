@@ -95,10 +95,8 @@ def lifecycle_events(
         f" WHERE kind IN ({marks(len(kinds))}) AND ts_us >= ? AND ts_us < ?",
         [*kinds, start, end],
     )
-    return [
-        LifecycleEvent(r[0], int(r[1]), r[2], int(r[3]), r[4], None if r[5] is None else int(r[5]))
-        for r in rows
-    ]
+    # the engines give integers for integer columns and casts: the rows are the events
+    return list(map(LifecycleEvent._make, rows))
 
 
 def kind_spans(
