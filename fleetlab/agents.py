@@ -73,8 +73,12 @@ class AgentOutcome:
     kind: Literal["agent_outcome"] = field(default="agent_outcome", repr=False)
 
 
+# ``json.dumps(..., sort_keys=True, default=str)``, with the encoder built once
+_signature_json = json.JSONEncoder(sort_keys=True, default=str).encode
+
+
 def _signature(response: ModelResponse) -> str:
-    return json.dumps([[b.name, b.input] for b in response.tool_uses], sort_keys=True, default=str)
+    return _signature_json([[b.name, b.input] for b in response.tool_uses])
 
 
 def _summary(args: Any) -> dict[str, Any]:
@@ -262,8 +266,11 @@ async def run_agent(
             cost_usd=call_cost,
             lease=lease,
         )
-        async with discarded_if_refused(store, events[0]):
+        try:
             await store.write_turn(commit)  # one group commit with other agents' turns
+        except LeaseLost as exc:  # as ``discarded_if_refused`` (without its context manager)
+            await _record_discarded(store, events[0], str(exc))
+            raise
         if on_turn is not None:
             await on_turn()
         if done:

@@ -20,7 +20,7 @@ import random
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -258,6 +258,13 @@ def redact(text: str) -> str:
     escapes), and the cheapest way to clean something about to be stored as JSON.
     """
     return _redact(text, _secrets())
+
+
+def redactor() -> Callable[[str], str]:
+    """:func:`redact` for the secrets known now, for many texts in a row (one look at the
+    environment for all of them)."""
+    secrets = _secrets()
+    return lambda text: _redact(text, secrets)
 
 
 _V = TypeVar("_V")

@@ -172,6 +172,7 @@ class SimModel:
         self.clock: Clock = clock or SystemClock()
         self.name = f"sim:{profile}"
         self._tasks: dict[str, Any] = {}
+        self._plans: dict[TaskRef, list[tuple[str, dict[str, Any]]]] = {}
 
     @classmethod
     def from_spec(cls, profile: str, **options: Any) -> SimModel:
@@ -242,6 +243,15 @@ class SimModel:
         return self._tasks[ref.key]
 
     def _steps(self, ref: TaskRef, request: ModelRequest) -> list[dict[str, Any]]:
+        # a fresh copy each call (the arguments end up in responses); planned once per ref
+        plan = self._plans.get(ref)
+        if plan is None:
+            if len(self._plans) >= 4096:  # bounded: one entry per task reference
+                self._plans.clear()
+            plan = self._plans[ref] = [(s["name"], s["args"]) for s in self._plan_steps(ref)]
+        return [{"name": name, "args": dict(args)} for name, args in plan]
+
+    def _plan_steps(self, ref: TaskRef) -> list[dict[str, Any]]:
         task = self._task(ref)
         if task is None or not task.solution:
             # A free-form goal: look around, then write a note that says it is simulated.
@@ -263,7 +273,7 @@ class SimModel:
 
     def _play(self, ref: TaskRef, request: ModelRequest) -> tuple[list[Any], StopReason]:
         steps = self._steps(ref, request)
-        done = sum(1 for m in request.messages for b in m.content if isinstance(b, ToolResultBlock))
+        done = _tool_results(request)
         if done >= len(steps):
             task = self._task(ref)
             what = task.title if task is not None else "the goal"
@@ -271,9 +281,10 @@ class SimModel:
             return [TextBlock(f"Done{label}: {what}. {len(steps)} tool calls made.")], "end_turn"
         step = steps[done]
         p = self.params
-        error = self._rng(str(ref), "executor", done, "error").random() < p.step_error(done + 1)
+        ref_text = _ref_text(ref)
+        error = self._rng(ref_text, "executor", done, "error").random() < p.step_error(done + 1)
         if ref.parts and done == 0:  # a delegated context may misread its brief
-            error = error or self._rng(str(ref), "handoff").random() < p.handoff_error
+            error = error or self._rng(ref_text, "handoff").random() < p.handoff_error
         name, args = step["name"], step["args"]
         if error:
             name, args = _mistake(name, args)
@@ -366,10 +377,14 @@ class SimModel:
         self, request: ModelRequest, content: list[Any], ref: TaskRef, role: str
     ) -> tuple[Usage, float]:
         p = self.params
-        chars = sum(_chars(b) for m in request.messages for b in m.content)
+        chars = turn = 0
+        for m in request.messages:
+            if m.role == "assistant":
+                turn += 1
+            for b in m.content:
+                chars += _chars(b)
         fresh = int(chars / p.chars_per_token) + (p.handoff_tokens if ref.parts else 0)
-        turn = sum(1 for m in request.messages if m.role == "assistant")
-        rng = self._rng(str(ref), role, turn, "usage")
+        rng = self._rng(_ref_text(ref), role, turn, "usage")
         thinking = int(p.thinking_tokens * math.exp(rng.gauss(0.0, 0.4)))
         output = thinking + int(sum(_chars(b) for b in content) / p.chars_per_token)
         cached = p.system_tokens + int(len(request.system) / p.chars_per_token)
@@ -386,8 +401,29 @@ class SimModel:
         return usage, round(latency, 6)
 
 
+@functools.lru_cache(maxsize=4096)
+def _ref_text(ref: TaskRef) -> str:
+    """``str(ref)``, which salts every draw about that task (made once per reference)."""
+    return str(ref)
+
+
+def _tool_results(request: ModelRequest) -> int:
+    """How many tool results the conversation holds: the steps done so far."""
+    done = 0
+    for m in request.messages:
+        for b in m.content:
+            if isinstance(b, ToolResultBlock):
+                done += 1
+    return done
+
+
 def _chars(block: TextBlock | ToolUseBlock | ToolResultBlock) -> int:
     """About how many characters a block costs in the prompt (its text plus framing)."""
+    kind = type(block)  # the exact classes first: one comparison for the common case
+    if kind is ToolResultBlock:
+        return len(block.content) + 60  # type: ignore[union-attr]
+    if kind is TextBlock:
+        return len(block.text) + 20  # type: ignore[union-attr]
     if isinstance(block, TextBlock):
         return len(block.text) + 20
     if isinstance(block, ToolResultBlock):

@@ -135,11 +135,16 @@ class Phases:
         return lambda: self._stopping or task_id in self._yield
 
     def _over_budget(self, task: Task) -> Callable[[], str | None]:
-        def check() -> str | None:  # once per turn: one small indexed read, no row parsing
-            goal = goal_budget(self.store, task.root_id)
-            budget_usd, budget_tokens = goal.budget_usd, goal.budget_tokens
-            spent, tokens = goal.spent_usd, goal.spent_tokens
-            if goal.status == "cancelled":
+        def check() -> str | None:  # once per turn, right after the last turn's commit
+            # That commit recorded the goal's row as it left it; read only when it did not,
+            # or this store has committed anything since.
+            row = self.store.committed_budget(task.root_id)
+            if row is None:
+                goal = goal_budget(self.store, task.root_id)
+                row = (goal.status, goal.budget_usd, goal.budget_tokens, goal.spent_usd,
+                       goal.spent_tokens)  # fmt: skip
+            status, budget_usd, budget_tokens, spent, tokens = row
+            if status == "cancelled":
                 return "goal cancelled"
             if budget_usd is not None and spent >= budget_usd:
                 return f"budget exceeded: ${spent:.4f} of ${budget_usd:.4f} spent"
@@ -227,10 +232,10 @@ class Phases:
                 # Seeding is idempotent; it is recorded with the decision, and redone if the
                 # process dies before that commit.
                 self._seed_workspace(task)
-            decision = await self._decide(task)
-            if decision is None:
+            decided = await self._decide(task)
+            if decided is None:
                 return
-            task = self.store.get_task(task.id)
+            decision, task = decided
         if decision["choice"] == "decompose":
             await self._plan(task)
         else:
@@ -245,7 +250,8 @@ class Phases:
         self.store.set_task_spec(task.id, spec, lease=self._lease(task))
         return self.store.get_task(task.id)
 
-    async def _decide(self, task: Task) -> dict[str, Any] | None:
+    async def _decide(self, task: Task) -> tuple[dict[str, Any], Task] | None:
+        """Decide how to run ``task``; returns the decision and the task as it committed."""
         policy = self._policy(task)
         spec = dict(task.spec)
         depth_ok = task.depth < self.config.max_depth and len(spec.get("parts") or [0, 0]) > 1
@@ -283,19 +289,20 @@ class Phases:
 
         lease = self._lease(task)
 
-        def op() -> None:  # the scoring call, its usage and the decision commit together
+        def op() -> Task:  # the scoring call, its usage and the decision commit together
             self.store.check_lease(lease)
             if scoring is not None:
                 event, tokens_in, tokens_out, call_cost = scoring
                 self.store.append(event)
                 self.store.add_usage(task.id, tokens_in, tokens_out, call_cost, lease=lease)
             self.store.append(self._event("decomposition.decided", task, decision))
-            self._update_spec(task, spec)
+            self.store.snapshot_budget(task.root_id)  # its agent's first budget check
+            return self._update_spec(task, spec)
 
         # the scoring call was paid for, even if its decision is refused
         async with discarded_if_refused(self.store, None if scoring is None else scoring[0]):
-            await self.store.write(op)
-        return decision
+            decided = await self.store.write(op)
+        return decision, decided
 
     async def _score(self, task: Task) -> tuple[Event, int, int, float] | None:
         """One scoring call; returns its ``model.call`` event and usage, for the caller to
@@ -534,7 +541,9 @@ class Phases:
             lease = self._lease(task)
             if current.lease != lease:  # another claim (or a park) superseded ours
                 raise LeaseLost(f"task {task.id}: its lease (epoch {lease.epoch}) is stale")
-            done = self.store.transition(task.id, status, lease=lease, result=result, error=error)
+            done = self.store.transition_task(
+                current, status, lease=lease, result=result, error=error
+            )
             self._wake_parent(done)
             if done.parent_id is None:
                 self._learn(done)

@@ -55,6 +55,7 @@ from fleetlab.telemetry import (
     new_task_id,
     new_trace_id,
     redact,
+    redactor,
 )
 
 __all__ = ["Row", "Store"]
@@ -88,6 +89,10 @@ _ROLL_UP = (
 )
 # The events that leave a task claimable (``listen_for_work`` wakes idle fleets on them).
 _WORK_KINDS = frozenset({"task.spawned", "task.requeued", "task.preempted"})
+# A goal's budget and what its tree has spent (``committed_budget``), after its id.
+_BUDGET_COLUMNS = (
+    "id, status, budget_usd, budget_tokens, tree_cost_usd, tree_tokens_in + tree_tokens_out"
+)
 # A plain INSERT: the (task, turn) key makes a second commit of the same turn fail.
 _SAVE_CHECKPOINT = "INSERT INTO checkpoints (task_id, turn, created_us, state) VALUES (?, ?, ?, ?)"
 
@@ -140,6 +145,11 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         self._ancestors: dict[str, list[str]] = {}
         self._pending: list[Event] = []
         self._queues: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any]]] = {}
+        #: commits made through this store so far (budget snapshots name the one they saw)
+        self._commit_no = 0
+        #: goal id -> (the commit it was read at, its budget row): see ``committed_budget``
+        self._budgets: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        self._budget_watch: set[str] = set()
         self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     # --- what a backend supplies ---------------------------------------------------
@@ -273,6 +283,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 raise
             self._depth, self._tx_thread = 0, None
             self._conn.execute("COMMIT")
+            self._commit_no += 1
             committed, self._pending = self._pending, []
         for sink in self.sinks:
             sink.emit(committed)
@@ -342,11 +353,12 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         rollup: list[tuple[Any, ...]] = []
         checkpoints: list[tuple[Any, ...]] = []
         events: list[Event] = []
+        redact_text = redactor()
         for t in kept:
             amounts = (t.tokens_in, t.tokens_out, t.cost_usd)
             usage.append((*amounts, *amounts, None if t.lease is None else now, t.task_id))
             rollup.extend((*amounts, a) for a in self._strict_ancestors(t.task_id))
-            checkpoints.append((t.task_id, t.turn, now, _state_text(t.state)))
+            checkpoints.append((t.task_id, t.turn, now, redact_text(_state_json(dict(t.state)))))
             events.extend(t.events)
         conn.executemany(_ADD_USAGE, usage)
         conn.executemany(_ROLL_UP, rollup)
@@ -376,6 +388,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
     def _commit_batch(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
         with self._lock:
+            self._budget_watch = watch = set()
             try:
                 self._begin_write()
                 self._depth, self._tx_thread = 1, threading.get_ident()
@@ -395,6 +408,10 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                         op = functools.partial(self.apply_turn, op)
                     results.append(self._isolated(op))
                     i += 1
+                for op, (ok, _) in zip(ops, results, strict=True):
+                    if ok and isinstance(op, TurnWrite):
+                        watch.add(self._root_of(op.task_id))
+                budgets = self._budget_rows(watch)
                 self._depth, self._tx_thread = 0, None
                 self._conn.execute("COMMIT")
             except BaseException as exc:  # the commit itself failed: nobody's work is durable
@@ -403,10 +420,50 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 with contextlib.suppress(Exception):
                     self._conn.execute("ROLLBACK")
                 return [(False, exc)] * len(ops)
+            finally:
+                self._budget_watch = set()
+            self._commit_no += 1
+            if len(self._budgets) > 8192:  # bounded: goals end, their entries go stale
+                self._budgets.clear()
+            for row in budgets:
+                self._budgets[row[0]] = (self._commit_no, tuple(row[1:]))
             committed, self._pending = self._pending, []
         for sink in self.sinks:
             sink.emit(committed)
         return results
+
+    def _root_of(self, task_id: str) -> str:
+        ancestors = self._strict_ancestors(task_id)
+        return ancestors[-1] if ancestors else task_id
+
+    def _budget_rows(self, goals: Collection[str]) -> list[Any]:
+        """The budget rows of ``goals`` as the open batch leaves them (read at its end)."""
+        if not goals:
+            return []
+        ids = sorted(goals)
+        return list(
+            self._conn.execute(
+                f"SELECT {_BUDGET_COLUMNS} FROM tasks WHERE id IN ({','.join('?' * len(ids))})",
+                ids,
+            ).fetchall()
+        )
+
+    def snapshot_budget(self, goal_id: str) -> None:
+        """Inside an operation given to ``write``: have its group commit record the budget
+        row of the goal ``goal_id`` as it commits (``committed_budget``). Every turn written
+        with ``write_turn`` does this for its own goal."""
+        self._budget_watch.add(goal_id)
+
+    def committed_budget(self, goal_id: str) -> tuple[Any, ...] | None:
+        """The goal's ``(status, budget_usd, budget_tokens, spent_usd, spent_tokens)`` as
+        this store's latest commit left them, when that commit recorded them (see
+        ``snapshot_budget``); None when it did not, or a later commit of this store may have
+        changed them: then read the row. Saves the read an agent makes before each model
+        call, right after its previous turn committed (on PostgreSQL, a round trip)."""
+        entry = self._budgets.get(goal_id)
+        if entry is None or entry[0] != self._commit_no:
+            return None
+        return entry[1]
 
     def _isolated(self, op: Callable[[], Any]) -> tuple[bool, Any]:
         """Run ``op`` inside a savepoint of the batch: if it raises, only its work is undone."""
@@ -456,9 +513,10 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         """Append events in one transaction (their attributes redacted of secrets)."""
         batch: list[Event] = []
         rows: list[tuple[Any, ...]] = []
+        redact_text = redactor()
         for e in events:
             text = _attrs_json(dict(e.attrs))
-            clean = redact(text)
+            clean = redact_text(text)
             if clean is not text:  # redact hands back its input when there is nothing to mask
                 e = dataclasses.replace(e, attrs=json.loads(clean))
             batch.append(e)
@@ -733,8 +791,31 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         """
         if worker is not None and to != "running":
             raise ValueError("worker= claims a task (to='running'); pass lease= to fence a write")
+        with self.tx():
+            return self.transition_task(
+                self.get_task(task_id), to, lease=lease, worker=worker, result=result,
+                error=error, lease_s=lease_s, spec=spec, **attrs,
+            )  # fmt: skip
+
+    def transition_task(
+        self,
+        task: Task,
+        to: TaskStatus,
+        *,
+        lease: Lease | None = None,
+        worker: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+        lease_s: float | None = None,
+        spec: Mapping[str, Any] | None = None,
+        **attrs: Any,
+    ) -> Task:
+        """``transition`` for a task row the caller has just read in the write transaction
+        it calls this in (so the row is not read twice); same arguments and errors."""
+        if worker is not None and to != "running":
+            raise ValueError("worker= claims a task (to='running'); pass lease= to fence a write")
+        task_id = task.id
         with self.tx() as conn:
-            task = self.get_task(task_id)
             kind = TRANSITIONS.get((task.status, to))
             if kind is None:
                 raise IllegalTransition(
@@ -825,12 +906,13 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round."""
         claimed: list[Task] = []
         with self.tx():
-            for task_id, status in self._runnable(n, aging_s, trace_id, exclude):
-                if status == "running":
-                    claimed.append(self._reclaim(task_id, worker, self._now_us(), lease_s))
+            for row in self._runnable(n, aging_s, trace_id, exclude):
+                task = Task.from_row(row)
+                if task.status == "running":
+                    claimed.append(self._reclaim(task, worker, self._now_us(), lease_s))
                 else:
                     claimed.append(
-                        self.transition(task_id, "running", worker=worker, lease_s=lease_s)
+                        self.transition_task(task, "running", worker=worker, lease_s=lease_s)
                     )
         return claimed
 
@@ -846,7 +928,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         params += [] if aging_s is None else [now]
         return list(
             self._conn.execute(
-                "SELECT id, status FROM tasks WHERE (status IN ('queued', 'preempted')"
+                "SELECT * FROM tasks WHERE (status IN ('queued', 'preempted')"
                 f" OR (status = 'running' AND lease_expires_us < ?)){scope}{skip}"
                 f" ORDER BY priority{aging} DESC, created_us, {self._INSERT_ORDER}"
                 f" LIMIT ?{self._CLAIM_LOCK}",
@@ -854,8 +936,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
             ).fetchall()
         )
 
-    def _reclaim(self, task_id: str, worker: str, now: int, lease_s: float) -> Task:
-        task = self.get_task(task_id)
+    def _reclaim(self, task: Task, worker: str, now: int, lease_s: float) -> Task:
+        task_id = task.id
         self._conn.execute(
             "UPDATE tasks SET lease_owner = ?, lease_expires_us = ?, heartbeat_us = ?,"
             " lease_epoch = lease_epoch + 1, attempts = attempts + 1, updated_us = ? WHERE id = ?",

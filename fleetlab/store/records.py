@@ -79,9 +79,14 @@ class Task:
         return Lease(self.id, self.lease_owner, self.lease_epoch)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Task:
+    def from_row(cls, row: Any) -> Task:
+        """The task a ``tasks`` row holds (a mapping, or a driver's row with ``keys()``)."""
+
         def ts(us: int | None) -> datetime | None:
             return None if us is None else from_us(us)
+
+        if not isinstance(row, Mapping):  # a driver's row: by name costs a scan per column
+            row = dict(zip(row.keys(), row, strict=True))
 
         return cls(
             id=row["id"],
