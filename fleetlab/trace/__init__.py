@@ -27,13 +27,14 @@ from fleetlab.trace._conversation import (
     Verdict,
 )
 from fleetlab.trace._goal import Agent, GoalTrace, default_workspaces, load_goal_trace
-from fleetlab.trace._html import render_html
+from fleetlab.trace._html import CSP, render_html
 from fleetlab.trace._human import duration, money, tokens
 from fleetlab.trace._timeline import Lane, Mark, Segment, Timeline
 from fleetlab.trace._tree import TraceNode, load_trace
 from fleetlab.trace._workspace import FileChange, WorkspaceChanges
 
 __all__ = [
+    "CSP",
     "Agent",
     "AgentUsage",
     "Block",
