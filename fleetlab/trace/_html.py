@@ -10,6 +10,7 @@ was redacted when the model was read).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -19,7 +20,7 @@ from fleetlab.trace._human import duration, money, tokens
 from fleetlab.trace._svg import LEGEND, timeline_svg
 from fleetlab.trace._workspace import FileChange
 
-__all__ = ["CSP", "render_html"]
+__all__ = ["CSP", "TraceSections", "page", "render_html", "scoped_css", "trace_sections"]
 
 #: Nothing may be fetched and nothing may run: the page is data.
 CSP = (
@@ -298,8 +299,32 @@ def _agents_table(trace: GoalTrace) -> str:
     )
 
 
-def render_html(trace: GoalTrace) -> str:
-    """The trace of one goal as a complete HTML page (a string: write it as UTF-8)."""
+@dataclass(frozen=True, slots=True)
+class TraceSections:
+    """The parts of a goal's trace page, each an HTML fragment (every text in it escaped):
+    the pieces other pages and the notebook viewer compose (``page`` wraps them).
+    ``timeline`` is the chart with its legend; ``conversations`` has one section per agent."""
+
+    title: str
+    header: str
+    timeline: str
+    agents: str
+    workspace: str
+    conversations: tuple[str, ...]
+
+    def body(self) -> str:
+        """Every section in the trace page's order (the content of its ``<main>``)."""
+        return (
+            f"<header>{self.header}</header>"
+            f"<h2>Timeline</h2>{self.timeline}"
+            f"<h2>Agents</h2>{self.agents}"
+            f'<h2>Workspace changes</h2><div class="workspace">{self.workspace}</div>'
+            '<h2>Conversations</h2><div class="agents">' + "".join(self.conversations) + "</div>"
+        )
+
+
+def trace_sections(trace: GoalTrace) -> TraceSections:
+    """The trace of one goal as the page's HTML fragments."""
     goal = trace.goal
     root_agent = trace.agent(goal.id)
     title = root_agent.node.to_dict()["title"]
@@ -350,18 +375,49 @@ def render_html(trace: GoalTrace) -> str:
         outcome += (
             f'<div class="verdict fail"><b>error:</b> {_e(root_agent.conversation.error)}</div>'
         )
+    return TraceSections(
+        title=str(title),
+        header=header + numbers + outcome,
+        timeline=f'<div class="chart">{timeline_svg(trace.timeline)}</div>{_legend()}',
+        agents=_agents_table(trace),
+        workspace=_workspace(trace),
+        conversations=tuple(_agent(a, trace) for a in trace.agents),
+    )
+
+
+def page(title: str, main: str, *, css: str = "") -> str:
+    """A complete offline page: the CSP that forbids every fetch and script, the trace
+    page's style (plus ``css``), and ``main`` (HTML, already escaped) as its content."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>trace {_e(trace.trace_id[:12])}: {_e(title[:80])}</title>"
-        f"<style>{_CSS}</style></head><body><main>"
-        f"<header>{header}{numbers}{outcome}</header>"
-        f'<h2>Timeline</h2><div class="chart">{timeline_svg(trace.timeline)}</div>{_legend()}'
-        f"<h2>Agents</h2>{_agents_table(trace)}"
-        f'<h2>Workspace changes</h2><div class="workspace">{_workspace(trace)}</div>'
-        '<h2>Conversations</h2><div class="agents">'
-        + "".join(_agent(a, trace) for a in trace.agents)
-        + "</div></main></body></html>\n"
+        f"<title>{_e(title)}</title>"
+        f"<style>{_CSS}{css}</style></head><body><main>{main}</main></body></html>\n"
     )
+
+
+def scoped_css(scope: str) -> str:
+    """The page's style with every rule confined to elements under the class ``scope``
+    (for a notebook, where a ``<style>`` applies to the whole page around it)."""
+    out = []
+    for rule in _CSS.split("}"):
+        if "{" not in rule:
+            continue
+        selectors, body = rule.split("{", 1)
+        scoped = []
+        for sel in selectors.split(","):
+            sel = sel.strip()
+            if sel in (":root", "body", "main"):
+                scoped.append(f".{scope}")
+            else:
+                scoped.append(f".{scope} {sel}")
+        out.append(f"{', '.join(scoped)} {{{body}}}")
+    return "\n".join(out)
+
+
+def render_html(trace: GoalTrace) -> str:
+    """The trace of one goal as a complete HTML page (a string: write it as UTF-8)."""
+    s = trace_sections(trace)
+    return page(f"trace {trace.trace_id[:12]}: {s.title[:80]}", s.body())
