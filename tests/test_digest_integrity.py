@@ -144,3 +144,59 @@ def test_future_and_out_of_lifetime_events_are_named(world: tuple[str, dict[str,
     lifetime = checks["event_in_lifetime"]
     assert lifetime["offending"] == [ids["A"]]
     assert lifetime["details"][0]["problem"] == "after the task finished (2026-10-19T09:00:00Z)"
+
+
+def test_turns_committed_twice_are_found_across_days_models_and_any_turn_number(
+    world: tuple[str, dict[str, str]],
+) -> None:
+    """The week's calls are summed by task, day, model and role, and a task's turns checked
+    as bits: a turn repeated on another day (in the other half of the week), under another
+    model, twice on one day (turn 30: its carry lands on turn 31's bit), and turns beyond the
+    bits (62 and up, negative) are all found, and turns seen once are not. Claims and writes
+    naming epochs are held to the order of epochs in each task's commit order, and a task
+    whose only event naming an epoch is a claim is counted as checked."""
+    path, ids = world
+    with open_store(path) as store:
+        clean = compute_metrics(store, parse_week("2026-W43", "Europe/London"), now=NOW)
+    before = {c["name"]: c for c in clean["integrity"]["checks"]}
+
+    def plant(store: Store) -> None:
+        def call(name: str, when: str, turn: int, **attrs: Any) -> None:
+            _append(store, ids[name], "model.call", when, turn=turn, cost_usd=0.0, **attrs)
+
+        call("A", "2026-10-19T08:40Z", 40)  # Monday, and again on Saturday
+        call("A", "2026-10-24T08:40Z", 40)
+        call("B", "2026-10-20T11:00Z", 30)  # twice on one day, next to turn 31
+        call("B", "2026-10-20T11:01Z", 30)
+        call("B", "2026-10-20T11:02Z", 31)
+        call("D", "2026-10-22T09:30Z", 62)  # beyond the bits, twice
+        call("D", "2026-10-22T09:31Z", 62)
+        call("D", "2026-10-22T09:32Z", 61)
+        call("D", "2026-10-22T09:33Z", -3)
+        call("E", "2026-10-22T12:30Z", 5, model="m-a")  # under two models
+        call("E", "2026-10-22T12:31Z", 5, model="m-b")
+        call("F", "2026-10-23T10:30Z", 1)  # once each, on two days: fine
+        call("F", "2026-10-24T10:30Z", 2)
+        # epochs: G claimed twice under epoch 2; H writes under epoch 2 after epoch 3 began
+        _append(store, ids["G"], "task.started", "2026-10-24T21:00Z", epoch=2, worker="w")
+        call("G", "2026-10-24T21:01Z", 7, epoch=2)
+        _append(store, ids["G"], "task.reclaimed", "2026-10-24T21:02Z", epoch=2, worker="w")
+        _append(store, ids["H"], "task.resumed", "2026-10-25T11:00Z", epoch=3, worker="w")
+        call("H", "2026-10-25T11:01Z", 8, epoch=2)
+        _append(store, ids["K"], "task.started", "2026-10-25T12:30Z", epoch=1, worker="w")
+
+    checks = _checks(path, plant)
+    turns = checks["turns_once"]
+    assert turns["checked"] == before["turns_once"]["checked"] + 15
+    twice = sorted([(ids["A"], 40), (ids["B"], 30), (ids["D"], 62), (ids["E"], 5)])
+    assert turns["offending"] == [task for task, _ in twice]
+    assert turns["details"] == [
+        {"task_id": task, "problem": f"turn {turn} committed 2 times"} for task, turn in twice
+    ]
+    epochs = checks["epochs"]
+    assert epochs["checked"] == before["epochs"]["checked"] + 3  # G, H and K
+    assert epochs["offending"] == sorted([ids["G"], ids["H"]])
+    assert sorted(d["problem"] for d in epochs["details"]) == [
+        "claim with epoch 2 after epoch 2",
+        "model.call under epoch 2 after epoch 3 began",
+    ]
