@@ -12,7 +12,15 @@ from fleetlab.status import FleetStatus
 from fleetlab.store import Task
 from fleetlab.trace import TraceNode
 
-__all__ = ["COLOURS", "counts_html", "render_trace_html", "tasks_html"]
+__all__ = [
+    "COLOURS",
+    "TASK_COLUMNS",
+    "counts_html",
+    "render_trace_html",
+    "task_cells",
+    "task_status",
+    "tasks_html",
+]
 
 #: (label, FleetStatus field) of the counts line, in display order.
 _COUNTS = (
@@ -73,29 +81,45 @@ def counts_html(status: FleetStatus) -> str:
     )
 
 
+#: The task table's columns after the task id (``task_cells`` gives one row's cells).
+TASK_COLUMNS = ("role", "status", "priority", "age", "agents", "cost", "title")
+
+
+def task_status(t: Task, stale_cutoff: datetime) -> str:
+    """A task's status for the table: ``stale`` for a running task whose heartbeat is too old."""
+    status = str(t.status)
+    if status == "running" and (t.heartbeat_at is None or t.heartbeat_at < stale_cutoff):
+        return "stale"
+    return status
+
+
+def task_cells(t: Task, now: datetime, stale_cutoff: datetime) -> list[str]:
+    """One row of the task table as HTML cells (``TASK_COLUMNS``), every text escaped."""
+    status = task_status(t, stale_cutoff)
+    colour = COLOURS.get(status, "#333")
+    return [
+        html.escape(t.role),
+        f"<span style='color:{colour}'>{status.replace('_', ' ')}</span>",
+        str(t.priority),
+        _age(now - t.created_at),
+        str(1 + t.tree_agents),
+        _money(t.tree_cost_usd),
+        html.escape(t.title[:70]),
+    ]
+
+
 def tasks_html(tasks: list[Task], in_flight: int, now: datetime, stale_cutoff: datetime) -> str:
     """The active-task table: id, role, status (stale when the heartbeat is too old),
     priority, age, agents in its tree and cost, title."""
     if not tasks:
         return "<div style='color:#666'>no active tasks</div>"
     cell = "style='padding:1px 8px;text-align:left'"
-    head = "".join(
-        f"<th {cell}>{c}</th>"
-        for c in ("task", "role", "status", "priority", "age", "agents", "cost", "title")
-    )
+    head = "".join(f"<th {cell}>{c}</th>" for c in ("task", *TASK_COLUMNS))
     rows = []
     for t in tasks:
-        status = str(t.status)
-        if status == "running" and (t.heartbeat_at is None or t.heartbeat_at < stale_cutoff):
-            status = "stale"
-        colour = COLOURS.get(status, "#333")
+        cells = "".join(f"<td {cell}>{c}</td>" for c in task_cells(t, now, stale_cutoff))
         rows.append(
-            f"<tr class='fleetlab-task-row'><td {cell}><code>{t.id[:8]}</code></td>"
-            f"<td {cell}>{html.escape(t.role)}</td>"
-            f"<td {cell} style='color:{colour}'>{status.replace('_', ' ')}</td>"
-            f"<td {cell}>{t.priority}</td><td {cell}>{_age(now - t.created_at)}</td>"
-            f"<td {cell}>{1 + t.tree_agents}</td><td {cell}>{_money(t.tree_cost_usd)}</td>"
-            f"<td {cell}>{html.escape(t.title[:70])}</td></tr>"
+            f"<tr class='fleetlab-task-row'><td {cell}><code>{t.id[:8]}</code></td>{cells}</tr>"
         )
     more = (
         f"<div style='color:#666'>and {in_flight - len(tasks)} more</div>"

@@ -15,6 +15,12 @@ seconds, and the fleet's ``on_change`` hook refreshes it as soon as a task finis
 the fleet to stop: running agents checkpoint at their next turn boundary and wait as
 ``preempted``; Run resumes them.
 
+The task table lists the unfinished tasks (running first), then the latest finished goals;
+each row starts with a button (its task id, class ``fleetlab-task-open``): a click opens that
+goal's whole trace (``fleetlab.widgets.trace.TraceViewer``: timeline, agents, conversations,
+workspace diff) inside the console, below the table. Buttons are plain ipywidgets, so this
+works in JupyterLab, Notebook 7 and VS Code alike (no page script).
+
 Every widget carries a stable CSS class (``fleetlab-<name>``, listed in ``CSS_CLASSES``) so
 browser tests and custom styles can find it.
 """
@@ -25,7 +31,7 @@ import asyncio
 import html
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ipywidgets as widgets
@@ -40,13 +46,22 @@ from fleetlab.store import Store, Task, open_store
 from fleetlab.store.read import fleet as read_fleet
 from fleetlab.store.read.fleet import count_in_status, recent_goals
 from fleetlab.trace import TraceNode, load_trace
-from fleetlab.widgets._render import COLOURS, counts_html, render_trace_html, tasks_html
+from fleetlab.widgets._render import (
+    COLOURS,
+    TASK_COLUMNS,
+    counts_html,
+    render_trace_html,
+    task_cells,
+    tasks_html,
+)
+from fleetlab.widgets.trace import TraceViewer
 
 __all__ = [
     "CLAUDE_MODEL",
     "CSS_CLASSES",
     "POLICY_CHOICES",
     "FleetConsole",
+    "TaskTable",
     "model_choices",
     "render_trace_html",
 ]
@@ -62,6 +77,7 @@ _ACTIVE = ("running", "queued", "preempted", "waiting_children")
 _FINISHED = ("completed", "failed", "cancelled")
 _TABLE_ROWS = 12
 _TRACE_CHOICES = 30
+_FINISHED_ROWS = 5
 
 CSS_CLASSES = (
     "fleetlab-console",
@@ -83,6 +99,7 @@ CSS_CLASSES = (
     "fleetlab-refresh",
     "fleetlab-counts",
     "fleetlab-tasks",
+    "fleetlab-trace-viewer-box",
     "fleetlab-trace-pick",
     "fleetlab-trace-id",
     "fleetlab-trace-show",
@@ -150,6 +167,8 @@ class FleetConsole:
         self._updating_picks = False
         self._stop_requested = False
         self._active = False
+        self._finished: dict[str, Task] = {}  # finished goals' rows: they no longer change
+        self.viewer: TraceViewer | None = None
         choices = [(m, m) if isinstance(m, str) else m for m in models or model_choices(env)]
         self._build(choices)
         self.refresh()
@@ -243,7 +262,8 @@ class FleetConsole:
         )
         self.progress_label = _classed(widgets.HTML(), "progress-label")
         self.counts = _classed(widgets.HTML(), "counts")
-        self.tasks_table = _classed(widgets.HTML(), "tasks")
+        self.tasks_table = _classed(TaskTable(self.open_trace), "tasks")
+        self.viewer_box = _classed(widgets.VBox(), "trace-viewer-box")
         self.trace_pick = _classed(
             widgets.Dropdown(options=[], description="Goal", layout=widgets.Layout(width="460px")),
             "trace-pick",
@@ -297,6 +317,7 @@ class FleetConsole:
                     ),
                     self.counts,
                     self.tasks_table,
+                    self.viewer_box,
                     heading("Trace"),
                     widgets.HBox([self.trace_pick, self.trace_id, self.trace_button]),
                     self.trace_view,
@@ -415,6 +436,8 @@ class FleetConsole:
             return  # the fleet still needs the db; it is closed with the process
         for child in _walk(self.panel):
             child.close()
+        if self.viewer is not None:
+            self.viewer.close()
         if self._own_store:
             self.store.close()
 
@@ -484,8 +507,9 @@ class FleetConsole:
         now = self.store.clock.now()
         stale_cutoff = self.store.stale_cutoff(DEFAULT_STALE_AFTER_S)
         self.counts.value = counts_html(status)
-        self.tasks_table.value = tasks_html(
-            self.active_tasks(), status.in_flight, now, stale_cutoff
+        goals = recent_goals(self.store, _TRACE_CHOICES)
+        self.tasks_table.show(
+            self.active_tasks(), self._finished_goals(goals), status.in_flight, now, stale_cutoff
         )
         done = status.completed + status.failed + status.cancelled
         value = max(0, done - self._baseline_done)
@@ -505,13 +529,25 @@ class FleetConsole:
             f"<b class='fleetlab-state-{state}' style='color:{COLOURS[colour]};"
             f"margin-right:12px'>fleet {state}</b>"
         )
-        self._refresh_picks()
+        self._refresh_picks(goals)
         if self._shown_trace is not None and self._shown_live:
             self.show_trace(self._shown_trace)
         return status
 
-    def _refresh_picks(self) -> None:
-        goals = recent_goals(self.store, _TRACE_CHOICES)
+    def _finished_goals(self, goals: Sequence[Any]) -> list[Task]:
+        """The latest finished goals (newest first), read once each: they no longer change."""
+        out = []
+        for g in goals:
+            if g.status not in _FINISHED:
+                continue
+            if g.id not in self._finished:
+                self._finished[g.id] = self.store.get_task(g.id)
+            out.append(self._finished[g.id])
+            if len(out) == _FINISHED_ROWS:
+                break
+        return out
+
+    def _refresh_picks(self, goals: Sequence[Any]) -> None:
         options = [(f"{g.title[:48]} [{g.status}] {g.id[:8]}", g.id) for g in goals]
         if options == list(self.trace_pick.options):
             return
@@ -531,6 +567,39 @@ class FleetConsole:
             self.trace_id.value = ""
             self.show_trace(str(change["new"]))
 
+    def open_trace(self, ident: str) -> TraceViewer | None:
+        """Open the whole trace of the goal ``ident`` belongs to in the console, below the
+        task table (what a click on a row's button does); None when nothing matches (the
+        viewer says so). The viewer shown before is closed."""
+        viewer = TraceViewer(self.store, ident)
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = viewer
+        close = widgets.Button(description="Close", icon="times", tooltip="close this trace")
+        close.add_class("fleetlab-trace-close")
+        close.on_click(lambda _: self.close_viewer())
+        goal = viewer.trace.goal if viewer.trace is not None else None
+        title = (
+            f"trace of goal <code>{goal.id[:8]}</code> {html.escape(goal.title[:80])}"
+            if goal is not None
+            else f"trace of {html.escape(ident)}"
+        )
+        self.viewer_box.children = [
+            widgets.HBox([widgets.HTML(f"<h4 style='margin:10px 8px 2px 0'>{title}</h4>"), close]),
+            viewer.panel,
+        ]
+        return viewer if viewer.trace is not None else None
+
+    def close_viewer(self) -> None:
+        """Close the goal trace opened from the task table."""
+        old = list(self.viewer_box.children)
+        self.viewer_box.children = []
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer = None
+        for w in old:
+            w.close()
+
     def show_trace(self, ident: str) -> TraceNode | None:
         """Show the tree of the goal ``ident`` belongs to (task id, id prefix or trace id);
         None when nothing matches (the panel says so)."""
@@ -547,6 +616,105 @@ class FleetConsole:
         self._shown_live = any(not node.task.terminal for node in root.walk())
         self.trace_view.value = render_trace_html(root)
         return root
+
+
+class TaskTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """The console's task table as widgets: one row per task, its first cell a button (the
+    task id, class ``fleetlab-task-open``) that calls ``on_open(task id)``.
+
+    Rows are kept per task and updated in place, so a refresh sends only what changed.
+    ``value`` is the same table as HTML text (active tasks; then the finished goals), for
+    tests and logs.
+    """
+
+    def __init__(self, on_open: Callable[[str], Any]) -> None:
+        self._on_open = on_open
+        self._rows: dict[str, tuple[widgets.Button, list[widgets.HTML]]] = {}
+        self._html = ""
+        self._head = [
+            widgets.HTML(f"<b style='color:#444'>{c}</b>") for c in ("task", *TASK_COLUMNS)
+        ]
+        # a row of its own before the finished goals (a cell per column: a grid row)
+        self._finished_label = [
+            widgets.HTML("<i style='color:#666'>finished goals</i>"),
+            *(widgets.HTML() for _ in TASK_COLUMNS),
+        ]
+        self.note = widgets.HTML()
+        self.grid = widgets.GridBox(
+            [],
+            layout=widgets.Layout(
+                grid_template_columns=f"repeat({len(TASK_COLUMNS)}, max-content) minmax(0, 1fr)",
+                grid_gap="0 14px",
+                align_items="center",
+                width="98%",
+            ),
+        )
+        super().__init__([self.note, self.grid])
+
+    @property
+    def value(self) -> str:
+        """The table as HTML text."""
+        return self._html
+
+    @property
+    def buttons(self) -> dict[str, widgets.Button]:
+        """The rows' buttons by task id (a click opens that task's goal)."""
+        return {task_id: row[0] for task_id, row in self._rows.items()}
+
+    def _row(self, t: Task) -> tuple[widgets.Button, list[widgets.HTML]]:
+        row = self._rows.get(t.id)
+        if row is None:
+            button = widgets.Button(
+                description=t.id[:8],
+                icon="search",
+                tooltip=f"open the trace of task {t.id}'s goal",
+                layout=widgets.Layout(width="auto", height="26px", margin="1px 0"),
+            )
+            button.add_class("fleetlab-task-open")
+            button.on_click(lambda _b, task_id=t.id: self._on_open(task_id))
+            row = (button, [widgets.HTML() for _ in TASK_COLUMNS])
+            self._rows[t.id] = row
+        return row
+
+    def show(
+        self,
+        active: list[Task],
+        finished: list[Task],
+        in_flight: int,
+        now: Any,
+        stale_cutoff: Any,
+    ) -> None:
+        """Show ``active`` tasks (``in_flight`` of them exist) and then ``finished`` goals."""
+        self._html = tasks_html(active, in_flight, now, stale_cutoff)
+        if finished:
+            self._html += "<div>latest finished goals</div>" + tasks_html(
+                finished, len(finished), now, stale_cutoff
+            )
+        notes = []
+        if not active:
+            notes.append("no active tasks")
+        elif in_flight > len(active):
+            notes.append(f"{len(active)} of {in_flight} active tasks shown")
+        self.note.value = "".join(f"<div style='color:#666'>{n}</div>" for n in notes)
+        children: list[widgets.Widget] = list(self._head) if active or finished else []
+        shown = set()
+        for n, t in enumerate([*active, *finished]):
+            if n == len(active) and finished:
+                children += self._finished_label
+            if t.id in shown:  # a goal both active and just finished between two reads
+                continue
+            shown.add(t.id)
+            button, cells = self._row(t)
+            for cell, text in zip(cells, task_cells(t, now, stale_cutoff), strict=True):
+                if cell.value != text:
+                    cell.value = text
+            children += [button, *cells]
+        gone = [self._rows.pop(k) for k in [k for k in self._rows if k not in shown]]
+        if tuple(children) != self.grid.children:
+            self.grid.children = children
+        for button, cells in gone:  # off the grid first, then closed
+            for w in (button, *cells):
+                w.close()
 
 
 def _walk(widget: Any) -> list[Any]:
