@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, fnum
 from fleetlab.stats import KaplanMeier, kaplan_meier
@@ -28,8 +28,7 @@ WITHIN_H = (1, 6, 24, 72)
 CURVE_POINTS = 240
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
     id: str
     root: bool
     created_us: int
