@@ -6,11 +6,13 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleetlab.experiments._compare import Comparison, compare
+from fleetlab.experiments._pairs import write_pair_pages
 from fleetlab.experiments._results import infra_summary, load, output_dir
 from fleetlab.stats import PairedDifference
 
@@ -209,6 +211,50 @@ def _vega_bundle() -> str:
     return str(bundle)
 
 
+def _pairs_section(comparison: Comparison, frame: Any, folder: Path, target: Path) -> str:
+    """Write the discordant pairs' pages; their table, each pair and trace id a link."""
+    written = write_pair_pages(
+        list(frame.iter_rows(named=True)),
+        comparison.baseline,
+        folder,
+        experiment=comparison.name,
+        model=comparison.model,
+        simulated=comparison.simulated,
+        report=target,
+    )
+    parts = [
+        "<h2>Discordant pairs</h2><p>The baseline and a variant on the same task and trial (the"
+        " same seed), one passed and one failed: what McNemar's test counts. Each link opens the"
+        " two trials side by side (verifier outputs, timelines, agents, workspace diffs, whole"
+        " conversations), offline.</p>"
+    ]
+    if not written:
+        parts.append("<p>None: every pair of trials agreed.</p>")
+        return "".join(parts)
+    parts.append(
+        "<table class='pairs'><tr><th>variant</th><th>task</th><th>seed</th>"
+        "<th>baseline</th><th>variant</th><th>side by side</th><th>baseline trace</th>"
+        "<th>variant trace</th></tr>"
+    )
+    for pair, page_path in written:
+        href = html.escape(Path(os.path.relpath(page_path, target.parent)).as_posix())
+        b, v = pair.baseline, pair.variant
+        parts.append(
+            f"<tr><td>{html.escape(v['variant'])}</td><td>{html.escape(v['task'])}</td>"
+            f"<td>{v['seed']}</td><td>{'passed' if b['passed'] else 'failed'}</td>"
+            f"<td>{'passed' if v['passed'] else 'failed'}</td>"
+            f"<td><a href='{href}'>{'better' if pair.better else 'worse'}: open</a></td>"
+            + "".join(
+                f"<td><a href='{href}#{side}'><code>{html.escape(str(r['trace_id'])[:12])}</code>"
+                "</a></td>"
+                for side, r in (("baseline", b), ("variant", v))
+            )
+            + "</tr>"
+        )
+    parts.append("</table>")
+    return "".join(parts)
+
+
 def write_report(
     name: str,
     *,
@@ -269,6 +315,8 @@ def write_report(
     infra = infra_summary(name, root=root).text()
     if infra:  # trials the infrastructure decided: not in the tables above
         parts.append(f"<p class='infra'>{html.escape(infra)}.</p>")
+    if comparison.kind != "scoring":  # agent trials: transcripts to compare
+        parts.append(_pairs_section(comparison, frame, output_dir(name, root), target))
     parts.append("<h2>Charts</h2>")
     for n, chart in enumerate(charts):
         spec = json.dumps(chart.to_dict()).replace("</", "<\\/")  # stays inside <script>

@@ -24,6 +24,10 @@ folder, so a schema left by a killed run is dropped when that trial runs again).
 goes with the trial's folder: dropped after the trial unless ``keep_trials`` keeps the
 folder, which then holds the schema's URL (password masked) in ``fleet-db.txt``. The results
 database stays the SQLite file in the experiment's folder.
+
+Whatever ``keep_trials`` says, the goal's transcript (conversations, verifier output,
+workspace diff, as the trace page draws them) is kept in ``transcripts/`` before the trial's
+store goes (``fleetlab.experiments._transcripts``): the report's discordant pairs link to it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any, Literal
 from fleetlab.decompose import parse_policy
 from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 from fleetlab.experiments._definition import Experiment, Trial
+from fleetlab.experiments._transcripts import save_transcript, transcript_path
 from fleetlab.models.base import Model
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
@@ -346,6 +351,13 @@ async def run_trial(
         report = await fleet.run(until_idle=True)
         wall = time.perf_counter() - started
         row = _collect(store, root.id)
+        # what the report's pair pages show, kept before the trial's store goes
+        save_transcript(
+            store,
+            root.trace_id,
+            where / "workspaces",
+            transcript_path(folder, variant.name, task.key, trial.index),
+        )
         row["_infra"] = _infra_failure(
             model.errors, report.internal_errors, report.infrastructure_failures
         )
