@@ -16,7 +16,10 @@
 * ``trials/<variant>/<task>-t<k>/``: a trial's own fleet database and workspace while it runs;
   kept afterwards for failed trials (``keep_trials``), so ``fleetlab --db .../trial.db trace``
   shows what went wrong.
-* ``report.html``: written by ``fleetlab ab report``.
+* ``transcripts/<variant>/<task>-t<k>.json.gz``: every agent trial's transcript (the trace
+  page's sections, escaped and redacted), kept when the trial ends, whatever ``keep_trials``.
+* ``report.html``: written by ``fleetlab ab report``, with ``pairs/``: a side-by-side page of
+  each discordant pair, linked from the report.
 
 The learned policy's memory is in the rows too: each finished trial of a ``learned`` variant
 stores the learner update it produced (bucket, arm, reward), and the next trial of that
