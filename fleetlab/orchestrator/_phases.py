@@ -297,7 +297,8 @@ class Phases:
                 self.store.add_usage(task.id, tokens_in, tokens_out, call_cost, lease=lease)
             self.store.append(self._event("decomposition.decided", task, decision))
             self.store.snapshot_budget(task.root_id)  # its agent's first budget check
-            return self._update_spec(task, spec)
+            self.store.set_task_spec(task.id, spec)  # fenced above, in this transaction
+            return self.store.get_task(task.id)
 
         # the scoring call was paid for, even if its decision is refused
         async with discarded_if_refused(self.store, None if scoring is None else scoring[0]):

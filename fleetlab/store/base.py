@@ -150,6 +150,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         #: goal id -> (the commit it was read at, its budget row): see ``committed_budget``
         self._budgets: dict[str, tuple[int, tuple[Any, ...]]] = {}
         self._budget_watch: set[str] = set()
+        self._savepoint_open = False
         self._flushing: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     # --- what a backend supplies ---------------------------------------------------
@@ -360,10 +361,11 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
             rollup.extend((*amounts, a) for a in self._strict_ancestors(t.task_id))
             checkpoints.append((t.task_id, t.turn, now, redact_text(_state_json(dict(t.state)))))
             events.extend(t.events)
-        conn.executemany(_ADD_USAGE, usage)
-        conn.executemany(_ROLL_UP, rollup)
-        self.append_many(events)
-        conn.executemany(_SAVE_CHECKPOINT, checkpoints)
+        with self._pipelined():
+            conn.executemany(_ADD_USAGE, usage)
+            conn.executemany(_ROLL_UP, rollup)
+            self.append_many(events)
+            conn.executemany(_SAVE_CHECKPOINT, checkpoints)
         return results
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -389,6 +391,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         results: list[tuple[bool, Any]] = []
         with self._lock:
             self._budget_watch = watch = set()
+            self._savepoint_open = False
             try:
                 self._begin_write()
                 self._depth, self._tx_thread = 1, threading.get_ident()
@@ -411,9 +414,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 for op, (ok, _) in zip(ops, results, strict=True):
                     if ok and isinstance(op, TurnWrite):
                         watch.add(self._root_of(op.task_id))
-                budgets = self._budget_rows(watch)
                 self._depth, self._tx_thread = 0, None
-                self._conn.execute("COMMIT")
+                self._conn.execute("COMMIT")  # (it releases the last operation's savepoint)
             except BaseException as exc:  # the commit itself failed: nobody's work is durable
                 self._depth, self._tx_thread = 0, None
                 self._pending.clear()
@@ -422,6 +424,13 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 return [(False, exc)] * len(ops)
             finally:
                 self._budget_watch = set()
+            # Read once committed: outside the write transaction (which, on PostgreSQL, every
+            # worker's writers queue for), and no older than the commit. Best effort: the
+            # batch is durable whatever this read meets.
+            try:
+                budgets = self._budget_rows(watch)
+            except Exception:
+                budgets = []
             self._commit_no += 1
             if len(self._budgets) > 8192:  # bounded: goals end, their entries go stale
                 self._budgets.clear()
@@ -468,7 +477,10 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
     def _isolated(self, op: Callable[[], Any]) -> tuple[bool, Any]:
         """Run ``op`` inside a savepoint of the batch: if it raises, only its work is undone."""
         mark = len(self._pending)
-        self._conn.execute("SAVEPOINT fleetlab_op")
+        # The previous operation's savepoint is released only now (with this one opened in
+        # the same round trip where the engine allows), the last one by the batch's COMMIT.
+        self._savepoint(release_previous=self._savepoint_open)
+        self._savepoint_open = False
         try:
             value = op()
         except Exception as exc:
@@ -480,8 +492,20 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
             self._conn.execute("RELEASE fleetlab_op")
             del self._pending[mark:]
             return False, exc
-        self._conn.execute("RELEASE fleetlab_op")
+        self._savepoint_open = True
         return True, value
+
+    def _savepoint(self, *, release_previous: bool) -> None:
+        """Open the savepoint of a batch's next operation, first releasing the previous
+        operation's when ``release_previous``."""
+        if release_previous:
+            self._conn.execute("RELEASE fleetlab_op")
+        self._conn.execute("SAVEPOINT fleetlab_op")
+
+    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
+        """Around a bulk write's statements: where the engine is across a network, send them
+        without waiting for each reply (errors surface by the block's end)."""
+        return contextlib.nullcontext()
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run a read-only query (for reports and tests)."""

@@ -246,6 +246,18 @@ class PostgresStore(Store):
                 self._conn.execute("ROLLBACK")
             raise
 
+    def _savepoint(self, *, release_previous: bool) -> None:
+        # one round trip (a statement without parameters may hold several)
+        self._conn.execute(
+            "RELEASE fleetlab_op; SAVEPOINT fleetlab_op"
+            if release_previous
+            else "SAVEPOINT fleetlab_op"
+        )
+
+    def _pipelined(self) -> contextlib.AbstractContextManager[Any]:
+        pipeline: contextlib.AbstractContextManager[Any] = self._conn.raw.pipeline()
+        return pipeline
+
     def _transaction_lost(self) -> bool:
         return not self._conn.in_transaction
 
