@@ -8,6 +8,8 @@ from fleetlab.digest import compute_metrics, fact_check, run_digest, write_draft
 metrics = compute_metrics(store, parse_week("2026-W48", "Europe/London"))
 draft = write_draft(metrics, "sim:default")       # offline template; anthropic:* asks Claude
 assert fact_check(draft, metrics).ok
+traces = write_trace_pages("out", store, metrics, draft)   # out/traces/<trace id>.html
+shipped_view(metrics).linked(traces)              # its trace ids link to those pages
 result = run_digest("2026-W48", "Europe/London", db="fleet.db")   # reports/2026-W48/
 ```
 
@@ -28,6 +30,7 @@ from fleetlab.digest._report import (
     write_report_files,
 )
 from fleetlab.digest._schedule import DIGEST_ACTION, run_digest_goal, schedule_digest
+from fleetlab.digest._traces import TracePages, write_trace_pages
 from fleetlab.digest._trend import weekly_trend
 from fleetlab.digest._views import (
     MarkdownView,
@@ -49,6 +52,7 @@ __all__ = [
     "DigestResult",
     "FactCheck",
     "MarkdownView",
+    "TracePages",
     "Unmatched",
     "compute_metrics",
     "cost_view",
@@ -70,4 +74,5 @@ __all__ = [
     "write_draft",
     "write_draft_async",
     "write_report_files",
+    "write_trace_pages",
 ]

@@ -1,8 +1,9 @@
 """``run_digest``: execute the digest notebook with papermill and publish ``reports/<week>/``.
 
 The folder holds the executed notebook, ``index.html`` (no code, charts interactive and
-drawn offline), ``digest.md`` (the draft post with its charts as PNG beside it) and
-``metrics.json``. It is built in a temporary folder beside its destination and renamed into
+drawn offline), ``digest.md`` (the draft post with its charts as PNG beside it),
+``metrics.json`` and ``traces/`` (the offline trace page of each goal the report names, each
+id linked to its page). It is built in a temporary folder beside its destination and renamed into
 place only when complete, so a failed run leaves no half-written report.
 
 Every text file of the report passes through ``fleetlab.telemetry.redact`` where it is
@@ -27,6 +28,7 @@ from typing import Any, Literal, cast
 from fleetlab import errors
 from fleetlab.digest._factcheck import FactCheck, fact_check
 from fleetlab.digest._params import DigestParams, validate_params
+from fleetlab.digest._traces import TRACES_DIR, TracePages
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.telemetry import redact, redact_value
 
@@ -82,9 +84,12 @@ def write_report_files(
     metrics: dict[str, Any],
     draft: str,
     charts: Mapping[str, Any] | None = None,
+    *,
+    traces: TracePages | None = None,
 ) -> list[Path]:
     """Write ``metrics.json``, each chart as ``<name>.png`` and ``digest.md`` (the draft with
     the charts appended) into ``out_dir``. Nothing is written when ``out_dir`` is empty.
+    With ``traces`` (``write_trace_pages``), the draft's ids link to their trace pages.
 
     Charts are anything with altair's ``save(path, format="png")`` (rendered by vl-convert).
     """
@@ -101,7 +106,7 @@ def write_report_files(
         chart.save(str(path), format="png", scale_factor=2)
         written.append(path)
         figures.append(f"![{CHART_CAPTIONS.get(name, name)}]({path.name})")
-    post = draft.rstrip() + "\n"
+    post = (draft if traces is None else traces.link(draft, code=True)).rstrip() + "\n"
     if figures:
         post += "\n## Charts\n\n" + "\n\n".join(figures) + "\n"
     (folder / "digest.md").write_text(redact(post), "utf-8")
@@ -223,7 +228,7 @@ def _run_notebook(params: DigestParams, notebook: Path, folder: Path) -> None:
         ) from None
 
 
-_TEXT_FILES = ("*.json", "*.md", "*.html", "*.ipynb")
+_TEXT_FILES = ("*.json", "*.md", "*.html", "*.ipynb", f"{TRACES_DIR}/*.html")
 
 
 def _redact_files(folder: Path) -> None:

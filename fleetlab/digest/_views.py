@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetlab.digest._common import COUNT_KEYS
 from fleetlab.digest._factcheck import FactCheck
 from fleetlab.telemetry import redact
+
+if TYPE_CHECKING:
+    from fleetlab.digest._traces import TracePages
 
 __all__ = [
     "MarkdownView",
@@ -36,6 +39,11 @@ class MarkdownView:
 
     def __str__(self) -> str:
         return redact(self.text)
+
+    def linked(self, traces: TracePages | None) -> MarkdownView:
+        """This view with each id it names that has a trace page (``write_trace_pages``)
+        written as a link to that page."""
+        return self if traces is None else MarkdownView(traces.link(self.text))
 
 
 def _cell(value: Any) -> str:

@@ -15,9 +15,16 @@ into one self-contained offline page; ``fleetlab trace ID`` prints it (``--messa
 trace = load_goal_trace(store, "3ae2ce")
 print(trace.agent(trace.goal.id).usage.tree_cost_usd)
 Path("trace.html").write_text(render_html(trace), encoding="utf-8")
+write_trace_page(store, "3ae2ce", Path("traces/3ae2ce.html"), back=("../index.html", "report"))
 ```
 """
 
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from fleetlab.store import Store
 from fleetlab.trace._calls import AgentUsage, Call
 from fleetlab.trace._conversation import (
     Block,
@@ -27,7 +34,7 @@ from fleetlab.trace._conversation import (
     Verdict,
 )
 from fleetlab.trace._goal import Agent, GoalTrace, default_workspaces, load_goal_trace
-from fleetlab.trace._html import CSP, render_html
+from fleetlab.trace._html import CSP, page, render_html, trace_sections
 from fleetlab.trace._human import duration, money, tokens
 from fleetlab.trace._timeline import Lane, Mark, Segment, Timeline
 from fleetlab.trace._tree import TraceNode, load_trace
@@ -58,4 +65,40 @@ __all__ = [
     "money",
     "render_html",
     "tokens",
+    "write_trace_page",
 ]
+
+
+def write_trace_page(
+    store: Store,
+    ident: str,
+    path: Path,
+    *,
+    workspaces: Path | None = None,
+    back: tuple[str, str] | None = None,
+) -> GoalTrace:
+    """Write the offline page of the goal ``ident`` (task id, id prefix or trace id) names to
+    ``path`` (UTF-8, the folder must exist) and return its trace.
+
+    Args:
+        store: the fleet's store.
+        ident: any task of the goal, or its trace id.
+        path: the page's file.
+        workspaces: the folder the fleet kept workspaces in (default: beside the database);
+            a goal whose workspace is gone still gets its page, which says so.
+        back: ``(href, label)``: a link above the page's header, e.g. to the report that
+            links here (without it the page is `render_html`'s, byte for byte).
+
+    Raises:
+        NotFoundError: nothing matches ``ident``.
+    """
+    trace = load_goal_trace(store, ident, workspaces=workspaces)
+    s = trace_sections(trace)
+    nav = (
+        ""
+        if back is None
+        else f'<p class="meta"><a href="{escape(back[0])}">&larr; {escape(back[1])}</a></p>'
+    )
+    html = page(f"trace {trace.trace_id[:12]}: {s.title[:80]}", nav + s.body())
+    path.write_text(html, encoding="utf-8")
+    return trace
