@@ -204,6 +204,9 @@ def test_every_id_the_report_names_links_to_its_goals_page(report: Report) -> No
     # what the sections name: every shipped goal in the table, every failure, the draft's
     assert {i for i, _ in linked} <= {i for i, _ in in_index}  # index.html shows the draft
     assert report.gone in shown
+    pages = len(list((report.folder / "traces").iterdir()))
+    said = f"{pages} trace page(s) of the goals it names in {report.folder / 'traces'}"
+    assert said in report.err
 
 
 @pytest.mark.slow
@@ -255,11 +258,7 @@ def test_a_failing_cell_leaves_the_old_traces_intact(
     nb = nbformat.read(report_module.default_notebook(), as_version=4)
     last = next(i for i, c in enumerate(nb.cells) if "write_trace_pages(" in c.source)
     nb.cells = nb.cells[: last + 1]
-    nb.cells.append(
-        nbformat.v4.new_code_cell(
-            "import os\nraise RuntimeError(f\"{len(os.listdir('traces'))} pages written\")"
-        )
-    )
+    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError(f"{len(traces)} pages written")'))
     broken = tmp_path / "notebooks" / "weekly_digest.ipynb"
     broken.parent.mkdir()
     nbformat.write(nb, broken)
@@ -356,7 +355,10 @@ def test_hostile_goal_text_is_escaped_and_redacted_on_its_page(tmp_path: Path) -
         metrics = compute_metrics(store, window)
         draft = write_draft(metrics, "sim:default")
         assert len(write_trace_pages("", store, metrics, draft)) == 0
+        draft += f"\nIts task `{goal.id}`, and `{'ef' * 6}`, a task of no goal.\n"
         traces = write_trace_pages(tmp_path / "out", store, metrics, draft)
+    page = f"traces/{goal.trace_id}.html"
+    assert dict(traces.hrefs) == {goal.trace_id: page, goal.id: f"{page}#agent-{goal.id}"}
     assert [p.name for p in (tmp_path / "out" / "traces").iterdir()] == [f"{goal.trace_id}.html"]
     html = (tmp_path / "out" / "traces" / f"{goal.trace_id}.html").read_text("utf-8")
     assert FAKE_KEY not in html

@@ -34,6 +34,12 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
             out_dir=args.out,
         )
     console.print(str(result.index_html), highlight=False, soft_wrap=True)
+    pages = len(result.trace_pages)
+    if pages:
+        errors.print(
+            escape(f"{pages} trace page(s) of the goals it names in {result.folder / 'traces'}"),
+            highlight=False,
+        )
     check = result.fact_check
     if check.ok:
         errors.print(escape(check.summary()), highlight=False)
@@ -76,7 +82,8 @@ def register(sub: Any) -> None:
     """Add ``fleetlab digest`` to the parser."""
     p = sub.add_parser(
         "digest",
-        help="write the weekly report (reports/<week>/) and the draft post, fact-checked",
+        help="write the weekly report (reports/<week>/, with the trace page of each goal it"
+        " names in traces/) and the draft post, fact-checked",
     )
     p.add_argument("--week", help="ISO week, e.g. 2026-W48 (default: the last complete week)")
     p.add_argument("--tz", default="UTC", help="IANA zone of the week's local days (default UTC)")

@@ -78,6 +78,12 @@ class DigestResult:
     def notebook(self) -> Path:
         return self.folder / NOTEBOOK_NAME
 
+    @property
+    def trace_pages(self) -> list[Path]:
+        """The trace pages of the goals the report names (``traces/<trace id>.html``)."""
+        folder = self.folder / TRACES_DIR
+        return sorted(folder.glob("*.html")) if folder.is_dir() else []
+
 
 def write_report_files(
     out_dir: str | Path | None,
