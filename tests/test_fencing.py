@@ -93,15 +93,16 @@ def _ledger(store: Store) -> dict[str, Any]:
 
 
 async def test_calls_longer_than_the_lease_keep_it(db_url: str) -> None:
-    """Real clock, 0.6 s lease, every call 1.2 s: the fleet's heartbeat keeps each lease, so a
-    second fleet polling the same db never takes a task over and each task is claimed once.
-    (The heartbeat renews about every 0.25 s: only a loop stalled for 0.35 s could lose one.)
-    On PostgreSQL a lease of 1.5 s: every read of the fleet's loop is a round trip to the
-    server there, so the same margin would measure the machine's load, not the fencing."""
-    lease_s = 1.5 if db_url.startswith("postgresql://") else 0.6
+    """Real clock, 0.6 s lease, every call 0.6 s longer: the fleet's heartbeat keeps each
+    lease, so a second fleet polling the same db never takes a task over and each task is
+    claimed once. (The heartbeat renews every third of a lease: only a loop stalled for 0.4 s
+    could lose one.) On PostgreSQL a lease of 3 s: every read and renewal there is a round
+    trip to the server, queued behind the other fleet's, so a tighter margin would measure
+    the machine's load, not the fencing."""
+    lease_s = 3.0 if db_url.startswith("postgresql://") else 0.6
     with open_store(db_url) as store:
         goals = submit_goals(store, [Goal(task=SIMPLE, policy="never") for _ in range(3)])
-        a_model = CountingModel(sleep_s=2 * lease_s)
+        a_model = CountingModel(sleep_s=lease_s + 0.6)
         b_model = CountingModel()
         config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
         a = Fleet(store, a_model, config)

@@ -305,8 +305,13 @@ def test_a_published_digest_never_shows_a_key(
     code, out, err = _cli(["digest", "--week", WEEK, "--db", str(db)])
     assert code == 0, err
     folder = tmp_path / "reports" / WEEK
-    published = {p.name: p.read_text("utf-8") for p in folder.iterdir() if p.suffix != ".png"}
+    published = {
+        str(p.relative_to(folder)): p.read_text("utf-8")
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".png"
+    }
     assert {"metrics.json", "index.html", "digest.md", "weekly_digest.ipynb"} <= set(published)
+    assert any(name.startswith("traces/") for name in published)  # the goals' pages, checked too
     assert_clean(out, err, *published.values())
     reasons = [f["reason"] for f in json.loads(published["metrics.json"])["failures"]["items"]]
     assert "verifier: printed [REDACTED]" in reasons
