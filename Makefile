@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo test lint typecheck unit lab bench mutants clean kernel browser-deps sandbox-deps \
-	pg-deps
+	pg-deps phoenix e2e
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -119,6 +119,29 @@ mutants: setup
 	@test -n "$(MODULE)" || { echo "usage: make mutants MODULE=fleetlab/clock.py [TESTS=...] [FUNCTIONS=f,g]" >&2; exit 2; }
 	$(BIN)/python -m fleetlab.testing.mutants $(MODULE) $(if $(TESTS),--tests $(TESTS)) \
 		$(if $(FUNCTIONS),--functions $(FUNCTIONS))
+
+# Arize Phoenix, pinned, in its own venv (large: not part of `make test`), serving on
+# 127.0.0.1 (port 6006, or a free one) with its database in .phoenix/; prints its URL. A second
+# `make phoenix` reuses the venv and the running server. Stop it with
+# `$(BIN)/python -m fleetlab.testing.phoenix_e2e stop`.
+PHOENIX_VERSION := 20.26.1
+PHOENIX_VENV := .phoenix-venv
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed-$(PHOENIX_VERSION)
+$(PHOENIX_STAMP):
+	test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	@echo "installing arize-phoenix $(PHOENIX_VERSION) into $(PHOENIX_VENV) (a minute or two)"
+	$(PHOENIX_VENV)/bin/python -m pip install --quiet "arize-phoenix==$(PHOENIX_VERSION)"
+	touch $@
+
+phoenix: setup $(PHOENIX_STAMP)
+	@$(BIN)/python -m fleetlab.testing.phoenix_e2e serve
+
+# One decomposed goal with the OpenTelemetry export on (content included) into Phoenix; checks
+# through Phoenix's REST and GraphQL APIs that its agents, calls, messages and cost arrived (the
+# fleet db is the oracle) and screenshots the trace page into reports/screenshots/.
+e2e: setup browser-deps $(PHOENIX_STAMP)
+	$(BIN)/python -m fleetlab.testing.phoenix_e2e check
 
 clean:
 	rm -rf .mutants $(VENV) .pytest_cache .mypy_cache .ruff_cache
