@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from fleetlab.errors import LeaseLost, ModelError
 from fleetlab.models.base import Model
-from fleetlab.models.prices import price_for
+from fleetlab.models.metered import metered
 from fleetlab.models.types import (
     Message,
     ModelRequest,
@@ -31,7 +31,7 @@ from fleetlab.models.types import (
     Usage,
 )
 from fleetlab.store import Lease, Store, Task, TurnWrite
-from fleetlab.telemetry import Event, new_span_id
+from fleetlab.telemetry import Event, new_span_id, otel_content_enabled
 from fleetlab.tools import TOOL_SPECS, Workspace
 
 __all__ = ["AgentLimits", "AgentOutcome", "discarded_if_refused", "run_agent"]
@@ -133,7 +133,11 @@ async def run_agent(
         on_turn: awaited after each committed turn (progress reporting).
     """
     limits = limits or AgentLimits()
-    price = price_for(model.name)
+    meter = metered(model)
+    _ = meter.price  # a model without a price fails here, before any call is paid for
+    model_id = meter.model_id
+    content = otel_content_enabled()  # the call records ride on the events to OpenTelemetry
+    turn_head: dict[str, Any] = {}
     epoch = {} if lease is None else {"epoch": lease.epoch}
     checkpoints = store.checkpoints(task.id)
     if not checkpoints:
@@ -166,24 +170,23 @@ async def run_agent(
         if over_budget is not None and (reason := over_budget()):
             return outcome("failed", error=reason)
         request = ModelRequest(
-            model=model.name.split(":", 1)[-1],
+            model=model_id,
             system=system,
             messages=tuple(messages),
             tools=tools,
             max_tokens=limits.max_tokens,
         )
-        started = time.perf_counter()
         try:
-            response = await model.generate(request)
+            call = await meter.call(request)
         except ModelError as exc:
             return outcome("failed", error=f"model error: {exc}")
-        latency = response.latency_s or (time.perf_counter() - started)
-        call_cost = price.cost_usd(response.usage)
+        response, call_cost = call.response, call.cost_usd
         turn += 1
         calls += 1
         usage, cost = usage + response.usage, cost + call_cost
         messages.append(response.message())
         now = store.clock.now()
+        turn_head["turn"] = turn
         events = [
             Event(
                 kind="model.call",
@@ -193,16 +196,8 @@ async def run_agent(
                 span_id=new_span_id(),
                 parent_span_id=task.span_id,
                 role=task.role,
-                attrs={
-                    "turn": turn,
-                    "model": model.name,
-                    "simulated": model.simulated,
-                    "stop_reason": response.stop_reason,
-                    "latency_s": round(latency, 6),
-                    "cost_usd": call_cost,
-                    **epoch,
-                    **response.usage.to_dict(),
-                },
+                attrs=call.event_attrs(turn_head, epoch),
+                content=call if content else None,
             )
         ]
         if lease is not None and (lease_held is None or not lease_held()):
@@ -237,6 +232,7 @@ async def run_agent(
                     parent_span_id=task.span_id,
                     role=task.role,
                     attrs=attrs,
+                    content=(use, results[-1]) if content else None,
                 )
             )
         done = not results
@@ -309,5 +305,6 @@ async def _record_discarded(store: Store, call: Event, reason: str) -> None:
         parent_span_id=call.parent_span_id,
         role=call.role,
         attrs={**call.attrs, "reason": reason},
+        content=call.content,
     )
     await store.write(lambda: store.append(event))

@@ -42,6 +42,7 @@ __all__ = [
     "new_span_id",
     "new_task_id",
     "new_trace_id",
+    "otel_content_enabled",
     "otel_sink_from_env",
     "redact",
     "redact_value",
@@ -129,6 +130,9 @@ class Event:
         role: the agent role (``orchestrator``, ``executor``, ``planner``, ``scorer``...).
         attrs: tokens, cost, latency, model, error and anything kind-specific (JSON-safe).
         id: unique event id.
+        content: what the call was sent and answered (the ``ModelCall`` record) or a tool's
+            call and result, for OpenTelemetry spans when ``FLEETLAB_OTEL_CONTENT=1``. Set only
+            then; never stored, never logged, not part of ``to_dict`` or equality.
     """
 
     kind: str
@@ -140,6 +144,7 @@ class Event:
     role: str = ""
     attrs: Mapping[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_event_id)
+    content: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -405,23 +410,45 @@ class LogSink:
 # --- OpenTelemetry ---------------------------------------------------------------------
 
 
+#: ``FLEETLAB_OTEL_CONTENT=1`` puts the conversation on the OpenTelemetry spans (off by default).
+OTEL_CONTENT_ENV = "FLEETLAB_OTEL_CONTENT"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def otel_content_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``FLEETLAB_OTEL_CONTENT`` asks for message content on OpenTelemetry spans."""
+    env = os.environ if environ is None else environ
+    return env.get(OTEL_CONTENT_ENV, "").strip().lower() in _TRUE
+
+
 class OtelSink:
     """Exports events as OpenTelemetry spans following the GenAI semantic conventions.
 
     A task becomes an ``invoke_agent {role}`` span from start (or resume) to its terminal,
     preempted or waiting event; each ``model.call`` a ``chat {model}`` span and each
     ``tool.call`` an ``execute_tool {name}`` span, placed under the task's span with the
-    event's latency as duration. Span and trace ids are fleetlab's own, so a trace id in a
-    report finds the same trace in the OpenTelemetry backend.
+    event's latency as duration. A ``model.discarded`` call (paid for, its turn thrown away)
+    is a ``chat`` span too, marked ``fleetlab.discarded``, so the trace's cost is the goal's.
+    Span and trace ids are fleetlab's own, so a trace id in a report finds the same trace in
+    the OpenTelemetry backend.
+
+    Every ``chat`` span carries its cost and tokens as OpenInference attributes
+    (``llm.cost.total``, ``llm.token_count.*``, ``llm.model_name`` = the model id it is priced
+    as), which Arize Phoenix prices and sums into the trace's cost. With ``content`` (or
+    ``FLEETLAB_OTEL_CONTENT=1`` through ``otel_sink_from_env``), ``chat`` spans also carry
+    ``gen_ai.system_instructions``, ``gen_ai.input.messages`` and ``gen_ai.output.messages``,
+    and ``execute_tool`` spans ``gen_ai.tool.call.id``, ``.arguments`` and ``.result``, all
+    redacted: taken from the events' ``content`` (the call record), never from the store.
     """
 
     _AGENT_END = TERMINAL_EVENTS | {"task.preempted", "task.waiting"}
 
-    def __init__(self, exporter: Any) -> None:
+    def __init__(self, exporter: Any, *, content: bool = False) -> None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+        self.content = content
         self._ids = _fleetlab_ids()
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": "fleetlab"}), id_generator=self._ids
@@ -434,7 +461,7 @@ class OtelSink:
         for event in events:
             if event.kind in ("task.started", "task.resumed", "task.reclaimed"):
                 self._start_agent(event)
-            elif event.kind in ("model.call", "tool.call"):
+            elif event.kind in ("model.call", "tool.call", "model.discarded"):
                 self._leaf(event)
             if event.kind in self._AGENT_END:
                 self._end_agent(event)
@@ -498,7 +525,7 @@ class OtelSink:
             if opened is None
             else _span_context(opened[0])
         )
-        if event.kind == "model.call":
+        if event.kind != "tool.call":
             model = str(attrs.get("model", ""))
             name = f"chat {model}"
             otel_attrs: dict[str, Any] = {
@@ -508,13 +535,21 @@ class OtelSink:
                 "gen_ai.usage.input_tokens": int(attrs.get("input_tokens", 0)),
                 "gen_ai.usage.output_tokens": int(attrs.get("output_tokens", 0)),
                 "fleetlab.cost_usd": float(attrs.get("cost_usd", 0.0)),
+                **_cost_attributes(attrs),
             }
             if "stop_reason" in attrs:
                 otel_attrs["gen_ai.response.finish_reasons"] = [str(attrs["stop_reason"])]
+            if event.kind == "model.discarded":
+                otel_attrs["fleetlab.discarded"] = True
+                otel_attrs["fleetlab.discarded_reason"] = str(attrs.get("reason", ""))
+            if self.content and event.content is not None:
+                otel_attrs.update(_chat_content(event.content))
         else:
             tool = str(attrs.get("tool", ""))
             name = f"execute_tool {tool}"
             otel_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
+            if self.content and event.content is not None:
+                otel_attrs.update(_tool_content(event.content))
         otel_attrs["fleetlab.task_id"] = event.task_id
         span = self.tracer.start_span(
             name, context=ctx, start_time=end_ns - latency_ns, attributes=otel_attrs
@@ -524,6 +559,121 @@ class OtelSink:
 
             span.set_status(Status(StatusCode.ERROR, str(attrs["error"])))
         span.end(end_time=end_ns)
+
+
+def _int_attr(attrs: Mapping[str, Any], key: str) -> int:
+    try:
+        return int(attrs.get(key, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _cost_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``chat`` span's cost and tokens in OpenInference's names, which Arize Phoenix reads.
+
+    Phoenix prices a span itself: it looks ``llm.model_name`` up in its price table and
+    multiplies ``llm.token_count.prompt`` (all input tokens; the cache's share named in
+    ``llm.token_count.prompt_details.cache_read`` / ``cache_write`` and priced at the cache's
+    rates) and ``llm.token_count.completion``. So the model name given is the one fleetlab
+    priced the call as (``claude-sonnet-4-5`` for a simulated model); ``llm.cost.total`` is
+    fleetlab's own figure, for readers that take a span's cost as given.
+    """
+    fresh = _int_attr(attrs, "input_tokens")
+    cache_read = _int_attr(attrs, "cache_read_input_tokens")
+    cache_write = _int_attr(attrs, "cache_creation_input_tokens")
+    output = _int_attr(attrs, "output_tokens")
+    prompt = fresh + cache_read + cache_write
+    model = str(attrs.get("model", ""))
+    try:
+        from fleetlab.models.prices import priced_as
+
+        model_name = priced_as(model)
+    except Exception:  # no price known here: name the model as it is
+        model_name = model.split(":", 1)[-1]
+    return {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": model_name,
+        "llm.cost.total": float(attrs.get("cost_usd", 0.0) or 0.0),
+        "llm.token_count.prompt": prompt,
+        "llm.token_count.completion": output,
+        "llm.token_count.total": prompt + output,
+        "llm.token_count.prompt_details.cache_read": cache_read,
+        "llm.token_count.prompt_details.cache_write": cache_write,
+        "gen_ai.usage.cache_read.input_tokens": cache_read,
+        "gen_ai.usage.cache_creation.input_tokens": cache_write,
+    }
+
+
+def _json_attr(value: Any) -> str:
+    return json.dumps(redact_value(value), ensure_ascii=False, default=str)
+
+
+def _parts(blocks: Any) -> list[dict[str, Any]]:
+    """Content blocks as GenAI semconv message parts."""
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = getattr(block, "type", "")
+        if kind == "text":
+            parts.append({"type": "text", "content": block.text})
+        elif kind == "tool_use":
+            parts.append(
+                {"type": "tool_call", "id": block.id, "name": block.name, "arguments": block.input}
+            )
+        elif kind == "tool_result":
+            part: dict[str, Any] = {
+                "type": "tool_call_response",
+                "id": block.tool_use_id,
+                "response": block.content,
+            }
+            if block.is_error:
+                part["is_error"] = True
+            parts.append(part)
+    return parts
+
+
+def _chat_content(call: Any) -> dict[str, str]:
+    """A ``chat`` span's content attributes from a ``ModelCall``: the system instructions, the
+    input messages (a user turn of tool results is a ``tool`` message) and the output message,
+    each as the semconv's JSON, redacted."""
+    out: dict[str, str] = {}
+    request, response = getattr(call, "request", None), getattr(call, "response", None)
+    if request is not None:
+        if request.system:
+            out["gen_ai.system_instructions"] = _json_attr(
+                [{"type": "text", "content": request.system}]
+            )
+        messages = []
+        for message in request.messages:
+            role = message.role
+            if (
+                role == "user"
+                and message.content
+                and all(getattr(b, "type", "") == "tool_result" for b in message.content)
+            ):
+                role = "tool"
+            messages.append({"role": role, "parts": _parts(message.content)})
+        out["gen_ai.input.messages"] = _json_attr(messages)
+    if response is not None:
+        out["gen_ai.output.messages"] = _json_attr(
+            [
+                {
+                    "role": "assistant",
+                    "parts": _parts(response.content),
+                    "finish_reason": response.stop_reason,
+                }
+            ]
+        )
+    return out
+
+
+def _tool_content(content: Any) -> dict[str, str]:
+    """An ``execute_tool`` span's content attributes from ``(tool call, result)``."""
+    use, result = content
+    return {
+        "gen_ai.tool.call.id": str(use.id),
+        "gen_ai.tool.call.arguments": _json_attr(use.input),
+        "gen_ai.tool.call.result": redact(str(getattr(result, "content", result))),
+    }
 
 
 def _fleetlab_ids() -> Any:
@@ -559,7 +709,8 @@ def _span_context(span: Any) -> Any:
 
 
 def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | None:
-    """An ``OtelSink`` exporting over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+    """An ``OtelSink`` exporting over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set,
+    with message content when ``FLEETLAB_OTEL_CONTENT=1``."""
     env = os.environ if environ is None else environ
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -567,4 +718,4 @@ def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | N
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OtelSink(OTLPSpanExporter())
+    return OtelSink(OTLPSpanExporter(), content=otel_content_enabled(env))

@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 from fleetlab.decompose import parse_policy
 from fleetlab.errors import UserError
+from fleetlab.models.registry import is_simulated
 from fleetlab.prompts import list_variants
 from fleetlab.suites import SuiteTask, get_suite
 
@@ -281,8 +282,8 @@ class Experiment:
 
     @property
     def simulated(self) -> bool:
-        """Whether the model is an offline stand-in (anything but ``anthropic:``)."""
-        return not self.model.startswith("anthropic:")
+        """Whether the model is an offline stand-in, as its backend's registration says."""
+        return is_simulated(self.model)
 
     def selected_tasks(self) -> list[SuiteTask]:
         """The tasks of every suite that pass the filter, in suite order."""

@@ -163,7 +163,7 @@ def _model_factory(experiment: Experiment) -> tuple[Callable[[int], Model], Mode
     returns at once: latencies are drawn and recorded (``sim_time_s``) but not waited for.
     """
     options = dict(experiment.model_options)
-    if experiment.model.startswith("anthropic:"):
+    if not experiment.simulated:
         shared = get_model(experiment.model, **options)
         return (lambda seed: shared), shared
     if experiment.model.startswith("sim:"):
@@ -258,7 +258,7 @@ async def _schedule(
     # blocks its event loop: each runs on its own loop in a worker thread, so the waits of
     # one (subprocess, SQLite, file removal) overlap the work of others. A real model is
     # network-bound and shares one loop, where its client's concurrency limit holds.
-    threaded = not experiment.model.startswith("anthropic:")
+    threaded = experiment.simulated
     pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
     loop = asyncio.get_running_loop()
     on_server = fleet_db is not None and url.is_server_url(fleet_db)

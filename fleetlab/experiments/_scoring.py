@@ -20,7 +20,7 @@ from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.experiments._progress import ProgressSink
 from fleetlab.experiments._results import ResultsDB
 from fleetlab.models.base import Model
-from fleetlab.models.prices import cost_usd
+from fleetlab.models.metered import ModelCall, metered
 from fleetlab.models.types import Message, ModelRequest, ModelResponse
 from fleetlab.orchestrator import task_ref
 from fleetlab.prompts import load_variant
@@ -53,19 +53,32 @@ def scoring_request(prompt: str, task: SuiteTask, instance: int, model: str) -> 
 def scoring_row(
     experiment: Experiment,
     trial: Trial,
-    response: ModelResponse,
+    response: ModelResponse | ModelCall,
     *,
     wall_s: float = 0.0,
     batch_id: str | None = None,
 ) -> dict[str, Any]:
-    """The result row of one scoring trial."""
+    """The result row of one scoring trial, from the call's record (or from a bare response,
+    a Message Batch's: accounted here at the experiment model's price, half of it in a
+    batch). Tokens, cost and ``simulated`` are the record's; ``sim_time_s`` is the latency
+    the backend reported (simulated time for a simulated model, none measured here)."""
+    call = (
+        response
+        if isinstance(response, ModelCall)
+        else ModelCall.of(
+            experiment.model,
+            experiment.simulated,
+            response,
+            discount=BATCH_DISCOUNT if batch_id else 1.0,
+        )
+    )
+    response = call.response
     parsed = parse_score(response.text())
     score = parsed or 3  # what the orchestrator does with an unreadable score
     threshold = trial.variant.threshold
     predicted = "decompose" if score >= threshold else "direct"
     label = "decompose" if trial.task.complexity >= threshold else "direct"
-    u = response.usage
-    price = cost_usd(experiment.model, u) * (BATCH_DISCOUNT if batch_id else 1.0)
+    u = call.usage
     return {
         "experiment": experiment.name,
         "kind": "scoring",
@@ -86,7 +99,7 @@ def scoring_row(
         "tokens": u.total_tokens,
         "cache_read_tokens": u.cache_read_input_tokens,
         "cache_write_tokens": u.cache_creation_input_tokens,
-        "cost_usd": price,
+        "cost_usd": call.cost_usd,
         "wall_s": wall_s,
         "sim_time_s": response.latency_s,
         "agents": 0,
@@ -99,7 +112,7 @@ def scoring_row(
         "label": label,
         "threshold": threshold,
         "model": experiment.model,
-        "simulated": experiment.simulated,
+        "simulated": call.simulated,
         "batch_id": batch_id,
     }
 
@@ -139,11 +152,11 @@ async def run_scoring(
                 if reason:
                     stop.append(reason)
                     return
-                model = model_for(trial.seed)
+                model = metered(model_for(trial.seed))
                 request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
                 started = time.perf_counter()
                 try:
-                    response = await model.generate(request)
+                    call = await model.call(request)
                     break
                 except AuthenticationError:
                     raise
@@ -155,9 +168,7 @@ async def run_scoring(
                         first_error.append(str(exc))
                         return
                     state["reruns"] += 1
-            db.insert(
-                scoring_row(experiment, trial, response, wall_s=time.perf_counter() - started)
-            )
+            db.insert(scoring_row(experiment, trial, call, wall_s=time.perf_counter() - started))
             state["ran"] += 1
             state["done"] += 1
             progress.update(state["done"], f"{trial.variant.name} {trial.task.key}")

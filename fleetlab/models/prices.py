@@ -40,6 +40,7 @@ __all__ = [
     "known_model_ids",
     "load_price_overrides",
     "price_for",
+    "priced_as",
 ]
 
 PRICES_ENV = "FLEETLAB_PRICES"
@@ -105,6 +106,7 @@ _ALIASES: dict[str, str] = {
 }
 
 _SIMULATED_PREFIXES = ("sim:", "scripted:")
+_SIMULATED_AS = "claude-sonnet-4-5"
 _SIMULATED = Price(
     _SONNET.input,
     _SONNET.output,
@@ -128,6 +130,8 @@ _CLOUD_PREFIX = re.compile(r"^(?:[a-z]{2,6}\.)?anthropic\.")
 _lock = threading.Lock()
 _overrides: dict[str, Price] = {}
 _env_loaded: tuple[str, int] | None = None  # (path, mtime_ns) of the FLEETLAB_PRICES file loaded
+# model id -> (price, the id it is priced as); emptied whenever the overrides change
+_resolved: dict[str, tuple[Price, str]] = {}
 
 
 def _normalize(model_id: str) -> str:
@@ -158,23 +162,58 @@ def price_for(model_id: str) -> Price:
     Dated snapshots and cloud forms resolve to their model (``claude-sonnet-4-5-20250929`` and
     ``anthropic:claude-sonnet-4-5`` both price as ``claude-sonnet-4-5``). Overrides from
     ``load_price_overrides`` or ``FLEETLAB_PRICES`` win over the built-in table. ``sim:*`` and
-    ``scripted:*`` get the simulated price unless overridden.
+    ``scripted:*`` get the simulated price unless overridden. A model id seen before is a
+    dictionary hit (until the overrides change).
 
     Raises:
         UserError: the model has no price; the message lists the known ids and how to add one.
     """
     _load_env_overrides()
+    found = _resolved.get(model_id)
+    if found is None:
+        found = _resolve(model_id)
+    return found[0]
+
+
+def priced_as(model_id: str) -> str:
+    """The model id whose prices ``price_for(model_id)`` returns, as a price table (Phoenix's,
+    say) would name it: ``claude-sonnet-4-5`` for ``anthropic:claude-sonnet-4-5-20250929`` and
+    for a simulated model, the override's key for an overridden one.
+
+    Raises:
+        UserError: the model has no price.
+    """
+    _load_env_overrides()
+    found = _resolved.get(model_id)
+    if found is None:
+        found = _resolve(model_id)
+    return found[1]
+
+
+def _resolve(model_id: str) -> tuple[Price, str]:
     raw = model_id.strip().lower()
     key = _normalize(model_id)
     with _lock:
+        found: tuple[Price, str] | None = None
         for candidate in (raw, key):
             if candidate in _overrides:
-                return _overrides[candidate]
-        if raw.startswith(_SIMULATED_PREFIXES):
+                found = (_overrides[candidate], candidate)
+                break
+        if found is None and raw.startswith(_SIMULATED_PREFIXES):
             prefix = raw.split(":", 1)[0]
-            return _overrides.get(f"{prefix}:*", _SIMULATED)
-        if key in _BUILTIN:
-            return _BUILTIN[key]
+            wildcard = f"{prefix}:*"
+            found = (
+                (_overrides[wildcard], wildcard)
+                if wildcard in _overrides
+                else (_SIMULATED, _SIMULATED_AS)
+            )
+        if found is None and key in _BUILTIN:
+            found = (_BUILTIN[key], key)
+        if found is not None:
+            if len(_resolved) > 4096:  # bounded: model ids are few, but callers may invent them
+                _resolved.clear()
+            _resolved[model_id] = found
+            return found
     known = ", ".join(known_model_ids())
     raise UserError(
         f"no price for model {model_id!r}. Known models: {known}. To add one, write a TOML "
@@ -206,6 +245,7 @@ def load_price_overrides(path: str | os.PathLike[str]) -> dict[str, Price]:
     prices = _read_price_file(Path(path))
     with _lock:
         _overrides.update(prices)
+        _resolved.clear()
     return prices
 
 
@@ -214,6 +254,7 @@ def clear_price_overrides() -> None:
     global _env_loaded
     with _lock:
         _overrides.clear()
+        _resolved.clear()
         _env_loaded = None
 
 

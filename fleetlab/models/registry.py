@@ -5,7 +5,11 @@ A spec is ``<backend>:<rest>``. Two backends are built in:
 * ``anthropic:<model-id>`` -> ``AnthropicModel(model_id, **options)``
 * ``sim:<profile>`` -> ``SimModel.from_spec(profile, **options)`` (imported on first use)
 
-``register_backend`` adds more, e.g. a scripted backend in tests.
+``register_backend`` adds more, e.g. a scripted backend in tests: a new provider is one module
+with its ``Model`` class and one ``register_backend`` call. Each registration says whether its
+models are simulated, so ``is_simulated(spec)`` answers without building a model (an
+experiment's report is labelled before any call is made); a model says so itself with its
+``simulated`` attribute.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from typing import Any, TypeAlias
 from fleetlab.errors import UserError
 from fleetlab.models.base import Model
 
-__all__ = ["BackendFactory", "backend_prefixes", "get_model", "register_backend"]
+__all__ = [
+    "BackendFactory",
+    "backend_prefixes",
+    "get_model",
+    "is_simulated",
+    "register_backend",
+]
 
 BackendFactory: TypeAlias = Callable[..., Model]
 """Called as ``factory(rest, **options)`` with the part of the spec after ``<backend>:``."""
@@ -29,6 +39,7 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 _lock = threading.Lock()
 _backends: dict[str, BackendFactory] = {}
+_simulated: dict[str, bool] = {}
 
 
 def _anthropic(model_id: str, **options: Any) -> Model:
@@ -52,15 +63,21 @@ def _sim(profile: str, **options: Any) -> Model:
 
 
 _BUILTIN: dict[str, BackendFactory] = {"anthropic": _anthropic, "sim": _sim}
+_BUILTIN_SIMULATED: dict[str, bool] = {"anthropic": False, "sim": True}
 
 
-def register_backend(prefix: str, factory: BackendFactory, *, replace: bool = False) -> None:
+def register_backend(
+    prefix: str, factory: BackendFactory, *, replace: bool = False, simulated: bool = True
+) -> None:
     """Make ``<prefix>:<rest>`` specs build models with ``factory(rest, **options)``.
 
     Args:
         prefix: lower-case backend name, e.g. ``"scripted"``.
         factory: builds the model from the rest of the spec and the options.
         replace: allow replacing a backend that is already registered (built-ins included).
+        simulated: its models are stand-ins, not a real model (the default: reports then say
+            so rather than pass a stand-in's numbers off as a real model's). A real provider
+            registers with ``simulated=False``; its models' ``simulated`` must agree.
 
     Raises:
         UserError: the prefix is malformed, or taken and ``replace`` is False.
@@ -74,12 +91,27 @@ def register_backend(prefix: str, factory: BackendFactory, *, replace: bool = Fa
         if not replace and (prefix in _backends or prefix in _BUILTIN):
             raise UserError(f"a model backend named {prefix!r} is already registered")
         _backends[prefix] = factory
+        _simulated[prefix] = simulated
 
 
 def unregister_backend(prefix: str) -> None:
     """Remove a backend added with ``register_backend`` (a replaced built-in comes back)."""
     with _lock:
         _backends.pop(prefix, None)
+        _simulated.pop(prefix, None)
+
+
+def is_simulated(spec: str) -> bool:
+    """Whether ``spec`` names a simulated model, as its backend's registration says (no model
+    is built). A spec of no known backend counts as simulated: nothing real answers it."""
+    match = _SPEC.match(spec.strip()) if isinstance(spec, str) else None
+    if match is None:
+        return True
+    prefix = match["prefix"]
+    with _lock:
+        if prefix in _simulated:
+            return _simulated[prefix]
+        return _BUILTIN_SIMULATED.get(prefix, True)
 
 
 def backend_prefixes() -> list[str]:

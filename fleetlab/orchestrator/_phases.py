@@ -10,6 +10,7 @@ slot; the last child to finish re-queues it, in the same transaction as its own 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Callable
@@ -30,13 +31,13 @@ from fleetlab.decompose import (
 from fleetlab.errors import LeaseLost, ModelError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
-from fleetlab.models.prices import cost_usd
+from fleetlab.models.metered import metered
 from fleetlab.models.types import Message, ModelRequest
 from fleetlab.orchestrator._config import FleetConfig, task_ref
 from fleetlab.prompts import load_variant, role_prompt
 from fleetlab.store import TERMINAL, Lease, Store, Task
 from fleetlab.store.read.fleet import goal_budget, unfinished_children
-from fleetlab.telemetry import Event, new_span_id
+from fleetlab.telemetry import Event, new_span_id, otel_content_enabled
 from fleetlab.tools import TOOL_SPECS, Workspace
 
 if TYPE_CHECKING:
@@ -310,36 +311,35 @@ class Phases:
         commit with the decision (so a crash in between never pays for scoring twice)."""
         variant = load_variant(task.spec.get("prompt") or self.config.prompt_variant)
         prompt = variant.render(task.spec["instructions"], task_ref(task.spec))
+        meter = metered(self.model)
         request = ModelRequest(
-            model=self.model.name.split(":", 1)[-1],
+            model=meter.model_id,
             system="",
             messages=(Message.user(prompt),),
             max_tokens=200,
         )
         try:
-            response = await self.model.generate(request)
+            call = await meter.call(request)
         except ModelError as exc:
             await self._finish(task, "failed", error=f"model error while scoring: {exc}")
             return None
-        call_cost = cost_usd(self.model.name, response.usage)
+        response, call_cost = call.response, call.cost_usd
         score = parse_score(response.text()) or 3
         event = self._event(
             "model.call",
             task,
-            {
-                "model": self.model.name,
-                "simulated": self.model.simulated,
-                "stop_reason": response.stop_reason,
-                "latency_s": response.latency_s,
-                "cost_usd": call_cost,
-                "epoch": self._lease(task).epoch,
-                "prompt_variant": variant.name,
-                "score": score,
-                **response.usage.to_dict(),
-            },
+            call.event_attrs(
+                tail={
+                    "epoch": self._lease(task).epoch,
+                    "prompt_variant": variant.name,
+                    "score": score,
+                }
+            ),
             role="scorer",
             span_id=new_span_id(),
         )
+        if otel_content_enabled():
+            event = dataclasses.replace(event, content=call)
         u = response.usage
         return event, u.all_input_tokens, u.output_tokens, call_cost
 
