@@ -535,6 +535,8 @@ class OtelSink:
                 "gen_ai.usage.input_tokens": int(attrs.get("input_tokens", 0)),
                 "gen_ai.usage.output_tokens": int(attrs.get("output_tokens", 0)),
                 "fleetlab.cost_usd": float(attrs.get("cost_usd", 0.0)),
+                # a simulated call is said to be one, whatever model it is priced as
+                "fleetlab.simulated": bool(attrs.get("simulated", False)),
                 **_cost_attributes(attrs),
             }
             if "stop_reason" in attrs:

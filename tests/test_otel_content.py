@@ -214,6 +214,7 @@ def _check_cost(chats: dict[tuple[str, int], dict[str, Any]], calls: list[Any]) 
         a, e = span["attrs"], event.attrs
         assert a["llm.cost.total"] == pytest.approx(e["cost_usd"], rel=1e-12)
         assert a["llm.model_name"] == "claude-sonnet-4-5"
+        assert a["fleetlab.simulated"] is True  # priced as Claude, still said to be simulated
         prompt = e["input_tokens"] + e["cache_read_input_tokens"] + e["cache_creation_input_tokens"]
         assert a["llm.token_count.prompt"] == prompt
         assert a["llm.token_count.completion"] == e["output_tokens"]
