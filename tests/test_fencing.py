@@ -107,9 +107,16 @@ async def test_calls_longer_than_the_lease_keep_it(db_url: str) -> None:
         config = FleetConfig(concurrency=3, poll_s=0.01, lease_s=lease_s)
         a = Fleet(store, a_model, config)
         with open_store(db_url) as other:
+            a_run = asyncio.create_task(a.run(until_idle=True))
+            # B starts once A holds every goal: from then on only a lost lease could hand
+            # one to B (before that, B taking a queued goal first would be no fault).
+            deadline = asyncio.get_running_loop().time() + 30
+            while not all(store.get_task(g.id).status == "running" for g in goals):
+                assert asyncio.get_running_loop().time() < deadline, "A never held every goal"
+                await asyncio.sleep(0.01)  # a poll interval: until A has claimed them all
             b = Fleet(other, b_model, config.replace(concurrency=1))
             b_run = asyncio.create_task(b.run())
-            await a.run(until_idle=True)
+            await a_run
             b.stop()
             await b_run
         ledger = _ledger(store)

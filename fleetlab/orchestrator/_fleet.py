@@ -56,6 +56,8 @@ class Fleet(Phases):
         self._running: dict[str, tuple[asyncio.Task[None], Task]] = {}
         self._yield: set[str] = set()
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` runs on
+        self._ended = asyncio.Event()
         self._workspaces = {}
         self._goal_tasks = {}
         self._leases = {}
@@ -67,8 +69,12 @@ class Fleet(Phases):
 
     def stop(self) -> None:
         """Stop taking work; running agents yield at their next turn boundary (checkpointed,
-        marked ``preempted``) and ``run`` returns once they have."""
+        marked ``preempted``) and ``run`` returns once they have. An idle fleet wakes at once
+        (it does not wait for its tick); safe to call from any thread."""
         self._stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._ended.set)
 
     @property
     def running(self) -> list[Task]:
@@ -87,7 +93,7 @@ class Fleet(Phases):
         self._recover_dead_workers()
         host, _, rest = self.worker.partition(":")
         self.store.register_worker(self.worker, host, int(rest.partition(":")[0]))
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
 
         # Where the store can push (PostgreSQL), work another worker commits wakes this one
         # at once; polling every poll_s stays, for leases that expire with no event.
@@ -137,11 +143,12 @@ class Fleet(Phases):
         return self.report
 
     async def _idle_wait(self, *, listening: bool) -> None:
-        """Wait a scheduler tick, or less when another worker announces new work."""
-        if not listening:
-            await self.store.clock.sleep(self.config.poll_s)
+        """Wait a scheduler tick, or less when another worker announces new work or the
+        fleet is stopped."""
+        if self._stopping:
             return
-        tick = asyncio.ensure_future(self.store.clock.sleep(self.config.pushed_poll_s))
+        poll_s = self.config.pushed_poll_s if listening else self.config.poll_s
+        tick = asyncio.ensure_future(self.store.clock.sleep(poll_s))
         woken = asyncio.ensure_future(self._ended.wait())
         await asyncio.wait({tick, woken}, return_when=asyncio.FIRST_COMPLETED)
         for waiter in (tick, woken):
