@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from collections import Counter
@@ -25,6 +24,7 @@ from fleetlab.orchestrator import (
 )
 from fleetlab.store import TERMINAL, Store
 from fleetlab.suites import builtin_suites
+from tests.helpers.scheduler import scheduler_ticks
 
 pytestmark = pytest.mark.both_backends
 
@@ -40,26 +40,6 @@ def sim(clock: FakeClock | None = None, seed: int = 0, latency: float = 0.0) -> 
 
 def config(**kw: object) -> FleetConfig:
     return FleetConfig(poll_s=0.01, **kw)  # type: ignore[arg-type]
-
-
-def scheduler_ticks(fleet: Fleet) -> Callable[[], Awaitable[None]]:
-    """``await next_tick()`` returns once the fleet's scheduler has run its preemption check
-    again: a model call that waits for it knows the fleet has seen the queue as it is now
-    (instead of hoping a real-time sleep was long enough)."""
-    check = fleet._preempt_if_needed
-    ticked = asyncio.Event()
-
-    def check_and_signal() -> None:
-        check()
-        ticked.set()
-
-    fleet._preempt_if_needed = check_and_signal  # type: ignore[method-assign]
-
-    async def next_tick() -> None:
-        ticked.clear()
-        await ticked.wait()
-
-    return next_tick
 
 
 class Hooked:

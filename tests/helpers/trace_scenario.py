@@ -8,7 +8,6 @@ the trace model with them and with the raw events, never with the model itself.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import socket
@@ -22,6 +21,7 @@ from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store, Task
 from fleetlab.suites import SuiteTask, get_task
+from tests.helpers.scheduler import scheduler_ticks
 
 TASK: SuiteTask = get_task("core:error-log-summary")  # plans into two sub-tasks (4 + 2 steps)
 URGENT: SuiteTask = get_task("core:rename-readme")
@@ -83,23 +83,6 @@ class _Hooked:
         return scripted if scripted is not None else await self.inner.generate(request)
 
 
-def _scheduler_ticks(fleet: Fleet) -> Callable[[], Awaitable[None]]:
-    check = fleet._preempt_if_needed
-    ticked = asyncio.Event()
-
-    def check_and_signal() -> None:
-        check()
-        ticked.set()
-
-    fleet._preempt_if_needed = check_and_signal  # type: ignore[method-assign]
-
-    async def next_tick() -> None:
-        ticked.clear()
-        await ticked.wait()
-
-    return next_tick
-
-
 async def run_scenario(store: Store, clock: FakeClock, workspaces: Path) -> Scenario:
     """Run the scenario's goal to its end (and the urgent goal that preempted it)."""
     [goal] = submit_goals(store, [Goal(task=TASK.key, policy="always", priority=10)])
@@ -140,7 +123,7 @@ async def run_scenario(store: Store, clock: FakeClock, workspaces: Path) -> Scen
         poll_s=0.01, concurrency=1, aging_s=None, repair_rounds=1, workspaces=workspaces
     )
     fleet = Fleet(store, _Hooked(model, hook), config)
-    next_tick = _scheduler_ticks(fleet)
+    next_tick = scheduler_ticks(fleet)
     await fleet.run(until_idle=True)
     s.goal = store.get_task(goal.id)
     return s
