@@ -3,7 +3,8 @@
 Role prompts (``executor``, ``planner``, ``validator``, ``digest``) live beside this module as
 Markdown with ``str.format`` fields. Scoring-prompt variants are TOML files under
 ``experiments/prompts/`` (or any folder in ``$FLEETLAB_PROMPTS``), so researchers add and
-compare variants without touching the package::
+compare variants without touching the package; the repository's variants also ship in the
+wheel, so an installed fleetlab has them from any folder (``fleetlab.resources``)::
 
     name = "strict"
     description = "asks whether the task needs more than one reasoning context"
@@ -19,13 +20,13 @@ way it reads the rest of the prompt.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from fleetlab import resources as data_files
 from fleetlab.errors import ConfigError, NotFoundError
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
     "variant_dirs",
 ]
 
-PROMPTS_ENV = "FLEETLAB_PROMPTS"
+PROMPTS_ENV = data_files.ENV_VARS["prompts"]
 ROLES = ("executor", "planner", "validator", "digest")
 
 
@@ -75,15 +76,9 @@ class PromptVariant:
 
 def variant_dirs() -> list[Path]:
     """Folders searched for variants: ``$FLEETLAB_PROMPTS`` (``:``-separated), then
-    ``./experiments/prompts``, then the folder shipped beside the package source."""
-    dirs = [Path(p) for p in os.environ.get(PROMPTS_ENV, "").split(os.pathsep) if p]
-    dirs.append(Path.cwd() / "experiments" / "prompts")
-    dirs.append(Path(__file__).resolve().parents[2] / "experiments" / "prompts")
-    seen: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in [s.resolve() for s in seen]:
-            seen.append(d)
-    return seen
+    ``./experiments/prompts``, then the variants shipped in the wheel, then the checkout's
+    ``experiments/prompts`` (an editable install)."""
+    return data_files.folders("prompts")
 
 
 def _parse_variant(path: Path) -> PromptVariant:
