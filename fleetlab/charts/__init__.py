@@ -3,21 +3,29 @@
 Each builder takes plain data (polars frames or lists of dicts) and returns an
 ``altair.Chart``; notebooks display it, reports embed it (interactive in HTML, PNG through
 vl-convert for Markdown). Charts of simulated data carry "simulated" in their title.
+
+Notebooks start with ``charts.setup_notebook()``: charts then draw with no network (the vega
+libraries inline) and polars frames display as formatted tables (``charts.table``).
 """
 
 from __future__ import annotations
 
+from fleetlab.charts._offline import (
+    enable_offline,
+    setup_notebook,
+    vega_bundle,
+    vega_script_html,
+)
+from fleetlab.charts._tables import Table, column_label, format_value, table, table_html
 from fleetlab.charts.digest import (
     agents_per_goal_chart,
     cost_per_day_chart,
     daily_activity_chart,
     digest_charts,
-    enable_offline,
     in_flight_age_chart,
     learner_daily_chart,
     status_funnel_chart,
     time_to_completion_chart,
-    vega_script_html,
     weekly_trend_chart,
 )
 from fleetlab.charts.experiments import (
@@ -31,22 +39,29 @@ from fleetlab.charts.experiments import (
 )
 
 __all__: list[str] = [
+    "Table",
     "agents_per_goal_chart",
     "agents_vs_complexity_chart",
+    "column_label",
     "confusion_chart",
     "cost_per_day_chart",
     "daily_activity_chart",
     "digest_charts",
     "enable_offline",
+    "format_value",
     "in_flight_age_chart",
     "learned_choices_chart",
     "learner_daily_chart",
     "paired_differences_chart",
     "scoring_calibration_chart",
+    "setup_notebook",
     "status_funnel_chart",
     "success_by_bucket_chart",
     "success_vs_cost_chart",
+    "table",
+    "table_html",
     "time_to_completion_chart",
+    "vega_bundle",
     "vega_script_html",
     "weekly_trend_chart",
 ]
