@@ -1,5 +1,11 @@
 """Every notebook under ``notebooks/`` is committed without outputs and runs top to bottom
-(papermill, a real kernel, the simulated model, a db in a temp folder).
+(papermill, a real kernel, the simulated model, a db in a temp folder), with no network: the
+kernel cannot connect anywhere but loopback (a ``sitecustomize`` on its ``PYTHONPATH`` makes
+``socket.connect`` and name lookups of any other host raise, and records the attempt), and the
+executed notebook's HTML (nbconvert) is opened in headless Chromium with every request that is
+not a ``file:`` or ``data:`` URL aborted and recorded. Every chart the notebook shows must be
+drawn there (vega-embed's ``<svg>`` or ``<canvas>``, with a size), nothing may try to leave the
+machine, and the page is saved as ``reports/screenshots/notebook_<name>.png``.
 
 A notebook is collected by being there: a new notebook is executed without being listed. One
 with a ``parameters`` cell gets the parameters ``PARAMETERS`` builds for its name (each builder
@@ -8,7 +14,10 @@ makes whatever small inputs it needs in the test's temp folder).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +30,11 @@ import pytest
 
 from fleetlab.clock import FakeClock
 from fleetlab.store import open_store
+from tests.helpers.browser import CHROMIUM_ARGS
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+SCREENSHOTS = ROOT / "reports" / "screenshots"
 ALL = sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
@@ -85,14 +97,173 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     assert "widgets" not in nb.metadata, f"{path.name}: saved widget state; clear it and save"
 
 
+#: Loaded by the kernel (``PYTHONPATH``): no connection and no name lookup beyond loopback.
+_NO_NETWORK = r"""
+import os
+import socket
+
+_LOG = os.environ["FLEETLAB_TEST_NETWORK_LOG"]
+with open(_LOG + ".loaded", "a", encoding="utf-8") as f:
+    f.write(f"{os.getpid()}\n")
+
+
+def _local(host):
+    host = str(host).lower()
+    return host in ("localhost", "", "::1", "0.0.0.0") or host.startswith(("127.", "::ffff:127."))
+
+
+def _refuse(what):
+    with open(_LOG, "a", encoding="utf-8") as f:
+        f.write(what + "\n")
+    raise OSError(101, "the network is blocked in this kernel (a test): " + what)
+
+
+_connect = socket.socket.connect
+_connect_ex = socket.socket.connect_ex
+_sendto = socket.socket.sendto
+_getaddrinfo = socket.getaddrinfo
+
+
+def _check(sock, address, verb):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _local(address[0]):
+        _refuse(f"{verb} {address!r}")
+
+
+def connect(self, address):
+    _check(self, address, "connect")
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    _check(self, address, "connect")
+    return _connect_ex(self, address)
+
+
+def sendto(self, data, *args):
+    _check(self, args[-1], "sendto")
+    return _sendto(self, data, *args)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if host is not None and not _local(host.decode() if isinstance(host, bytes) else host):
+        _refuse(f"getaddrinfo {host!r}")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = connect
+socket.socket.connect_ex = connect_ex
+socket.socket.sendto = sendto
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def _block_kernel_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The kernel papermill starts loads ``_NO_NETWORK``; returns the file of its refusals."""
+    site = tmp_path / "no_network"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_NO_NETWORK, "utf-8")
+    log = tmp_path / "network_attempts.log"
+    monkeypatch.setenv("FLEETLAB_TEST_NETWORK_LOG", str(log))
+    inherited = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(site), *([inherited] if inherited else [])])
+    )
+    return log
+
+
+def _chart_outputs(code: list[nbformat.NotebookNode]) -> int:
+    """How many charts the executed notebook shows: outputs that are altair charts, by the
+    text altair (``alt.Chart(...)``, ``alt.LayerChart(...)``, ...) or the offline renderer
+    (``<altair chart>``) gives them, or a vega-lite mimetype."""
+    n = 0
+    for cell in code:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            plain = data.get("text/plain", "")
+            plain = "".join(plain) if isinstance(plain, list) else plain
+            vega = any(k.startswith("application/vnd.vegalite") for k in data)
+            n += vega or plain == "<altair chart>" or bool(re.match(r"alt\.\w*Chart\(", plain))
+    return n
+
+
+#: Counts the drawn charts and the chart errors on the page.
+_CHARTS_JS = """() => {
+  const drawn = [...document.querySelectorAll('.vega-embed')].filter((el) => {
+    const g = el.querySelector('svg.marks, canvas.marks, svg, canvas');
+    if (!g) return false;
+    const r = g.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  }).length;
+  const text = document.body.innerText;
+  const errors = [/Error loading script/g, /chart error/g, /chart library is not loaded/g]
+    .flatMap((re) => text.match(re) || []);
+  return {drawn: drawn, errors: errors};
+}"""
+
+
+def _open_offline(
+    chromium: Path, html_file: Path, shot: Path, charts: int
+) -> tuple[dict[str, Any], list[str]]:
+    """Open the page with every non-file, non-data request aborted; wait until ``charts``
+    charts are drawn (or 30 s); save a full-page screenshot. Returns what the page showed
+    (``_CHARTS_JS``) and every request that tried to leave the machine."""
+    from playwright.sync_api import Route, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    attempts: list[str] = []
+
+    def route(r: Route) -> None:
+        url = r.request.url
+        if url.startswith(("file:", "data:")):
+            r.continue_()
+        else:
+            attempts.append(url)
+            r.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("websocket", lambda ws: attempts.append(ws.url))
+            page.goto(html_file.as_uri())
+            with contextlib.suppress(PlaywrightTimeout):  # the assertions say what is missing
+                page.wait_for_function(f"() => ({_CHARTS_JS})().drawn >= {charts}", timeout=30_000)
+            shown: dict[str, Any] = page.evaluate(_CHARTS_JS)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    return shown, attempts
+
+
+def _export_html(executed: Path, target: Path) -> None:
+    """The executed notebook as nbconvert's lab HTML, without the template's own CDN scripts
+    (require.js, MathJax, the widget manager): what is left to load is what the notebook's
+    outputs need."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    # saved widget state makes the page load the widget manager from unpkg: live controls do
+    # not run in a static page anyway (the output checks above cover what they did)
+    nb.metadata.pop("widgets", None)
+    exporter = HTMLExporter(template_name="lab", mathjax_url="", require_js_url="")
+    body, _ = exporter.from_notebook_node(nb)
+    target.write_text(body, "utf-8")
+
+
 @pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
-def test_notebook_runs_top_to_bottom(
-    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_notebook_runs_top_to_bottom_offline(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chromium: Path
 ) -> None:
     # the kernel inherits this environment: whatever a notebook opens by default is temporary
     monkeypatch.setenv("FLEETLAB_DB", str(tmp_path / "fleet.db"))
     monkeypatch.setenv("FLEETLAB_EXPERIMENTS", str(tmp_path / "experiments"))
+    network_log = _block_kernel_network(tmp_path, monkeypatch)
     if path.stem == "fleet_console":
         _seed_console(tmp_path / "fleet.db")
     nb = nbformat.read(path, as_version=4)
@@ -115,6 +286,22 @@ def test_notebook_runs_top_to_bottom(
     check = OUTPUT_CHECKS.get(path.stem)
     if check is not None:
         check(code, tmp_path)
+    # the kernel ran with the network blocked, and nothing tried to use it
+    assert (tmp_path / "network_attempts.log.loaded").is_file(), "the kernel did not block"
+    attempts = network_log.read_text("utf-8") if network_log.exists() else ""
+    assert attempts == "", f"the kernel tried the network:\n{attempts}"
+    # the same notebook as HTML in a browser with no network: every chart drawn
+    page = tmp_path / f"{path.stem}.html"
+    _export_html(out, page)
+    charts = _chart_outputs(code)
+    shown, requests = _open_offline(
+        chromium, page, SCREENSHOTS / f"notebook_{path.stem}.png", charts
+    )
+    assert requests == [], f"requests that tried to leave the machine: {requests}"
+    assert shown["errors"] == [], shown
+    assert shown["drawn"] == charts, f"{shown['drawn']} of {charts} charts drawn"
+    if path.stem in CHARTED:
+        assert charts >= CHARTED[path.stem]
 
 
 def _text(cell: nbformat.NotebookNode) -> str:
@@ -194,6 +381,10 @@ def _check_ab(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
     assert (folder / "report.html").read_text("utf-8").lstrip().lower().startswith("<!doctype")
     assert str(folder / "report.html") in _shown(code, "experiments.write_report(")
 
+
+#: Notebooks that must show charts, and at least how many (so the chart check cannot pass
+#: vacuously because charts stopped being recognised as charts).
+CHARTED = {"ab_decomposition": 4, "weekly_digest": 5}
 
 #: What each notebook must have produced, checked against its outputs and files.
 OUTPUT_CHECKS: dict[str, Callable[[list[nbformat.NotebookNode], Path], None]] = {

@@ -77,7 +77,7 @@ _STYLE = (
     ".fleetlab-table th{border-bottom:2px solid #9e9e9e;font-weight:600}"
     ".fleetlab-table td.num,.fleetlab-table th.num{text-align:right;"
     "font-variant-numeric:tabular-nums;white-space:nowrap}"
-    ".fleetlab-table td.text{white-space:pre-wrap;overflow-wrap:anywhere}"
+    ".fleetlab-table td.text{white-space:pre-wrap;overflow-wrap:break-word;max-width:36em}"
     ".fleetlab-table caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}"
     ".fleetlab-table-note{color:#666;font-size:85%}"
     "</style>"
