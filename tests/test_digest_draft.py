@@ -55,14 +55,16 @@ def test_template_draft_has_front_matter_and_the_seeds_sections(metrics: dict[st
     draft = write_draft(metrics, "sim:default")
     assert draft == template_draft(metrics)  # deterministic
     head, body = draft.split("\n---\n", 1)
-    assert head.startswith('---\ntitle: "Fleet weekly #43: 14 spawned, 5 completed, 1 failed,')
-    assert "tags: [fleet, weekly-digest, telemetry, simulated]" in head
-    assert "week: 2026-W43" in head
+    # the world has tasks in 2026-W42 and 2026-W43: the second issue, whatever the ISO week
+    assert head.startswith('---\ntitle: "Fleet weekly #2: What My AI Agents Shipped This Week')
+    assert "\npublished: false\n" in head  # dev.to's front matter: at most four tags, a series
+    assert "\ntags: ai, agents, llm, devops\n" in head
+    assert '\nseries: "Fleet weekly"' in head
     positions = [body.index(f"## {s}") for s in SECTIONS]
     assert positions == sorted(positions)
     assert "Simulated." in body
-    assert "verifier: <file>" in body  # top failure reason
-    assert "1 simple goals used more than one agent" in body
+    assert "verifier failed" in body.lower()  # the failure, by cause
+    assert "1 simple goal used more than one agent" in body
 
 
 def test_template_draft_passes_the_fact_check(metrics: dict[str, Any]) -> None:

@@ -25,13 +25,22 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
     if args.schedule:
         return _schedule(args, console)
     errors = Console(stderr=True, soft_wrap=True)
-    with errors.status("running the weekly digest notebook", spinner="dots"):
+    with errors.status("running the weekly digest notebook", spinner="dots") as status:
+
+        def progress(cell: int, cells: int, what: str) -> None:
+            line = f"digest notebook: cell {cell}/{cells}: {what}"
+            if errors.is_terminal:
+                status.update(escape(line))
+            else:
+                errors.print(escape(line), highlight=False)
+
         result = run_digest(
             week=args.week,
             tz=args.tz,
             db=db_target(args),
             model=args.model,
             out_dir=args.out,
+            progress=progress,
         )
     console.print(str(result.index_html), highlight=False, soft_wrap=True)
     pages = len(result.trace_pages)
@@ -46,7 +55,14 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
         return 0
     errors.print(f"[yellow]{escape(check.summary())}[/]", highlight=False)
     if args.strict:
-        errors.print("[red]failed:[/] --strict: the draft has numbers that match no metric")
+        errors.print(
+            "[red]failed:[/] --strict: "
+            + (
+                "the draft has numbers that match no metric"
+                if check.unmatched
+                else "the draft has no number to check"
+            )
+        )
         return 1
     return 0
 

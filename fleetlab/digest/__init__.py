@@ -7,6 +7,8 @@ from fleetlab.digest import compute_metrics, fact_check, run_digest, write_draft
 
 metrics = compute_metrics(store, parse_week("2026-W48", "Europe/London"))
 draft = write_draft(metrics, "sim:default")       # offline template; anthropic:* asks Claude
+for section in REPORT_SECTIONS:                   # each section: view, charts, part of the post
+    section.view(metrics), section.charts(metrics)
 assert fact_check(draft, metrics).ok
 traces = write_trace_pages("out", store, metrics, draft)   # out/traces/<trace id>.html
 shipped_view(metrics).linked(traces)              # its trace ids link to those pages
@@ -42,16 +44,20 @@ from fleetlab.digest._views import (
     numbers_view,
     shipped_view,
 )
+from fleetlab.digest.sections import SECTIONS as REPORT_SECTIONS
+from fleetlab.digest.sections import Section, report_sections
 
 __all__ = [
     "CHART_CAPTIONS",
     "DIGEST_ACTION",
     "METRICS_SCHEMA",
+    "REPORT_SECTIONS",
     "SECTIONS",
     "DigestParams",
     "DigestResult",
     "FactCheck",
     "MarkdownView",
+    "Section",
     "TracePages",
     "Unmatched",
     "compute_metrics",
@@ -64,6 +70,7 @@ __all__ = [
     "integrity_view",
     "metric_values",
     "numbers_view",
+    "report_sections",
     "run_digest",
     "run_digest_goal",
     "schedule_digest",

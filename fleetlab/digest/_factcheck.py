@@ -87,10 +87,17 @@ class FactCheck:
 
     @property
     def ok(self) -> bool:
-        return not self.unmatched
+        """Every number matches, and there is at least one: a post with no number says
+        nothing checkable (an empty week, or a model that wrote prose only)."""
+        return not self.unmatched and self.checked > 0
 
     def summary(self) -> str:
         """One line: how many numbers were checked and which did not match."""
+        if not self.checked:
+            return (
+                "fact-check: the draft has no number to check (an empty week, or a draft with"
+                " no figures)"
+            )
         if self.ok:
             return f"fact-check: all {self.checked} numbers in the draft match metrics.json"
         listed = ", ".join(f"{u.text!r} (line {u.line})" for u in self.unmatched[:10])
@@ -112,7 +119,7 @@ class FactCheck:
 
 
 #: Chart data nobody quotes; keeping it out keeps the check strict.
-_SKIP_KEYS = frozenset({"curve", "definitions"})
+_SKIP_KEYS = frozenset({"curve", "definitions", "trend"})
 _LABEL_KEYS = ("id", "_at", "date", "start", "end", "as_of", "week", "days", "zone", "model")
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?"
 _DAY_MONTH = [

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from fleetlab.clock import WeekWindow, ensure_utc
+from fleetlab.clock import WeekWindow, ensure_utc, from_us, to_us, week_of
 from fleetlab.digest._calls import model_calls, read_calls
 from fleetlab.digest._cohort import load_cohort
 from fleetlab.digest._common import COUNT_KEYS, Bounds, fnum, iso
@@ -30,14 +30,15 @@ from fleetlab.digest._sections import (
     daily_activity,
     decomposition,
     failures,
-    learner_changes,
     load_finished,
     shipped,
 )
 from fleetlab.digest._week import week_events
+from fleetlab.digest.sections import SECTIONS, Load
+from fleetlab.digest.sections.numbers import empty_week
 from fleetlab.status import DEFAULT_STALE_AFTER_S
 from fleetlab.store import Store
-from fleetlab.store.read.week import task_ids_created
+from fleetlab.store.read.week import first_created_from, task_ids_created
 
 __all__ = ["METRICS_SCHEMA", "compute_metrics"]
 
@@ -52,6 +53,8 @@ DEFINITIONS = {
     "completed_over_spawned": "completed / spawned of the cohort",
     "stale": "running at as_of but with no sign of life for stale_after_s seconds",
     "agents": "tasks in a goal's tree: the root plus every sub-agent",
+    "issue": "the post's issue number: the weeks with data up to this one",
+    "empty": "no task spawned or finished and no model call in the week",
     "time_to_completion": (
         "Kaplan-Meier from spawn to completion; tasks not completed by as_of (in flight, "
         "failed or cancelled) are censored at as_of"
@@ -89,7 +92,18 @@ def compute_metrics(
         cohort = load_cohort(db, b, stale_after_s=stale_after_s)
         previous = load_cohort(db, previous_bounds, stale_after_s=stale_after_s)
         finished = load_finished(db, b)
+        parts: dict[str, Any] = {
+            "shipped": shipped(finished, limit=max_items),
+            "failures": failures(finished, limit=max_items),
+            "decomposition": decomposition(finished, limit=max_items),
+        }
+        loading = Load(db, b, finished, max_items)
+        for section in SECTIONS:
+            if section.load is not None:
+                section.load(loading, parts)
         return {
+            **parts,
+            "issue": issue_number(db, window),
             "cohort": cohort,
             "previous": previous,
             "finished": finished,
@@ -98,12 +112,6 @@ def compute_metrics(
             "time_to_completion": {
                 "tasks": cohort.time_to_completion(),
                 "goals": cohort.time_to_completion(roots_only=True),
-            },
-            "shipped": shipped(finished, limit=max_items),
-            "failures": failures(finished, limit=max_items),
-            "decomposition": {
-                **decomposition(finished, limit=max_items),
-                "learner": learner_changes(db, b),
             },
         }
 
@@ -145,6 +153,8 @@ def compute_metrics(
         "week": window.label,
         "iso_year": window.year,
         "iso_week": window.week,
+        "issue": side["issue"],
+        "database": store.location,
         "zone": window.zone,
         "start": iso(b.start),
         "end": iso(b.end),
@@ -175,15 +185,35 @@ def compute_metrics(
         "cohorts": side["cohorts"],
         "in_flight_age": side["in_flight_age"],
         "time_to_completion": side["time_to_completion"],
-        "shipped": side["shipped"],
-        "failures": side["failures"],
-        "decomposition": side["decomposition"],
+        **{k: v for k, v in side.items() if k not in _SIDE_ONLY},
         "cost": {k: v for k, v in spend.items() if k not in ("models", "simulated")},
         "integrity": integrity,
         "definitions": DEFINITIONS,
     }
     metrics["anomalies"] = anomalies(metrics)
+    metrics["empty"] = empty_week(metrics)
     return metrics
+
+
+#: What the rows side reads that is not itself a figure of metrics.json.
+_SIDE_ONLY = frozenset(
+    {"cohort", "previous", "finished", "cohorts", "in_flight_age", "time_to_completion", "issue"}
+)
+
+
+def issue_number(store: Store, window: WeekWindow) -> int:
+    """The post's issue number: how many weeks (in the window's zone) up to and including
+    this one had a task spawned. One indexed look-up per such week: from the first task
+    created at or after a week's start, on to the week after the one it falls in."""
+    end = to_us(window.end)
+    weeks, start = 0, 0
+    while True:
+        first = first_created_from(store, start)
+        if first is None or first >= end:
+            break
+        weeks += 1
+        start = to_us(week_of(from_us(first), window.zone).end)
+    return max(weeks, 1)
 
 
 @contextlib.contextmanager

@@ -19,16 +19,17 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from fleetlab import errors
+from fleetlab import errors, resources
 from fleetlab.digest._factcheck import FactCheck, fact_check
 from fleetlab.digest._params import DigestParams, validate_params
 from fleetlab.digest._traces import TRACES_DIR, TracePages
+from fleetlab.digest.sections import SECTIONS
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.telemetry import redact, redact_value
 
@@ -43,15 +44,10 @@ __all__ = [
 
 NOTEBOOK_NAME = "weekly_digest.ipynb"
 KERNEL = "python3"
-CHART_CAPTIONS = {
-    "daily": "Tasks spawned, completed and failed per day",
-    "funnel": "Where this week's tasks stand",
-    "age": "Age of the tasks still in flight",
-    "completion": "Time to completion (Kaplan-Meier)",
-    "complexity": "Agents per goal vs true complexity",
-    "cost": "Cost per day",
-    "learner": "What the learned policy chose",
-}
+#: Chart file stem → its caption in digest.md (each section's ``captions``).
+CHART_CAPTIONS = {name: text for s in SECTIONS for name, text in s.captions.items()}
+#: Called before each notebook cell runs: (cell number from 1, cells in all, what it does).
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +117,9 @@ def write_report_files(
 
 
 def default_notebook() -> Path:
-    """``notebooks/weekly_digest.ipynb`` of this checkout (or of the current folder)."""
-    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
-        candidate = base / "notebooks" / NOTEBOOK_NAME
-        if candidate.is_file():
-            return candidate
-    raise FleetlabError(
-        f"cannot find notebooks/{NOTEBOOK_NAME}: run from a fleetlab checkout or pass notebook="
-    )
+    """``notebooks/weekly_digest.ipynb``: the one in ./notebooks (a user's edited copy), else
+    the installed package's copy, else the checkout's (``fleetlab.resources``)."""
+    return resources.find("notebooks", NOTEBOOK_NAME)
 
 
 _EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*')
@@ -185,7 +176,45 @@ def _kernel_manager(env: Mapping[str, str]) -> type[Any]:
     return _WithEnv
 
 
-def _run_notebook(params: DigestParams, notebook: Path, folder: Path) -> None:
+def _progress_engine(progress: Progress) -> str:
+    """A papermill engine that calls ``progress`` before each code cell runs; its name."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class _WithProgress(NBClientEngine):  # type: ignore[misc]
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kw: Any) -> Any:
+            code = [c for c in nb_man.nb.cells if c.cell_type == "code"]
+            started = nb_man.cell_start
+
+            def cell_start(cell: Any, cell_index: int | None = None, **more: Any) -> Any:
+                if cell.cell_type == "code":
+                    number = next((i for i, c in enumerate(code, 1) if c is cell), 0)
+                    progress(number, len(code), _describe(cell))
+                return started(cell, cell_index, **more)
+
+            nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kw)
+
+    name = "fleetlab-progress"
+    papermill_engines.register(name, _WithProgress)
+    return name
+
+
+def _describe(cell: Any) -> str:
+    """What a digest cell does, in a few words: its first comment, else its first line."""
+    tags = cell.metadata.get("tags", [])
+    if "injected-parameters" in tags or "parameters" in tags:
+        return "parameters given" if "injected-parameters" in tags else "parameters (defaults)"
+    lines = [line.strip() for line in cell.source.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("#"):
+            return str(line.lstrip("# "))[:60]
+    return str(lines[0] if lines else "")[:60]
+
+
+def _run_notebook(
+    params: DigestParams, notebook: Path, folder: Path, progress: Progress | None = None
+) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -196,6 +225,8 @@ def _run_notebook(params: DigestParams, notebook: Path, folder: Path) -> None:
     engine: dict[str, Any] = {}
     if params.location != params.db:
         engine["kernel_manager_class"] = _kernel_manager({"FLEETLAB_DB": params.db})
+    if progress is not None:
+        engine["engine_name"] = _progress_engine(progress)
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -273,6 +304,7 @@ def run_digest(
     *,
     now: str | datetime | None = None,
     notebook: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> DigestResult:
     """Run the digest for one week and publish ``<out_dir>/<week>/``.
 
@@ -286,7 +318,10 @@ def run_digest(
         strict: raise when the fact-check finds a number in the draft that matches nothing
             (the report is still published, so it can be read).
         now: the current instant (default: the system clock).
-        notebook: the notebook to execute (default: ``notebooks/weekly_digest.ipynb``).
+        notebook: the notebook to execute (default: ``notebooks/weekly_digest.ipynb``, found
+            by ``fleetlab.resources``: ./notebooks, else the installed package's copy).
+        progress: called before each code cell runs, with its number, the number of code
+            cells and what it does (``fleetlab digest`` shows it).
 
     Raises:
         UserError: a bad parameter (nothing is written).
@@ -304,7 +339,7 @@ def run_digest(
     building = root / f".{params.week}.building-{secrets.token_hex(4)}"
     building.mkdir()
     try:
-        _run_notebook(params, source, building)
+        _run_notebook(params, source, building, progress)
         export_html(building / NOTEBOOK_NAME, building / "index.html")
         missing = [n for n in ("metrics.json", "digest.md") if not (building / n).is_file()]
         if missing:

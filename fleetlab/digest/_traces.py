@@ -20,15 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetlab.digest._views import (
-    MarkdownView,
-    cost_view,
-    decomposition_view,
-    failures_view,
-    integrity_view,
-    numbers_view,
-    shipped_view,
-)
+from fleetlab.digest.sections import SECTIONS, MarkdownView
 from fleetlab.errors import NotFoundError
 from fleetlab.store import Store
 from fleetlab.store.read.mentions import resolve_mentions
@@ -38,14 +30,7 @@ __all__ = ["TRACES_DIR", "TracePages", "link_ids", "mentioned_ids", "write_trace
 #: The report's sub-folder of trace pages.
 TRACES_DIR = "traces"
 #: The views of the report that may name goals, tasks or traces (all of them but the draft's).
-VIEWS: tuple[Callable[[dict[str, Any]], MarkdownView], ...] = (
-    numbers_view,
-    shipped_view,
-    failures_view,
-    decomposition_view,
-    cost_view,
-    integrity_view,
-)
+VIEWS: tuple[Callable[[dict[str, Any]], MarkdownView], ...] = tuple(s.view for s in SECTIONS)
 
 # An id as the store writes them (12 hex digits for a task, 32 for a trace; any length from 8
 # is looked up), standing alone: not part of a longer word, a path, a URL or a fragment.
@@ -59,12 +44,16 @@ _TOKENS = re.compile(
     re.DOTALL,
 )
 _WHOLE_ID = re.compile(r"[0-9a-f]{8,64}")
+# A link the post writes itself, around a title: ``[title](traces/<trace id>.html)``.
+_PAGE_LINK = re.compile(rf"\]\({TRACES_DIR}/([0-9a-f]{{8,64}})\.html(?:#agent-[0-9a-f]+)?\)")
 
 
 def mentioned_ids(text: str) -> list[str]:
     """The ids that ``text`` (Markdown) names and `link_ids` would link, first mention first:
     bare, or alone in a code span; not inside fenced code, a link or an HTML tag."""
     found: dict[str, None] = {}
+    for m in _PAGE_LINK.finditer(text):
+        found.setdefault(m[1], None)
     for m in _TOKENS.finditer(text):
         ident = m["bare"] or (m["code"].strip() if m["code"] is not None else None)
         if ident and _WHOLE_ID.fullmatch(ident):

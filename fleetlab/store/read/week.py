@@ -27,6 +27,7 @@ __all__ = [
     "chunks",
     "discarded_calls",
     "event_kinds",
+    "first_created_from",
     "kind_counts",
     "kind_spans",
     "last_lifecycle",
@@ -292,6 +293,13 @@ def week_cohort(store: Store, start: int, end: int) -> list[CohortRow]:
         (start, end),
     )
     return [CohortRow(r[0], bool(r[1]), r[2], int(r[3]), r[4], r[5]) for r in rows]
+
+
+def first_created_from(store: Store, start: int) -> int | None:
+    """The earliest ``created_us`` at or after ``start`` (through the ``created_us`` index),
+    or None when no task row was created since."""
+    rows = store.query("SELECT MIN(created_us) FROM tasks WHERE created_us >= ?", (start,))
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
 
 
 def task_ids_created(store: Store, start: int, end: int) -> set[str]:
