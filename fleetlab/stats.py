@@ -1,7 +1,8 @@
 """Statistics for A/B comparisons of fleet variants and for time to task completion.
 
 Functions over plain sequences: Wilson intervals, exact McNemar, paired (cluster) BCa
-bootstrap, cluster-robust SE, power for paired binary A/B tests, and Kaplan-Meier with
+bootstrap, cluster-robust SE, a paired z-test on clustered differences, Holm's correction
+for several comparisons, power for paired binary A/B tests, and Kaplan-Meier with
 in-flight tasks censored. The tests, intervals and curves come from ``scipy.stats``
 (``binomtest``, ``bootstrap``, ``ecdf``); this module adds the input checks, the
 clustering, the flags on unreliable intervals and an exact Kaplan-Meier median. Bad
@@ -33,11 +34,13 @@ __all__ = [
     "KaplanMeier",
     "PairedDifference",
     "cluster_se",
+    "holm",
     "kaplan_meier",
     "mcnemar_exact",
     "minimum_detectable_effect",
     "normal_ppf",
     "paired_bootstrap",
+    "paired_z_test",
     "sample_size_for",
     "wilson_interval",
 ]
@@ -207,6 +210,59 @@ def cluster_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
         return math.nan
     total = math.fsum(math.fsum(group) ** 2 for group in groups)
     return math.sqrt(g / (g - 1) * total / n**2)
+
+
+def paired_z_test(
+    differences: Sequence[float], clusters: Sequence[Hashable] | None = None
+) -> float:
+    """Two-sided p-value that the mean of paired ``differences`` is zero, by the normal
+    approximation with the cluster-robust standard error (``cluster_se``; every difference its
+    own cluster when ``clusters`` is None)::
+
+        z = mean / se,  p = 2 * (1 - Phi(|z|))
+
+    For continuous paired outcomes (a success minus a price on cost), where McNemar does not
+    apply. Returns 1.0 when every difference is zero, 0.0 when they are all the same nonzero
+    value, and ``nan`` with a single cluster.
+
+    Raises:
+        ValueError: if ``differences`` is empty or the lengths differ.
+    """
+    values = [float(d) for d in differences]
+    keys: Sequence[Hashable] = clusters if clusters is not None else range(len(values))
+    se = cluster_se(values, keys)
+    mean = math.fsum(values) / len(values)
+    if math.isnan(se):
+        return math.nan
+    if se == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    return min(1.0, math.erfc(abs(mean / se) / math.sqrt(2.0)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    Sort the ``m`` p-values ascending, ``p(1) <= ... <= p(m)``; the adjusted value of the
+    i-th is ``max_{j <= i} min(1, (m - j + 1) * p(j))``. Rejecting where the adjusted value is
+    below alpha keeps the family-wise error rate at alpha over the ``m`` comparisons, under
+    any dependence between them (Holm 1979). ``nan`` entries are left out of the family and
+    stay ``nan``.
+
+    Raises:
+        ValueError: if a p-value is outside [0, 1].
+    """
+    values = [float(p) for p in p_values]
+    for n, p in enumerate(values):
+        if not math.isnan(p) and not 0.0 <= p <= 1.0:
+            raise ValueError(f"p_values[{n}] must be in [0, 1], got {p}")
+    order = sorted((i for i, p in enumerate(values) if not math.isnan(p)), key=lambda i: values[i])
+    m = len(order)
+    adjusted = [math.nan] * len(values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 #: Cells (replicates x units) scipy's bootstrap builds at once; bounds memory on large inputs.

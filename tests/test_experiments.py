@@ -171,6 +171,42 @@ def test_bad_fields_are_explained(tmp_path: Path, old: str, new: str, expected: 
         load_experiment(write(tmp_path, TINY.replace(old, new, 1)))
 
 
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "[objective]\nsuccess_value_usd = 0",
+            r"tiny.toml:\d+: \[objective\] field 'success_value_usd': expected a number > 0",
+        ),
+        ("[objective]\nsuccess_value_usd = 'two'", r"\[objective\] field 'success_value_usd'"),
+        (
+            "[objective]\nwithin_points = -1",
+            r"\[objective\] field 'within_points': expected a number >= 0",
+        ),
+        (
+            "[objective]\nprice = 3",
+            r"\[objective\] field 'price': unknown field; expected one of success_value_usd",
+        ),
+    ],
+)
+def test_a_bad_objective_is_explained_in_one_line(
+    tmp_path: Path, table: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_experiment(write(tmp_path, TINY.replace("[tasks]", table + "\n[tasks]", 1)))
+    assert "\n" not in str(caught.value)
+
+
+def test_the_objective_defaults_to_success_and_reads_a_price(tmp_path: Path) -> None:
+    assert load_experiment(write(tmp_path, TINY)).objective.success_value_usd is None
+    exp = load_experiment(
+        write(tmp_path, TINY.replace("[tasks]", "[objective]\nsuccess_value_usd = 4\n[tasks]", 1))
+    )
+    # a success worth $4: a 90% variant at $0.40 a trial scores 0.9 - 0.4 / 4 = 0.8
+    assert exp.objective.score(0.9, 0.40) == pytest.approx(0.8)
+    assert exp.objective.cost_weight == pytest.approx(0.25)
+
+
 def test_no_variants_and_missing_suites_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[\[variants\]\] tables"):
         load_experiment(write(tmp_path, 'suites = ["core"]\n'))

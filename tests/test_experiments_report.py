@@ -228,10 +228,7 @@ def test_the_cli_prints_those_numbers_and_says_simulated(
     assert re.search(rf"\b{p.mcnemar_p:.3f}\b", out)
     assert f"{p.agents.estimate:+.2f} [{p.agents.low:+.2f}, {p.agents.high:+.2f}]" in out
     assert "you can detect a difference in success rate of" in out
-    assert "By pass over the tasks" in out
-    last = table.passes[-1]  # split, pass 3, where every trial spawned 4 + 2 agents
-    rate = f"{last.success.estimate:.1%}"
-    assert re.search(rf"split\s*│\s*3\s*│\s*8\s*│\s*{re.escape(rate)} .*│\s*6\.00", out)
+    assert "By pass over the tasks" not in out  # neither variant learns
     assert f"HTML report: {html_path}" in out
 
     page = html_path.read_text(encoding="utf-8")
@@ -239,7 +236,8 @@ def test_the_cli_prints_those_numbers_and_says_simulated(
     assert "<script src" not in page
     assert "cdn.jsdelivr" not in page
     assert "vegaEmbed" in page
-    assert page.count("vegaEmbed('#chart") == 5
+    # frontier, buckets, paired differences, agents: no learning curve (nothing learns)
+    assert page.count("vegaEmbed('#chart") == 4
     assert f"{p.worse}/{p.better}" in page
 
 
@@ -320,3 +318,136 @@ def test_write_report_defaults_to_the_experiment_folder(root: Path) -> None:
     path = write_report("synthetic", root=root)
     assert path == output_dir("synthetic", root) / "report.html"
     assert load("synthetic", root=root).height == 48
+
+
+def _learning_root(tmp_path: Path) -> Path:
+    rows = [{**r, "policy": "learned"} if r["variant"] == "split" else r for r in _rows()]
+    with ResultsDB(output_dir("synthetic", tmp_path)) as db:
+        db.insert_many(rows)
+    return tmp_path
+
+
+def test_learning_curves_only_for_the_variant_that_learns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _learning_root(tmp_path)
+    table = compare("synthetic", root=root)
+    assert table.learners == ("split",)
+    assert main(["ab", "report", "synthetic", "--out", str(root), "--no-html"]) == 0
+    out = capsys.readouterr().out
+    assert "By pass over the tasks" in out
+    last = table.passes[-1]  # split, pass 3, where every trial spawned 4 + 2 agents
+    rate = f"{last.success.estimate:.1%}"
+    assert re.search(rf"split\s*│\s*3\s*│\s*8\s*│\s*{re.escape(rate)} .*│\s*6\.00", out)
+    assert not re.search(r"base\s*│\s*1\s*│\s*8\s*│", out)  # no curve for base
+    page = write_report("synthetic", root=root).read_text("utf-8")
+    assert "Learning curves (variants that learn)" in page
+
+
+def test_the_verdict_comes_first_and_matches_independent_statistics(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _rows()
+    rate = {v: sum(r["passed"] for r in rows if r["variant"] == v) / 24 for v in ("base", "split")}
+    best, other = sorted(rate, key=lambda v: -rate[v])
+    by = {(r["variant"], r["task"], r["trial"]): r for r in rows}
+    keys = [(r["task"], r["trial"]) for r in rows if r["variant"] == "base"]
+    worse = sum(1 for k in keys if by[(other, *k)]["passed"] and not by[(best, *k)]["passed"])
+    better = sum(1 for k in keys if by[(best, *k)]["passed"] and not by[(other, *k)]["passed"])
+    p = mcnemar(worse, better)  # one comparison with the best: Holm leaves it as it is
+    table = compare("synthetic", root=root)
+    assert table.best == best
+    first = table.verdict()[0]
+    diff = (better - worse) / 24
+    assert first.startswith(
+        f"{best} has the highest success, {rate[best]:.1%}, {diff * 100:+.1f} points ["
+    )
+    assert f"over {other} (next best)" in first
+    assert ("not significant" if p >= 0.05 else "significant (") in first
+    assert main(["ab", "report", "synthetic", "--out", str(root), "--no-html"]) == 0
+    out = capsys.readouterr().out
+    # the verdict is printed before any table
+    assert out.index("Verdict") < out.index("By true complexity bucket")
+    assert out.index(f"{best} has the highest success") < out.index("Variants")
+    assert "Holm p" in out
+
+
+def test_holm_adjusts_the_reported_p_values(tmp_path: Path) -> None:
+    """Three variants against one baseline: the Holm column is the textbook step-down
+    adjustment of the McNemar column, worked here from the discordant counts."""
+    rows = _rows()
+    third = [
+        {**r, "variant": "third", "passed": not r["passed"] if r["trial"] == 0 else r["passed"]}
+        for r in rows
+        if r["variant"] == "split"
+    ]
+    with ResultsDB(output_dir("three", tmp_path)) as db:
+        db.insert_many(rows + third)
+    table = compare("three", root=tmp_path)
+    raw = [mcnemar(p.worse, p.better) for p in table.paired]
+    order = sorted(range(len(raw)), key=lambda i: raw[i])
+    expected = [0.0] * len(raw)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        expected[i] = running
+    assert [p.holm_p for p in table.paired] == pytest.approx(expected, rel=1e-12)
+    assert [p.mcnemar_p for p in table.paired] == pytest.approx(raw, rel=1e-12)
+
+
+def test_baseline_best_compare_and_model(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    best = compare("synthetic", root=root).best
+    assert compare("synthetic", root=root, baseline="best").baseline == best
+    code = main(
+        [
+            "ab",
+            "report",
+            "synthetic",
+            "--out",
+            str(root),
+            "--no-html",
+            "--baseline",
+            "best",
+            "--compare",
+            "split",
+            "base",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"baseline {best}" in out
+    assert "head to head, split minus base" in out
+    # results of `ab run --model M` live in NAME@M: --model finds them
+    with ResultsDB(output_dir("other@sim:fast", tmp_path)) as db:
+        db.insert_many([{**r, "experiment": "other@sim:fast"} for r in _rows()])
+    assert (
+        main(["ab", "report", "other", "--model", "sim:fast", "--out", str(tmp_path), "--no-html"])
+        == 0
+    )
+    assert "other@sim:fast: 48 trials" in capsys.readouterr().out
+    # without --model: one line naming the folder that exists and how to report it
+    assert main(["ab", "report", "other", "--out", str(tmp_path), "--no-html"]) == 2
+    err = capsys.readouterr().err
+    assert "no results for experiment 'other'" in err
+    assert "other@sim:fast (ab report other --model sim:fast)" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_priced_objective_ranks_by_value(root: Path) -> None:
+    """At $0.05 a success, each trial's value is passed - cost / 0.05: worked out here."""
+    from fleetlab.objective import Objective
+
+    rows = _rows()
+    value = {
+        v: sum(float(r["passed"]) - r["cost_usd"] / 0.05 for r in rows if r["variant"] == v) / 24
+        for v in ("base", "split")
+    }
+    table = compare("synthetic", root=root, objective=Objective(success_value_usd=0.05))
+    assert {s.variant: s.score for s in table.variants} == pytest.approx(value)
+    assert table.best == max(value, key=lambda v: value[v])
+    assert table.verdict()[0].startswith(
+        f"{table.best} has the highest value, {value[table.best] * 100:.1f} points"
+    )

@@ -20,11 +20,13 @@ from fleetlab.stats import (
     KaplanMeier,
     PairedDifference,
     cluster_se,
+    holm,
     kaplan_meier,
     mcnemar_exact,
     minimum_detectable_effect,
     normal_ppf,
     paired_bootstrap,
+    paired_z_test,
     sample_size_for,
     wilson_interval,
 )
@@ -1119,3 +1121,48 @@ def test_public_records_are_frozen() -> None:
     interval = Interval(0.5, 0.4, 0.6)
     with pytest.raises(AttributeError):
         interval.low = 0.0  # type: ignore[misc]  # frozen dataclass: the write must fail
+
+
+# --- Holm's correction and the paired z-test ------------------------------------------------
+
+
+def test_holm_on_the_textbook_example() -> None:
+    """Wikipedia's "Holm-Bonferroni method" example: four hypotheses with p = 0.01, 0.04, 0.03,
+    0.005 at alpha 0.05: Holm rejects H1 and H4 only. By hand, sorted 0.005, 0.01, 0.03, 0.04
+    are multiplied by 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04, and the last is raised to the
+    running maximum 0.06."""
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15)
+    assert [a < 0.05 for a in adjusted] == [True, False, False, True]
+
+
+def test_holm_by_hand_keeps_the_order_caps_at_one_and_skips_nan() -> None:
+    # m = 5: 0.01 x 5, 0.02 x 4, 0.03 x 3, then 0.04 x 2 = 0.08 and 0.05 x 1 = 0.05 both
+    # raised to the running maximum 0.09
+    assert holm([0.05, 0.04, 0.03, 0.02, 0.01]) == pytest.approx(
+        [0.09, 0.09, 0.09, 0.08, 0.05], abs=1e-15
+    )
+    assert holm([0.3, 0.6]) == [0.6, 0.6]  # 0.3 x 2 = 0.6; 0.6 x 1 = 0.6
+    assert holm([0.7, 0.9]) == [1.0, 1.0]  # 1.4 capped at 1
+    assert holm([0.2]) == [0.2]  # one comparison: nothing to correct
+    out = holm([0.01, math.nan, 0.04])  # a family of two
+    assert out[0] == pytest.approx(0.02)
+    assert out[2] == pytest.approx(0.04)
+    assert math.isnan(out[1])
+    assert holm([]) == []
+    with pytest.raises(ValueError, match=r"p_values\[1\] must be in \[0, 1\]"):
+        holm([0.1, 1.5])
+
+
+def test_paired_z_test_against_the_textbook_z() -> None:
+    diffs = [1.0, 2.0, 3.0, 4.0]
+    z = statistics.mean(diffs) / (statistics.stdev(diffs) / math.sqrt(len(diffs)))
+    assert paired_z_test(diffs) == pytest.approx(2 * scipy_stats.norm.sf(z), rel=1e-12)
+    # clustered: the two tasks' means are 1.5 and 3.5; CR1 with G = 2 over n = 4:
+    # residuals -1.5, -0.5 | 0.5, 1.5 sum to -2 and 2: se = sqrt(2 * 8 / 16) = 1
+    assert paired_z_test(diffs, ["a", "a", "b", "b"]) == pytest.approx(
+        2 * scipy_stats.norm.sf(2.5), rel=1e-12
+    )
+    assert paired_z_test([0.0, 0.0, 0.0]) == 1.0
+    assert paired_z_test([0.5, 0.5, 0.5]) == 0.0
+    assert math.isnan(paired_z_test([1.0, 2.0], ["a", "a"]))

@@ -4,6 +4,7 @@ an altair chart whose title says "simulated" when the model was."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any, TypeAlias
@@ -17,6 +18,7 @@ __all__ = [
     "confusion_chart",
     "learned_choices_chart",
     "paired_differences_chart",
+    "place_labels",
     "scoring_calibration_chart",
     "success_by_bucket_chart",
     "success_vs_cost_chart",
@@ -61,40 +63,243 @@ def _values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame  # altair embeds a polars frame's rows in the chart's own datasets
 
 
+#: The frontier chart's plot area in pixels, and the label font: the labels are placed in
+#: pixels, so the chart's size and the scales' domains are fixed when it is built.
+FRONTIER_WIDTH = 860
+FRONTIER_HEIGHT = 330
+LABEL_FONT_SIZE = 12
+#: A generous width per character of the label font (sans-serif averages ~0.55 em): a box
+#: estimated wider than the text keeps real labels apart.
+_CHAR_W = 0.62 * LABEL_FONT_SIZE
+_LABEL_H = LABEL_FONT_SIZE + 4
+_POINT_R = 7.0
+
+
+def _padded(low: float, high: float, share: float = 0.12) -> tuple[float, float]:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 1.0
+    span = high - low if high > low else max(abs(high), 1e-3) * 0.2
+    return low - span * share, high + span * share
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom (pixels)
+
+
+def _overlaps(a: Box, b: Box, margin: float = 2.0) -> bool:
+    return not (
+        a[2] + margin <= b[0]
+        or b[2] + margin <= a[0]
+        or a[3] + margin <= b[1]
+        or b[3] + margin <= a[1]
+    )
+
+
+def place_labels(
+    points: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    *,
+    width: float = FRONTIER_WIDTH,
+    height: float = FRONTIER_HEIGHT,
+) -> list[Box]:
+    """Boxes for labels beside points (pixels, y down) that overlap no other label, no point
+    and stay inside the plot: each label tries spots around its point, nearest first, in a
+    fixed order, and takes the first free one (deterministic: same input, same places).
+
+    A label that finds no free spot takes the one overlapping least (never seen with a
+    dozen variants on the chart's size)."""
+    dots = [(x - _POINT_R, y - _POINT_R, x + _POINT_R, y + _POINT_R) for x, y in points]
+    placed: list[Box] = []
+    out: list[Box] = [(0.0, 0.0, 0.0, 0.0)] * len(points)
+    order = sorted(range(len(points)), key=lambda i: (points[i][1], points[i][0], i))
+    for i in order:
+        x, y = points[i]
+        w, h = len(texts[i]) * _CHAR_W + 4, float(_LABEL_H)
+        best: tuple[int, Box] | None = None
+        for r in (9.0, 18.0, 30.0, 44.0, 60.0, 80.0, 105.0):
+            for dx, dy in ((1, -1), (1, 1), (-1, -1), (-1, 1), (1, 0), (-1, 0), (0, -1), (0, 1)):
+                left = x + dx * r if dx > 0 else x - w + dx * r if dx < 0 else x - w / 2
+                top = y + dy * r if dy > 0 else y - h + dy * r if dy < 0 else y - h / 2
+                box = (left, top, left + w, top + h)
+                if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:
+                    continue
+                clashes = sum(_overlaps(box, o) for o in placed) + sum(
+                    _overlaps(box, d, 0.0) for d in dots
+                )
+                if best is None or clashes < best[0]:
+                    best = (clashes, box)
+                if clashes == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        box = best[1] if best is not None else (x, y, x + w, y + h)
+        placed.append(box)
+        out[i] = box
+    return out
+
+
 def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = None) -> AnyChart:
-    """Success rate against mean cost per trial, one point per variant, with the Wilson 95%
-    interval (vertical) and the cost's 95% interval (horizontal).
+    """The frontier: success rate against mean cost per trial, one point per variant, with
+    the Wilson 95% interval (vertical) and the cost's 95% interval (horizontal).
+
+    A variant is *dominated* when another has at least its success at no more cost (and is
+    better in one): it is drawn hollow and labelled so; the others are joined by the frontier
+    line. Labels are placed beside their points so that none overlaps another label or a
+    point (``place_labels``); the colours match the other charts' (no legend needed).
 
     Args:
-        summary: ``Comparison.summary_frame()``.
+        summary: ``Comparison.summary_frame()`` (its ``dominated`` column is used when
+            present, else dominance is worked out from the estimates).
         simulated: label the chart simulated (default: the frame's ``simulated`` column).
     """
-    data = _values(summary)
-    base = alt.Chart(data).encode(color=_color(summary["variant"].to_list()))
-    points = base.mark_point(filled=True, size=90).encode(
-        x=alt.X("mean_cost_usd:Q", title="mean cost per trial (USD)"),
-        # zoomed on the intervals (they set the range): the differences are what matters
-        y=alt.Y("success:Q", title="success rate", scale=alt.Scale(zero=False)),
+    rows = list(summary.iter_rows(named=True))
+    order = [r["variant"] for r in rows]
+    for r in rows:
+        if "dominated" not in r or r["dominated"] is None:
+            r["dominated"] = any(
+                o is not r
+                and o["success"] >= r["success"]
+                and o["mean_cost_usd"] <= r["mean_cost_usd"]
+                and (o["success"] > r["success"] or o["mean_cost_usd"] < r["mean_cost_usd"])
+                for o in rows
+            )
+
+    for r in rows:  # a cost is never negative: a normal interval's low end stops at zero
+        if r["cost_low"] is not None and math.isfinite(r["cost_low"]):
+            r["cost_low"] = max(0.0, r["cost_low"])
+
+    def finite(values: list[Any]) -> list[float]:
+        return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+    xs = finite([r["cost_low"] for r in rows] + [r["cost_high"] for r in rows])
+    xs += finite([r["mean_cost_usd"] for r in rows])
+    ys = finite([r["success_low"] for r in rows] + [r["success_high"] for r in rows])
+    x0, x1 = _padded(min(xs, default=0.0), max(xs, default=1.0))
+    y0, y1 = _padded(min(ys, default=0.0), max(ys, default=1.0))
+    x0 = max(x0, 0.0)
+
+    def px(x: float) -> float:
+        return (x - x0) / (x1 - x0) * FRONTIER_WIDTH
+
+    def py(y: float) -> float:
+        return (y1 - y) / (y1 - y0) * FRONTIER_HEIGHT
+
+    texts = [r["variant"] + (" (dominated)" if r["dominated"] else "") for r in rows]
+    points = [(px(r["mean_cost_usd"]), py(r["success"])) for r in rows]
+    boxes = place_labels(points, texts)
+    data = []
+    for r, text, box, (x, y) in zip(rows, texts, boxes, points, strict=True):
+        # the leader line ends at the label's nearest edge
+        ex = min(max(x, box[0]), box[2])
+        ey = min(max(y, box[1]), box[3])
+        data.append(
+            {
+                **{k: r.get(k) for k in _FRONTIER_COLUMNS},
+                "dominated": bool(r["dominated"]),
+                "label": text,
+                "label_x": x0 + box[0] / FRONTIER_WIDTH * (x1 - x0),
+                "label_y": y1 - (box[1] + box[3]) / 2 / FRONTIER_HEIGHT * (y1 - y0),
+                "leader_x": x0 + ex / FRONTIER_WIDTH * (x1 - x0),
+                "leader_y": y1 - ey / FRONTIER_HEIGHT * (y1 - y0),
+                "far": math.hypot(ex - x, ey - y) > _POINT_R + 4,
+            }
+        )
+    frontier = sorted(
+        (d for d in data if not d["dominated"]), key=lambda d: (d["mean_cost_usd"], d["success"])
+    )
+    frame = pl.DataFrame(data)
+    colour = alt.Color("variant:N", sort=order, scale=alt.Scale(domain=order), legend=None)
+    x_scale = alt.Scale(domain=[x0, x1], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[y0, y1], nice=False, zero=False)
+    x_enc = alt.X(
+        "mean_cost_usd:Q",
+        title="mean cost per trial (USD; bars: 95% CI)",
+        scale=x_scale,
+        axis=alt.Axis(format="$.3f"),
+    )
+    y_enc = alt.Y(
+        "success:Q",
+        title="success rate (bars: Wilson 95% CI)",
+        scale=y_scale,
+        axis=alt.Axis(format=".0%"),
+    )
+    base = alt.Chart(frame)
+    line = (
+        alt.Chart(pl.DataFrame(frontier, schema=frame.schema) if frontier else frame.head(0))
+        .mark_line(color="#bbbbbb", strokeDash=[6, 4])
+        .encode(x=x_enc, y=y_enc, order="mean_cost_usd:Q")
+    )
+    y_err = base.mark_rule(strokeWidth=1.5).encode(
+        x=alt.X("mean_cost_usd:Q", scale=x_scale),
+        y=alt.Y("success_low:Q", scale=y_scale),
+        y2="success_high:Q",
+        color=colour,
+    )
+    x_err = base.mark_rule(strokeWidth=1.5).encode(
+        x=alt.X("cost_low:Q", scale=x_scale),
+        x2="cost_high:Q",
+        y=alt.Y("success:Q", scale=y_scale),
+        color=colour,
+    )
+    points_layer = base.mark_point(size=120, strokeWidth=2, opacity=1).encode(
+        x=x_enc,
+        y=y_enc,
+        color=colour,
+        fill=alt.condition(alt.datum.dominated, alt.value("white"), colour),
         tooltip=[
             "variant:N",
             alt.Tooltip("success:Q", format=".1%"),
             alt.Tooltip("success_low:Q", format=".1%", title="95% low"),
             alt.Tooltip("success_high:Q", format=".1%", title="95% high"),
-            alt.Tooltip("mean_cost_usd:Q", format="$.4f"),
-            alt.Tooltip("mean_agents:Q", format=".2f"),
+            alt.Tooltip("mean_cost_usd:Q", format="$.4f", title="cost/trial"),
+            alt.Tooltip("cost_low:Q", format="$.4f", title="cost 95% low"),
+            alt.Tooltip("cost_high:Q", format="$.4f", title="cost 95% high"),
+            "dominated:N",
             "trials:Q",
         ],
     )
-    y_err = base.mark_rule().encode(x="mean_cost_usd:Q", y="success_low:Q", y2="success_high:Q")
-    x_err = base.mark_rule().encode(x="cost_low:Q", x2="cost_high:Q", y="success:Q")
-    labels = base.mark_text(align="left", dx=7, dy=-7, fontSize=11).encode(
-        x="mean_cost_usd:Q", y="success:Q", text="variant:N"
+    leaders = (
+        base.transform_filter(alt.datum.far)
+        .mark_rule(color="#999999", strokeWidth=0.8)
+        .encode(
+            x=alt.X("mean_cost_usd:Q", scale=x_scale),
+            y=alt.Y("success:Q", scale=y_scale),
+            x2="leader_x:Q",
+            y2="leader_y:Q",
+        )
     )
-    return alt.layer(y_err, x_err, points, labels).properties(
-        title=_title("Success vs cost per variant (95% CIs)", _simulated(summary, simulated)),
-        width=520,
-        height=320,
+    labels = base.mark_text(
+        align="left", baseline="middle", dx=2, fontSize=LABEL_FONT_SIZE, fontWeight="bold"
+    ).encode(
+        x=alt.X("label_x:Q", scale=x_scale),
+        y=alt.Y("label_y:Q", scale=y_scale),
+        text="label:N",
+        color=alt.value("#333333"),  # readable on white whatever the variant's colour
     )
+    sim = _simulated(summary, simulated)
+    title = alt.TitleParams(
+        "Success vs cost per trial: the frontier" + (" (simulated)" if sim else ""),
+        subtitle=(["SIMULATED model: not a measurement of Claude"] if sim else [])
+        + [
+            "hollow = dominated (another variant has at least its success for less); "
+            "dashed line = the frontier"
+        ],
+        anchor="start",
+    )
+    return alt.layer(line, y_err, x_err, leaders, points_layer, labels).properties(
+        title=title, width=FRONTIER_WIDTH, height=FRONTIER_HEIGHT
+    )
+
+
+_FRONTIER_COLUMNS = (
+    "variant",
+    "trials",
+    "success",
+    "success_low",
+    "success_high",
+    "mean_cost_usd",
+    "cost_low",
+    "cost_high",
+)
 
 
 #: The paired differences charted: (column prefix, label, scale from the frame's unit).

@@ -53,22 +53,77 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 1 if summary.errored else 0
 
 
-def _name(text: str, root: Path | None) -> str:
-    """An experiment name, or the name inside an experiment file."""
+def _name(text: str, root: Path | None, model: str | None = None) -> str:
+    """An experiment name, or the name inside an experiment file; with ``model``, the name
+    ``ab run --model`` stores its results under (``NAME@MODEL``)."""
     from fleetlab.experiments import output_dir, resolve_experiment
 
     if text.endswith(".toml") or (Path(text).is_file() and not output_dir(text, root).exists()):
-        return resolve_experiment(text).name
-    return text
+        return resolve_experiment(text, model).name
+    if model is None or text.endswith(f"@{model}"):
+        return text
+    return f"{text}@{model}"
+
+
+def _missing(name: str, root: Path | None) -> str | None:
+    """A one-line explanation when ``name`` has no results folder, naming the ones there are."""
+    from fleetlab.experiments import output_dir
+    from fleetlab.experiments._results import default_root
+
+    folder = output_dir(name, root)
+    if (folder / "results.db").is_file() or (folder / "results.parquet").is_file():
+        return None
+    where = Path(root) if root is not None else default_root()
+    found = sorted(
+        p.name
+        for p in (where.iterdir() if where.is_dir() else [])
+        if (p / "results.db").is_file() or (p / "results.parquet").is_file()
+    )
+    base = name.split("@", 1)[0]
+    related = [f for f in found if f.split("@", 1)[0] == base]
+    hints = []
+    for f in related:
+        if "@" in f:
+            hints.append(f"{f} (ab report {base} --model {f.split('@', 1)[1]})")
+        else:
+            hints.append(f"{f} (ab report {base})")
+    others = [f for f in found if f not in related]
+    if hints:
+        suggestion = "results exist for " + ", ".join(hints)
+    elif others:
+        suggestion = (
+            "results exist for " + ", ".join(others[:8]) + (", ..." if len(others) > 8 else "")
+        )
+    else:
+        suggestion = (
+            "no experiment has results there: run one first "
+            f"(fleetlab ab run experiments/{base}.toml)"
+        )
+    return f"no results for experiment {name!r} in {folder}: {suggestion}"
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.errors import UserError
     from fleetlab.experiments import compare, infra_summary, load, write_report
     from fleetlab.experiments._report import format_rows
 
-    name = _name(args.name, args.out)
+    name = _name(args.name, args.out, args.model)
+    missing = _missing(name, args.out)
+    if missing:
+        raise UserError(missing)
+    objective = None
+    if args.name.endswith(".toml") or Path(args.name).is_file():
+        from fleetlab.experiments import resolve_experiment
+
+        objective = resolve_experiment(args.name).objective
     frame = load(name, root=args.out)
-    comparison = compare(name, root=args.out, baseline=args.baseline)
+    comparison = compare(
+        name,
+        root=args.out,
+        baseline=args.baseline,
+        objective=objective,
+        pairs=[tuple(p) for p in args.compare or []],
+    )
     if comparison.simulated:
         console.print(
             Panel(
@@ -80,9 +135,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(
         f"[bold]{escape(name)}[/]: {frame.height} trials, model {escape(comparison.model)}, "
-        f"baseline {escape(comparison.baseline)}",
+        f"baseline {escape(comparison.baseline)}; ranked by "
+        f"{escape(comparison.objective.describe())}",
         highlight=False,
     )
+    console.print("[bold]Verdict[/]", highlight=False)
+    for line in comparison.verdict():
+        console.print(f"  - {escape(line)}", highlight=False)
     # piped output gets room for the whole table; a terminal keeps its own width
     wide = console if console.is_terminal else Console(width=max(console.width, 150))
     for title, (header, rows) in format_rows(comparison).items():
@@ -90,12 +149,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         for n, column in enumerate(header):
             table.add_column(column, justify="left" if n == 0 else "right")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(cell) for cell in row))
         wide.print(table)
     console.print(
         "95% intervals: Wilson for rates; paired BCa bootstrap for differences (tasks resampled "
         "when a task has several trials; a flagged interval is not a 95% interval: see its "
-        "reason); p: McNemar exact on discordant pairs.",
+        "reason); p: McNemar exact on discordant pairs, Holm-adjusted over the comparisons "
+        "of each table (Holm p).",
         highlight=False,
     )
     console.print(escape(comparison.mde.text()) + ".", highlight=False)
@@ -161,10 +221,25 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
     p = ab_sub.add_parser(
         "report",
-        help="the comparison table (CIs, p-values) and an HTML report with charts",
+        help="the verdict, the comparison tables (CIs, Holm-adjusted p-values) and an HTML"
+        " report with the success-vs-cost frontier",
     )
     p.add_argument("name", help="experiment name (or its file)")
-    p.add_argument("--baseline", help="compare with this variant instead")
+    p.add_argument(
+        "--baseline",
+        help="compare with this variant instead; 'best': the best on the experiment's objective",
+    )
+    p.add_argument(
+        "--model",
+        help="the results of `ab run --model MODEL` (stored as NAME@MODEL)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="also compare variant A with variant B head to head (repeatable)",
+    )
     p.add_argument("--out", type=Path, default=None, help=out_help)
     p.add_argument("--html", type=Path, default=None, help="where to write the HTML report")
     p.add_argument("--no-html", action="store_true", help="print the tables only")

@@ -7,13 +7,20 @@
   spawned with the same paired bootstrap. An interval the bootstrap cannot support (fewer
   than 10 tasks, nearly all pairs agreeing, degenerate resamples) is flagged unreliable with
   the reason (``PairedDifference.note``), never shown as a confident interval;
-* the minimum detectable effect of the design at the baseline's success rate.
+* the minimum detectable effect of the design at the baseline's success rate;
+* the experiment's objective (``fleetlab.objective``: success, or success minus a price on
+  cost) per variant, the best variant by it, and the best against every other variant,
+  paired, with Holm's correction over those comparisons (``Comparison.verdict()`` says it in
+  a sentence per question); the McNemar p-values against the baseline are Holm-adjusted too;
+* which variants are dominated (another has at least their success at no more cost);
+* head-to-head comparisons of any pairs asked for (``pairs=[("a", "b")]``).
 
 For scoring experiments "success" is the prompt's decision matching the label.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,17 +31,21 @@ import polars as pl
 
 from fleetlab.errors import UserError
 from fleetlab.experiments._results import ResultsDB, load, output_dir
+from fleetlab.objective import Objective
 from fleetlab.stats import (
     Interval,
     PairedDifference,
     cluster_se,
+    holm,
     mcnemar_exact,
     minimum_detectable_effect,
     paired_bootstrap,
+    paired_z_test,
     wilson_interval,
 )
 
 __all__ = [
+    "BEST",
     "BucketSummary",
     "Comparison",
     "Confusion",
@@ -46,6 +57,11 @@ __all__ = [
 ]
 
 BUCKETS = ("simple", "medium", "complex")
+
+#: ``compare(baseline=BEST)``: compare with the variant that is best on the objective.
+BEST = "best"
+#: Significance level of the verdicts (after Holm's correction).
+ALPHA = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class VariantSummary:
     mean_model_calls: float
     mean_wall_s: float
     mean_sim_time_s: float
+    score: float = math.nan
+    dominated_by: str | None = None
     kind: Literal["variant_summary"] = field(default="variant_summary", repr=False)
 
 
@@ -75,7 +93,11 @@ class PairedComparison:
     """A variant minus the baseline over the (task, trial) pairs both have.
 
     ``worse`` counts pairs where the baseline passed and the variant failed, ``better`` the
-    reverse (McNemar's b and c).
+    reverse (McNemar's b and c). ``holm_p`` is ``mcnemar_p`` adjusted by Holm over the
+    comparisons of its family (every variant against the baseline, or the best against every
+    other variant). ``score`` is the difference in the experiment's objective and
+    ``score_p`` its p-value (McNemar's when the objective is success alone, else a paired z
+    test on task-clustered differences), ``score_holm_p`` that adjusted over the family.
     """
 
     variant: str
@@ -89,6 +111,10 @@ class PairedComparison:
     mcnemar_p: float
     cost: PairedDifference
     agents: PairedDifference
+    score: PairedDifference | None = None
+    score_p: float = math.nan
+    holm_p: float = math.nan
+    score_holm_p: float = math.nan
     kind: Literal["paired_comparison"] = field(default="paired_comparison", repr=False)
 
 
@@ -200,7 +226,32 @@ class Comparison:
     passes: tuple[PassSummary, ...]
     confusion: tuple[Confusion, ...]
     mde: DetectableEffect
+    objective: Objective = field(default_factory=Objective)
+    best: str = ""
+    versus_best: tuple[PairedComparison, ...] = ()
+    head_to_head: tuple[PairedComparison, ...] = ()
+    learners: tuple[str, ...] = ()
     type: Literal["comparison"] = field(default="comparison", repr=False)
+
+    @property
+    def noun(self) -> str:
+        """What a passing trial is called: "success", or "accuracy" for scoring prompts."""
+        return "accuracy" if self.kind == "scoring" else "success"
+
+    def summary(self, variant: str) -> VariantSummary:
+        """The summary of one variant."""
+        return next(s for s in self.variants if s.variant == variant)
+
+    def ranked(self) -> list[VariantSummary]:
+        """The variants from best to worst on the objective (ties: cheaper first)."""
+        return sorted(self.variants, key=lambda s: (-_finite(s.score), _finite(s.mean_cost_usd)))
+
+    def verdict(self) -> list[str]:
+        """The answer first: one sentence per question the experiment asks (see
+        ``fleetlab.experiments._report.verdict_lines``)."""
+        from fleetlab.experiments._report import verdict_lines
+
+        return verdict_lines(self)
 
     def summary_frame(self) -> pl.DataFrame:
         """One row per variant: success with its interval, means of cost, agents, calls."""
@@ -223,6 +274,9 @@ class Comparison:
                     "mean_model_calls": s.mean_model_calls,
                     "mean_wall_s": s.mean_wall_s,
                     "mean_sim_time_s": s.mean_sim_time_s,
+                    "score": s.score,
+                    "dominated": s.dominated_by is not None,
+                    "dominated_by": s.dominated_by,
                     "simulated": self.simulated,
                 }
                 for s in self.variants
@@ -251,6 +305,7 @@ class Comparison:
                     "worse": p.worse,
                     "better": p.better,
                     "mcnemar_p": p.mcnemar_p,
+                    "holm_p": p.holm_p,
                     "cost_diff": p.cost.estimate,
                     "cost_low": p.cost.low,
                     "cost_high": p.cost.high,
@@ -309,6 +364,7 @@ _PAIRED_SCHEMA = {
     "worse": pl.Int64,
     "better": pl.Int64,
     "mcnemar_p": pl.Float64,
+    "holm_p": pl.Float64,
     "cost_diff": pl.Float64,
     "cost_low": pl.Float64,
     "cost_high": pl.Float64,
@@ -322,6 +378,10 @@ _PAIRED_SCHEMA = {
     "agents_unreliable": pl.Boolean,
     "agents_note": pl.String,
 }
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else -math.inf
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -371,6 +431,7 @@ def _paired(
     mine: dict[tuple[str, int], dict[str, Any]],
     base: dict[tuple[str, int], dict[str, Any]],
     *,
+    objective: Objective,
     n_boot: int,
     seed: int,
 ) -> PairedComparison | None:
@@ -381,10 +442,15 @@ def _paired(
     clustered = len(set(tasks)) < len(keys)
     clusters = tasks if clustered else None
 
+    def value(row: dict[str, Any], column: str) -> float:
+        if column == "score":
+            return objective.score(bool(row["passed"]), float(row["cost_usd"] or 0.0))
+        return float(row[column] or 0)
+
     def diff(column: str) -> PairedDifference:
         return paired_bootstrap(
-            [float(base[k][column] or 0) for k in keys],
-            [float(mine[k][column] or 0) for k in keys],
+            [value(base[k], column) for k in keys],
+            [value(mine[k], column) for k in keys],
             clusters=clusters,
             n_boot=n_boot,
             seed=seed,
@@ -392,19 +458,52 @@ def _paired(
 
     worse = sum(1 for k in keys if base[k]["passed"] and not mine[k]["passed"])
     better = sum(1 for k in keys if mine[k]["passed"] and not base[k]["passed"])
+    success = diff("passed")
+    p = mcnemar_exact(worse, better)
+    if objective.prices_cost:
+        score = diff("score")
+        score_p = paired_z_test(
+            [value(mine[k], "score") - value(base[k], "score") for k in keys], clusters
+        )
+    else:  # the score is the outcome: McNemar's exact test is the test
+        score, score_p = success, p
     return PairedComparison(
         variant=variant,
         baseline=baseline,
         pairs=len(keys),
         tasks=len(set(tasks)),
         clustered=clustered,
-        success=diff("passed"),
+        success=success,
         worse=worse,
         better=better,
-        mcnemar_p=mcnemar_exact(worse, better),
+        mcnemar_p=p,
         cost=diff("cost_usd"),
         agents=diff("agents"),
+        score=score,
+        score_p=score_p,
     )
+
+
+def _with_holm(family: Sequence[PairedComparison]) -> tuple[PairedComparison, ...]:
+    """The family with Holm-adjusted p-values (McNemar's, and the objective's)."""
+    adjusted = holm([p.mcnemar_p for p in family])
+    adjusted_score = holm([p.score_p for p in family])
+    return tuple(
+        dataclasses.replace(p, holm_p=a, score_holm_p=b)
+        for p, a, b in zip(family, adjusted, adjusted_score, strict=True)
+    )
+
+
+def _dominated_by(summaries: Sequence[VariantSummary], s: VariantSummary) -> str | None:
+    """The first variant with at least ``s``'s success at no more cost, better in one."""
+    for other in summaries:
+        if other.variant == s.variant:
+            continue
+        a, b = other.success.estimate, s.success.estimate
+        ca, cb = other.mean_cost_usd, s.mean_cost_usd
+        if a >= b and ca <= cb and (a > b or ca < cb):
+            return other.variant
+    return None
 
 
 def _mde(rows: list[dict[str, Any]]) -> DetectableEffect:
@@ -429,19 +528,25 @@ def compare(
     root: str | Path | None = None,
     n_boot: int = 2000,
     seed: int = 0,
+    objective: Objective | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> Comparison:
     """Build the comparison table of an experiment.
 
     Args:
         results: the results frame (``load(name)``), or the experiment's name.
         baseline: the variant to compare with (default: the experiment's baseline, else the
-            first variant in the results).
+            first variant in the results); ``"best"``: the best on the objective.
         root: the experiments folder, when ``results`` is a name.
         n_boot: bootstrap replicates.
         seed: bootstrap seed (the table is reproducible).
+        objective: what ranks the variants (default: the one recorded with the results, else
+            success alone).
+        pairs: ``(a, b)`` pairs to compare head to head (``a`` minus ``b``).
 
     Raises:
-        UserError: no finished trials yet, or the baseline has no results.
+        UserError: no finished trials yet, the baseline or a variant of ``pairs`` has no
+            results.
     """
     meta: dict[str, str] = {}
     if isinstance(results, str):
@@ -454,6 +559,17 @@ def compare(
         frame = results
     if frame.is_empty():
         raise UserError("the experiment has no finished trials yet: run it first")
+    if objective is None and meta.get("objective"):
+        import json
+
+        objective = Objective.parse(json.loads(meta["objective"]))
+    if objective is None:  # the experiment file's, found by name
+        from fleetlab.experiments._toml import recorded_objective
+
+        named = meta.get("name") or (
+            frame["experiment"][0] if "experiment" in frame.columns else ""
+        )
+        objective = recorded_objective(str(named or ""))
     rows = frame.sort("seq").to_dicts() if "seq" in frame.columns else frame.to_dicts()
     order = list(dict.fromkeys(r["variant"] for r in rows))
     if meta.get("variants"):
@@ -461,20 +577,40 @@ def compare(
 
         declared = [v for v in json.loads(meta["variants"]) if v in order]
         order = declared + [v for v in order if v not in declared]
-    base_name = baseline or meta.get("baseline") or order[0]
-    if base_name not in order:
-        raise UserError(f"baseline {base_name!r} has no results: use one of {', '.join(order)}")
     by_variant: dict[str, list[dict[str, Any]]] = {v: [] for v in order}
     for r in rows:
         by_variant[r["variant"]].append(r)
     keyed = {v: {(r["task"], int(r["trial"])): r for r in rs} for v, rs in by_variant.items()}
-    summaries = tuple(_summary(v, by_variant[v]) for v in order)
-    paired = tuple(
-        p
-        for v in order
-        if v != base_name
-        and (p := _paired(v, base_name, keyed[v], keyed[base_name], n_boot=n_boot, seed=seed))
+    summaries = [_summary(v, by_variant[v]) for v in order]
+    summaries = [
+        dataclasses.replace(s, score=objective.score(s.success.estimate, s.mean_cost_usd))
+        for s in summaries
+    ]
+    summaries = [
+        dataclasses.replace(s, dominated_by=_dominated_by(summaries, s)) for s in summaries
+    ]
+    best = min(summaries, key=lambda s: (-_finite(s.score), _finite(s.mean_cost_usd))).variant
+    base_name = baseline or meta.get("baseline") or order[0]
+    if base_name == BEST:
+        base_name = best
+    if base_name not in order:
+        raise UserError(
+            f"baseline {base_name!r} has no results: use one of {', '.join(order)} or 'best'"
+        )
+    for pair in pairs:
+        for name in pair:
+            if name not in order:
+                raise UserError(f"{name!r} has no results: compare two of {', '.join(order)}")
+
+    def paired(a: str, b: str) -> PairedComparison | None:
+        return _paired(a, b, keyed[a], keyed[b], objective=objective, n_boot=n_boot, seed=seed)
+
+    versus_baseline = _with_holm(
+        [p for v in order if v != base_name and (p := paired(v, base_name))]
     )
+    # the best against each other variant: the family the verdict's "significant" is about
+    versus_best = _with_holm([p for v in order if v != best and (p := paired(best, v))])
+    head_to_head = tuple(p for a, b in pairs if (p := paired(a, b)))
     buckets = [
         BucketSummary(v, bucket, *_subset(sub))
         for v in order
@@ -487,6 +623,10 @@ def compare(
         for trial in sorted({int(r["trial"]) for r in by_variant[v]})
         if (sub := [r for r in by_variant[v] if int(r["trial"]) == trial])
     ]
+    # a variant that learns across its trials: its passes are a learning curve
+    learners = tuple(
+        v for v in order if any(str(r.get("policy") or "") == "learned" for r in by_variant[v])
+    )
     kind = str(rows[0].get("kind") or "agents")
     confusion: tuple[Confusion, ...] = ()
     if kind == "scoring":
@@ -518,10 +658,15 @@ def compare(
         model=str(rows[0].get("model") or ""),
         simulated=any(bool(r.get("simulated")) for r in rows),
         baseline=base_name,
-        variants=summaries,
-        paired=paired,
+        variants=tuple(summaries),
+        paired=versus_baseline,
         buckets=tuple(buckets),
         passes=tuple(passes),
         confusion=confusion,
         mde=_mde(by_variant[base_name]),
+        objective=objective,
+        best=best,
+        versus_best=versus_best,
+        head_to_head=head_to_head,
+        learners=learners,
     )

@@ -14,6 +14,10 @@ An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
     keep_trials = "failed"             # trial folders kept: failed (default), all, none
     model_options = {}                 # passed to the model backend (sim: any SimParams field)
 
+    [objective]                        # what the report ranks by; absent: success alone
+    success_value_usd = 2.0            # a success is worth $2: rank by success - cost / 2
+    within_points = 1.0                # "as good as the best" for the cheapest-variant verdict
+
     [tasks]                            # optional filter, applied in this order
     include = ["core:*"]               # globs over task keys
     exclude = ["core:static-site"]
@@ -53,6 +57,7 @@ from typing import Any, Literal
 from fleetlab.decompose import parse_policy
 from fleetlab.errors import UserError
 from fleetlab.models.registry import is_simulated
+from fleetlab.objective import Objective
 from fleetlab.prompts import list_variants
 from fleetlab.suites import SuiteTask, get_suite
 
@@ -193,6 +198,8 @@ class Experiment:
         concurrency: trials running at once.
         budget_usd: cap on the whole experiment's spend with a real model.
         keep_trials: which trial folders (database and workspace) to keep for inspection.
+        objective: what the report ranks variants by (``fleetlab.objective``); it changes
+            no trial, so it is not part of the fingerprint and can change between reports.
     """
 
     name: str
@@ -209,6 +216,7 @@ class Experiment:
     model_options: Mapping[str, Any] = field(default_factory=dict)
     keep_trials: KeepTrials = "failed"
     path: Path | None = None
+    objective: Objective = field(default_factory=Objective)
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleetlab.experiments._compare import Comparison, compare
+from fleetlab.experiments._compare import ALPHA, Comparison, PairedComparison, compare
 from fleetlab.experiments._pairs import write_pair_pages
 from fleetlab.experiments._results import infra_summary, load, output_dir
 from fleetlab.stats import PairedDifference
@@ -19,7 +19,7 @@ from fleetlab.stats import PairedDifference
 if TYPE_CHECKING:
     from fleetlab.charts.experiments import AnyChart
 
-__all__ = ["format_rows", "write_report"]
+__all__ = ["format_rows", "verdict_lines", "write_report"]
 
 
 def _pct(x: float) -> str:
@@ -57,70 +57,171 @@ def _rate_ci(estimate: float, low: float, high: float) -> str:
     return f"{estimate:.1%} [{low * 100:.1f}, {high * 100:.1f}]"
 
 
+def _names(names: list[str]) -> str:
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _significance(p: float, family: int) -> str:
+    if not math.isfinite(p):
+        return "no test possible"
+    word = "significant" if p < ALPHA else "not significant"
+    if family <= 1:
+        return f"{word} (p = {_p(p)})"
+    return f"{word} after Holm (p = {_p(p)}, {family} comparisons)"
+
+
+def _points(c: Comparison, d: PairedComparison) -> str:
+    """The objective's difference in points with its interval."""
+    score = d.score if d.score is not None else d.success
+    return _diff_ci(score, _pp).replace("[", "points [", 1)
+
+
+def verdict_lines(c: Comparison) -> list[str]:
+    """One sentence per question the experiment answers, most important first: which variant
+    is best on the objective and how sure that is (the best against the runner-up, Holm over
+    the best's comparisons with every other variant); the cheapest variant nearly as good;
+    which variants are dominated; what beats the baseline; whether a learning variant
+    improved; and any head-to-head asked for."""
+    noun = c.noun
+    ranked = c.ranked()
+    best = c.summary(c.best)
+    if c.objective.prices_cost:
+        what = (
+            f"{best.variant} has the highest value, {best.score * 100:.1f} points "
+            f"({_pct(best.success.estimate)} {noun} - {_usd(best.mean_cost_usd)} a trial at "
+            f"${c.objective.success_value_usd:,.2f} a success)"
+        )
+    else:
+        what = f"{best.variant} has the highest {noun}, {_pct(best.success.estimate)}"
+    if len(ranked) < 2:
+        return [f"{what}; it is the only variant: nothing to compare"]
+    runner = ranked[1]
+    versus = {p.baseline: p for p in c.versus_best}
+    lines = []
+    d = versus.get(runner.variant)
+    if d is None:
+        lines.append(f"{what}; it shares no (task, trial) with {runner.variant}: no paired test")
+    else:
+        family = len(c.versus_best)
+        ahead = [p.baseline for p in c.versus_best if p.score_holm_p < ALPHA]
+        if len(ahead) == family:
+            also = f"; significantly ahead of all {family} other variants"
+        elif ahead:
+            also = f"; significantly ahead of {_names(ahead)} only"
+        else:
+            also = ""
+        lines.append(
+            f"{what}, {_points(c, d)} over {runner.variant} (next best), "
+            f"{_significance(d.score_holm_p, family)}{also}"
+        )
+    within = c.objective.within_points
+    near = [s for s in c.variants if s.score >= best.score - within / 100 - 1e-12]
+    cheapest = min(near, key=lambda s: (s.mean_cost_usd, -s.score))
+    span = f"within {within:g} point{'s' if within != 1 else ''} of the best"
+    if cheapest.variant != best.variant:
+        change = cheapest.mean_cost_usd / best.mean_cost_usd - 1 if best.mean_cost_usd else math.nan
+        lines.append(
+            f"{cheapest.variant} is the cheapest variant {span}: {_usd(cheapest.mean_cost_usd)} "
+            f"a trial against {_usd(best.mean_cost_usd)} ({change:+.0%}), "
+            f"{_pct(cheapest.success.estimate)} {noun}"
+        )
+    elif len(near) > 1:
+        lines.append(f"{best.variant} is also the cheapest of the {len(near)} variants {span}")
+    else:
+        # none is that close: the cheapest the data cannot tell from the best
+        tied = [c.summary(p.baseline) for p in c.versus_best if not p.score_holm_p < ALPHA]
+        cheaper = [s for s in tied if s.mean_cost_usd < best.mean_cost_usd]
+        text = f"no other variant is {span}"
+        if cheaper:
+            alt = min(cheaper, key=lambda s: s.mean_cost_usd)
+            change = alt.mean_cost_usd / best.mean_cost_usd - 1
+            text += (
+                f"; the cheapest not significantly worse after Holm is {alt.variant}: "
+                f"{_usd(alt.mean_cost_usd)} a trial against {_usd(best.mean_cost_usd)} "
+                f"({change:+.0%}), {_pct(alt.success.estimate)} {noun}"
+            )
+        lines.append(text)
+    dominated = [s for s in c.variants if s.dominated_by is not None]
+    frontier = [s.variant for s in c.variants if s.dominated_by is None]
+    if dominated:
+        lines.append(
+            f"dominated (another variant has at least their {noun} for less): "
+            + ", ".join(f"{s.variant} (by {s.dominated_by})" for s in dominated)
+            + f"; on the frontier: {_names(frontier)}"
+        )
+    else:
+        lines.append(f"no variant is dominated: each buys its {noun} at a different cost")
+    if c.paired and c.baseline != c.best:
+        up = [p.variant for p in c.paired if p.holm_p < ALPHA and p.success.estimate > 0]
+        down = [p.variant for p in c.paired if p.holm_p < ALPHA and p.success.estimate < 0]
+        same = [p.variant for p in c.paired if not p.holm_p < ALPHA]
+        parts = []
+        if up:
+            parts.append(f"more {noun}: {_names(up)}")
+        if down:
+            parts.append(f"less {noun}: {_names(down)}")
+        if same:
+            parts.append(f"no significant difference: {_names(same)}")
+        lines.append(
+            f"against the baseline {c.baseline} (McNemar, Holm over {len(c.paired)} "
+            f"comparisons): " + "; ".join(parts)
+        )
+    for name in c.learners:
+        passes = [p for p in c.passes if p.variant == name]
+        if len(passes) > 1:
+            first, last = passes[0], passes[-1]
+            lines.append(
+                f"{name}, pass by pass over the tasks: {_pct(first.success.estimate)}"
+                f" {noun} at {_usd(first.mean_cost_usd)} a trial on pass 1, "
+                f"{_pct(last.success.estimate)} at {_usd(last.mean_cost_usd)} on pass "
+                f"{last.trial + 1}"
+            )
+    for h in c.head_to_head:
+        lines.append(
+            f"head to head, {h.variant} minus {h.baseline}: {_diff_ci(h.success, _pp)} points of"
+            f" {noun}, {'significant' if h.mcnemar_p < ALPHA else 'not significant'} "
+            f"(McNemar p = {_p(h.mcnemar_p)}; a pair chosen in advance: no correction); cost "
+            f"{_diff_ci(h.cost, lambda x: _usd(x, True))} a trial"
+        )
+    return lines
+
+
+def _family_rows(family: tuple[PairedComparison, ...], word: str, scored: bool) -> list[list[str]]:
+    return [
+        [
+            f"{p.variant} - {p.baseline}",
+            _diff_ci(p.success, _pp),
+            *([_points_cell(p)] if scored else []),
+            f"{p.worse}/{p.better}",
+            _p(p.score_p if scored else p.mcnemar_p),
+            _p(p.score_holm_p if scored else p.holm_p),
+            _diff_ci(p.cost, lambda x: _usd(x, True)),
+        ]
+        for p in family
+    ]
+
+
+def _points_cell(p: PairedComparison) -> str:
+    return _diff_ci(p.score, _pp) if p.score is not None else "n/a"
+
+
 def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """The report's tables as text cells: ``{title: (header, rows)}`` (CLI, HTML, widget).
+    """The report's tables as text cells: ``{title: (header, rows)}`` (CLI, HTML, widget),
+    in reading order: per complexity bucket, the variants, the best against every other
+    variant, every variant against the baseline, pairs asked for, then the details.
 
     Rates and differences carry their 95% interval in brackets (in %, or points for
     differences of rates). A difference whose bootstrap interval is unreliable (see
     ``fleetlab.stats.paired_bootstrap``) is marked " (unreliable)" and listed, with the
-    reason, in a table of its own.
+    reason, in a table of its own. p-values are McNemar's exact test, and Holm-adjusted over
+    the comparisons of their table (the "Holm p" column).
     """
     c = comparison
     word = "correct" if c.kind == "scoring" else "success"
+    scored = c.objective.prices_cost
     tables: dict[str, tuple[list[str], list[list[str]]]] = {}
-    tables["Variants"] = (
-        ["variant", "trials", f"{word} [95% CI]", "cost/trial", "agents", "tokens", "calls"],
-        [
-            [
-                s.variant + (" (baseline)" if s.variant == c.baseline else ""),
-                str(s.trials),
-                _rate_ci(s.success.estimate, s.success.low, s.success.high),
-                _usd(s.mean_cost_usd),
-                f"{s.mean_agents:.2f}",
-                f"{s.mean_tokens:,.0f}",
-                f"{s.mean_model_calls:.1f}",
-            ]
-            for s in c.variants
-        ],
-    )
-    clustered = next((p for p in c.paired if p.clustered), None)
-    how = (
-        f"; {clustered.pairs} pairs over {clustered.tasks} tasks, CIs resample tasks"
-        if clustered
-        else ""
-    )
-    tables[f"Versus baseline {c.baseline} (paired on task and trial{how})"] = (
-        [
-            "variant",
-            f"Δ {word} pts [95% CI]",
-            "worse/better",
-            "McNemar p",
-            "Δ cost/trial [95% CI]",
-            "Δ agents [95% CI]",
-        ],
-        [
-            [
-                p.variant,
-                _diff_ci(p.success, _pp),
-                f"{p.worse}/{p.better}",
-                _p(p.mcnemar_p),
-                _diff_ci(p.cost, lambda x: _usd(x, True)),
-                _diff_ci(p.agents, lambda x: f"{x:+.2f}"),
-            ]
-            for p in c.paired
-        ],
-    )
-    flagged: list[list[str]] = []
-    for p in c.paired:
-        differences = [(f"Δ {word}", p.success), ("Δ cost/trial", p.cost)]
-        if c.kind != "scoring":  # no agents run
-            differences.append(("Δ agents", p.agents))
-        flagged.extend([p.variant, label, d.note] for label, d in differences if d.unreliable)
-    if flagged:
-        tables["Unreliable intervals: the bootstrap cannot give a 95% interval here"] = (
-            ["variant", "difference", "why"],
-            flagged,
-        )
     tables["By true complexity bucket"] = (
         ["variant", "bucket", "trials", f"{word} [95% CI]", "cost/trial", "agents"],
         [
@@ -135,8 +236,109 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
             for b in c.buckets
         ],
     )
-    if len({p.trial for p in c.passes}) > 1 and c.kind != "scoring":
-        tables["By pass over the tasks (a learning variant's learning curve)"] = (
+    tables["Variants"] = (
+        [
+            "variant",
+            "trials",
+            f"{word} [95% CI]",
+            "cost/trial [95% CI]",
+            *(["value (pts)"] if scored else []),
+            "frontier",
+            "agents",
+            "tokens",
+            "calls",
+        ],
+        [
+            [
+                s.variant
+                + (" (best)" if s.variant == c.best else "")
+                + (" (baseline)" if s.variant == c.baseline else ""),
+                str(s.trials),
+                _rate_ci(s.success.estimate, s.success.low, s.success.high),
+                f"{_usd(s.mean_cost_usd)} [{_usd(s.cost_low)}, {_usd(s.cost_high)}]",
+                *([f"{s.score * 100:.1f}"] if scored else []),
+                "yes" if s.dominated_by is None else f"dominated by {s.dominated_by}",
+                f"{s.mean_agents:.2f}",
+                f"{s.mean_tokens:,.0f}",
+                f"{s.mean_model_calls:.1f}",
+            ]
+            for s in c.variants
+        ],
+    )
+    score_head = ["Δ value pts [95% CI]"] if scored else []
+    test = "z test p" if scored else "McNemar p"
+    family_head = [
+        "comparison",
+        f"Δ {word} pts [95% CI]",
+        *score_head,
+        "worse/better",
+        test,
+        "Holm p",
+        "Δ cost/trial [95% CI]",
+    ]
+    if c.versus_best:
+        tables[
+            f"The best ({c.best}) against every other variant (Holm over "
+            f"{len(c.versus_best)} comparisons)"
+        ] = (family_head, _family_rows(c.versus_best, word, scored))
+    clustered = next((p for p in c.paired if p.clustered), None)
+    how = (
+        f"; {clustered.pairs} pairs over {clustered.tasks} tasks, CIs resample tasks"
+        if clustered
+        else ""
+    )
+    tables[
+        f"Versus baseline {c.baseline} (paired on task and trial{how}; Holm over "
+        f"{len(c.paired)} comparisons)"
+    ] = (
+        [
+            "variant",
+            f"Δ {word} pts [95% CI]",
+            "worse/better",
+            "McNemar p",
+            "Holm p",
+            "Δ cost/trial [95% CI]",
+            "Δ agents [95% CI]",
+        ],
+        [
+            [
+                p.variant,
+                _diff_ci(p.success, _pp),
+                f"{p.worse}/{p.better}",
+                _p(p.mcnemar_p),
+                _p(p.holm_p),
+                _diff_ci(p.cost, lambda x: _usd(x, True)),
+                _diff_ci(p.agents, lambda x: f"{x:+.2f}"),
+            ]
+            for p in c.paired
+        ],
+    )
+    if c.head_to_head:
+        tables["Head to head (pairs chosen in advance: no correction)"] = (
+            [h if h != "Holm p" else "p (uncorrected)" for h in family_head if h != "Holm p"],
+            [row[:-2] + row[-1:] for row in _family_rows(c.head_to_head, word, scored)],
+        )
+    flagged: list[list[str]] = []
+    for p in (*c.paired, *c.versus_best, *c.head_to_head):
+        differences = [(f"Δ {word}", p.success), ("Δ cost/trial", p.cost)]
+        if scored and p.score is not None:
+            differences.append(("Δ value", p.score))
+        if c.kind != "scoring":  # no agents run
+            differences.append(("Δ agents", p.agents))
+        flagged.extend(
+            [f"{p.variant} - {p.baseline}", label, d.note]
+            for label, d in differences
+            if d.unreliable
+        )
+    if flagged:
+        flagged = [list(r) for r in dict.fromkeys(tuple(r) for r in flagged)]
+        tables["Unreliable intervals: the bootstrap cannot give a 95% interval here"] = (
+            ["comparison", "difference", "why"],
+            flagged,
+        )
+    learning = [p for p in c.passes if p.variant in c.learners]
+    if len({p.trial for p in learning}) > 1 and c.kind != "scoring":
+        tables["By pass over the tasks (learning curves of the variants that learn)"] = (
             ["variant", "pass", "trials", f"{word} [95% CI]", "cost/trial", "agents"],
             [
                 [
@@ -147,7 +349,7 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
                     _usd(p.mean_cost_usd),
                     f"{p.mean_agents:.2f}",
                 ]
-                for p in c.passes
+                for p in learning
             ],
         )
     if c.kind == "scoring":  # no agents run: drop the columns that count them
@@ -172,7 +374,9 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
     return tables
 
 
-def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
+def _chart_groups(comparison: Comparison, frame: Any) -> dict[str, list[AnyChart]]:
+    """The report's charts by where they go: the frontier (first), per bucket, learning
+    curves (only when a variant learns) and the rest."""
     from fleetlab.charts.experiments import (
         agents_vs_complexity_chart,
         confusion_chart,
@@ -185,20 +389,31 @@ def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
 
     sim = comparison.simulated
     order = [v.variant for v in comparison.variants]
+    frontier = [success_vs_cost_chart(comparison.summary_frame(), simulated=sim)]
     if comparison.kind == "scoring":
-        return [
-            scoring_calibration_chart(frame, order=order, simulated=sim),
-            confusion_chart(comparison.confusion_frame(), simulated=sim),
-            success_vs_cost_chart(comparison.summary_frame(), simulated=sim),
-            paired_differences_chart(comparison.paired_frame(), simulated=sim, scoring=True),
-        ]
-    return [
-        success_vs_cost_chart(comparison.summary_frame(), simulated=sim),
-        paired_differences_chart(comparison.paired_frame(), simulated=sim),
-        agents_vs_complexity_chart(frame, order=order, simulated=sim),
-        success_by_bucket_chart(comparison.bucket_frame(), simulated=sim),
-        learned_choices_chart(frame, simulated=sim),
-    ]
+        return {
+            "frontier": frontier,
+            "buckets": [scoring_calibration_chart(frame, order=order, simulated=sim)],
+            "learning": [],
+            "more": [
+                confusion_chart(comparison.confusion_frame(), simulated=sim),
+                paired_differences_chart(comparison.paired_frame(), simulated=sim, scoring=True),
+            ],
+        }
+    return {
+        "frontier": frontier,
+        "buckets": [success_by_bucket_chart(comparison.bucket_frame(), simulated=sim)],
+        "learning": [learned_choices_chart(frame, simulated=sim)] if comparison.learners else [],
+        "more": [
+            paired_differences_chart(comparison.paired_frame(), simulated=sim),
+            agents_vs_complexity_chart(frame, order=order, simulated=sim),
+        ],
+    }
+
+
+def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
+    """Every chart of the report, in page order."""
+    return [c for group in _chart_groups(comparison, frame).values() for c in group]
 
 
 def _vega_bundle() -> str:
@@ -211,8 +426,11 @@ def _vega_bundle() -> str:
     return str(bundle)
 
 
-def _pairs_section(comparison: Comparison, frame: Any, folder: Path, target: Path) -> str:
-    """Write the discordant pairs' pages; their table, each pair and trace id a link."""
+def _pairs_section(
+    comparison: Comparison, frame: Any, folder: Path, target: Path
+) -> tuple[str, dict[tuple[str, str, int], Path]]:
+    """Write the discordant pairs' pages; their table, each pair and trace id a link, and the
+    page of each (variant, task, trial) that flipped."""
     written = write_pair_pages(
         list(frame.iter_rows(named=True)),
         comparison.baseline,
@@ -223,14 +441,21 @@ def _pairs_section(comparison: Comparison, frame: Any, folder: Path, target: Pat
         report=target,
     )
     parts = [
-        "<h2>Discordant pairs</h2><p>The baseline and a variant on the same task and trial (the"
+        "<h2 id='pairs'>Discordant pairs</h2>"
+        "<p>The baseline and a variant on the same task and trial (the"
         " same seed), one passed and one failed: what McNemar's test counts. Each link opens the"
         " two trials side by side (verifier outputs, timelines, agents, workspace diffs, whole"
         " conversations), offline.</p>"
     ]
+    pages = {
+        (r["variant"], r["task"], int(r["trial"])): page_path
+        for pair, page_path in written
+        for r in (pair.baseline, pair.variant)
+        if not r["passed"]
+    }
     if not written:
         parts.append("<p>None: every pair of trials agreed.</p>")
-        return "".join(parts)
+        return "".join(parts), pages
     parts.append(
         "<table class='pairs'><tr><th>variant</th><th>task</th><th>seed</th>"
         "<th>baseline</th><th>variant</th><th>side by side</th><th>baseline trace</th>"
@@ -252,7 +477,89 @@ def _pairs_section(comparison: Comparison, frame: Any, folder: Path, target: Pat
             + "</tr>"
         )
     parts.append("</table>")
+    return "".join(parts), pages
+
+
+def _failed_section(
+    comparison: Comparison,
+    frame: Any,
+    folder: Path,
+    target: Path,
+    pair_pages: dict[tuple[str, str, int], Path],
+) -> str:
+    """Every failed trial, linked to its pair page when it flipped against the baseline, else
+    to a page of its own transcript (written into ``<folder>/failed/``)."""
+    from fleetlab.experiments._transcripts import load_transcript, slug, transcript_path
+    from fleetlab.telemetry import redact
+    from fleetlab.trace._html import page
+
+    failed = [
+        r for r in frame.sort("variant", "task", "trial").iter_rows(named=True) if not r["passed"]
+    ]
+    pages = folder / "failed"
+    pages.mkdir(parents=True, exist_ok=True)
+    for old in pages.glob("*.html"):
+        old.unlink()
+    parts = [
+        f"<h2 id='failed'>Failed trials ({len(failed)})</h2><p>Each links to the trial's "
+        "transcript: the pair page beside the baseline when the baseline passed the same "
+        "task and seed (a flipped trial), else the trial's own page.</p>"
+    ]
+    if not failed:
+        parts.append("<p>None.</p>")
+        return "".join(parts)
+    parts.append(
+        "<table class='failed'><tr><th>variant</th><th>task</th><th>seed</th><th>failure</th>"
+        "<th>transcript</th></tr>"
+    )
+    for r in failed:
+        key = (r["variant"], r["task"], int(r["trial"]))
+        linked = pair_pages.get(key)
+        label = "flipped: pair page"
+        if linked is None:
+            sections, record = load_transcript(
+                transcript_path(folder, r["variant"], r["task"], int(r["trial"]))
+            )
+            linked = pages / f"{slug(r['task'])}-s{r['seed']}-{slug(r['variant'])}.html"
+            title = f"{comparison.name}: {r['task']} seed {r['seed']}, {r['variant']} (failed)"
+            if sections is not None:
+                body = (
+                    f"<h1>{html.escape(title)}</h1>{sections.header}{sections.timeline}"
+                    f"<h2>Agents</h2>{sections.agents}"
+                    f"<h2>Workspace changes</h2><div class='workspace'>{sections.workspace}</div>"
+                    "<h2>Conversations</h2><div class='agents'>"
+                    + "".join(sections.conversations)
+                    + "</div>"
+                )
+            else:
+                why = record.get("error") or "no transcript was kept for this trial"
+                body = f"<h1>{html.escape(title)}</h1><p>{html.escape(str(why))}.</p>"
+            linked.write_text(page(title, body), encoding="utf-8")
+            label = "transcript"
+        href = html.escape(Path(os.path.relpath(linked, target.parent)).as_posix())
+        failure = redact(str(r.get("failure") or r.get("status") or ""))
+        parts.append(
+            f"<tr><td>{html.escape(r['variant'])}</td><td>{html.escape(r['task'])}</td>"
+            f"<td>{r['seed']}</td><td class='why'>{html.escape(failure[:160])}</td>"
+            f"<td><a href='{href}'>{label}</a></td></tr>"
+        )
+    parts.append("</table>")
     return "".join(parts)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:1.2em 2em;max-width:1300px;color:#222}"
+    "h1{margin:.2em 0 .3em;font-size:1.6em}h2{margin-top:1.4em}"
+    "table{border-collapse:collapse;margin:.6em 0 1.2em}td,th{border:1px solid #ccc;"
+    "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+    "td.why{text-align:left;max-width:520px;overflow-wrap:anywhere}"
+    ".sim{background:#fff3cd;border:2px solid #d39e00;padding:.35em .8em;margin:.4em 0;"
+    "font-weight:bold}"
+    ".verdict{border-left:5px solid #2b6cb0;background:#f3f7fc;padding:.3em 1em .4em;"
+    "margin:.6em 0 1em}.verdict h2{margin:.3em 0;font-size:1.15em}"
+    ".verdict ol{margin:.2em 0;padding-left:1.4em}.verdict li{margin:.15em 0;line-height:1.35}"
+    ".verdict li:first-child{font-weight:600}.meta{color:#555;font-size:.9em;margin:.3em 0}"
+)
 
 
 def write_report(
@@ -263,13 +570,17 @@ def write_report(
     baseline: str | None = None,
     comparison: Comparison | None = None,
 ) -> Path:
-    """Write the experiment's HTML report (tables and charts; works offline).
+    """Write the experiment's HTML report (works offline), answer first: the verdict (one
+    sentence per question), the success-vs-cost frontier, results per complexity bucket, the
+    detail tables (Holm-adjusted p-values), learning curves of the variants that learn, the
+    discordant pairs and failed trials (each linked to its transcript), then more charts.
 
     Args:
         name: the experiment's name.
         root: the experiments folder.
         path: where to write (default ``<experiment folder>/report.html``).
-        baseline: compare with this variant instead of the experiment's baseline.
+        baseline: compare with this variant instead of the experiment's baseline
+            (``"best"``: the best on the objective).
         comparison: the comparison already computed (``compare(name, ...)``), to reuse.
 
     Returns:
@@ -278,50 +589,87 @@ def write_report(
     frame = load(name, root=root)
     comparison = comparison or compare(name, root=root, baseline=baseline)
     target = Path(path) if path is not None else output_dir(name, root) / "report.html"
-    charts = _charts(comparison, frame)
+    folder = output_dir(name, root)
+    groups = _chart_groups(comparison, frame)
+    tables = format_rows(comparison)
+    charts: list[str] = []
+
+    def chart(c: AnyChart) -> str:
+        n = len(charts)
+        spec = json.dumps(c.to_dict()).replace("</", "<\\/")  # stays inside <script>
+        charts.append(
+            f"<script>vegaEmbed('#chart{n}', {spec}, {{actions: false, renderer: 'svg'}});</script>"
+        )
+        return f"<div id='chart{n}' class='chart'></div>"
+
+    def table(title: str) -> str:
+        header, rows = tables.pop(title)
+        out = [f"<h2>{html.escape(title)}</h2><table><tr>"]
+        out.extend(f"<th>{html.escape(h)}</th>" for h in header)
+        out.append("</tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        out.append("</table>")
+        return "".join(out)
+
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(name)}: A/B report</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-        ".sim{background:#fff3cd;border:2px solid #d39e00;padding:.8em 1em;font-size:1.2em;"
-        "font-weight:bold}</style>",
+        f"<style>{_CSS}</style>",
         f"<script>{_vega_bundle()}</script></head><body>",
-        f"<h1>{html.escape(name)}</h1>",
+        f"<h1>{html.escape(name)}: which variant to use</h1>",
     ]
     if comparison.simulated:
         parts.append(
-            "<p class='sim'>SIMULATED: these results come from the simulated model "
-            f"({html.escape(comparison.model)}), not from Claude. They show how the "
-            "policies behave under the simulator's assumptions, not how a real fleet would.</p>"
+            "<p class='sim'>SIMULATED: results of the simulated model "
+            f"({html.escape(comparison.model)}), not Claude: how the policies behave under the "
+            "simulator's assumptions, not how a real fleet would.</p>"
         )
+    parts.append("<section class='verdict' id='verdict'><h2>Verdict</h2><ol>")
+    parts.extend(f"<li>{html.escape(line)}.</li>" for line in comparison.verdict())
     parts.append(
-        f"<p>model {html.escape(comparison.model)}; kind {comparison.kind}; baseline "
-        f"<b>{html.escape(comparison.baseline)}</b>. Intervals are 95%: Wilson for rates, paired "
-        "BCa bootstrap for differences (resampling tasks when a task has several trials); "
-        "p-values are McNemar's exact test on the discordant pairs. A bootstrap interval marked "
-        "<b>unreliable</b> is not a 95% interval (fewer than 10 tasks or pairs, nearly all "
-        "pairs agreeing, or degenerate resamples): the table below it says why.</p>"
+        f"</ol><p class='meta'>Ranked by {html.escape(comparison.objective.describe())}; "
+        f"{frame.height} trials; model {html.escape(comparison.model)}; 95% intervals; "
+        "significance at 5% after Holm's correction for the comparisons made.</p></section>"
     )
-    for title, (header, rows) in format_rows(comparison).items():
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>")
-        parts.extend(f"<th>{html.escape(h)}</th>" for h in header)
-        parts.append("</tr>")
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+    parts.extend(chart(c) for c in groups["frontier"])
+    parts.append("<h2>By true complexity bucket</h2>")
+    parts.extend(chart(c) for c in groups["buckets"])
+    bucket_title = "By true complexity bucket"
+    header, rows = tables.pop(bucket_title)
+    tables = {bucket_title: (header, rows), **tables}
+    parts.append(table(bucket_title).split("</h2>", 1)[1])
+    parts.append(
+        "<h2>How to read the numbers</h2>"
+        f"<p>model {html.escape(comparison.model)}; kind {comparison.kind}; baseline "
+        f"<b>{html.escape(comparison.baseline)}</b>; best on the objective "
+        f"<b>{html.escape(comparison.best)}</b>. Intervals are 95%: Wilson for rates, paired "
+        "BCa bootstrap for differences (resampling tasks when a task has several trials). "
+        "p-values are McNemar's exact test on the discordant pairs (a paired z test on the "
+        "objective when it prices cost); with several comparisons in a table the "
+        "<b>Holm p</b> column corrects them (Holm's step-down method keeps the chance of any "
+        "false positive in the table at 5%). A bootstrap interval marked <b>unreliable</b> is "
+        "not a 95% interval (fewer than 10 tasks or pairs, nearly all pairs agreeing, or "
+        "degenerate resamples): the table of unreliable intervals says why.</p>"
+    )
+    learning = [t for t in tables if t.startswith("By pass over the tasks")]
+    for title in [t for t in tables if t not in learning]:
+        parts.append(table(title))
     parts.append(f"<p>{html.escape(comparison.mde.text())}.</p>")
     infra = infra_summary(name, root=root).text()
     if infra:  # trials the infrastructure decided: not in the tables above
         parts.append(f"<p class='infra'>{html.escape(infra)}.</p>")
+    if learning or groups["learning"]:
+        parts.append("<h2>Learning curves (variants that learn)</h2>")
+        parts.extend(chart(c) for c in groups["learning"])
+        parts.extend(table(t) for t in learning)
     if comparison.kind != "scoring":  # agent trials: transcripts to compare
-        parts.append(_pairs_section(comparison, frame, output_dir(name, root), target))
-    parts.append("<h2>Charts</h2>")
-    for n, chart in enumerate(charts):
-        spec = json.dumps(chart.to_dict()).replace("</", "<\\/")  # stays inside <script>
-        parts.append(f"<div id='chart{n}'></div>")
-        parts.append(f"<script>vegaEmbed('#chart{n}', {spec}, {{actions: false}});</script>")
+        section, pair_pages = _pairs_section(comparison, frame, folder, target)
+        parts.append(section)
+        parts.append(_failed_section(comparison, frame, folder, target, pair_pages))
+    parts.append("<h2>More charts</h2>")
+    parts.extend(chart(c) for c in groups["more"])
+    parts.extend(charts)
     parts.append("</body></html>")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(parts), encoding="utf-8")

@@ -23,10 +23,11 @@ from fleetlab.experiments._definition import (
     TaskFilter,
     Variant,
 )
+from fleetlab.objective import OBJECTIVE_FIELDS, Objective
 from fleetlab.prompts import list_variants
 from fleetlab.suites import get_suite
 
-__all__ = ["load_experiment"]
+__all__ = ["find_experiment_file", "load_experiment", "recorded_objective"]
 
 _TOP_FIELDS = {
     "name": "a short name (letters, digits, _ . - : @ +)",
@@ -45,6 +46,7 @@ _TOP_FIELDS = {
     "keep_trials": "'failed', 'all' or 'none'",
     "defaults": "a [defaults] table with variant fields",
     "variants": "[[variants]] tables",
+    "objective": "an [objective] table (success_value_usd, within_points)",
 }
 _VARIANT_FIELDS = {
     "name": "a short name (letters, digits, _ . - : @ +)",
@@ -252,6 +254,7 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
                 index=n,
                 key="name",
             )
+    objective = _objective(data.get("objective"), where)
     baseline = data.get("baseline")
     if baseline is not None and baseline not in names:
         raise where.error(
@@ -273,9 +276,27 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             model_options=dict(options),
             keep_trials=keep,
             path=path,
+            objective=objective,
         )
     except UserError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _objective(raw: Any, where: _Where) -> Objective:
+    if raw is None:
+        return Objective()
+    if not isinstance(raw, dict):
+        raise where.error(f"expected {_TOP_FIELDS['objective']}, got {raw!r}", key="objective")
+    for key, value in raw.items():
+        try:
+            Objective.parse({key: value})
+        except UserError:
+            if key not in OBJECTIVE_FIELDS:
+                message = f"unknown field; expected one of {', '.join(OBJECTIVE_FIELDS)}"
+            else:
+                message = f"expected {OBJECTIVE_FIELDS[key]}, got {value!r}"
+            raise where.error(message, table="objective", key=key) from None
+    return Objective.parse(raw)
 
 
 def _seeds(data: dict[str, Any], where: _Where) -> tuple[int, ...]:
@@ -473,3 +494,37 @@ def _variant(
         agent_concurrency=merged.get("agent_concurrency", 4),
         cost_weight=None if merged.get("cost_weight") is None else float(merged["cost_weight"]),
     )
+
+
+def find_experiment_file(name: str, folder: str | Path | None = None) -> Path | None:
+    """The experiment file whose experiment is ``name`` (``NAME@MODEL`` counts as ``NAME``):
+    ``experiments/*.toml`` of the current folder, or of its parent when only the parent has
+    one (a notebook runs in ``notebooks/``); None when there is none."""
+    base = name.split("@", 1)[0]
+    if folder is None:
+        here = Path.cwd()
+        folder = here / "experiments"
+        if not folder.is_dir() and (here.parent / "experiments").is_dir():
+            folder = here.parent / "experiments"
+    for path in sorted(Path(folder).glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if data.get("name", path.stem) == base:
+            return path
+    return None
+
+
+def recorded_objective(name: str, folder: str | Path | None = None) -> Objective:
+    """The objective that experiment ``name``'s file declares (success alone when it has no
+    ``[objective]`` table or no file is found).
+
+    Raises:
+        ConfigError: the file's ``[objective]`` table is malformed (file, line and field).
+    """
+    path = find_experiment_file(name, folder)
+    if path is None:
+        return Objective()
+    text = path.read_text(encoding="utf-8")
+    return _objective(tomllib.loads(text).get("objective"), _Where(path, text))
