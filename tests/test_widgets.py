@@ -81,7 +81,7 @@ def test_an_empty_goal_is_refused_in_the_panel_and_queues_nothing(
 def test_submit_queues_the_goal_with_every_field(console: FleetConsole, store: Store) -> None:
     console.goal.value = "rename notes.txt to README.md"
     console.priority.value = 80
-    console.budget.value = 0.5
+    console.budget.value = "0.5"
     console.policy.value = "never"
     console.prompt.value = "strict"
     console.submit_button.click()
@@ -101,6 +101,105 @@ def test_submit_queues_the_goal_with_every_field(console: FleetConsole, store: S
     assert "rename notes.txt" in console.tasks_table.value
     assert console.trace_pick.value == task.id  # the new goal's trace is shown at once
     assert task.trace_id in console.trace_view.value
+
+
+def test_submit_clears_the_goal_box_but_a_refused_goal_keeps_its_text(
+    console: FleetConsole, store: Store
+) -> None:
+    console.goal.value = "rename notes.txt to README.md"
+    console.priority.value = 70
+    console.submit_button.click()
+    assert console.goal.value == ""  # ready for the next goal
+    assert console.priority.value == 70  # the settings stay for the next one
+    console.goal.value = "fix the typo"
+    console.budget.value = "lots"
+    console.submit_button.click()
+    assert console.goal.value == "fix the typo"  # nothing queued: the text is not lost
+    assert [t.title for t in store.tasks()] == ["rename notes.txt to README.md"]
+
+
+def test_an_empty_budget_is_no_cap_and_says_so(console: FleetConsole, store: Store) -> None:
+    assert console.budget.value == ""
+    assert console.budget.placeholder == "no cap"
+    console.goal.value = "rename notes.txt to README.md"
+    console.submit_button.click()
+    [task] = store.tasks()
+    assert task.budget_usd is None
+    assert "no cap" in console.message.value
+
+
+@pytest.mark.parametrize(
+    ("typed", "cap"),
+    [("0.5", 0.5), ("$2", 2.0), (" 1,000.25 ", 1000.25), ("", None), ("   ", None)],
+)
+def test_a_typed_budget_is_the_goals_cap(
+    console: FleetConsole, store: Store, typed: str, cap: float | None
+) -> None:
+    console.goal.value = "rename notes.txt to README.md"
+    console.budget.value = typed
+    console.submit_button.click()
+    [task] = store.tasks()
+    assert task.budget_usd == cap
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("0", "leave the field empty for no cap"),
+        ("0.00", "leave the field empty for no cap"),
+        ("$0", "would stop the goal before its first model call"),
+        ("-1", "is not an amount"),
+        ("lots", "is not an amount"),
+        ("nan", "is not an amount"),
+        ("inf", "is not an amount"),
+    ],
+)
+def test_a_zero_or_unreadable_budget_is_refused_and_explained(
+    console: FleetConsole, store: Store, typed: str, says: str
+) -> None:
+    console.goal.value = "rename notes.txt to README.md"
+    console.budget.value = typed
+    console.submit_button.click()
+    assert store.tasks() == []
+    assert "fleetlab-error" in console.message.value
+    assert says in console.message.value
+    assert "\n" not in console.message.value  # one line, no traceback
+
+
+async def test_progress_counts_goals_against_a_total_sub_agents_do_not_change(
+    console: FleetConsole, store: Store
+) -> None:
+    for title in ("summarise the sales CSVs into summary.json", "rename notes.txt to README.md"):
+        console.goal.value = title
+        console.policy.value = "always"  # every goal spawns sub-agents
+        console.submit_button.click()
+    assert (console.progress.value, console.progress.max) == (0, 2)
+    assert "0 of 2 goals finished" in console.progress_label.value
+    seen: list[tuple[str, int]] = []
+    console.progress.observe(lambda c: seen.append((c["name"], c["new"])), names=["max", "value"])
+
+    console.run_button.click()
+    await console.wait()
+
+    # the oracle: the store's own rows. Sub-agents were spawned...
+    assert len(store.tasks()) > 2
+    # ...yet the total never moved off the two goals, and the bar only went up
+    assert [v for name, v in seen if name == "max"] == []
+    values = [v for name, v in seen if name == "value"]
+    assert values == sorted(values)
+    finished = [t for t in store.tasks() if t.parent_id is None and t.terminal]
+    assert (console.progress.value, console.progress.max) == (len(finished), 2) == (2, 2)
+    assert "2 of 2 goals finished since Run" in console.progress_label.value
+    assert "not their sub-agents" in console.progress_label.value
+
+
+def test_progress_counts_a_goal_queued_elsewhere(console: FleetConsole, store: Store) -> None:
+    assert (console.progress.value, console.progress.max) == (0, 1)  # nothing to do yet
+    submit_goal(store, "queued by the CLI")
+    child_free_total = len([t for t in store.tasks() if t.parent_id is None])
+    console.refresh_button.click()
+    assert (console.progress.value, console.progress.max) == (0, child_free_total) == (0, 1)
+    assert "0 of 1 goal finished" in console.progress_label.value
 
 
 def test_refresh_rereads_work_queued_elsewhere(console: FleetConsole, store: Store) -> None:

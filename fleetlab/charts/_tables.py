@@ -129,7 +129,7 @@ def _infer(name: str, dtype: pl.DataType) -> str:
 
 def _duration(seconds: float) -> str:
     if abs(seconds) < 60:
-        return f"{seconds:.1f} s"
+        return f"{int(seconds)} s" if float(seconds).is_integer() else f"{seconds:.1f} s"
     s = round(abs(seconds))
     sign = "-" if seconds < 0 else ""
     if s < 3600:

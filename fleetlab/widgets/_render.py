@@ -1,6 +1,8 @@
 """HTML for the console: status counts, the active-task table and a goal's trace tree.
 
 Plain functions of the data (no widgets), so the console stays small and they are easy to test.
+Numbers are written as ``fleetlab.charts`` tables write them (``format_value``): money to four
+places, counts with thousands separators, ages as ``4 m 05 s``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import html
 from datetime import datetime, timedelta
 
+from fleetlab.charts._tables import format_value
 from fleetlab.status import FleetStatus
 from fleetlab.store import Task
 from fleetlab.trace import TraceNode
@@ -48,18 +51,11 @@ _TRACE_EVENTS = 200  # per agent: a long run must not make every live re-render 
 
 
 def _money(usd: float) -> str:
-    return f"${usd:,.4f}" if usd < 1 else f"${usd:,.2f}"
+    return format_value(usd, "money")
 
 
 def _age(delta: timedelta) -> str:
-    s = max(0, int(delta.total_seconds()))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    return format_value(max(0, int(delta.total_seconds())), "duration")
 
 
 def _badge(label: str, value: int, colour: str) -> str:
@@ -100,9 +96,9 @@ def task_cells(t: Task, now: datetime, stale_cutoff: datetime) -> list[str]:
     return [
         html.escape(t.role),
         f"<span style='color:{colour}'>{status.replace('_', ' ')}</span>",
-        str(t.priority),
+        format_value(t.priority, "count"),
         _age(now - t.created_at),
-        str(1 + t.tree_agents),
+        format_value(1 + t.tree_agents, "count"),
         _money(t.tree_cost_usd),
         html.escape(t.title[:70]),
     ]

@@ -381,8 +381,11 @@ class ABPanel:
         if in_kernel():
             from IPython.display import display
 
+            from fleetlab.charts import setup_notebook
+
             self.chart_area.clear_output()
             with self.chart_area:
+                setup_notebook()  # the chart library, inline: the charts draw with no network
                 for chart in self.charts:
                     display(chart)  # type: ignore[no-untyped-call]  # IPython ships no types
         self.comparison = comparison

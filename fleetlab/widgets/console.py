@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,13 +39,15 @@ import ipywidgets as widgets
 
 from fleetlab.aio import in_running_loop, start_background
 from fleetlab.api import build_model
-from fleetlab.errors import FleetlabError
+from fleetlab.charts._tables import format_value
+from fleetlab.errors import FleetlabError, UserError
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
 from fleetlab.prompts import list_variants
 from fleetlab.status import DEFAULT_STALE_AFTER_S, FleetStatus, fleet_status
 from fleetlab.store import Store, Task, open_store
 from fleetlab.store.read import fleet as read_fleet
-from fleetlab.store.read.fleet import count_in_status, recent_goals
+from fleetlab.store.read.checks import task_statuses
+from fleetlab.store.read.fleet import recent_goals
 from fleetlab.trace import TraceNode, load_trace
 from fleetlab.widgets._render import (
     COLOURS,
@@ -63,6 +66,7 @@ __all__ = [
     "FleetConsole",
     "TaskTable",
     "model_choices",
+    "parse_budget",
     "render_trace_html",
 ]
 
@@ -116,6 +120,34 @@ def _classed(widget: W, name: str) -> W:
     return widget
 
 
+def parse_budget(text: str) -> float | None:
+    """The Budget field as dollars: None (no cap) when empty; a number above zero is the cap
+    for the goal's whole tree.
+
+    Raises:
+        UserError: for text that is not a number, or a number not above zero (a $0 cap
+            would stop the goal before its first model call: empty is how to say no cap).
+    """
+    text = text.strip().removeprefix("$").strip()
+    if not text:
+        return None
+    try:
+        value = float(text.replace(",", ""))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise UserError(
+            f"budget {text!r} is not an amount: type dollars, e.g. 0.50, or leave it empty "
+            "for no cap"
+        )
+    if value == 0:
+        raise UserError(
+            "budget $0 would stop the goal before its first model call: "
+            "leave the field empty for no cap, or type a cap above zero, e.g. 0.50"
+        )
+    return value
+
+
 def model_choices(env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """The models the console offers, as ``(label, spec)``: the simulated ones always, and
     Claude when ``ANTHROPIC_API_KEY`` is set (the key itself is never shown)."""
@@ -160,7 +192,7 @@ class FleetConsole:
         self.task: asyncio.Task[FleetReport] | None = None
         self.last_report: FleetReport | None = None
         self._refresher: asyncio.Task[None] | None = None
-        self._baseline_done = self._finished_count()
+        self._goals: set[str] = set(self._unfinished_goals())  # what the progress bar counts
         self._last_refresh = 0.0
         self._shown_trace: str | None = None
         self._shown_live = False
@@ -190,13 +222,14 @@ class FleetConsole:
             "priority",
         )
         self.budget = _classed(
-            widgets.BoundedFloatText(
-                value=0.0,
-                min=0.0,
-                max=10_000.0,
-                step=0.05,
+            widgets.Text(
+                value="",
+                placeholder="no cap",
                 description="Budget $",
-                tooltip="cap for the goal's whole tree of agents; 0 means no cap",
+                tooltip=(
+                    "a cap in dollars for the goal's whole tree of agents; "
+                    "leave it empty for no cap"
+                ),
                 style=wide,
                 layout=widgets.Layout(width="170px"),
             ),
@@ -346,21 +379,27 @@ class FleetConsole:
     def submit(self) -> Task | None:
         """Queue the goal the fields describe (the Submit button); None if it was invalid
         (the reason is shown in the panel and nothing is queued)."""
-        budget = float(self.budget.value)
-        goal = Goal(
-            title=str(self.goal.value).strip(),
-            priority=int(self.priority.value),
-            budget_usd=budget if budget > 0 else None,
-            policy=str(self.policy.value),
-            prompt=str(self.prompt.value),
-        )
         try:
+            goal = Goal(
+                title=str(self.goal.value).strip(),
+                priority=int(self.priority.value),
+                budget_usd=parse_budget(str(self.budget.value)),
+                policy=str(self.policy.value),
+                prompt=str(self.prompt.value),
+            )
             task = submit_goals(self.store, [goal])[0]
         except FleetlabError as exc:
             self._say(str(exc), error=True)
             return None
+        self.goal.value = ""  # ready for the next goal; the fields below keep their values
+        self._goals.add(task.id)
         hint = "" if self.running else "; press Run to start the fleet"
-        self._say(f"queued goal {task.id} (trace {task.trace_id}){hint}")
+        cap = (
+            "no cap"
+            if goal.budget_usd is None
+            else f"budget {format_value(goal.budget_usd, 'money')}"
+        )
+        self._say(f"queued goal {task.id} (trace {task.trace_id}, {cap}){hint}")
         self.refresh()
         self.trace_pick.value = task.id
         return task
@@ -395,7 +434,7 @@ class FleetConsole:
         fleet.on_change = self._on_change
         self.fleet = fleet
         self._stop_requested = False
-        self._baseline_done = self._finished_count()
+        self._goals = set(self._unfinished_goals())
         self._active = True
         self.task = start_background(self._run(fleet, until_idle=not self.keep_running.value))
         self._refresher = start_background(self._refresh_loop())
@@ -489,8 +528,16 @@ class FleetConsole:
 
     # --- status --------------------------------------------------------------------
 
-    def _finished_count(self) -> int:
-        return count_in_status(self.store, _FINISHED)
+    def _unfinished_goals(self) -> list[str]:
+        """The ids of the goals (root tasks) not finished yet."""
+        return [t.id for t in self.store.tasks(status=_ACTIVE) if t.parent_id is None]
+
+    def goal_progress(self) -> tuple[int, int]:
+        """``(finished, total)`` goals for the progress bar: the goals unfinished when the
+        fleet last started (or the console opened), plus every goal queued since; a goal's
+        sub-agents never change the total."""
+        statuses = task_statuses(self.store, sorted(self._goals))
+        return sum(statuses.get(g) in _FINISHED for g in self._goals), len(self._goals)
 
     def status(self) -> FleetStatus:
         """The fleet's counts now (the same numbers as ``fleetlab status``)."""
@@ -512,13 +559,15 @@ class FleetConsole:
             self.active_tasks(), self._finished_goals(goals), status.in_flight, now, stale_cutoff
         )
         done = status.completed + status.failed + status.cancelled
-        value = max(0, done - self._baseline_done)
-        total = value + status.in_flight
+        self._goals |= {g.id for g in goals if g.status in _ACTIVE}  # queued elsewhere too
+        value, total = self.goal_progress()
         self.progress.max = max(1, total)
         self.progress.value = value
-        self.progress.bar_style = "info" if status.in_flight else ("success" if value else "")
-        self.progress_label.value = f"{value} of {total} task(s) finished" + (
-            " since Run" if self.fleet is not None else ""
+        self.progress.bar_style = "info" if value < total else ("success" if value else "")
+        self.progress_label.value = (
+            f"{value} of {total} goal{'' if total == 1 else 's'} finished"
+            + (" since Run" if self.fleet is not None else "")
+            + " <span style='color:#666'>(goals, not their sub-agents)</span>"
         )
         if self.running:
             stopping = self._stop_requested
