@@ -18,16 +18,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# The main job: simulate last week's fleet (offline, seeded), then write that week's digest
-# (reports/<week>/index.html, digest.md, metrics.json); prints the path of index.html.
+# The main job: simulate last week's fleet (offline, seeded) into the default database (fleet.db
+# at the root of this checkout, or $FLEETLAB_DB), then write that week's digest
+# (reports/<week>/index.html, digest.md, metrics.json); prints the path of index.html. Then
+# `fleetlab trace ID` (an id from the report) and `fleetlab logs` read the same database with
+# no export. The database is replaced only if an earlier `make demo` made it (it is marked so):
+# any other is kept, and the demo stops saying what to do.
 demo: setup kernel sandbox-deps
-	mkdir -p reports
 	rm -rf reports/demo.db reports/demo.db-wal reports/demo.db-shm reports/workspaces
 	@week=$$($(BIN)/python -c "from fleetlab.clock import SystemClock, last_complete_week; \
 		print(last_complete_week(SystemClock()).label)") && \
-	FLEETLAB_DB=reports/demo.db $(BIN)/fleetlab fleet simulate --days 7 --tasks-per-day 60 \
-		--week $$week && \
-	FLEETLAB_DB=reports/demo.db $(BIN)/fleetlab digest --week $$week
+	$(BIN)/fleetlab fleet simulate --demo --days 7 --tasks-per-day 60 --week $$week && \
+	$(BIN)/fleetlab digest --week $$week
 
 lint: setup
 	$(BIN)/ruff check fleetlab tests

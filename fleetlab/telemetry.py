@@ -15,6 +15,7 @@ import contextvars
 import itertools
 import json
 import logging
+import logging.handlers
 import os
 import random
 import re
@@ -35,9 +36,11 @@ __all__ = [
     "Event",
     "EventSink",
     "JsonLogFormatter",
+    "LogSink",
     "OtelSink",
     "bind",
     "configure_logging",
+    "log_files",
     "new_event_id",
     "new_span_id",
     "new_task_id",
@@ -368,13 +371,41 @@ class JsonLogFormatter(logging.Formatter):
         return redact(json.dumps(payload, default=str, ensure_ascii=False))
 
 
+#: a log file is rotated when it reaches this size, keeping ``LOG_BACKUPS`` older files
+LOG_MAX_BYTES = 20_000_000
+LOG_BACKUPS = 5
+
+
+class _RotatingFile(logging.handlers.RotatingFileHandler):
+    """Opened (and its folder made) at the first line: a command refused before it logs
+    anything leaves no file behind."""
+
+    def _open(self) -> Any:
+        os.makedirs(os.path.dirname(self.baseFilename) or ".", exist_ok=True)
+        return super()._open()
+
+
 def configure_logging(
-    path: str | os.PathLike[str] | None = None, level: int | str = logging.INFO
+    path: str | os.PathLike[str] | None = None,
+    level: int | str = logging.INFO,
+    *,
+    max_bytes: int = LOG_MAX_BYTES,
+    backups: int = LOG_BACKUPS,
 ) -> logging.Handler:
-    """Send fleetlab's logs as JSON lines to ``path`` (or stderr). Returns the handler."""
-    handler: logging.Handler = (
-        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
-    )
+    """Send fleetlab's logs as JSON lines to ``path``, or to stderr for None or ``-``.
+
+    A file is appended to, rotated at ``max_bytes`` (``path.1`` is the newest of
+    ``backups`` older files) and created only when the first line is written. Every line
+    is redacted. Replaces the handler an earlier call installed; returns the new one (remove
+    it from ``logging.getLogger("fleetlab")`` and close it to stop).
+    """
+    handler: logging.Handler
+    if path is None or os.fspath(path) == "-":
+        handler = logging.StreamHandler()
+    else:
+        handler = _RotatingFile(
+            os.fspath(path), maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        )
     handler.setFormatter(JsonLogFormatter())
     logger = logging.getLogger("fleetlab")
     for old in [h for h in logger.handlers if isinstance(h.formatter, JsonLogFormatter)]:
@@ -385,8 +416,18 @@ def configure_logging(
     return handler
 
 
+def log_files(path: str | os.PathLike[str], backups: int = LOG_BACKUPS) -> list[str]:
+    """The files of a rotated log, oldest first (``path.N`` ... ``path.1``, ``path``), those
+    that exist."""
+    base = os.fspath(path)
+    names = [f"{base}.{i}" for i in range(backups, 0, -1)] + [base]
+    return [n for n in names if os.path.isfile(n)]
+
+
 class LogSink:
-    """Writes every committed event as a structured log line (joinable by trace id)."""
+    """Writes every committed event as a structured log line (joinable by trace id): the
+    message is the event's kind, ``at`` its own time (simulated time in a simulation), and
+    its attributes are fields."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("fleetlab.events")
@@ -402,7 +443,11 @@ class LogSink:
                     "task_id": event.task_id,
                     "span_id": event.span_id,
                     "event": event.kind,
-                    "fields": {"role": event.role, **dict(event.attrs)},
+                    "fields": {
+                        "at": event.ts.astimezone(UTC).isoformat(),
+                        "role": event.role,
+                        **dict(event.attrs),
+                    },
                 },
             )
 

@@ -152,12 +152,19 @@ def test_tasks_and_trace(populated: Path, capsys) -> None:  # type: ignore[no-un
     _, out, _ = run(capsys, "--db", str(populated), "tasks", "--json", "--limit", "500")
     rows = json.loads(out)
     assert rows == sorted(rows, key=lambda r: r["created_at"], reverse=True)
-    parent = next(r for r in rows if r["agents"] > 0)
+    parent = next(r for r in rows if r["agents"] > 1)
     code, out, _ = run(capsys, "--db", str(populated), "trace", parent["trace_id"], "--json")
     assert code == 0
     tree = json.loads(out)
     assert tree["task_id"] == parent["id"]
-    assert len(tree["children"]) == parent["agents"]
+
+    def agents(node: dict[str, Any]) -> int:  # the goal's own agent and every one below it
+        return 1 + sum(agents(c) for c in node["children"])
+
+    assert agents(tree) == parent["agents"]
+    single = next(r for r in rows if r["parent_id"] is None and r["agents"] == 1)
+    _, out, _ = run(capsys, "--db", str(populated), "trace", single["id"], "--json")
+    assert json.loads(out)["children"] == []  # a goal done by one agent shows 1, not 0
     assert tree["events"][0]["kind"] == "task.spawned"
     child_cost = sum(c["cost_usd"] for c in tree["children"])
     assert tree["tree_cost_usd"] == pytest.approx(tree["cost_usd"] + child_cost)

@@ -278,7 +278,8 @@ def test_no_workers_is_one_line_naming_the_location(
         location = store.location
     code, out, err = run(capsys, "--db", db_url, "workers")
     assert (code, err) == (0, "")
-    assert out.strip().splitlines() == [f"no worker has run against {location}"]
+    shown = location if "://" in location else str(Path(location).resolve())
+    assert out.strip().splitlines() == [f"no worker has run against {shown} (from --db)"]
     code, out, _ = run(capsys, "--db", db_url, "workers", "--json")
     assert json.loads(out) == []
 

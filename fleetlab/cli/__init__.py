@@ -6,14 +6,21 @@ run failures exit 1. Python tracebacks are for bugs only (exit 1).
 Nothing the command prints shows a secret: while it runs, stdout and stderr pass every write
 through ``fleetlab.telemetry.redact``, whichever module prints (errors, progress bars, logs,
 tables, a bug's traceback).
+
+``--db`` (and, on the commands that log, ``--log``) may come before or after the command.
+The commands that run agents for a long time (``LOGGED``) write JSON lines to a log: every
+event their stores commit, with its ``trace_id`` and ``task_id``, and one line when the
+command ends. ``fleetlab logs`` reads them back.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
@@ -21,13 +28,18 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli import _ab, _db, _digest, _fleet, _tasks
-from fleetlab.cli._common import DB_HELP, Parser
+from fleetlab.cli import _ab, _db, _digest, _fleet, _logs, _tasks
+from fleetlab.cli._common import _LOGGING, DB_HELP, LOG_HELP, Parser, db_target, default_log
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.sandbox import UNSAFE_HOST_ENV
-from fleetlab.telemetry import redact
+from fleetlab.telemetry import configure_logging, redact
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LOGGED", "build_parser", "main"]
+
+#: the commands that write a log (by default beside the database; ``--log`` elsewhere)
+LOGGED = frozenset({"fleet run", "fleet simulate", "run-task", "digest", "ab run"})
+# Commands that take no fleet database: no ``--db`` is added to them.
+_NO_DB = frozenset({"suites", "run-suite", "db copy", "ab report", "ab pairs"})
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -40,13 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
         " or in a PostgreSQL database shared by several machines.",
     )
     parser.add_argument("--db", default=None, help=DB_HELP)
+    parser.add_argument("--log", default=None, metavar="FILE", help=LOG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _tasks.register(sub)
     _fleet.register(sub)
     _ab.register(sub)
     _digest.register(sub)
     _db.register(sub)
+    _logs.register(sub)
+    _finish(parser, "")
     return parser
+
+
+def _finish(parser: argparse.ArgumentParser, name: str) -> None:
+    """Give every command ``--db`` after its name (and the logged ones ``--log``), unset
+    unless given so the one before the command stands; note each command's name.
+
+    argparse has no public way to walk a parser's sub-commands: its ``_actions`` are read.
+    """
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        parser.set_defaults(_command=name)
+        options = parser._option_string_actions
+        if name not in _NO_DB and "--db" not in options:
+            parser.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+        if name in LOGGED and "--log" not in options:
+            parser.add_argument("--log", default=argparse.SUPPRESS, metavar="FILE", help=LOG_HELP)
+        return
+    for action in subs:
+        for key, child in action.choices.items():
+            _finish(child, f"{name} {key}".strip())
 
 
 class _Redacting:
@@ -104,7 +139,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if getattr(args, "unsafe_host_verifiers", False):
             os.environ[UNSAFE_HOST_ENV] = "1"  # read by fleetlab.sandbox where code runs
         handler: Handler = args.handler
-        return handler(args, console)
+        with _logging(args):
+            return handler(args, console)
     except UserError as exc:
         errors.print(f"[red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         return 2
@@ -121,6 +157,50 @@ def _main(argv: Sequence[str] | None) -> int:
         errors.print(escape(text.rstrip()), highlight=False, markup=True)
         errors.print("[red]internal error[/]: this is a bug in fleetlab", highlight=False)
         return 1
+
+
+@contextlib.contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """For a command in ``LOGGED``: its JSON-line log on (``--log``, or beside the database),
+    and a last line saying how it ended. A command refused as a user error before it logged
+    anything leaves no log file."""
+    command = getattr(args, "_command", "")
+    if command not in LOGGED:
+        yield
+        return
+    where = args.log or default_log(db_target(args))
+    handler = configure_logging(where)
+    setattr(args, _LOGGING, True)
+    log = logging.getLogger("fleetlab.cli")
+    started = time.perf_counter()
+    fields = {"command": command, "db": _shown_db(args)}
+    try:
+        yield
+    except UserError:
+        raise  # a refused input: one line on stderr, nothing in the log
+    except BaseException as exc:
+        log.error(
+            "fleetlab %s stopped: %s",
+            command,
+            type(exc).__name__ if not str(exc) else str(exc),
+            extra={"fields": {**fields, "seconds": round(time.perf_counter() - started, 3)}},
+        )
+        raise
+    else:
+        log.info(
+            "fleetlab %s finished",
+            command,
+            extra={"fields": {**fields, "seconds": round(time.perf_counter() - started, 3)}},
+        )
+    finally:
+        logging.getLogger("fleetlab").removeHandler(handler)
+        handler.close()
+
+
+def _shown_db(args: argparse.Namespace) -> str:
+    from fleetlab.store import url
+
+    return url.shown(db_target(args))
 
 
 if __name__ == "__main__":

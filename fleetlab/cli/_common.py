@@ -3,34 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from fleetlab import store as _store
 from fleetlab.clock import Clock
-from fleetlab.errors import UserError
+from fleetlab.errors import NotFoundError, UserError
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.store import PRIORITY_RANGE, Store, url
-from fleetlab.telemetry import otel_sink_from_env, register_secret
+from fleetlab.telemetry import LogSink, otel_sink_from_env, register_secret
+from fleetlab.trace import duration
+from fleetlab.trace import money as _money
 
 __all__ = [
     "DB_HELP",
+    "LOG_HELP",
     "Handler",
     "Parser",
+    "db_missing",
     "db_option",
+    "db_shown",
     "db_target",
+    "default_log",
+    "duration",
     "guarded",
     "make_model",
+    "naming_db",
     "money",
     "non_negative",
     "open_store",
     "pct",
     "positive_int",
+    "print_rows",
     "priority",
 ]
 
@@ -45,12 +59,20 @@ class Parser(argparse.ArgumentParser):
 
 
 DB_HELP = (
-    "fleet database: a file path (SQLite) or postgresql://USER@HOST[:PORT]/DBNAME"
-    " (default: $FLEETLAB_DB or ./fleet.db)"
+    "fleet database: a file path (SQLite) or postgresql://USER@HOST[:PORT]/DBNAME (default:"
+    " $FLEETLAB_DB, else fleet.db at the root of the fleetlab checkout you are in, else"
+    " ~/.local/share/fleetlab/fleet.db); before or after the command"
+)
+LOG_HELP = (
+    "where the JSON-line log goes: a file, or - for stderr (default: beside the database,"
+    " e.g. fleet.db.log; `fleetlab logs` reads it)"
 )
 
 # The store a command opened (set by ``open_store``), for ``guarded`` to classify failures.
 _OPENED = "_fleetlab_store"
+# Set by the command's dispatch when it writes a log (see ``fleetlab.cli._logging``): every
+# store the command opens then logs its committed events, with their trace and task ids.
+_LOGGING = "_fleetlab_logging"
 
 
 def db_option(parser: argparse.ArgumentParser) -> None:
@@ -60,12 +82,35 @@ def db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def db_target(args: argparse.Namespace) -> str:
-    """The database ``--db`` / ``$FLEETLAB_DB`` names: a path or a URL (which may carry a
-    password: show ``url.redacted`` of it, never the text itself)."""
+    """The database ``--db`` / ``$FLEETLAB_DB`` / the default names: a path or a URL (which
+    may carry a password: show ``url.redacted`` of it, never the text itself)."""
     target = url.resolve(getattr(args, "db", None))
     for secret in url.passwords(target):
         register_secret(secret)  # masked in everything the command prints from now on
     return target
+
+
+def db_shown(args: argparse.Namespace) -> str:
+    """The command's database for a message: its absolute path (or URL, password masked)
+    and where it came from, e.g. ``/srv/fleet.db (the default in this checkout; --db or
+    $FLEETLAB_DB picks another)``."""
+    db_target(args)  # registers a URL's password before anything shows it
+    return url.describe(getattr(args, "db", None))
+
+
+def db_missing(args: argparse.Namespace) -> bool:
+    """True when the command's database is a SQLite file that does not exist."""
+    target = db_target(args)
+    return not url.is_server_url(target) and target != ":memory:" and not Path(target).exists()
+
+
+def default_log(target: str) -> str:
+    """Where a command that runs on ``target`` writes its log without ``--log``: beside a
+    SQLite file (``fleet.db.log``), else ``fleet-server.log`` in the checkout's root or the
+    per-user data folder."""
+    if not url.is_server_url(target) and target != ":memory:":
+        return os.path.abspath(target) + ".log"
+    return str((url.checkout_root() or url.user_data_dir()) / "fleet-server.log")
 
 
 def open_store(
@@ -73,15 +118,76 @@ def open_store(
     clock: Clock | None = None,
     *,
     check: Literal["auto", "thorough"] = "auto",
+    create: bool = True,
 ) -> Store:
-    """The store named by ``--db`` / ``$FLEETLAB_DB``, with OpenTelemetry export if configured.
+    """The store named by ``--db`` / ``$FLEETLAB_DB`` / the default, with OpenTelemetry
+    export if configured and its events in the command's log if it writes one.
 
     A damaged file is refused here, before anything is written (see ``Store``'s ``check``).
+    With ``create=False`` (a command that only reads or looks something up) a missing file
+    is refused with one line naming it, and no empty database is created.
     """
-    sinks = [sink] if (sink := otel_sink_from_env()) is not None else []
-    store = _store.open_store(db_target(args), sinks=sinks, clock=clock, check=check)
+    target = db_target(args)
+    url.check(target)  # a malformed URL: one line, its password masked
+    if db_missing(args):
+        if not create:
+            raise UserError(
+                f"no fleet database at {db_shown(args)}: run `make demo` or `fleetlab fleet"
+                " simulate` to make one, or give --db PATH"
+            )
+        if url.origin(getattr(args, "db", None)) == "user":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+    sinks: list[Any] = [sink] if (sink := otel_sink_from_env()) is not None else []
+    if getattr(args, _LOGGING, False):
+        sinks.append(LogSink())
+    store = _store.open_store(target, sinks=sinks, clock=clock, check=check)
     setattr(args, _OPENED, store)
     return store
+
+
+@contextlib.contextmanager
+def naming_db(args: argparse.Namespace) -> Iterator[None]:
+    """A lookup that finds nothing says which database it looked in: ``no task or trace 'x'
+    in /srv/fleet.db (the default in this checkout; ...): list tasks with ...``."""
+    try:
+        yield
+    except NotFoundError as exc:
+        what, sep, rest = str(exc).partition(": ")
+        raise NotFoundError(f"{what} in {db_shown(args)}{sep}{rest}") from None
+
+
+def print_rows(
+    console: Console,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    short: dict[str, int] | None = None,
+    right: Sequence[str] = (),
+) -> None:
+    """A table: on a terminal a rich table (``short`` cuts a column's cells to N
+    characters); piped or redirected, tab-separated lines with a header line and every
+    character of every cell (a tab, newline or backslash in a cell written ``\\t``,
+    ``\\n``, ``\\\\``, as PostgreSQL's COPY text format does), never wrapped or cut."""
+    if not console.is_terminal:
+        for cells in (columns, *rows):
+            line = "\t".join(_tsv(c) for c in cells)
+            console.print(Text(line), soft_wrap=True, highlight=False, emoji=False)
+        return
+    table = Table(title=title)
+    short = short or {}
+    for name in columns:
+        table.add_column(name, overflow="fold", justify="right" if name in right else "left")
+    for cells in rows:
+        table.add_row(*(
+            Text(c if len(c) <= short.get(n, len(c)) else c[: short[n] - 1] + "…")
+            for n, c in zip(columns, cells, strict=True)
+        ))  # fmt: skip
+    console.print(table)
+
+
+def _tsv(cell: str) -> str:
+    return cell.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _storage_error(exc: BaseException, args: argparse.Namespace) -> Exception | None:
@@ -130,7 +236,9 @@ def make_model(spec: str, *, clock: Clock | None = None, seed: int = 0) -> Model
 
 
 def money(usd: float) -> str:
-    return f"${usd:,.4f}" if usd < 1 else f"${usd:,.2f}"
+    """Dollars as every fleetlab output shows them: ``$0.0102`` (4 places under a dollar),
+    ``$12.35`` above."""
+    return _money(usd)
 
 
 def pct(value: float | None) -> str:

@@ -22,7 +22,15 @@ from rich.progress import (
 from rich.table import Table
 
 from fleetlab import store as _store
-from fleetlab.cli._common import Parser, db_option, guarded, non_negative, open_store
+from fleetlab.cli._common import (
+    Parser,
+    db_option,
+    db_shown,
+    guarded,
+    non_negative,
+    open_store,
+    print_rows,
+)
 from fleetlab.clock import from_us, to_us
 from fleetlab.errors import UserError
 from fleetlab.orchestrator import FleetConfig
@@ -110,12 +118,12 @@ _STATE_STYLE = {"live": "green", "silent": "yellow", "stopped": "dim"}
 
 
 def cmd_workers(args: argparse.Namespace, console: Console) -> int:
-    with open_store(args) as store:
+    with open_store(args, create=False) as store:
         now_us = to_us(store.clock.now())
         since_us = 0 if args.all else now_us - RECENT_S * _US
         views = [worker_view(r, now_us, args.lease) for r in store.workers(since_us=since_us)]
         older = 0 if views or args.all else len(store.workers())
-        location = store.location
+        location = db_shown(args)
     if args.json:
         console.print_json(data=[v.to_dict() for v in views])
         return 0
@@ -129,6 +137,17 @@ def cmd_workers(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             console.print(f"no worker has run against {location}", highlight=False, markup=False)
+        return 0
+    if not console.is_terminal:  # piped: whole tab-separated rows, the id included
+        print_rows(
+            console,
+            ("id", "host", "pid", "started (UTC)", "heartbeat", "running", "state"),
+            [
+                (v.id, v.host, str(v.pid), f"{v.started_at:%Y-%m-%d %H:%M:%S}",
+                 ago(v.heartbeat_age_s), str(v.running), v.state)
+                for v in views
+            ],
+        )  # fmt: skip
         return 0
     table = Table(
         title=f"{len(views)} worker(s)" + ("" if args.all else ", last 24 h"),
@@ -229,11 +248,11 @@ def _copy(src: Store, dst: Store, console: Console, *, quiet: bool) -> dict[str,
 
 
 def cmd_db_info(args: argparse.Namespace, console: Console) -> int:
-    with open_store(args) as store:
+    with open_store(args, create=False) as store:
         counts = counts_by_status(store)
         info: dict[str, Any] = {
             "backend": store.backend,
-            "location": store.location,
+            "location": url.shown(store.location),
             "schema_version": store.schema_version,
             "size_bytes": store.size_bytes() or None,
             "tasks": sum(counts.values()),

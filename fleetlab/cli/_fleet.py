@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +22,11 @@ from rich.table import Table
 from fleetlab import store as _store
 from fleetlab.cli._common import (
     Parser,
+    db_missing,
     db_option,
+    db_shown,
+    db_target,
+    duration,
     guarded,
     make_model,
     money,
@@ -30,6 +37,7 @@ from fleetlab.cli._common import (
 )
 from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
 from fleetlab.decompose import parse_policy
+from fleetlab.errors import UserError
 from fleetlab.orchestrator import (
     Fleet,
     FleetConfig,
@@ -38,9 +46,10 @@ from fleetlab.orchestrator import (
     list_schedules,
     submit_goals,
 )
-from fleetlab.store import Store
-from fleetlab.store.read.fleet import counts_by_status
+from fleetlab.store import Store, url
+from fleetlab.store.read.fleet import agents_in_tree, counts_by_status, root_count
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
+from fleetlab.telemetry import Event
 
 __all__ = ["register"]
 
@@ -171,11 +180,53 @@ def cmd_fleet_run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+class _TurnProgress:
+    """An event sink that shows, on one transient stderr line, what a goal's agents are doing:
+    the latest agent's role and turn, its last model or tool call, agents and cost so far."""
+
+    def __init__(self, status: Any) -> None:
+        self._status = status
+        self._lock = threading.Lock()
+        self._agents: set[str] = set()
+        self._calls = 0
+        self._cost = 0.0
+
+    def emit(self, events: list[Event]) -> None:
+        with self._lock:
+            last = ""
+            for e in events:
+                a = e.attrs
+                if e.kind == "task.started":
+                    self._agents.add(e.task_id)
+                    last = f"{e.role} started"
+                elif e.kind in ("model.call", "model.discarded"):
+                    self._calls += 1
+                    self._cost += float(a.get("cost_usd") or 0.0)
+                    turn = f" turn {a['turn']}" if a.get("turn") is not None else ""
+                    last = f"{e.role}{turn}: model answered ({a.get('stop_reason', '?')})"
+                elif e.kind == "tool.call":
+                    turn = f" turn {a['turn']}" if a.get("turn") is not None else ""
+                    last = f"{e.role}{turn}: tool {a.get('tool', '?')}"
+                elif e.kind in ("decomposition.decided", "task.waiting", "task.spawned"):
+                    last = f"{e.role}: {e.kind}"
+            if last:
+                self._status.update(
+                    f"{last}  ·  {len(self._agents)} agent(s)  {self._calls} call(s)"
+                    f"  {money(self._cost)}"
+                )
+
+
 def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
     clock = SystemClock()
     goal = Goal(task=args.key, policy=args.policy, priority=args.priority)
     goal.validated()  # an unknown task is refused before the db is opened (or created)
-    with open_store(args, clock) as store:
+    errors = Console(stderr=True, soft_wrap=True)
+    # Progress on a terminal only: piped or redirected, stderr gets nothing extra.
+    show = errors.is_terminal and not args.quiet
+    progress = errors.status(f"running {args.key}", spinner="dots")
+    with open_store(args, clock) as store, progress if show else contextlib.nullcontext():
+        if show:
+            store.sinks.append(_TurnProgress(progress))
         [root] = submit_goals(store, [goal])
         model = make_model(args.model, clock=clock, seed=args.seed)
         fleet = Fleet(store, model, _config(args), trace_id=root.trace_id, seed=args.seed)
@@ -187,7 +238,7 @@ def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
         "status": done.status,
         "passed": passed,
         "verdict": (done.result or {}).get("verdict") if passed else done.error,
-        "agents": done.tree_agents + 1,
+        "agents": agents_in_tree(done),
         "tokens_in": done.tree_tokens_in,
         "tokens_out": done.tree_tokens_out,
         "cost_usd": round(done.tree_cost_usd, 6),
@@ -241,7 +292,7 @@ def cmd_run_suite(args: argparse.Namespace, console: Console) -> int:
         group = rows[c]
         passed = sum(t.status == "completed" for t in group)
         cost = sum(t.tree_cost_usd for t in group) / len(group)
-        agents = sum(t.tree_agents + 1 for t in group) / len(group)
+        agents = sum(agents_in_tree(t) for t in group) / len(group)
         summary.append(
             {
                 "complexity": c,
@@ -274,8 +325,57 @@ def cmd_run_suite(args: argparse.Namespace, console: Console) -> int:
         )
     else:
         console.print(table)
-        console.print(f"{len(done)} tasks in {elapsed:.1f} s")
+        console.print(f"{len(done)} tasks in {duration(elapsed)}")
     return 0
+
+
+#: beside a database ``fleet simulate --demo`` made: what says it may replace it next time
+DEMO_MARK = ".demo"
+
+
+def _demo_mark(target: str) -> Path:
+    path = Path(target)
+    return path.with_name(path.name + DEMO_MARK)
+
+
+def _clear_demo(args: argparse.Namespace) -> None:
+    """Before ``--demo``: remove the previous demo database at the target (with its WAL
+    files, log and the workspaces of its goals); refuse any other database there."""
+    target = db_target(args)
+    if url.is_server_url(target) or target == ":memory:":
+        raise UserError(
+            "--demo simulates into a SQLite file: give --db PATH (or set FLEETLAB_DB to one)"
+        )
+    if db_missing(args):
+        return
+    mark = _demo_mark(target)
+    if not mark.is_file():
+        raise UserError(
+            f"{db_shown(args)} is a fleet database the demo did not make, so it is kept: move"
+            " it away, or set FLEETLAB_DB to another file for the demo and the commands after it"
+        )
+    with _store.open_store(target) as old:
+        from fleetlab.store.read.fleet import recent_goals
+
+        goals = [g.id for g in recent_goals(old, root_count(old))]
+        folder = old.folder
+    Console(stderr=True, soft_wrap=True).print(
+        f"replacing the previous demo database {url.shown(target)} ({len(goals)} goals)",
+        highlight=False,
+        markup=False,
+    )
+    if folder is not None:
+        for goal in goals:
+            shutil.rmtree(folder / "workspaces" / goal, ignore_errors=True)
+    from fleetlab.telemetry import log_files
+
+    base = Path(target)
+    for f in [base.with_name(base.name + x) for x in ("-wal", "-shm")] + [
+        Path(n) for n in log_files(str(base) + ".log")
+    ]:
+        f.unlink(missing_ok=True)
+    base.unlink()
+    mark.unlink()
 
 
 def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
@@ -287,6 +387,8 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
         if args.week is not None
         else last_complete_week(SystemClock(), args.tz)
     )
+    if args.demo:
+        _clear_demo(args)
     stores: list[Store] = []
 
     def factory(clock: Clock) -> Store:
@@ -327,17 +429,26 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
         finally:
             for s in stores:
                 s.close()
+    if args.demo:
+        _demo_mark(db_target(args)).write_text(
+            json.dumps({"made_by": "fleetlab fleet simulate --demo", "week": week.label}) + "\n",
+            encoding="utf-8",
+        )
     console.print(
         f"simulated {args.days} day(s) from {week.start:%Y-%m-%d %H:%M} UTC ({week}) in "
-        f"{result.real_seconds:.1f} s: {result.submitted} goals submitted; agents "
+        f"{duration(result.real_seconds)}: {result.submitted} goals submitted; agents "
         f"{result.completed} completed, {result.failed} failed, {result.preempted} preemptions"
-        " [yellow](simulated model)[/]"
+        " [yellow](simulated model)[/]",
+        highlight=False,
+    )
+    Console(stderr=True, soft_wrap=True).print(
+        f"db {db_shown(args)}", highlight=False, markup=False
     )
     return 0
 
 
 def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
-    with open_store(args) as store:
+    with open_store(args, create=args.action == "add") as store:
         if args.action == "add":
             goal = Goal(title=args.goal or "", task=args.task, priority=args.priority)
             s = add_schedule(store, goal, weekday=args.weekday, at_time=args.at, zone=args.tz)
@@ -406,6 +517,7 @@ def register(sub: Any) -> None:
     p.add_argument("key", help="suite:task-id, e.g. core:rename-readme")
     p.add_argument("--priority", type=priority, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress line on a terminal")
     _fleet_options(p, policy="never")
     db_option(p)
     p.set_defaults(handler=guarded(cmd_run_task))
@@ -442,6 +554,12 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", type=_policy_arg, default="learned")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo's database: replace the one an earlier --demo made at the db (its"
+        " workspaces and log too), refuse any other existing db, and mark the new one",
+    )
     db_option(p)
     p.set_defaults(handler=guarded(cmd_fleet_simulate))
 

@@ -11,12 +11,15 @@ from rich.table import Table
 from fleetlab.cli import _trace
 from fleetlab.cli._common import (
     db_option,
+    db_shown,
     guarded,
     money,
+    naming_db,
     non_negative,
     open_store,
     pct,
     positive_int,
+    print_rows,
     priority,
 )
 from fleetlab.clock import get_zone, parse_week
@@ -24,6 +27,7 @@ from fleetlab.errors import UserError
 from fleetlab.orchestrator import Goal, load_goals, submit_goals
 from fleetlab.status import DEFAULT_STALE_AFTER_S, fleet_status
 from fleetlab.store import TERMINAL, as_task_status
+from fleetlab.store.read.fleet import agents_in_tree
 
 __all__ = ["register"]
 
@@ -60,7 +64,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    with open_store(args) as store:
+    with open_store(args, create=False) as store, naming_db(args):
         root = store.get_task(store.find_task(args.id).root_id)
         reason = args.reason or "cancelled by the user"
         cancelled = 0
@@ -76,12 +80,17 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
     get_zone(args.tz)  # a bad --tz is an error with or without --week
     window = parse_week(args.week, args.tz) if args.week is not None else None
-    with open_store(args) as store:
+    with open_store(args, create=False) as store:
         status = fleet_status(store, window, stale_after_s=args.stale_after)
     if args.json:
         console.print_json(data=status.to_dict())
         return 0
-    table = Table(title=f"fleet status, {status.window}", show_header=False, box=None)
+    table = Table(
+        title=f"fleet status, {status.window}",
+        caption=f"db {db_shown(args)}",
+        show_header=False,
+        box=None,
+    )
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("spawned", str(status.spawned))
@@ -108,7 +117,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
     status = as_task_status(args.status) if args.status else None
-    with open_store(args) as store:
+    with open_store(args, create=False) as store:
         tasks = store.tasks(status=status, limit=args.limit)
     rows: list[dict[str, Any]] = [
         {
@@ -118,7 +127,7 @@ def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
             "title": t.title,
             "status": t.status,
             "priority": t.priority,
-            "agents": t.tree_agents,
+            "agents": agents_in_tree(t),
             "cost_usd": round(t.tree_cost_usd, 6),
             "created_at": t.created_at.isoformat(),
         }
@@ -127,21 +136,33 @@ def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         console.print_json(data=rows)
         return 0
-    table = Table(title=f"{len(rows)} task(s), newest first")
-    for column in ("id", "parent", "trace", "title", "status", "prio", "agents", "cost"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "parent", "trace"))
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["parent_id"] or "",
-            r["trace_id"][:12],
-            r["title"][:60],
-            r["status"],
-            str(r["priority"]),
-            str(r["agents"]),
-            money(r["cost_usd"]),
+    if not rows:
+        which = f" with status {status}" if status else ""
+        Console(stderr=True, soft_wrap=True).print(
+            f"no tasks{which} in {db_shown(args)}", highlight=False, markup=False
         )
-    console.print(table)
+        return 0
+    print_rows(
+        console,
+        ("id", "parent", "trace", "title", "status", "prio", "agents", "cost", "created (UTC)"),
+        [
+            (
+                r["id"],
+                r["parent_id"] or "",
+                r["trace_id"],
+                r["title"],
+                r["status"],
+                str(r["priority"]),
+                str(r["agents"]),
+                money(r["cost_usd"]),
+                r["created_at"][:19].replace("T", " "),
+            )
+            for r in rows
+        ],
+        title=f"{len(rows)} task(s), newest first, in {db_shown(args)}",
+        short={"trace": 12, "title": 60},
+        right=("prio", "agents", "cost"),
+    )
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from fleetlab.cli._common import db_option, guarded, open_store
+from fleetlab.cli._common import db_option, guarded, naming_db, open_store
 from fleetlab.errors import UserError
 from fleetlab.trace import (
     Agent,
@@ -209,7 +209,7 @@ def cmd_trace(args: argparse.Namespace, console: Console) -> int:
     if sum(bool(x) for x in (args.json, args.messages, args.html)) > 1:
         raise UserError("give one of --json, --messages and --html")
     workspaces = Path(args.workspaces) if args.workspaces else None
-    with open_store(args) as store:
+    with open_store(args, create=False) as store, naming_db(args):
         trace = load_goal_trace(store, args.id, workspaces=workspaces)
     if args.json:
         console.print_json(data=trace.to_dict())

@@ -19,24 +19,42 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tomllib
+from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fleetlab.errors import UserError
 
 __all__ = [
     "DEFAULT_DB",
+    "ENV",
+    "Origin",
     "check",
+    "checkout_root",
+    "default_db",
+    "describe",
+    "is_default",
     "is_server_url",
+    "origin",
     "passwords",
     "redacted",
     "resolve",
     "schema",
+    "shown",
+    "user_data_dir",
     "with_schema",
     "without_schema",
 ]
 
-#: the database when neither an argument nor ``$FLEETLAB_DB`` names one
+#: the file name of the default database (where it is: see ``default_db``)
 DEFAULT_DB = "fleet.db"
+#: the environment variable that names the database when no argument does
+ENV = "FLEETLAB_DB"
+
+#: where the database a command uses was named: ``--db`` (an argument), ``$FLEETLAB_DB``,
+#: the default of the fleetlab checkout the command runs in, or the per-user default
+Origin = Literal["argument", "env", "checkout", "user"]
 
 _SERVER_SCHEMES = ("postgresql", "postgres")
 # ``scheme://``: anything else (``fleet.db``, ``a@b.db``, ``C:x``, ``:memory:``) is a path
@@ -55,13 +73,95 @@ def _scheme(text: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def checkout_root(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The root of the fleetlab checkout that ``start`` (default: the current folder) is in:
+    the nearest folder at or above it holding fleetlab's ``pyproject.toml`` and its
+    ``fleetlab/`` package; None outside a checkout."""
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here, *here.parents):
+        project = folder / "pyproject.toml"
+        if not (folder / "fleetlab" / "__init__.py").is_file() or not project.is_file():
+            continue
+        try:
+            name = tomllib.loads(project.read_text("utf-8")).get("project", {}).get("name")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if name == "fleetlab":
+            return folder.resolve()
+    return None
+
+
+def user_data_dir() -> Path:
+    """fleetlab's per-user data folder: ``$XDG_DATA_HOME/fleetlab`` (by default
+    ``~/.local/share/fleetlab``). Not created here."""
+    base = os.environ.get("XDG_DATA_HOME", "").strip()
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root / "fleetlab"
+
+
+def _default(cwd: Path | None = None) -> tuple[str, Origin]:
+    env = os.environ.get(ENV, "").strip()
+    if env:
+        return env, "env"
+    root = checkout_root(cwd)
+    if root is not None:
+        return str(root / DEFAULT_DB), "checkout"
+    return str(user_data_dir() / DEFAULT_DB), "user"
+
+
+def default_db(cwd: str | os.PathLike[str] | None = None) -> str:
+    """The database every command, notebook, widget and ``fleetlab.run`` uses when none is
+    named: ``$FLEETLAB_DB``; else ``fleet.db`` at the root of the fleetlab checkout the
+    current folder is in (so a notebook running in ``notebooks/`` and the CLI at the root
+    agree); else ``fleet.db`` in the per-user data folder (``user_data_dir``).
+
+    The one place this is decided: ``resolve(None)`` returns it. A file path is absolute,
+    except a relative ``$FLEETLAB_DB``, returned as given.
+    """
+    return _default(None if cwd is None else Path(cwd))[0]
+
+
+def origin(where: str | os.PathLike[str] | None) -> Origin:
+    """Where the database ``resolve(where)`` names came from (see ``Origin``)."""
+    text = "" if where is None else os.fspath(where).strip()
+    return "argument" if text else _default()[1]
+
+
+def is_default(where: str | os.PathLike[str] | None) -> bool:
+    """True when ``where`` names no database, so the default is used (``$FLEETLAB_DB`` or
+    the checkout's or the user's ``fleet.db``)."""
+    return origin(where) != "argument"
+
+
+_ORIGINS: dict[str, str] = {
+    "argument": "from --db",
+    "env": "from $FLEETLAB_DB; --db picks another",
+    "checkout": "the default in this checkout; --db or $FLEETLAB_DB picks another",
+    "user": "the per-user default; --db or $FLEETLAB_DB picks another",
+}
+
+
+def describe(where: str | os.PathLike[str] | None) -> str:
+    """The database ``where`` names, safe to show, and where that came from, for messages:
+    ``/abs/fleet.db (the default in this checkout; --db or $FLEETLAB_DB picks another)``.
+    A file is shown by its absolute path, a URL without its password."""
+    return f"{shown(resolve(where))} ({_ORIGINS[origin(where)]})"
+
+
+def shown(target: str | os.PathLike[str]) -> str:
+    """A resolved database for a message or a log: a file by its absolute path, a URL
+    without its password."""
+    text = os.fspath(target)
+    return redacted(text) if _scheme(text) or text == ":memory:" else os.path.abspath(text)
+
+
 def resolve(where: str | os.PathLike[str] | None) -> str:
     """The database ``where`` names, as text: ``where`` itself (whitespace stripped), or
-    ``$FLEETLAB_DB`` when ``where`` is None or blank, or ``fleet.db`` when that is unset
-    too. ``sqlite:///path`` is read as the path ``/path``."""
+    ``default_db()`` when ``where`` is None or blank (``$FLEETLAB_DB``, else the checkout's
+    or the user's ``fleet.db``). ``sqlite:///path`` is read as the path ``/path``."""
     text = "" if where is None else os.fspath(where).strip()
     if not text:
-        text = os.environ.get("FLEETLAB_DB", "").strip() or DEFAULT_DB
+        text = default_db()
     if _scheme(text) == "sqlite":
         rest = text[len("sqlite://") :]
         if rest.startswith("/") and len(rest) > 1 and "?" not in rest and "#" not in rest:

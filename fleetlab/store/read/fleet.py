@@ -14,6 +14,7 @@ __all__ = [
     "GoalPick",
     "StatusCounts",
     "active_tasks",
+    "agents_in_tree",
     "count_in_status",
     "counts_by_status",
     "finished_counts",
@@ -39,6 +40,12 @@ def _marks(values: Sequence[object]) -> str:
 
 def _scope(trace_id: str | None) -> tuple[str, list[str]]:
     return ("", []) if trace_id is None else (" AND trace_id = ?", [trace_id])
+
+
+def agents_in_tree(task: Task) -> int:
+    """The agents a task's tree ran: the task's own agent and every sub-agent under it
+    (``tree_agents`` counts only the sub-agents), so a goal done by one agent has 1."""
+    return 1 + task.tree_agents
 
 
 def counts_by_status(store: Store) -> dict[str, int]:
