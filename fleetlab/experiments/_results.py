@@ -201,6 +201,7 @@ class ResultsDB:
                 ("simulated", json.dumps(experiment.simulated)),
                 ("baseline", experiment.baseline_variant.name),
                 ("variants", json.dumps([v.name for v in experiment.variants])),
+                ("objective", json.dumps(experiment.objective.to_dict())),
             ],
             [
                 (
