@@ -63,7 +63,7 @@ def test_template_draft_has_front_matter_and_the_seeds_sections(metrics: dict[st
     positions = [body.index(f"## {s}") for s in SECTIONS]
     assert positions == sorted(positions)
     assert "Simulated." in body
-    assert "verifier failed" in body.lower()  # the failure, by cause
+    assert "**Wrong file content** (1)" in body  # "verifier: out.txt: line 1 differs"
     assert "1 simple goal used more than one agent" in body
 
 
@@ -75,16 +75,16 @@ def test_template_draft_passes_the_fact_check(metrics: dict[str, Any]) -> None:
 
 def test_a_wrong_number_is_caught(metrics: dict[str, Any]) -> None:
     draft = template_draft(metrics)
-    assert "**14 spawned**" in draft
+    assert "14 agents spawned" in draft
     assert 41.0 not in metric_values(metrics)["plain"]
-    wrong = draft.replace("**14 spawned**", "**41 spawned**")
+    wrong = draft.replace("14 agents spawned", "41 agents spawned")
     check = fact_check(wrong, metrics)
     assert not check.ok
     (bad,) = check.unmatched
     assert bad.value == 41
     lines = wrong.split("\n")
-    assert "**41 spawned**" in lines[bad.line - 1]
-    assert "41 spawned" in bad.context
+    assert "41 agents spawned" in lines[bad.line - 1]
+    assert "out of 41 agents" in bad.context
     assert "'41' (line" in check.summary()
     assert check.to_dict()["unmatched"][0]["text"] == "41"
 

@@ -50,7 +50,7 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
             highlight=False,
         )
     check = result.fact_check
-    if check.ok:
+    if check.strict_ok:
         errors.print(escape(check.summary()), highlight=False)
         return 0
     errors.print(f"[yellow]{escape(check.summary())}[/]", highlight=False)

@@ -87,13 +87,17 @@ class FactCheck:
 
     @property
     def ok(self) -> bool:
+        return not self.unmatched
+
+    @property
+    def strict_ok(self) -> bool:
         """Every number matches, and there is at least one: a post with no number says
         nothing checkable (an empty week, or a model that wrote prose only)."""
-        return not self.unmatched and self.checked > 0
+        return self.ok and self.checked > 0
 
     def summary(self) -> str:
         """One line: how many numbers were checked and which did not match."""
-        if not self.checked:
+        if self.ok and not self.checked:
             return (
                 "fact-check: the draft has no number to check (an empty week, or a draft with"
                 " no figures)"

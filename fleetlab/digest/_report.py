@@ -352,6 +352,6 @@ def run_digest(
         shutil.rmtree(building, ignore_errors=True)
         raise
     result = DigestResult(final, check)
-    if strict and not check.ok:
+    if strict and not check.strict_ok:
         raise FleetlabError(f"{check.summary()} (report: {result.index_html})")
     return result
