@@ -39,7 +39,7 @@ __all__ = ["LOGGED", "build_parser", "main"]
 #: the commands that write a log (by default beside the database; ``--log`` elsewhere)
 LOGGED = frozenset({"fleet run", "fleet simulate", "run-task", "digest", "ab run"})
 # Commands that take no fleet database: no ``--db`` is added to them.
-_NO_DB = frozenset({"suites", "run-suite", "db copy", "ab report", "ab pairs"})
+_NO_DB = frozenset({"suites", "run-suite", "db copy", "ab report"})
 
 Handler = Callable[[argparse.Namespace, Console], int]
 

@@ -38,8 +38,8 @@ __all__ = [
     "duration",
     "guarded",
     "make_model",
-    "naming_db",
     "money",
+    "naming_db",
     "non_negative",
     "open_store",
     "pct",
@@ -170,9 +170,14 @@ def print_rows(
     character of every cell (a tab, newline or backslash in a cell written ``\\t``,
     ``\\n``, ``\\\\``, as PostgreSQL's COPY text format does), never wrapped or cut."""
     if not console.is_terminal:
-        for cells in (columns, *rows):
-            line = "\t".join(_tsv(c) for c in cells)
-            console.print(Text(line), soft_wrap=True, highlight=False, emoji=False)
+        # Written as is: rich would expand the tabs to spaces.
+        try:
+            for cells in (columns, *rows):
+                console.file.write("\t".join(_tsv(c) for c in cells) + "\n")
+            console.file.flush()
+        except BrokenPipeError:
+            console.on_broken_pipe()
+            raise
         return
     table = Table(title=title)
     short = short or {}
