@@ -202,6 +202,26 @@ def test_progress_counts_a_goal_queued_elsewhere(console: FleetConsole, store: S
     assert "0 of 1 goal finished" in console.progress_label.value
 
 
+def test_tasks_frame_lists_the_unfinished_tasks(console: FleetConsole, store: Store) -> None:
+    a = submit_goal(store, "low", priority=10)
+    b = submit_goal(store, "high", priority=90)
+    frame = console.tasks_frame()
+    assert frame.columns == [
+        "task",
+        "role",
+        "status",
+        "priority",
+        "age_s",
+        "agents",
+        "cost_usd",
+        "title",
+    ]
+    assert frame.select("task", "status", "priority", "agents", "title").rows() == [
+        (b.id, "queued", 90, 1, "high"),  # highest priority first
+        (a.id, "queued", 10, 1, "low"),
+    ]
+
+
 def test_refresh_rereads_work_queued_elsewhere(console: FleetConsole, store: Store) -> None:
     assert _count(console, "queued") == 0
     submit_goal(store, "queued by the CLI", priority=70)  # e.g. `fleetlab submit` meanwhile

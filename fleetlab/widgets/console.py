@@ -55,6 +55,7 @@ from fleetlab.widgets._render import (
     counts_html,
     render_trace_html,
     task_cells,
+    task_status,
     tasks_html,
 )
 from fleetlab.widgets.trace import TraceViewer
@@ -546,6 +547,40 @@ class FleetConsole:
     def active_tasks(self, limit: int = _TABLE_ROWS) -> list[Task]:
         """Unfinished tasks, running first, then by priority (highest first)."""
         return read_fleet.active_tasks(self.store, _ACTIVE, limit)
+
+    def tasks_frame(self, limit: int = _TABLE_ROWS) -> Any:
+        """The unfinished tasks (``active_tasks``) as a polars frame, one row per task:
+        ``task`` (id), role, status, priority, ``age_s``, ``agents`` (in its tree),
+        ``cost_usd`` (of its tree), title. After ``fleetlab.charts.setup_notebook()`` a
+        notebook shows it as a formatted table."""
+        import polars as pl
+
+        now = self.store.clock.now()
+        stale_cutoff = self.store.stale_cutoff(DEFAULT_STALE_AFTER_S)
+        rows = [
+            {
+                "task": t.id,
+                "role": t.role,
+                "status": task_status(t, stale_cutoff),
+                "priority": t.priority,
+                "age_s": max(0, round((now - t.created_at).total_seconds())),
+                "agents": 1 + t.tree_agents,
+                "cost_usd": t.tree_cost_usd,
+                "title": t.title,
+            }
+            for t in self.active_tasks(limit)
+        ]
+        schema = {
+            "task": pl.String,
+            "role": pl.String,
+            "status": pl.String,
+            "priority": pl.Int64,
+            "age_s": pl.Int64,
+            "agents": pl.Int64,
+            "cost_usd": pl.Float64,
+            "title": pl.String,
+        }
+        return pl.DataFrame(rows, schema=schema)
 
     def refresh(self) -> FleetStatus:
         """Redraw the status, the active-task table, the goal list and a live trace."""
