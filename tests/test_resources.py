@@ -181,3 +181,18 @@ def test_only_bare_file_names_are_looked_up(empty_cwd: Path, name: str) -> None:
 def test_an_unknown_kind_says_which_there_are(empty_cwd: Path) -> None:
     with pytest.raises(NotFoundError, match="use one of prompts, notebooks, experiments"):
         resources.find("charts", "x.json")
+
+
+def test_an_experiment_by_name_is_found_from_any_folder(empty_cwd: Path) -> None:
+    """``ab run decomposition_ab`` from an empty folder runs the shipped file (here: the
+    checkout's, since the package is installed in editable mode); a wrong name lists the names
+    there are."""
+    from fleetlab.experiments._run import resolve_experiment
+
+    exp = resolve_experiment("decomposition_ab")
+    assert exp.path is not None
+    assert exp.path.resolve() == ROOT / "experiments" / "decomposition_ab.toml"
+    with pytest.raises(NotFoundError) as caught:
+        resolve_experiment("decompositon_ab")
+    shipped = sorted(p.stem for p in (ROOT / "experiments").glob("*.toml"))
+    assert f"one of {', '.join(shipped)}" in str(caught.value)

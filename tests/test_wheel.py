@@ -1,8 +1,8 @@
 """fleetlab works outside the checkout: the built wheel, installed into a fresh venv, runs the
 newcomer's commands from an empty folder.
 
-The wheel is built by pip from this checkout (hatchling, the build backend: from this venv when
-it has it, else pip fetches it as for any build). The fresh venv gets only the wheel; its
+The wheel is built by pip from this checkout with this venv's hatchling (the build backend, a dev
+dependency), so no build environment is fetched. The fresh venv gets only the wheel; its
 dependencies come from this venv through a ``.pth`` line (installing them again would take
 minutes), added after the wheel so pip never sees another fleetlab. Jupyter's data files
 (nbconvert templates) are linked the same way, except its kernel specs: this venv's names this
@@ -11,7 +11,6 @@ venv's python, where a fresh install's kernel runs the fresh venv's python.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -105,9 +104,8 @@ class Installed:
 
 
 def _build_wheel(out: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out)]
-    if importlib.util.find_spec("hatchling") is not None:
-        command.append("--no-build-isolation")
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    command += ["--quiet", "-w", str(out)]
     subprocess.run([*command, str(ROOT)], check=True, timeout=300, capture_output=True)
     (wheel,) = out.glob("fleetlab-*.whl")
     return wheel

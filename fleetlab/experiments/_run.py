@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fleetlab import resources
 from fleetlab.aio import run_sync
 from fleetlab.clock import FakeClock
 from fleetlab.decompose import parse_policy
@@ -142,14 +143,14 @@ def resolve_experiment(experiment: Experiment | str | Path, model: str | None = 
     else:
         path = Path(experiment)
         if not path.exists() and path.suffix != ".toml":
-            for folder in (Path("experiments"), Path("..") / "experiments"):
-                if (folder / f"{experiment}.toml").exists():
-                    path = folder / f"{experiment}.toml"
-                    break
+            with contextlib.suppress(NotFoundError):  # ./experiments, the wheel's, the checkout's
+                path = resources.find("experiments", f"{experiment}.toml")
         if not path.exists():
+            folders = resources.folders("experiments")
+            known = sorted({p.stem for folder in folders for p in folder.glob("*.toml")})
             raise NotFoundError(
-                f"no experiment file {str(experiment)!r}: give a path to a TOML file such as "
-                "experiments/decomposition_ab.toml"
+                f"no experiment file {str(experiment)!r}: give a path to a TOML file or the name of"
+                f" one of {', '.join(known) or 'none'} (e.g. experiments/decomposition_ab.toml)"
             )
         exp = load_experiment(path)
     return exp.with_model(model) if model else exp
