@@ -1,7 +1,7 @@
 """Run a fleet in one call: ``run_async`` (await it) and ``run`` (from synchronous code).
 
 ```python
-report = fleetlab.run("rename notes.txt to README.md", db="fleet.db")  # script or notebook
+report = fleetlab.run("rename notes.txt to README.md")  # the default db; db="x.db" for another
 report = await fleetlab.run_async(Goal(task="core:rename-readme"), db="fleet.db")  # async
 ```
 
@@ -56,8 +56,10 @@ async def run_async(
 
     Args:
         *goals: goal texts or ``Goal`` objects; all are validated before any is queued.
-        db: a db path, an open ``Store`` (left open), or None for ``$FLEETLAB_DB`` /
-            ``./fleet.db``.
+        db: a db path, an open ``Store`` (left open), or None for the default database
+            (``fleetlab.store.url.default_db``: ``$FLEETLAB_DB``, else ``fleet.db`` at the
+            root of the fleetlab checkout you are in, else the per-user ``fleet.db``; the one
+            the CLI and ``make demo`` use).
         model: a model spec or a ``Model``.
         policy: the fleet's default decomposition policy.
         prompt: the fleet's default complexity-scoring prompt variant.
