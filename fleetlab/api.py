@@ -14,13 +14,14 @@ responsive while the fleet works, start ``run_async`` with
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from fleetlab.aio import run_sync
 from fleetlab.clock import Clock
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
-from fleetlab.store import Store, open_store
+from fleetlab.store import Store, open_store, url
 
 __all__ = ["build_model", "run", "run_async"]
 
@@ -77,6 +78,8 @@ async def run_async(
     parsed = [g if isinstance(g, Goal) else Goal(title=g) for g in goals]
     config = FleetConfig(concurrency=concurrency, policy=policy, prompt_variant=prompt)
     own = not isinstance(db, Store)
+    if db is None and url.origin(None) == "user":  # the per-user folder, made on first use
+        Path(url.default_db()).parent.mkdir(parents=True, exist_ok=True)
     store = db if isinstance(db, Store) else open_store(db, clock=clock)
     try:
         fleet_model = (
