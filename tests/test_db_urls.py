@@ -22,14 +22,17 @@ from tests.helpers.refusals import one_error_line, run_cli, snapshot
 
 # --- resolve ------------------------------------------------------------------------
 
+#: The default inside a checkout (the tests run from this one): its root's fleet.db.
+CHECKOUT_DB = str(Path(__file__).resolve().parents[1] / "fleet.db")
+
 
 @pytest.mark.parametrize(
     ("where", "env", "expected"),
     [
-        (None, None, "fleet.db"),
+        (None, None, CHECKOUT_DB),
         (None, "  /data/env.db \n", "/data/env.db"),
         ("", "/data/env.db", "/data/env.db"),
-        ("   ", None, "fleet.db"),
+        ("   ", None, CHECKOUT_DB),
         ("  my fleet.db\t", "/data/env.db", "my fleet.db"),
         (Path("/srv/a@b.db"), None, "/srv/a@b.db"),
         (" postgresql://u:pw@db.lan/fleet ", None, "postgresql://u:pw@db.lan/fleet"),

@@ -70,6 +70,7 @@ class Installed:
         }
         env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(self.venv)
+        env["XDG_DATA_HOME"] = str(self.home.parent / "data")  # the default db's folder here
         return env
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -215,7 +216,9 @@ def test_a_newcomers_commands_run_from_an_empty_folder(installed: Installed) -> 
     (goal,) = submitted
     installed.run("fleet", "run", "--until-idle", "--quiet", "--policy", "threshold:4")
 
-    with open_store(home / "fleet.db") as store:
+    # outside a checkout the default database is the user's ($XDG_DATA_HOME/fleetlab/fleet.db)
+    assert not (home / "fleet.db").exists()
+    with open_store(home.parent / "data" / "fleetlab" / "fleet.db") as store:
         task = store.get_task(goal["task_id"])
         scored = [
             e.attrs
