@@ -69,19 +69,26 @@ _WORDS = {
     "url": "URL",
 }
 _MISSING = "\u2014"
+#: Selectors that outrank a notebook's own table styles (JupyterLab right-aligns every cell and
+#: fixes the table's layout, which squeezes text columns to a word per line).
+_T = ".fleetlab-table-wrap table.fleetlab-table"
 _STYLE = (
     "<style>"
-    ".fleetlab-table{border-collapse:collapse;font-size:90%;margin:4px 0 10px}"
-    ".fleetlab-table th,.fleetlab-table td{padding:3px 10px;border-bottom:1px solid #e0e0e0;"
-    "text-align:left;vertical-align:top}"
-    ".fleetlab-table th{border-bottom:2px solid #9e9e9e;font-weight:600}"
-    ".fleetlab-table td.num,.fleetlab-table th.num{text-align:right;"
-    "font-variant-numeric:tabular-nums;white-space:nowrap}"
-    ".fleetlab-table td.text{white-space:pre-wrap;overflow-wrap:break-word;max-width:36em}"
-    ".fleetlab-table caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0}"
+    f"{_T}{{border-collapse:collapse;font-size:90%;margin:4px 0 10px;table-layout:auto;"
+    "width:auto}"
+    f"{_T} th,{_T} td{{padding:3px 10px;border:none;border-bottom:1px solid #e0e0e0;"
+    "text-align:left;vertical-align:top;white-space:normal}"
+    f"{_T} th{{border-bottom:2px solid #9e9e9e;font-weight:600;vertical-align:bottom}}"
+    f"{_T} td.num,{_T} th.num{{text-align:right;font-variant-numeric:tabular-nums;"
+    "white-space:nowrap}"
+    f"{_T} td.text{{white-space:pre-wrap;overflow-wrap:break-word;max-width:36em}}"
+    f"{_T} td.long{{min-width:18em}}"
+    f"{_T} caption{{caption-side:top;text-align:left;font-weight:600;padding:4px 0}}"
     ".fleetlab-table-note{color:#666;font-size:85%}"
     "</style>"
 )
+#: A text column with a value longer than this gets room for a readable line.
+_LONG = 40
 
 Format = str | Callable[[Any], str]
 
@@ -203,7 +210,10 @@ def table_html(
         fmt = formats.get(name) or _infer(name, dtype)
         signed = bool(set(_tokens(name)) & _SIGNED)
         numeric = dtype.is_numeric() or dtype == pl.Duration
-        columns.append((name, fmt, signed, "num" if numeric and fmt != "text" else "text"))
+        kind = "num" if numeric and fmt != "text" else "text"
+        if dtype == pl.String and (frame[name].str.len_chars().max() or 0) > _LONG:  # type: ignore[operator]
+            kind = "text long"
+        columns.append((name, fmt, signed, kind))
     head = "".join(
         f"<th class='{kind}' title='{html.escape(name)}'>"
         f"{html.escape(labels.get(name) or _heading(name, fmt))}</th>"
