@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,106 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _us(instant: datetime) -> int:
+    return int(instant.timestamp() * 1e6)
+
+
+def expected_issue(db: Path) -> int:
+    """The post's issue number, from the tasks rows: how many ISO weeks (UTC) up to and
+    including WEEK had a task created."""
+    with open_store(db) as store:
+        created = store.query(
+            "SELECT created_us FROM tasks WHERE created_us < ?", (_us(parse_week(WEEK).end),)
+        )
+    weeks = {datetime.fromtimestamp(us / 1e6, UTC).isocalendar()[:2] for (us,) in created}
+    return len(weeks)
+
+
+def expected_charts(db: Path) -> set[str]:
+    """The charts the week has data for, read from the database with SQL: the tasks spawned
+    in the week (where they stand, per day), the ones that completed (time to completion),
+    the ones still in flight at its end (their age), more than one week of activity (the
+    trend), model calls (cost), root goals that finished (agents per goal) and learner
+    updates (its choices)."""
+    window = parse_week(WEEK)
+    start, end = _us(window.start), _us(window.end)
+    week = (start, end)
+    with open_store(db) as store:
+
+        def any_row(sql: str, params: tuple[int, ...] = week) -> bool:
+            return bool(store.query(sql, params))
+
+        charts = set()
+        if any_row("SELECT 1 FROM tasks WHERE created_us >= ? AND created_us < ?"):
+            charts |= {"funnel", "daily"}
+        if any_row(
+            "SELECT 1 FROM tasks WHERE created_us >= ? AND created_us < ?"
+            " AND status = 'completed' AND finished_us < ?",
+            (start, end, end),
+        ):
+            charts.add("completion")
+        if any_row(
+            "SELECT 1 FROM tasks WHERE created_us >= ? AND created_us < ?"
+            " AND (finished_us IS NULL OR finished_us >= ?)",
+            (start, end, end),
+        ):
+            charts.add("age")
+        year_ago = end - 52 * 7 * 86_400 * 1_000_000
+        active = store.query(
+            "SELECT ts_us FROM events WHERE kind IN ('task.spawned', 'task.completed',"
+            " 'task.failed') AND ts_us >= ? AND ts_us < ?",
+            (year_ago, end),
+        )
+        if len({(ts - year_ago) // (7 * 86_400 * 1_000_000) for (ts,) in active}) > 1:
+            charts.add("trend")
+        if any_row("SELECT 1 FROM events WHERE kind = 'model.call' AND ts_us >= ? AND ts_us < ?"):
+            charts.add("cost")
+        if any_row(
+            "SELECT 1 FROM tasks WHERE parent_id IS NULL AND finished_us >= ? AND finished_us < ?"
+        ):
+            charts.add("complexity")
+        if any_row("SELECT 1 FROM learner_updates WHERE ts_us >= ? AND ts_us < ?"):
+            charts.add("learner")
+    return charts
+
+
+_SPEC = re.compile(r"var spec = (\{.*?\});\n", re.DOTALL)
+
+
+def chart_specs(html: str) -> list[dict[str, Any]]:
+    """The Vega-Lite spec of each chart drawn in a page."""
+    return [json.loads(m[1]) for m in _SPEC.finditer(html)]
+
+
+def _measures(node: Any) -> set[str]:
+    """The fields a spec encodes as quantities (its bars' lengths, its lines' heights)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if node.get("type") == "quantitative" and isinstance(node.get("field"), str):
+            found.add(node["field"])
+        for value in node.values():
+            found |= _measures(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _measures(value)
+    return found
+
+
+def _rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = list(spec.get("data", {}).get("values", []))
+    for values in spec.get("datasets", {}).values():
+        rows += values
+    return rows
+
+
+def has_data(spec: dict[str, Any]) -> bool:
+    """The chart draws something: one of its rows has a quantity above zero."""
+    fields = _measures(spec)
+    return any(
+        isinstance(row.get(f), int | float) and row[f] > 0 for row in _rows(spec) for f in fields
+    )
+
+
 @pytest.fixture(scope="module")
 def run(small_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     home = tmp_path_factory.mktemp("home")
@@ -77,9 +178,12 @@ def test_digest_writes_the_report_folder(run: Run) -> None:
     folder = run.reports / WEEK
     assert run.out.strip() == "reports/2026-W45/index.html"
     assert "fact-check: all" in run.err
+    assert "digest notebook" not in run.err  # piped: no per-cell progress
     names = {p.name for p in folder.iterdir()}
     assert {"index.html", "digest.md", "metrics.json", "weekly_digest.ipynb"} <= names
-    assert {"daily.png", "funnel.png", "completion.png", "cost.png"} <= names
+    charts = expected_charts(run.db)
+    assert {"daily", "funnel", "completion", "cost"} <= charts  # the week has data
+    assert {n.removesuffix(".png") for n in names if n.endswith(".png")} == charts
     assert [p.name for p in run.reports.iterdir()] == [WEEK]  # no temporary folder left
 
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -97,8 +201,12 @@ def test_digest_writes_the_report_folder(run: Run) -> None:
     assert metrics["integrity"]["ok"]
 
     post = (folder / "digest.md").read_text()
-    assert post.startswith('---\ntitle: "Fleet weekly #45:')
+    issue = expected_issue(run.db)
+    assert issue == 1  # the database holds one simulated week: not the ISO week number (45)
+    assert post.startswith(f'---\ntitle: "Fleet weekly #{issue}:')
     assert "![Tasks spawned, completed and failed per day](daily.png)" in post
+    figures = re.findall(r"^!\[[^\]]+\]\(([\w.]+)\.png\)$", post, re.MULTILINE)
+    assert sorted(figures) == sorted(charts)
 
     notebook = json.loads((folder / "weekly_digest.ipynb").read_text())
     executed = [c for c in notebook["cells"] if c["cell_type"] == "code"]
@@ -108,7 +216,10 @@ def test_digest_writes_the_report_folder(run: Run) -> None:
     html = (folder / "index.html").read_text()
     assert "digest.compute_metrics(" not in html  # no code cells
     assert not re.search(r'class="jp-(InputPrompt|OutputPrompt)', html)  # no prompts
-    assert html.count('class="fleetlab-chart"') == 8
+    assert html.count('class="fleetlab-chart"') == len(charts)
+    specs = chart_specs(html)
+    assert len(specs) == len(charts)
+    assert [s.get("title") for s in specs if not has_data(s)] == []  # no empty chart
     assert "window.vegaEmbed" in html  # the chart library is inline
     assert not re.search(r'<script[^>]+src="https?://', html)  # nothing from a CDN
 
@@ -159,6 +270,38 @@ def test_strict_exits_non_zero_when_a_number_is_unmatched(
     assert "--strict" in captured.err
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_per_cell_progress_only_on_a_terminal(
+    terminal: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``fleetlab digest`` shows the cell it is running on one transient stderr line when
+    stderr is a terminal (as ``fleet run`` and ``run-task`` do), and nothing when piped: then
+    stderr holds only the result lines. A cell's text is shown as text, never as markup."""
+    cells = ["check the parameters", "read the week's [bold]figures[/]", "each section"]
+
+    def fake(**kwargs: Any) -> DigestResult:
+        for number, what in enumerate(cells, 1):
+            kwargs["progress"](number, len(cells), what)
+        return DigestResult(tmp_path / WEEK, FactCheck(checked=4, unmatched=()))
+
+    monkeypatch.setattr("fleetlab.digest.run_digest", fake)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1" if terminal else "0")
+    assert main(["digest", "--week", WEEK]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / WEEK / "index.html")
+    if terminal:
+        # the last state is drawn when the line is taken down
+        assert "digest notebook" in captured.err
+        assert "each section" in captured.err
+        assert "2/3" in captured.err
+    else:
+        assert one_error_line(captured.err).startswith("fact-check: all 4")
+        assert "cell" not in captured.err
+
+
 def test_a_failed_run_leaves_no_half_written_folder(
     small_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +309,7 @@ def test_a_failed_run_leaves_no_half_written_folder(
     (reports / WEEK).mkdir(parents=True)
     (reports / WEEK / "index.html").write_text("last good report")
 
-    def broken(params: Any, notebook: Path, folder: Path) -> None:
+    def broken(params: Any, notebook: Path, folder: Path, progress: Any = None) -> None:
         (folder / "metrics.json").write_text("{}")
         raise FleetlabError("the digest notebook failed in cell 5: boom")
 
@@ -214,6 +357,7 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chrom
     from playwright.sync_api import sync_playwright
 
     index = run.reports / WEEK / "index.html"
+    charts = expected_charts(run.db)
     shot = tmp_path / "digest.png"
     errors: list[str] = []
     with sync_playwright() as p:
@@ -225,8 +369,9 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chrom
             page.route(re.compile(r"^https?://"), lambda route: route.abort())
             page.goto(index.as_uri())
             page.wait_for_function(
-                "document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
-                ".length >= 8",
+                "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
+                ".length >= n",
+                arg=len(charts),
                 timeout=30_000,
             )
             sizes = page.eval_on_selector_all(
@@ -241,7 +386,7 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chrom
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
-    assert len(sizes) == 8
+    assert len(sizes) == len(charts)
     assert all(w > 100 and h > 100 for w, h in sizes), sizes
     assert all(n > 0 for n in marks), marks
     assert errors == []
@@ -259,6 +404,7 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
+    charts = expected_charts(small_db)
     home = tmp_path / "jupyter"
     news = home / "settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
@@ -343,8 +489,9 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
                 )
                 page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
                 page.wait_for_function(
-                    "document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
-                    ".length >= 8",
+                    "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart"
+                    " canvas').length >= n",
+                    arg=len(charts),
                     timeout=90_000,
                 )
                 sizes = page.eval_on_selector_all(
@@ -367,7 +514,7 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
         copier.join()  # the server's output ends with it
         proc.stdout.close()
         log.close()
-    assert len(sizes) == 8
+    assert len(sizes) == len(charts)
     assert all(w > 100 and h > 100 for w, h in sizes), sizes
     assert errors == []
 
@@ -415,6 +562,7 @@ def test_a_failing_cell_in_fleetlab_digest_leaves_the_old_report_intact(
     code = main(["digest", "--week", WEEK, "--db", str(small_db), "--out", str(reports)])
     captured = capsys.readouterr()
     assert code == 1
+    # stderr is not a terminal here: no per-cell progress lines, only the failure
     line = one_error_line(captured.err, captured.out)
     failed = re.fullmatch(
         r"failed: the digest notebook failed in cell (\d+): RuntimeError: the last cell"

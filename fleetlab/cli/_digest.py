@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleetlab.cli._common import db_option, db_target, guarded, open_store
 from fleetlab.clock import parse_week
@@ -25,14 +26,22 @@ def cmd_digest(args: argparse.Namespace, console: Console) -> int:
     if args.schedule:
         return _schedule(args, console)
     errors = Console(stderr=True, soft_wrap=True)
-    with errors.status("running the weekly digest notebook", spinner="dots") as status:
+    # One transient line on a terminal (the cell being run, against the notebook's cells);
+    # piped, nothing but the result lines, like the other commands' progress.
+    with Progress(
+        TextColumn("[bold]digest notebook[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    ) as bar:
+        cells = bar.add_task("starting the kernel", total=None)
 
-        def progress(cell: int, cells: int, what: str) -> None:
-            line = f"digest notebook: cell {cell}/{cells}: {what}"
-            if errors.is_terminal:
-                status.update(escape(line))
-            else:
-                errors.print(escape(line), highlight=False)
+        def progress(cell: int, total: int, what: str) -> None:
+            bar.update(cells, completed=cell - 1, total=total, description=escape(what))
 
         result = run_digest(
             week=args.week,
