@@ -45,6 +45,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         limit=args.limit,
         progress=None if args.quiet else RichProgress(Console(stderr=True)),
         poll_s=args.poll,
+        workers=args.workers,
     )
     for line in summary.describe():
         console.print(escape(line), highlight=False)
@@ -210,6 +211,13 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "--poll", type=float, default=30.0, help="seconds between batch polls (default 30)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="worker processes for a simulated experiment's trials (default: the file's"
+        " workers, else one per core; 1: all in this process)",
+    )
     p.add_argument(
         "--db",
         default=argparse.SUPPRESS,

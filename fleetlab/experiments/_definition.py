@@ -8,7 +8,8 @@ An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
     suites = ["core"]
     trials = 3                         # trials per (variant, task); or seeds = [1, 2, 3]
     seed = 1                           # trial k uses seed + k
-    concurrency = 4                    # trials in parallel
+    concurrency = 4                    # trials in parallel (in each worker process)
+    workers = 2                        # worker processes (simulated models; default: cores)
     budget_usd = 20.0                  # cap for the whole experiment (real models)
     baseline = "never"                 # default: the first variant
     keep_trials = "failed"             # trial folders kept: failed (default), all, none
@@ -195,7 +196,10 @@ class Experiment:
             complexity-scoring step).
         seeds: one per trial: the simulated model's seed and the goal's instance number, the
             same for every variant (the paired design).
-        concurrency: trials running at once.
+        concurrency: trials running at once in one process (in each worker process).
+        workers: worker processes that run a simulated experiment's trials (None: one per
+            core; 1: every trial in the calling process). Changes no outcome, so it is not
+            part of the fingerprint.
         budget_usd: cap on the whole experiment's spend with a real model.
         keep_trials: which trial folders (database and workspace) to keep for inspection.
         objective: what the report ranks variants by (``fleetlab.objective``); it changes
@@ -210,6 +214,7 @@ class Experiment:
     kind: Kind = "agents"
     seeds: tuple[int, ...] = (0,)
     concurrency: int = 4
+    workers: int | None = None
     budget_usd: float | None = None
     baseline: str | None = None
     description: str = ""
@@ -252,6 +257,8 @@ class Experiment:
             raise UserError(f"seeds must differ from trial to trial, got {list(self.seeds)}")
         if self.concurrency < 1:
             raise UserError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"workers must be at least 1, got {self.workers}")
         if self.budget_usd is not None and not self.budget_usd > 0:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
         for variant in self.variants:

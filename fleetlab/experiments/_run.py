@@ -1,9 +1,20 @@
 """Running an experiment: plan, skip what is done, estimate, run in parallel, record.
 
-Trials start in plan order (trial by trial, task by task, variant by variant), up to
-``concurrency`` at once. A ``learned`` variant is the exception that keeps its order: its
-trials run one at a time, each starting from the learner state its predecessors left (see
-``_results``), while the other variants' trials run beside it.
+Trials start in plan order (trial by trial, task by task, variant by variant). A simulated
+experiment runs them in ``workers`` processes (``_pool``; default: one per core), up to
+``concurrency`` at once in each; with ``workers = 1``, or a real model (network-bound: one
+client, whose concurrency limit covers the whole experiment), they run in this process, up to
+``concurrency`` at once. Either way this process alone writes ``results.db``, one commit per
+finished trial.
+
+A learning variant keeps its order: its trials run in sequence, one at a time in plan order,
+each started only when the one before it is committed and given the learner updates of all
+its committed predecessors (see ``_results``), while the other variants' trials run beside
+it. We run them in sequence rather than replaying updates afterwards because a learner's
+choice in trial k depends on what it learned from trials 1..k-1: a replay would need the
+trial's outcome before its choice. Which worker runs a trial does not matter (its learner
+state comes with it), so its results are the same with any number of workers; so are every
+fixed variant's, whose trials depend only on (variant, task, seed).
 
 A trial the infrastructure decided (a transient model error, a crash in the fleet or in this
 harness; see ``_trial.InfraFailure``) is never scored against its variant: it is logged and
@@ -36,6 +47,7 @@ from fleetlab.errors import NotFoundError, UserError
 from fleetlab.experiments._batch import BatchAPI
 from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.experiments._estimate import Estimate, estimate_trials
+from fleetlab.experiments._pool import WorkerPool, default_workers
 from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._scoring import run_scoring, run_scoring_batch
@@ -207,7 +219,7 @@ class _Outcome:
 
 
 @contextlib.contextmanager
-def _exclusive(folder: Path, name: str) -> Iterator[None]:
+def _exclusive(folder: Path, name: str) -> Iterator[int]:
     """One run of an experiment at a time (a CLI and a notebook could both try). The lock is
     the kernel's: a killed process releases it."""
     import fcntl  # Unix; fleetlab targets Linux and macOS
@@ -222,7 +234,7 @@ def _exclusive(folder: Path, name: str) -> Iterator[None]:
                 f"(it holds {folder / 'run.lock'}): wait for it to finish or stop it"
             ) from None
         try:
-            yield
+            yield handle.fileno()  # worker processes close it: the lock is this process's
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -230,6 +242,14 @@ def _exclusive(folder: Path, name: str) -> Iterator[None]:
 def _run_in_thread(*args: Any) -> dict[str, Any]:
     """``run_trial`` on an event loop of this worker thread's own."""
     return asyncio.run(run_trial(*args))
+
+
+def _pool_trial(*args: Any) -> dict[str, Any]:
+    """``run_trial`` in a worker process: the model factory is rebuilt there (it is a
+    closure); the rest of the arguments travel as they are."""
+    experiment = args[0]
+    model_for, _ = _model_factory(experiment)
+    return asyncio.run(run_trial(experiment, args[1], args[2], model_for, *args[3:]))
 
 
 def _learned(trial: Trial) -> bool:
@@ -248,6 +268,8 @@ async def _schedule(
     should_start: Callable[[bool], str | None],
     attempts: int = INFRA_ATTEMPTS,
     fleet_db: str | None = None,
+    workers: int = 1,
+    close_fds: tuple[int, ...] = (),
 ) -> _Outcome:
     outcome = _Outcome()
     tries: dict[tuple[str, str, int], int] = {}
@@ -260,16 +282,30 @@ async def _schedule(
     # one (subprocess, SQLite, file removal) overlap the work of others. A real model is
     # network-bound and shares one loop, where its client's concurrency limit holds.
     threaded = experiment.simulated
-    pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
     loop = asyncio.get_running_loop()
     on_server = fleet_db is not None and url.is_server_url(fleet_db)
     template = make_template(folder) if todo and not on_server else None
+    pooled = threaded and workers > 1 and len(todo) > 1
+    processes = (
+        WorkerPool(
+            _pool_trial,
+            workers=min(workers, len(todo)),
+            slots=experiment.concurrency,
+            loop=loop,
+            close_fds=close_fds,
+        )
+        if pooled
+        else None
+    )
+    slots = processes.capacity if processes is not None else experiment.concurrency
+    pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
+    clean = False
     queue = list(todo)
     running: dict[asyncio.Future[dict[str, Any]], Trial] = {}
     busy: set[str] = set()  # learned variants with a trial in flight
     try:
         while queue or running:
-            while len(running) < experiment.concurrency and queue and outcome.stopped is None:
+            while len(running) < slots and queue and outcome.stopped is None:
                 pick = next(
                     (
                         i
@@ -299,11 +335,15 @@ async def _schedule(
                 )
                 # in a thread, the coroutine is made there: a job cancelled before its thread
                 # starts leaves no never-awaited coroutine behind
-                job: asyncio.Future[dict[str, Any]] = (
-                    loop.run_in_executor(pool, _run_in_thread, *args)
-                    if threaded
-                    else asyncio.ensure_future(run_trial(*args))
-                )
+                job: asyncio.Future[dict[str, Any]]
+                if processes is not None:
+                    job = processes.submit(
+                        experiment, trial, folder, *args[4:]
+                    )  # the model factory is rebuilt in the worker
+                elif threaded:
+                    job = loop.run_in_executor(pool, _run_in_thread, *args)
+                else:
+                    job = asyncio.ensure_future(run_trial(*args))
                 running[job] = trial
             if not running:
                 break
@@ -340,7 +380,16 @@ async def _schedule(
                 done += 1
                 mark = "ok" if row["passed"] else "FAIL"
                 progress.update(done, f"{trial.variant.name} {trial.task.key} {mark}")
+        clean = True
     finally:
+        if processes is not None:
+            # A clean end lets nothing in flight (there is none); anything else (Ctrl-C, an
+            # error) kills the workers: their trials in flight are lost, as in a killed run,
+            # and no worker writes into a folder a later run reuses.
+            if clean:
+                await asyncio.shield(processes.close())
+            else:
+                await asyncio.shield(asyncio.to_thread(processes.terminate))
         for job in running:
             job.cancel()
         if running:
@@ -455,6 +504,7 @@ async def run_async(
     batch_api: BatchAPI | None = None,
     infra_attempts: int = INFRA_ATTEMPTS,
     db: str | None = None,
+    workers: int | None = None,
 ) -> RunSummary:
     """Run every trial of an experiment that has no result yet, recording each as it ends.
 
@@ -481,15 +531,19 @@ async def run_async(
             possible, the recorded results belong to another definition, the API rejected
             the key, a real model's code would have to run where no sandbox can, or ``db``
             is a bad URL or its server cannot be used (before anything is written).
+        workers: worker processes for a simulated agent experiment (default: the
+            experiment's ``workers``, else one per core); 1 runs every trial in this process.
     """
     if infra_attempts < 1:
         raise UserError(f"infra_attempts must be 1 or more, got {infra_attempts}")
+    if workers is not None and workers < 1:
+        raise UserError(f"workers must be 1 or more, got {workers}")
     exp = resolve_experiment(experiment, model)
     _check_batch(exp, batch)
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
     started = time.perf_counter()
-    with _exclusive(folder, exp.name), ResultsDB(folder) as results:
+    with _exclusive(folder, exp.name) as lock_fd, ResultsDB(folder) as results:
         results.bind(exp)
         plan = exp.plan()
         finished = results.finished()
@@ -541,6 +595,8 @@ async def run_async(
                     should_start=should_start,
                     attempts=infra_attempts,
                     fleet_db=fleet_db,
+                    workers=workers or exp.workers or default_workers(),
+                    close_fds=(lock_fd,),
                 )
                 ran, errored, reruns = len(outcome.rows), outcome.errored, outcome.reruns
                 first_error, stopped = outcome.first_error, outcome.stopped
@@ -617,6 +673,7 @@ def run(
     batch_api: BatchAPI | None = None,
     infra_attempts: int = INFRA_ATTEMPTS,
     db: str | None = None,
+    workers: int | None = None,
 ) -> RunSummary:
     """Synchronous ``run_async``: works in a script, a notebook cell and under papermill."""
     return run_sync(
@@ -632,5 +689,6 @@ def run(
             batch_api=batch_api,
             infra_attempts=infra_attempts,
             db=db,
+            workers=workers,
         )
     )

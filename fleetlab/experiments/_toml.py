@@ -41,6 +41,7 @@ _TOP_FIELDS = {
     "seed": "an integer",
     "seeds": "a list of integers, one per trial",
     "concurrency": "an integer >= 1",
+    "workers": "an integer >= 1 (worker processes; default: one per core)",
     "budget_usd": "a number > 0",
     "baseline": "the name of a variant",
     "keep_trials": "'failed', 'all' or 'none'",
@@ -223,6 +224,9 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
     concurrency = data.get("concurrency", 4)
     if "concurrency" in data:
         top("concurrency", _expect_int(concurrency, 1))
+    workers = data.get("workers")
+    if "workers" in data:
+        top("workers", _expect_int(workers, 1))
     budget = data.get("budget_usd")
     if budget is not None:
         top("budget_usd", _expect_number(budget) and budget > 0)
@@ -270,6 +274,7 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             kind=kind,
             seeds=seeds,
             concurrency=concurrency,
+            workers=workers,
             budget_usd=None if budget is None else float(budget),
             baseline=baseline,
             description=description,
