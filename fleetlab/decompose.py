@@ -1,28 +1,20 @@
-"""Whether to decompose: complexity scoring, the decomposition policies and plan parsing.
+"""Complexity scoring, plan and verdict parsing.
 
-Policies (selectable per fleet or per goal, written as strings):
-
-* ``never``: always one agent.
-* ``always``: always plan sub-tasks (up to the depth limit).
-* ``threshold:K``: score the task's complexity (1-5) with a prompt variant and decompose
-  when the score is at least ``K``.
-* ``as_needed``: ADaPT (Prasad et al., 2024): try the task directly; only if that fails,
-  plan sub-tasks, and recurse into a failing sub-task, up to the depth limit.
-* ``learned``: score, bucket the score, and let the persisted bandit in
-  ``fleetlab.learning`` choose, learning from each finished root task's success and cost.
+The decomposition policies live in ``fleetlab.policies`` (one class each, registered by
+name); ``Policy``, ``parse_policy`` and ``score_bucket`` are re-exported here for older
+callers.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from fleetlab.errors import UserError
+from fleetlab.policies import Policy, score_bucket
+from fleetlab.policies import parse as parse_policy
 
 __all__ = [
-    "POLICY_KINDS",
     "Policy",
     "parse_plan",
     "parse_policy",
@@ -30,54 +22,6 @@ __all__ = [
     "parse_verdict",
     "score_bucket",
 ]
-
-POLICY_KINDS = ("never", "always", "threshold", "as_needed", "learned")
-PolicyKind = Literal["never", "always", "threshold", "as_needed", "learned"]
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """A decomposition policy. ``threshold`` is used by ``threshold`` only."""
-
-    name: PolicyKind
-    threshold: int = 4
-    kind: Literal["policy"] = field(default="policy", repr=False)
-
-    @property
-    def needs_score(self) -> bool:
-        """Whether the policy runs the complexity-scoring step before deciding."""
-        return self.name in ("threshold", "learned")
-
-    def __str__(self) -> str:
-        return f"threshold:{self.threshold}" if self.name == "threshold" else self.name
-
-
-def parse_policy(text: str) -> Policy:
-    """Parse ``never``, ``always``, ``threshold:K`` (K in 1-5), ``as_needed`` or ``learned``.
-
-    Raises:
-        UserError: anything else; the message lists the valid forms.
-    """
-    raw = str(text).strip()
-    name, _, arg = raw.partition(":")
-    name = name.replace("-", "_")
-    if name == "threshold":
-        if not arg.isdigit() or not 1 <= int(arg) <= 5:
-            raise UserError(
-                f"policy {raw!r}: threshold needs a score from 1 to 5, e.g. threshold:4"
-            )
-        return Policy("threshold", int(arg))
-    if name in ("never", "always", "as_needed", "learned") and not arg:
-        return Policy(name)  # type: ignore[arg-type]  # narrowed by the membership test
-    raise UserError(
-        f"unknown policy {raw!r}: use never, always, threshold:K (K from 1 to 5),"
-        " as_needed or learned"
-    )
-
-
-def score_bucket(score: int) -> str:
-    """``simple`` (1-2), ``medium`` (3) or ``complex`` (4-5)."""
-    return "simple" if score <= 2 else "medium" if score == 3 else "complex"
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -1,55 +1,98 @@
-"""The self-improvement loop: a persisted bandit that learns when decomposition pays.
+"""The self-improvement loop: a persisted bandit over strategies per complexity bucket.
 
-For each complexity bucket (``simple``, ``medium``, ``complex``, from the scorer's estimate)
-the learner keeps, per arm (``direct`` or ``decompose``), the count, sum and sum of squares of
-the rewards of finished root tasks. The reward counts success and charges cost::
+For each estimated-complexity bucket (``simple``, ``medium``, ``complex``, from the scorer's
+estimate) the learner keeps, per arm — a strategy: ``direct``, ``decompose`` or
+``as_needed`` (ADaPT's try-then-split) — the count, sum and sum of squares of the rewards of
+finished root goals. The reward is the fleet's objective, declared once in user terms
+(``FleetConfig.objective``, ``fleetlab.objective.Objective``: "a success is worth $X")::
 
-    reward = success - cost_weight * cost_usd - token_weight * tokens / 1000
+    reward = success - cost_usd / success_value_usd
+
+the same number the A/B report ranks variants by.
 
 Choices are Thompson samples. Each arm's rewards are Normal with unknown mean and unknown
 variance (a Normal-Gamma posterior: prior mean ``prior_mean`` worth ``prior_weight``
 observations, prior spread ``noise`` worth two), so an arm's mean is Student-t distributed;
-the arm whose sample is larger is chosen. The learner explores while unsure and settles when
-one arm is clearly better, and because the spread is learned too, a bucket whose rewards
-barely vary (simple tasks that always pass) settles in a few tasks while a noisy one (long
-tasks that pass half the time) keeps exploring longer. State and every update live in the
-store, so learning survives restarts and its history can be charted ("what the
-orchestrator learned").
+the arm whose sample is largest is chosen.
+
+**When the score is not needed.** Scoring a goal is a paid model call. Once every bucket's
+posterior says the same arm is best with probability at least ``settle_p`` (95%), the
+choice no longer depends on the score: the learner plays that arm without scoring. One goal
+in ``1 / audit_rate`` (10%) is still scored and sampled, so the learner keeps learning and
+notices when the world changes (an unscored goal has no bucket, so it teaches nothing).
+The same rule covers a warm start that already settled the choice. A bucket's probability
+of best is a seeded Monte Carlo estimate (deterministic for a given state).
+
+State, every update and every warm start live in the store, so learning survives restarts
+and its history can be charted ("what the orchestrator learned").
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleetlab.clock import to_us
+from fleetlab.errors import UserError
+from fleetlab.objective import Objective
+from fleetlab.policies.base import STRATEGIES, Strategy
 from fleetlab.store import Store
-from fleetlab.store.learner import LearnerUpdate
+from fleetlab.store.learner import ArmTotals, LearnerSeed, LearnerUpdate
 from fleetlab.telemetry import Event
 
-__all__ = ["ARMS", "ArmStats", "Learner", "LearnerConfig"]
+if TYPE_CHECKING:
+    import polars as pl
 
-ARMS = ("direct", "decompose")
-Arm = Literal["direct", "decompose"]
+__all__ = [
+    "ARMS",
+    "BUCKETS",
+    "DEFAULT_OBJECTIVE",
+    "ArmStats",
+    "Learner",
+    "LearnerConfig",
+    "WarmStart",
+    "posterior_frame",
+    "warm_start",
+]
+
+ARMS: tuple[Strategy, ...] = STRATEGIES
+BUCKETS = ("simple", "medium", "complex")
+Arm = Strategy
+
+#: The fleet's objective when none is declared: a success is worth $1 (a goal is worth
+#: spending up to a dollar on). On the simulated model a task costs $0.03-0.10, so this
+#: mostly ranks by success and breaks ties by cost.
+DEFAULT_OBJECTIVE = Objective(success_value_usd=1.0)
+
+_MC_DRAWS = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class LearnerConfig:
-    """Weights of the reward and the prior. ``cost_weight`` is reward points per USD.
+    """The prior and the skip-scoring rule (the reward is the fleet's objective).
 
-    The default weight, 5 points per dollar, says a success is worth 20 cents. On the
-    simulated model every weight from 2 to 8 gives the same best choice per bucket (direct for
-    simple and medium, decompose for complex); above about 9 the extra agents of a complex
-    task cost more than the successes they add, and the learner stops decomposing.
+    Attributes:
+        cost_weight: overrides the objective's reward points per USD (``1 / success_value_usd``);
+            None (the default) uses the objective. Kept for older experiment files.
+        token_weight: reward points lost per 1,000 tokens (0: cost alone).
+        prior_mean: the prior's mean reward of an untried arm.
+        prior_weight: how many observations the prior is worth.
+        noise: the prior's reward spread.
+        settle_p: the probability of best at which an arm is settled in a bucket.
+        audit_rate: the share of goals still scored once settled (to keep learning).
     """
 
-    cost_weight: float = 5.0
+    cost_weight: float | None = None
     token_weight: float = 0.0
     prior_mean: float = 0.5
     prior_weight: float = 1.0
     noise: float = 0.5
+    settle_p: float = 0.95
+    audit_rate: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +109,40 @@ class ArmStats:
 
 
 class Learner:
-    """Thompson sampling over {direct, decompose} per complexity bucket, kept in the store."""
+    """Thompson sampling over strategies per complexity bucket, kept in the store."""
 
-    def __init__(self, store: Store, config: LearnerConfig | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: LearnerConfig | None = None,
+        *,
+        objective: Objective | None = None,
+        seed: int = 0,
+    ) -> None:
         self.store = store
         self.config = config or LearnerConfig()
+        self.objective = objective or DEFAULT_OBJECTIVE
         self._rng = random.Random(seed)
+        self._p_best_cache: tuple[Any, dict[str, dict[str, float]]] | None = None
 
-    def reward(self, success: bool, cost_usd: float, tokens: int) -> float:
-        """The reward of one finished root task."""
-        c = self.config
-        return float(success) - c.cost_weight * cost_usd - c.token_weight * tokens / 1000
+    @property
+    def cost_weight(self) -> float:
+        """Reward points lost per USD."""
+        c = self.config.cost_weight
+        return self.objective.cost_weight if c is None else c
 
-    def stats(self, bucket: str) -> dict[str, ArmStats]:
-        """Posterior summary of each arm in ``bucket``."""
-        totals = self.store.learner_arms(bucket)
+    def reward(self, success: bool, cost_usd: float, tokens: int = 0) -> float:
+        """The reward of one finished root goal: the objective's score of its outcome."""
+        return (
+            float(success)
+            - self.cost_weight * float(cost_usd)
+            - self.config.token_weight * tokens / 1000
+        )
+
+    def _stats_of(self, bucket: str, totals: dict[str, ArmTotals]) -> dict[str, ArmStats]:
         c = self.config
         k0, m0, a0 = c.prior_weight, c.prior_mean, 1.0
-        out = {}
+        out: dict[str, ArmStats] = {}
         for arm in ARMS:
             t = totals.get(arm)
             n, total, squares = (t.n, t.reward_sum, t.reward_sq) if t is not None else (0, 0.0, 0.0)
@@ -100,20 +159,68 @@ class Learner:
             out[arm] = ArmStats(bucket, arm, n, mean, scale, 2 * alpha)
         return out
 
+    def stats(self, bucket: str) -> dict[str, ArmStats]:
+        """Posterior summary of each arm in ``bucket``."""
+        return self._stats_of(bucket, self.store.learner_arms(bucket))
+
+    def _draw(self, s: ArmStats, rng: random.Random) -> float:
+        # Student-t: a standard Normal over sqrt(chi-square / dof), chi2/dof ~ Gamma.
+        chi = rng.gammavariate(s.dof / 2, 2 / s.dof)
+        return s.mean + s.posterior_sd * rng.gauss(0.0, 1.0) / math.sqrt(chi)
+
     def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
-        """Sample each arm's posterior and pick the larger; returns the arm and the draws."""
-        draws = {}
-        for name, s in self.stats(bucket).items():
-            # Student-t: a standard Normal over sqrt(chi-square / dof), chi2/dof ~ Gamma.
-            chi = self._rng.gammavariate(s.dof / 2, 2 / s.dof)
-            draws[name] = s.mean + s.posterior_sd * self._rng.gauss(0.0, 1.0) / math.sqrt(chi)
-        arm: Arm = "decompose" if draws["decompose"] > draws["direct"] else "direct"
+        """Sample each arm's posterior and pick the largest; returns the arm and the draws."""
+        draws = {name: self._draw(s, self._rng) for name, s in self.stats(bucket).items()}
+        arm = max(ARMS, key=lambda a: (draws[a], -ARMS.index(a)))
         return arm, {f"sample_{k}": round(v, 4) for k, v in draws.items()}
 
     def preferred(self, bucket: str) -> Arm:
-        """The arm with the higher posterior mean (what the learner would exploit)."""
+        """The arm with the highest posterior mean (what the learner would exploit)."""
         s = self.stats(bucket)
-        return "decompose" if s["decompose"].mean > s["direct"].mean else "direct"
+        return max(ARMS, key=lambda a: (s[a].mean, -ARMS.index(a)))
+
+    def p_best(self) -> dict[str, dict[str, float]]:
+        """Per bucket, each arm's posterior probability of being the best arm (seeded Monte
+        Carlo over the Student-t posteriors: the same state always gives the same answer)."""
+        everything = self.store.learner_totals()
+        key = (tuple(sorted(everything.items())), self.config, self.cost_weight)
+        if self._p_best_cache is not None and self._p_best_cache[0] == key:
+            return self._p_best_cache[1]
+        rng = random.Random(20240917)
+        out: dict[str, dict[str, float]] = {}
+        for bucket in BUCKETS:
+            totals = {arm: t for (b, arm), t in everything.items() if b == bucket}
+            stats = self._stats_of(bucket, totals)
+            wins = dict.fromkeys(ARMS, 0)
+            for _ in range(_MC_DRAWS):
+                draws = {a: self._draw(stats[a], rng) for a in ARMS}
+                wins[max(ARMS, key=lambda a: (draws[a], -ARMS.index(a)))] += 1
+            out[bucket] = {a: wins[a] / _MC_DRAWS for a in ARMS}
+        self._p_best_cache = (key, out)
+        return out
+
+    def settled_arm(self) -> Arm | None:
+        """The arm every bucket prefers with probability >= ``settle_p``, else None.
+
+        Only once every arm of every bucket has been tried at least once (an untried arm's
+        wide prior never makes another arm's probability that high anyway; this just saves
+        the Monte Carlo).
+        """
+        totals = self.store.learner_totals()
+        if any(totals.get((b, a), ArmTotals(0, 0, 0)).n == 0 for b in BUCKETS for a in ARMS):
+            return None
+        p = self.p_best()
+        for arm in ARMS:
+            if all(p[b][arm] >= self.config.settle_p for b in BUCKETS):
+                return arm
+        return None
+
+    def needs_score(self) -> bool:
+        """Whether the next goal's choice depends on its score: yes until an arm is settled
+        in every bucket, then one goal in ``1 / audit_rate`` (seeded draws)."""
+        if self.settled_arm() is None:
+            return True
+        return self._rng.random() < self.config.audit_rate
 
     def update(
         self,
@@ -126,12 +233,13 @@ class Learner:
         cost_usd: float,
         tokens: int,
     ) -> float:
-        """Record a finished root task's reward (state, history row and event in one commit)."""
+        """Record a finished root goal's reward (state, history row and event in one commit)."""
         reward = self.reward(success, cost_usd, tokens)
         with self.store.tx():
             self.store.add_learner_reward(bucket, arm, reward)
             stats = self.stats(bucket)
             preferred = self.preferred(bucket)
+            means = {a: round(s.mean, 6) for a, s in stats.items()}
             now = self.store.clock.now()
             update = LearnerUpdate(
                 ts_us=to_us(now),
@@ -144,6 +252,7 @@ class Learner:
                 mean_direct=stats["direct"].mean,
                 mean_decompose=stats["decompose"].mean,
                 preferred=preferred,
+                means=json.dumps(means, sort_keys=True),
             )
             self.store.record_learner_update(
                 update,
@@ -160,8 +269,9 @@ class Learner:
                         "success": success,
                         "cost_usd": cost_usd,
                         "preferred": preferred,
-                        "mean_direct": round(stats["direct"].mean, 6),
-                        "mean_decompose": round(stats["decompose"].mean, 6),
+                        "mean_direct": means["direct"],
+                        "mean_decompose": means["decompose"],
+                        "mean_as_needed": means["as_needed"],
                     },
                 ),
             )
@@ -170,3 +280,169 @@ class Learner:
     def history(self) -> list[dict[str, Any]]:
         """Every update in order: the data for "what the orchestrator learned"."""
         return self.store.learner_history()
+
+    def posterior(self) -> list[dict[str, Any]]:
+        """Per bucket and arm: n, mean reward, posterior sd, probability of best, and
+        whether it is the bucket's preferred arm (rows in bucket then arm order)."""
+        p = self.p_best()
+        rows = []
+        for bucket in BUCKETS:
+            stats = self.stats(bucket)
+            best = max(ARMS, key=lambda a: (stats[a].mean, -ARMS.index(a)))
+            for arm in ARMS:
+                s = stats[arm]
+                rows.append(
+                    {
+                        "bucket": bucket,
+                        "arm": arm,
+                        "n": s.n,
+                        "mean_reward": s.mean,
+                        "posterior_sd": s.posterior_sd,
+                        "p_best": p[bucket][arm],
+                        "preferred": arm == best,
+                    }
+                )
+        return rows
+
+
+def posterior_frame(
+    store: Store, *, objective: Objective | None = None, config: LearnerConfig | None = None
+) -> pl.DataFrame:
+    """What the learner believes, as a polars frame: one row per (bucket, arm) with ``n``,
+    ``mean_reward`` (the prior's mean where ``n`` is 0), ``posterior_sd``, ``p_best`` (the
+    probability that it is the bucket's best arm) and ``preferred``.
+
+    ``objective`` only matters for a ``cost_weight`` override in ``config``: the stored
+    rewards were computed when each goal finished (or at the warm start).
+    """
+    import polars as pl
+
+    rows = Learner(store, config, objective=objective).posterior()
+    return pl.DataFrame(
+        rows,
+        schema={
+            "bucket": pl.String,
+            "arm": pl.String,
+            "n": pl.Int64,
+            "mean_reward": pl.Float64,
+            "posterior_sd": pl.Float64,
+            "p_best": pl.Float64,
+            "preferred": pl.Boolean,
+        },
+        orient="row",
+    )
+
+
+# --- warm start ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """What a warm start added to the learner.
+
+    Attributes:
+        source: where the evidence came from (an experiment's name).
+        objective: the objective its rewards were computed under.
+        trials: trials used.
+        skipped: trials not used (a learning or unknown policy, no bucket, another kind).
+        estimated: of the trials used, how many had a scorer's estimate of their own or of
+            a paired trial (same task and seed) in the experiment; the rest used the task's
+            true complexity as the bucket.
+        totals: per (bucket, arm), what was added.
+    """
+
+    source: str
+    objective: Objective
+    trials: int
+    skipped: int
+    estimated: int
+    totals: dict[tuple[str, str], ArmTotals]
+    kind: Literal["warm_start"] = field(default="warm_start", repr=False)
+
+
+def _true_bucket(complexity: Any) -> str | None:
+    from fleetlab.policies.base import score_bucket
+
+    try:
+        c = int(complexity)
+    except (TypeError, ValueError):
+        return None
+    return score_bucket(c) if 1 <= c <= 5 else None
+
+
+def warm_start(
+    store: Store,
+    results: pl.DataFrame,
+    *,
+    objective: Objective | None = None,
+    source: str = "experiment",
+) -> WarmStart:
+    """Seed the learner from an experiment's trials of fixed strategies.
+
+    Each trial of a fixed policy counts as one reward for its strategy's arm (``never`` ->
+    ``direct``, ``always`` -> ``decompose``, ``as_needed`` -> ``as_needed``; a
+    ``threshold:K`` trial for the arm it chose) in its estimated-complexity bucket: the
+    trial's own estimate, else the estimate of a scored trial of the same task and seed in
+    the experiment (the simulated scorer's estimate depends on task, seed and prompt only),
+    else the task's true complexity. Learning policies' trials are skipped (their arms
+    were chosen by the rewards themselves). The totals, and a row per (bucket, arm) saying
+    where they came from, are added in one transaction.
+
+    Args:
+        store: the fleet's store.
+        results: the experiment's results (``fleetlab.experiments.load(name)``).
+        objective: what a trial's outcome is worth (default: the fleet's default objective);
+            use the objective the fleet will run under.
+        source: recorded with the seed rows (e.g. ``experiment:decomposition_ab``).
+
+    Raises:
+        UserError: the results have no usable trial of a fixed strategy.
+    """
+    from fleetlab.policies import parse
+
+    objective = objective or DEFAULT_OBJECTIVE
+    rows = results.to_dicts()
+    estimates: dict[tuple[Any, Any], dict[Any, str]] = defaultdict(dict)
+    for r in rows:
+        if r.get("score_bucket"):
+            estimates[(r.get("task"), r.get("seed"))].setdefault(r.get("prompt"), r["score_bucket"])
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    used = skipped = estimated = 0
+    for r in rows:
+        if r.get("kind") not in (None, "agents") or r.get("passed") is None:
+            skipped += 1
+            continue
+        try:
+            policy = parse(str(r.get("policy") or ""))
+        except UserError:
+            skipped += 1
+            continue
+        arm = policy.arm_of(r.get("choice"))
+        paired = estimates.get((r.get("task"), r.get("seed")), {})
+        estimate = r.get("score_bucket") or paired.get(r.get("prompt"))
+        estimate = estimate or next(iter(paired.values()), None)
+        bucket = estimate or _true_bucket(r.get("complexity"))
+        if arm is None or bucket is None:
+            skipped += 1
+            continue
+        estimated += estimate is not None
+        reward = objective.score(bool(r["passed"]), float(r.get("cost_usd") or 0.0))
+        s = sums[(bucket, arm)]
+        s[0] += 1
+        s[1] += reward
+        s[2] += reward * reward
+        used += 1
+    if not used:
+        raise UserError(
+            f"{source}: no trial of a fixed strategy (never, always, as_needed, threshold:K)"
+            " to learn from: run an experiment with such variants first"
+        )
+    totals = {k: ArmTotals(int(n), total, sq) for k, (n, total, sq) in sorted(sums.items())}
+    now = to_us(store.clock.now())
+    table = json.dumps(objective.to_dict(), sort_keys=True)
+    seeds = [
+        LearnerSeed(now, source, bucket, arm, t.n, t.reward_sum, t.reward_sq, table)
+        for (bucket, arm), t in totals.items()
+    ]
+    store.add_learner_seeds(seeds)
+    return WarmStart(source, objective, used, skipped, estimated, totals)

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from fleetlab.agents import AgentLimits
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import UserError
-from fleetlab.learning import LearnerConfig
+from fleetlab.learning import DEFAULT_OBJECTIVE, LearnerConfig
+from fleetlab.objective import Objective
+from fleetlab.policies import parse
 
 __all__ = ["FleetConfig", "task_ref"]
 
@@ -21,7 +22,8 @@ class FleetConfig:
 
     Attributes:
         concurrency: agents running at once (slots).
-        policy: default decomposition policy (a goal's ``policy`` overrides it).
+        policy: default decomposition policy (a goal's ``policy`` overrides it): any name in
+            ``fleetlab.policies.names()``, e.g. ``threshold:4``.
         prompt_variant: default complexity-scoring prompt (``experiments/prompts/<name>.toml``).
         max_depth: decomposition levels allowed below a root goal.
         max_fanout: sub-tasks one plan may spawn (extra ones are merged into the last).
@@ -34,7 +36,10 @@ class FleetConfig:
             LISTEN/NOTIFY wakes the fleet at once): only expired leases and due schedules wait
             for it.
         agent: per-agent limits (turns, tokens, stall detection).
-        learner: reward weights of the ``learned`` policy.
+        objective: what a goal's outcome is worth, declared once in user terms (``a success is
+            worth $X``: ``Objective(success_value_usd=X)``); the ``learned`` policy's reward,
+            and what an A/B report ranks variants by. Default: a success is worth $1.
+        learner: the ``learned`` policy's prior and skip-scoring rule.
         workspaces: folder for task workspaces (default: ``workspaces/`` beside the db).
     """
 
@@ -50,6 +55,7 @@ class FleetConfig:
     poll_s: float = 0.2
     pushed_poll_s: float = 2.0
     agent: AgentLimits = field(default_factory=AgentLimits)
+    objective: Objective = DEFAULT_OBJECTIVE
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     workspaces: Path | None = None
 
@@ -58,7 +64,7 @@ class FleetConfig:
             raise UserError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.max_fanout < 1 or self.max_depth < 0:
             raise UserError("max_fanout must be >= 1 and max_depth >= 0")
-        parse_policy(self.policy)
+        parse(self.policy)
 
     def replace(self, **changes: Any) -> FleetConfig:
         """A copy with some fields changed."""

@@ -50,7 +50,9 @@ class Fleet(Phases):
         self.config = config or FleetConfig()
         self.trace_id = trace_id
         self.worker = new_worker_id()
-        self.learner = Learner(store, self.config.learner, seed=seed)
+        self.learner = Learner(
+            store, self.config.learner, objective=self.config.objective, seed=seed
+        )
         self.report = FleetReport()
         self.on_change: Callable[[], None] | None = None
         self._running: dict[str, tuple[asyncio.Task[None], Task]] = {}

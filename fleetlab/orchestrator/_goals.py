@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import ConfigError, UserError
+from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import load_variant
 from fleetlab.store import PRIORITY_RANGE, Store, Task
 from fleetlab.store.read.fleet import root_count

@@ -20,20 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fleetlab.agents import AgentOutcome, discarded_if_refused, run_agent
 from fleetlab.clock import to_us
-from fleetlab.decompose import (
-    Policy,
-    parse_plan,
-    parse_policy,
-    parse_score,
-    parse_verdict,
-    score_bucket,
-)
-from fleetlab.errors import LeaseLost, ModelError
+from fleetlab.decompose import parse_plan, parse_score, parse_verdict
+from fleetlab.errors import LeaseLost, ModelError, UserError
 from fleetlab.learning import Learner
 from fleetlab.models.base import Model
 from fleetlab.models.metered import metered
 from fleetlab.models.types import Message, ModelRequest
 from fleetlab.orchestrator._config import FleetConfig, task_ref
+from fleetlab.policies import Context, Outcome, Policy, parse
 from fleetlab.prompts import load_variant, role_prompt
 from fleetlab.store import TERMINAL, Lease, Store, Task
 from fleetlab.store.read.fleet import goal_budget, unfinished_children
@@ -224,7 +218,7 @@ class Phases:
             await self._finish(task, "failed", error=f"unknown phase {phase!r}")
 
     def _policy(self, task: Task) -> Policy:
-        return parse_policy(task.spec.get("policy") or self.config.policy)
+        return parse(task.spec.get("policy") or self.config.policy)
 
     async def _start(self, task: Task) -> None:
         decision = task.spec.get("decision")
@@ -252,40 +246,51 @@ class Phases:
         return self.store.get_task(task.id)
 
     async def _decide(self, task: Task) -> tuple[dict[str, Any], Task] | None:
-        """Decide how to run ``task``; returns the decision and the task as it committed."""
+        """Decide how to run ``task``; returns the decision and the task as it committed.
+
+        The policy is asked whether its decision depends on the complexity score; only then
+        is the scoring model call made (and paid for)."""
         policy = self._policy(task)
         spec = dict(task.spec)
         depth_ok = task.depth < self.config.max_depth and len(spec.get("parts") or [0, 0]) > 1
-        score: int | None = None
+        context = Context(
+            task_id=task.id,
+            instructions=str(spec.get("instructions", "")),
+            spec=spec,
+            subtask=task.parent_id is not None,
+            can_split=depth_ok,
+            max_depth=self.config.max_depth,
+            learner=self.learner,
+        )
         scoring: tuple[Event, int, int, float] | None = None
-        if task.parent_id is not None and policy.name != "as_needed":
-            choice, reason = "direct", "sub-task of a decomposed goal"
-        elif policy.needs_score:
-            scoring = await self._score(task)
-            if scoring is None:
-                return None
-            score = int(scoring[0].attrs["score"])
-            if policy.name == "threshold":
-                choice = "decompose" if score >= policy.threshold else "direct"
-                relation = ">=" if choice == "decompose" else "<"
-                reason = f"score {score} {relation} threshold {policy.threshold}"
-            else:
-                choice, draws = self.learner.choose(score_bucket(score))
-                reason = "learned: " + ", ".join(f"{k}={v}" for k, v in draws.items())
-        elif policy.name == "always":
-            choice, reason = "decompose", "policy always"
+        if context.subtask and not policy.handles_subtasks:
+            answer = None
         else:
-            choice = "direct"
-            reason = "policy never" if policy.name == "never" else "as_needed: try directly first"
-        if choice == "decompose" and not depth_ok:
-            choice, reason = "direct", reason + f"; depth limit {self.config.max_depth} reached"
+            if policy.needs_score(context):
+                scoring = await self._score(task)
+                if scoring is None:
+                    return None
+                context = dataclasses.replace(context, score=int(scoring[0].attrs["score"]))
+            answer = policy.decide(context)
+        if answer is None:
+            strategy, reason, extra = "direct", "sub-task of a decomposed goal", {}
+            bucket = arm = None
+        else:
+            strategy, reason, extra = answer.strategy, answer.reason, answer.extra
+            bucket, arm = answer.bucket, answer.arm
+        if strategy == "decompose" and not depth_ok:
+            strategy, reason = "direct", reason + f"; depth limit {self.config.max_depth} reached"
         decision = {
-            "choice": choice,
+            "choice": "decompose" if strategy == "decompose" else "direct",
+            "strategy": strategy,
             "policy": str(policy),
-            "score": score,
+            "score": context.score,
             "reason": reason,
-            "bucket": score_bucket(score) if score else None,
+            "bucket": context.bucket if bucket is None else bucket,
         }
+        if arm is not None:
+            decision["arm"] = arm
+        decision.update({k: v for k, v in extra.items() if k not in decision})
         spec["decision"] = decision
 
         lease = self._lease(task)
@@ -353,8 +358,10 @@ class Phases:
                 task, "completed", result={"summary": out.text[:500], "verdict": reason}
             )
             return
-        policy = self._policy(task)
-        if policy.name == "as_needed" and not task.spec.get("adapted") and self._can_split(task):
+        strategy = (task.spec.get("decision") or {}).get("strategy")
+        if strategy is None and self._policy(task).name == "as_needed":
+            strategy = "as_needed"  # a decision made before decisions named their strategy
+        if strategy == "as_needed" and not task.spec.get("adapted") and self._can_split(task):
             # ADaPT: the direct attempt failed; plan sub-tasks from a clean workspace.
             spec = dict(task.spec)
             spec["adapted"] = True
@@ -412,8 +419,10 @@ class Phases:
         keep = ("suite_task", "instance", "prompt")
         spec: dict[str, Any] = {k: parent.spec[k] for k in keep if k in parent.spec}
         spec.update(instructions=instructions, phase="new", **extra)
-        if parent.spec.get("policy") == "as_needed" or (
-            not parent.spec.get("policy") and parse_policy(self.config.policy).name == "as_needed"
+        # try-then-split carries down: a failing sub-task splits again while depth allows
+        if (parent.spec.get("decision") or {}).get("strategy") == "as_needed" or (
+            "strategy" not in (parent.spec.get("decision") or {})
+            and self._policy(parent).name == "as_needed"
         ):
             spec["policy"] = "as_needed"
         return self.store.create_task(
@@ -570,18 +579,25 @@ class Phases:
             self.store.transition(parent.id, "queued")
 
     def _learn(self, root: Task) -> None:
+        """Let the policy that decided a finished root goal learn from it."""
         decision = root.spec.get("decision") or {}
-        if decision.get("policy") != "learned" or not decision.get("bucket"):
+        if not decision.get("policy"):
             return
-        arm = "decompose" if decision.get("choice") == "decompose" else "direct"
-        self.learner.update(
-            task_id=root.id,
-            trace_id=root.trace_id,
-            bucket=decision["bucket"],
-            arm=arm,
-            success=root.status == "completed",
-            cost_usd=root.tree_cost_usd,
-            tokens=root.tree_tokens_in + root.tree_tokens_out,
+        try:
+            policy = parse(decision["policy"])
+        except UserError:  # a policy registered when the goal started, gone since
+            log.warning("goal %s: policy %r is not registered", root.id, decision["policy"])
+            return
+        policy.learn(
+            Outcome(
+                task_id=root.id,
+                trace_id=root.trace_id,
+                decision=decision,
+                success=root.status == "completed",
+                cost_usd=root.tree_cost_usd,
+                tokens=root.tree_tokens_in + root.tree_tokens_out,
+                learner=self.learner,
+            )
         )
 
     def _cancel_tree(self, task: Task, reason: str) -> None:

@@ -51,7 +51,13 @@ TABLES: tuple[_Table, ...] = (
     _t("learner_arms", "bucket arm n reward_sum reward_sq", "bucket, arm"),
     _t(
         "learner_updates",
-        "seq ts_us task_id bucket arm reward success cost_usd mean_direct mean_decompose preferred",
+        "seq ts_us task_id bucket arm reward success cost_usd mean_direct mean_decompose preferred"
+        " means",
+        "seq",
+    ),
+    _t(
+        "learner_seeds",
+        "seq ts_us source bucket arm n reward_sum reward_sq objective",
         "seq",
     ),
     _t("schedules", "id title spec priority weekday at_time zone next_us created_us", "id"),

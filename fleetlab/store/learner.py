@@ -1,4 +1,6 @@
-"""The learner's tables: per (bucket, arm) reward totals and the history of its updates."""
+"""The learner's tables: per (bucket, arm) reward totals, the history of its updates, and the
+warm starts that seeded it (``learner_seeds``: what each added, from where, under which
+objective)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetlab.telemetry import Event
 
-__all__ = ["ArmTotals", "LearnerOps", "LearnerUpdate"]
+__all__ = ["ArmTotals", "LearnerOps", "LearnerSeed", "LearnerUpdate"]
 
 _HISTORY = (
     "seq",
@@ -23,6 +25,7 @@ _HISTORY = (
     "mean_direct",
     "mean_decompose",
     "preferred",
+    "means",
 )
 
 
@@ -50,6 +53,22 @@ class LearnerUpdate:
     mean_direct: float | None
     mean_decompose: float | None
     preferred: str | None
+    #: every arm's posterior mean, as JSON ``{arm: mean}`` (None in rows older than v6)
+    means: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerSeed:
+    """What one warm start added to one (bucket, arm), and from where."""
+
+    ts_us: int
+    source: str
+    bucket: str
+    arm: str
+    n: int
+    reward_sum: float
+    reward_sq: float
+    objective: str  # the objective's table as JSON
 
 
 class LearnerOps:
@@ -68,6 +87,15 @@ class LearnerOps:
             [bucket],
         )
         return {str(r[0]): ArmTotals(int(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+    def learner_totals(self) -> dict[tuple[str, str], ArmTotals]:
+        """Every (bucket, arm) that has a reward -> its totals."""
+        rows = self.query(
+            "SELECT bucket, arm, n, reward_sum, reward_sq FROM learner_arms ORDER BY bucket, arm"
+        )
+        return {
+            (str(r[0]), str(r[1])): ArmTotals(int(r[2]), float(r[3]), float(r[4])) for r in rows
+        }
 
     def add_learner_reward(self, bucket: str, arm: str, reward: float) -> None:
         """Add one reward to an arm's totals (creating them at the first)."""
@@ -91,6 +119,33 @@ class LearnerOps:
                     [bucket, arm, int(t.n), float(t.reward_sum), float(t.reward_sq)],
                 )
 
+    def add_learner_seeds(self, seeds: Sequence[LearnerSeed]) -> None:
+        """Add a warm start's totals to the learner's (an empty learner or one that already
+        learned) and record where they came from, in one transaction."""
+        with self.tx() as conn:
+            for s in seeds:
+                conn.execute(
+                    "INSERT INTO learner_arms (bucket, arm, n, reward_sum, reward_sq)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket, arm) DO UPDATE"
+                    " SET n = learner_arms.n + excluded.n,"
+                    " reward_sum = learner_arms.reward_sum + excluded.reward_sum,"
+                    " reward_sq = learner_arms.reward_sq + excluded.reward_sq",
+                    [s.bucket, s.arm, int(s.n), float(s.reward_sum), float(s.reward_sq)],
+                )
+                conn.execute(
+                    "INSERT INTO learner_seeds (ts_us, source, bucket, arm, n, reward_sum,"
+                    " reward_sq, objective) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [s.ts_us, s.source, s.bucket, s.arm, int(s.n), float(s.reward_sum),
+                     float(s.reward_sq), s.objective],
+                )  # fmt: skip
+
+    def learner_seeds(self) -> list[dict[str, Any]]:
+        """Every warm start's rows, in the order they were added."""
+        cols = ("seq", "ts_us", "source", "bucket", "arm", "n", "reward_sum", "reward_sq",
+                "objective")  # fmt: skip
+        rows = self.query(f"SELECT {', '.join(cols)} FROM learner_seeds ORDER BY seq")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
     def record_learner_update(self, update: LearnerUpdate, event: Event) -> None:
         """Append ``update`` to the learner's history and ``event`` to the log, in one
         transaction (join it to ``add_learner_reward``'s with an outer ``tx()``)."""
@@ -98,8 +153,8 @@ class LearnerOps:
         with self.tx() as conn:
             conn.execute(
                 "INSERT INTO learner_updates (ts_us, task_id, bucket, arm, reward, success,"
-                " cost_usd, mean_direct, mean_decompose, preferred)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " cost_usd, mean_direct, mean_decompose, preferred, means)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     u.ts_us,
                     u.task_id,
@@ -111,6 +166,7 @@ class LearnerOps:
                     u.mean_direct,
                     u.mean_decompose,
                     u.preferred,
+                    u.means,
                 ],
             )
             self.append(event)

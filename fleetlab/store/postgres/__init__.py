@@ -341,7 +341,7 @@ class PostgresStore(Store):
         )
 
     def _copied_identities(self, conn: Any) -> None:
-        for table in ("tasks", "events", "learner_updates"):
+        for table in ("tasks", "events", "learner_updates", "learner_seeds"):
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'),"
                 f" COALESCE((SELECT MAX(seq) FROM {table}), 0) + 1, false)"

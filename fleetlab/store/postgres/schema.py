@@ -116,5 +116,20 @@ MIGRATIONS: tuple[str, ...] = (
         stopped_us BIGINT
     );
     """,
+    # v2 (SQLite's v6): every arm's mean after an update, and the learner's warm starts.
+    """
+    ALTER TABLE learner_updates ADD COLUMN means TEXT;
+    CREATE TABLE learner_seeds (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts_us BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        reward_sum DOUBLE PRECISION NOT NULL,
+        reward_sq DOUBLE PRECISION NOT NULL,
+        objective TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -122,5 +122,21 @@ MIGRATIONS: tuple[str, ...] = (
         stopped_us INTEGER
     );
     """,
+    # v6: the learner's arms are strategies (direct, decompose, as_needed): every arm's mean
+    # after an update, and the warm starts that seeded it (from where, under which objective).
+    """
+    ALTER TABLE learner_updates ADD COLUMN means TEXT;
+    CREATE TABLE learner_seeds (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_us INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        reward_sum REAL NOT NULL,
+        reward_sq REAL NOT NULL,
+        objective TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,63 @@
+"""``learned``: the persisted bandit in ``fleetlab.learning`` picks the strategy per bucket."""
+
+from __future__ import annotations
+
+from fleetlab.policies.base import STRATEGIES, Context, Decision, Outcome, Policy
+from fleetlab.policies.fixed import no_argument
+
+__all__ = ["LearnedPolicy"]
+
+
+class LearnedPolicy(Policy):
+    """Thompson sampling over {direct, decompose, as_needed} per estimated-complexity bucket.
+
+    The score is asked for only while the choice depends on it (``Learner.needs_score``:
+    until one arm is settled in every bucket, then for a seeded one goal in ten).
+    """
+
+    name = "learned"
+    learns = True
+
+    def needs_score(self, context: Context) -> bool:
+        if context.learner is None:
+            raise RuntimeError("the learned policy needs the fleet's learner in its context")
+        return context.learner.needs_score()
+
+    def decide(self, context: Context) -> Decision:
+        learner = context.learner
+        if learner is None:
+            raise RuntimeError("the learned policy needs the fleet's learner in its context")
+        bucket = context.bucket
+        if bucket is None:
+            arm = learner.settled_arm() or learner.preferred("medium")
+            return Decision(
+                arm,
+                f"learned: {arm} is best in every bucket (P(best) >= "
+                f"{learner.config.settle_p:.0%}); not scored",
+                arm=arm,
+            )
+        arm, draws = learner.choose(bucket)
+        reason = "learned: " + ", ".join(f"{k}={v}" for k, v in draws.items())
+        return Decision(arm, reason, bucket=bucket, arm=arm)
+
+    def learn(self, outcome: Outcome) -> None:
+        d = outcome.decision
+        bucket = d.get("bucket")
+        # decisions made before arms were strategies have no "arm": their choice is the arm
+        arm = d.get("arm") or ("decompose" if d.get("choice") == "decompose" else "direct")
+        if not bucket or arm not in STRATEGIES or outcome.learner is None:
+            return
+        outcome.learner.update(
+            task_id=outcome.task_id,
+            trace_id=outcome.trace_id,
+            bucket=bucket,
+            arm=arm,
+            success=outcome.success,
+            cost_usd=outcome.cost_usd,
+            tokens=outcome.tokens,
+        )
+
+
+def learned(arg: str | None) -> Policy:
+    no_argument("learned", arg)
+    return LearnedPolicy()
