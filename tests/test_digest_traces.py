@@ -98,15 +98,16 @@ def week_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(week_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
-    """One ``fleetlab digest`` run, after the costliest shipped goal's workspace (a goal the
-    draft lists) was deleted, and a failed goal's error given a key that only this process
-    knows (the notebook's kernel cannot redact it: the report's publisher must)."""
+    """One ``fleetlab digest`` run, after the workspace of the first goal completed in the week
+    (the first row of the report's table of shipped goals) was deleted, and a failed goal's
+    error given a key that only this process knows (the notebook's kernel cannot redact it:
+    the report's publisher must)."""
     window = parse_week(WEEK)
     span = (int(window.start.timestamp() * 1e6), int(window.end.timestamp() * 1e6))
     with open_store(week_db) as store:
         root_id, trace_id = store.query(
             "SELECT id, trace_id FROM tasks WHERE parent_id IS NULL AND status = 'completed'"
-            " AND finished_us >= ? AND finished_us < ? ORDER BY tree_cost_usd DESC, id LIMIT 1",
+            " AND finished_us >= ? AND finished_us < ? ORDER BY finished_us, id LIMIT 1",
             span,
         )[0]
         failed = store.query(
@@ -168,13 +169,39 @@ def html_ids(path: Path, k: Known) -> list[tuple[str, str | None]]:
     ]
 
 
-_MD_LINK = re.compile(r"\[`([0-9a-f]+)`\]\(([^)\s]*)\)")
+def page_link(href: str | None) -> tuple[str, str] | None:
+    """A link to a trace page, as the id it names (the agent's task id when it points at
+    one, else the goal's trace id) and the href; None for any other link."""
+    m = PAGE_HREF.fullmatch(href or "")
+    return None if m is None else (m[2] or m[1], str(href))
+
+
+def html_links(path: Path) -> list[tuple[str, str]]:
+    """Every link of the page to a trace page (a goal's title linked to its page), whatever
+    its text says."""
+    parser = _Text()
+    parser.feed(path.read_text("utf-8"))
+    found = [page_link(href) for _, href in parser.pieces]
+    return [f for f in found if f is not None]
+
+
+#: An id written as a link: `` [`id`](href) ``.
+_MD_ID_LINK = re.compile(r"\[`([0-9a-f]+)`\]\(([^)\s]*)\)")
+#: Any other Markdown link (a goal's title linked to its page): ``[text](href)``.
+_MD_LINK = re.compile(r"\[((?:\\.|[^\[\]\n])*)\]\(([^)\s]*)\)")
 
 
 def markdown_ids(text: str, k: Known) -> tuple[list[tuple[str, str]], list[str]]:
-    """The ids of digest.md: those written as links (with their target), and those not."""
-    linked = [(m[1], m[2]) for m in _MD_LINK.finditer(text)]
-    rest = [m[0] for m in ID.finditer(_MD_LINK.sub("", text)) if k.trace(m[0])]
+    """The ids of digest.md: those written as links (an id linked to its target, or a link to
+    a trace page, which names the id in its href), and those written without a link."""
+    linked = [(m[1], m[2]) for m in _MD_ID_LINK.finditer(text)]
+    rest_text = _MD_ID_LINK.sub("", text)
+    for m in _MD_LINK.finditer(rest_text):
+        found = page_link(m[2])
+        if found is not None:
+            linked.append(found)
+    rest_text = _MD_LINK.sub(lambda m: m[1], rest_text)  # a link's text still counts
+    rest = [m[0] for m in ID.finditer(rest_text) if k.trace(m[0])]
     return linked, rest
 
 
@@ -192,8 +219,10 @@ def check_href(ident: str, href: str | None, k: Known) -> str:
 @pytest.mark.slow
 def test_every_id_the_report_names_links_to_its_goals_page(report: Report) -> None:
     k = known(report.db)
-    in_index = html_ids(report.folder / "index.html", k)
-    linked, unlinked = markdown_ids((report.folder / "digest.md").read_text("utf-8"), k)
+    index = report.folder / "index.html"
+    in_index = html_ids(index, k) + html_links(index)
+    post = (report.folder / "digest.md").read_text("utf-8")
+    linked, unlinked = markdown_ids(post, k)
     assert unlinked == []
     assert len(in_index) > 30
     assert len(linked) > 5
@@ -204,6 +233,8 @@ def test_every_id_the_report_names_links_to_its_goals_page(report: Report) -> No
     # what the sections name: every shipped goal in the table, every failure, the draft's
     assert {i for i, _ in linked} <= {i for i, _ in in_index}  # index.html shows the draft
     assert report.gone in shown
+    # the post links goals' titles to their pages (traces/<trace id>.html), ids not in its prose
+    assert [i for i, href in linked if f"](traces/{i}.html)" in post and i in k.goals]
     pages = len(list((report.folder / "traces").iterdir()))
     said = f"{pages} trace page(s) of the goals it names in {report.folder / 'traces'}"
     assert said in report.err
