@@ -62,7 +62,7 @@ def test_a_malformed_spec_names_itself_and_the_valid_forms(spec: str) -> None:
         get_model(spec)
     assert repr(spec) in str(caught.value)
     assert "anthropic:<model-id>" in str(caught.value)
-    assert "sim:<profile>" in str(caught.value)
+    assert "sim:<world>[@<latency>]" in str(caught.value)
 
 
 def test_an_unknown_backend_is_a_user_error() -> None:

@@ -167,7 +167,7 @@ async def test_free_form_goal_is_marked_simulated(tmp_path: Path, clock: FakeClo
 def test_unknown_profile_and_option() -> None:
     from fleetlab.errors import UserError
 
-    with pytest.raises(UserError, match="unknown simulated profile"):
+    with pytest.raises(UserError, match="unknown simulated world 'turbo'"):
         SimModel.from_spec("turbo")
     with pytest.raises(UserError, match="unknown option"):
         SimModel.from_spec("default", warp=9)

@@ -3,7 +3,8 @@
 A spec is ``<backend>:<rest>``. Two backends are built in:
 
 * ``anthropic:<model-id>`` -> ``AnthropicModel(model_id, **options)``
-* ``sim:<profile>`` -> ``SimModel.from_spec(profile, **options)`` (imported on first use)
+* ``sim:<world>[@<latency>]`` -> ``SimModel.from_spec(profile, **options)`` (imported on first
+  use; the worlds and latency profiles are listed in ``fleetlab.models.sim``)
 
 ``register_backend`` adds more, e.g. a scripted backend in tests: a new provider is one module
 with its ``Model`` class and one ``register_backend`` call. Each registration says whether its
@@ -146,7 +147,7 @@ def get_model(spec: str, **options: Any) -> Model:
 def _valid_forms() -> str:
     forms = [
         "anthropic:<model-id> (e.g. anthropic:claude-sonnet-4-5)",
-        "sim:<profile> (e.g. sim:default)",
+        "sim:<world>[@<latency>] (e.g. sim:default, sim:small_context@instant)",
     ]
     forms += [f"{p}:<...>" for p in backend_prefixes() if p not in _BUILTIN]
     return "expected one of " + ", ".join(forms)

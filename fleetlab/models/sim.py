@@ -17,6 +17,13 @@ The trade-off real fleets report is built in, with every knob in ``SimParams``:
   labelled as one);
 * token counts follow the conversation's real length; latency is log-normal.
 
+Worlds: ``WORLDS`` names presets of these knobs that encode different truths about when
+decomposition pays (``solo``, ``default``, ``small_context``, ``lossy_handoff``; ``WORLD_NOTES``
+documents each as an assumption). Latency is a separate choice, ``LATENCIES``
+(``lognormal``, ``instant``, ``fast``), composed in the spec: ``sim:<world>@<latency>``, e.g.
+``sim:small_context@instant``; ``sim:<world>`` alone keeps today's log-normal latency.
+``sim:instant`` and ``sim:fast`` are the default world at those latencies, as before.
+
 Determinism: every random draw is seeded by a hash of (seed, task reference, role, step,
 purpose), never by call order, so the same seed and inputs give byte-identical transcripts,
 and a turn re-run after a crash gets the same answer. A task's ``#n`` instance number in its
@@ -48,7 +55,18 @@ from fleetlab.models.types import (
     Usage,
 )
 
-__all__ = ["PROFILES", "SimModel", "SimParams", "TaskRef", "parse_task_ref"]
+__all__ = [
+    "LATENCIES",
+    "PROFILES",
+    "WORLDS",
+    "WORLD_NOTES",
+    "SimModel",
+    "SimParams",
+    "TaskRef",
+    "parse_task_ref",
+    "resolve_profile",
+    "world_spec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +82,10 @@ class SimParams:
             steps goes wrong).
         handoff_tokens: extra input tokens a delegated context carries (the brief, the
             parent's summary).
+        handoff_hits_write: where a misread brief shows. False (today's default): on the
+            delegated context's first step, often a read, so many misreads do no harm. True:
+            on its first file-changing step, so every misread leaves a wrong result (a lossy
+            hand-off: the brief lost a detail the work needed).
         score_noise: default standard deviation of complexity estimates (a prompt variant's
             ``[sim] noise`` overrides it).
         validator_detect: probability the validator notices a wrong file it read.
@@ -83,6 +105,7 @@ class SimParams:
     max_error: float = 0.6
     handoff_error: float = 0.03
     handoff_tokens: int = 450
+    handoff_hits_write: bool = False
     score_noise: float = 0.7
     validator_detect: float = 0.85
     validator_false_alarm: float = 0.03
@@ -99,12 +122,115 @@ class SimParams:
         return min(self.max_error, self.base_error + self.overload_slope * over)
 
 
-#: Named parameter sets: ``sim:<profile>``.
-PROFILES: dict[str, SimParams] = {
-    "default": SimParams(),
-    "instant": SimParams(latency_median_s=0.0, latency_per_output_token_s=0.0),
-    "fast": SimParams(latency_median_s=0.05, latency_per_output_token_s=0.0),
+#: The latency fields each latency profile sets (``sim:<world>@<latency>``); the rest of a
+#: world's parameters are its truth. ``lognormal`` keeps ``SimParams``' own latency (the
+#: default when a spec names no latency); experiments run ``instant``.
+LATENCIES: dict[str, dict[str, float]] = {
+    "lognormal": {},
+    "instant": {"latency_median_s": 0.0, "latency_per_output_token_s": 0.0},
+    "fast": {"latency_median_s": 0.05, "latency_per_output_token_s": 0.0},
 }
+
+#: Worlds: simulator presets that encode different truths about when decomposition pays
+#: (``sim:<world>``; ``sim:<world>@instant`` in experiments). Each is an assumption, not a
+#: measurement of Claude: ``WORLD_NOTES`` says what each one assumes, what it says about a real
+#: fleet and what it does not. Their latency fields are ``SimParams``' defaults; the spec's
+#: ``@<latency>`` sets those.
+WORLDS: dict[str, SimParams] = {
+    "solo": SimParams(capacity_steps=40, base_error=0.0001),
+    "default": SimParams(),
+    "small_context": SimParams(capacity_steps=4, overload_slope=0.08),
+    "lossy_handoff": SimParams(handoff_error=0.12, handoff_hits_write=True, handoff_tokens=1_500),
+}
+
+#: What each world assumes: one paragraph each (the README's table of worlds quotes them).
+WORLD_NOTES: dict[str, str] = {
+    "solo": (
+        "A single context rarely fails: it does 40 steps reliably (more than any suite task "
+        "needs) and slips once in 10,000 steps; hand-offs are as in the default world. Truth: "
+        "decomposition never pays; running directly is best in every complexity bucket, and "
+        "as_needed matches it because it almost never has a failure to recover from. It "
+        "stands for a strong model on tasks well inside its context; it does not show that "
+        "real Claude never loses track on long tasks."
+    ),
+    "default": (
+        "Today's parameters, unchanged (sim:instant and sim:fast are this world): a context "
+        "does 6 steps reliably, then its per-step error rises by 6 points a step; 3% of "
+        "delegated contexts misread their brief, often harmlessly. Truth: direct for simple "
+        "tasks, try-then-split (as_needed) for medium ones, decompose for complex ones. A "
+        "guess at a mid-sized model, calibrated to no real measurement."
+    ),
+    "small_context": (
+        "Contexts are small: a context does 4 steps reliably, then its per-step error rises "
+        "by 8 points a step, so medium tasks (5-9 steps) often fail in one context and complex "
+        "ones (10-30 steps) almost always do. Truth: decomposition pays from medium tasks up "
+        "(as_needed best for medium, decompose for complex, direct or as_needed for simple), "
+        "so no single fixed strategy is best in every bucket. It stands for a weaker or "
+        "cheaper model, or long tool outputs filling the window; it does not say where a real "
+        "model's capacity lies."
+    ),
+    "lossy_handoff": (
+        "Hand-offs are lossy: 12% of delegated contexts misread their brief and get a "
+        "file-changing step wrong (in the default world the slip lands on the first step, "
+        "often a harmless read), and each delegated call carries 1,500 tokens of brief and "
+        "summary; one context is as capable as in the default world. Truth: try-then-split "
+        "(as_needed) wins: splitting up front loses to trying first, in success and in cost. "
+        "It stands for briefs that drop details the work needs; it does not measure how "
+        "often a real sub-agent misreads its brief."
+    ),
+}
+
+
+def _with_latency(params: SimParams, latency: str) -> SimParams:
+    return dataclasses.replace(params, **LATENCIES[latency])  # type: ignore[arg-type]
+
+
+#: Named parameter sets: ``sim:<profile>``. ``instant`` and ``fast`` are the default world
+#: at those latencies (kept by name: ``sim:instant`` is ``sim:default@instant``).
+PROFILES: dict[str, SimParams] = {
+    "default": WORLDS["default"],
+    "instant": _with_latency(WORLDS["default"], "instant"),
+    "fast": _with_latency(WORLDS["default"], "fast"),
+}
+
+
+def _known_names() -> str:
+    return (
+        "worlds: " + ", ".join(WORLDS) + "; latency profiles: " + ", ".join(LATENCIES)
+        + " (sim:<world>, sim:<world>@<latency>, or sim:instant / sim:fast for the default world)"
+    )  # fmt: skip
+
+
+def resolve_profile(profile: str) -> SimParams:
+    """The parameters ``sim:<profile>`` names: a profile of ``PROFILES`` (``instant``),
+    a world (``small_context``), or a world at a latency (``small_context@instant``).
+
+    Raises:
+        UserError: an unknown world or latency profile (the message lists both).
+    """
+    if profile in PROFILES:
+        return PROFILES[profile]
+    world, at, latency = profile.partition("@")
+    if world not in WORLDS or (at and latency not in LATENCIES):
+        what = (
+            f"unknown latency profile {latency!r} in sim:{profile}"
+            if world in WORLDS
+            else f"unknown simulated world {world!r} in sim:{profile}"
+        )
+        raise UserError(f"{what}: use {_known_names()}")
+    return _with_latency(WORLDS[world], latency or "lognormal")
+
+
+def world_spec(world: str, latency: str = "instant") -> str:
+    """The model spec of ``world`` at ``latency``: ``world_spec("solo")`` is
+    ``"sim:solo@instant"`` (what an experiment's ``worlds`` axis runs).
+
+    Raises:
+        UserError: an unknown world or latency profile (the message lists both).
+    """
+    spec = f"{world}@{latency}"
+    resolve_profile(spec)
+    return f"sim:{spec}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +280,7 @@ class SimModel:
         params: the simulation's parameters.
         seed: seeds every draw (with the task reference, role and step).
         clock: what latency sleeps on (a ``ScaledClock`` makes a week pass in seconds).
-        profile: the name in ``sim:<profile>``.
+        profile: the name after ``sim:`` (``instant``, ``small_context@instant``, ...).
     """
 
     simulated = True
@@ -176,20 +302,15 @@ class SimModel:
 
     @classmethod
     def from_spec(cls, profile: str, **options: Any) -> SimModel:
-        """Build ``sim:<profile>``; ``options`` may set ``seed``, ``clock`` and any
+        """Build ``sim:<profile>`` (a world, a world at a latency, or a legacy profile, see
+        ``resolve_profile``); ``options`` may set ``seed``, ``clock`` and any
         ``SimParams`` field (``sim:default`` with ``capacity_steps=12``, say)."""
-        if profile not in PROFILES:
-            raise UserError(
-                f"unknown simulated profile {profile!r}: use one of "
-                + ", ".join(f"sim:{p}" for p in PROFILES)
-            )
+        base = resolve_profile(profile)
         fields = {f.name for f in dataclasses.fields(SimParams)}
         unknown = set(options) - fields - {"seed", "clock"}
         if unknown:
             raise UserError(f"sim:{profile}: unknown option(s) {', '.join(sorted(unknown))}")
-        params = dataclasses.replace(
-            PROFILES[profile], **{k: options[k] for k in fields & set(options)}
-        )
+        params = dataclasses.replace(base, **{k: options[k] for k in fields & set(options)})
         return cls(
             params, seed=int(options.get("seed", 0)), clock=options.get("clock"), profile=profile
         )
@@ -283,7 +404,8 @@ class SimModel:
         p = self.params
         ref_text = _ref_text(ref)
         error = self._rng(ref_text, "executor", done, "error").random() < p.step_error(done + 1)
-        if ref.parts and done == 0:  # a delegated context may misread its brief
+        if ref.parts and done == (_first_write(steps) if p.handoff_hits_write else 0):
+            # a delegated context may misread its brief
             error = error or self._rng(ref_text, "handoff").random() < p.handoff_error
         name, args = step["name"], step["args"]
         if error:
@@ -405,6 +527,14 @@ class SimModel:
 def _ref_text(ref: TaskRef) -> str:
     """``str(ref)``, which salts every draw about that task (made once per reference)."""
     return str(ref)
+
+
+_WRITES = frozenset({"write_file", "move", "delete", "make_dir"})
+
+
+def _first_write(steps: list[dict[str, Any]]) -> int:
+    """The index of the first file-changing step (0 when none changes a file)."""
+    return next((i for i, s in enumerate(steps) if s["name"] in _WRITES), 0)
 
 
 def _tool_results(request: ModelRequest) -> int:
