@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli import _ab, _db, _digest, _fleet, _logs, _tasks
+from fleetlab.cli import _ab, _db, _digest, _fleet, _learn, _logs, _tasks
 from fleetlab.cli._common import _LOGGING, DB_HELP, LOG_HELP, Parser, db_target, default_log
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.sandbox import UNSAFE_HOST_ENV
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _digest.register(sub)
     _db.register(sub)
     _logs.register(sub)
+    _learn.register(sub)
     _finish(parser, "")
     return parser
 

@@ -36,8 +36,9 @@ from fleetlab.cli._common import (
     priority,
 )
 from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import UserError
+from fleetlab.learning import DEFAULT_OBJECTIVE
+from fleetlab.objective import Objective
 from fleetlab.orchestrator import (
     Fleet,
     FleetConfig,
@@ -46,6 +47,8 @@ from fleetlab.orchestrator import (
     list_schedules,
     submit_goals,
 )
+from fleetlab.policies import parse as parse_policy
+from fleetlab.policies import usage as policy_usage
 from fleetlab.store import Store, url
 from fleetlab.store.read.fleet import agents_in_tree, counts_by_status, root_count
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
@@ -129,8 +132,19 @@ async def _run_fleet(fleet: Fleet, *, until_idle: bool, console: Console, quiet:
                     loop.remove_signal_handler(sig)
 
 
+def _success_value(text: str) -> float:
+    try:
+        return float(Objective(success_value_usd=float(text)).success_value_usd or 0.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of USD > 0, got {text!r}") from None
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _config(args: argparse.Namespace) -> FleetConfig:
+    value = getattr(args, "success_value_usd", None)
     return FleetConfig(
+        objective=DEFAULT_OBJECTIVE if value is None else Objective(success_value_usd=value),
         concurrency=args.concurrency,
         policy=args.policy,
         prompt_variant=args.prompt,
@@ -488,7 +502,15 @@ def _fleet_options(
         "--policy",
         type=_policy_arg,
         default=policy,
-        help="never | always | threshold:K | as_needed | learned",
+        help=" | ".join(policy_usage()),
+    )
+    p.add_argument(
+        "--success-value-usd",
+        type=_success_value,
+        default=None,
+        metavar="X",
+        help="the objective: a success is worth $X (the learned policy's reward is"
+        " success - cost / X; default $1)",
     )
     p.add_argument(
         "--prompt", default="default", help="scoring-prompt variant (experiments/prompts)"
@@ -551,7 +573,7 @@ def register(sub: Any) -> None:
     p.add_argument("--week", help="ISO week to simulate (default: last complete week)")
     p.add_argument("--tz", default="UTC", help="zone of the simulated team's working day")
     p.add_argument("--concurrency", type=positive_int, default=2)
-    p.add_argument("--policy", type=_policy_arg, default="learned")
+    p.add_argument("--policy", type=_policy_arg, default="learned", help=" | ".join(policy_usage()))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

@@ -1,0 +1,165 @@
+"""``fleetlab learn``: what the learned policy believes, and a warm start from an experiment.
+
+``fleetlab learn`` prints the learner's posterior per estimated-complexity bucket and arm
+(mean reward, how many goals, the probability that the arm is the bucket's best).
+``fleetlab learn --from-experiment NAME`` first adds the experiment's trials of fixed
+strategies to it (``fleetlab.learning.warm_start``), so a fleet starts from what the last
+experiment found instead of from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from fleetlab.cli._common import db_option, db_shown, guarded, open_store, print_rows
+from fleetlab.errors import UserError
+from fleetlab.objective import Objective
+
+__all__ = ["register", "warm_start_from_experiment"]
+
+
+def warm_start_from_experiment(
+    store: Any, name: str, *, model: str | None = None, objective: Objective | None = None
+) -> tuple[Any, list[str]]:
+    """Seed ``store``'s learner from experiment ``name``'s results; returns the
+    ``WarmStart`` and notes to show (simulated evidence, the objective used).
+
+    The objective defaults to the one the experiment ran under (what its report ranks by).
+
+    Raises:
+        NotFoundError: the experiment has no results.
+        UserError: ``model`` ran no trial of it, or it ran under several models and none was
+            named, or it has no trial of a fixed strategy.
+    """
+    import polars as pl
+
+    from fleetlab.experiments import ResultsDB, load, output_dir
+    from fleetlab.learning import DEFAULT_OBJECTIVE, warm_start
+
+    frame = load(name)
+    models = sorted({str(m) for m in frame["model"].drop_nulls().unique()})
+    if model is not None:
+        if model not in models:
+            raise UserError(
+                f"experiment {name!r} ran no trial on {model!r}: its models are "
+                f"{', '.join(models) or 'none'}"
+            )
+        frame = frame.filter(pl.col("model") == model)
+    elif len(models) > 1:
+        raise UserError(
+            f"experiment {name!r} ran on several models ({', '.join(models)}):"
+            " pick one with --model"
+        )
+    if objective is None:
+        folder = output_dir(name)
+        recorded = None
+        if (folder / "results.db").is_file():
+            with ResultsDB(folder) as db:
+                recorded = db.meta().get("objective")
+        objective = Objective.parse(json.loads(recorded)) if recorded else DEFAULT_OBJECTIVE
+    notes = [f"objective: {objective.describe()}"]
+    if bool(frame["simulated"].any()) if "simulated" in frame.columns else False:
+        notes.append(
+            "evidence from the SIMULATED model: it says what the simulator rewards, not Claude"
+        )
+    return warm_start(store, frame, objective=objective, source=f"experiment:{name}"), notes
+
+
+def cmd_learn(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.learning import posterior_frame
+
+    objective = (
+        None
+        if args.success_value_usd is None
+        else Objective(success_value_usd=args.success_value_usd)
+    )
+    if args.model and not args.from_experiment:
+        raise UserError("--model picks an experiment's trials: give --from-experiment NAME too")
+    notes: list[str] = []
+    seeded: Any = None
+    with open_store(args, create=bool(args.from_experiment)) as store:
+        if args.from_experiment:
+            seeded, notes = warm_start_from_experiment(
+                store, args.from_experiment, model=args.model, objective=objective
+            )
+        frame = posterior_frame(store)
+    rows = frame.to_dicts()
+    if args.json:
+        out: dict[str, Any] = {"db": db_shown(args), "posterior": rows}
+        if seeded is not None:
+            out["warm_start"] = {
+                "source": seeded.source,
+                "objective": seeded.objective.to_dict(),
+                "trials": seeded.trials,
+                "skipped": seeded.skipped,
+                "estimated": seeded.estimated,
+                "notes": notes,
+            }
+        console.file.write(json.dumps(out, indent=2) + "\n")
+        return 0
+    if seeded is not None:
+        console.print(
+            f"learned from {seeded.trials:,} trials of fixed strategies in"
+            f" {escape(seeded.source)} ({seeded.skipped:,} skipped: learning policies or no"
+            f" bucket; {seeded.estimated:,} bucketed by the scorer's estimate, the rest by"
+            " true complexity)",
+            highlight=False,
+        )
+        for note in notes:
+            console.print(escape(note), highlight=False)
+    print_rows(
+        console,
+        ["bucket", "arm", "n", "mean reward", "sd", "P(best)", "preferred"],
+        [
+            [
+                r["bucket"],
+                r["arm"],
+                str(r["n"]),
+                f"{r['mean_reward']:+.3f}",
+                f"{r['posterior_sd']:.3f}",
+                f"{r['p_best']:.0%}",
+                "yes" if r["preferred"] else "",
+            ]
+            for r in rows
+        ],
+        title=f"what the learner believes ({db_shown(args)})",
+        right=("n", "mean reward", "sd", "P(best)"),
+    )
+    return 0
+
+
+def _value(text: str) -> float:
+    try:
+        return Objective(success_value_usd=float(text)).success_value_usd or 0.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of USD > 0, got {text!r}") from None
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(sub: Any) -> None:
+    """Add ``fleetlab learn`` to the parser."""
+    p = sub.add_parser(
+        "learn",
+        help="the learned policy's posterior per bucket and arm; --from-experiment seeds it",
+        description="Print what the learned policy believes: per estimated-complexity bucket"
+        " and arm (direct, decompose, as_needed), the mean reward, how many goals it saw and"
+        " the probability that the arm is the best. --from-experiment NAME first adds that"
+        " experiment's trials of fixed strategies (never, always, as_needed, threshold:K).",
+    )
+    p.add_argument("--from-experiment", metavar="NAME", help="an experiment with results")
+    p.add_argument("--model", help="use only the experiment's trials on this model")
+    p.add_argument(
+        "--success-value-usd",
+        type=_value,
+        metavar="X",
+        help="what a success is worth (default: the experiment's [objective])",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    db_option(p)
+    p.set_defaults(handler=guarded(cmd_learn))
