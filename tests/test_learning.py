@@ -242,3 +242,37 @@ async def test_the_fleet_charges_a_goals_whole_tree_tokens(
         assert tokens > 0
         expected = float(done.status == "completed") - 5.0 * cost - 0.25 * tokens / 1000
         assert row["reward"] == pytest.approx(expected)
+
+
+@pytest.mark.sqlite_only
+def test_a_v5_database_migrates_its_learner_on_open(tmp_path: Path) -> None:
+    """A fleet.db written before the learner's arms were strategies (schema v5) opens: its
+    history keeps its rows (no per-arm means: None), and a warm start can be recorded."""
+    import sqlite3
+
+    from fleetlab.store.learner import ArmTotals, LearnerSeed
+    from fleetlab.store.sqlite.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:5]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    conn.execute(
+        "INSERT INTO learner_updates (ts_us, task_id, bucket, arm, reward, success, cost_usd,"
+        " mean_direct, mean_decompose, preferred) VALUES (1, 't1', 'simple', 'direct', 0.9, 1,"
+        " 0.02, 0.7, 0.5, 'direct')"
+    )
+    conn.execute("INSERT INTO learner_arms VALUES ('simple', 'direct', 1, 0.9, 0.81)")
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+    with open_store(path) as store:
+        assert store.schema_version == 6
+        [old] = store.learner_history()
+        assert (old["task_id"], old["means"]) == ("t1", None)
+        store.add_learner_seeds(
+            [LearnerSeed(2, "experiment:x", "simple", "direct", 2, 1.5, 1.2, "{}")]
+        )
+        assert store.learner_totals()[("simple", "direct")] == ArmTotals(3, 2.4, 2.01)
+        assert [r["source"] for r in store.learner_seeds()] == ["experiment:x"]
