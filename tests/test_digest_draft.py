@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fleetlab.charts import daily_activity_chart
-from fleetlab.clock import parse_week
+from fleetlab.clock import FakeClock, parse_week
 from fleetlab.digest import (
     SECTIONS,
     FactCheck,
@@ -28,6 +28,8 @@ from fleetlab.digest import (
     write_draft_async,
     write_report_files,
 )
+from fleetlab.digest.sections.learner import summary as learner_summary
+from fleetlab.errors import ModelError
 from fleetlab.models.types import ModelResponse, TextBlock, Usage
 from fleetlab.store import Store, open_store
 from fleetlab.testing import ScriptedModel
@@ -146,6 +148,121 @@ async def test_a_real_model_writes_from_the_metrics_json(metrics: dict[str, Any]
     assert draft.startswith("---\ntitle: ")  # front matter added when the model left it out
     assert draft.endswith(post)
     assert [u.text for u in fact_check(draft, metrics).unmatched] == ["$0.93"]
+
+
+async def test_the_claude_drafts_call_is_a_model_call_with_its_cost(
+    metrics: dict[str, Any], tmp_path: Path
+) -> None:
+    """A model-written draft's call is recorded like any agent's: a ``model.call`` event with
+    its tokens and cost, on a ``digest`` task of its own that no fleet ever claims."""
+    post = "## The numbers\n\n14 spawned.\n"
+    usage = Usage(
+        input_tokens=1000,
+        output_tokens=200,
+        cache_read_input_tokens=4000,
+        cache_creation_input_tokens=800,
+    )
+    model = ScriptedModel(
+        [
+            ModelResponse(
+                content=(TextBlock(post),), stop_reason="end_turn", usage=usage, model="claude-test"
+            )
+        ],
+        name="scripted:claude",
+    )
+    clock = FakeClock(utc("2026-10-26T07:00Z"))
+    commits: list[list[str]] = []
+
+    class Commits:
+        def emit(self, events: list[Any]) -> None:
+            commits.append([e.kind for e in events])
+
+    with open_store(tmp_path / "fleet.db", clock=clock) as store:
+        store.sinks.append(Commits())
+        draft = await write_draft_async(metrics, model, store=store)
+        assert draft.endswith(post)
+        (event,) = store.events(kind="model.call")
+        # a scripted model is priced as claude-sonnet-4-5, whose list prices per million
+        # tokens are $3 input, $15 output, $3.75 cache write, $0.30 cache read
+        cost = (1000 * 3 + 200 * 15 + 800 * 3.75 + 4000 * 0.30) / 1_000_000
+        assert event.attrs["cost_usd"] == pytest.approx(cost) == pytest.approx(0.0102)
+        assert event.attrs["model"] == "scripted:claude"
+        assert (event.attrs["input_tokens"], event.attrs["output_tokens"]) == (1000, 200)
+        assert event.attrs["week"] == "2026-W43"
+        assert event.role == "digest"
+        task = store.get_task(str(event.task_id))
+        assert (task.role, task.status, task.parent_id) == ("digest", "completed", None)
+        assert task.trace_id == event.trace_id
+        assert task.cost_usd == pytest.approx(cost)
+        assert (task.tokens_in, task.tokens_out) == (1000 + 4000 + 800, 200)
+        # never runnable: created running in the commit that created it (no fleet ever saw
+        # it queued), by the draft itself, and finished before any lease could run out
+        assert commits[0] == ["task.spawned", "task.started"]
+        (started,) = store.events(task_id=task.id, kind="task.started")
+        assert started.attrs.get("worker") == "digest-draft"
+        assert [k for c in commits for k in c] == [
+            "task.spawned",
+            "task.started",
+            "model.call",
+            "task.completed",
+        ]
+        clock.advance(86_400)
+        assert store.claim("a-fleet-worker", lease_s=60) is None
+
+
+async def test_a_failed_draft_call_is_recorded_as_a_failed_digest_task(
+    metrics: dict[str, Any], tmp_path: Path
+) -> None:
+    def overloaded(request: Any) -> ModelResponse:
+        raise ModelError("overloaded (529)")
+
+    model = ScriptedModel(overloaded, name="scripted:claude")
+    with open_store(tmp_path / "fleet.db") as store:
+        with pytest.raises(ModelError, match="overloaded"):
+            await write_draft_async(metrics, model, store=store)
+        assert store.events(kind="model.call") == []
+        (task,) = [store.get_task(str(e.task_id)) for e in store.events(kind="task.spawned")]
+        assert (task.role, task.status) == ("digest", "failed")
+        assert "overloaded" in (task.error or "")
+        assert store.claim("a-fleet-worker") is None
+
+
+def test_the_learner_says_plainly_how_each_kind_of_goal_changed() -> None:
+    """A kind of goal whose preferred choice flipped twice reads as going back and forth, in
+    order; one switch reads as a switch; the learner's first choice for a kind (no "from")
+    is no change. Every number left is one of the metrics."""
+    learner = {
+        "updates": 7,
+        "preference_changes": 3,
+        "buckets": [
+            {"bucket": "complex", "preferred_after": "decompose"},
+            {"bucket": "medium", "preferred_after": "direct"},
+            {"bucket": "simple", "preferred_after": "direct"},
+        ],
+        "changes": [
+            {"bucket": "medium", "from": "direct", "to": "decompose"},
+            {"bucket": "complex", "from": None, "to": "decompose"},
+            {"bucket": "simple", "from": "decompose", "to": "direct"},
+            {"bucket": "medium", "from": "decompose", "to": "direct"},
+        ],
+    }
+    text = learner_summary(learner)
+    assert text == (
+        "The learned policy learned from 7 goals and changed its preferred choice 3 times;"
+        " it ended the week preferring to split for complex goals, and to run directly for"
+        " medium and simple goals. Medium goals went back and forth twice: to splitting, then"
+        " back to running directly; simple goals switched from splitting to running directly."
+    )
+    assert fact_check(text, {"decomposition": {"learner": learner}}).unmatched == ()
+    learner["changes"] = [
+        {"bucket": "simple", "from": "decompose", "to": "direct"},
+        {"bucket": "simple", "from": "direct", "to": "decompose"},
+        {"bucket": "simple", "from": "decompose", "to": "direct"},
+    ]
+    assert learner_summary(learner).endswith(
+        ". Simple goals went back and forth three times: to running directly, then back to"
+        " splitting, then back to running directly."
+    )
 
 
 def test_views_render_markdown(metrics: dict[str, Any]) -> None:

@@ -51,20 +51,50 @@ def summary(learner: dict[str, Any]) -> str:
         f"The learned policy learned from {plural(learner['updates'], 'goal')} and changed its"
         f" preferred choice {plural(learner['preference_changes'], 'time')}"
     )
-    ends = [
-        f"{_arm(b['preferred_after'])} for {post_bucket(b['bucket']).lower()} goals"
-        for b in learner["buckets"]
-    ]
+    ends: dict[str, list[str]] = {}
+    for b in learner["buckets"]:
+        ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
     if ends:
-        text += "; it ended the week preferring to " + ", ".join(ends)
-    changes = [
-        f"{post_bucket(ch['bucket']).lower()} goals from {_arm(ch['from'])} to {_arm(ch['to'])}"
-        for ch in learner["changes"]
-        if ch["from"] is not None
-    ]
-    if changes:
-        text += ". It switched " + "; ".join(changes)
+        text += "; it ended the week preferring to " + ", and to ".join(
+            f"{arm} for {_and(kinds)} goals" for arm, kinds in ends.items()
+        )
+    moves: dict[str, list[dict[str, Any]]] = {}
+    for ch in learner["changes"]:
+        if ch["from"] is not None:
+            moves.setdefault(ch["bucket"], []).append(ch)
+    said = [_moves(post_bucket(bucket).lower(), changes) for bucket, changes in moves.items()]
+    if said:
+        joined = "; ".join(said)
+        text += ". " + joined[0].upper() + joined[1:]
     return text + "."
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+#: How often, in words (a count the metrics do not hold is not written as a number).
+_TIMES = {2: "twice", 3: "three times", 4: "four times", 5: "five times", 6: "six times"}
+
+
+def _doing(arm: Any) -> str:
+    return "splitting" if arm == "decompose" else "running directly"
+
+
+def _moves(goals: str, changes: list[dict[str, Any]]) -> str:
+    """What the learner did with one kind of goal, in order: ``medium goals switched from
+    running directly to splitting``, or when it changed its mind ``medium goals went back and
+    forth twice: to splitting, then back to running directly``."""
+    if len(changes) == 1:
+        ch = changes[0]
+        return f"{goals} goals switched from {_doing(ch['from'])} to {_doing(ch['to'])}"
+    seen = {changes[0]["from"]}
+    steps = []
+    for ch in changes:
+        steps.append(("back to " if ch["to"] in seen else "to ") + _doing(ch["to"]))
+        seen.add(ch["to"])
+    often = _TIMES.get(len(changes), "many times")
+    return f"{goals} goals went back and forth {often}: " + ", then ".join(steps)
 
 
 def _draft(m: dict[str, Any]) -> str:
