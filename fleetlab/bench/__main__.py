@@ -27,7 +27,7 @@ from rich.console import Console
 
 from fleetlab.clock import SystemClock
 
-PARTS = ("orchestration", "concurrency", "reports", "experiments")
+PARTS = ("orchestration", "concurrency", "reports", "experiments", "workers")
 BACKENDS = ("sqlite", "postgresql")
 console = Console()
 
@@ -185,11 +185,41 @@ def experiments(plan: Plan) -> dict[str, Any]:
     }
 
 
+def workers(plan: Plan) -> dict[str, Any]:
+    """decomposition_ab with 1 and 2 worker processes, interleaved (see ``_workers``)."""
+    if not plan.sqlite:
+        return {}
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for i in range(plan.repeats):
+        for n in (1, 2) if i % 2 == 0 else (2, 1):
+            console.print(f"  workers run {i + 1}/{plan.repeats}: decomposition_ab, {n} worker(s)")
+            runs[n].append(_worker("experiments_workers", quick=plan.quick, workers=n))
+    one, two = _median(runs[1], "trials_per_s"), _median(runs[2], "trials_per_s")
+    every = runs[1] + runs[2]
+    digests = {r["fixed_digest"] for r in every}
+    differing = sorted(
+        key for key in every[0]["fixed_rows"] if len({r["fixed_rows"].get(key) for r in every}) > 1
+    )
+    for r in every:
+        r.pop("fixed_rows")
+    return {
+        "workers_trials": runs[1][0]["trials"],
+        "workers_1_trials_per_s": one,
+        "workers_2_trials_per_s": two,
+        "workers_speedup": two / one,
+        "workers_same_fixed_results": len(digests) == 1,
+        "workers_differing_rows": differing,
+        "workers_load_before": [r["load_before"] for r in runs[1] + runs[2]],
+        "runs": runs[1] + runs[2],
+    }
+
+
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "orchestration": orchestration,
     "concurrency": concurrency,
     "reports": reports,
     "experiments": experiments,
+    "workers": workers,
 }
 
 # (key, op, goal, label); op "" is a figure measured without a goal.
@@ -212,6 +242,8 @@ GOALS: list[tuple[str, str, float, str]] = [
     ("pg_week_metrics_s", "", 0.0, "PostgreSQL: one week's metrics on a year of data (s)"),
     ("trend_52w_s", "<", 1.0, "SQLite: 52-week trend on a year of data (s)"),
     ("pg_trend_52w_s", "<", 1.0, "PostgreSQL: 52-week trend on a year of data (s)"),
+    ("workers_speedup", ">=", 1.8,
+     "decomposition_ab trials/s with 2 worker processes over 1 (same fixed-variant rows)"),
 ]  # fmt: skip
 
 # The side-by-side table: (label, SQLite's key, PostgreSQL's key), part by part.
@@ -266,6 +298,10 @@ NOTES = [
     " the server, in SQLite's order), indexes built afterwards, then VACUUM ANALYZE."
     " `same_rows_on_both` compares event checksums, `same_week_metrics_on_both` the week's"
     " whole metrics (all but the instant computed and the engine's own database check).",
+    "- workers: the shipped decomposition_ab experiment (sim:instant) run with 1 and with 2"
+    " worker processes, alternating, each a fresh process and results folder; trials/s are"
+    " medians, `workers_same_fixed_results` compares the fixed variants' rows (all but wall"
+    " clock, folder and trace id columns) across every run.",
 ]
 
 

@@ -310,7 +310,7 @@ def experiments(quick: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
             cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
             t0 = time.perf_counter()
-            summary = run(experiment, model="sim:instant", root=tmp, progress=None)
+            summary = run(experiment, model="sim:instant", root=tmp, progress=None, workers=1)
             wall = time.perf_counter() - t0
             cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0
     finally:

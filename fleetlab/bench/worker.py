@@ -6,9 +6,14 @@ import json
 import sys
 from typing import Any
 
-from fleetlab.bench import _concurrency, _reports, _workloads
+from fleetlab.bench import _concurrency, _reports, _workers, _workloads
 
-WORKLOADS: dict[str, Any] = {**_workloads.WORKLOADS, **_concurrency.WORKLOADS, **_reports.WORKLOADS}
+WORKLOADS: dict[str, Any] = {
+    **_workloads.WORKLOADS,
+    **_concurrency.WORKLOADS,
+    **_reports.WORKLOADS,
+    **_workers.WORKLOADS,
+}
 
 if __name__ == "__main__":
     name, params = sys.argv[1], json.loads(sys.argv[2])

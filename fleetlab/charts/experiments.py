@@ -470,7 +470,10 @@ def success_by_bucket_chart(buckets: pl.DataFrame, *, simulated: bool = False) -
 
 
 def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
-    learned = results.filter(pl.col("policy") == "learned").sort("seq")
+    from fleetlab.experiments._definition import learns
+
+    learning = {p for p in results["policy"].unique().to_list() if p and learns(p)}
+    learned = results.filter(pl.col("policy").is_in(learning)).sort("seq")
     out: list[dict[str, Any]] = []
     recent: dict[tuple[str, str], deque[int]] = defaultdict(lambda: deque(maxlen=window))
     position: dict[str, int] = defaultdict(int)

@@ -46,6 +46,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         progress=None if args.quiet else RichProgress(Console(stderr=True)),
         poll_s=args.poll,
         workers=args.workers,
+        resume_changed_code=args.resume_changed_code,
     )
     for line in summary.describe():
         console.print(escape(line), highlight=False)
@@ -217,6 +218,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         default=None,
         help="worker processes for a simulated experiment's trials (default: the file's"
         " workers, else one per core; 1: all in this process)",
+    )
+    p.add_argument(
+        "--resume-changed-code",
+        action="store_true",
+        help="add results to ones recorded with another version of fleetlab's code"
+        " (refused by default: the results would mix two versions)",
     )
     p.add_argument(
         "--db",

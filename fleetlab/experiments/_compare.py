@@ -30,6 +30,7 @@ from typing import Any, Literal
 import polars as pl
 
 from fleetlab.errors import UserError
+from fleetlab.experiments._definition import learns
 from fleetlab.experiments._results import ResultsDB, load, output_dir
 from fleetlab.objective import Objective
 from fleetlab.stats import (
@@ -625,7 +626,7 @@ def compare(
     ]
     # a variant that learns across its trials: its passes are a learning curve
     learners = tuple(
-        v for v in order if any(str(r.get("policy") or "") == "learned" for r in by_variant[v])
+        v for v in order if any(learns(str(r.get("policy") or "")) for r in by_variant[v])
     )
     kind = str(rows[0].get("kind") or "agents")
     confusion: tuple[Confusion, ...] = ()

@@ -55,10 +55,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import UserError
+from fleetlab.experiments._version import code_version
 from fleetlab.models.registry import is_simulated
 from fleetlab.objective import Objective
+from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import list_variants
 from fleetlab.suites import SuiteTask, get_suite
 
@@ -72,6 +73,7 @@ __all__ = [
     "TaskFilter",
     "Trial",
     "Variant",
+    "learns",
 ]
 
 KINDS = ("agents", "scoring")
@@ -118,6 +120,11 @@ class Variant:
         data.pop("name")
         data.pop("kind")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def learns(self) -> bool:
+        """Whether the variant's policy learns across its trials (they then run in order)."""
+        return parse_policy(self.policy).learns
 
     @property
     def slug(self) -> str:
@@ -202,8 +209,10 @@ class Experiment:
             part of the fingerprint.
         budget_usd: cap on the whole experiment's spend with a real model.
         keep_trials: which trial folders (database and workspace) to keep for inspection.
-        objective: what the report ranks variants by (``fleetlab.objective``); it changes
-            no trial, so it is not part of the fingerprint and can change between reports.
+        objective: what the report ranks variants by (``fleetlab.objective``), and the
+            reward of a learning variant's learner (the same number). With no learning
+            variant it changes no trial and can change between reports; with one, it is part
+            of the fingerprint.
     """
 
     name: str
@@ -340,12 +349,29 @@ class Experiment:
         return dataclasses.replace(self, seeds=seeds, tasks=tasks)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What results recorded for this experiment depend on, beyond each variant."""
+        """What results recorded for this experiment depend on, beyond each variant: the
+        code version too (``_version``), so changed code never resumes old results."""
         return {
+            "code": code_version(),
             "kind": self.kind,
             "model": self.model,
             "model_options": {k: repr(v) for k, v in sorted(self.model_options.items())},
+            # a learning variant's learner is rewarded by the objective: it changes its trials
+            **(
+                {"objective": self.objective.to_dict()}
+                if any(v.learns for v in self.variants)
+                else {}
+            ),
         }
+
+
+def learns(policy: str) -> bool:
+    """Whether the policy written ``policy`` learns (False for one no longer registered: a
+    result row read back after its plug-in is gone)."""
+    try:
+        return parse_policy(policy).learns
+    except UserError:
+        return False
 
 
 def _check_variant(variant: Variant, kind: str) -> None:
@@ -373,6 +399,9 @@ def _check_variant(variant: Variant, kind: str) -> None:
     ):
         if value < low:
             raise UserError(f"variant {variant.name!r}: {what} must be at least {low}, got {value}")
-    if variant.cost_weight is not None and policy.name != "learned":
-        raise UserError(f"variant {variant.name!r}: cost_weight only applies to policy learned")
+    if variant.cost_weight is not None and not policy.learns:
+        raise UserError(
+            f"variant {variant.name!r}: cost_weight only applies to policy learned (or another"
+            " that learns)"
+        )
     del kind  # every field means something to both kinds, or is ignored by scoring

@@ -153,15 +153,22 @@ class ResultsDB:
 
     # --- the definition ------------------------------------------------------------
 
-    def bind(self, experiment: Experiment) -> None:
+    def bind(self, experiment: Experiment, *, resume_changed_code: bool = False) -> None:
         """Record the definition, or check it matches the one the rows were produced with.
 
+        Args:
+            experiment: the definition about to run.
+            resume_changed_code: accept rows recorded with other code (the code version is
+                part of the fingerprint; see ``_version``): the new version is recorded and
+                the earlier ones listed in the ``code_history`` meta entry.
+
         Raises:
-            ConfigError: the model, kind or a variant changed since rows were recorded, or a
-                trial index now has another seed.
+            ConfigError: the code, model, kind or a variant changed since rows were
+                recorded, or a trial index now has another seed.
         """
         meta = self._file.meta()
-        wanted = json.dumps(experiment.fingerprint(), sort_keys=True)
+        wanted_fp = experiment.fingerprint()
+        wanted = json.dumps(wanted_fp, sort_keys=True)
         has_rows = self.count() > 0
         fix = (
             f"give the experiment another name, or delete {self.folder} to start over"
@@ -169,14 +176,27 @@ class ResultsDB:
             else f"rename the experiment in {experiment.path}, or delete {self.folder}"
             " to start over"
         )
+        history = json.loads(meta.get("code_history") or "[]")
         if has_rows and meta.get("fingerprint") not in (None, wanted):
             before = json.loads(meta["fingerprint"])
-            changed = [k for k, v in experiment.fingerprint().items() if before.get(k) != v]
-            raise ConfigError(
-                f"{self.folder} holds results of {experiment.name!r} recorded with another "
-                f"{', '.join(changed)} ({', '.join(f'{k}={before.get(k)!r}' for k in changed)}): "
-                f"{fix}"
-            )
+            changed = [k for k, v in wanted_fp.items() if before.get(k) != v]
+            if changed == ["code"] and not resume_changed_code:
+                was = before.get("code") or "a version from before fleetlab recorded it"
+                raise ConfigError(
+                    f"{self.folder} holds results of {experiment.name!r} from other code"
+                    f" (fleetlab {was}; now {wanted_fp['code']}): run it under a new name or"
+                    f" --out folder, delete {self.folder} to start over, or pass"
+                    " --resume-changed-code to add this code's results to them"
+                )
+            if changed == ["code"]:
+                history.append(before.get("code"))
+            else:
+                changed = [k for k in changed if k != "code"]
+                raise ConfigError(
+                    f"{self.folder} holds results of {experiment.name!r} recorded with another "
+                    f"{', '.join(changed)} "
+                    f"({', '.join(f'{k}={before.get(k)!r}' for k in changed)}): {fix}"
+                )
         stored = self._file.variant_fingerprints()
         with_rows = self._file.variants_with_rows()
         for variant in experiment.variants:
@@ -202,6 +222,7 @@ class ResultsDB:
                 ("baseline", experiment.baseline_variant.name),
                 ("variants", json.dumps([v.name for v in experiment.variants])),
                 ("objective", json.dumps(experiment.objective.to_dict())),
+                ("code_history", json.dumps(history)),
             ],
             [
                 (

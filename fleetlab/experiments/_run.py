@@ -2,10 +2,11 @@
 
 Trials start in plan order (trial by trial, task by task, variant by variant). A simulated
 experiment runs them in ``workers`` processes (``_pool``; default: one per core), up to
-``concurrency`` at once in each; with ``workers = 1``, or a real model (network-bound: one
-client, whose concurrency limit covers the whole experiment), they run in this process, up to
-``concurrency`` at once. Either way this process alone writes ``results.db``, one commit per
-finished trial.
+``concurrency`` at once in each; with ``workers = 1``, a real model (network-bound: one
+client, whose concurrency limit covers the whole experiment) or a simulated backend other
+than the built-in ``sim:`` (registered at run time, it may keep state across trials), they
+run in this process, up to ``concurrency`` at once. Either way this process alone writes
+``results.db``, one commit per finished trial.
 
 A learning variant keeps its order: its trials run in sequence, one at a time in plan order,
 each started only when the one before it is committed and given the learner updates of all
@@ -42,7 +43,6 @@ from typing import Any, Literal
 from fleetlab import resources
 from fleetlab.aio import run_sync
 from fleetlab.clock import FakeClock
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import NotFoundError, UserError
 from fleetlab.experiments._batch import BatchAPI
 from fleetlab.experiments._definition import Experiment, Trial
@@ -253,7 +253,7 @@ def _pool_trial(*args: Any) -> dict[str, Any]:
 
 
 def _learned(trial: Trial) -> bool:
-    return parse_policy(trial.variant.policy).name == "learned"
+    return trial.variant.learns
 
 
 async def _schedule(
@@ -275,7 +275,7 @@ async def _schedule(
     tries: dict[tuple[str, str, int], int] = {}
     history: dict[str, list[dict[str, Any]]] = {}
     for variant in experiment.variants:
-        if parse_policy(variant.policy).name == "learned":
+        if variant.learns:
             history[variant.name] = db.learner_history(variant.name) if db else []
     # A simulated trial is CPU and disk work, and its verifier may run a subprocess that
     # blocks its event loop: each runs on its own loop in a worker thread, so the waits of
@@ -285,7 +285,10 @@ async def _schedule(
     loop = asyncio.get_running_loop()
     on_server = fleet_db is not None and url.is_server_url(fleet_db)
     template = make_template(folder) if todo and not on_server else None
-    pooled = threaded and workers > 1 and len(todo) > 1
+    # the built-in simulator only: a trial there is a function of its seed, rebuilt in the
+    # worker; a simulated backend registered at run time (a test double, a plug-in) may keep
+    # state across trials (counters, injected failures) that a worker process would not share
+    pooled = experiment.model.startswith("sim:") and workers > 1 and len(todo) > 1
     processes = (
         WorkerPool(
             _pool_trial,
@@ -505,6 +508,7 @@ async def run_async(
     infra_attempts: int = INFRA_ATTEMPTS,
     db: str | None = None,
     workers: int | None = None,
+    resume_changed_code: bool = False,
 ) -> RunSummary:
     """Run every trial of an experiment that has no result yet, recording each as it ends.
 
@@ -533,6 +537,8 @@ async def run_async(
             is a bad URL or its server cannot be used (before anything is written).
         workers: worker processes for a simulated agent experiment (default: the
             experiment's ``workers``, else one per core); 1 runs every trial in this process.
+        resume_changed_code: continue results recorded with another version of fleetlab's
+            code (refused otherwise, naming both versions).
     """
     if infra_attempts < 1:
         raise UserError(f"infra_attempts must be 1 or more, got {infra_attempts}")
@@ -544,7 +550,7 @@ async def run_async(
     folder = output_dir(exp.name, root)
     started = time.perf_counter()
     with _exclusive(folder, exp.name) as lock_fd, ResultsDB(folder) as results:
-        results.bind(exp)
+        results.bind(exp, resume_changed_code=resume_changed_code)
         plan = exp.plan()
         finished = results.finished()
         todo = [t for t in plan if t.key not in finished]
@@ -674,6 +680,7 @@ def run(
     infra_attempts: int = INFRA_ATTEMPTS,
     db: str | None = None,
     workers: int | None = None,
+    resume_changed_code: bool = False,
 ) -> RunSummary:
     """Synchronous ``run_async``: works in a script, a notebook cell and under papermill."""
     return run_sync(
@@ -690,5 +697,6 @@ def run(
             infra_attempts=infra_attempts,
             db=db,
             workers=workers,
+            resume_changed_code=resume_changed_code,
         )
     )

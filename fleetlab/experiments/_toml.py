@@ -13,7 +13,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments._definition import (
     KINDS,
@@ -24,6 +23,7 @@ from fleetlab.experiments._definition import (
     Variant,
 )
 from fleetlab.objective import OBJECTIVE_FIELDS, Objective
+from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import list_variants
 from fleetlab.suites import get_suite
 
@@ -51,7 +51,7 @@ _TOP_FIELDS = {
 }
 _VARIANT_FIELDS = {
     "name": "a short name (letters, digits, _ . - : @ +)",
-    "policy": "never, always, threshold:K, as_needed or learned",
+    "policy": "a registered policy (see fleetlab.policies.usage())",
     "prompt": "the name of a scoring prompt in experiments/prompts/",
     "threshold": "an integer from 1 to 5",
     "budget_usd": "a number > 0 (per trial)",
@@ -477,8 +477,11 @@ def _variant(
                 f"conflicts with policy {policy_text!r}: write policy = 'threshold' with "
                 f"threshold = {threshold}, or drop threshold",
             )
-    if "cost_weight" in merged and policy.name != "learned":
-        raise bad("cost_weight", f"cost_weight only applies to policy learned, not {policy}")
+    if "cost_weight" in merged and not policy.learns:
+        raise bad(
+            "cost_weight",
+            f"cost_weight only applies to policy learned (or another that learns), not {policy}",
+        )
     prompt = merged.get("prompt", "default")
     name = merged.get("name") or (
         str(policy) if prompt == "default" or kind == "scoring" else f"{policy}@{prompt}"

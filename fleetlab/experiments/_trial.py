@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetlab.decompose import parse_policy
 from fleetlab.errors import AuthenticationError, ModelError, ModelRequestError
 from fleetlab.experiments._definition import Experiment, Trial
 from fleetlab.experiments._transcripts import save_transcript, transcript_path
@@ -317,7 +316,7 @@ async def run_trial(
     store = _open_trial_store(where, trial_schema(folder, trial), db, template)
     keep = False
     try:
-        if parse_policy(variant.policy).name == "learned" and learner_history:
+        if variant.learns and learner_history:
             _seed_learner(store, learner_history)
         [root] = submit_goals(
             store,
@@ -340,6 +339,7 @@ async def run_trial(
             max_fanout=variant.max_fanout,
             workspaces=where / "workspaces",
             poll_s=0.05,
+            objective=experiment.objective,  # a learner's reward: what the report ranks by
         )
         if variant.cost_weight is not None:
             config = config.replace(
