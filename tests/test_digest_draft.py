@@ -249,7 +249,7 @@ def test_the_learner_says_plainly_how_each_kind_of_goal_changed() -> None:
     text = learner_summary(learner)
     assert text == (
         "The learned policy learned from 7 goals and changed its preferred choice 3 times;"
-        " it ended the week preferring to split for complex goals, and to run directly for"
+        " it ended the week preferring to split for complex goals and to run directly for"
         " medium and simple goals. Medium goals went back and forth twice: to splitting, then"
         " back to running directly; simple goals switched from splitting to running directly."
     )
@@ -262,6 +262,28 @@ def test_the_learner_says_plainly_how_each_kind_of_goal_changed() -> None:
     assert learner_summary(learner).endswith(
         ". Simple goals went back and forth three times: to running directly, then back to"
         " splitting, then back to running directly."
+    )
+    # the third choice (try first, split when needed): not "back and forth", and each named
+    learner["buckets"] = [{"bucket": "medium", "preferred_after": "decompose"}]
+    learner["changes"] = [
+        {"bucket": "medium", "from": None, "to": "decompose"},
+        {"bucket": "medium", "from": "decompose", "to": "direct"},
+        {"bucket": "medium", "from": "direct", "to": "as_needed"},
+        {"bucket": "medium", "from": "as_needed", "to": "decompose"},
+    ]
+    assert learner_summary(learner).endswith(
+        "; it ended the week preferring to split for medium goals. Medium goals changed three"
+        " times: from splitting to running directly, then to splitting as needed, then back to"
+        " splitting."
+    )
+    learner["buckets"] = [
+        {"bucket": "complex", "preferred_after": "direct"},
+        {"bucket": "medium", "preferred_after": "decompose"},
+        {"bucket": "simple", "preferred_after": "as_needed"},
+    ]
+    assert (
+        "; it ended the week preferring to run directly for complex goals, to split for medium"
+        " goals and to split as needed for simple goals." in learner_summary(learner)
     )
 
 

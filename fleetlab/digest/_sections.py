@@ -301,7 +301,14 @@ def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
         bucket = r["bucket"]
         stats = per.setdefault(
             bucket,
-            {"bucket": bucket, "updates": 0, "direct": 0, "decompose": 0, "successes": 0},
+            {
+                "bucket": bucket,
+                "updates": 0,
+                "direct": 0,
+                "decompose": 0,
+                "as_needed": 0,
+                "successes": 0,
+            },
         )
         stats["updates"] += 1
         stats[r["arm"]] = stats.get(r["arm"], 0) + 1

@@ -20,8 +20,24 @@ def _load(load: Load, m: dict[str, Any]) -> None:
     m["decomposition"]["learner"] = learner_changes(load.store, load.bounds)
 
 
+#: Each arm of the learner (``fleetlab.learning.ARMS``): what it does, as a verb and as a
+#: participle, and its colour in the chart.
+ARMS = {
+    "direct": ("run directly", "running directly", "#4c78a8"),
+    "decompose": ("split", "splitting", "#f58518"),
+    "as_needed": ("split as needed", "splitting as needed", "#54a24b"),
+}
+
+
 def _arm(value: Any) -> str:
-    return NONE if value is None else "split" if value == "decompose" else "run directly"
+    """An arm as a verb (``run directly``); an arm this module does not know, as it is."""
+    if value is None:
+        return NONE
+    return ARMS[value][0] if value in ARMS else str(value)
+
+
+def _doing(arm: Any) -> str:
+    return ARMS[arm][1] if arm in ARMS else str(arm)
 
 
 def _view(m: dict[str, Any]) -> MarkdownView:
@@ -35,6 +51,7 @@ def _view(m: dict[str, Any]) -> MarkdownView:
                 ("updates", "Updates", count),
                 ("direct", "Ran directly", count),
                 ("decompose", "Split", count),
+                ("as_needed", "Split as needed", count),
                 ("preferred_before", "Preferred before", _arm),
                 ("preferred_after", "Preferred after", _arm),
             ],
@@ -55,8 +72,8 @@ def summary(learner: dict[str, Any]) -> str:
     for b in learner["buckets"]:
         ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
     if ends:
-        text += "; it ended the week preferring to " + ", and to ".join(
-            f"{arm} for {_and(kinds)} goals" for arm, kinds in ends.items()
+        text += "; it ended the week preferring " + _and(
+            [f"to {arm} for {_and(kinds)} goals" for arm, kinds in ends.items()]
         )
     moves: dict[str, list[dict[str, Any]]] = {}
     for ch in learner["changes"]:
@@ -77,24 +94,24 @@ def _and(words: list[str]) -> str:
 _TIMES = {2: "twice", 3: "three times", 4: "four times", 5: "five times", 6: "six times"}
 
 
-def _doing(arm: Any) -> str:
-    return "splitting" if arm == "decompose" else "running directly"
-
-
 def _moves(goals: str, changes: list[dict[str, Any]]) -> str:
     """What the learner did with one kind of goal, in order: ``medium goals switched from
-    running directly to splitting``, or when it changed its mind ``medium goals went back and
-    forth twice: to splitting, then back to running directly``."""
+    running directly to splitting``; between two choices more than once, ``medium goals went
+    back and forth twice: to splitting, then back to running directly``; among three,
+    ``medium goals changed three times: from splitting to running directly, then to splitting
+    as needed, then back to splitting``."""
+    first = changes[0]["from"]
     if len(changes) == 1:
-        ch = changes[0]
-        return f"{goals} goals switched from {_doing(ch['from'])} to {_doing(ch['to'])}"
-    seen = {changes[0]["from"]}
+        return f"{goals} goals switched from {_doing(first)} to {_doing(changes[0]['to'])}"
+    seen = {first}
     steps = []
     for ch in changes:
         steps.append(("back to " if ch["to"] in seen else "to ") + _doing(ch["to"]))
         seen.add(ch["to"])
     often = _TIMES.get(len(changes), "many times")
-    return f"{goals} goals went back and forth {often}: " + ", then ".join(steps)
+    if len(seen) == 2:
+        return f"{goals} goals went back and forth {often}: " + ", then ".join(steps)
+    return f"{goals} goals changed {often}: from {_doing(first)} " + ", then ".join(steps)
 
 
 def _draft(m: dict[str, Any]) -> str:
@@ -112,7 +129,7 @@ def learner_daily_chart(metrics: dict[str, Any]) -> alt.Chart:
             y=alt.Y("sum(goals):Q", title="goals"),
             color=alt.Color(
                 "arm:N",
-                scale=alt.Scale(domain=["direct", "decompose"], range=["#4c78a8", "#f58518"]),
+                scale=alt.Scale(domain=list(ARMS), range=[c for _, _, c in ARMS.values()]),
                 title=None,
             ),
             column=alt.Column("bucket:N", sort=["simple", "medium", "complex"], title=None),
