@@ -59,7 +59,9 @@ def _dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 def _metrics(where: str) -> dict[str, Any]:
     window = parse_week(WEEK)
     with open_store(where) as s:
-        return compute_metrics(s, window, now=window.end + timedelta(days=1))
+        metrics = compute_metrics(s, window, now=window.end + timedelta(days=1))
+    assert metrics.pop("database") == s.location  # says which database it read; the rest is equal
+    return metrics
 
 
 def test_a_fleet_copied_to_postgresql_and_back_is_the_same_fleet(
