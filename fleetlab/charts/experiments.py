@@ -632,3 +632,40 @@ def confusion_chart(confusion: pl.DataFrame, *, simulated: bool = False) -> AnyC
         .facet(column=alt.Column("variant:N", title=None))
         .properties(title=_title("Decisions vs labels", simulated))
     )
+
+
+def reward_curve_chart(
+    curve: pl.DataFrame, *, objective: Any = None, simulated: bool = False
+) -> AnyChart:
+    """Learning curves: mean reward per pass over the tasks, one line per variant, the
+    variants that learn drawn solid and the fixed strategies dashed (their passes differ only
+    by chance: the learner should climb towards the best of them).
+
+    Args:
+        curve: ``fleetlab.experiments._worlds.learning_curve_frame`` of one world.
+        objective: the ``Objective`` rewards were computed with (names the axis).
+    """
+    word = str(getattr(objective, "name", "reward"))
+    data = curve.with_columns(
+        pl.when(pl.col("learns")).then(pl.lit("learns")).otherwise(pl.lit("fixed")).alias("kind")
+    )
+    order = data["variant"].unique(maintain_order=True).to_list()
+    chart: alt.Chart = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("pass:O", title="pass over the tasks"),
+            y=alt.Y("mean_reward:Q", title=f"mean {word} per trial"),
+            color=_color(order),
+            strokeDash=alt.StrokeDash(
+                "kind:N", title="", sort=["learns", "fixed"], legend=alt.Legend(orient="bottom")
+            ),
+            tooltip=["variant:N", "pass:O", "trials:Q", alt.Tooltip("mean_reward:Q", format=".3f")],
+        )
+        .properties(
+            title=_title(f"Learning curve: mean {word} per pass", simulated),
+            width=520,
+            height=260,
+        )
+    )
+    return chart

@@ -110,6 +110,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.experiments._report import format_rows
 
     name = _name(args.name, args.out, args.model)
+    from fleetlab.experiments import worlds_of
+
+    if worlds_of(name, args.out) is not None:
+        return _report_worlds(name, args, console)
     missing = _missing(name, args.out)
     if missing:
         raise UserError(missing)
@@ -168,6 +172,49 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         path = write_report(
             name, root=args.out, path=args.html, baseline=args.baseline, comparison=comparison
         )
+        console.print(f"HTML report: {escape(str(path))}", highlight=False)
+    return 0
+
+
+def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int:
+    """``ab report`` of an experiment with worlds: world by world, the verdict and the
+    learners' curves, regret and choices; the HTML report across worlds."""
+    from fleetlab.errors import NotFoundError
+    from fleetlab.experiments import compare, load, worlds_of, write_worlds_report
+    from fleetlab.experiments._worlds import world_tables, worlds_objective
+
+    objective = worlds_objective(name, args.out)
+    console.print(
+        Panel(
+            "SIMULATED results: every world is a preset of the simulated model (an assumption"
+            " about when decomposition pays), not Claude.",
+            style="bold yellow",
+        ),
+        soft_wrap=False,
+    )
+    console.print(
+        f"[bold]{escape(name)}[/]: ranked by {escape(objective.describe())}", highlight=False
+    )
+    wide = console if console.is_terminal else Console(width=max(console.width, 150))
+    for world, sub in (worlds_of(name, args.out) or {}).items():
+        console.print(f"[bold]World {escape(world)}[/] ({escape(sub)})", highlight=False)
+        try:
+            frame = load(sub, root=args.out)
+        except NotFoundError:
+            console.print("  no results yet", highlight=False)
+            continue
+        comparison = compare(sub, root=args.out, objective=objective, baseline=args.baseline)
+        for line in comparison.verdict():
+            console.print(f"  - {escape(line)}", highlight=False)
+        for title, (header, rows) in world_tables(frame, objective).items():
+            table = Table(title=f"{world}: {title}", title_justify="left")
+            for n, column in enumerate(header):
+                table.add_column(column, justify="left" if n == 0 else "right")
+            for row in rows:
+                table.add_row(*(escape(cell) for cell in row))
+            wide.print(table)
+    if not args.no_html:
+        path = write_worlds_report(name, root=args.out, path=args.html)
         console.print(f"HTML report: {escape(str(path))}", highlight=False)
     return 0
 

@@ -69,6 +69,13 @@ from fleetlab.experiments._run import (
 from fleetlab.experiments._scoring import scoring_request
 from fleetlab.experiments._toml import load_experiment
 from fleetlab.experiments._trial import InfraFailure
+from fleetlab.experiments._worlds import (
+    choices_frame,
+    learning_curve_frame,
+    regret_frame,
+    worlds_of,
+    write_worlds_report,
+)
 
 __all__ = [
     "BATCH_DISCOUNT",
@@ -98,18 +105,23 @@ __all__ = [
     "VariantSummary",
     "WidgetProgress",
     "auto_progress",
+    "choices_frame",
     "compare",
     "estimate",
     "estimate_async",
     "export_parquet",
     "in_kernel",
     "infra_summary",
+    "learning_curve_frame",
     "load",
     "load_experiment",
     "output_dir",
+    "regret_frame",
     "resolve_experiment",
     "run",
     "run_async",
     "scoring_request",
+    "worlds_of",
     "write_report",
+    "write_worlds_report",
 ]

@@ -558,6 +558,12 @@ def compare(
                 meta = db.meta()
     else:
         frame = results
+    if "world" in frame.columns and frame["world"].n_unique() > 1:
+        raise UserError(
+            "these results come from several worlds, which are not paired with each other: "
+            "compare one world at a time (compare('NAME@WORLD'), or "
+            "frame.filter(pl.col('world') == WORLD))"
+        )
     if frame.is_empty():
         raise UserError("the experiment has no finished trials yet: run it first")
     if objective is None and meta.get("objective"):

@@ -5,6 +5,7 @@ An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
     name = "decomposition_ab"          # optional, default: the file name
     kind = "agents"                    # or "scoring" (only the complexity-scoring step)
     model = "sim:instant"              # --model overrides it
+    worlds = ["solo", "default"]       # optional: every variant in every simulated world
     suites = ["core"]
     trials = 3                         # trials per (variant, task); or seeds = [1, 2, 3]
     seed = 1                           # trial k uses seed + k
@@ -36,6 +37,11 @@ An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
     # optional: threshold, budget_usd, budget_tokens (per trial), max_depth, max_fanout,
     # agent_concurrency (agents running at once within one trial), cost_weight (learned:
     # the learner's reward points per USD)
+
+With ``worlds``, one experiment runs every variant in every world (``fleetlab.models.sim``
+presets, each on ``sim:<world>@instant``) with the same tasks and trial seeds in every world
+and variant (paired); each world's results go to ``<name>@<world>`` (``_worlds``), and the
+report is per world. Without it, the experiment runs on ``model`` as always.
 
 A scoring experiment (``kind = "scoring"``) uses each variant's ``prompt`` and ``threshold``
 only. ``fleetlab.experiments._toml`` turns a file into an ``Experiment``; a mistake is a
@@ -209,6 +215,7 @@ class Experiment:
             part of the fingerprint.
         budget_usd: cap on the whole experiment's spend with a real model.
         keep_trials: which trial folders (database and workspace) to keep for inspection.
+        worlds: simulated worlds to run every variant in (``_worlds``); empty: ``model`` only.
         objective: what the report ranks variants by (``fleetlab.objective``), and the
             reward of a learning variant's learner (the same number). With no learning
             variant it changes no trial and can change between reports; with one, it is part
@@ -231,6 +238,7 @@ class Experiment:
     keep_trials: KeepTrials = "failed"
     path: Path | None = None
     objective: Objective = field(default_factory=Objective)
+    worlds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -272,6 +280,8 @@ class Experiment:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
         for variant in self.variants:
             _check_variant(variant, self.kind)
+        if self.worlds:
+            _check_worlds(self)
         tasks = len(self.selected_tasks())
         if not tasks:
             raise UserError(
@@ -330,11 +340,25 @@ class Experiment:
             for variant in self.variants
         ]
 
+    def for_world(self, world: str) -> Experiment:
+        """This experiment in one of its worlds: on that world's simulated model, its results
+        under ``<name>@<world>``."""
+        from fleetlab.models.sim import world_spec
+
+        return dataclasses.replace(
+            self, name=f"{self.name}@{world}", model=world_spec(world), worlds=()
+        )
+
     def with_model(self, model: str) -> Experiment:
         """The same experiment on another model; its results go to ``<name>@<model>``, apart
         from the original model's."""
         if model == self.model:
             return self
+        if self.worlds:
+            raise UserError(
+                f"experiment {self.name!r} runs in worlds {', '.join(self.worlds)}, each on its "
+                "own simulated model: drop --model, or drop worlds from the file"
+            )
         return dataclasses.replace(self, model=model, name=f"{self.name}@{model}")
 
     def subset(self, *, trials: int | None = None, per_complexity: int | None = None) -> Experiment:
@@ -363,6 +387,29 @@ class Experiment:
                 else {}
             ),
         }
+
+
+def _check_worlds(experiment: Experiment) -> None:
+    from fleetlab.models.sim import world_spec
+
+    if len(set(experiment.worlds)) != len(experiment.worlds):
+        raise UserError(f"worlds must differ, got {list(experiment.worlds)}")
+    if not experiment.model.startswith("sim:"):
+        raise UserError(
+            f"experiment {experiment.name!r}: worlds are simulated presets, but the model is "
+            f"{experiment.model}: drop model (each world picks its own) or drop worlds"
+        )
+    if experiment.kind != "agents":
+        raise UserError(f"experiment {experiment.name!r}: worlds apply to kind = 'agents'")
+    for world in experiment.worlds:
+        world_spec(world)  # a one-line UserError listing the worlds there are
+    planned = experiment.planned_trials * len(experiment.worlds)
+    if planned > MAX_PLANNED_TRIALS:
+        raise UserError(
+            f"experiment {experiment.name!r} plans {planned:,} trials in"
+            f" {len(experiment.worlds)} worlds; the limit is {MAX_PLANNED_TRIALS:,}: use fewer"
+            " trials, tasks, variants or worlds"
+        )
 
 
 def learns(policy: str) -> bool:

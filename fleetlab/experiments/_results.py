@@ -357,7 +357,8 @@ def load(name: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFra
     """An experiment's results as a polars frame, one row per finished trial.
 
     Reads ``results.db`` (always current, even while a run is going on), else
-    ``results.parquet``.
+    ``results.parquet``; for an experiment with ``worlds``, every world's rows with a
+    ``world`` column (``_worlds``).
 
     Args:
         name: the experiment's name (its output folder under ``root``).
@@ -373,6 +374,10 @@ def load(name: str, *, root: str | os.PathLike[str] | None = None) -> pl.DataFra
             return db.frame()
     if (folder / RESULTS_PARQUET).is_file():
         return pl.read_parquet(folder / RESULTS_PARQUET)
+    from fleetlab.experiments._worlds import load_worlds, worlds_of
+
+    if worlds_of(name, root) is not None:  # every world's rows, with a world column
+        return load_worlds(name, root)
     raise NotFoundError(
         f"no results for experiment {name!r} in {folder}: run it first "
         f"(fleetlab ab run experiments/{name}.toml)"

@@ -53,6 +53,7 @@ from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._scoring import run_scoring, run_scoring_batch
 from fleetlab.experiments._toml import load_experiment
 from fleetlab.experiments._trial import InfraFailure, make_template, run_trial
+from fleetlab.experiments._worlds import write_manifest
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.sandbox import sandbox_mode
@@ -454,6 +455,11 @@ async def estimate_async(
     """Estimate what running the rest of an experiment costs (nothing is spent: see
     ``fleetlab.experiments._estimate``)."""
     exp = resolve_experiment(experiment, model)
+    if exp.worlds:
+        raise UserError(
+            f"experiment {exp.name!r} runs in simulated worlds: there is nothing to estimate"
+            " (a simulated model spends no money); run it"
+        )
     _check_batch(exp, batch)
     folder = output_dir(exp.name, root)
     plan = exp.plan()
@@ -545,6 +551,27 @@ async def run_async(
     if workers is not None and workers < 1:
         raise UserError(f"workers must be 1 or more, got {workers}")
     exp = resolve_experiment(experiment, model)
+    if exp.worlds:  # every world in turn, each its own results (see _worlds)
+        write_manifest(exp, root)
+        summaries: list[RunSummary] = []
+        for world in exp.worlds:
+            left = None if limit is None else limit - sum(s.ran for s in summaries)
+            if left is not None and left <= 0:
+                break
+            summaries.append(
+                await run_async(
+                    exp.for_world(world),
+                    root=root,
+                    yes=yes,
+                    limit=left,
+                    progress=progress,
+                    infra_attempts=infra_attempts,
+                    db=db,
+                    workers=workers,
+                    resume_changed_code=resume_changed_code,
+                )
+            )
+        return combine_summaries(exp, output_dir(exp.name, root), summaries)
     _check_batch(exp, batch)
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
@@ -649,6 +676,29 @@ async def run_async(
         first_error=redact(first_error) if first_error else None,
         reruns=reruns,
         trials_db=url.redacted(fleet_db) if fleet_db else None,
+    )
+
+
+def combine_summaries(exp: Experiment, folder: Path, parts: list[RunSummary]) -> RunSummary:
+    """One summary of a worlds experiment's runs, one per world."""
+    stopped = [f"{p.experiment}: {p.stopped}" for p in parts if p.stopped]
+    return RunSummary(
+        experiment=exp.name,
+        folder=folder,
+        kind=exp.kind,
+        model=", ".join(p.model for p in parts),
+        simulated=True,
+        total=sum(p.total for p in parts),
+        skipped=sum(p.skipped for p in parts),
+        ran=sum(p.ran for p in parts),
+        errored=sum(p.errored for p in parts),
+        remaining=sum(p.remaining for p in parts),
+        stopped="; ".join(stopped) or None,
+        spent_usd=sum(p.spent_usd for p in parts),
+        wall_s=sum(p.wall_s for p in parts),
+        parquet=None,
+        first_error=next((p.first_error for p in parts if p.first_error), None),
+        reruns=sum(p.reruns for p in parts),
     )
 
 

@@ -35,6 +35,7 @@ _TOP_FIELDS = {
     "kind": "'agents' or 'scoring'",
     "model": "a model spec such as 'sim:instant' or 'anthropic:claude-sonnet-4-6'",
     "model_options": "a table of options for the model backend",
+    "worlds": "a list of simulated worlds, e.g. ['solo', 'default']",
     "suites": "a list of suite names or paths",
     "tasks": "a [tasks] table (include, exclude, tags, complexity, per_complexity)",
     "trials": "an integer >= 1",
@@ -218,6 +219,11 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             get_suite(suite)
         except UserError as exc:
             raise where.error(f"unknown suite {suite!r}: {exc}", key="suites") from None
+    worlds = _str_list(data["worlds"]) if "worlds" in data else ()
+    if "worlds" in data:
+        top("worlds", bool(worlds))
+        if "model" not in data:
+            model = "sim:instant"  # each world picks its own model
     tasks = _task_filter(data.get("tasks", {}), where)
     _check_includes(tasks, suites, where)
     seeds = _seeds(data, where)
@@ -282,6 +288,7 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             keep_trials=keep,
             path=path,
             objective=objective,
+            worlds=tuple(worlds or ()),
         )
     except UserError as exc:
         raise ConfigError(f"{path}: {exc}") from None

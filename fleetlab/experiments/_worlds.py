@@ -1,0 +1,376 @@
+"""The worlds axis: one experiment, every variant in every simulated world, paired.
+
+An experiment file with ``worlds = ["solo", "default", ...]`` runs, for each world, the
+experiment on that world's simulated model (``fleetlab.models.sim.world_spec``: the world's
+``SimParams`` preset at zero latency) with the same tasks and trial seeds: every (task, trial)
+meets the same seed in every world and every variant. Each world is an experiment of its own
+for storage (``Experiment.for_world``): its results go to ``<name>@<world>/`` (resumable,
+fingerprinted, the one-results-database-per-experiment rule unchanged), and the experiment's
+own folder ``<name>/`` holds ``worlds.json`` (the worlds, in order) and the report across
+worlds. ``load(name)`` gives every world's rows with a ``world`` column.
+
+The report is per world: its verdict and frontier (the A/B report of ``<name>@<world>``,
+answer first), and for each variant that learns, its learning curve (mean reward per pass over
+the tasks) against each fixed strategy's, its regret against the best fixed strategy in
+hindsight (paired: the same task and trial in the same world), and its choices per estimated
+complexity bucket, pass by pass. Reward is the experiment's objective (``fleetlab.objective``),
+the same number the learner was rewarded with and the report ranks by.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from fleetlab.errors import NotFoundError
+from fleetlab.objective import Objective
+
+if TYPE_CHECKING:
+    from fleetlab.experiments._definition import Experiment
+
+__all__ = [
+    "MANIFEST",
+    "choices_frame",
+    "learning_curve_frame",
+    "load_worlds",
+    "regret_frame",
+    "world_tables",
+    "worlds_objective",
+    "worlds_of",
+    "write_manifest",
+    "write_worlds_report",
+]
+
+MANIFEST = "worlds.json"
+
+
+def _folder(name: str, root: str | os.PathLike[str] | None) -> Path:
+    from fleetlab.experiments._results import output_dir
+
+    return output_dir(name, root)
+
+
+def write_manifest(experiment: Experiment, root: str | os.PathLike[str] | None) -> Path:
+    """Record which worlds ``experiment`` runs in (atomically), in its own folder."""
+    folder = _folder(experiment.name, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MANIFEST
+    partial = target.with_suffix(".partial")
+    partial.write_text(
+        json.dumps(
+            {
+                "name": experiment.name,
+                "worlds": list(experiment.worlds),
+                "experiments": [experiment.for_world(w).name for w in experiment.worlds],
+                "objective": experiment.objective.to_dict(),
+            }
+        ),
+        encoding="utf-8",
+    )
+    partial.replace(target)
+    return target
+
+
+def worlds_of(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """``{world: experiment name}`` of a worlds experiment, or None for any other."""
+    path = _folder(name, root) / MANIFEST
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return dict(zip(data["worlds"], data["experiments"], strict=True))
+
+
+def worlds_objective(name: str, root: str | os.PathLike[str] | None = None) -> Objective:
+    """The objective a worlds experiment was run with (recorded in its manifest)."""
+    data = json.loads((_folder(name, root) / MANIFEST).read_text(encoding="utf-8"))
+    return Objective.parse(data.get("objective") or {})
+
+
+def load_worlds(name: str, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+    """Every world's rows of experiment ``name``, with a ``world`` column (worlds in order).
+
+    Raises:
+        NotFoundError: no world has results yet.
+    """
+    from fleetlab.experiments._results import load
+
+    worlds = worlds_of(name, root) or {}
+    frames = []
+    for world, sub in worlds.items():
+        try:
+            frames.append(load(sub, root=root).with_columns(pl.lit(world).alias("world")))
+        except NotFoundError:
+            continue
+    if not frames:
+        raise NotFoundError(
+            f"no results yet for experiment {name!r} in any of its worlds "
+            f"({', '.join(worlds)}): run it first"
+        )
+    return pl.concat(frames, how="vertical")
+
+
+def _with_reward(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
+    return frame.with_columns(
+        (pl.col("passed").cast(pl.Float64) - objective.cost_weight * pl.col("cost_usd")).alias(
+            "reward"
+        )
+    )
+
+
+def _learning(frame: pl.DataFrame) -> set[str]:
+    from fleetlab.experiments._definition import learns
+
+    return {p for p in frame["policy"].unique().to_list() if p and learns(p)}
+
+
+def learning_curve_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
+    """Mean reward per pass over the tasks (pass k: trial index k), per world and variant;
+    ``learns`` marks the variants that learn."""
+    frame = _with_reward(_worlded(frame), objective)
+    learning = _learning(frame)
+    return (
+        frame.group_by("world", "variant", "policy", "trial")
+        .agg(pl.len().alias("trials"), pl.col("reward").mean().alias("mean_reward"))
+        .with_columns(
+            (pl.col("trial") + 1).alias("pass"), pl.col("policy").is_in(learning).alias("learns")
+        )
+        .sort("world", "variant", "pass")
+        .select("world", "variant", "learns", "pass", "trials", "mean_reward")
+    )
+
+
+def regret_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
+    """Per world and learning variant: the best fixed strategy in hindsight (the fixed
+    variant with the highest mean reward in that world), and the learner's regret against
+    it, paired on (task, trial): mean per trial, and summed over every trial and per pass."""
+    frame = _with_reward(_worlded(frame), objective)
+    learning = _learning(frame)
+    out = []
+    for world in frame["world"].unique(maintain_order=True).to_list():
+        here = frame.filter(pl.col("world") == world)
+        fixed = here.filter(~pl.col("policy").is_in(learning))
+        if fixed.is_empty():
+            continue
+        means = fixed.group_by("variant").agg(pl.col("reward").mean()).sort("reward", "variant")
+        best, best_mean = means.row(-1)
+        best_rows = fixed.filter(pl.col("variant") == best).select(
+            "task", "trial", pl.col("reward").alias("best_reward")
+        )
+        for learner in sorted(here.filter(pl.col("policy").is_in(learning))["variant"].unique()):
+            rows = (
+                here.filter(pl.col("variant") == learner)
+                .join(best_rows, on=["task", "trial"], how="inner")
+                .with_columns((pl.col("best_reward") - pl.col("reward")).alias("regret"))
+            )
+            if rows.is_empty():
+                continue
+            per_pass = rows.group_by("trial").agg(pl.col("regret").sum()).sort("trial")
+            out.append(
+                {
+                    "world": world,
+                    "variant": learner,
+                    "best_fixed": best,
+                    "best_fixed_mean_reward": best_mean,
+                    "mean_reward": rows["reward"].mean(),
+                    "pairs": rows.height,
+                    "mean_regret": rows["regret"].mean(),
+                    "total_regret": rows["regret"].sum(),
+                    "regret_per_pass": per_pass["regret"].to_list(),
+                }
+            )
+    schema: dict[str, Any] = {
+        "world": pl.String,
+        "variant": pl.String,
+        "best_fixed": pl.String,
+        "best_fixed_mean_reward": pl.Float64,
+        "mean_reward": pl.Float64,
+        "pairs": pl.Int64,
+        "mean_regret": pl.Float64,
+        "total_regret": pl.Float64,
+        "regret_per_pass": pl.List(pl.Float64),
+    }
+    return pl.DataFrame(out, schema=schema)
+
+
+def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """What each learning variant chose, per world, pass and estimated complexity bucket:
+    trials and the share of each arm (the strategy it learned from; ``direct`` or
+    ``decompose`` as first run when the goal was not scored and taught it nothing)."""
+    frame = _worlded(frame)
+    learning = _learning(frame)
+    rows = frame.filter(pl.col("policy").is_in(learning)).with_columns(
+        pl.coalesce("learn_bucket", "score_bucket", pl.lit("unscored")).alias("estimated"),
+        pl.coalesce("learn_arm", "choice", pl.lit("?")).alias("arm"),
+        (pl.col("trial") + 1).alias("pass"),
+    )
+    counts = rows.group_by("world", "variant", "pass", "estimated", "arm").agg(pl.len().alias("n"))
+    totals = counts.group_by("world", "variant", "pass", "estimated").agg(
+        pl.col("n").sum().alias("trials")
+    )
+    return (
+        counts.join(totals, on=["world", "variant", "pass", "estimated"])
+        .with_columns((pl.col("n") / pl.col("trials")).alias("share"))
+        .sort("world", "variant", "pass", "estimated", "arm")
+        .select("world", "variant", "pass", "estimated", "arm", "trials", "share")
+    )
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
+
+
+def _worlded(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame if "world" in frame.columns else frame.with_columns(pl.lit("-").alias("world"))
+
+
+def world_tables(
+    frame: pl.DataFrame, objective: Objective
+) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The learning tables of one world's rows as text cells: ``{title: (header, rows)}``."""
+    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    curve = learning_curve_frame(frame, objective)
+    if curve.filter(pl.col("learns")).is_empty():
+        return tables
+    passes = sorted(curve["pass"].unique().to_list())
+    word = objective.name
+    tables[f"Learning curve: mean {word} per pass (learners and every fixed strategy)"] = (
+        ["variant", *[f"pass {p}" for p in passes]],
+        [
+            [
+                variant + (" (learns)" if sub["learns"][0] else ""),
+                *[_num(sub.filter(pl.col("pass") == p)["mean_reward"].first()) for p in passes],
+            ]
+            for variant, sub in (
+                (v, curve.filter(pl.col("variant") == v))
+                for v in curve["variant"].unique(maintain_order=True).to_list()
+            )
+        ],
+    )
+    regret = regret_frame(frame, objective)
+    tables["Regret against the best fixed strategy in hindsight (paired on task and trial)"] = (
+        [
+            "variant",
+            "best fixed",
+            f"its mean {word}",
+            f"learner's mean {word}",
+            "pairs",
+            "mean regret",
+            "total regret",
+            "regret per pass",
+        ],
+        [
+            [
+                r["variant"],
+                r["best_fixed"],
+                f"{r['best_fixed_mean_reward']:.3f}",
+                f"{r['mean_reward']:.3f}",
+                str(r["pairs"]),
+                f"{r['mean_regret']:+.3f}",
+                f"{r['total_regret']:+.2f}",
+                " / ".join(f"{x:+.2f}" for x in r["regret_per_pass"]),
+            ]
+            for r in regret.iter_rows(named=True)
+        ],
+    )
+    choices = choices_frame(frame)
+    cells: dict[tuple[str, int, str], list[str]] = {}
+    for r in choices.iter_rows(named=True):
+        cells.setdefault((r["variant"], r["pass"], r["estimated"]), []).append(
+            f"{r['arm']} {r['share']:.0%}"
+        )
+    tables["Choices per estimated bucket over time (share of each arm, pass by pass)"] = (
+        ["variant", "pass", "bucket", "trials", "choices"],
+        [
+            [
+                variant,
+                str(pass_),
+                bucket,
+                str(
+                    choices.filter(
+                        (pl.col("variant") == variant)
+                        & (pl.col("pass") == pass_)
+                        & (pl.col("estimated") == bucket)
+                    )["trials"].first()
+                ),
+                ", ".join(shares),
+            ]
+            for (variant, pass_, bucket), shares in cells.items()
+        ],
+    )
+    return tables
+
+
+def write_worlds_report(
+    name: str, *, root: str | Path | None = None, path: str | Path | None = None
+) -> Path:
+    """The report across worlds (``<name>/report.html``), answer first, world by world:
+    the verdict and frontier, then the learners' curves, regret and choices; each world's
+    full A/B report (``<name>@<world>/report.html``) is written too and linked."""
+    from fleetlab.charts.experiments import reward_curve_chart, success_vs_cost_chart
+    from fleetlab.experiments._compare import compare
+    from fleetlab.experiments._report import _CSS, _vega_bundle, write_report
+    from fleetlab.experiments._results import load
+
+    worlds = worlds_of(name, root) or {}
+    objective = worlds_objective(name, root)
+    target = Path(path) if path is not None else _folder(name, root) / "report.html"
+    charts: list[str] = []
+
+    def chart(c: Any) -> str:
+        n = len(charts)
+        spec = json.dumps(c.to_dict()).replace("</", "<\\/")
+        charts.append(
+            f"<script>vegaEmbed('#chart{n}', {spec}, {{actions: false, renderer: 'svg'}});</script>"
+        )
+        return f"<div id='chart{n}' class='chart'></div>"
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(name)}: A/B report per world</title>",
+        f"<style>{_CSS}</style>",
+        f"<script>{_vega_bundle()}</script></head><body>",
+        f"<h1>{html.escape(name)}: which variant to use, world by world</h1>",
+        "<p class='sim'>SIMULATED: every world is a preset of the simulated model, an explicit "
+        "assumption about when decomposition pays, not a measurement of Claude.</p>",
+        f"<p class='meta'>Ranked by {html.escape(objective.describe())}; the same tasks and "
+        "trial seeds in every world and variant (paired).</p>",
+    ]
+    for world, sub in worlds.items():
+        parts.append(f"<h2 id='world-{html.escape(world)}'>World: {html.escape(world)}</h2>")
+        try:
+            frame = load(sub, root=root)
+        except NotFoundError:
+            parts.append("<p>No results yet in this world: run the experiment.</p>")
+            continue
+        comparison = compare(sub, root=root, objective=objective)
+        page = write_report(sub, root=root, comparison=comparison)
+        parts.append("<ol class='verdict'>")
+        parts.extend(f"<li>{html.escape(line)}.</li>" for line in comparison.verdict())
+        parts.append(
+            f"</ol><p class='meta'>{frame.height} trials on {html.escape(comparison.model)}; "
+            f"<a href='{html.escape(os.path.relpath(page, target.parent))}'>the full report "
+            "of this world</a>.</p>"
+        )
+        parts.append(chart(success_vs_cost_chart(comparison.summary_frame(), simulated=True)))
+        curve = learning_curve_frame(frame.with_columns(pl.lit(world).alias("world")), objective)
+        if not curve.filter(pl.col("learns")).is_empty():
+            parts.append(chart(reward_curve_chart(curve, objective=objective, simulated=True)))
+        for title, (header, rows) in world_tables(frame, objective).items():
+            parts.append(f"<h3>{html.escape(title)}</h3><table><tr>")
+            parts.extend(f"<th>{html.escape(h)}</th>" for h in header)
+            parts.append("</tr>")
+            for row in rows:
+                parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+            parts.append("</table>")
+    parts.extend(charts)
+    parts.append("</body></html>")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.write_text("\n".join(parts), encoding="utf-8")
+    partial.replace(target)
+    return target

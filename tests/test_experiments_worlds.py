@@ -1,0 +1,165 @@
+"""The worlds axis: one experiment runs every variant in every world, paired; results carry a
+``world`` column; the report is per world, with the learner's curve, regret and choices.
+
+Oracles: a world's rows must equal a plain one-model run of the same experiment on that
+world's model (the runner without the axis), and regret is recomputed here by hand from the
+rows (plain Python, no polars join)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.errors import ConfigError, UserError
+from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
+from fleetlab.objective import Objective
+
+BODY = """
+suites = ["core"]
+trials = 2
+seed = 7
+concurrency = 2
+workers = 1
+
+[objective]
+success_value_usd = 2.0
+
+[tasks]
+include = ["core:rename-readme", "core:sales-by-region"]
+
+[[variants]]
+name = "never"
+policy = "never"
+
+[[variants]]
+name = "always"
+policy = "always"
+
+[[variants]]
+name = "learned"
+policy = "learned"
+"""
+WORLDS = ("solo", "small_context")
+NOT_COMPARED = ["seq", "finished_us", "wall_s", "sim_time_s", "trial_dir", "trace_id", "experiment"]
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("worlds")
+    path = tmp / "axis.toml"
+    path.write_text(f'name = "axis"\nworlds = {list(WORLDS)!r}\n' + BODY, encoding="utf-8")
+    summary = run(path, root=tmp / "out", progress=None)
+    assert (summary.total, summary.ran, summary.errored) == (2 * 3 * 2 * 2, 24, 0)
+    return tmp
+
+
+@pytest.mark.slow
+def test_every_variant_runs_in_every_world_with_paired_seeds(ran: Path) -> None:
+    frame = load("axis", root=ran / "out")
+    assert frame.height == 24
+    assert frame["world"].unique(maintain_order=True).to_list() == list(WORLDS)
+    # the same task and trial meet the same seed in every world and variant
+    seeds = frame.group_by("task", "trial").agg(pl.col("seed").unique())
+    assert all(len(s) == 1 for s in seeds["seed"])
+    assert sorted(frame["seed"].unique()) == [7, 8]
+    counts = frame.group_by("world", "variant").len()
+    assert set(counts["len"]) == {4}
+
+
+@pytest.mark.slow
+def test_a_world_gives_what_a_plain_run_on_its_model_gives(ran: Path) -> None:
+    frame = load("axis", root=ran / "out")
+    for world in WORLDS:
+        path = ran / f"plain_{world}.toml"
+        path.write_text(
+            f'name = "plain_{world}"\nmodel = "sim:{world}@instant"\n' + BODY, encoding="utf-8"
+        )
+        run(path, root=ran / "plain", progress=None)
+        plain = load(f"plain_{world}", root=ran / "plain").drop(NOT_COMPARED)
+        mine = frame.filter(pl.col("world") == world).drop([*NOT_COMPARED, "world"])
+        key = ["variant", "task", "trial"]
+        assert mine.sort(key).to_dicts() == plain.sort(key).to_dicts()
+    # each world ran on its own model
+    models = dict(frame.group_by("world").agg(pl.col("model").unique()).iter_rows())
+    assert models == {w: [f"sim:{w}@instant"] for w in WORLDS}
+
+
+@pytest.mark.slow
+def test_regret_is_against_the_best_fixed_strategy_in_hindsight(ran: Path) -> None:
+    rows = load("axis", root=ran / "out").to_dicts()
+    objective = Objective(success_value_usd=2.0)
+    regret = {r["world"]: r for r in regret_frame(pl.DataFrame(rows), objective).to_dicts()}
+    for world in WORLDS:
+        here = [r for r in rows if r["world"] == world]
+        reward = {
+            (r["variant"], r["task"], r["trial"]): float(r["passed"]) - r["cost_usd"] / 2.0
+            for r in here
+        }
+        per_variant: dict[str, list[float]] = defaultdict(list)
+        for (variant, _, _), value in reward.items():
+            per_variant[variant].append(value)
+        means = {v: sum(x) / len(x) for v, x in per_variant.items() if v != "learned"}
+        best = max(means, key=lambda v: (means[v], v))
+        gaps = [
+            reward[(best, task, trial)] - value
+            for (variant, task, trial), value in reward.items()
+            if variant == "learned"
+        ]
+        got = regret[world]
+        assert got["best_fixed"] == best
+        assert got["pairs"] == len(gaps) == 4
+        assert got["mean_regret"] == pytest.approx(sum(gaps) / len(gaps))
+        assert got["total_regret"] == pytest.approx(sum(gaps))
+        assert sum(got["regret_per_pass"]) == pytest.approx(sum(gaps))
+
+
+@pytest.mark.slow
+def test_the_report_is_per_world(ran: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ran / "out"
+    assert main(["ab", "report", "axis", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for world in WORLDS:
+        assert f"World {world}" in text
+    assert "Regret against the best fixed strategy" in text
+    assert "Choices per estimated bucket" in text
+    page = (out / "axis" / "report.html").read_text(encoding="utf-8")
+    assert page.index("World: solo") < page.index("World: small_context")
+    assert "SIMULATED" in page
+    for world in WORLDS:
+        assert (out / f"axis@{world}" / "report.html").is_file()
+        assert f"axis@{world}/report.html" in page
+    with pytest.raises(UserError, match="several worlds"):
+        compare(load("axis", root=out))
+
+
+def test_an_experiment_without_worlds_has_no_world_column(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text(
+        'name = "plain"\nmodel = "sim:instant"\n' + BODY.replace("trials = 2", "trials = 1"),
+        encoding="utf-8",
+    )
+    exp = load_experiment(path)
+    assert exp.worlds == ()
+    run(exp, root=tmp_path / "out", progress=None, limit=2)
+    assert "world" not in load("plain", root=tmp_path / "out").columns
+
+
+def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\nworlds = ["solo", "mars"]\n' + BODY, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "mars" in message
+    assert "small_context" in message
+    path.write_text(
+        'name = "bad"\nmodel = "anthropic:claude-haiku-4-5"\nworlds = ["solo"]\n' + BODY,
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="worlds are simulated"):
+        load_experiment(path)
