@@ -40,8 +40,9 @@ _STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow"}
 
 def _plain(text: str) -> str:
     """``text`` safe for a terminal: control characters (an escape sequence could move the
-    cursor or retitle the window) and undecodable bytes shown as ``\\xNN``."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    cursor or retitle the window) and undecodable bytes shown as ``\\xNN``, a line break as
+    ``\\n`` (agent text on one line of the tree cannot forge the next line)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", "\\n")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -65,12 +66,16 @@ class _Out:
             self.line(indent + ln)
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return format(v, ".12g")  # 0.30000000000000004 is 0.3: no binary noise
+    return json.dumps(v, ensure_ascii=False)
+
+
 def _attrs(attrs: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
-        for k, v in attrs.items()
-        if k != "title"
-    )
+    return ", ".join(f"{k}={_value(v)}" for k, v in attrs.items() if k != "title")
 
 
 def _tree(out: _Out, trace: GoalTrace, node: TraceNode, prefix: str, last: bool) -> None:
