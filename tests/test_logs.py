@@ -164,3 +164,30 @@ def test_follow_prints_lines_as_they_are_appended(tmp_path: Path) -> None:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_filter_that_matches_nothing_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--trace`` with an id no line has is one line naming the log, not silence; a task id
+    given to ``--trace`` (``fleetlab trace`` takes both) is pointed to ``--task``."""
+    log = tmp_path / "fleet.db.log"
+    record = {
+        "ts": "2026-11-23T00:00:00+00:00",
+        "level": "info",
+        "message": "task.spawned",
+        "trace_id": "5ec9c4a19281d5b682c870fd44923539",
+        "task_id": "8b0e39bc0159",
+    }
+    log.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    db = str(tmp_path / "fleet.db")
+    assert main(["logs", "--db", db, "--trace", "deadbeef"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"error: no line of trace 'deadbeef' in {log}")
+    assert len(err.splitlines()) == 1
+    assert main(["logs", "--db", db, "--trace", "8b0e39bc0159"]) == 2
+    err = capsys.readouterr().err
+    assert "'8b0e39bc0159' is a task id: use --task 8b0e39bc0159" in err
+    assert main(["logs", "--db", db, "--task", "8b0e"]) == 0  # a match is printed as before
+    assert "task 8b0e39bc0159" in capsys.readouterr().out

@@ -74,17 +74,31 @@ def _records(stream: Iterable[str]) -> Iterator[dict[str, Any] | str]:
         yield record if isinstance(record, dict) else line
 
 
-def _show(console: Console, item: dict[str, Any] | str, args: argparse.Namespace) -> None:
+def _show(console: Console, item: dict[str, Any] | str, args: argparse.Namespace) -> bool:
+    """Print ``item`` if the filters keep it; whether it was printed."""
     if isinstance(item, str):  # not a record: shown only when nothing filters
         if not (args.trace or args.task):
             console.print(Text(_plain(item)), soft_wrap=True, highlight=False)
-        return
+        return False
     if not _wanted(item, args):
-        return
+        return False
     if args.json:
         console.print(Text(json.dumps(item, ensure_ascii=False)), soft_wrap=True, highlight=False)
     else:
         console.print(_pretty(item), soft_wrap=True, highlight=False)
+    return True
+
+
+def _miss(args: argparse.Namespace, path: str, task_ids: set[str]) -> UserError:
+    """Nothing kept by ``--trace``/``--task``: say so, naming the log (and ``--task`` when the
+    id given to ``--trace`` is a task's)."""
+    which = f"trace '{args.trace}'" if args.trace else f"task '{args.task}'"
+    if args.trace and args.task:
+        which = f"trace '{args.trace}' and task '{args.task}'"
+    hint = "list goals with `fleetlab tasks`; `fleetlab logs` shows every line"
+    if args.trace and not args.task and any(t.startswith(args.trace) for t in task_ids):
+        hint = f"'{args.trace}' is a task id: use --task {args.trace}"
+    return UserError(f"no line of {which} in {path} (and its rotated files): {hint}")
 
 
 def _follow(console: Console, path: str, args: argparse.Namespace, offset: int) -> None:
@@ -125,13 +139,17 @@ def cmd_logs(args: argparse.Namespace, console: Console) -> int:
         )
     if Path(path).is_dir():
         raise UserError(f"--log {path}: that is a folder: give the log file")
-    offset = 0
+    offset, shown, task_ids = 0, 0, set()
     for name in files:
         with open(name, encoding="utf-8", errors="replace") as f:
             for item in _records(f):
-                _show(console, item, args)
+                shown += _show(console, item, args)
+                if isinstance(item, dict) and item.get("task_id"):
+                    task_ids.add(str(item["task_id"]))
             if name == path:
                 offset = f.tell()
+    if not shown and (args.trace or args.task) and not args.follow:
+        raise _miss(args, path, task_ids)
     if args.follow:
         try:
             _follow(console, path, args, offset)
