@@ -32,6 +32,7 @@ import polars as pl
 from fleetlab.errors import UserError
 from fleetlab.experiments._definition import learns
 from fleetlab.experiments._results import ResultsDB, load, output_dir
+from fleetlab.experiments.kinds import ExperimentKind
 from fleetlab.objective import Objective
 from fleetlab.stats import (
     Interval,
@@ -206,6 +207,16 @@ class DetectableEffect:
         )
 
 
+def _unit(kind: str) -> ExperimentKind:
+    """The registered kind ``kind``; results of a kind no longer registered read as agents."""
+    from fleetlab.experiments.kinds import get_kind
+
+    try:
+        return get_kind(kind)
+    except UserError:
+        return get_kind("agents")
+
+
 def _pp(value: float) -> str:
     # inf: even a 100-point difference needs more pairs than there are
     return "none at all (too few pairs)" if math.isinf(value) else f"{value * 100:.1f} points"
@@ -237,7 +248,12 @@ class Comparison:
     @property
     def noun(self) -> str:
         """What a passing trial is called: "success", or "accuracy" for scoring prompts."""
-        return "accuracy" if self.kind == "scoring" else "success"
+        return self.unit.noun
+
+    @property
+    def unit(self) -> ExperimentKind:
+        """The kind of experiment (``fleetlab.experiments.kinds``) the results come from."""
+        return _unit(self.kind)
 
     def summary(self, variant: str) -> VariantSummary:
         """The summary of one variant."""
@@ -635,30 +651,7 @@ def compare(
         v for v in order if any(learns(str(r.get("policy") or "")) for r in by_variant[v])
     )
     kind = str(rows[0].get("kind") or "agents")
-    confusion: tuple[Confusion, ...] = ()
-    if kind == "scoring":
-        confusion = tuple(
-            Confusion(
-                variant=v,
-                true_positive=sum(
-                    1 for r in by_variant[v] if r["choice"] == "decompose" == r["label"]
-                ),
-                false_positive=sum(
-                    1
-                    for r in by_variant[v]
-                    if r["choice"] == "decompose" and r["label"] == "direct"
-                ),
-                false_negative=sum(
-                    1
-                    for r in by_variant[v]
-                    if r["choice"] == "direct" and r["label"] == "decompose"
-                ),
-                true_negative=sum(
-                    1 for r in by_variant[v] if r["choice"] == "direct" == r["label"]
-                ),
-            )
-            for v in order
-        )
+    confusion = _unit(kind).confusion(by_variant, order)
     return Comparison(
         name=str(meta.get("name") or rows[0].get("experiment") or ""),
         kind=kind,

@@ -63,6 +63,7 @@ from typing import Any, Literal
 
 from fleetlab.errors import UserError
 from fleetlab.experiments._version import code_version
+from fleetlab.experiments.kinds import get_kind, kind_names
 from fleetlab.models.registry import is_simulated
 from fleetlab.objective import Objective
 from fleetlab.policies import parse as parse_policy
@@ -82,8 +83,8 @@ __all__ = [
     "learns",
 ]
 
-KINDS = ("agents", "scoring")
-Kind = Literal["agents", "scoring"]
+#: The built-in kinds (``fleetlab.experiments.kinds``; more may be registered).
+KINDS = kind_names()
 KeepTrials = Literal["failed", "all", "none"]
 
 #: What experiment and variant names may look like (they name folders).
@@ -227,7 +228,7 @@ class Experiment:
     suites: tuple[str, ...] = ("core",)
     tasks: TaskFilter = field(default_factory=TaskFilter)
     model: str = "sim:default"
-    kind: Kind = "agents"
+    kind: str = "agents"
     seeds: tuple[int, ...] = (0,)
     concurrency: int = 4
     workers: int | None = None
@@ -246,8 +247,7 @@ class Experiment:
                 f"experiment name {self.name!r}: use letters, digits and _ . - : @ + "
                 "(up to 80 characters)"
             )
-        if self.kind not in KINDS:
-            raise UserError(f"experiment kind {self.kind!r}: use 'agents' or 'scoring'")
+        kind = get_kind(self.kind)  # a one-line UserError naming the kinds there are
         if not self.variants:
             raise UserError(f"experiment {self.name!r} has no variants: add [[variants]] tables")
         names = [v.name for v in self.variants]
@@ -279,7 +279,8 @@ class Experiment:
         if self.budget_usd is not None and not self.budget_usd > 0:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
         for variant in self.variants:
-            _check_variant(variant, self.kind)
+            _check_variant(variant)
+            kind.check_variant(variant)
         if self.worlds:
             _check_worlds(self)
         tasks = len(self.selected_tasks())
@@ -399,8 +400,11 @@ def _check_worlds(experiment: Experiment) -> None:
             f"experiment {experiment.name!r}: worlds are simulated presets, but the model is "
             f"{experiment.model}: drop model (each world picks its own) or drop worlds"
         )
-    if experiment.kind != "agents":
-        raise UserError(f"experiment {experiment.name!r}: worlds apply to kind = 'agents'")
+    if not get_kind(experiment.kind).runs_agents:
+        raise UserError(
+            f"experiment {experiment.name!r}: worlds apply to experiments that run agents"
+            " (kind = 'agents')"
+        )
     for world in experiment.worlds:
         world_spec(world)  # a one-line UserError listing the worlds there are
     planned = experiment.planned_trials * len(experiment.worlds)
@@ -421,7 +425,7 @@ def learns(policy: str) -> bool:
         return False
 
 
-def _check_variant(variant: Variant, kind: str) -> None:
+def _check_variant(variant: Variant) -> None:
     if not NAME_RE.match(variant.name):
         raise UserError(
             f"variant name {variant.name!r}: use letters, digits and _ . - : @ + "
@@ -451,4 +455,3 @@ def _check_variant(variant: Variant, kind: str) -> None:
             f"variant {variant.name!r}: cost_weight only applies to policy learned (or another"
             " that learns)"
         )
-    del kind  # every field means something to both kinds, or is ignored by scoring

@@ -24,7 +24,6 @@ from typing import Any, Literal
 from fleetlab.experiments._batch import BATCH_DISCOUNT
 from fleetlab.experiments._definition import Experiment, TaskFilter, Trial
 from fleetlab.models.prices import price_for
-from fleetlab.models.registry import get_model
 from fleetlab.models.types import Usage
 
 __all__ = ["Estimate", "estimate_trials"]
@@ -154,46 +153,16 @@ async def estimate_trials(
     """Estimate the cost of running ``todo`` (see the module docstring)."""
     price = price_for(experiment.model)
     discount = BATCH_DISCOUNT if batch else 1.0
-    calls = tokens_in = tokens_out = cost = 0.0
-    per_variant: dict[str, float] = {v.name: 0.0 for v in experiment.variants}
-    if experiment.kind == "scoring":
-        from fleetlab.experiments._scoring import scoring_request
+    from fleetlab.experiments.kinds import get_kind
 
-        for trial in todo:
-            model = get_model(PILOT_MODEL, seed=trial.seed)
-            request = scoring_request(trial.variant.prompt, trial.task, trial.seed, model.name)
-            usage = (await model.generate(request)).usage
-            calls += 1
-            tokens_in += usage.all_input_tokens  # fresh, cache reads and cache writes
-            tokens_out += usage.output_tokens
-            c = price.cost_usd(usage) * discount
-            cost += c
-            per_variant[trial.variant.name] += c
-        method = f"each request answered by {PILOT_MODEL} for token counts, priced at list price"
-    elif todo:
-        rows = await _pilot_rows(experiment)
-        cells: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-        by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            cells[(row["variant"], row["complexity"])].append(row)
-            by_variant[row["variant"]].append(row)
-        for trial in todo:
-            sample = cells.get((trial.variant.name, trial.task.complexity)) or by_variant.get(
-                trial.variant.name, rows
-            )
-            n = len(sample)
-            calls += sum(r["model_calls"] for r in sample) / n
-            tokens_in += sum(r["tokens_in"] for r in sample) / n
-            tokens_out += sum(r["tokens_out"] for r in sample) / n
-            c = sum(price.cost_usd(_usage(r)) for r in sample) / n * discount
-            cost += c
-            per_variant[trial.variant.name] += c
-        method = (
-            f"pilot of {len(rows)} trials on {PILOT_MODEL} ({len(rows) // len(experiment.variants)}"
-            " tasks x every variant), token counts priced at list price"
-        )
-    else:
-        method = "nothing left to run"
+    usage = await get_kind(experiment.kind).estimate(experiment, todo, price, discount)
+    calls, tokens_in, tokens_out, cost = (
+        usage.calls,
+        usage.tokens_in,
+        usage.tokens_out,
+        usage.cost_usd,
+    )
+    per_variant, method = usage.per_variant, usage.method
     return Estimate(
         experiment=experiment.name,
         model=experiment.model,

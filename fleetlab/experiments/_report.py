@@ -219,7 +219,7 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
     the comparisons of their table (the "Holm p" column).
     """
     c = comparison
-    word = "correct" if c.kind == "scoring" else "success"
+    word = c.unit.word
     scored = c.objective.prices_cost
     tables: dict[str, tuple[list[str], list[list[str]]]] = {}
     tables["By true complexity bucket"] = (
@@ -323,7 +323,7 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
         differences = [(f"Δ {word}", p.success), ("Δ cost/trial", p.cost)]
         if scored and p.score is not None:
             differences.append(("Δ value", p.score))
-        if c.kind != "scoring":  # no agents run
+        if c.unit.runs_agents:
             differences.append(("Δ agents", p.agents))
         flagged.extend(
             [f"{p.variant} - {p.baseline}", label, d.note]
@@ -337,7 +337,7 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
             flagged,
         )
     learning = [p for p in c.passes if p.variant in c.learners]
-    if len({p.trial for p in learning}) > 1 and c.kind != "scoring":
+    if len({p.trial for p in learning}) > 1 and c.unit.runs_agents:
         tables["By pass over the tasks (learning curves of the variants that learn)"] = (
             ["variant", "pass", "trials", f"{word} [95% CI]", "cost/trial", "agents"],
             [
@@ -352,7 +352,7 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
                 for p in learning
             ],
         )
-    if c.kind == "scoring":  # no agents run: drop the columns that count them
+    if not c.unit.runs_agents:  # drop the columns that count agents
         for title, (header, rows) in list(tables.items()):
             keep = [i for i, h in enumerate(header) if "agents" not in h and h != "calls"]
             tables[title] = ([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
@@ -376,39 +376,8 @@ def format_rows(comparison: Comparison) -> dict[str, tuple[list[str], list[list[
 
 def _chart_groups(comparison: Comparison, frame: Any) -> dict[str, list[AnyChart]]:
     """The report's charts by where they go: the frontier (first), per bucket, learning
-    curves (only when a variant learns) and the rest."""
-    from fleetlab.charts.experiments import (
-        agents_vs_complexity_chart,
-        confusion_chart,
-        learned_choices_chart,
-        paired_differences_chart,
-        scoring_calibration_chart,
-        success_by_bucket_chart,
-        success_vs_cost_chart,
-    )
-
-    sim = comparison.simulated
-    order = [v.variant for v in comparison.variants]
-    frontier = [success_vs_cost_chart(comparison.summary_frame(), simulated=sim)]
-    if comparison.kind == "scoring":
-        return {
-            "frontier": frontier,
-            "buckets": [scoring_calibration_chart(frame, order=order, simulated=sim)],
-            "learning": [],
-            "more": [
-                confusion_chart(comparison.confusion_frame(), simulated=sim),
-                paired_differences_chart(comparison.paired_frame(), simulated=sim, scoring=True),
-            ],
-        }
-    return {
-        "frontier": frontier,
-        "buckets": [success_by_bucket_chart(comparison.bucket_frame(), simulated=sim)],
-        "learning": [learned_choices_chart(frame, simulated=sim)] if comparison.learners else [],
-        "more": [
-            paired_differences_chart(comparison.paired_frame(), simulated=sim),
-            agents_vs_complexity_chart(frame, order=order, simulated=sim),
-        ],
-    }
+    curves (only when a variant learns) and the rest; the kind decides which."""
+    return comparison.unit.chart_groups(comparison, frame)
 
 
 def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
@@ -663,7 +632,7 @@ def write_report(
         parts.append("<h2>Learning curves (variants that learn)</h2>")
         parts.extend(chart(c) for c in groups["learning"])
         parts.extend(table(t) for t in learning)
-    if comparison.kind != "scoring":  # agent trials: transcripts to compare
+    if comparison.unit.runs_agents:  # agent trials: transcripts to compare
         section, pair_pages = _pairs_section(comparison, frame, folder, target)
         parts.append(section)
         parts.append(_failed_section(comparison, frame, folder, target, pair_pages))

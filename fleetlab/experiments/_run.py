@@ -50,13 +50,12 @@ from fleetlab.experiments._estimate import Estimate, estimate_trials
 from fleetlab.experiments._pool import WorkerPool, default_workers
 from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
-from fleetlab.experiments._scoring import run_scoring, run_scoring_batch
 from fleetlab.experiments._toml import load_experiment
 from fleetlab.experiments._trial import InfraFailure, make_template, run_trial
 from fleetlab.experiments._worlds import write_manifest
+from fleetlab.experiments.kinds import RunContext, get_kind
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
-from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import url
 from fleetlab.telemetry import redact
 
@@ -488,7 +487,7 @@ def estimate(
 def _check_batch(exp: Experiment, batch: bool) -> None:
     if not batch:
         return
-    if exp.kind != "scoring":
+    if not get_kind(exp.kind).batchable:
         raise UserError(
             "--batch applies to kind = 'scoring' experiments (single-turn requests); agent "
             "trials are multi-turn conversations and go through the Messages API"
@@ -609,46 +608,30 @@ async def run_async(
             return None
 
         sink.start(len(plan), skipped, exp.name[:30])
-        batch_id: str | None = None
         shared: Model | None = None
         try:
-            reruns = 0
-            if exp.kind == "agents":
-                if todo:  # refuse before the first trial, not once per trial
-                    sandbox_mode(trusted=exp.simulated)
-                model_for, shared = _model_factory(exp)
-                outcome = await _schedule(
-                    exp,
-                    folder,
-                    todo,
-                    db=results,
-                    model_for=model_for,
+            done = await get_kind(exp.kind).run(
+                RunContext(
+                    experiment=exp,
+                    folder=folder,
+                    results=results,
+                    todo=todo,
                     progress=sink,
                     done=skipped,
                     should_start=should_start,
-                    attempts=infra_attempts,
+                    infra_attempts=infra_attempts,
+                    limit=limit,
+                    batch=batch,
+                    batch_api=batch_api,
+                    poll_s=poll_s,
                     fleet_db=fleet_db,
                     workers=workers or exp.workers or default_workers(),
                     close_fds=(lock_fd,),
                 )
-                ran, errored, reruns = len(outcome.rows), outcome.errored, outcome.reruns
-                first_error, stopped = outcome.first_error, outcome.stopped
-            elif batch:
-                api = batch_api or BatchAPI()
-                try:
-                    chosen = todo if limit is None else todo[:limit]
-                    ran, errored, first_error, batch_id = await run_scoring_batch(
-                        exp, results, chosen, api, sink, skipped, poll_s=poll_s
-                    )
-                finally:
-                    if batch_api is None:
-                        await api.aclose()
-                stopped = None if len(chosen) == len(todo) else f"limit of {limit} trials reached"
-            else:
-                model_for, shared = _model_factory(exp)
-                ran, stopped, errored, first_error, reruns = await run_scoring(
-                    exp, results, todo, model_for, sink, skipped, should_start, infra_attempts
-                )
+            )
+            shared = done.shared
+            ran, errored, reruns = done.ran, done.errored, done.reruns
+            first_error, stopped, batch_id = done.first_error, done.stopped, done.batch_id
         finally:
             sink.close()
             close = getattr(shared, "aclose", None)
@@ -705,7 +688,7 @@ def combine_summaries(exp: Experiment, folder: Path, parts: list[RunSummary]) ->
 def _trials_db(exp: Experiment, db: str | None) -> str | None:
     """The server URL an agent experiment's trials run on, checked and reached once
     (nothing written); None for SQLite files (no ``db``, a path) or a scoring experiment."""
-    if db is None or exp.kind != "agents":
+    if db is None or not get_kind(exp.kind).runs_agents:
         return None
     url.check(db)
     if not url.is_server_url(db):

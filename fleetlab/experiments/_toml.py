@@ -15,13 +15,13 @@ from typing import Any
 
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments._definition import (
-    KINDS,
     MAX_TRIALS,
     NAME_RE,
     Experiment,
     TaskFilter,
     Variant,
 )
+from fleetlab.experiments.kinds import get_kind, kind_names
 from fleetlab.objective import OBJECTIVE_FIELDS, Objective
 from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import list_variants
@@ -195,7 +195,7 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
         )
     kind = data.get("kind", "agents")
     if "kind" in data:
-        top("kind", kind in KINDS)
+        top("kind", kind in kind_names())
     model = data.get("model", "sim:default")
     if "model" in data:
         top("model", isinstance(model, str) and ":" in model)
@@ -472,7 +472,7 @@ def _variant(
         f"threshold:{merged.get('threshold', 4)}" if policy_text == "threshold" else policy_text
     )
     threshold = merged.get("threshold", policy.threshold)
-    if kind == "agents" and "threshold" in merged:
+    if get_kind(kind).checks_threshold and "threshold" in merged:
         if policy.name != "threshold":
             raise bad(
                 "threshold",
@@ -490,11 +490,7 @@ def _variant(
             f"cost_weight only applies to policy learned (or another that learns), not {policy}",
         )
     prompt = merged.get("prompt", "default")
-    name = merged.get("name") or (
-        str(policy) if prompt == "default" or kind == "scoring" else f"{policy}@{prompt}"
-    )
-    if kind == "scoring" and "name" not in merged:
-        name = prompt if threshold == 4 else f"{prompt}@{threshold}"
+    name = merged.get("name") or get_kind(kind).default_variant_name(str(policy), prompt, threshold)
     if not NAME_RE.match(name):
         raise bad("name", f"expected {_VARIANT_FIELDS['name']}, got {name!r}")
     return Variant(
