@@ -3,7 +3,9 @@
 A simulated trial is CPU work in Python (the fleet, the simulated model, SQLite) with waits in
 between (a verifier's subprocess, file removal): in one process the waits overlap on threads,
 but the CPU work shares one interpreter lock. ``WorkerPool`` starts ``workers`` processes;
-each runs up to ``slots`` trials at once on threads of its own (each trial on its own event
+each runs up to ``slots`` trials at once on threads of its own (the runner gives each worker
+its share of the experiment's ``concurrency``, so as many trials are in flight as in one
+process and each meets the same contention) (each trial on its own event
 loop, as in one process), with its own trial stores and workspaces (every trial has its own
 folder; see ``_trial``). A trial's row comes back to the parent, which alone writes
 ``results.db``: a row is committed when its trial ends, exactly as with one process, so

@@ -2,11 +2,11 @@
 
 Trials start in plan order (trial by trial, task by task, variant by variant). A simulated
 experiment runs them in ``workers`` processes (``_pool``; default: one per core), up to
-``concurrency`` at once in each; with ``workers = 1``, a real model (network-bound: one
-client, whose concurrency limit covers the whole experiment) or a simulated backend other
-than the built-in ``sim:`` (registered at run time, it may keep state across trials), they
-run in this process, up to ``concurrency`` at once. Either way this process alone writes
-``results.db``, one commit per finished trial.
+``concurrency`` at once in all (each worker its share); with ``workers = 1``, a real model
+(network-bound: one client, whose concurrency limit covers the whole experiment) or a
+simulated backend other than the built-in ``sim:`` (registered at run time, it may keep
+state across trials), they run in this process, up to ``concurrency`` at once. Either way
+this process alone writes ``results.db``, one commit per finished trial.
 
 A learning variant keeps its order: its trials run in sequence, one at a time in plan order,
 each started only when the one before it is committed and given the learner updates of all
@@ -293,7 +293,9 @@ async def _schedule(
         WorkerPool(
             _pool_trial,
             workers=min(workers, len(todo)),
-            slots=experiment.concurrency,
+            # ``concurrency`` trials in flight in all, as in one process: a trial meets the
+            # same contention (its tools' time limits) whatever the number of workers
+            slots=-(-experiment.concurrency // min(workers, len(todo))),
             loop=loop,
             close_fds=close_fds,
         )
