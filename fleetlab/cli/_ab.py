@@ -22,6 +22,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.experiments import RichProgress, estimate, resolve_experiment, run
 
     exp = resolve_experiment(args.file, args.model)
+    if args.dry_run and exp.worlds:
+        console.print(
+            f"{escape(exp.name)}: {exp.planned_trials * len(exp.worlds):,} trials"
+            f" ({exp.planned_trials:,} in each of {len(exp.worlds)} worlds:"
+            f" {escape(', '.join(exp.worlds))}); simulated models: runs without spending money",
+            highlight=False,
+        )
+        return 0
     if args.dry_run:
         est = estimate(exp, root=args.out, batch=args.batch)
         for line in est.describe():

@@ -17,6 +17,12 @@ Every (variant, task, trial) runs through the real orchestrator in a folder of i
 trial's seed is both the simulated model's seed and the goal's instance number, so every
 variant meets the same simulated world on a given task and trial (a paired design). Results
 go to ``reports/experiments/<name>/`` (see ``fleetlab.experiments._results``).
+
+A simulated experiment runs in worker processes, one per core unless ``workers`` (in the
+file, or ``run(..., workers=N)``) says otherwise (``_pool``). With ``worlds = [...]`` it runs
+every variant in every simulated world, paired, and reports world by world (``_worlds``).
+Experiment kinds (``agents``, ``scoring``) are units registered in
+``fleetlab.experiments.kinds``.
 """
 
 from fleetlab.experiments._batch import BATCH_DISCOUNT, BatchAPI
