@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+import polars as pl
 import pytest
 from nbclient import NotebookClient
 
+from fleetlab.learning import Learner, warm_start
 from fleetlab.models import get_model
 from fleetlab.models.base import Model
 from fleetlab.models.registry import register_backend, unregister_backend
 from fleetlab.models.types import ModelRequest, ModelResponse
+from fleetlab.objective import Objective
 from fleetlab.orchestrator import submit_goal
 from fleetlab.store import Store
 from fleetlab.trace import load_trace
@@ -429,3 +433,106 @@ def test_the_kernel_stays_responsive_while_the_fleet_runs(tmp_path: Path) -> Non
     assert texts[0].strip() == "started True"
     assert texts[1].split() == ["responsive", "True", "1"]  # its one agent is mid-call
     assert texts[2].split() == ["done", "1", "True"]
+
+
+# --- what the learner knows ----------------------------------------------------------------
+
+_ARMS = ("direct", "decompose", "as_needed")
+
+
+def _learner_rows(console: FleetConsole) -> dict[tuple[str, str], dict[str, str]]:
+    """The learner table's cells by (goals, strategy), read back from the panel's HTML."""
+    body = console.learner.value.split("<tbody>", 1)[1]
+    heads = re.findall(r"<th class='[^']*' title='[^']*'>([^<]*)</th>", console.learner.value)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", body):
+        cells = dict(zip(heads, re.findall(r"<td class='[^']*'>([^<]*)</td>", row), strict=True))
+        rows[(cells["Goals"], cells["Strategy"])] = cells
+    return rows
+
+
+def test_the_learner_panel_says_an_untaught_learner_is_at_its_prior(
+    console: FleetConsole,
+) -> None:
+    assert "Not warm-started, and no goal has run under the learned policy yet" in (
+        console.learner.value
+    )
+    rows = _learner_rows(console)
+    assert len(rows) == 9  # 3 kinds of goal x 3 strategies
+    for cells in rows.values():
+        assert (cells["Rewards"], cells["Mean reward"]) == ("0", "+0.500")  # the prior's mean
+    # no evidence: by symmetry each strategy is the best a third of the time (Monte Carlo)
+    for bucket in ("simple", "medium", "complex"):
+        shares = [float(rows[(bucket, a)]["P(best)"].rstrip("%")) for a in _ARMS]
+        assert all(abs(s - 100 / 3) < 5 for s in shares), shares
+
+
+def test_the_learner_panel_shows_the_posterior_and_the_warm_start(
+    console: FleetConsole, store: Store
+) -> None:
+    """Evidence put in through the learner's public API (a warm start from a made-up
+    experiment, then goals' rewards); every shown figure worked out here by hand."""
+    # complex goals, 20 trials a strategy: splitting always passes at $0.10 (reward 0.9),
+    # running directly and as needed always fail at $0.05 (reward -0.05): so decisive that
+    # splitting is the best with probability 1 (15 posterior sds ahead).
+    policy = {"direct": "never", "decompose": "always", "as_needed": "as_needed"}
+    trials = [
+        {"kind": "agents", "policy": policy[arm], "task": "t:c", "seed": i,
+         "score_bucket": "complex", "choice": None, "passed": arm == "decompose",
+         "cost_usd": 0.10 if arm == "decompose" else 0.05, "prompt": "default",
+         "complexity": 5}
+        for arm in _ARMS
+        for i in range(20)
+    ]  # fmt: skip
+    when = store.clock.now()
+    warm_start(
+        store,
+        pl.DataFrame(trials),
+        objective=Objective(success_value_usd=1.0),
+        source="experiment:tiny_ab",
+    )
+    learner = Learner(store)  # the fleet's default objective: a success is worth $1
+    for i in range(3):  # medium goals split as needed: pass at $0.02, reward 0.98
+        learner.update(task_id=f"t{i}", trace_id=f"r{i}", bucket="medium", arm="as_needed",
+                       success=True, cost_usd=0.02, tokens=0)  # fmt: skip
+    console.refresh_button.click()  # the panel refreshes with the others
+
+    assert (
+        f"Warm-started from experiment tiny_ab (60 trials) on {when:%Y-%m-%d %H:%M} UTC;"
+        " it also learned from 3 goals of its own."
+    ) in console.learner.value
+    rows = _learner_rows(console)
+    # the posterior mean: the prior (0.5, worth one reward) and the rewards, averaged
+    expected = {
+        ("complex", "decompose"): (20, (0.5 + 20 * 0.9) / 21, "100.0%", True),
+        ("complex", "direct"): (20, (0.5 - 20 * 0.05) / 21, "0.0%", False),
+        ("complex", "as_needed"): (20, (0.5 - 20 * 0.05) / 21, "0.0%", False),
+        ("medium", "as_needed"): (3, (0.5 + 3 * 0.98) / 4, None, True),
+        ("medium", "direct"): (0, 0.5, None, False),
+        ("simple", "direct"): (0, 0.5, None, True),  # a tie: the first strategy
+        ("simple", "as_needed"): (0, 0.5, None, False),
+    }
+    for key, (n, mean, p_best, preferred) in expected.items():
+        cells = rows[key]
+        assert cells["Rewards"] == str(n), key
+        assert cells["Mean reward"] == f"{mean:+.3f}", key
+        if p_best is not None:
+            assert cells["P(best)"] == p_best, key
+        assert cells["Preferred"] == ("\u2605 preferred" if preferred else ""), key
+    medium = {a: float(rows[("medium", a)]["P(best)"].rstrip("%")) for a in _ARMS}
+    assert abs(sum(medium.values()) - 100) < 0.2
+    assert max(medium, key=medium.__getitem__) == "as_needed"
+
+
+async def test_the_learner_panel_follows_a_run_of_the_learned_policy(
+    console: FleetConsole, store: Store
+) -> None:
+    console.goal.value = "rename notes.txt to README.md"
+    console.policy.value = "learned"
+    console.submit_button.click()
+    console.run_button.click()
+    await console.wait()
+    # one goal under a learner with no evidence yet: scored, so it taught the learner once
+    assert "Not warm-started: it learned from 1 goal of its own." in console.learner.value
+    shown = [int(c["Rewards"]) for c in _learner_rows(console).values()]
+    assert sorted(shown) == [0] * 8 + [1]

@@ -7,6 +7,7 @@ this week counts as completed this week), unlike the cohort counts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -289,6 +290,18 @@ def decomposition(fin: Finished, *, limit: int) -> dict[str, Any]:
     }
 
 
+def _means(update: dict[str, Any]) -> dict[str, float | None]:
+    """Every arm's posterior mean right after ``update`` (rows written before the learner
+    had a third arm hold two)."""
+    try:
+        means = json.loads(update["means"]) if update["means"] else None
+    except ValueError:
+        means = None
+    if not isinstance(means, dict):
+        means = {"direct": update["mean_direct"], "decompose": update["mean_decompose"]}
+    return {str(arm): fnum(v, 4) for arm, v in sorted(means.items())}
+
+
 def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
     """The learned policy this week: updates, choices, and changes of preferred arm."""
     before = learner_preferred(store, b.start)
@@ -313,10 +326,7 @@ def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
         stats["updates"] += 1
         stats[r["arm"]] = stats.get(r["arm"], 0) + 1
         stats["successes"] += r["success"]
-        stats.update(
-            mean_direct=fnum(r["mean_direct"], 4),
-            mean_decompose=fnum(r["mean_decompose"], 4),
-        )
+        stats["means"] = _means(r)
         daily[(b.days[b.day_index(r["ts_us"])].isoformat(), bucket, r["arm"])] += 1
         if current.get(bucket) != r["preferred"]:
             changes.append(

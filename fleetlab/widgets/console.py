@@ -39,7 +39,8 @@ import ipywidgets as widgets
 
 from fleetlab.aio import in_running_loop, start_background
 from fleetlab.api import build_model
-from fleetlab.charts._tables import format_value
+from fleetlab.charts._tables import Format, Table, format_value, table_html
+from fleetlab.clock import from_us
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
 from fleetlab.prompts import list_variants
@@ -83,6 +84,23 @@ _FINISHED = ("completed", "failed", "cancelled")
 _TABLE_ROWS = 12
 _TRACE_CHOICES = 30
 _FINISHED_ROWS = 5
+#: The learner's posterior as the panel shows it (``fleetlab.charts.table`` options).
+LEARNER_FORMATS: dict[str, Format] = {
+    "n": "count",
+    "mean_reward": lambda v: f"{v:+.3f}",
+    "posterior_sd": lambda v: f"\u00b1{v:.3f}",
+    "p_best": "percent",
+    "preferred": lambda v: "\u2605 preferred" if v else "",
+}
+LEARNER_LABELS = {
+    "bucket": "Goals",
+    "arm": "Strategy",
+    "n": "Rewards",
+    "mean_reward": "Mean reward",
+    "posterior_sd": "Posterior sd",
+    "p_best": "P(best)",
+    "preferred": "Preferred",
+}
 
 CSS_CLASSES = (
     "fleetlab-console",
@@ -109,6 +127,7 @@ CSS_CLASSES = (
     "fleetlab-trace-id",
     "fleetlab-trace-show",
     "fleetlab-trace",
+    "fleetlab-learner",
 )
 
 W = TypeVar("W")
@@ -198,6 +217,7 @@ class FleetConsole:
         self._shown_trace: str | None = None
         self._shown_live = False
         self._updating_picks = False
+        self._learner_key: Any = None  # the learner's state last shown
         self._stop_requested = False
         self._active = False
         self._finished: dict[str, Task] = {}  # finished goals' rows: they no longer change
@@ -310,6 +330,7 @@ class FleetConsole:
             widgets.Button(description="Show trace", icon="sitemap"), "trace-show"
         )
         self.trace_view = _classed(widgets.HTML(), "trace")
+        self.learner = _classed(widgets.HTML(), "learner")
         self.refresh_button = _classed(
             widgets.Button(
                 description="Refresh",
@@ -355,6 +376,8 @@ class FleetConsole:
                     heading("Trace"),
                     widgets.HBox([self.trace_pick, self.trace_id, self.trace_button]),
                     self.trace_view,
+                    heading("What the learner knows"),
+                    self.learner,
                 ]
             ),
             "console",
@@ -614,6 +637,7 @@ class FleetConsole:
             f"margin-right:12px'>fleet {state}</b>"
         )
         self._refresh_picks(goals)
+        self._refresh_learner()
         if self._shown_trace is not None and self._shown_live:
             self.show_trace(self._shown_trace)
         return status
@@ -643,6 +667,67 @@ class FleetConsole:
             self.trace_pick.value = current if current in ids else None
         finally:
             self._updating_picks = False
+
+    # --- the learner -------------------------------------------------------------------
+
+    def learner_frame(self) -> Any:
+        """What the learned policy believes now: one row per complexity bucket and strategy
+        (``fleetlab.learning.posterior_frame``: ``n`` rewards, ``mean_reward``,
+        ``posterior_sd``, ``p_best``, ``preferred``)."""
+        from fleetlab.learning import posterior_frame
+
+        return posterior_frame(self.store)
+
+    def learner_table(self) -> Table:
+        """``learner_frame()`` formatted as the panel shows it (displays in a notebook)."""
+        return Table(
+            self.learner_frame(),
+            formats=LEARNER_FORMATS,
+            labels=LEARNER_LABELS,
+            caption="Posterior per kind of goal and strategy",
+        )
+
+    def warm_starts(self) -> list[dict[str, Any]]:
+        """The learner's warm starts in order: ``source``, ``at`` (UTC) and ``trials`` (the
+        experiment's trials it learned from)."""
+        out: dict[tuple[int, str], dict[str, Any]] = {}
+        for r in self.store.learner_seeds():
+            key = (int(r["ts_us"]), str(r["source"]))
+            start = out.setdefault(key, {"source": key[1], "at": from_us(key[0]), "trials": 0})
+            start["trials"] += int(r["n"])
+        return list(out.values())
+
+    def _refresh_learner(self) -> None:
+        # the posterior's probabilities are a Monte Carlo estimate: redone only when the
+        # learner's totals or warm starts changed, not at every refresh
+        totals = self.store.learner_totals()
+        starts = self.warm_starts()
+        key = (sorted(totals.items()), starts)
+        if key == self._learner_key:
+            return
+        self._learner_key = key
+        seeded = sum(s["trials"] for s in starts)
+        own = sum(t.n for t in totals.values()) - seeded
+        said = [
+            f"{_source(s['source'])} ({format_value(s['trials'], 'count')}"
+            f" trial{'' if s['trials'] == 1 else 's'}) on {format_value(s['at'], 'text')}"
+            for s in starts
+        ]
+        goals = f"{format_value(own, 'count')} goal{'' if own == 1 else 's'} of its own"
+        if said:
+            note = f"Warm-started from {', then from '.join(said)}; it also learned from {goals}."
+        elif own:
+            note = f"Not warm-started: it learned from {goals}."
+        else:
+            note = (
+                "Not warm-started, and no goal has run under the learned policy yet: every"
+                " strategy is at its prior (fleetlab learn --from-experiment NAME seeds it"
+                " from an experiment's trials)."
+            )
+        self.learner.value = (
+            f"<div class='fleetlab-learner-note' style='color:#444'>{html.escape(note)}</div>"
+            + table_html(self.learner_frame(), formats=LEARNER_FORMATS, labels=LEARNER_LABELS)
+        )
 
     # --- trace ---------------------------------------------------------------------
 
@@ -799,6 +884,12 @@ class TaskTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for button, cells in gone:  # off the grid first, then closed
             for w in (button, *cells):
                 w.close()
+
+
+def _source(source: str) -> str:
+    """A warm start's source in words: ``experiment:ab`` is "experiment ab"."""
+    kind, sep, name = source.partition(":")
+    return f"{kind} {name}" if sep and kind == "experiment" else source
 
 
 def _walk(widget: Any) -> list[Any]:

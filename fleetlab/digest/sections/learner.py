@@ -1,5 +1,6 @@
 """What the learner changed: the learned decomposition policy's updates this week, the
-choices it made per day, and where its preferred choice changed."""
+choices it made per day, where its preferred choice changed, and what it knew at the week's
+end (its posterior per kind of goal and strategy, and the warm starts it began from)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ from typing import Any
 
 import altair as alt
 
+from fleetlab.digest._learner import learner_posterior
 from fleetlab.digest._sections import learner_changes
 from fleetlab.digest.sections._base import Load, MarkdownView, Section
 from fleetlab.digest.sections._charts import data, title
-from fleetlab.digest.sections._format import NONE, count, plural, table
+from fleetlab.digest.sections._format import NONE, count, md_code, pct, plural, table
 from fleetlab.digest.sections.decomposition import post_bucket
 
-__all__ = ["SECTION", "learner_daily_chart"]
+__all__ = ["SECTION", "learner_daily_chart", "posterior_summary", "summary"]
 
 
 def _load(load: Load, m: dict[str, Any]) -> None:
     m["decomposition"]["learner"] = learner_changes(load.store, load.bounds)
+    m["decomposition"]["learner"]["posterior"] = learner_posterior(load.store, load.bounds)
 
 
 #: Each arm of the learner (``fleetlab.learning.ARMS``): what it does, as a verb and as a
@@ -43,7 +46,7 @@ def _doing(arm: Any) -> str:
 def _view(m: dict[str, Any]) -> MarkdownView:
     learner = m["decomposition"]["learner"]
     return MarkdownView(
-        f"{summary(learner)}\n\n"
+        f"{_said(learner)}\n\n"
         + table(
             learner["buckets"],
             [
@@ -57,7 +60,41 @@ def _view(m: dict[str, Any]) -> MarkdownView:
             ],
             what="kinds",
         )
+        + _posterior_table(learner.get("posterior"))
     )
+
+
+def _posterior_table(posterior: dict[str, Any] | None) -> str:
+    if not posterior or not posterior["evidence"]:
+        return ""
+    return (
+        f"\n\n**What it knew at the week's end** (from {plural(posterior['evidence'], 'reward')};"
+        " the mean reward is the posterior's, an untried strategy's is the prior's; P(best) is"
+        " the chance that the strategy is the best for its kind of goal):\n\n"
+        + table(
+            posterior["posterior_arms"],
+            [
+                ("bucket", "Goals", lambda b: post_bucket(str(b))),
+                ("arm", "Strategy", lambda a: _arm(a).capitalize()),
+                ("n", "Rewards", count),
+                ("mean_reward", "Mean reward", _reward),
+                ("p_best", "P(best)", pct),
+                ("preferred", "Preferred", lambda p: "\u2605 preferred" if p else ""),
+            ],
+            what="rows",
+        )
+    )
+
+
+def _reward(value: float | None) -> str:
+    return NONE if value is None else f"{value:+.3f}"
+
+
+def _said(learner: dict[str, Any]) -> str:
+    """The learner's week in words, then what it knew at the end."""
+    posterior = learner.get("posterior")
+    after = posterior_summary(posterior) if posterior else ""
+    return summary(learner) + (f" {after}" if after else "")
 
 
 def summary(learner: dict[str, Any]) -> str:
@@ -115,7 +152,50 @@ def _moves(goals: str, changes: list[dict[str, Any]]) -> str:
 
 
 def _draft(m: dict[str, Any]) -> str:
-    return summary(m["decomposition"]["learner"])
+    return _said(m["decomposition"]["learner"])
+
+
+def _source(start: dict[str, Any]) -> str:
+    if start["experiment"] is not None:
+        return f"experiment {md_code(start['experiment'])}"
+    return md_code(start["source"])
+
+
+def posterior_summary(posterior: dict[str, Any]) -> str:
+    """Where the learner started from and how sure it was at the week's end, in words (every
+    number one of ``posterior``'s); empty when it has no evidence at all."""
+    if not posterior["evidence"]:
+        return ""
+    said = []
+    for i, start in enumerate(posterior["warm_starts"]):
+        when = f"on {start['at'][:10]}" if start["in_week"] else "before this week"
+        source = f"{_source(start)} ({plural(start['trials'], 'trial')}) {when}"
+        if i:
+            said.append(f"it was warm-started again from {source}")
+        elif start["goals_before"]:
+            said.append(
+                f"The learner was warm-started from {source}, after"
+                f" {plural(start['goals_before'], 'goal')} of its own"
+            )
+        else:
+            said.append(f"The learner started from {source}")
+    text = "; ".join(said) + ("." if said else "")
+    sure = {r["bucket"]: r for r in posterior["sure"]}
+    said = [
+        f"{pct(r['p_best'])} that {_doing(r['arm'])} is best for {post_bucket(b).lower()} goals"
+        for b, r in sure.items()
+    ]
+    unsure = [post_bucket(b).lower() for b in ("simple", "medium", "complex") if b not in sure]
+    who = "it" if text else "the learner"
+    if not said:
+        return (
+            f"{text}{' ' if text else ''}At the week's end {who} could not yet tell which"
+            " strategy is best for any kind of goal (none was more likely than not the best)."
+        )
+    text += f"{' ' if text else ''}At the week's end {who} put the chance at {_and(said)}"
+    if unsure:
+        text += f"; it could not yet tell which is best for {_and(unsure)} goals"
+    return text + "."
 
 
 def learner_daily_chart(metrics: dict[str, Any]) -> alt.Chart:

@@ -32,7 +32,10 @@ __all__ = [
     "kind_spans",
     "last_lifecycle",
     "learner_preferred",
+    "learner_seeds_before",
+    "learner_totals_before",
     "learner_updates",
+    "learner_updates_before",
     "lifecycle_events",
     "task_details",
     "task_ids_created",
@@ -427,6 +430,8 @@ class LearnerUpdate(NamedTuple):
     mean_direct: float | None
     mean_decompose: float | None
     preferred: str | None
+    #: every arm's posterior mean right after the update, as JSON (None in rows before v6)
+    means: str | None = None
 
 
 def learner_preferred(store: Store, before: int) -> dict[str, str | None]:
@@ -443,9 +448,38 @@ def learner_updates(store: Store, start: int, end: int) -> list[LearnerUpdate]:
     """The learner's updates in ``[start, end)``, in the order they were written."""
     rows = store.query(
         "SELECT ts_us, task_id, bucket, arm, reward, success, mean_direct, mean_decompose,"
-        " preferred FROM learner_updates WHERE ts_us >= ? AND ts_us < ? ORDER BY seq",
+        " preferred, means FROM learner_updates WHERE ts_us >= ? AND ts_us < ? ORDER BY seq",
         (start, end),
     )
     return [
-        LearnerUpdate(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8]) for r in rows
+        LearnerUpdate(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8], r[9])
+        for r in rows
     ]
+
+
+def learner_totals_before(
+    store: Store, end: int
+) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """Per (bucket, arm), the rewards of the learner's updates before ``end``: how many,
+    their sum and their sum of squares (warm starts aside: ``learner_seeds_before``)."""
+    rows = store.query(
+        "SELECT bucket, arm, COUNT(*), SUM(reward), SUM(reward * reward) FROM learner_updates"
+        " WHERE ts_us < ? GROUP BY bucket, arm ORDER BY bucket, arm",
+        (end,),
+    )
+    return {(str(r[0]), str(r[1])): (int(r[2]), float(r[3]), float(r[4])) for r in rows}
+
+
+def learner_updates_before(store: Store, end: int) -> int:
+    """How many updates the learner made before ``end``."""
+    return int(store.query("SELECT COUNT(*) FROM learner_updates WHERE ts_us < ?", (end,))[0][0])
+
+
+def learner_seeds_before(store: Store, end: int) -> list[dict[str, Any]]:
+    """The rows of the learner's warm starts before ``end``, in the order they were added:
+    ``ts_us``, ``source``, ``bucket``, ``arm``, ``n``, ``reward_sum``, ``reward_sq``."""
+    cols = ("ts_us", "source", "bucket", "arm", "n", "reward_sum", "reward_sq")
+    rows = store.query(
+        f"SELECT {', '.join(cols)} FROM learner_seeds WHERE ts_us < ? ORDER BY seq", (end,)
+    )
+    return [dict(zip(cols, r, strict=True)) for r in rows]

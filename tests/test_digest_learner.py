@@ -1,0 +1,181 @@
+"""The weekly report's learner: its posterior per kind of goal and strategy as of the week's
+end (every strategy, as_needed included) and the warm starts it began from, in metrics.json,
+the report's table and the post; every number the post writes passes the fact-check.
+
+The evidence goes in through the learner's public API (``warm_start``, ``Learner.update``)
+at chosen instants; every expected figure is worked out here by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pytest
+
+from fleetlab.clock import UTC, FakeClock, parse_week
+from fleetlab.digest import compute_metrics, fact_check, template_draft
+from fleetlab.digest.sections import section
+from fleetlab.learning import Learner, warm_start
+from fleetlab.objective import Objective
+from fleetlab.orchestrator import submit_goal
+from fleetlab.store import Store
+
+pytestmark = pytest.mark.both_backends
+
+ARMS = ("direct", "decompose", "as_needed")
+POLICY = {"direct": "never", "decompose": "always", "as_needed": "as_needed"}
+WEEK = parse_week("2026-W47", "UTC")  # Monday 16 to Sunday 22 November 2026
+START = datetime(2026, 11, 16, tzinfo=UTC)
+
+
+def _experiment(bucket: str, best: str, *, cost_best: float, n: int = 20) -> pl.DataFrame:
+    """A made-up experiment's trials in one bucket: the ``best`` strategy always passes at
+    ``cost_best``, the others always fail at $0.05; ``n`` trials a strategy."""
+    return pl.DataFrame(
+        [
+            {"kind": "agents", "policy": POLICY[arm], "task": f"t:{bucket}", "seed": i,
+             "score_bucket": bucket, "choice": None, "passed": arm == best,
+             "cost_usd": cost_best if arm == best else 0.05, "prompt": "default",
+             "complexity": 3}
+            for arm in ARMS
+            for i in range(n)
+        ]
+    )  # fmt: skip
+
+
+@pytest.fixture
+def metrics(store: Store, clock: FakeClock) -> dict[str, Any]:
+    objective = Objective(success_value_usd=1.0)  # reward = success - cost in dollars
+    learner = Learner(store)  # the fleet's default objective: the same
+    # the week before: a first warm start, decisive for complex goals (splitting passes at
+    # $0.10: reward 0.9; the others fail at $0.05: reward -0.05)
+    clock.set(START - timedelta(days=3))
+    warm_start(store, _experiment("complex", "decompose", cost_best=0.10), objective=objective,
+               source="experiment:first_ab")  # fmt: skip
+    # during the week: two medium goals split as needed pass at $0.02 (reward 0.98) ...
+    clock.set(START + timedelta(days=1, hours=9))
+    submit_goal(store, "a goal this week")  # the week is not empty
+    for i in range(2):
+        learner.update(task_id=f"m{i}", trace_id=f"tm{i}", bucket="medium", arm="as_needed",
+                       success=True, cost_usd=0.02, tokens=0)  # fmt: skip
+    # ... then a second warm start, decisive for simple goals (direct passes at $0.01)
+    clock.set(START + timedelta(days=2, hours=10))
+    warm_start(store, _experiment("simple", "direct", cost_best=0.01), objective=objective,
+               source="experiment:second_ab")  # fmt: skip
+    # after the week: neither counts in its report
+    clock.set(START + timedelta(days=8))
+    learner.update(task_id="late", trace_id="tlate", bucket="complex", arm="direct",
+                   success=True, cost_usd=0.0, tokens=0)  # fmt: skip
+    warm_start(store, _experiment("medium", "decompose", cost_best=0.0), objective=objective,
+               source="experiment:late_ab")  # fmt: skip
+    m = compute_metrics(store, WEEK, now=START + timedelta(days=9))
+    return dict(json.loads(json.dumps(m)))  # exactly what metrics.json holds
+
+
+def _mean(rewards: list[float]) -> float:
+    """The posterior mean: the prior (mean 0.5, worth one reward) and the rewards."""
+    return round((0.5 + sum(rewards)) / (1 + len(rewards)), 3)
+
+
+def test_the_posterior_is_the_learners_as_of_the_weeks_end(metrics: dict[str, Any]) -> None:
+    post = metrics["decomposition"]["learner"]["posterior"]
+    assert post["as_of"] == "2026-11-23T00:00:00Z"
+    assert post["goals"] == 2  # the update after the week is not counted
+    assert post["evidence"] == 60 + 2 + 60  # nor the warm start after it
+    arms = {(r["bucket"], r["arm"]): r for r in post["posterior_arms"]}
+    assert len(arms) == 9  # every bucket and strategy, as_needed included
+    expected = {
+        ("complex", "decompose"): (20, _mean([0.9] * 20), True),
+        ("complex", "direct"): (20, _mean([-0.05] * 20), False),  # not the late update
+        ("complex", "as_needed"): (20, _mean([-0.05] * 20), False),
+        ("medium", "as_needed"): (2, _mean([0.98] * 2), True),
+        ("medium", "direct"): (0, 0.5, False),
+        ("medium", "decompose"): (0, 0.5, False),  # not the late warm start
+        ("simple", "direct"): (20, _mean([0.99] * 20), True),
+        ("simple", "decompose"): (20, _mean([-0.05] * 20), False),
+        ("simple", "as_needed"): (20, _mean([-0.05] * 20), False),
+    }
+    for key, (n, mean, preferred) in expected.items():
+        assert (arms[key]["n"], arms[key]["mean_reward"], arms[key]["preferred"]) == (
+            n,
+            mean,
+            preferred,
+        ), key
+    # 20 passes against 20 failures a strategy: about 15 posterior sds apart, so the best
+    # strategy wins every one of the Monte Carlo draws
+    for key in (("complex", "decompose"), ("simple", "direct")):
+        assert arms[key]["p_best"] == 1.0
+    assert arms[("complex", "direct")]["p_best"] == 0.0
+    # medium: only as_needed tried, twice; the untried strategies' wide priors could be best
+    medium = [arms[("medium", a)]["p_best"] for a in ARMS]
+    assert sum(medium) == pytest.approx(1.0, abs=0.002)
+    assert max(medium) == arms[("medium", "as_needed")]["p_best"]
+    # sure: each kind of goal whose preferred strategy is more likely than not the best
+    medium_sure = arms[("medium", "as_needed")]["p_best"]
+    assert post["sure"] == [
+        {"bucket": "simple", "arm": "direct", "p_best": 1.0},
+        *([{"bucket": "medium", "arm": "as_needed", "p_best": medium_sure}] * (medium_sure >= 0.5)),
+        {"bucket": "complex", "arm": "decompose", "p_best": 1.0},
+    ]
+
+
+def test_the_warm_starts_before_and_during_the_week(metrics: dict[str, Any]) -> None:
+    assert metrics["decomposition"]["learner"]["posterior"]["warm_starts"] == [
+        {"source": "experiment:first_ab", "experiment": "first_ab",
+         "at": "2026-11-13T00:00:00Z", "in_week": False, "trials": 60, "goals_before": 0},
+        {"source": "experiment:second_ab", "experiment": "second_ab",
+         "at": "2026-11-18T10:00:00Z", "in_week": True, "trials": 60, "goals_before": 2},
+    ]  # fmt: skip
+
+
+def test_the_weeks_updates_hold_every_strategys_mean(metrics: dict[str, Any]) -> None:
+    [medium] = metrics["decomposition"]["learner"]["buckets"]
+    assert medium["bucket"] == "medium"
+    assert medium["means"] == {"as_needed": _mean([0.98] * 2), "decompose": 0.5, "direct": 0.5}
+
+
+def test_the_post_says_where_it_started_and_how_sure_it_is(metrics: dict[str, Any]) -> None:
+    text = section("learner").draft(metrics)
+    assert (
+        "The learner started from experiment `first_ab` (60 trials) before this week; it was"
+        " warm-started again from experiment `second_ab` (60 trials) on 2026-11-18."
+    ) in text
+    assert (
+        "At the week's end it put the chance at 100.0% that running directly is best for simple"
+        " goals"
+    ) in text
+    assert "100.0% that splitting is best for complex goals" in text
+    # every number in the post is one of metrics.json's
+    check = fact_check(template_draft(metrics), metrics)
+    assert check.ok, check.unmatched
+    assert fact_check(text, metrics).checked >= 4  # 60, 60, 100.0%, 100.0%
+
+
+def test_the_report_shows_every_strategy_of_every_kind_of_goal(
+    metrics: dict[str, Any],
+) -> None:
+    view = section("learner").view(metrics).text
+    assert "**What it knew at the week's end** (from 122 rewards;" in view
+    rows = [line for line in view.splitlines() if line.startswith("| ") and "%" in line]
+    assert len(rows) == 9
+    assert (
+        f"| Complex | Split | 20 | {_mean([0.9] * 20):+.3f} | 100.0% | \u2605 preferred |" in rows
+    )
+    assert "| Medium | Run directly | 0 | +0.500 |" in "\n".join(rows)
+    assert any(r.startswith("| Medium | Split as needed | 2 |") for r in rows)
+
+
+def test_a_learner_with_no_evidence_adds_nothing_to_the_post(
+    store: Store, clock: FakeClock
+) -> None:
+    clock.set(START + timedelta(days=1))
+    submit_goal(store, "a goal this week")
+    m = json.loads(json.dumps(compute_metrics(store, WEEK, now=START + timedelta(days=9))))
+    post = m["decomposition"]["learner"]["posterior"]
+    assert (post["evidence"], post["goals"], post["warm_starts"], post["sure"]) == (0, 0, [], [])
+    assert section("learner").draft(m) == (
+        "The learned policy made no choice this week (no goal ran under it)."
+    )
+    assert "What it knew" not in section("learner").view(m).text
