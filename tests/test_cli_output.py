@@ -259,3 +259,24 @@ def test_newcomer_make_demo_then_trace_an_id_from_the_report(tmp_path: Path) -> 
     assert "did not make, so it is kept" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "what"),
+    [
+        (["tasks", "--limit", "-1"], "--limit", "'-1' must be 1 or more"),
+        (["tasks", "--limit", "x"], "--limit", "'x' is not an integer"),
+        (["submit", "g", "--budget-usd", "-1"], "--budget-usd", "'-1' must be a finite number"),
+        (["submit", "g", "--budget-usd", "nan"], "--budget-usd", "'nan' must be a finite number"),
+        (["fleet", "simulate", "--days", "0"], "--days", "'0' must be 1 or more"),
+    ],
+)
+def test_a_bad_number_names_its_option(
+    argv: list[str], option: str, what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", str(tmp_path / "fleet.db"), *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert f"argument {option}: {what}" in err
+    assert list(tmp_path.iterdir()) == []

@@ -264,22 +264,24 @@ def priority(text: str) -> int:
 
 
 def non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0 (argparse names the option in the error)."""
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
-        raise UserError(f"{text!r} must be a finite number, zero or more")
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, zero or more")
     return value
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse names the option in the error)."""
     try:
         value = int(text)
     except ValueError:
-        raise UserError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
-        raise UserError(f"{text!r} must be 1 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     if value > 2**63 - 1:
-        raise UserError(f"{text!r} is too large: use at most {2**63 - 1:,}")
+        raise argparse.ArgumentTypeError(f"{text!r} is too large: use at most {2**63 - 1:,}")
     return value
