@@ -151,6 +151,11 @@ def test_the_post_says_where_it_started_and_how_sure_it_is(metrics: dict[str, An
     check = fact_check(template_draft(metrics), metrics)
     assert check.ok, check.unmatched
     assert fact_check(text, metrics).checked >= 4  # 60, 60, 100.0%, 100.0%
+    # the posterior's table of estimates is not quotable: only what the post says is sure
+    mean = _mean([0.9] * 20)
+    assert [u.text for u in fact_check(f"a mean reward of {mean}", metrics).unmatched] == [
+        str(mean)
+    ]
 
 
 def test_the_report_shows_every_strategy_of_every_kind_of_goal(
