@@ -49,10 +49,12 @@ policy = "learned"
 NOT_COMPARED = ["seq", "finished_us", "wall_s", "sim_time_s", "trial_dir", "trace_id"]
 
 
-def _rows(tmp_path: Path, workers: int) -> pl.DataFrame:
+def _rows(tmp_path: Path, workers: int, concurrency: int = 2) -> pl.DataFrame:
     path = tmp_path / "pooled.toml"
-    path.write_text(EXPERIMENT, encoding="utf-8")
-    root = tmp_path / f"w{workers}"
+    path.write_text(
+        EXPERIMENT.replace("concurrency = 2", f"concurrency = {concurrency}"), encoding="utf-8"
+    )
+    root = tmp_path / f"w{workers}c{concurrency}"
     summary = run(path, root=root, progress=None, workers=workers)
     assert summary.ran == summary.total == 4 * 3 * 2
     assert summary.errored == 0
@@ -65,8 +67,11 @@ def test_two_workers_give_the_rows_of_one(tmp_path: Path) -> None:
     two = _rows(tmp_path, 2)
     fixed = pl.col("variant") != "learned"
     assert one.filter(fixed).to_dicts() == two.filter(fixed).to_dicts()
-    # the learner runs its trials in sequence whichever worker runs them: same choices too
-    assert one.filter(~fixed).to_dicts() == two.filter(~fixed).to_dicts()
+    # the learner runs its trials in sequence whichever worker runs them: the same rows as
+    # one trial at a time in one process (the plainest order there is)
+    sequential = _rows(tmp_path, 1, concurrency=1)
+    assert two.filter(~fixed).to_dicts() == sequential.filter(~fixed).to_dicts()
+    assert one.filter(~fixed).to_dicts() == sequential.filter(~fixed).to_dicts()
 
 
 def test_workers_in_the_file_is_checked(tmp_path: Path) -> None:
@@ -103,3 +108,34 @@ def _children() -> list[int]:
             if int(fields[1]) == me and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+@pytest.mark.slow
+def test_a_learner_starts_each_trial_after_its_predecessors_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In worker processes, the learning variant's trials are handed out one at a time in
+    plan order, each with the learner updates of every earlier one (the rule the module
+    docstring states), whatever runs beside them."""
+    from fleetlab.experiments import _pool
+
+    handed: list[tuple[tuple[str, str, int], int]] = []
+    submit = _pool.WorkerPool.submit
+
+    def watched(self: _pool.WorkerPool, *args: object) -> object:
+        trial, history = args[1], args[3]
+        if trial.variant.learns:  # type: ignore[attr-defined]
+            handed.append((trial.key, len(history)))  # type: ignore[attr-defined, arg-type]
+        return submit(self, *args)
+
+    monkeypatch.setattr(_pool.WorkerPool, "submit", watched)
+    path = tmp_path / "pooled.toml"  # 8 in flight: without the rule, learned trials overlap
+    path.write_text(EXPERIMENT.replace("concurrency = 2", "concurrency = 8"), encoding="utf-8")
+    exp = load_experiment(path)
+    run(exp, root=tmp_path / "out", progress=None, workers=2)
+    plan = [t.key for t in exp.plan() if t.variant.name == "learned"]
+    assert [key for key, _ in handed] == plan
+    learned_rows = load("pooled", root=tmp_path / "out").filter(pl.col("variant") == "learned")
+    updates = learned_rows.sort("seq")["learn_bucket"].is_not_null().cast(pl.Int64).to_list()
+    # the k-th trial started with the updates of the k-1 before it, all committed
+    assert [n for _, n in handed] == [sum(updates[:k]) for k in range(len(plan))]
