@@ -280,3 +280,28 @@ def test_a_bad_number_names_its_option(
     assert len(err.splitlines()) == 1
     assert f"argument {option}: {what}" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_ids_on_a_terminal_are_never_wrapped(width: int) -> None:
+    """On a terminal the table folds long titles, but an id stays on one line, whole: it is
+    what a reader copies into ``fleetlab trace``."""
+    import io
+
+    from rich.console import Console
+
+    from fleetlab.cli._common import print_rows
+
+    ids = ["a76aada81c35", "ca5920292b00"]
+    rows = [
+        (i, "", "8124e04a2fd" + i, "Validate half a year of sales and report on it " * 2,
+         "completed", "84", "1", "$0.2630", "2026-11-29 13:28:19")
+        for i in ids
+    ]  # fmt: skip
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=width, color_system=None)
+    columns = ("id", "parent", "trace", "title", "status", "prio", "agents", "cost", "created")
+    print_rows(console, columns, rows, short={"trace": 12}, whole=("id", "parent"))
+    text = buf.getvalue()
+    assert all(sum(i in ln for ln in text.splitlines()) == 1 for i in ids), text
+    assert max(len(ln) for ln in text.splitlines()) <= width

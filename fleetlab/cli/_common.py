@@ -164,11 +164,13 @@ def print_rows(
     title: str | None = None,
     short: dict[str, int] | None = None,
     right: Sequence[str] = (),
+    whole: Sequence[str] = (),
 ) -> None:
     """A table: on a terminal a rich table (``short`` cuts a column's cells to N
-    characters); piped or redirected, tab-separated lines with a header line and every
-    character of every cell (a tab, newline or backslash in a cell written ``\\t``,
-    ``\\n``, ``\\\\``, as PostgreSQL's COPY text format does), never wrapped or cut."""
+    characters; the columns in ``whole``, ids a reader copies, are never wrapped); piped or
+    redirected, tab-separated lines with a header line and every character of every cell
+    (a tab, newline or backslash in a cell written ``\\t``, ``\\n``, ``\\\\``, as
+    PostgreSQL's COPY text format does), never wrapped or cut."""
     if not console.is_terminal:
         # Written as is: rich would expand the tabs to spaces.
         try:
@@ -181,8 +183,13 @@ def print_rows(
         return
     table = Table(title=title)
     short = short or {}
-    for name in columns:
-        table.add_column(name, overflow="fold", justify="right" if name in right else "left")
+    for i, name in enumerate(columns):
+        justify: Literal["left", "right"] = "right" if name in right else "left"
+        if name in whole:
+            width = max([len(name), *(len(cells[i]) for cells in rows)])
+            table.add_column(name, no_wrap=True, min_width=width, justify=justify)
+        else:
+            table.add_column(name, overflow="fold", justify=justify)
     for cells in rows:
         table.add_row(*(
             Text(c if len(c) <= short.get(n, len(c)) else c[: short[n] - 1] + "…")

@@ -162,6 +162,7 @@ def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
         title=f"{len(rows)} task(s), newest first, in {db_shown(args)}",
         short={"trace": 12, "title": 60},
         right=("prio", "agents", "cost"),
+        whole=("id", "parent"),
     )
     return 0
 
