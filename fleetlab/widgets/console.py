@@ -84,6 +84,9 @@ _FINISHED = ("completed", "failed", "cancelled")
 _TABLE_ROWS = 12
 _TRACE_CHOICES = 30
 _FINISHED_ROWS = 5
+#: While the fleet runs, the learner's table is redrawn at most this often (its Monte Carlo
+#: takes tens of milliseconds of the loop the fleet runs on); once it stops, at once.
+_LEARNER_EVERY_S = 2.0
 #: The learner's posterior as the panel shows it (``fleetlab.charts.table`` options).
 LEARNER_FORMATS: dict[str, Format] = {
     "n": "count",
@@ -218,6 +221,7 @@ class FleetConsole:
         self._shown_live = False
         self._updating_picks = False
         self._learner_key: Any = None  # the learner's state last shown
+        self._learner_drawn = 0.0  # when (time.monotonic()) it was drawn
         self._stop_requested = False
         self._active = False
         self._finished: dict[str, Task] = {}  # finished goals' rows: they no longer change
@@ -700,12 +704,15 @@ class FleetConsole:
     def _refresh_learner(self) -> None:
         # the posterior's probabilities are a Monte Carlo estimate: redone only when the
         # learner's totals or warm starts changed, not at every refresh
+        if self.running and time.monotonic() - self._learner_drawn < _LEARNER_EVERY_S:
+            return
         totals = self.store.learner_totals()
         starts = self.warm_starts()
         key = (sorted(totals.items()), starts)
         if key == self._learner_key:
             return
         self._learner_key = key
+        self._learner_drawn = time.monotonic()
         seeded = sum(s["trials"] for s in starts)
         own = sum(t.n for t in totals.values()) - seeded
         said = [
