@@ -26,8 +26,8 @@ async def run_policy(
 ) -> list[Row]:
     """Run every core task once per seed in one store (so a learner keeps learning).
 
-    ``pin`` fixes the learned policy's arm: the scoring step runs as usual, then every task
-    gets that strategy — a fixed choice measured in the learner's own buckets.
+    ``pin`` fixes the learned policy's arm: every task is scored, then gets that
+    strategy — a fixed choice measured in the learner's own buckets.
     With ``concurrency=1`` goals finish in a fixed order, so a learner's updates, and the
     result, do not depend on how busy the machine is.
     """
@@ -40,7 +40,8 @@ async def run_policy(
             model = SimModel.from_spec("instant", seed=seed)
             config = FleetConfig(concurrency=concurrency, poll_s=0.01)
             fleet = Fleet(store, model, config, seed=seed)
-            if pin is not None:
+            if pin is not None:  # every goal scored (its bucket known), then ``pin`` played
+                fleet.learner.needs_score = lambda: True  # type: ignore[method-assign]
                 fleet.learner.choose = lambda bucket: (pin, {})  # type: ignore[method-assign,assignment,return-value]
             await fleet.run(until_idle=True)
             for root in roots:
@@ -110,7 +111,9 @@ async def test_learned_policy_matches_best_fixed_choices(
 def test_posterior_is_the_normal_gamma_update(fresh_db: Callable[[], str], tmp_path: Path) -> None:
     """Mean, scale and degrees of freedom against the textbook conjugate update, and a
     bucket whose rewards barely vary is surer than a noisy one with as many rewards."""
-    config = LearnerConfig(cost_weight=5.0, prior_mean=0.5, prior_weight=1.0, noise=0.5)
+    config = LearnerConfig(
+        cost_weight=5.0, prior_mean=0.5, prior_weight=1.0, noise=0.5, share_weight=0.0
+    )
     steady = [0.9, 0.88, 0.91, 0.89]
     noisy = [1.0, -0.2, 0.95, -0.1]
     with open_store(fresh_db()) as store:

@@ -11,8 +11,9 @@ __all__ = ["LearnedPolicy"]
 class LearnedPolicy(Policy):
     """Thompson sampling over {direct, decompose, as_needed} per estimated-complexity bucket.
 
-    The score is asked for only while the choice depends on it (``Learner.needs_score``:
-    until one arm is settled in every bucket, then for a seeded one goal in ten).
+    The score is asked for only while it is worth its price (``Learner.needs_score``: a
+    posterior sample of the value of knowing the bucket against the scoring call's cost);
+    an unscored goal plays the arm best over all buckets and teaches nothing.
     """
 
     name = "learned"
@@ -29,11 +30,11 @@ class LearnedPolicy(Policy):
             raise RuntimeError("the learned policy needs the fleet's learner in its context")
         bucket = context.bucket
         if bucket is None:
-            arm = learner.settled_arm() or learner.preferred("medium")
+            arm = learner.unscored_arm()
             return Decision(
                 arm,
-                f"learned: {arm} is best in every bucket (P(best) >= "
-                f"{learner.config.settle_p:.0%}); not scored",
+                f"learned: not scored (knowing the bucket is not worth the "
+                f"${learner.config.score_cost_usd:g} call); {arm} is best over all buckets",
                 arm=arm,
             )
         arm, draws = learner.choose(bucket)
