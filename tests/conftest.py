@@ -139,8 +139,15 @@ def store(db_url: str, clock: FakeClock) -> Iterator[Store]:
         yield s
 
 
+@pytest.fixture(scope="session")
+def _user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg-data-home")
+
+
 @pytest.fixture(autouse=True)
-def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never talk to a real API or a real OpenTelemetry collector."""
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -> None:
+    """Tests never talk to a real API or a real OpenTelemetry collector, and never touch the
+    user's default database (``$XDG_DATA_HOME/fleetlab``) or its log."""
     for name in ("ANTHROPIC_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "FLEETLAB_DB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(_user_data_home))
