@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
+import re
 from datetime import timedelta
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,8 @@ REASON = (
     "--- a/site/index.html\n+++ b/site/index.html\n@@ -1 +1 @@\n-<h1>Old</h1>\n+<h1>New</h1>\n"
     "- a list item\n"
 )
+#: A short reason (whole in every table cell) with pipes in and out of backticks.
+PIPE_REASON = "verifier: check.py failed (exit 1): got a | pipe and `x | y`"
 TITLE = "Goal <b id='pwned-b'>bold</b> # not a heading [x](javascript:alert(1)) | cell"
 
 
@@ -57,6 +62,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.transition(goal.id, "running", worker="w", lease_s=600)
         clock.advance(60)
         store.transition(goal.id, "failed", error=REASON)
+        piped = store.create_task("Split a line on pipes", role="orchestrator")
+        store.transition(piped.id, "running", worker="w", lease_s=600)
+        clock.advance(60)
+        store.transition(piped.id, "failed", error=PIPE_REASON)
     out = tmp_path_factory.mktemp("reports")
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -133,3 +142,41 @@ def test_index_html_shows_the_hostile_text_as_text(
     shots = Path("/tmp/h/shots")
     if shots.is_dir():
         (shots / "digest_hostile.png").write_bytes(shot.read_bytes())
+
+
+def _failure_tables(report: Path) -> list[str]:
+    """The Markdown the notebook showed for its failures section (the tables of causes and of
+    failures, as index.html renders them)."""
+    notebook = json.loads((report / "weekly_digest.ipynb").read_text("utf-8"))
+    texts = [
+        "".join(o["data"]["text/markdown"])
+        for c in notebook["cells"]
+        for o in c.get("outputs", [])
+        if "text/markdown" in o.get("data", {})
+    ]
+    return [t for t in texts if "| Reason |" in t or "| Example |" in t]
+
+
+@pytest.mark.slow
+def test_a_pipe_in_a_reason_stays_in_its_cell(report: Path) -> None:
+    tables = _failure_tables(report)
+    assert tables
+    md = MarkdownIt("commonmark").enable("table")
+    cells = []
+    for text in tables:
+        tokens = md.parse(text)
+        rows = [i for i, t in enumerate(tokens) if t.type == "tr_open"]
+        widths = set()
+        for start in rows:
+            end = next(j for j in range(start, len(tokens)) if tokens[j].type == "tr_close")
+            row = [
+                tokens[j + 1] for j in range(start, end) if tokens[j].type in ("th_open", "td_open")
+            ]
+            widths.add(len(row))
+            cells += ["".join(c.content for c in (t.children or [])) for t in row]
+        assert len(widths) == 1, widths  # no pipe split a row into more cells
+    assert PIPE_REASON.replace("`", "") in [c.replace("`", "") for c in cells]
+    html = (report / "index.html").read_text("utf-8")
+    shown = re.sub(r"<[^>]+>", "", html)
+    assert "got a | pipe and `x | y`" in unescape(shown)
+    assert "\\|" not in unescape(shown)

@@ -19,6 +19,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -601,3 +602,45 @@ def test_publishing_replaces_the_old_report_or_keeps_it(tmp_path: Path) -> None:
         report_module._publish(reports / ".vanished", final)
     assert sorted(p.name for p in reports.iterdir()) == [WEEK]
     assert (final / "index.html").read_text() == "new report"
+
+
+class _Text(HTMLParser):
+    """The text a reader sees (no script or style) and the text of each ``<strong>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.strong: list[str] = []
+        self._skip = 0
+        self._bold = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        self._skip += tag in ("script", "style")
+        if tag == "strong":
+            self._bold += 1
+            self.strong.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("script", "style") and self._skip > 0
+        self._bold -= tag == "strong" and self._bold > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.text.append(data)
+            if self._bold:
+                self.strong[-1] += data
+
+
+@pytest.mark.slow
+def test_bold_money_in_index_html_is_bold_not_maths(run: Run) -> None:
+    """A paragraph with two dollar amounts is not read as maths: every ``**$x**`` of the
+    post is a ``<strong>$x</strong>`` in index.html and no ``**`` is left as text."""
+    folder = run.reports / WEEK
+    post = (folder / "digest.md").read_text("utf-8")
+    paragraphs = [p for p in post.split("\n\n") if "**$" in p and p.count("$") >= 2]
+    assert paragraphs, "the post has no paragraph with two dollar amounts, one of them bold"
+    bold = set(re.findall(r"\*\*(\$[\d,.]+)\*\*", post))
+    page = _Text()
+    page.feed((folder / "index.html").read_text("utf-8"))
+    assert "**" not in "".join(page.text)
+    assert bold <= set(page.strong), bold - set(page.strong)

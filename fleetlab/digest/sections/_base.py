@@ -8,9 +8,12 @@ that list, so a new section is one new file plus one registration.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from markdown_it import MarkdownIt
 
 from fleetlab.telemetry import redact
 
@@ -24,6 +27,11 @@ __all__ = ["Load", "MarkdownView", "Section"]
 Metrics = dict[str, Any]
 
 
+@functools.cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
 @dataclass(frozen=True, slots=True)
 class MarkdownView:
     """Markdown that notebooks render (``_repr_markdown_``) and scripts print."""
@@ -32,6 +40,13 @@ class MarkdownView:
 
     def _repr_markdown_(self) -> str:
         return redact(self.text)  # a notebook's saved outputs are published
+
+    def _repr_html_(self) -> str:
+        """The Markdown rendered here (CommonMark with GitHub's tables, raw HTML off), so
+        index.html and JupyterLab show what digest.md means: their own renderers read the text
+        between two ``$`` as maths (``**$6.69** ... $1.12`` lost its bold) and leave the ``\\|``
+        of a code span in a table cell as typed."""
+        return _markdown().render(redact(self.text))
 
     def __str__(self) -> str:
         return redact(self.text)
