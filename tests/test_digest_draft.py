@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from fleetlab.digest import (
     write_draft_async,
     write_report_files,
 )
+from fleetlab.digest._metrics import anomalies
+from fleetlab.digest.sections import section
 from fleetlab.digest.sections.learner import summary as learner_summary
 from fleetlab.errors import ModelError
 from fleetlab.models.types import ModelResponse, TextBlock, Usage
@@ -565,3 +569,30 @@ def test_the_front_matter_is_checked_but_not_its_date_week_and_slug() -> None:
     check = fact_check(draft, FELL)
     assert check.checked == 3  # 5 (title), 41 and 6 (body)
     assert [(u.text, u.line) for u in check.unmatched] == [("41", 7)]
+
+
+def test_stale_tasks_are_called_stale_not_running(metrics: dict[str, Any]) -> None:
+    """Stale tasks are not "running" ones (the numbers say 0 running, 2 stale)."""
+    m = copy.deepcopy(metrics)
+    m["counts"].update(stale=2, running=0)
+    texts = [a["detail"] for a in anomalies(m)] + section("numbers").next_steps(m)
+    said = " ".join(texts)
+    assert "running task" not in said, texts
+    assert said.count("2 stale tasks") == 2, texts
+
+
+def test_the_passed_checks_listed_are_the_checks(metrics: dict[str, Any]) -> None:
+    """ "all N telemetry checks passed (...)" names N checks, a new one included."""
+    m = copy.deepcopy(metrics)
+    integrity = m["integrity"]
+    assert integrity["ok"]
+    new = {**integrity["checks"][0], "name": "brand_new", "title": "a brand new check"}
+    integrity["checks"].append(new)
+    integrity["passed"] += 1
+    integrity["total"] = len(integrity["checks"])
+    draft = section("integrity").draft(m)
+    found = re.search(r"all (\d+) telemetry checks passed \((.*?)\)\.", draft)
+    assert found, draft
+    items = re.split(r", and |, | and ", found[2])
+    assert int(found[1]) == len(items) == len(integrity["checks"]) == 10, items
+    assert "brand new" in found[2]

@@ -35,6 +35,7 @@ from fleetlab.digest._sections import (
 )
 from fleetlab.digest._week import week_events
 from fleetlab.digest.sections import SECTIONS, Load
+from fleetlab.digest.sections._format import plural
 from fleetlab.digest.sections.numbers import empty_week
 from fleetlab.status import DEFAULT_STALE_AFTER_S
 from fleetlab.store import Store
@@ -260,7 +261,8 @@ def anomalies(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             {
                 "kind": "stale",
-                "detail": f"{counts['stale']} running tasks showed no sign of life",
+                "detail": f"{plural(counts['stale'], 'stale task')} (claimed, but their workers"
+                " stopped heartbeating)",
                 "ids": [],
             }
         )
@@ -269,17 +271,16 @@ def anomalies(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         found.append(
             {
                 "kind": "over_decomposition",
-                "detail": f"{decomposition_['over_decomposed']['count']} simple goals used"
-                " more than one agent",
+                "detail": f"{plural(decomposition_['over_decomposed']['count'], 'simple goal')}"
+                " used more than one agent",
                 "ids": [i["task_id"] for i in decomposition_["over_decomposed"]["items"][:10]],
             }
         )
-    if decomposition_["complex_failed_direct"]["count"]:
+    if failed_direct := decomposition_["complex_failed_direct"]["count"]:
         found.append(
             {
                 "kind": "complex_failed_direct",
-                "detail": f"{decomposition_['complex_failed_direct']['count']} complex goals"
-                " failed without decomposing",
+                "detail": f"{plural(failed_direct, 'complex goal')} failed without decomposing",
                 "ids": [
                     i["task_id"] for i in decomposition_["complex_failed_direct"]["items"][:10]
                 ],

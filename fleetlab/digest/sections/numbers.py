@@ -198,8 +198,8 @@ def _next_steps(m: dict[str, Any]) -> list[str]:
     steps = []
     if c["stale"]:
         steps.append(
-            f"Find out why {plural(c['stale'], 'running task')} stopped heartbeating; reclaim"
-            " or cancel them."
+            f"Find out why the workers of {plural(c['stale'], 'stale task')} stopped"
+            " heartbeating; reclaim or cancel them."
         )
     if c["in_flight"]:
         steps.append(
