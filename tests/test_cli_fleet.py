@@ -224,3 +224,36 @@ def test_piped_fleet_commands_print_only_their_summary_lines(tmp_path: Path) -> 
         lines = done.stdout.splitlines()
         assert lines, argv
         assert all(line.strip() for line in lines), (argv, done.stdout)
+
+
+def test_a_split_goal_says_how_many_sub_agents_did_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A decomposed goal's result names every sub-agent below it (counted from the rows), in
+    correct English."""
+    db = str(tmp_path / "f.db")
+    goals = tmp_path / "goals.toml"
+    keys = [t.key for t in builtin_suites()["core"].tasks][:3]
+    goals.write_text("".join(f'[[goals]]\ntask = "{k}"\npolicy = "always"\n\n' for k in keys))
+    assert run(capsys, "--db", db, "submit", "--file", str(goals))[0] == 0
+    code, _, _ = run(
+        capsys, "--db", db, "fleet", "run", "--until-idle", "--quiet", "--model", "sim:instant"
+    )
+    assert code == 0
+    with open_store(db) as store:
+        rows = store.query("SELECT id, parent_id, status, result FROM tasks", ())
+    below: dict[str, list[str]] = {}
+    for task_id, parent, _, _ in rows:
+        below.setdefault(parent, []).append(task_id)
+
+    def descendants(task_id: str) -> int:
+        return sum(1 + descendants(k) for k in below.get(task_id, []))
+
+    summaries = {
+        task_id: json.loads(result)["summary"]
+        for task_id, parent, status, result in rows
+        if parent is None and status == "completed" and result
+    }
+    assert summaries
+    for task_id, summary in summaries.items():
+        n = descendants(task_id)
+        assert n > 1
+        assert summary.startswith(f"done by {n} sub-agents"), (summary, n)

@@ -462,6 +462,22 @@ class Phases:
             (k for k in kids if role is None or k.role == role), key=lambda k: k.created_at
         )
 
+    def _done_by(self, task: Task) -> str:
+        """``done by 5 sub-agents (1 planner, 3 executors, 1 validator)``: every agent below
+        the goal, repair rounds and nested plans included, by role."""
+        roles: dict[str, int] = {}
+        todo = [task]
+        while todo:
+            for kid in self._children(todo.pop()):
+                roles[kid.role] = roles.get(kid.role, 0) + 1
+                todo.append(kid)
+
+        def plural(n: int, what: str) -> str:
+            return f"{n} {what}{'' if n == 1 else 's'}"
+
+        parts = ", ".join(plural(n, role) for role, n in roles.items())
+        return f"done by {plural(sum(roles.values()), 'sub-agent')} ({parts})"
+
     async def _spawn_executors(self, task: Task) -> None:
         planner = self._children(task, "planner")[-1]
         try:
@@ -526,7 +542,7 @@ class Phases:
             await self._finish(
                 task,
                 "completed",
-                result={"summary": f"done by {len(spec['plan'])} sub-agents", "verdict": reason},
+                result={"summary": self._done_by(task), "verdict": reason},
             )
         else:
             await self._finish(task, "failed", error=reason or "validation failed")
