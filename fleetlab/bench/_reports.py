@@ -23,9 +23,10 @@ _YEAR_VERSION = 1
 
 def metrics_fingerprint(metrics: dict[str, Any]) -> str:
     """A short hash of a week's metrics without what differs from run to run or between
-    backends by design (the instant they were computed, and the engine's own database check:
-    each engine has its own): equal for the same rows on SQLite and PostgreSQL."""
-    kept = {k: v for k, v in metrics.items() if k != "generated_at"}
+    backends by design (the instant they were computed, the database they name, and the
+    engine's own database check: each engine has its own): equal for the same rows on SQLite
+    and PostgreSQL."""
+    kept = {k: v for k, v in metrics.items() if k not in ("generated_at", "database")}
     integrity = dict(kept.get("integrity") or {})
     checks = integrity.get("checks") or []
     integrity["checks"] = [c for c in checks if c.get("name") != "database"]
