@@ -596,3 +596,29 @@ def test_the_passed_checks_listed_are_the_checks(metrics: dict[str, Any]) -> Non
     items = re.split(r", and |, | and ", found[2])
     assert int(found[1]) == len(items) == len(integrity["checks"]) == 10, items
     assert "brand new" in found[2]
+
+
+def test_an_empty_week_across_new_year_dates_and_no_issue_number(tmp_path: Path) -> None:
+    from fleetlab.digest import compute_metrics
+
+    with open_store(tmp_path / "empty.db") as store:
+        m = compute_metrics(store, parse_week("2020-W01"), now=utc("2026-10-26T07:00Z"))
+    m = json.loads(json.dumps(m))
+    draft = template_draft(m)
+    # worked out by hand: ISO 2020-W01 runs from Monday 30 December 2019
+    assert "Monday 30 December 2019 to Sunday 5 January 2020" in draft
+    title = next(line for line in draft.splitlines() if line.startswith("title:"))
+    assert "#" not in title, title
+    assert "no data for 2020-W01" in title
+    assert "not an issue" in title
+
+
+def test_a_week_within_one_year_names_it_once_without_padding(tmp_path: Path) -> None:
+    from fleetlab.digest import compute_metrics
+
+    with open_store(tmp_path / "empty.db") as store:
+        m = compute_metrics(store, parse_week("2026-W45"), now=utc("2026-12-01T07:00Z"))
+    # worked out by hand: ISO 2026-W45 runs from Monday 2 November
+    assert "Monday 2 November to Sunday 8 November 2026," in template_draft(
+        json.loads(json.dumps(m))
+    )

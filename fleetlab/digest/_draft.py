@@ -42,8 +42,8 @@ TAGS = ("ai", "agents", "llm", "devops")
 
 def _title(m: dict[str, Any]) -> str:
     c = m["counts"]
-    if empty_week(m):
-        return f"{SERIES} #{m['issue']}: no data for {m['week']}"
+    if empty_week(m):  # not an issue of the series: nothing to publish
+        return f"{SERIES}: no data for {m['week']} (not an issue)"
     rate = m["success_rate"]["completed_over_finished"]
     return (
         f"{SERIES} #{m['issue']}: What My AI Agents Shipped This Week"
@@ -51,6 +51,13 @@ def _title(m: dict[str, Any]) -> str:
         + (f", {100 * rate:.1f}% success" if rate is not None else "")
         + ")"
     )
+
+
+def _days(start: datetime, end: datetime) -> str:
+    """``Monday 2 November to Sunday 8 November 2026``; each date with its year when the
+    week spans two (``Monday 30 December 2019 to Sunday 5 January 2020``)."""
+    first = f"{start.day} {start:%B}" + (f" {start.year}" if start.year != end.year else "")
+    return f"Monday {first} to Sunday {end.day} {end:%B %Y}"
 
 
 def _front_matter(m: dict[str, Any]) -> str:
@@ -85,10 +92,7 @@ def template_draft(m: dict[str, Any]) -> str:
         )
         out.append("")
     as_of = "the end of the week" if m["complete"] else f"`{m['as_of']}` (week in progress)"
-    out.append(
-        f"Week {m['week']}: Monday {start:%d %B} to Sunday {end:%d %B %Y}, {m['zone']} time;"
-        f" figures as of {as_of}."
-    )
+    out.append(f"Week {m['week']}: {_days(start, end)}, {m['zone']} time; figures as of {as_of}.")
     out.append("")
     if empty_week(m):
         out += [empty_notice(m), ""]
@@ -172,13 +176,13 @@ async def write_draft_async(
         model: a model spec or instance. ``sim:*`` uses the deterministic template; anything
             else is asked to write the post from the metrics JSON.
         store: where the model's call is recorded (a ``model.call`` event with its cost, on
-            a ``digest`` task of its own); a ``sim:*`` template makes no call.
+            a ``digest`` task of its own); a ``sim:*`` template, or an empty week, makes no call.
 
     Raises:
         ModelError: the model call failed.
     """
     name = model if isinstance(model, str) else model.name
-    if name.startswith("sim:"):
+    if name.startswith("sim:") or empty_week(metrics):  # an empty week: nothing to write
         return redact(template_draft(metrics))
     backend = get_model(model) if isinstance(model, str) else model
     week = metrics["week"]
