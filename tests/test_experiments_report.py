@@ -451,3 +451,42 @@ def test_a_priced_objective_ranks_by_value(root: Path) -> None:
     assert table.verdict()[0].startswith(
         f"{table.best} has the highest value, {value[table.best] * 100:.1f} points"
     )
+
+
+#: The experiment files of the checkout, listed here by hand from the folder (the oracle).
+CHECKOUT_EXPERIMENTS = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "experiments").glob("*.toml")
+)
+
+
+@pytest.mark.parametrize(
+    "argv", [["ab", "report", "nosuch"], ["learn", "--from-experiment", "nosuch"]]
+)
+def test_a_missing_experiment_suggests_the_ones_that_exist(
+    argv: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./experiments, no ./reports: the checkout's files only
+    extra = ["--db", str(tmp_path / "f.db")] if argv[0] == "learn" else ["--no-html"]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "nosuch.toml" not in err
+    assert "ab run nosuch" not in err
+    assert CHECKOUT_EXPERIMENTS
+    for stem in CHECKOUT_EXPERIMENTS:
+        assert stem in err, (stem, err)
+    assert not (tmp_path / "f.db").exists()  # a miss creates no database
+
+
+def test_a_missing_model_run_suggests_running_it_on_that_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = CHECKOUT_EXPERIMENTS[0]
+    argv = ["ab", "report", name, "--model", "sim:fast", "--out", str(tmp_path), "--no-html"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"fleetlab ab run {name} --model sim:fast" in err, err

@@ -75,6 +75,21 @@ def _name(text: str, root: Path | None, model: str | None = None) -> str:
     return f"{text}@{model}"
 
 
+def _run_hint(base: str, model: str = "") -> str:
+    """How to get results for experiment ``base``: the ``ab run`` line when its file exists,
+    else the experiment files there are (``resources.folders("experiments")``)."""
+    from fleetlab import resources
+
+    known = sorted({p.stem for f in resources.folders("experiments") for p in f.glob("*.toml")})
+    if base in known:
+        return f"run it first (fleetlab ab run {base}" + (f" --model {model})" if model else ")")
+    files = ", ".join(known) or "none"
+    return (
+        f"no experiment file {base!r} either; the experiments to run are {files}"
+        " (fleetlab ab run NAME)"
+    )
+
+
 def _missing(name: str, root: Path | None) -> str | None:
     """A one-line explanation when ``name`` has no results folder, naming the ones there are."""
     from fleetlab.experiments import output_dir
@@ -89,7 +104,7 @@ def _missing(name: str, root: Path | None) -> str | None:
         for p in (where.iterdir() if where.is_dir() else [])
         if (p / "results.db").is_file() or (p / "results.parquet").is_file()
     )
-    base = name.split("@", 1)[0]
+    base, _, model = name.partition("@")
     related = [f for f in found if f.split("@", 1)[0] == base]
     hints = []
     for f in related:
@@ -100,15 +115,11 @@ def _missing(name: str, root: Path | None) -> str | None:
     others = [f for f in found if f not in related]
     if hints:
         suggestion = "results exist for " + ", ".join(hints)
-    elif others:
-        suggestion = (
-            "results exist for " + ", ".join(others[:8]) + (", ..." if len(others) > 8 else "")
-        )
     else:
-        suggestion = (
-            "no experiment has results there: run one first "
-            f"(fleetlab ab run experiments/{base}.toml)"
-        )
+        suggestion = _run_hint(base, model)
+        if others:
+            suggestion += "; results exist for " + ", ".join(others[:8])
+            suggestion += ", ..." if len(others) > 8 else ""
     return f"no results for experiment {name!r} in {folder}: {suggestion}"
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fleetlab.cli._common import db_option, db_shown, guarded, open_store, print_rows
-from fleetlab.errors import UserError
+from fleetlab.errors import NotFoundError, UserError
 from fleetlab.objective import Objective
 
 __all__ = ["register", "warm_start_from_experiment"]
@@ -38,9 +38,13 @@ def warm_start_from_experiment(
     """
     import polars as pl
 
+    from fleetlab.cli._ab import _missing
     from fleetlab.experiments import ResultsDB, load, output_dir
     from fleetlab.learning import DEFAULT_OBJECTIVE, warm_start
 
+    missing = _missing(name, None)
+    if missing:
+        raise NotFoundError(missing)
     frame = load(name)
     models = sorted({str(m) for m in frame["model"].drop_nulls().unique()})
     if model is not None:
@@ -80,6 +84,12 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
     )
     if args.model and not args.from_experiment:
         raise UserError("--model picks an experiment's trials: give --from-experiment NAME too")
+    if args.from_experiment:  # a miss names the experiments there are, and creates no database
+        from fleetlab.cli._ab import _missing
+
+        missing = _missing(args.from_experiment, None)
+        if missing:
+            raise NotFoundError(missing)
     notes: list[str] = []
     seeded: Any = None
     with open_store(args, create=bool(args.from_experiment)) as store:
