@@ -221,3 +221,22 @@ def test_the_learner_finds_each_buckets_best_of_three_arms(fresh_db: Callable[[]
             rows = [r for r in table if r["bucket"] == bucket]
             assert max(rows, key=lambda r: r["p_best"])["arm"] == best
             assert [r["arm"] for r in rows if r["preferred"]] == [best]
+
+
+def test_a_registered_policy_is_offered_by_both_panels(toy: None, tmp_path: Path) -> None:
+    """The console's and the A/B panel's policy menus come from the registry: a policy
+    registered here appears in both, with no edit to the widgets; threshold offers its
+    examples."""
+    from fleetlab.widgets.ab import ABPanel
+    from fleetlab.widgets.console import FleetConsole
+
+    console = FleetConsole(db=str(tmp_path / "fleet.db"))
+    try:
+        offered = list(console.policy.options)
+    finally:
+        console.close()
+    assert "toy" in offered
+    assert {"never", "always", "threshold:3", "threshold:4", "as_needed", "learned"} <= set(offered)
+    panel = ABPanel(root=tmp_path / "out", folder=tmp_path, models=["sim:instant"])
+    assert "toy" in panel.policies.options
+    assert "toy" not in panel.policies.value  # offered, not ticked by default

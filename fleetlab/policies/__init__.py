@@ -22,6 +22,7 @@ from __future__ import annotations
 from fleetlab.policies import fixed, learned, threshold
 from fleetlab.policies._registry import (
     PolicyFactory,
+    choices,
     names,
     parse,
     register_policy,
@@ -46,6 +47,7 @@ __all__ = [
     "Policy",
     "PolicyFactory",
     "Strategy",
+    "choices",
     "names",
     "parse",
     "register_policy",
@@ -56,6 +58,11 @@ __all__ = [
 
 register_policy("never", fixed.never, aliases=("direct",))
 register_policy("always", fixed.always, aliases=("decompose",))
-register_policy("threshold", threshold.threshold, usage="threshold:K (K from 1 to 5)")
+register_policy(
+    "threshold",
+    threshold.threshold,
+    usage="threshold:K (K from 1 to 5)",
+    examples=("threshold:3", "threshold:4"),
+)
 register_policy("as_needed", fixed.as_needed)
 register_policy("learned", learned.learned)

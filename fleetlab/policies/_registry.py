@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from fleetlab.errors import UserError
 from fleetlab.policies.base import Policy
 
-__all__ = ["PolicyFactory", "names", "parse", "register_policy", "unregister_policy", "usage"]
+__all__ = [
+    "PolicyFactory",
+    "choices",
+    "names",
+    "parse",
+    "register_policy",
+    "unregister_policy",
+    "usage",
+]
 
 PolicyFactory = Callable[[str | None], Policy]
 
@@ -23,6 +31,7 @@ class _Entry:
     factory: PolicyFactory
     usage: str
     aliases: tuple[str, ...]
+    examples: tuple[str, ...]
 
 
 _ENTRIES: dict[str, _Entry] = {}
@@ -39,6 +48,7 @@ def register_policy(
     *,
     aliases: Sequence[str] = (),
     usage: str | None = None,
+    examples: Sequence[str] = (),
     replace: bool = False,
 ) -> None:
     """Make ``name`` (and its aliases) parse to ``factory(argument)``.
@@ -48,6 +58,8 @@ def register_policy(
         factory: builds the policy from the text after ``name:`` (None when absent).
         aliases: other names for it (``direct`` for ``never``).
         usage: how to write it, for help and error messages (default: the name).
+        examples: specs a menu offers for it (default: the name alone), e.g.
+            ``("threshold:3", "threshold:4")`` for a policy that takes an argument.
         replace: allow replacing a registered name (tests re-registering a toy policy).
 
     Raises:
@@ -59,7 +71,9 @@ def register_policy(
     taken = [k for k in (key, *map(_key, aliases)) if k in _ALIASES and _ALIASES[k] != key]
     if (key in _ENTRIES and not replace) or taken:
         raise ValueError(f"policy name {(taken or [key])[0]!r} is already registered")
-    _ENTRIES[key] = _Entry(key, factory, usage or key, tuple(_key(a) for a in aliases))
+    _ENTRIES[key] = _Entry(
+        key, factory, usage or key, tuple(_key(a) for a in aliases), tuple(examples) or (key,)
+    )
     _ALIASES[key] = key
     for alias in aliases:
         _ALIASES[_key(alias)] = key
@@ -76,6 +90,12 @@ def unregister_policy(name: str) -> None:
 def names() -> list[str]:
     """The registered policy names, in registration order."""
     return list(_ENTRIES)
+
+
+def choices() -> list[str]:
+    """The specs a menu offers (the console's and the A/B panel's), in registration order: a
+    newly registered policy appears in both without an edit there."""
+    return [spec for e in _ENTRIES.values() for spec in e.examples]
 
 
 def usage() -> list[str]:

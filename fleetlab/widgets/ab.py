@@ -25,6 +25,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from fleetlab import policies, resources
 from fleetlab.aio import in_running_loop, start_background
 from fleetlab.errors import FleetlabError
 from fleetlab.experiments import (
@@ -46,19 +47,24 @@ from fleetlab.prompts import list_variants
 from fleetlab.suites import builtin_suites
 from fleetlab.widgets.console import model_choices
 
-__all__ = ["BUILD", "POLICY_CHOICES", "ABPanel", "experiment_files"]
+__all__ = ["BUILD", "ABPanel", "experiment_files"]
 
 #: The file choice that builds the experiment from the panel's fields instead.
 BUILD = "(build from the fields below)"
-POLICY_CHOICES = ("never", "always", "threshold:3", "threshold:4", "as_needed", "learned")
+#: The policies ticked when the panel opens (those that are registered).
+DEFAULT_POLICIES = ("never", "always", "threshold:4", "as_needed", "learned")
 
 
 def experiment_files(folder: str | Path | None = None) -> list[Path]:
-    """The experiment files in ``folder`` (default: ``experiments/`` here or one level up)."""
-    if folder is None:
-        here = Path("experiments")
-        folder = here if here.is_dir() else Path("..") / "experiments"
-    return sorted(Path(folder).glob("*.toml"))
+    """The experiment files in ``folder`` (default: every folder ``fleetlab.resources`` looks
+    in: ``./experiments``, then the installed copies; a name found twice is the first one's)."""
+    if folder is not None:
+        return sorted(Path(folder).glob("*.toml"))
+    found: dict[str, Path] = {}
+    for where in resources.folders("experiments"):
+        for path in sorted(where.glob("*.toml")):
+            found.setdefault(path.name, path)
+    return sorted(found.values(), key=lambda p: p.name)
 
 
 def _table_html(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -133,11 +139,12 @@ class ABPanel:
         )
         suites = sorted(builtin_suites()) or ["core"]
         self.suite = widgets.Dropdown(options=suites, value=suites[0], description="Suite")
+        choices = policies.choices()
         self.policies = widgets.SelectMultiple(
-            options=list(POLICY_CHOICES),
-            value=("never", "always", "threshold:4", "as_needed", "learned"),
+            options=choices,
+            value=tuple(p for p in DEFAULT_POLICIES if p in choices),
             description="Policies",
-            rows=len(POLICY_CHOICES),
+            rows=len(choices),
         )
         prompts = sorted(list_variants()) or ["default"]
         self.prompt = widgets.Dropdown(

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
+from fleetlab import policies
 from fleetlab.aio import in_running_loop, start_background
 from fleetlab.api import build_model
 from fleetlab.charts._tables import Format, Table, format_value, table_html
@@ -64,7 +65,6 @@ from fleetlab.widgets.trace import TraceViewer
 __all__ = [
     "CLAUDE_MODEL",
     "CSS_CLASSES",
-    "POLICY_CHOICES",
     "FleetConsole",
     "TaskTable",
     "model_choices",
@@ -73,7 +73,6 @@ __all__ = [
 ]
 
 CLAUDE_MODEL = "anthropic:claude-sonnet-4-6"
-POLICY_CHOICES = ("threshold:4", "threshold:3", "never", "always", "as_needed", "learned")
 _SIM_MODELS = (
     ("sim:default (simulated, offline)", "sim:default"),
     ("sim:fast (simulated, little latency)", "sim:fast"),
@@ -273,7 +272,7 @@ class FleetConsole:
         )
         self.policy = _classed(
             widgets.Dropdown(
-                options=list(POLICY_CHOICES),
+                options=policies.choices(),
                 value="threshold:4",
                 description="Decomposition",
                 style=wide,
