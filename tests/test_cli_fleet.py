@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -48,6 +49,11 @@ def test_run_task_prints_verdict_tokens_cost_trace(tmp_path: Path, capsys) -> No
     assert "PASS" in out
     assert "(simulated)" in out
     assert "trace" in out
+    tokens = re.search(r"tokens (\S+) in / (\S+) out", out)
+    assert tokens, out
+    shown = int(tokens[1].replace(",", ""))
+    assert shown >= 1000  # so the thousands separator shows
+    assert tokens[1] == f"{shown:,}"
 
 
 def test_submit_file_fleet_run_trace_cancel(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

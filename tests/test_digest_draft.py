@@ -622,3 +622,28 @@ def test_a_week_within_one_year_names_it_once_without_padding(tmp_path: Path) ->
     assert "Monday 2 November to Sunday 8 November 2026," in template_draft(
         json.loads(json.dumps(m))
     )
+
+
+@pytest.mark.parametrize("total", [0.9414, 12.5])
+def test_money_in_the_post_follows_one_rule(metrics: dict[str, Any], total: float) -> None:
+    """Every dollar amount of the post: 2 decimals from $1 up, 4 below (the headline's total
+    included, which was always 2)."""
+    m = copy.deepcopy(metrics)
+    m["cost"]["total"]["cost_usd"] = total
+    amounts = re.findall(r"\$(\d[\d,]*)\.(\d+)", template_draft(m))
+    assert len(amounts) > 3
+    wrong = [
+        f"${whole}.{frac}"
+        for whole, frac in amounts
+        if len(frac) != (2 if int(whole.replace(",", "")) >= 1 else 4)
+    ]
+    assert wrong == []
+
+
+def test_strict_help_says_a_draft_with_no_numbers_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    from fleetlab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["digest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "no number" in text[text.rindex("--strict") :][:200]

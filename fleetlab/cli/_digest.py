@@ -120,7 +120,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
     p.add_argument(
-        "--strict", action="store_true", help="exit 1 when the draft has an unchecked number"
+        "--strict",
+        action="store_true",
+        help="exit 1 when the draft has an unchecked number, or no number at all",
     )
     p.add_argument(
         "--schedule",

@@ -268,8 +268,8 @@ def cmd_run_task(args: argparse.Namespace, console: Console) -> int:
         label = " [yellow](simulated)[/]" if model.simulated else ""
         console.print(
             f"{mark} {args.key}{label}: {result['verdict']}\n"
-            f"  agents {result['agents']}  tokens {done.tree_tokens_in} in /"
-            f" {done.tree_tokens_out} out  cost {money(done.tree_cost_usd)}\n"
+            f"  agents {result['agents']}  tokens {done.tree_tokens_in:,} in /"
+            f" {done.tree_tokens_out:,} out  cost {money(done.tree_cost_usd)}\n"
             f"  trace {done.trace_id}  (fleetlab trace {done.id})"
         )
     return 0 if passed else 1

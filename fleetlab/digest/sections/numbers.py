@@ -22,6 +22,7 @@ from fleetlab.digest.sections._format import (
     plural,
     signed,
     table,
+    usd,
 )
 
 __all__ = ["SECTION", "empty_week", "previous_has_data"]
@@ -75,7 +76,7 @@ def headline(m: dict[str, Any]) -> str:
         f" {plural(c['spawned'], 'agent')} in all, sub-agents included: **{count(c['completed'])}"
         f" completed** and **{count(c['failed'])} failed**{rate_text}; {count(c['in_flight'])}"
         f" {'was' if c['in_flight'] == 1 else 'were'} still in flight when the week ended."
-        f" Model calls cost **${total['cost_usd'] or 0:,.2f}**"
+        f" Model calls cost **{usd(total['cost_usd'] or 0)}**"
         f" ({plural(total['calls'], 'call')})."
     )
 
