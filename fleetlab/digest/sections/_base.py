@@ -46,7 +46,7 @@ class MarkdownView:
         index.html and JupyterLab show what digest.md means: their own renderers read the text
         between two ``$`` as maths (``**$6.69** ... $1.12`` lost its bold) and leave the ``\\|``
         of a code span in a table cell as typed."""
-        return _markdown().render(redact(self.text))
+        return str(_markdown().render(redact(self.text)))
 
     def __str__(self) -> str:
         return redact(self.text)
