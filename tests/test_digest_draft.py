@@ -647,3 +647,11 @@ def test_strict_help_says_a_draft_with_no_numbers_fails(capsys: pytest.CaptureFi
         main(["digest", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "no number" in text[text.rindex("--strict") :][:200]
+
+
+@pytest.mark.parametrize(("n", "said"), [(1, "split 1 time out of"), (2, "split 2 times out of")])
+def test_complex_goals_split_once_is_one_time(metrics: dict[str, Any], n: int, said: str) -> None:
+    m = copy.deepcopy(metrics)
+    [complex_] = [b for b in m["decomposition"]["by_bucket"] if b["bucket"] == "complex"]
+    complex_["decomposed"] = n
+    assert said in section("decomposition").draft(m)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 
 from fleetlab.telemetry import redact
 
@@ -29,7 +30,15 @@ Metrics = dict[str, Any]
 
 @functools.cache
 def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def left(state: StateCore) -> None:  # as a Markdown table shows (HTML cells sit right)
+        for token in state.tokens:
+            if token.type in ("th_open", "td_open") and not token.attrGet("style"):
+                token.attrSet("style", "text-align: left")
+
+    md.core.ruler.push("fleetlab_left_cells", left)
+    return md
 
 
 @dataclass(frozen=True, slots=True)

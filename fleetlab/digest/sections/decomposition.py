@@ -107,7 +107,7 @@ def health(m: dict[str, Any]) -> str:
         )
     if complex_:
         parts.append(
-            f"complex goals were split {count(complex_['decomposed'])} times out of"
+            f"complex goals were split {plural(complex_['decomposed'], 'time')} out of"
             f" {count(complex_['goals'])} and {pct(complex_['success_rate'])} of them succeeded"
         )
     text = "; ".join(parts) + "." if parts else "No goal finished this week."
