@@ -27,7 +27,8 @@ from fleetlab.store import open_store
 from fleetlab.store.postgres.cluster import PASSWORD_ROLE, TempCluster
 
 TABLES = (
-    "tasks", "events", "checkpoints", "learner_arms", "learner_updates", "schedules", "workers",
+    "tasks", "events", "checkpoints", "learner_arms", "learner_updates", "learner_seeds",
+    "schedules", "workers",
 )  # fmt: skip
 
 
