@@ -19,9 +19,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from fleetlab.charts import vega_bundle
 from fleetlab.charts.experiments import success_vs_cost_chart
 from fleetlab.experiments import compare, load_experiment, run, write_report
-from fleetlab.experiments._report import _vega_bundle
 from tests.helpers.browser import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def test_the_report_answers_first_at_1400_by_900(chromium: Path, tmp_path: Path)
     crowded = tmp_path / "crowded.html"
     spec = json.dumps(success_vs_cost_chart(_crowded()).to_dict()).replace("</", "<\\/")
     crowded.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><script>{_vega_bundle()}</script>"
+        f"<!doctype html><html><head><meta charset='utf-8'><script>{vega_bundle()}</script>"
         f"</head><body><div id='c'></div><script>vegaEmbed('#c', {spec}, "
         "{actions: false, renderer: 'svg'});</script></body></html>",
         encoding="utf-8",

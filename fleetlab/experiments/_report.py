@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleetlab.charts._offline import vega_bundle
 from fleetlab.experiments._compare import ALPHA, Comparison, PairedComparison, compare
 from fleetlab.experiments._pairs import write_pair_pages
 from fleetlab.experiments._results import infra_summary, load, output_dir
@@ -385,16 +386,6 @@ def _charts(comparison: Comparison, frame: Any) -> list[AnyChart]:
     return [c for group in _chart_groups(comparison, frame).values() for c in group]
 
 
-def _vega_bundle() -> str:
-    import altair as alt  # slow to import (a second or more): only when a report is written
-    import vl_convert
-
-    version = alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
-    # the stub omits the default of snippet (None: expose vegaEmbed globally)
-    bundle = vl_convert.javascript_bundle(vl_version=version)  # type: ignore[call-arg]
-    return str(bundle)
-
-
 def _pairs_section(
     comparison: Comparison, frame: Any, folder: Path, target: Path
 ) -> tuple[str, dict[tuple[str, str, int], Path]]:
@@ -585,7 +576,7 @@ def write_report(
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(name)}: A/B report</title>",
         f"<style>{_CSS}</style>",
-        f"<script>{_vega_bundle()}</script></head><body>",
+        f"<script>{vega_bundle()}</script></head><body>",
         f"<h1>{html.escape(name)}: which variant to use</h1>",
     ]
     if comparison.simulated:

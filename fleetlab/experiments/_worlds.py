@@ -311,9 +311,10 @@ def write_worlds_report(
     """The report across worlds (``<name>/report.html``), answer first, world by world:
     the verdict and frontier, then the learners' curves, regret and choices; each world's
     full A/B report (``<name>@<world>/report.html``) is written too and linked."""
+    from fleetlab.charts._offline import vega_bundle
     from fleetlab.charts.experiments import reward_curve_chart, success_vs_cost_chart
     from fleetlab.experiments._compare import compare
-    from fleetlab.experiments._report import _CSS, _vega_bundle, write_report
+    from fleetlab.experiments._report import _CSS, write_report
     from fleetlab.experiments._results import load
 
     worlds = worlds_of(name, root) or {}
@@ -333,7 +334,7 @@ def write_worlds_report(
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(name)}: A/B report per world</title>",
         f"<style>{_CSS}</style>",
-        f"<script>{_vega_bundle()}</script></head><body>",
+        f"<script>{vega_bundle()}</script></head><body>",
         f"<h1>{html.escape(name)}: which variant to use, world by world</h1>",
         "<p class='sim'>SIMULATED: every world is a preset of the simulated model, an explicit "
         "assumption about when decomposition pays, not a measurement of Claude.</p>",
