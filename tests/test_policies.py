@@ -240,3 +240,26 @@ def test_a_registered_policy_is_offered_by_both_panels(toy: None, tmp_path: Path
     panel = ABPanel(root=tmp_path / "out", folder=tmp_path, models=["sim:instant"])
     assert "toy" in panel.policies.options
     assert "toy" not in panel.policies.value  # offered, not ticked by default
+
+
+def test_a_try_then_split_goal_teaches_direct_too(fresh_db: Callable[[], str]) -> None:
+    """An ``as_needed`` goal starts with a direct attempt: unsplit, the attempt's outcome is
+    the goal's (a direct reward equal to its own); split, the attempt failed at about the
+    root's own cost. Rewards computed by hand: success - cost (a success is worth $1)."""
+    from fleetlab.policies.base import Outcome
+
+    with open_store(fresh_db()) as store:
+        learner = Learner(store, LearnerConfig(cost_weight=1.0))
+        policy = parse("learned")
+        decision = {"policy": "learned", "bucket": "medium", "arm": "as_needed"}
+        for i, (success, split, cost, own) in enumerate(
+            [(True, False, 0.04, 0.04), (True, True, 0.10, 0.05), (False, True, 0.12, 0.06)]
+        ):
+            policy.learn(Outcome(f"g{i}", "t", decision, success, cost, 100, learner, split, own))
+        policy.learn(Outcome("d", "t", {**decision, "arm": "decompose"}, True, 0.2, 9, learner))
+        totals = store.learner_totals()
+        assert totals[("medium", "as_needed")].n == 3
+        assert totals[("medium", "as_needed")].reward_sum == pytest.approx(0.96 + 0.90 - 0.12)
+        assert totals[("medium", "direct")].n == 3
+        assert totals[("medium", "direct")].reward_sum == pytest.approx(0.96 - 0.05 - 0.06)
+        assert totals[("medium", "decompose")].n == 1  # no direct attempt in a decomposition

@@ -197,10 +197,12 @@ def _seed_learner(store: Store, history: list[dict[str, Any]]) -> None:
     """Give a fresh trial database the learner state of the variant's earlier trials."""
     sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     for h in history:
-        s = sums[(h["learn_bucket"], h["learn_arm"])]
-        s[0] += 1
-        s[1] += h["learn_reward"]
-        s[2] += h["learn_reward"] ** 2
+        also = json.loads(h.get("learn_also") or "[]")  # e.g. try-then-split's direct attempt
+        for bucket, arm, reward in [(h["learn_bucket"], h["learn_arm"], h["learn_reward"]), *also]:
+            s = sums[(bucket, arm)]
+            s[0] += 1
+            s[1] += reward
+            s[2] += reward**2
     store.seed_learner(
         {key: ArmTotals(int(n), total, squares) for key, (n, total, squares) in sums.items()}
     )
@@ -276,6 +278,10 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
         "learn_bucket": learn[0]["bucket"] if learn else None,
         "learn_arm": learn[0]["arm"] if learn else None,
         "learn_reward": learn[0]["reward"] if learn else None,
+        # the goal's other updates (a try-then-split goal is a direct trial too)
+        "learn_also": json.dumps([[u["bucket"], u["arm"], u["reward"]] for u in learn[1:]])
+        if learn
+        else None,
         "trace_id": root.trace_id,
     }
 

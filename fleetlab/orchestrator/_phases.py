@@ -613,6 +613,8 @@ class Phases:
                 cost_usd=root.tree_cost_usd,
                 tokens=root.tree_tokens_in + root.tree_tokens_out,
                 learner=self.learner,
+                split=bool(root.spec.get("adapted")),
+                own_cost_usd=root.cost_usd,
             )
         )
 

@@ -104,6 +104,9 @@ class Outcome:
         cost_usd: its whole tree's cost.
         tokens: its whole tree's tokens.
         learner: the fleet's learner.
+        split: whether a try-then-split goal's direct attempt failed and it split.
+        own_cost_usd: the root task's own cost (its tree's cost without sub-tasks): for
+            a goal that split, about what its failed direct attempt cost.
     """
 
     task_id: str
@@ -113,6 +116,8 @@ class Outcome:
     cost_usd: float
     tokens: int
     learner: Learner | None = None
+    split: bool = False
+    own_cost_usd: float | None = None
     kind: Literal["policy_outcome"] = field(default="policy_outcome", repr=False)
 
 

@@ -13,7 +13,8 @@ class LearnedPolicy(Policy):
 
     The score is asked for only while it is worth its price (``Learner.needs_score``: a
     posterior sample of the value of knowing the bucket against the scoring call's cost);
-    an unscored goal plays the arm best over all buckets and teaches nothing.
+    an unscored goal plays the arm best over all buckets and teaches nothing. A scored
+    try-then-split goal teaches two arms: ``as_needed``, and ``direct`` (its first attempt).
     """
 
     name = "learned"
@@ -48,6 +49,22 @@ class LearnedPolicy(Policy):
         arm = d.get("arm") or ("decompose" if d.get("choice") == "decompose" else "direct")
         if not bucket or arm not in STRATEGIES or outcome.learner is None:
             return
+        if arm == "as_needed":
+            # Try-then-split starts with a direct attempt: the goal is a direct trial too.
+            # Unsplit, the direct attempt's outcome is the goal's; split, the direct attempt
+            # failed, at about the root's own cost (the attempt, plus the score and the plan).
+            # Recorded first, so the goal's own arm is its last update.
+            split = outcome.split
+            own = outcome.own_cost_usd
+            outcome.learner.update(
+                task_id=outcome.task_id,
+                trace_id=outcome.trace_id,
+                bucket=bucket,
+                arm="direct",
+                success=outcome.success and not split,
+                cost_usd=outcome.cost_usd if not split or own is None else own,
+                tokens=outcome.tokens if not split else 0,
+            )
         outcome.learner.update(
             task_id=outcome.task_id,
             trace_id=outcome.trace_id,

@@ -58,6 +58,7 @@ TRIAL_COLUMNS: dict[str, type] = {
     "learn_bucket": str,
     "learn_arm": str,
     "learn_reward": float,
+    "learn_also": str,
     "model": str,
     "simulated": bool,
     "batch_id": str,
@@ -221,8 +222,8 @@ class ResultsFile:
     def learner_history(self, variant: str) -> list[dict[str, Any]]:
         """The learner updates of ``variant``'s finished trials, in the order they finished."""
         return self._rows(
-            "SELECT learn_bucket, learn_arm, learn_reward, passed, cost_usd, task, trial"
-            " FROM trials WHERE variant = ? AND learn_bucket IS NOT NULL ORDER BY seq",
+            "SELECT learn_bucket, learn_arm, learn_reward, learn_also, passed, cost_usd, task,"
+            " trial FROM trials WHERE variant = ? AND learn_bucket IS NOT NULL ORDER BY seq",
             (variant,),
         )
 
