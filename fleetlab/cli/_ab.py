@@ -200,9 +200,15 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
     learners' curves, regret and choices; the HTML report across worlds."""
     from fleetlab.errors import NotFoundError
     from fleetlab.experiments import compare, load, worlds_of, write_worlds_report
-    from fleetlab.experiments._worlds import world_tables, worlds_objective
+    from fleetlab.experiments._worlds import (
+        judged_lines,
+        world_tables,
+        worlds_objective,
+        worlds_warmup,
+    )
 
     objective = worlds_objective(name, args.out)
+    warmup = worlds_warmup(name, args.out)
     console.print(
         Panel(
             "SIMULATED results: every world is a preset of the simulated model (an assumption"
@@ -223,9 +229,9 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
             console.print("  no results yet", highlight=False)
             continue
         comparison = compare(sub, root=args.out, objective=objective, baseline=args.baseline)
-        for line in comparison.verdict():
+        for line in [*comparison.verdict(), *judged_lines(frame, objective, warmup)]:
             console.print(f"  - {escape(line)}", highlight=False)
-        for title, (header, rows) in world_tables(frame, objective).items():
+        for title, (header, rows) in world_tables(frame, objective, warmup).items():
             table = Table(title=f"{world}: {title}", title_justify="left")
             for n, column in enumerate(header):
                 table.add_column(column, justify="left" if n == 0 else "right")

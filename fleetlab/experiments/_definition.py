@@ -221,6 +221,10 @@ class Experiment:
             reward of a learning variant's learner (the same number). With no learning
             variant it changes no trial and can change between reports; with one, it is part
             of the fingerprint.
+        warmup_passes: a learning variant's first passes over the tasks (trial indexes
+            below it) are its warm-up: the worlds report judges it, against every fixed
+            strategy on the same tasks and trials, on the passes after (``_worlds``).
+            Analysis only: it changes no trial and is not part of the fingerprint.
     """
 
     name: str
@@ -240,6 +244,7 @@ class Experiment:
     path: Path | None = None
     objective: Objective = field(default_factory=Objective)
     worlds: tuple[str, ...] = ()
+    warmup_passes: int = 0
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -276,6 +281,11 @@ class Experiment:
             raise UserError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.workers is not None and self.workers < 1:
             raise UserError(f"workers must be at least 1, got {self.workers}")
+        if self.warmup_passes < 0 or self.warmup_passes >= len(self.seeds):
+            raise UserError(
+                f"warmup_passes must be from 0 to {len(self.seeds) - 1} (fewer than the "
+                f"{len(self.seeds)} trials, so some passes are judged), got {self.warmup_passes}"
+            )
         if self.budget_usd is not None and not self.budget_usd > 0:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
         for variant in self.variants:
@@ -371,7 +381,8 @@ class Experiment:
         if per_complexity is not None:
             limit = min(per_complexity, tasks.per_complexity or per_complexity)
             tasks = dataclasses.replace(tasks, per_complexity=limit)
-        return dataclasses.replace(self, seeds=seeds, tasks=tasks)
+        warmup = min(self.warmup_passes, len(seeds) - 1)  # a shorter run keeps a judged pass
+        return dataclasses.replace(self, seeds=seeds, tasks=tasks, warmup_passes=warmup)
 
     def fingerprint(self) -> dict[str, Any]:
         """What results recorded for this experiment depend on, beyond each variant: the

@@ -49,6 +49,7 @@ _TOP_FIELDS = {
     "defaults": "a [defaults] table with variant fields",
     "variants": "[[variants]] tables",
     "objective": "an [objective] table (success_value_usd, within_points)",
+    "warmup_passes": "an integer >= 0 (passes over the tasks a learning variant is not judged on)",
 }
 _VARIANT_FIELDS = {
     "name": "a short name (letters, digits, _ . - : @ +)",
@@ -233,6 +234,9 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
     workers = data.get("workers")
     if "workers" in data:
         top("workers", _expect_int(workers, 1))
+    warmup = data.get("warmup_passes", 0)
+    if "warmup_passes" in data:
+        top("warmup_passes", _expect_int(warmup, 0))
     budget = data.get("budget_usd")
     if budget is not None:
         top("budget_usd", _expect_number(budget) and budget > 0)
@@ -289,6 +293,7 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             path=path,
             objective=objective,
             worlds=tuple(worlds or ()),
+            warmup_passes=warmup,
         )
     except UserError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -12,8 +12,12 @@ worlds. ``load(name)`` gives every world's rows with a ``world`` column.
 The report is per world: its verdict and frontier (the A/B report of ``<name>@<world>``,
 answer first), and for each variant that learns, its learning curve (mean reward per pass over
 the tasks) against each fixed strategy's, its regret against the best fixed strategy in
-hindsight (paired: the same task and trial in the same world), and its choices per estimated
-complexity bucket, pass by pass. Reward is the experiment's objective (``fleetlab.objective``),
+hindsight (paired: the same task and trial in the same world), its choices per estimated
+complexity bucket, pass by pass, and how it does after its warm-up (the experiment's
+``warmup_passes``: its first passes are not judged): its mean reward against every fixed
+strategy's on the same tasks and trials, how far it got from the worst fixed strategy to the
+best, and whether a fixed strategy dominates it (both more successful and cheaper, with both
+paired 95% CIs excluding zero). Reward is the experiment's objective (``fleetlab.objective``),
 the same number the learner was rewarded with and the report ranks by.
 """
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MANIFEST",
     "choices_frame",
+    "judged_frame",
     "learning_curve_frame",
     "load_worlds",
     "regret_frame",
@@ -68,6 +73,7 @@ def write_manifest(experiment: Experiment, root: str | os.PathLike[str] | None) 
                 "worlds": list(experiment.worlds),
                 "experiments": [experiment.for_world(w).name for w in experiment.worlds],
                 "objective": experiment.objective.to_dict(),
+                "warmup_passes": experiment.warmup_passes,
             }
         ),
         encoding="utf-8",
@@ -89,6 +95,12 @@ def worlds_objective(name: str, root: str | os.PathLike[str] | None = None) -> O
     """The objective a worlds experiment was run with (recorded in its manifest)."""
     data = json.loads((_folder(name, root) / MANIFEST).read_text(encoding="utf-8"))
     return Objective.parse(data.get("objective") or {})
+
+
+def worlds_warmup(name: str, root: str | os.PathLike[str] | None = None) -> int:
+    """The warm-up passes a worlds experiment declared (``warmup_passes``; 0 when none)."""
+    data = json.loads((_folder(name, root) / MANIFEST).read_text(encoding="utf-8"))
+    return int(data.get("warmup_passes") or 0)
 
 
 def load_worlds(name: str, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
@@ -197,6 +209,129 @@ def regret_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
     return pl.DataFrame(out, schema=schema)
 
 
+def _paired(values: pl.Series) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95% CI (normal approximation, every pair its own
+    cluster: ``fleetlab.stats.cluster_se``)."""
+    from fleetlab.stats import cluster_se
+
+    data = values.to_list()
+    mean = sum(data) / len(data)
+    se = cluster_se(data, range(len(data))) if len(data) > 1 else float("nan")
+    return mean, mean - 1.96 * se, mean + 1.96 * se
+
+
+def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> pl.DataFrame:
+    """Each learning variant after its warm-up, per world, against every fixed strategy.
+
+    Only trials with index ``>= warmup_passes`` count, the learner's and each fixed
+    strategy's alike, paired on (task, trial). One row per (world, learner, fixed strategy):
+    both mean rewards, the learner's reward minus the fixed strategy's with its 95% CI, the
+    fixed strategy's success and cost minus the learner's with theirs, and ``dominates``
+    (the fixed strategy is both more successful and cheaper, both CIs excluding zero). Per
+    (world, learner), ``share_of_way`` is ``(learner - worst) / (best - worst)`` of the fixed
+    strategies' mean rewards on the counted trials (1: as good as the best; None when every
+    fixed strategy has the same mean), and ``beats_every_fixed`` says whether its mean is
+    above every one of them.
+    """
+    frame = _with_reward(_worlded(frame), objective).filter(pl.col("trial") >= warmup_passes)
+    learning = _learning(frame)
+    cols = ["task", "trial", "reward", "passed", "cost_usd"]
+    out: list[dict[str, Any]] = []
+    for world in frame["world"].unique(maintain_order=True).to_list():
+        here = frame.filter(pl.col("world") == world)
+        fixed = sorted(here.filter(~pl.col("policy").is_in(learning))["variant"].unique())
+        for learner in sorted(here.filter(pl.col("policy").is_in(learning))["variant"].unique()):
+            mine = here.filter(pl.col("variant") == learner).select(cols)
+            rows = []
+            for other in fixed:
+                pairs = mine.join(
+                    here.filter(pl.col("variant") == other).select(cols),
+                    on=["task", "trial"],
+                    suffix="_f",
+                ).with_columns(
+                    pl.col("passed").cast(pl.Float64), pl.col("passed_f").cast(pl.Float64)
+                )
+                if pairs.is_empty():
+                    continue
+                reward = _paired(pairs["reward"] - pairs["reward_f"])
+                success = _paired(pairs["passed_f"] - pairs["passed"])
+                cost = _paired(pairs["cost_usd_f"] - pairs["cost_usd"])
+                rows.append(
+                    {
+                        "world": world,
+                        "variant": learner,
+                        "fixed": other,
+                        "pairs": pairs.height,
+                        "mean_reward": pairs["reward"].mean(),
+                        "fixed_mean_reward": pairs["reward_f"].mean(),
+                        "reward_diff": reward[0],
+                        "reward_lo": reward[1],
+                        "reward_hi": reward[2],
+                        "success_diff": success[0],
+                        "success_lo": success[1],
+                        "cost_diff": cost[0],
+                        "cost_hi": cost[2],
+                        "dominates": success[1] > 0 and cost[2] < 0,
+                    }
+                )
+            if not rows:
+                continue
+            means = [r["fixed_mean_reward"] for r in rows]
+            worst, best = min(means), max(means)
+            mean = rows[0]["mean_reward"]
+            for r in rows:
+                r["share_of_way"] = (mean - worst) / (best - worst) if best > worst else None
+                r["beats_every_fixed"] = all(mean > m for m in means)
+            out.extend(rows)
+    schema: dict[str, Any] = {
+        "world": pl.String,
+        "variant": pl.String,
+        "fixed": pl.String,
+        "pairs": pl.Int64,
+        "mean_reward": pl.Float64,
+        "fixed_mean_reward": pl.Float64,
+        "reward_diff": pl.Float64,
+        "reward_lo": pl.Float64,
+        "reward_hi": pl.Float64,
+        "success_diff": pl.Float64,
+        "success_lo": pl.Float64,
+        "cost_diff": pl.Float64,
+        "cost_hi": pl.Float64,
+        "dominates": pl.Boolean,
+        "share_of_way": pl.Float64,
+        "beats_every_fixed": pl.Boolean,
+    }
+    return pl.DataFrame(out, schema=schema)
+
+
+def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> list[str]:
+    """One sentence per learner of one world's rows: how it did after its warm-up."""
+    judged = judged_frame(frame, objective, warmup_passes)
+    last = int(frame.select(pl.col("trial").max()).item()) + 1 if frame.height else 0
+    lines = []
+    for learner in judged["variant"].unique(maintain_order=True).to_list():
+        rows = judged.filter(pl.col("variant") == learner).sort("fixed_mean_reward")
+        worst, best = rows.row(0, named=True), rows.row(-1, named=True)
+        share = best["share_of_way"]
+        way = "every fixed strategy ties" if share is None else f"{share:.0%} of the way"
+        dominators = rows.filter(pl.col("dominates"))["fixed"].to_list()
+        lines.append(
+            f"{learner} after its warm-up (passes {warmup_passes + 1}-{last}, "
+            f"{best['pairs']} trials): mean {objective.name} {best['mean_reward']:.3f}, {way} "
+            f"from the worst fixed strategy ({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) "
+            f"to the best ({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
+            f"{best['reward_diff']:+.3f} [{best['reward_lo']:+.3f}, {best['reward_hi']:+.3f}] "
+            f"against the best; "
+            + (
+                f"dominated by {', '.join(dominators)}"
+                if dominators
+                else "not dominated by any fixed strategy"
+            )
+            + ("; above every fixed strategy" if best["beats_every_fixed"] else "")
+        )
+    return lines
+
+
 def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """What each learning variant chose, per world, pass and estimated complexity bucket:
     trials and the share of each arm (the strategy it learned from; ``direct`` or
@@ -229,7 +364,7 @@ def _worlded(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def world_tables(
-    frame: pl.DataFrame, objective: Objective
+    frame: pl.DataFrame, objective: Objective, warmup_passes: int = 0
 ) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The learning tables of one world's rows as text cells: ``{title: (header, rows)}``."""
     tables: dict[str, tuple[list[str], list[list[str]]]] = {}
@@ -277,6 +412,37 @@ def world_tables(
             for r in regret.iter_rows(named=True)
         ],
     )
+    judged = judged_frame(frame, objective, warmup_passes)
+    tables[
+        f"After the warm-up (passes {warmup_passes + 1} on): each learner against every fixed "
+        "strategy, paired on task and trial"
+    ] = (
+        [
+            "variant",
+            "fixed strategy",
+            "pairs",
+            f"learner's mean {word}",
+            f"fixed mean {word}",
+            "learner - fixed [95% CI]",
+            "fixed - learner success [CI low]",
+            "fixed - learner cost [CI high]",
+            "dominates the learner",
+        ],
+        [
+            [
+                r["variant"],
+                r["fixed"],
+                str(r["pairs"]),
+                f"{r['mean_reward']:.3f}",
+                f"{r['fixed_mean_reward']:.3f}",
+                f"{r['reward_diff']:+.3f} [{r['reward_lo']:+.3f}, {r['reward_hi']:+.3f}]",
+                f"{r['success_diff']:+.1%} [{r['success_lo']:+.1%}]",
+                f"${r['cost_diff']:+.4f} [${r['cost_hi']:+.4f}]",
+                "yes" if r["dominates"] else "no",
+            ]
+            for r in judged.iter_rows(named=True)
+        ],
+    )
     choices = choices_frame(frame)
     cells: dict[tuple[str, int, str], list[str]] = {}
     for r in choices.iter_rows(named=True):
@@ -319,6 +485,7 @@ def write_worlds_report(
 
     worlds = worlds_of(name, root) or {}
     objective = worlds_objective(name, root)
+    warmup = worlds_warmup(name, root)
     target = Path(path) if path is not None else _folder(name, root) / "report.html"
     charts: list[str] = []
 
@@ -351,7 +518,8 @@ def write_worlds_report(
         comparison = compare(sub, root=root, objective=objective)
         page = write_report(sub, root=root, comparison=comparison)
         parts.append("<ol class='verdict'>")
-        parts.extend(f"<li>{html.escape(line)}.</li>" for line in comparison.verdict())
+        verdict = [*comparison.verdict(), *judged_lines(frame, objective, warmup)]
+        parts.extend(f"<li>{html.escape(line)}.</li>" for line in verdict)
         parts.append(
             f"</ol><p class='meta'>{frame.height} trials on {html.escape(comparison.model)}; "
             f"<a href='{html.escape(os.path.relpath(page, target.parent))}'>the full report "
@@ -361,7 +529,7 @@ def write_worlds_report(
         curve = learning_curve_frame(frame.with_columns(pl.lit(world).alias("world")), objective)
         if not curve.filter(pl.col("learns")).is_empty():
             parts.append(chart(reward_curve_chart(curve, objective=objective, simulated=True)))
-        for title, (header, rows) in world_tables(frame, objective).items():
+        for title, (header, rows) in world_tables(frame, objective, warmup).items():
             parts.append(f"<h3>{html.escape(title)}</h3><table><tr>")
             parts.extend(f"<th>{html.escape(h)}</th>" for h in header)
             parts.append("</tr>")
