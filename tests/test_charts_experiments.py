@@ -171,15 +171,99 @@ def test_success_by_bucket_has_wilson_error_bars() -> None:
     assert never_complex["success_high"] > 0
 
 
-def test_learned_choices_follow_the_learned_rows_in_order() -> None:
-    spec = _spec(charts.learned_choices_chart(_frame(), window=2))
+def _learner_rows(world: str | None = None) -> list[dict[str, Any]]:
+    """A learner's goals by hand, in the order they ran (seq), one fixed variant between."""
+    goals = [
+        # (variant, policy, learn_bucket, score_bucket, learn_arm, choice)
+        ("learned", "learned", "complex", "complex", "decompose", "decompose"),
+        ("never", "never", None, None, None, "direct"),
+        ("learned", "learned", None, None, None, "direct"),  # not scored
+        # as_needed that split: the choice says decompose, the learner's arm is as_needed
+        ("learned", "learned", "complex", "complex", "as_needed", "decompose"),
+        ("learned", "learned", "simple", "simple", "direct", "direct"),
+        ("learned", "learned", "complex", "complex", "as_needed", "direct"),
+    ]
+    return [
+        {
+            "seq": seq,
+            "variant": variant,
+            "policy": policy,
+            "task": f"core:t{seq}",
+            "trial": 0,
+            "passed": True,
+            "learn_bucket": learn_bucket,
+            "score_bucket": score_bucket,
+            "learn_arm": learn_arm,
+            "choice": choice,
+            "simulated": True,
+            **({"world": world} if world else {}),
+        }
+        for seq, (variant, policy, learn_bucket, score_bucket, learn_arm, choice) in enumerate(
+            goals, 1
+        )
+    ]
+
+
+def _choices_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    schema = {c: COLUMNS[c] for c in rows[0] if c in COLUMNS} | {"world": pl.String}
+    return pl.DataFrame(rows, schema={c: schema[c] for c in rows[0]})
+
+
+def test_learned_choices_show_every_arms_share_per_bucket_in_order() -> None:
+    spec = _spec(charts.learned_choices_chart(_choices_frame(_learner_rows()), window=2))
     rows = _datasets(spec)
-    assert [r["trial_order"] for r in rows] == list(range(1, 7))
-    assert {r["variant"] for r in rows} == {"learned"}
-    # the complex bucket saw decompose, direct, decompose: the last two are half decompose
-    complex_rows = [r for r in rows if r["bucket"] == "complex"]
-    assert [r["choice"] for r in complex_rows] == ["decompose", "direct", "decompose"]
-    assert [r["decompose_share"] for r in complex_rows] == [1.0, 0.5, 0.5]
+    shares = {(r["bucket"], r["goal"], r["arm"]): r["share"] for r in rows}
+    # worked by hand, window 2: the learner's goals 1-5 (the never row is not one of them);
+    # goal 3's pick is its arm (as_needed), not the split it ran as; the unscored goal shows
+    # as run; each bucket's last shares hold to goal 5
+    expected = {
+        ("complex", 1): (0.0, 1.0, 0.0),
+        ("not scored (as run)", 2): (1.0, 0.0, 0.0),
+        ("complex", 3): (0.0, 0.5, 0.5),
+        ("simple", 4): (1.0, 0.0, 0.0),
+        ("complex", 5): (0.0, 0.0, 1.0),
+        ("not scored (as run)", 5): (1.0, 0.0, 0.0),
+        ("simple", 5): (1.0, 0.0, 0.0),
+    }
+    arms = ("direct", "decompose", "as_needed")
+    assert shares == {
+        (bucket, goal, arm): share
+        for (bucket, goal), row in expected.items()
+        for arm, share in zip(arms, row, strict=True)
+    }
+    for r in rows:  # stacked in arm order, the shares of a goal filling 0..1
+        below = sum(expected[(r["bucket"], r["goal"])][: arms.index(r["arm"])])
+        assert (r["low"], r["high"]) == pytest.approx((below, below + r["share"]))
+    assert spec["facet"]["row"]["sort"] == ["simple", "complex", "not scored (as run)"]
+    assert "column" not in spec["facet"]
+    colour = spec["spec"]["encoding"]["color"]["scale"]
+    assert colour == {
+        "domain": list(arms),
+        "range": ["#4c78a8", "#f58518", "#72b7b2"],
+    }
+    assert "simulated" in _title(spec)
+    assert "share of each arm" in _title(spec)
+
+
+def test_learned_choices_keep_arm_colours_and_facet_worlds() -> None:
+    # one arm only, two worlds: the three arms keep their colours, a column per world
+    rows = [
+        {**r, "learn_arm": "decompose", "choice": "decompose"}
+        for world in ("solo", "lossy")
+        for r in _learner_rows(world)
+    ]
+    for seq, r in enumerate(rows, 1):
+        r["seq"] = seq
+    spec = _spec(charts.learned_choices_chart(_choices_frame(rows), window=2))
+    colour = spec["spec"]["encoding"]["color"]["scale"]
+    assert colour["domain"] == ["direct", "decompose", "as_needed"]
+    assert colour["range"] == ["#4c78a8", "#f58518", "#72b7b2"]
+    assert spec["facet"]["column"]["sort"] == ["learned in solo", "learned in lossy"]
+    data = _datasets(spec)
+    # each world's learner counts its own goals: 5 each, every share "decompose"
+    for series in ("learned in solo", "learned in lossy"):
+        assert max(r["goal"] for r in data if r["series"] == series) == 5
+    assert {r["share"] for r in data if r["arm"] == "decompose"} == {1.0}
     empty = _spec(charts.learned_choices_chart(_frame().filter(pl.col("policy") != "learned")))
     assert "no learned variant" in json.dumps(empty)
 

@@ -469,86 +469,160 @@ def success_by_bucket_chart(buckets: pl.DataFrame, *, simulated: bool = False) -
     )
 
 
+#: The learner's arms in legend and stacking order, and their colours: fixed whatever the
+#: data, and the colours of the fixed-strategy variants that play each arm in the shipped
+#: worlds experiment (never = direct, always = decompose, as_needed), in altair's default
+#: palette, so an arm reads as the same thing from chart to chart.
+ARM_COLOURS = {"direct": "#4c78a8", "decompose": "#f58518", "as_needed": "#72b7b2"}
+#: The facet of goals the learner did not score (no bucket: they taught it nothing).
+NOT_SCORED = "not scored (as run)"
+
+
 def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
+    """One row per (goal of a learning variant, arm): the arm's share among the last
+    ``window`` goals of that variant (and world) in the goal's estimated bucket."""
     from fleetlab.experiments._definition import learns
 
     learning = {p for p in results["policy"].unique().to_list() if p and learns(p)}
     learned = results.filter(pl.col("policy").is_in(learning)).sort("seq")
+    worlds = "world" in learned.columns and learned["world"].n_unique() > 1
+    arms = list(ARM_COLOURS)
+    extra = sorted(
+        {a for a in [*learned["learn_arm"].to_list(), *learned["choice"].to_list()] if a}
+        - set(arms)
+    )
+    arms += extra  # an arm this chart does not know yet still shows, in the default colours
     out: list[dict[str, Any]] = []
-    recent: dict[tuple[str, str], deque[int]] = defaultdict(lambda: deque(maxlen=window))
+    recent: dict[tuple[str, str], deque[str]] = defaultdict(lambda: deque(maxlen=window))
     position: dict[str, int] = defaultdict(int)
+    last: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in learned.iter_rows(named=True):
-        bucket = row["score_bucket"]
-        if not bucket or row["choice"] is None:
-            continue
-        variant = row["variant"]
-        position[variant] += 1
-        choices = recent[(variant, bucket)]
-        # the learner's pick, before ADaPT-style repairs: learn_arm when it learned
+        # the learner's pick (learn_arm; before ADaPT-style repairs), credited to its bucket;
+        # a goal it did not score has neither: its strategy as run (``choice``) shows instead
+        bucket = row["learn_bucket"] or row["score_bucket"] or NOT_SCORED
         picked = row["learn_arm"] or row["choice"]
-        choices.append(1 if picked == "decompose" else 0)
-        out.append(
-            {
-                "variant": variant,
-                "bucket": bucket,
-                "trial_order": position[variant],
-                "decompose_share": sum(choices) / len(choices),
-                "choice": picked,
-                "task": row["task"],
-                "passed": bool(row["passed"]),
-            }
-        )
+        if picked is None:
+            continue  # the goal ended before any decision
+        series = f"{row['variant']} in {row['world']}" if worlds else row["variant"]
+        position[series] += 1
+        choices = recent[(series, bucket)]
+        choices.append(picked)
+        low = 0.0
+        rows = []
+        for order, arm in enumerate(arms):
+            share = choices.count(arm) / len(choices)
+            rows.append(
+                {
+                    "series": series,
+                    "bucket": bucket,
+                    "goal": position[series],
+                    "arm": arm,
+                    "arm_order": order,
+                    "share": share,
+                    # stacked here, not by the chart: a bucket's shares hold until its next
+                    # goal, with no zeros drawn at the other buckets' goals in between
+                    "low": low,
+                    "high": low + share,
+                    "of": len(choices),
+                    "choice": picked,
+                    "task": row["task"],
+                    "passed": bool(row["passed"]),
+                }
+            )
+            low += share
+        out.extend(rows)
+        last[(series, bucket)] = rows
+    for (series, _), rows in last.items():  # each bucket's last shares run to the series' end
+        if rows[0]["goal"] < position[series]:
+            out.extend({**r, "goal": position[series]} for r in rows)
     return out
 
 
 def learned_choices_chart(
     results: pl.DataFrame, *, window: int = 8, simulated: bool | None = None
 ) -> AnyChart:
-    """What the ``learned`` policy chose over time, per estimated-complexity bucket: the share
-    of "decompose" among its last ``window`` choices in that bucket, trial by trial.
+    """What each learning variant chose over time, per estimated-complexity bucket: at each
+    of its goals, the share of every arm (direct, decompose, as_needed) among its last
+    ``window`` goals in that goal's bucket, stacked (the shares sum to 1). One facet row per
+    bucket, and one for the goals it did not score (their strategy as run: an ``as_needed``
+    attempt shows as ``direct``, or ``decompose`` once it split); one facet column per
+    learning variant (and world, when ``results`` spans several worlds).
 
     Args:
-        results: the results frame; rows of variants with policy ``learned`` are used.
-        window: choices per bucket in the moving share.
+        results: the results frame; rows of variants whose policy learns are used.
+        window: goals per bucket in the moving share.
     """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     history = _choice_history(results, window)
-    chart: alt.Chart
+    sim = _simulated(results, simulated)
     if not history:
-        chart = (
+        return (
             alt.Chart(pl.DataFrame({"note": ["no learned variant in this experiment"]}))
             .mark_text(size=14)
             .encode(text="note:N")
-            .properties(
-                title=_title("Learned policy: choices over time", _simulated(results, simulated))
-            )
+            .properties(title=_title("Learned policy: choices over time", sim))
         )
-        return chart
+    data = pl.DataFrame(history)
+    arms = data.sort("arm_order")["arm"].unique(maintain_order=True).to_list()
+    known = [a for a in arms if a in ARM_COLOURS]
+    scale = alt.Scale(
+        domain=arms,
+        range=[ARM_COLOURS[a] for a in known]
+        + ["#bab0ac", "#9d755d", "#b279a2"][: len(arms) - len(known)],
+    )
+    buckets = [b for b in [*BUCKET_ORDER, NOT_SCORED] if b in set(data["bucket"].to_list())]
+    buckets += sorted(set(data["bucket"].to_list()) - set(buckets))
+    series = data["series"].unique(maintain_order=True).to_list()
     chart = (
-        alt.Chart(pl.DataFrame(history))
-        .mark_line(point=True, interpolate="step-after")
+        alt.Chart(data)
+        .mark_area(interpolate="step-after")
         .encode(
-            x=alt.X("trial_order:Q", title="learned variant's trials, in the order they ran"),
+            x=alt.X("goal:Q", title="the learner's goals, in the order they ran"),
             y=alt.Y(
-                "decompose_share:Q",
-                title=f"share 'decompose' (last {window} in bucket)",
+                "low:Q",
+                title=f"share of last {window}",
                 scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", tickCount=3),
             ),
-            color=alt.Color("bucket:N", sort=BUCKET_ORDER, title="estimated bucket"),
-            tooltip=["variant:N", "bucket:N", "trial_order:Q", "choice:N", "task:N", "passed:N"],
+            y2="high:Q",
+            color=alt.Color(
+                "arm:N",
+                title="arm",
+                sort=arms,
+                scale=scale,
+                legend=alt.Legend(orient="top", direction="horizontal"),
+            ),
+            tooltip=[
+                "series:N",
+                "bucket:N",
+                "goal:Q",
+                "choice:N",
+                "task:N",
+                "passed:N",
+                "arm:N",
+                alt.Tooltip("share:Q", format=".0%"),
+                alt.Tooltip("of:Q", title="goals in window"),
+            ],
         )
-        .properties(
-            title=_title(
-                "Learned policy: decompose share per bucket over time",
-                _simulated(results, simulated),
-            ),
-            width=520,
-            height=260,
+        .properties(width=520 if len(series) == 1 else 300, height=80)
+    )
+    facet: dict[str, Any] = {
+        "row": alt.Row(
+            "bucket:N",
+            sort=buckets,
+            title="estimated complexity bucket",
+            header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold"),
+        )
+    }
+    if len(series) > 1:
+        facet["column"] = alt.Column("series:N", sort=series, title=None)
+    return chart.facet(**facet, spacing=8).properties(
+        title=_title(
+            f"Learned policy: share of each arm among its last {window} choices per bucket",
+            sim,
         )
     )
-    if len({h["variant"] for h in history}) > 1:
-        faceted: alt.FacetChart = chart.facet(row="variant:N")
-        return faceted
-    return chart
 
 
 def scoring_calibration_chart(
