@@ -557,12 +557,13 @@ def learned_choices_chart(
     history = _choice_history(results, window)
     sim = _simulated(results, simulated)
     if not history:
-        return (
+        note: alt.Chart = (
             alt.Chart(pl.DataFrame({"note": ["no learned variant in this experiment"]}))
             .mark_text(size=14)
             .encode(text="note:N")
             .properties(title=_title("Learned policy: choices over time", sim))
         )
+        return note
     data = pl.DataFrame(history)
     arms = data.sort("arm_order")["arm"].unique(maintain_order=True).to_list()
     known = [a for a in arms if a in ARM_COLOURS]
@@ -617,12 +618,13 @@ def learned_choices_chart(
     }
     if len(series) > 1:
         facet["column"] = alt.Column("series:N", sort=series, title=None)
-    return chart.facet(**facet, spacing=8).properties(
+    faceted: alt.FacetChart = chart.facet(**facet, spacing=8).properties(
         title=_title(
             f"Learned policy: share of each arm among its last {window} choices per bucket",
             sim,
         )
     )
+    return faceted
 
 
 def scoring_calibration_chart(
