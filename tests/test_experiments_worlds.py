@@ -16,6 +16,7 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
+from fleetlab.experiments._worlds import judged_frame
 from fleetlab.objective import Objective
 
 BODY = """
@@ -24,6 +25,7 @@ trials = 2
 seed = 7
 concurrency = 2
 workers = 1
+warmup_passes = 1
 
 [objective]
 success_value_usd = 2.0
@@ -126,7 +128,10 @@ def test_the_report_is_per_world(ran: Path, capsys: pytest.CaptureFixture[str]) 
         assert f"World {world}" in text
     assert "Regret against the best fixed strategy" in text
     assert "Choices per estimated bucket" in text
+    assert text.count("learned after its warm-up (passes 2-2, 2 trials)") == len(WORLDS)
+    assert "After the warm-up (passes 2 on)" in text
     page = (out / "axis" / "report.html").read_text(encoding="utf-8")
+    assert page.count("learned after its warm-up (passes 2-2, 2 trials)") == len(WORLDS)
     assert page.index("World: solo") < page.index("World: small_context")
     assert "SIMULATED" in page
     for world in WORLDS:
@@ -139,7 +144,8 @@ def test_the_report_is_per_world(ran: Path, capsys: pytest.CaptureFixture[str]) 
 def test_an_experiment_without_worlds_has_no_world_column(tmp_path: Path) -> None:
     path = tmp_path / "plain.toml"
     path.write_text(
-        'name = "plain"\nmodel = "sim:instant"\n' + BODY.replace("trials = 2", "trials = 1"),
+        'name = "plain"\nmodel = "sim:instant"\n'
+        + BODY.replace("trials = 2", "trials = 1").replace("warmup_passes = 1\n", ""),
         encoding="utf-8",
     )
     exp = load_experiment(path)
@@ -163,3 +169,97 @@ def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="worlds are simulated"):
         load_experiment(path)
+
+
+def _judged_rows() -> list[dict[str, object]]:
+    """Three variants on 2 tasks x 3 trials; trial 0 is the warm-up and is built to flip
+    every conclusion if it were counted (the learner fails it everywhere)."""
+    rows: list[dict[str, object]] = []
+    outcome = {  # (variant, trial) -> (passed, cost) for task "a"; task "b" is the same
+        ("learned", 0): (False, 0.50),
+        ("learned", 1): (True, 0.10),
+        ("learned", 2): (False, 0.10),
+        ("cheap", 0): (True, 0.01),  # cheap: more successful and cheaper after trial 0
+        ("cheap", 1): (True, 0.02),
+        ("cheap", 2): (True, 0.02),
+        ("pricey", 0): (True, 0.01),
+        ("pricey", 1): (False, 0.40),
+        ("pricey", 2): (False, 0.40),
+    }
+    for (variant, trial), (passed, cost) in outcome.items():
+        for task, extra in (("a", 0.0), ("b", 0.001)):
+            rows.append(
+                {
+                    "world": "w",
+                    "variant": variant,
+                    "policy": "learned" if variant == "learned" else "never",
+                    "task": task,
+                    "trial": trial,
+                    "passed": passed,
+                    "cost_usd": cost + extra,
+                }
+            )
+    return rows
+
+
+def test_a_learner_is_judged_after_its_warm_up_against_every_fixed_strategy() -> None:
+    rows = _judged_rows()
+    got = {
+        r["fixed"]: r
+        for r in judged_frame(pl.DataFrame(rows), Objective(success_value_usd=1.0), 1).to_dicts()
+    }
+    # oracle by hand, from the table above (success worth $1, trials 1 and 2 only)
+    learned = ((1 - 0.10) + (0 - 0.10) + (1 - 0.101) + (0 - 0.101)) / 4
+    cheap = ((1 - 0.02) * 2 + (1 - 0.021) * 2) / 4
+    pricey = ((0 - 0.40) * 2 + (0 - 0.401) * 2) / 4
+    assert got["cheap"]["pairs"] == got["pricey"]["pairs"] == 4
+    assert got["cheap"]["mean_reward"] == pytest.approx(learned)
+    assert got["cheap"]["fixed_mean_reward"] == pytest.approx(cheap)
+    assert got["pricey"]["fixed_mean_reward"] == pytest.approx(pricey)
+    assert got["cheap"]["reward_diff"] == pytest.approx(learned - cheap)
+    share = (learned - pricey) / (cheap - pricey)
+    assert got["cheap"]["share_of_way"] == got["pricey"]["share_of_way"] == pytest.approx(share)
+    # cheap: +50 points of success (pairs 1,0,1,0 -> 0.5, sd > 0) and $0.08 cheaper in every pair
+    assert got["cheap"]["success_diff"] == pytest.approx(0.5)
+    assert got["cheap"]["cost_diff"] == pytest.approx(-0.08)
+    assert got["cheap"]["success_lo"] < 0.5
+    assert got["pricey"]["dominates"] is False
+    assert got["cheap"]["beats_every_fixed"] is False
+    # success differences 1, 0, 1, 0: mean 0.5, sd 0.577, se 0.289: the CI's low end is
+    # 0.5 - 1.96 * 0.289 = -0.066, so "cheap" does not dominate with 4 pairs...
+    assert got["cheap"]["success_lo"] == pytest.approx(0.5 - 1.96 * (1 / 3) ** 0.5 / 2)
+    assert got["cheap"]["dominates"] is False
+    # ... and does with the same pattern over 40 pairs (se shrinks by sqrt(10))
+    many = [dict(r, task=f"{r['task']}{k}") for r in rows for k in range(10)]
+    again = {
+        r["fixed"]: r
+        for r in judged_frame(pl.DataFrame(many), Objective(success_value_usd=1.0), 1).to_dicts()
+    }
+    assert again["cheap"]["pairs"] == 40 and again["cheap"]["dominates"] is True
+    # counting the warm-up (trial 0) changes the numbers: the filter is applied
+    every = {
+        r["fixed"]: r
+        for r in judged_frame(pl.DataFrame(rows), Objective(success_value_usd=1.0), 0).to_dicts()
+    }
+    assert every["cheap"]["pairs"] == 6
+    assert every["cheap"]["mean_reward"] < got["cheap"]["mean_reward"]
+
+
+def test_warmup_passes_in_the_experiment_file(tmp_path: Path) -> None:
+    head = 'name = "wu"\nworlds = ["solo"]\n'
+    path = tmp_path / "wu.toml"
+    path.write_text(head + BODY, encoding="utf-8")
+    exp = load_experiment(path)
+    assert exp.warmup_passes == 1
+    assert exp.subset(trials=1).warmup_passes == 0  # a shorter run keeps one judged pass
+    for bad, message in (
+        ("-1", "integer >= 0"),
+        ("2", "less than trials \\(2\\)"),
+        ("'two'", "integer"),
+    ):
+        path.write_text(
+            head + BODY.replace("warmup_passes = 1", f"warmup_passes = {bad}"), encoding="utf-8"
+        )
+        with pytest.raises(ConfigError, match=message) as info:
+            load_experiment(path)
+        assert "\n" not in str(info.value)

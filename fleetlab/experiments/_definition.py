@@ -283,8 +283,8 @@ class Experiment:
             raise UserError(f"workers must be at least 1, got {self.workers}")
         if self.warmup_passes < 0 or self.warmup_passes >= len(self.seeds):
             raise UserError(
-                f"warmup_passes must be from 0 to {len(self.seeds) - 1} (fewer than the "
-                f"{len(self.seeds)} trials, so some passes are judged), got {self.warmup_passes}"
+                f"warmup_passes must be at least 0 and less than trials ({len(self.seeds)}), "
+                f"so that some passes are judged; got {self.warmup_passes}"
             )
         if self.budget_usd is not None and not self.budget_usd > 0:
             raise UserError(f"budget_usd must be more than 0, got {self.budget_usd}")
