@@ -12,22 +12,28 @@ panel          # shows the panel; Estimate, Run, Stop, Results
 Everything the buttons do is a call into ``fleetlab.experiments`` (``estimate``,
 ``run_async``, ``compare``) and ``fleetlab.charts``; the panel only gathers inputs and renders.
 A run records each trial as it finishes, so Stop (or a dead kernel) loses only the trials in
-flight and Run continues the same experiment.
+flight and Run continues the same experiment. "Workers" is the number of worker processes the
+trials of a simulated experiment run in (``run_async(workers=...)``; it opens at the file's
+``workers``, else one per core). An experiment with a ``worlds = [...]`` axis runs in every
+world, and Results shows what ``fleetlab ab report`` shows, world by world: the verdict, the
+learners' judgement after their warm-up, their learning curve, regret and choices.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+import polars as pl
 
 from fleetlab import policies, resources
 from fleetlab.aio import in_running_loop, start_background
-from fleetlab.errors import FleetlabError
+from fleetlab.errors import FleetlabError, NotFoundError, UserError
 from fleetlab.experiments import (
     Comparison,
     Estimate,
@@ -42,6 +48,7 @@ from fleetlab.experiments import (
     load_experiment,
     run_async,
 )
+from fleetlab.experiments._pool import default_workers
 from fleetlab.experiments._report import format_rows
 from fleetlab.prompts import list_variants
 from fleetlab.suites import builtin_suites
@@ -89,11 +96,16 @@ class ABPanel:
         folder: where to look for experiment files.
         models: model choices for built experiments (default: the console's).
         env: where to look for ``ANTHROPIC_API_KEY`` (default: the process environment).
+        workers: preset "workers" (None: the file's ``workers``, else one per core).
 
     Attributes:
         task: the asyncio task of the latest run (``await panel.wait()`` for its summary).
-        comparison: the latest comparison shown.
-        charts: the latest charts shown.
+        comparison: the latest comparison shown (None after a worlds experiment's results).
+        comparisons: a worlds experiment's comparison per world, as last shown.
+        charts: the latest charts shown (every world's, in order).
+        world_charts: a worlds experiment's charts per world, as last shown.
+        world_tables: a worlds experiment's learning tables per world (``{title: (header,
+            rows)}``, those of ``fleetlab ab report``), as last shown.
         panel: the root widget.
     """
 
@@ -107,12 +119,16 @@ class ABPanel:
         folder: str | Path | None = None,
         models: Sequence[str | tuple[str, str]] | None = None,
         env: Mapping[str, str] | None = None,
+        workers: int | None = None,
     ) -> None:
         self.root = root
         self.task: asyncio.Task[RunSummary] | None = None
         self.last_summary: RunSummary | None = None
         self.comparison: Comparison | None = None
+        self.comparisons: dict[str, Comparison] = {}
         self.charts: list[Any] = []
+        self.world_charts: dict[str, list[Any]] = {}
+        self.world_tables: dict[str, dict[str, tuple[list[str], list[list[str]]]]] = {}
         files = [str(p) for p in experiment_files(folder)]
         if experiment is not None and str(experiment) not in files:
             files.insert(0, str(experiment))
@@ -120,6 +136,8 @@ class ABPanel:
         self._build(files, str(experiment) if experiment else None, choices)
         self.trials.value = trials or 0
         self.per_complexity.value = per_complexity or 0
+        if workers is not None:
+            self.workers.value = str(workers)
 
     # --- widgets -------------------------------------------------------------------
 
@@ -136,6 +154,12 @@ class ABPanel:
         )
         self.per_complexity = widgets.BoundedIntText(
             value=0, min=0, max=100, description="Tasks per complexity (0: all)", style=wide
+        )
+        self.workers = widgets.Text(
+            value=str(default_workers()),
+            description="Workers",
+            tooltip="worker processes for a simulated experiment's trials (1: all in the kernel)",
+            layout=widgets.Layout(width="160px"),
         )
         suites = sorted(builtin_suites()) or ["core"]
         self.suite = widgets.Dropdown(options=suites, value=suites[0], description="Suite")
@@ -189,7 +213,7 @@ class ABPanel:
             [
                 widgets.HTML("<h3 style='margin:4px 0'>fleetlab A/B experiments</h3>"),
                 self.file,
-                widgets.HBox([self.trials, self.per_complexity]),
+                widgets.HBox([self.trials, self.per_complexity, self.workers]),
                 self._build_box,
                 widgets.HBox(
                     [
@@ -212,6 +236,16 @@ class ABPanel:
 
     def _sync_fields(self) -> None:
         self._build_box.layout.display = "" if self.file.value == BUILD else "none"
+        self.workers.value = str(self._file_workers() or default_workers())
+
+    def _file_workers(self) -> int | None:
+        """The chosen file's ``workers`` (None: it sets none, or it is not readable yet)."""
+        if self.file.value == BUILD:
+            return None
+        try:
+            return load_experiment(self.file.value).workers
+        except FleetlabError:
+            return None  # the file's own error shows when it is estimated or run
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.panel._repr_mimebundle_(**kwargs)
@@ -249,6 +283,20 @@ class ABPanel:
             seeds=tuple(range(1, (trials or 1) + 1)),
         )
         return built.subset(per_complexity=per)
+
+    def chosen_workers(self) -> int:
+        """The worker processes the "Workers" field asks for.
+
+        Raises:
+            UserError: the field is not a whole number of 1 or more.
+        """
+        text = str(self.workers.value).strip()
+        if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+            raise UserError(
+                f"workers must be a whole number of 1 or more, got {text!r}: type how many "
+                f"worker processes run the trials (this machine has {default_workers()} cores)"
+            )
+        return int(text)
 
     # --- actions -------------------------------------------------------------------
 
@@ -296,18 +344,23 @@ class ABPanel:
             return None
         try:
             exp = self.experiment()
+            workers = self.chosen_workers()
         except FleetlabError as exc:
             self._say(str(exc), error=True)
             return None
-        self.task = start_background(self._run(exp))
+        self.task = start_background(self._run(exp, workers))
         self._set_buttons()
-        self._say(f"running {exp.name} on {exp.model}: trials already recorded are skipped")
+        where = f"in worlds {', '.join(exp.worlds)}" if exp.worlds else f"on {exp.model}"
+        self._say(
+            f"running {exp.name} {where} with {workers} worker"
+            f"{'s' if workers > 1 else ''}: trials already recorded are skipped"
+        )
         return self.task
 
-    async def _run(self, exp: Experiment) -> RunSummary:
+    async def _run(self, exp: Experiment, workers: int) -> RunSummary:
         try:
             summary = await run_async(
-                exp, root=self.root, yes=self.yes.value, progress=self.progress
+                exp, root=self.root, yes=self.yes.value, progress=self.progress, workers=workers
             )
         except FleetlabError as exc:
             self._say(str(exc), error=True)
@@ -340,7 +393,11 @@ class ABPanel:
         self.stop_button.disabled = not busy
 
     def show_results(self, name: str | None = None) -> Comparison | None:
-        """Show the comparison table and charts of the experiment (the Results button)."""
+        """Show the comparison table and charts of the experiment (the Results button).
+
+        An experiment with worlds shows world by world (``show_worlds``) and returns None:
+        its comparisons are in ``comparisons``.
+        """
         from fleetlab.charts.experiments import (
             agents_vs_complexity_chart,
             confusion_chart,
@@ -350,9 +407,14 @@ class ABPanel:
             success_by_bucket_chart,
             success_vs_cost_chart,
         )
+        from fleetlab.experiments import worlds_of
 
         try:
             name = name or self.experiment().name
+            worlds = worlds_of(name, self.root)
+            if worlds is not None:
+                self.show_worlds(name, worlds)
+                return None
             frame = load(name, root=self.root)
             comparison = compare(name, root=self.root)
         except FleetlabError as exc:
@@ -385,15 +447,90 @@ class ABPanel:
                 learned_choices_chart(frame, simulated=sim),
                 paired_differences_chart(comparison.paired_frame(), simulated=sim),
             ]
-        if in_kernel():
-            from IPython.display import display
-
-            from fleetlab.charts import setup_notebook
-
-            self.chart_area.clear_output()
-            with self.chart_area:
-                setup_notebook()  # the chart library, inline: the charts draw with no network
-                for chart in self.charts:
-                    display(chart)  # type: ignore[no-untyped-call]  # IPython ships no types
+        self._draw({"": self.charts})
         self.comparison = comparison
+        self.comparisons, self.world_charts, self.world_tables = {}, {}, {}
         return comparison
+
+    def show_worlds(self, name: str, worlds: Mapping[str, str]) -> dict[str, Comparison]:
+        """Show a worlds experiment's report world by world, as ``fleetlab ab report`` does
+        (the same verdict, judgement and tables, from the same report code), with each
+        world's frontier, learning curve and choices charts.
+
+        Args:
+            name: the experiment.
+            worlds: ``{world: its experiment's name}`` (``fleetlab.experiments.worlds_of``).
+
+        Returns:
+            Each world's comparison (the worlds with no results yet are left out).
+        """
+        from fleetlab.charts.experiments import (
+            learned_choices_chart,
+            reward_curve_chart,
+            success_vs_cost_chart,
+        )
+        from fleetlab.experiments._worlds import (
+            judged_lines,
+            learning_curve_frame,
+            world_tables,
+            worlds_objective,
+            worlds_warmup,
+        )
+
+        objective = worlds_objective(name, self.root)
+        warmup = worlds_warmup(name, self.root)
+        parts = [
+            "<p style='background:#fff3cd;padding:6px'><b>SIMULATED</b>: every world is a "
+            "preset of the simulated model (an assumption about when decomposition pays), "
+            "not Claude.</p>",
+            f"<p>{html.escape(name)}: ranked by {html.escape(objective.describe())}; the same "
+            "tasks and trial seeds in every world and variant (paired).</p>",
+        ]
+        comparisons: dict[str, Comparison] = {}
+        charts: dict[str, list[Any]] = {}
+        tables: dict[str, dict[str, tuple[list[str], list[list[str]]]]] = {}
+        for world, sub in worlds.items():
+            parts.append(f"<h3>World {html.escape(world)} ({html.escape(sub)})</h3>")
+            try:
+                frame = load(sub, root=self.root)
+            except NotFoundError:
+                parts.append("<p>No results yet in this world: run the experiment.</p>")
+                continue
+            comparison = compare(sub, root=self.root, objective=objective)
+            lines = [*comparison.verdict(), *judged_lines(frame, objective, warmup)]
+            parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+            tables[world] = world_tables(frame, objective, warmup)
+            parts.extend(
+                _table_html(f"{world}: {title}", header, rows)
+                for title, (header, rows) in tables[world].items()
+            )
+            charts[world] = [success_vs_cost_chart(comparison.summary_frame(), simulated=True)]
+            curve = learning_curve_frame(frame.with_columns(world=pl.lit(world)), objective)
+            if not curve.filter(pl.col("learns")).is_empty():
+                charts[world].append(reward_curve_chart(curve, objective=objective, simulated=True))
+                charts[world].append(learned_choices_chart(frame, simulated=True))
+            comparisons[world] = comparison
+        self.tables.value = "".join(parts)
+        self.comparison = None
+        self.comparisons, self.world_charts, self.world_tables = comparisons, charts, tables
+        self.charts = [c for cs in charts.values() for c in cs]
+        self._draw({f"World {w}": cs for w, cs in charts.items()})
+        return comparisons
+
+    def _draw(self, groups: Mapping[str, Sequence[Any]]) -> None:
+        """Draw the charts in the notebook (nothing outside a kernel), each group under its
+        heading (an empty heading: none)."""
+        if not in_kernel():
+            return
+        from IPython.display import HTML, display
+
+        from fleetlab.charts import setup_notebook
+
+        self.chart_area.clear_output()
+        with self.chart_area:
+            setup_notebook()  # the chart library, inline: the charts draw with no network
+            for heading, charts in groups.items():
+                if heading:
+                    display(HTML(f"<h3>{html.escape(heading)}</h3>"))  # type: ignore[no-untyped-call]
+                for chart in charts:
+                    display(chart)  # type: ignore[no-untyped-call]  # IPython ships no types
