@@ -77,6 +77,7 @@ from fleetlab.experiments._toml import load_experiment
 from fleetlab.experiments._trial import InfraFailure
 from fleetlab.experiments._worlds import (
     choices_frame,
+    judged_frame,
     learning_curve_frame,
     regret_frame,
     worlds_of,
@@ -118,6 +119,7 @@ __all__ = [
     "export_parquet",
     "in_kernel",
     "infra_summary",
+    "judged_frame",
     "learning_curve_frame",
     "load",
     "load_experiment",
