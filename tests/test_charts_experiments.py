@@ -212,18 +212,19 @@ def _choices_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 def test_learned_choices_show_every_arms_share_per_bucket_in_order() -> None:
     spec = _spec(charts.learned_choices_chart(_choices_frame(_learner_rows()), window=2))
     rows = _datasets(spec)
-    shares = {(r["bucket"], r["goal"], r["arm"]): r["share"] for r in rows}
+    shares = {(r["bucket"], r["at"], r["arm"]): r["share"] for r in rows}
     # worked by hand, window 2: the learner's goals 1-5 (the never row is not one of them);
     # goal 3's pick is its arm (as_needed), not the split it ran as; the unscored goal shows
-    # as run; each bucket's last shares hold to goal 5
+    # as run; each bucket's last shares hold to the end of goal 5 (a step lasts one goal)
     expected = {
         ("complex", 1): (0.0, 1.0, 0.0),
         ("not scored (as run)", 2): (1.0, 0.0, 0.0),
         ("complex", 3): (0.0, 0.5, 0.5),
         ("simple", 4): (1.0, 0.0, 0.0),
         ("complex", 5): (0.0, 0.0, 1.0),
-        ("not scored (as run)", 5): (1.0, 0.0, 0.0),
-        ("simple", 5): (1.0, 0.0, 0.0),
+        ("complex", 6): (0.0, 0.0, 1.0),
+        ("not scored (as run)", 6): (1.0, 0.0, 0.0),
+        ("simple", 6): (1.0, 0.0, 0.0),
     }
     arms = ("direct", "decompose", "as_needed")
     assert shares == {
@@ -232,7 +233,7 @@ def test_learned_choices_show_every_arms_share_per_bucket_in_order() -> None:
         for arm, share in zip(arms, row, strict=True)
     }
     for r in rows:  # stacked in arm order, the shares of a goal filling 0..1
-        below = sum(expected[(r["bucket"], r["goal"])][: arms.index(r["arm"])])
+        below = sum(expected[(r["bucket"], r["at"])][: arms.index(r["arm"])])
         assert (r["low"], r["high"]) == pytest.approx((below, below + r["share"]))
     assert spec["facet"]["row"]["sort"] == ["simple", "complex", "not scored (as run)"]
     assert "column" not in spec["facet"]

@@ -516,6 +516,7 @@ def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
                     "series": series,
                     "bucket": bucket,
                     "goal": position[series],
+                    "at": position[series],  # where the step starts; it lasts one goal
                     "arm": arm,
                     "arm_order": order,
                     "share": share,
@@ -533,8 +534,7 @@ def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
         out.extend(rows)
         last[(series, bucket)] = rows
     for (series, _), rows in last.items():  # each bucket's last shares run to the series' end
-        if rows[0]["goal"] < position[series]:
-            out.extend({**r, "goal": position[series]} for r in rows)
+        out.extend({**r, "at": position[series] + 1} for r in rows)
     return out
 
 
@@ -579,7 +579,12 @@ def learned_choices_chart(
         alt.Chart(data)
         .mark_area(interpolate="step-after")
         .encode(
-            x=alt.X("goal:Q", title="the learner's goals, in the order they ran"),
+            x=alt.X(
+                "at:Q",
+                title="the learner's goals, in the order they ran",
+                scale=alt.Scale(nice=False),
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
             y=alt.Y(
                 "low:Q",
                 title=f"share of last {window}",
