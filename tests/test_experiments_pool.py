@@ -122,11 +122,11 @@ def test_a_learner_starts_each_trial_after_its_predecessors_committed(
     handed: list[tuple[tuple[str, str, int], int]] = []
     submit = _pool.WorkerPool.submit
 
-    def watched(self: _pool.WorkerPool, *args: object) -> object:
+    def watched(self: _pool.WorkerPool, *args: object, weight: int = 1) -> object:
         trial, history = args[1], args[3]
         if trial.variant.learns:  # type: ignore[attr-defined]
             handed.append((trial.key, len(history)))  # type: ignore[attr-defined, arg-type]
-        return submit(self, *args)
+        return submit(self, *args, weight=weight)
 
     monkeypatch.setattr(_pool.WorkerPool, "submit", watched)
     path = tmp_path / "pooled.toml"  # 8 in flight: without the rule, learned trials overlap

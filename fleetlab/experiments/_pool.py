@@ -3,11 +3,15 @@
 A simulated trial is CPU work in Python (the fleet, the simulated model, SQLite) with waits in
 between (a verifier's subprocess, file removal): in one process the waits overlap on threads,
 but the CPU work shares one interpreter lock. ``WorkerPool`` starts ``workers`` processes;
-each runs up to ``slots`` trials at once on threads of its own (the runner gives each worker
-its share of the experiment's ``concurrency``, so as many trials are in flight as in one
-process and each meets the same contention) (each trial on its own event
+each runs up to ``slots`` trials at once on threads of its own (each trial on its own event
 loop, as in one process), with its own trial stores and workspaces (every trial has its own
-folder; see ``_trial``). A trial's row comes back to the parent, which alone writes
+folder; see ``_trial``). The runner gives each worker the experiment's whole ``concurrency``:
+a trial then shares its interpreter lock (about one core) with as many others as in one
+process, so it meets the same contention whatever the number of workers; a worker with fewer
+(its share of ``concurrency``) leaves its core idle whenever all of its trials wait at once
+(a verifier's sandbox start, a cgroup, a commit). A call may weigh more than one slot
+(``submit(..., weight=)``): the runner weighs a learning variant's trial so that its worker
+runs fewer trials beside it (see ``_run``). A trial's row comes back to the parent, which alone writes
 ``results.db``: a row is committed when its trial ends, exactly as with one process, so
 Ctrl-C and SIGKILL still lose only the trials in flight.
 
@@ -131,7 +135,7 @@ class WorkerPool:
         self._ids = itertools.count()
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._load: list[int] = []
-        self._owner: dict[int, int] = {}
+        self._owner: dict[int, tuple[int, int]] = {}  # job -> (worker, weight)
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         self._readers: list[threading.Thread] = []
@@ -159,17 +163,24 @@ class WorkerPool:
 
     @property
     def capacity(self) -> int:
-        """Calls that run at once across the workers."""
+        """Slots across the workers (calls of weight 1 that run at once)."""
         return self.slots * len(self._procs)
 
-    def submit(self, *args: Any) -> asyncio.Future[Any]:
-        """Run ``job(*args)`` in the least busy worker."""
+    @property
+    def load(self) -> int:
+        """The weight of the calls in flight."""
+        return sum(self._load)
+
+    def submit(self, *args: Any, weight: int = 1) -> asyncio.Future[Any]:
+        """Run ``job(*args)`` in the least loaded worker; the call counts as ``weight``
+        slots of that worker's load while it runs (``weight`` changes where later calls
+        go, never what this one computes)."""
         index = min(range(len(self._load)), key=lambda i: self._load[i])
         job_id = next(self._ids)
         future: asyncio.Future[Any] = self.loop.create_future()
         self._futures[job_id] = future
-        self._owner[job_id] = index
-        self._load[index] += 1
+        self._owner[job_id] = (index, weight)
+        self._load[index] += weight
         self._conns[index].send((job_id, args))
         return future
 
@@ -187,7 +198,8 @@ class WorkerPool:
 
     def _settle(self, job_id: int, ok: bool, value: Any) -> None:
         future = self._futures.pop(job_id, None)
-        self._load[self._owner.pop(job_id)] -= 1
+        index, weight = self._owner.pop(job_id)
+        self._load[index] -= weight
         if future is None or future.done():
             return
         if ok:
@@ -197,7 +209,7 @@ class WorkerPool:
 
     def _lost(self, index: int) -> None:
         """A worker is gone: its calls still pending fail (the harness, not the variant)."""
-        for job_id, owner in list(self._owner.items()):
+        for job_id, (owner, _) in list(self._owner.items()):
             if owner == index:
                 self._settle(
                     job_id, False, RuntimeError(f"experiment worker {index} exited mid-trial")

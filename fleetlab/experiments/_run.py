@@ -2,7 +2,7 @@
 
 Trials start in plan order (trial by trial, task by task, variant by variant). A simulated
 experiment runs them in ``workers`` processes (``_pool``; default: one per core), up to
-``concurrency`` at once in all (each worker its share); with ``workers = 1``, a real model
+``concurrency`` at once in each (see below); with ``workers = 1``, a real model
 (network-bound: one client, whose concurrency limit covers the whole experiment) or a
 simulated backend other than the built-in ``sim:`` (registered at run time, it may keep
 state across trials), they run in this process, up to ``concurrency`` at once. Either way
@@ -16,6 +16,16 @@ choice in trial k depends on what it learned from trials 1..k-1: a replay would 
 trial's outcome before its choice. Which worker runs a trial does not matter (its learner
 state comes with it), so its results are the same with any number of workers; so are every
 fixed variant's, whose trials depend only on (variant, task, seed).
+
+What contention a trial meets: ``concurrency`` trials share one interpreter (about one core)
+with one process, and in each worker process alike, so a trial gets about the same share of a
+core (and its tools' wall-clock time limits the same slack) with any number of workers. A
+worker given only its share of ``concurrency`` (two trials each of four) left its core idle
+whenever both its trials waited at once (a verifier's sandbox start, its cgroups): measured
+on ``decomposition_ab``, see reports/bench/latest.md. A learning variant's chain of trials is
+the one part that cannot spread over workers, so its trial weighs ``concurrency - 1`` slots
+of its worker: that worker runs at most one other trial beside it, so the chain, which
+otherwise falls behind with more trials in flight, keeps pace with the other variants.
 
 A trial the infrastructure decided (a transient model error, a crash in the fleet or in this
 harness; see ``_trial.InfraFailure``) is never scored against its variant: it is logged and
@@ -293,16 +303,22 @@ async def _schedule(
         WorkerPool(
             _pool_trial,
             workers=min(workers, len(todo)),
-            # ``concurrency`` trials in flight in all, as in one process: a trial meets the
-            # same contention (its tools' time limits) whatever the number of workers
-            slots=-(-experiment.concurrency // min(workers, len(todo))),
+            # ``concurrency`` trials in each, as in one process: a trial meets the same
+            # contention (a share of one core) whatever the number of workers
+            slots=experiment.concurrency,
             loop=loop,
             close_fds=close_fds,
         )
         if pooled
         else None
     )
-    slots = processes.capacity if processes is not None else experiment.concurrency
+    learned_weight = max(1, experiment.concurrency - 1)
+
+    def room() -> bool:
+        if processes is not None:
+            return processes.load < processes.capacity
+        return len(running) < experiment.concurrency
+
     pool = ThreadPoolExecutor(experiment.concurrency, thread_name_prefix="fleetlab-trial")
     clean = False
     queue = list(todo)
@@ -310,7 +326,7 @@ async def _schedule(
     busy: set[str] = set()  # learned variants with a trial in flight
     try:
         while queue or running:
-            while len(running) < slots and queue and outcome.stopped is None:
+            while room() and queue and outcome.stopped is None:
                 pick = next(
                     (
                         i
@@ -342,9 +358,13 @@ async def _schedule(
                 # starts leaves no never-awaited coroutine behind
                 job: asyncio.Future[dict[str, Any]]
                 if processes is not None:
-                    job = processes.submit(
-                        experiment, trial, folder, *args[4:]
-                    )  # the model factory is rebuilt in the worker
+                    job = processes.submit(  # the model factory is rebuilt in the worker
+                        experiment,
+                        trial,
+                        folder,
+                        *args[4:],
+                        weight=learned_weight if _learned(trial) else 1,
+                    )
                 elif threaded:
                     job = loop.run_in_executor(pool, _run_in_thread, *args)
                 else:
