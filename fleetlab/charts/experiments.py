@@ -220,7 +220,8 @@ def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = Non
         "success:Q",
         title="success rate (bars: Wilson 95% CI)",
         scale=y_scale,
-        axis=alt.Axis(format=".0%"),
+        # whole percents repeat on a narrow range (98% to 100%): one decimal there
+        axis=alt.Axis(format=".0%" if y1 - y0 >= 0.08 else ".1%"),
     )
     base = alt.Chart(frame)
     line = (
@@ -736,7 +737,7 @@ def reward_curve_chart(
         .mark_line(point=True)
         .encode(
             x=alt.X("pass:O", title="pass over the tasks"),
-            y=alt.Y("mean_reward:Q", title=f"mean {word} per trial"),
+            y=alt.Y("mean_reward:Q", title=f"mean {word} per trial", scale=alt.Scale(zero=False)),
             color=_color(order),
             strokeDash=alt.StrokeDash(
                 "kind:N", title="", sort=["learns", "fixed"], legend=alt.Legend(orient="bottom")

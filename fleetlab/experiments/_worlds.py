@@ -323,9 +323,11 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
             f"{best['reward_diff']:+.3f} [{best['reward_lo']:+.3f}, {best['reward_hi']:+.3f}] "
             f"against the best; "
             + (
-                f"dominated by {', '.join(dominators)}"
+                f"dominated by {', '.join(dominators)} (more successful and cheaper, both "
+                "paired 95% CIs excluding zero)"
                 if dominators
-                else "not dominated by any fixed strategy"
+                else "no fixed strategy is both more successful and cheaper with both paired "
+                "95% CIs excluding zero"
             )
             + ("; above every fixed strategy" if best["beats_every_fixed"] else "")
         )
@@ -353,6 +355,11 @@ def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
         .sort("world", "variant", "pass", "estimated", "arm")
         .select("world", "variant", "pass", "estimated", "arm", "trials", "share")
     )
+
+
+def _money(value: float) -> str:
+    """A signed dollar difference: ``+$0.0123``, ``-$0.0015``."""
+    return f"{'-' if value < 0 else '+'}${abs(value):.4f}"
 
 
 def _num(value: Any) -> str:
@@ -437,7 +444,7 @@ def world_tables(
                 f"{r['fixed_mean_reward']:.3f}",
                 f"{r['reward_diff']:+.3f} [{r['reward_lo']:+.3f}, {r['reward_hi']:+.3f}]",
                 f"{r['success_diff']:+.1%} [{r['success_lo']:+.1%}]",
-                f"${r['cost_diff']:+.4f} [${r['cost_hi']:+.4f}]",
+                f"{_money(r['cost_diff'])} [{_money(r['cost_hi'])}]",
                 "yes" if r["dominates"] else "no",
             ]
             for r in judged.iter_rows(named=True)
@@ -478,7 +485,11 @@ def write_worlds_report(
     the verdict and frontier, then the learners' curves, regret and choices; each world's
     full A/B report (``<name>@<world>/report.html``) is written too and linked."""
     from fleetlab.charts._offline import vega_bundle
-    from fleetlab.charts.experiments import reward_curve_chart, success_vs_cost_chart
+    from fleetlab.charts.experiments import (
+        learned_choices_chart,
+        reward_curve_chart,
+        success_vs_cost_chart,
+    )
     from fleetlab.experiments._compare import compare
     from fleetlab.experiments._report import _CSS, write_report
     from fleetlab.experiments._results import load
@@ -529,13 +540,21 @@ def write_worlds_report(
         curve = learning_curve_frame(frame.with_columns(pl.lit(world).alias("world")), objective)
         if not curve.filter(pl.col("learns")).is_empty():
             parts.append(chart(reward_curve_chart(curve, objective=objective, simulated=True)))
+            parts.append(chart(learned_choices_chart(frame, simulated=True)))
         for title, (header, rows) in world_tables(frame, objective, warmup).items():
-            parts.append(f"<h3>{html.escape(title)}</h3><table><tr>")
+            # the pass-by-pass choices (the chart above, as numbers) are long: folded
+            folded = title.startswith("Choices per")
+            heading = f"<h3>{html.escape(title)}</h3>"
+            parts.append(
+                f"<details><summary>{heading}</summary><table><tr>"
+                if folded
+                else f"{heading}<table><tr>"
+            )
             parts.extend(f"<th>{html.escape(h)}</th>" for h in header)
             parts.append("</tr>")
             for row in rows:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-            parts.append("</table>")
+            parts.append("</table></details>" if folded else "</table>")
     parts.extend(charts)
     parts.append("</body></html>")
     target.parent.mkdir(parents=True, exist_ok=True)
