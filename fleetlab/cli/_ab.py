@@ -198,17 +198,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int:
     """``ab report`` of an experiment with worlds: world by world, the verdict and the
     learners' curves, regret and choices; the HTML report across worlds."""
-    from fleetlab.errors import NotFoundError
-    from fleetlab.experiments import compare, load, worlds_of, write_worlds_report
-    from fleetlab.experiments._worlds import (
-        judged_lines,
-        world_tables,
-        worlds_objective,
-        worlds_warmup,
-    )
+    from fleetlab.experiments import write_worlds_report
+    from fleetlab.experiments._worlds import world_sections
 
-    objective = worlds_objective(name, args.out)
-    warmup = worlds_warmup(name, args.out)
+    objective, sections = world_sections(name, args.out, baseline=args.baseline)
     console.print(
         Panel(
             "SIMULATED results: every world is a preset of the simulated model (an assumption"
@@ -221,17 +214,17 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
         f"[bold]{escape(name)}[/]: ranked by {escape(objective.describe())}", highlight=False
     )
     wide = console if console.is_terminal else Console(width=max(console.width, 150))
-    for world, sub in (worlds_of(name, args.out) or {}).items():
-        console.print(f"[bold]World {escape(world)}[/] ({escape(sub)})", highlight=False)
-        try:
-            frame = load(sub, root=args.out)
-        except NotFoundError:
+    for section in sections:
+        world = section.world
+        console.print(
+            f"[bold]World {escape(world)}[/] ({escape(section.experiment)})", highlight=False
+        )
+        if section.comparison is None:
             console.print("  no results yet", highlight=False)
             continue
-        comparison = compare(sub, root=args.out, objective=objective, baseline=args.baseline)
-        for line in [*comparison.verdict(), *judged_lines(frame, objective, warmup)]:
+        for line in section.lines:
             console.print(f"  - {escape(line)}", highlight=False)
-        for title, (header, rows) in world_tables(frame, objective, warmup).items():
+        for title, (header, rows) in section.tables.items():
             table = Table(title=f"{world}: {title}", title_justify="left")
             for n, column in enumerate(header):
                 table.add_column(column, justify="left" if n == 0 else "right")

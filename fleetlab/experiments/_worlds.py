@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +36,18 @@ from fleetlab.errors import NotFoundError
 from fleetlab.objective import Objective
 
 if TYPE_CHECKING:
+    from fleetlab.experiments._compare import Comparison
     from fleetlab.experiments._definition import Experiment
 
 __all__ = [
     "MANIFEST",
+    "WorldSection",
     "choices_frame",
     "judged_frame",
     "learning_curve_frame",
     "load_worlds",
     "regret_frame",
+    "world_sections",
     "world_tables",
     "worlds_objective",
     "worlds_of",
@@ -478,6 +482,69 @@ def world_tables(
     return tables
 
 
+@dataclass(frozen=True, slots=True)
+class WorldSection:
+    """What the report says about one world (the CLI, the HTML report and the notebook panel
+    all show these): ``comparison`` is None while the world has no results."""
+
+    world: str
+    experiment: str
+    frame: pl.DataFrame | None = None
+    comparison: Comparison | None = None
+    lines: list[str] = field(default_factory=list)
+    tables: dict[str, tuple[list[str], list[list[str]]]] = field(default_factory=dict)
+
+    def charts(self, objective: Objective) -> list[Any]:
+        """The world's frontier, and for a learner its learning curve and choices."""
+        from fleetlab.charts.experiments import (
+            learned_choices_chart,
+            reward_curve_chart,
+            success_vs_cost_chart,
+        )
+
+        if self.comparison is None or self.frame is None:
+            return []
+        out = [success_vs_cost_chart(self.comparison.summary_frame(), simulated=True)]
+        curve = learning_curve_frame(self.frame.with_columns(world=pl.lit(self.world)), objective)
+        if not curve.filter(pl.col("learns")).is_empty():
+            out.append(reward_curve_chart(curve, objective=objective, simulated=True))
+            out.append(learned_choices_chart(self.frame, simulated=True))
+        return out
+
+
+def world_sections(
+    name: str, root: str | os.PathLike[str] | None = None, *, baseline: str | None = None
+) -> tuple[Objective, list[WorldSection]]:
+    """A worlds experiment's report, world by world: its objective, and per world the A/B
+    verdict, the learners judged after their warm-up, and the learning tables."""
+    from fleetlab.experiments._compare import compare
+    from fleetlab.experiments._results import load
+
+    objective = worlds_objective(name, root)
+    warmup = worlds_warmup(name, root)
+    sections = []
+    for world, sub in (worlds_of(name, root) or {}).items():
+        try:
+            frame = load(sub, root=root)
+        except NotFoundError:
+            sections.append(WorldSection(world, sub))
+            continue
+        comparison = compare(
+            sub, root=None if root is None else Path(root), objective=objective, baseline=baseline
+        )
+        sections.append(
+            WorldSection(
+                world,
+                sub,
+                frame,
+                comparison,
+                [*comparison.verdict(), *judged_lines(frame, objective, warmup)],
+                world_tables(frame, objective, warmup),
+            )
+        )
+    return objective, sections
+
+
 def write_worlds_report(
     name: str, *, root: str | Path | None = None, path: str | Path | None = None
 ) -> Path:
@@ -485,18 +552,9 @@ def write_worlds_report(
     the verdict and frontier, then the learners' curves, regret and choices; each world's
     full A/B report (``<name>@<world>/report.html``) is written too and linked."""
     from fleetlab.charts._offline import vega_bundle
-    from fleetlab.charts.experiments import (
-        learned_choices_chart,
-        reward_curve_chart,
-        success_vs_cost_chart,
-    )
-    from fleetlab.experiments._compare import compare
     from fleetlab.experiments._report import _CSS, write_report
-    from fleetlab.experiments._results import load
 
-    worlds = worlds_of(name, root) or {}
-    objective = worlds_objective(name, root)
-    warmup = worlds_warmup(name, root)
+    objective, sections = world_sections(name, root)
     target = Path(path) if path is not None else _folder(name, root) / "report.html"
     charts: list[str] = []
 
@@ -519,29 +577,23 @@ def write_worlds_report(
         f"<p class='meta'>Ranked by {html.escape(objective.describe())}; the same tasks and "
         "trial seeds in every world and variant (paired).</p>",
     ]
-    for world, sub in worlds.items():
+    for section in sections:
+        world = section.world
         parts.append(f"<h2 id='world-{html.escape(world)}'>World: {html.escape(world)}</h2>")
-        try:
-            frame = load(sub, root=root)
-        except NotFoundError:
+        if section.comparison is None or section.frame is None:
             parts.append("<p>No results yet in this world: run the experiment.</p>")
             continue
-        comparison = compare(sub, root=root, objective=objective)
-        page = write_report(sub, root=root, comparison=comparison)
+        page = write_report(section.experiment, root=root, comparison=section.comparison)
         parts.append("<ol class='verdict'>")
-        verdict = [*comparison.verdict(), *judged_lines(frame, objective, warmup)]
-        parts.extend(f"<li>{html.escape(line)}.</li>" for line in verdict)
+        parts.extend(f"<li>{html.escape(line)}.</li>" for line in section.lines)
         parts.append(
-            f"</ol><p class='meta'>{frame.height} trials on {html.escape(comparison.model)}; "
+            f"</ol><p class='meta'>{section.frame.height} trials on "
+            f"{html.escape(section.comparison.model)}; "
             f"<a href='{html.escape(os.path.relpath(page, target.parent))}'>the full report "
             "of this world</a>.</p>"
         )
-        parts.append(chart(success_vs_cost_chart(comparison.summary_frame(), simulated=True)))
-        curve = learning_curve_frame(frame.with_columns(pl.lit(world).alias("world")), objective)
-        if not curve.filter(pl.col("learns")).is_empty():
-            parts.append(chart(reward_curve_chart(curve, objective=objective, simulated=True)))
-            parts.append(chart(learned_choices_chart(frame, simulated=True)))
-        for title, (header, rows) in world_tables(frame, objective, warmup).items():
+        parts.extend(chart(c) for c in section.charts(objective))
+        for title, (header, rows) in section.tables.items():
             # the pass-by-pass choices (the chart above, as numbers) are long: folded
             folded = title.startswith("Choices per")
             heading = f"<h3>{html.escape(title)}</h3>"

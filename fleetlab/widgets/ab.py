@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-import polars as pl
 
 from fleetlab import policies, resources
 from fleetlab.aio import in_running_loop, start_background
-from fleetlab.errors import FleetlabError, NotFoundError, UserError
+from fleetlab.errors import FleetlabError, UserError
 from fleetlab.experiments import (
     Comparison,
     Estimate,
@@ -464,21 +463,9 @@ class ABPanel:
         Returns:
             Each world's comparison (the worlds with no results yet are left out).
         """
-        from fleetlab.charts.experiments import (
-            learned_choices_chart,
-            reward_curve_chart,
-            success_vs_cost_chart,
-        )
-        from fleetlab.experiments._worlds import (
-            judged_lines,
-            learning_curve_frame,
-            world_tables,
-            worlds_objective,
-            worlds_warmup,
-        )
+        from fleetlab.experiments._worlds import world_sections
 
-        objective = worlds_objective(name, self.root)
-        warmup = worlds_warmup(name, self.root)
+        objective, sections = world_sections(name, self.root)
         parts = [
             "<p style='background:#fff3cd;padding:6px'><b>SIMULATED</b>: every world is a "
             "preset of the simulated model (an assumption about when decomposition pays), "
@@ -489,27 +476,22 @@ class ABPanel:
         comparisons: dict[str, Comparison] = {}
         charts: dict[str, list[Any]] = {}
         tables: dict[str, dict[str, tuple[list[str], list[list[str]]]]] = {}
-        for world, sub in worlds.items():
-            parts.append(f"<h3>World {html.escape(world)} ({html.escape(sub)})</h3>")
-            try:
-                frame = load(sub, root=self.root)
-            except NotFoundError:
+        for section in sections:
+            world = section.world
+            parts.append(f"<h3>World {html.escape(world)} ({html.escape(section.experiment)})</h3>")
+            if section.comparison is None:
                 parts.append("<p>No results yet in this world: run the experiment.</p>")
                 continue
-            comparison = compare(sub, root=self.root, objective=objective)
-            lines = [*comparison.verdict(), *judged_lines(frame, objective, warmup)]
-            parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
-            tables[world] = world_tables(frame, objective, warmup)
+            parts.append(
+                "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in section.lines) + "</ul>"
+            )
+            tables[world] = section.tables
             parts.extend(
                 _table_html(f"{world}: {title}", header, rows)
-                for title, (header, rows) in tables[world].items()
+                for title, (header, rows) in section.tables.items()
             )
-            charts[world] = [success_vs_cost_chart(comparison.summary_frame(), simulated=True)]
-            curve = learning_curve_frame(frame.with_columns(world=pl.lit(world)), objective)
-            if not curve.filter(pl.col("learns")).is_empty():
-                charts[world].append(reward_curve_chart(curve, objective=objective, simulated=True))
-                charts[world].append(learned_choices_chart(frame, simulated=True))
-            comparisons[world] = comparison
+            charts[world] = section.charts(objective)
+            comparisons[world] = section.comparison
         self.tables.value = "".join(parts)
         self.comparison = None
         self.comparisons, self.world_charts, self.world_tables = comparisons, charts, tables
