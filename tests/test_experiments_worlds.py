@@ -264,3 +264,21 @@ def test_warmup_passes_in_the_experiment_file(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message) as info:
             load_experiment(path)
         assert "\n" not in str(info.value)
+
+
+def test_a_plain_experiment_judges_its_learner_after_the_warm_up(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text('name = "plainwu"\nmodel = "sim:instant"\n' + BODY, encoding="utf-8")
+    run(path, root=tmp_path / "out", progress=None)
+    comparison = compare("plainwu", root=tmp_path / "out")
+    assert comparison.warmup_passes == 1  # recorded with the results
+    (line,) = comparison.judged
+    assert line in comparison.verdict()
+    # oracle: the learner's mean value on trial index 1 only, by hand
+    rows = [r for r in load("plainwu", root=tmp_path / "out").to_dicts() if r["trial"] == 1]
+    values = [float(r["passed"]) - r["cost_usd"] / 2.0 for r in rows if r["variant"] == "learned"]
+    assert line.startswith(f"learned after its warm-up (passes 2-2, {len(values)} trials)")
+    assert f"mean value {sum(values) / len(values):.3f}," in line
+    # no warm-up asked for: every pass counts, and the line says so
+    again = compare("plainwu", root=tmp_path / "out", warmup_passes=0)
+    assert again.judged[0].startswith("learned over every pass (1-2, no warm-up set, 4 trials)")

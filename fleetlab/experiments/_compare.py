@@ -243,6 +243,8 @@ class Comparison:
     versus_best: tuple[PairedComparison, ...] = ()
     head_to_head: tuple[PairedComparison, ...] = ()
     learners: tuple[str, ...] = ()
+    warmup_passes: int = 0
+    judged: tuple[str, ...] = ()
     type: Literal["comparison"] = field(default="comparison", repr=False)
 
     @property
@@ -547,6 +549,7 @@ def compare(
     seed: int = 0,
     objective: Objective | None = None,
     pairs: Sequence[tuple[str, str]] = (),
+    warmup_passes: int | None = None,
 ) -> Comparison:
     """Build the comparison table of an experiment.
 
@@ -560,6 +563,8 @@ def compare(
         objective: what ranks the variants (default: the one recorded with the results, else
             success alone).
         pairs: ``(a, b)`` pairs to compare head to head (``a`` minus ``b``).
+        warmup_passes: a learning variant's passes not judged against the fixed strategies
+            (``judged``; default: the experiment's ``warmup_passes``, recorded with the results).
 
     Raises:
         UserError: no finished trials yet, the baseline or a variant of ``pairs`` has no
@@ -652,6 +657,13 @@ def compare(
     )
     kind = str(rows[0].get("kind") or "agents")
     confusion = _unit(kind).confusion(by_variant, order)
+    if warmup_passes is None:
+        warmup_passes = int(meta.get("warmup_passes") or 0)
+    judged: list[str] = []
+    if learners and len(learners) < len(order):
+        from fleetlab.experiments._worlds import judged_lines
+
+        judged = judged_lines(frame, objective, warmup_passes)
     return Comparison(
         name=str(meta.get("name") or rows[0].get("experiment") or ""),
         kind=kind,
@@ -669,4 +681,6 @@ def compare(
         versus_best=versus_best,
         head_to_head=head_to_head,
         learners=learners,
+        warmup_passes=warmup_passes,
+        judged=tuple(judged),
     )

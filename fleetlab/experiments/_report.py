@@ -179,6 +179,7 @@ def verdict_lines(c: Comparison) -> list[str]:
                 f"{_pct(last.success.estimate)} at {_usd(last.mean_cost_usd)} on pass "
                 f"{last.trial + 1}"
             )
+    lines.extend(c.judged)
     for h in c.head_to_head:
         lines.append(
             f"head to head, {h.variant} minus {h.baseline}: {_diff_ci(h.success, _pp)} points of"

@@ -222,6 +222,7 @@ class ResultsDB:
                 ("baseline", experiment.baseline_variant.name),
                 ("variants", json.dumps([v.name for v in experiment.variants])),
                 ("objective", json.dumps(experiment.objective.to_dict())),
+                ("warmup_passes", str(experiment.warmup_passes)),
                 ("code_history", json.dumps(history)),
             ],
             [

@@ -309,7 +309,8 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
 
 
 def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> list[str]:
-    """One sentence per learner of one world's rows: how it did after its warm-up."""
+    """One sentence per learner of one experiment's (or world's) rows: how it did after its
+    warm-up against the fixed strategies (``judged_frame``)."""
     judged = judged_frame(frame, objective, warmup_passes)
     last = int(frame.select(pl.col("trial").max()).item()) + 1 if frame.height else 0
     lines = []
@@ -320,8 +321,12 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
         way = "every fixed strategy ties" if share is None else f"{share:.0%} of the way"
         dominators = rows.filter(pl.col("dominates"))["fixed"].to_list()
         lines.append(
-            f"{learner} after its warm-up (passes {warmup_passes + 1}-{last}, "
-            f"{best['pairs']} trials): mean {objective.name} {best['mean_reward']:.3f}, {way} "
+            (
+                f"{learner} after its warm-up (passes {warmup_passes + 1}-{last}, "
+                if warmup_passes
+                else f"{learner} over every pass (1-{last}, no warm-up set, "
+            )
+            + f"{best['pairs']} trials): mean {objective.name} {best['mean_reward']:.3f}, {way} "
             f"from the worst fixed strategy ({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) "
             f"to the best ({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
             f"{best['reward_diff']:+.3f} [{best['reward_lo']:+.3f}, {best['reward_hi']:+.3f}] "
@@ -425,8 +430,12 @@ def world_tables(
     )
     judged = judged_frame(frame, objective, warmup_passes)
     tables[
-        f"After the warm-up (passes {warmup_passes + 1} on): each learner against every fixed "
-        "strategy, paired on task and trial"
+        (
+            f"After the warm-up (passes {warmup_passes + 1} on)"
+            if warmup_passes
+            else "Over every pass (no warm-up set)"
+        )
+        + ": each learner against every fixed strategy, paired on task and trial"
     ] = (
         [
             "variant",
@@ -530,7 +539,11 @@ def world_sections(
             sections.append(WorldSection(world, sub))
             continue
         comparison = compare(
-            sub, root=None if root is None else Path(root), objective=objective, baseline=baseline
+            sub,
+            root=None if root is None else Path(root),
+            objective=objective,
+            baseline=baseline,
+            warmup_passes=warmup,
         )
         sections.append(
             WorldSection(
@@ -538,7 +551,7 @@ def world_sections(
                 sub,
                 frame,
                 comparison,
-                [*comparison.verdict(), *judged_lines(frame, objective, warmup)],
+                comparison.verdict(),
                 world_tables(frame, objective, warmup),
             )
         )
