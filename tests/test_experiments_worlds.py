@@ -16,7 +16,7 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
-from fleetlab.experiments._worlds import judged_frame
+from fleetlab.experiments._worlds import judged_frame, judged_lines
 from fleetlab.objective import Objective
 
 BODY = """
@@ -282,3 +282,29 @@ def test_a_plain_experiment_judges_its_learner_after_the_warm_up(tmp_path: Path)
     # no warm-up asked for: every pass counts, and the line says so
     again = compare("plainwu", root=tmp_path / "out", warmup_passes=0)
     assert again.judged[0].startswith("learned over every pass (1-2, no warm-up set, 4 trials)")
+
+
+def test_the_judgement_of_a_partial_run_compares_like_with_like() -> None:
+    objective = Objective(success_value_usd=1.0)
+    rows = _judged_rows()
+    # "pricey" has not finished task b's trial 2 yet: that pair leaves every comparison
+    partial = [
+        r for r in rows if not (r["variant"] == "pricey" and r["task"] == "b" and r["trial"] == 2)
+    ]
+    got = judged_frame(pl.DataFrame(partial), objective, 1).to_dicts()
+    assert {r["pairs"] for r in got} == {3}
+    learned = ((1 - 0.10) + (0 - 0.10) + (1 - 0.101)) / 3  # a1, a2, b1 (by hand)
+    assert {round(r["mean_reward"], 9) for r in got} == {round(learned, 9)}
+    # only warm-up passes so far: said, not left out
+    (line,) = judged_lines(pl.DataFrame([r for r in rows if r["trial"] == 0]), objective, 1)
+    assert "no trial yet that it and every fixed strategy finished" in line
+    # one pair: no interval to give
+    one = [r for r in rows if r["trial"] in (0, 1) and r["task"] == "a"]
+    (line,) = judged_lines(pl.DataFrame(one), objective, 1)
+    assert "1 trial)" in line
+    assert "[CI n/a: one pair]" in line
+    assert "nan" not in line
+    # every fixed strategy with the same mean: said plainly
+    tied = [dict(r, cost_usd=0.02, passed=True) if r["variant"] != "learned" else r for r in rows]
+    (line,) = judged_lines(pl.DataFrame(tied), objective, 1)
+    assert "every fixed strategy has the same mean value (0.980)" in line

@@ -520,6 +520,7 @@ _CSS = (
     "margin:.6em 0 1em}.verdict h2{margin:.3em 0;font-size:1.15em}"
     ".verdict ol{margin:.2em 0;padding-left:1.4em}.verdict li{margin:.15em 0;line-height:1.35}"
     ".verdict li:first-child{font-weight:600}.meta{color:#555;font-size:.9em;margin:.3em 0}"
+    "summary{cursor:pointer}summary h3.inline{display:inline}"
 )
 
 

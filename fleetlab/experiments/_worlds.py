@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,9 +229,11 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     """Each learning variant after its warm-up, per world, against every fixed strategy.
 
     Only trials with index ``>= warmup_passes`` count, the learner's and each fixed
-    strategy's alike, paired on (task, trial). One row per (world, learner, fixed strategy):
-    both mean rewards, the learner's reward minus the fixed strategy's with its 95% CI, the
-    fixed strategy's success and cost minus the learner's with theirs, and ``dominates``
+    strategy's alike, paired on (task, trial), and only the (task, trial)s that the learner
+    and every fixed strategy finished (a partial run compares like with like). One row per
+    (world, learner, fixed strategy): both mean rewards, the learner's reward minus the fixed
+    strategy's with its 95% CI, the fixed strategy's success and cost minus the learner's
+    with theirs, and ``dominates``
     (the fixed strategy is both more successful and cheaper, both CIs excluding zero). Per
     (world, learner), ``share_of_way`` is ``(learner - worst) / (best - worst)`` of the fixed
     strategies' mean rewards on the counted trials (1: as good as the best; None when every
@@ -245,7 +248,15 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
         here = frame.filter(pl.col("world") == world)
         fixed = sorted(here.filter(~pl.col("policy").is_in(learning))["variant"].unique())
         for learner in sorted(here.filter(pl.col("policy").is_in(learning))["variant"].unique()):
+            # the (task, trial)s every fixed strategy and the learner finished: one set of
+            # pairs for every comparison, so the learner has one mean and the shares agree
             mine = here.filter(pl.col("variant") == learner).select(cols)
+            for other in fixed:
+                mine = mine.join(
+                    here.filter(pl.col("variant") == other).select("task", "trial"),
+                    on=["task", "trial"],
+                    how="semi",
+                )
             rows = []
             for other in fixed:
                 pairs = mine.join(
@@ -308,29 +319,57 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     return pl.DataFrame(out, schema=schema)
 
 
+def _ci(lo: float, hi: float, fmt: str = "+.3f") -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return "[CI n/a: one pair]"
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
 def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> list[str]:
     """One sentence per learner of one experiment's (or world's) rows: how it did after its
     warm-up against the fixed strategies (``judged_frame``)."""
     judged = judged_frame(frame, objective, warmup_passes)
     last = int(frame.select(pl.col("trial").max()).item()) + 1 if frame.height else 0
+    word = objective.name
+    learners = sorted(
+        _worlded(frame).filter(pl.col("policy").is_in(_learning(frame)))["variant"].unique()
+    )
     lines = []
-    for learner in judged["variant"].unique(maintain_order=True).to_list():
-        rows = judged.filter(pl.col("variant") == learner).sort("fixed_mean_reward")
+    for learner in learners:
+        rows = judged.filter(pl.col("variant") == learner).sort("fixed_mean_reward", "fixed")
+        span = (
+            f"after its warm-up (passes {warmup_passes + 1}-{last}"
+            if warmup_passes
+            else f"over every pass (1-{last}, no warm-up set"
+        )
+        if rows.is_empty():
+            lines.append(
+                f"{learner} {span}): no trial yet that it and every fixed strategy finished "
+                "after the warm-up"
+            )
+            continue
         worst, best = rows.row(0, named=True), rows.row(-1, named=True)
-        share = best["share_of_way"]
-        way = "every fixed strategy ties" if share is None else f"{share:.0%} of the way"
+        n = best["pairs"]
+        head = (
+            f"{learner} {span}, {n} trial{'s' if n != 1 else ''}): "
+            f"mean {word} {best['mean_reward']:.3f}, "
+        )
+        if best["share_of_way"] is None:
+            where = (
+                f"every fixed strategy has the same mean {word} ({best['fixed_mean_reward']:.3f}); "
+            )
+        else:
+            where = (
+                f"{best['share_of_way']:.0%} of the way from the worst fixed strategy "
+                f"({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) to the best "
+                f"({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
+                f"{best['reward_diff']:+.3f} {_ci(best['reward_lo'], best['reward_hi'])} against "
+                "the best; "
+            )
         dominators = rows.filter(pl.col("dominates"))["fixed"].to_list()
         lines.append(
-            (
-                f"{learner} after its warm-up (passes {warmup_passes + 1}-{last}, "
-                if warmup_passes
-                else f"{learner} over every pass (1-{last}, no warm-up set, "
-            )
-            + f"{best['pairs']} trials): mean {objective.name} {best['mean_reward']:.3f}, {way} "
-            f"from the worst fixed strategy ({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) "
-            f"to the best ({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
-            f"{best['reward_diff']:+.3f} [{best['reward_lo']:+.3f}, {best['reward_hi']:+.3f}] "
-            f"against the best; "
+            head
+            + where
             + (
                 f"dominated by {', '.join(dominators)} (more successful and cheaper, both "
                 "paired 95% CIs excluding zero)"
@@ -455,9 +494,11 @@ def world_tables(
                 str(r["pairs"]),
                 f"{r['mean_reward']:.3f}",
                 f"{r['fixed_mean_reward']:.3f}",
-                f"{r['reward_diff']:+.3f} [{r['reward_lo']:+.3f}, {r['reward_hi']:+.3f}]",
-                f"{r['success_diff']:+.1%} [{r['success_lo']:+.1%}]",
-                f"{_money(r['cost_diff'])} [{_money(r['cost_hi'])}]",
+                f"{r['reward_diff']:+.3f} {_ci(r['reward_lo'], r['reward_hi'])}",
+                f"{r['success_diff']:+.1%} "
+                + ("[n/a]" if math.isnan(r["success_lo"]) else f"[{r['success_lo']:+.1%}]"),
+                f"{_money(r['cost_diff'])} "
+                + ("[n/a]" if math.isnan(r["cost_hi"]) else f"[{_money(r['cost_hi'])}]"),
                 "yes" if r["dominates"] else "no",
             ]
             for r in judged.iter_rows(named=True)
@@ -611,7 +652,8 @@ def write_worlds_report(
             folded = title.startswith("Choices per")
             heading = f"<h3>{html.escape(title)}</h3>"
             parts.append(
-                f"<details><summary>{heading}</summary><table><tr>"
+                f"<details><summary>{heading.replace('<h3>', '<h3 class=inline>')}</summary>"
+                "<table><tr>"
                 if folded
                 else f"{heading}<table><tr>"
             )
