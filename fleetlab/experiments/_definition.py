@@ -9,7 +9,7 @@ An experiment file (``experiments/<name>.toml``, read by ``load_experiment``)::
     suites = ["core"]
     trials = 3                         # trials per (variant, task); or seeds = [1, 2, 3]
     seed = 1                           # trial k uses seed + k
-    concurrency = 4                    # trials in parallel (shared among the workers)
+    concurrency = 4                    # trials in parallel in each worker process
     workers = 2                        # worker processes (simulated models; default: cores)
     budget_usd = 20.0                  # cap for the whole experiment (real models)
     baseline = "never"                 # default: the first variant
@@ -210,7 +210,7 @@ class Experiment:
             complexity-scoring step).
         seeds: one per trial: the simulated model's seed and the goal's instance number, the
             same for every variant (the paired design).
-        concurrency: trials running at once (shared among the worker processes).
+        concurrency: trials running at once in each worker process (or in this process).
         workers: worker processes that run a simulated experiment's trials (None: one per
             core; 1: every trial in the calling process). Changes no outcome, so it is not
             part of the fingerprint.
