@@ -17,6 +17,7 @@ from fleetlab.errors import UserError
 from fleetlab.experiments import load
 from fleetlab.widgets import ABPanel
 from fleetlab.widgets.ab import BUILD, experiment_files
+from tests.helpers.experiment_files import experiment_body
 
 TINY = """
 name = "panel"
@@ -151,31 +152,10 @@ async def test_bad_workers_are_refused_in_one_line_and_nothing_runs(
     assert not (root / "panel").exists()
 
 
-WORLDS_TOML = """
-name = "wab"
-worlds = ["solo", "lossy_handoff"]
-model = "sim:instant"
-suites = ["core"]
-trials = 2
-seed = 7
-concurrency = 2
-workers = 2
-warmup_passes = 1
-
-[objective]
-success_value_usd = 2.0
-
-[tasks]
-include = ["core:rename-readme", "core:sales-by-region"]
-
-[[variants]]
-name = "never"
-policy = "never"
-
-[[variants]]
-name = "learned"
-policy = "learned"
-"""
+WORLDS_TOML = (
+    'name = "wab"\nworlds = ["solo", "lossy_handoff"]\nmodel = "sim:instant"\n'
+    + experiment_body(workers=2, variants=("never", "learned"))
+)
 
 
 async def test_a_worlds_experiment_runs_every_world_and_shows_the_report_per_world(

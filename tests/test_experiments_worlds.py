@@ -18,33 +18,9 @@ from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
 from fleetlab.experiments._worlds import judged_frame, judged_lines
 from fleetlab.objective import Objective
+from tests.helpers.experiment_files import experiment_body
 
-BODY = """
-suites = ["core"]
-trials = 2
-seed = 7
-concurrency = 2
-workers = 1
-warmup_passes = 1
-
-[objective]
-success_value_usd = 2.0
-
-[tasks]
-include = ["core:rename-readme", "core:sales-by-region"]
-
-[[variants]]
-name = "never"
-policy = "never"
-
-[[variants]]
-name = "always"
-policy = "always"
-
-[[variants]]
-name = "learned"
-policy = "learned"
-"""
+BODY = experiment_body()
 WORLDS = ("solo", "small_context")
 NOT_COMPARED = ["seq", "finished_us", "wall_s", "sim_time_s", "trial_dir", "trace_id", "experiment"]
 
