@@ -234,12 +234,13 @@ def test_warmup_passes_in_the_experiment_file(tmp_path: Path) -> None:
         ("2", "less than trials \\(2\\)"),
         ("'two'", "integer"),
     ):
-        path.write_text(
-            head + BODY.replace("warmup_passes = 1", f"warmup_passes = {bad}"), encoding="utf-8"
-        )
+        text = head + BODY.replace("warmup_passes = 1", f"warmup_passes = {bad}")
+        path.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError, match=message) as info:
             load_experiment(path)
         assert "\n" not in str(info.value)
+        line = text.splitlines().index(f"warmup_passes = {bad}") + 1
+        assert f"wu.toml:{line}: field 'warmup_passes'" in str(info.value)
 
 
 def test_a_plain_experiment_judges_its_learner_after_the_warm_up(tmp_path: Path) -> None:

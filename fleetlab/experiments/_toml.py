@@ -237,6 +237,12 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
     warmup = data.get("warmup_passes", 0)
     if "warmup_passes" in data:
         top("warmup_passes", _expect_int(warmup, 0))
+        if warmup >= len(seeds):
+            raise where.error(
+                f"must be less than trials ({len(seeds)}), so that some passes are judged; "
+                f"got {warmup}",
+                key="warmup_passes",
+            )
     budget = data.get("budget_usd")
     if budget is not None:
         top("budget_usd", _expect_number(budget) and budget > 0)
