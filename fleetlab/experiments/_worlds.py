@@ -87,25 +87,29 @@ def write_manifest(experiment: Experiment, root: str | os.PathLike[str] | None) 
     return target
 
 
-def worlds_of(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
-    """``{world: experiment name}`` of a worlds experiment, or None for any other."""
+def _manifest(name: str, root: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """A worlds experiment's manifest (``write_manifest``), or None for any other."""
     path = _folder(name, root) / MANIFEST
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return dict(zip(data["worlds"], data["experiments"], strict=True))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def worlds_of(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """``{world: experiment name}`` of a worlds experiment, or None for any other."""
+    data = _manifest(name, root)
+    return None if data is None else dict(zip(data["worlds"], data["experiments"], strict=True))
 
 
 def worlds_objective(name: str, root: str | os.PathLike[str] | None = None) -> Objective:
     """The objective a worlds experiment was run with (recorded in its manifest)."""
-    data = json.loads((_folder(name, root) / MANIFEST).read_text(encoding="utf-8"))
-    return Objective.parse(data.get("objective") or {})
+    return Objective.parse((_manifest(name, root) or {}).get("objective") or {})
 
 
 def worlds_warmup(name: str, root: str | os.PathLike[str] | None = None) -> int:
     """The warm-up passes a worlds experiment declared (``warmup_passes``; 0 when none)."""
-    data = json.loads((_folder(name, root) / MANIFEST).read_text(encoding="utf-8"))
-    return int(data.get("warmup_passes") or 0)
+    return int((_manifest(name, root) or {}).get("warmup_passes") or 0)
 
 
 def load_worlds(name: str, root: str | os.PathLike[str] | None = None) -> pl.DataFrame:
@@ -319,10 +323,10 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     return pl.DataFrame(out, schema=schema)
 
 
-def _ci(lo: float, hi: float, fmt: str = "+.3f") -> str:
+def _ci(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "[CI n/a: one pair]"
-    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+    return f"[{lo:+.3f}, {hi:+.3f}]"
 
 
 def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> list[str]:
@@ -650,12 +654,11 @@ def write_worlds_report(
         for title, (header, rows) in section.tables.items():
             # the pass-by-pass choices (the chart above, as numbers) are long: folded
             folded = title.startswith("Choices per")
-            heading = f"<h3>{html.escape(title)}</h3>"
+            heading = html.escape(title)
             parts.append(
-                f"<details><summary>{heading.replace('<h3>', '<h3 class=inline>')}</summary>"
-                "<table><tr>"
+                f"<details><summary><h3 class=inline>{heading}</h3></summary><table><tr>"
                 if folded
-                else f"{heading}<table><tr>"
+                else f"<h3>{heading}</h3><table><tr>"
             )
             parts.extend(f"<th>{html.escape(h)}</th>" for h in header)
             parts.append("</tr>")
