@@ -7,13 +7,11 @@ each runs up to ``slots`` trials at once on threads of its own (each trial on it
 loop, as in one process), with its own trial stores and workspaces (every trial has its own
 folder; see ``_trial``). The runner gives each worker the experiment's whole ``concurrency``:
 a trial then shares its interpreter lock (about one core) with as many others as in one
-process, so it meets the same contention whatever the number of workers; a worker with fewer
-(its share of ``concurrency``) leaves its core idle whenever all of its trials wait at once
-(a verifier's sandbox start, a cgroup, a commit). A call may weigh more than one slot
-(``submit(..., weight=)``): the runner weighs a learning variant's trial so that its worker
-runs fewer trials beside it (see ``_run``). A trial's row comes back to the parent, which
-alone writes ``results.db``: a row is committed when its trial ends, exactly as with one
-process, so Ctrl-C and SIGKILL still lose only the trials in flight.
+process, so it meets the same contention whatever the number of workers. A call may weigh
+more than one slot (``submit(..., weight=)``): the runner weighs a learning variant's trial so
+that its worker runs fewer trials beside it (see ``_run``). A trial's row comes back to the
+parent, which alone writes ``results.db``: a row is committed when its trial ends, exactly as
+with one process, so Ctrl-C and SIGKILL still lose only the trials in flight.
 
 Workers are forked (on Linux) so that whatever the parent registered (a policy registered by
 a plug-in or a test, a suite) is there in the worker too; on other systems they are spawned.

@@ -19,10 +19,10 @@ fixed variant's, whose trials depend only on (variant, task, seed).
 
 What contention a trial meets: ``concurrency`` trials share one interpreter (about one core)
 with one process, and in each worker process alike, so a trial gets about the same share of a
-core (and its tools' wall-clock time limits the same slack) with any number of workers. A
-worker given only its share of ``concurrency`` (two trials each of four) left its core idle
-whenever both its trials waited at once (a verifier's sandbox start, its cgroups): measured
-on ``decomposition_ab``, see reports/bench/latest.md. A learning variant's chain of trials is
+core (and its tools' wall-clock time limits the same slack) with any number of workers. (On
+``decomposition_ab`` this gave the same speed-up as giving each worker its share of
+``concurrency``, 1.49x with 2 workers: see reports/bench/latest.md for where the time goes.)
+A learning variant's chain of trials is
 the one part that cannot spread over workers, so its trial weighs ``concurrency - 1`` slots
 of its worker: that worker runs at most one other trial beside it, so the chain, which
 otherwise falls behind with more trials in flight, keeps pace with the other variants.
