@@ -263,3 +263,27 @@ def test_a_try_then_split_goal_teaches_direct_too(fresh_db: Callable[[], str]) -
         assert totals[("medium", "direct")].n == 3
         assert totals[("medium", "direct")].reward_sum == pytest.approx(0.96 - 0.05 - 0.06)
         assert totals[("medium", "decompose")].n == 1  # no direct attempt in a decomposition
+
+
+async def test_a_goal_that_spends_its_budget_teaches_a_failure(
+    fresh_db: Callable[[], str], tmp_path: Path
+) -> None:
+    """A goal its budget stopped failed under its strategy: the learner records a failure at
+    the cost the goal's tree spent, with its event, in the trace; a learner that never saw
+    these would take the strategy that blows the budget for a safe one."""
+    always_score = LearnerConfig(audit_rate=1.0)
+    with open_store(fresh_db()) as store:
+        [root] = submit_goals(store, [Goal(task=TASK, policy="learned", budget_usd=0.002)])
+        config = FleetConfig(concurrency=2, poll_s=0.01, learner=always_score, workspaces=tmp_path)
+        await Fleet(store, SimModel.from_spec("instant", seed=2), config).run(until_idle=True)
+        done = store.get_task(root.id)
+        assert done.status == "cancelled"
+        assert done.error is not None and done.error.startswith("budget exceeded")
+        decision = done.spec["decision"]
+        [update] = [u for u in store.learner_history() if u["arm"] == decision["arm"]]
+        assert update["task_id"] == root.id and update["bucket"] == decision["bucket"]
+        assert update["success"] in (False, 0)
+        assert update["cost_usd"] == pytest.approx(done.tree_cost_usd)
+        assert update["cost_usd"] >= 0.002
+        [event] = [e for e in store.events(kind="learner.updated") if e.attrs["arm"] == update["arm"]]
+        assert event.trace_id == root.trace_id

@@ -619,7 +619,8 @@ class Phases:
         )
 
     def _cancel_tree(self, task: Task, reason: str) -> None:
-        """Stop a goal's whole tree (budget spent, or the goal was cancelled)."""
+        """Stop a goal's whole tree (budget spent, or the goal was cancelled); a spent budget
+        teaches the goal's policy a failure, in the same commit."""
         with self.store.tx():
             self.store.check_lease(self._lease(task))
             root = self.store.get_task(task.root_id)
@@ -635,6 +636,11 @@ class Phases:
                 if t.status not in TERMINAL:
                     self.store.transition(t.id, "cancelled", error=reason)
                     self.report.cancelled += 1
+            if reason.startswith("budget"):
+                # A strategy that spent the goal's budget failed it: the policy learns so
+                # (a learner that never saw these would think the costly strategy safe).
+                # A goal the user cancelled says nothing about its strategy.
+                self._learn(self.store.get_task(root.id))
 
     def _event(
         self,
