@@ -17,7 +17,7 @@ from fleetlab.models.sim import LATENCIES, PROFILES, WORLD_NOTES, WORLDS, SimMod
 from fleetlab.prompts import role_prompt
 from fleetlab.suites import get_task
 
-NAMES = ["solo", "default", "small_context", "lossy_handoff"]
+NAMES = ["solo", "default", "small_context", "lossy_handoff", "long_thinking"]
 
 #: Today's parameters, written out (the values before worlds existed): the default world and
 #: sim:instant / sim:fast must keep them, or every earlier result would change.
@@ -57,7 +57,7 @@ def p_clean(world: str, steps: int) -> float:
     return ok
 
 
-def test_the_worlds_are_the_four_named_and_each_is_documented() -> None:
+def test_the_worlds_are_the_five_named_and_each_is_documented() -> None:
     assert list(WORLDS) == NAMES
     assert list(WORLD_NOTES) == NAMES
     assert all(len(note) > 200 and "\n" not in note for note in WORLD_NOTES.values())
@@ -152,6 +152,18 @@ def test_small_context_loses_track_from_medium_tasks() -> None:
     assert p_clean("small_context", 3) > 0.98
     # a simple task (1-2 steps for most) is as safe as in the default world
     assert p_clean("small_context", 2) == pytest.approx(p_clean("default", 2))
+
+
+def test_long_thinking_makes_every_try_costly_and_long_tries_fail() -> None:
+    thinking, default = WORLDS["long_thinking"], WORLDS["default"]
+    assert thinking.thinking_tokens == 800 > 8 * default.thinking_tokens
+    # a simple task is as safe as in the default world; an 8-step medium one fails more
+    # often; a complex one (10+ steps) in one context almost always fails
+    assert p_clean("long_thinking", 2) == pytest.approx(p_clean("default", 2))
+    assert p_clean("long_thinking", 8) < p_clean("default", 8)
+    assert p_clean("long_thinking", 12) < 0.25
+    # hand-offs are the default world's
+    assert thinking.handoff_error == default.handoff_error
 
 
 def test_lossy_handoff_misreads_land_on_a_write() -> None:

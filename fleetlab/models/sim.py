@@ -18,8 +18,8 @@ The trade-off real fleets report is built in, with every knob in ``SimParams``:
 * token counts follow the conversation's real length; latency is log-normal.
 
 Worlds: ``WORLDS`` names presets of these knobs that encode different truths about when
-decomposition pays (``solo``, ``default``, ``small_context``, ``lossy_handoff``; ``WORLD_NOTES``
-documents each as an assumption). Latency is a separate choice, ``LATENCIES``
+decomposition pays (``solo``, ``default``, ``small_context``, ``lossy_handoff``,
+``long_thinking``; ``WORLD_NOTES`` documents each as an assumption). Latency is a separate choice, ``LATENCIES``
 (``lognormal``, ``instant``, ``fast``), composed in the spec: ``sim:<world>@<latency>``, e.g.
 ``sim:small_context@instant``; ``sim:<world>`` alone keeps today's log-normal latency.
 ``sim:instant`` and ``sim:fast`` are the default world at those latencies, as before.
@@ -141,6 +141,7 @@ WORLDS: dict[str, SimParams] = {
     "default": SimParams(),
     "small_context": SimParams(capacity_steps=4, overload_slope=0.08),
     "lossy_handoff": SimParams(handoff_error=0.12, handoff_hits_write=True, handoff_tokens=1_500),
+    "long_thinking": SimParams(capacity_steps=5, thinking_tokens=800),
 }
 
 #: What each world assumes: one paragraph each (the README's table of worlds quotes them).
@@ -177,6 +178,17 @@ WORLD_NOTES: dict[str, str] = {
         "(as_needed) wins: splitting up front loses to trying first, in success and in cost. "
         "It stands for briefs that drop details the work needs; it does not measure how "
         "often a real sub-agent misreads its brief."
+    ),
+    "long_thinking": (
+        "Every turn thinks at length: about 800 output tokens of thinking a turn (9 times the "
+        "default), and a context does 5 steps reliably, then its per-step error rises by 6 "
+        "points a step. So every attempt is expensive, and a failed one costs as much as a "
+        "task is worth to get right. Truth: each bucket wants another strategy: direct (or "
+        "as_needed, which then never splits) for simple tasks, try-then-split for medium "
+        "ones, decompose up front for complex ones, where a first try almost always fails "
+        "and as_needed pays for it; no single fixed strategy is best in every bucket. It "
+        "stands for a model with extended thinking on; it does not measure how long real "
+        "thinking runs or where a real model's capacity lies."
     ),
 }
 
