@@ -147,7 +147,9 @@ def test_goal_file_errors_through_the_real_command(world: Path) -> None:
     assert snapshot(world) == before
 
 
-@pytest.mark.parametrize("week", ["0000-W01", "9999-W52", ""])
+#: One bad week through the real processes; every bad week (year 0, year 9999, empty) is
+#: refused by both commands in process in ``BAD_INPUTS``.
+@pytest.mark.parametrize("week", [""])
 def test_week_errors_through_the_real_commands(world: Path, week: str) -> None:
     before = snapshot(world)
     for command in ("status", "digest"):

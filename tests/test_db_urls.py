@@ -281,10 +281,35 @@ PASSWORDS = ("pw7", "Zq8-long-s3cret-value")
     ],
 )
 def test_bad_url_is_one_line_without_the_password(
-    argv: list[str], password: str, tmp_path: Path
+    argv: list[str],
+    password: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In process, as a fresh process starts: no key registered, no $FLEETLAB_DB."""
+    from fleetlab import telemetry
+    from fleetlab.cli import main
+
+    monkeypatch.setattr(telemetry, "_registered", ())
+    monkeypatch.delenv("FLEETLAB_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path)
-    proc = run_cli([a.format(pw=password) for a in argv], cwd=tmp_path)
+    capsys.readouterr()
+    code = main([a.format(pw=password) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 2
+    line = one_error_line(err, out)
+    assert line.startswith("error: db ")
+    assert password not in err + out
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_bad_url_through_the_real_command(password: str, tmp_path: Path) -> None:
+    """The same refusal from a real process (the cases above run in process)."""
+    before = snapshot(tmp_path)
+    proc = run_cli(["--db", f"mysql://ann:{password}@db.lan/fleet", "status"], cwd=tmp_path)
     assert proc.returncode == 2
     line = one_error_line(proc.stderr, proc.stdout)
     assert line.startswith("error: db ")
