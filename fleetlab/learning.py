@@ -27,16 +27,23 @@ spread ``noise``; with ``share_weight = 0`` every cell has that prior (worth
 ``prior_weight``), as before.
 
 **When the score is worth its price.** Scoring a goal is a paid model call
-(``score_cost_usd``). The learner draws one sample of every cell from its posterior and asks
-what knowing the bucket is worth in that sample: the mean of each bucket's best arm minus the
-best single arm over all buckets (buckets weighted by how often goals land in them). It
-scores when that exceeds the call's cost in reward points (Thompson sampling on the question
-"score or not", so it scores while the buckets may want different arms and stops as its
-posterior agrees). An unscored goal plays the arm best over all buckets by posterior mean:
-greedy, because an unscored goal has no bucket and teaches nothing, so exploring there buys
-nothing. One goal in ``1 / audit_rate`` (5%) is scored anyway, so the learner keeps learning
-and notices when the world changes. A warm start that already settled the choice skips the
-score from its first goal.
+(``score_cost_usd``). The learner asks what knowing the bucket is worth: in one sample of
+every cell from its posterior, the mean of each bucket's best arm minus the best single arm
+over all buckets (buckets weighted by how often goals land in them); averaged over
+``voi_draws`` (16) such samples, the posterior's expected value of the score. It scores when
+that exceeds the call's cost in reward points, so it scores while the buckets may want
+different arms and stops as its posterior agrees. (One sample instead of the average, i.e.
+Thompson sampling on "score or not", skipped the score on about half the goals even where a
+bucket's best arm was worth ten times its price.) An unscored goal plays the arm best over
+all buckets by posterior mean: greedy, because an unscored goal has no bucket and teaches
+nothing, so exploring there buys nothing. One goal in ``1 / audit_rate`` (5%) is scored
+anyway, so the learner keeps learning and notices when the world changes. A warm start that
+already settled the choice skips the score from its first goal.
+
+**Every arm tried in every bucket first.** Until each (bucket, arm) cell has
+``min_evidence`` (3) rewards, goals are scored and a bucket plays its least-tried arm. A
+few early rewards that happen to agree (simple goals come first and all succeed) otherwise
+make the posterior sure of itself, and the arms of a rarer bucket are never tried there.
 
 State, every update and every warm start live in the store, so learning survives restarts
 and its history can be charted ("what the orchestrator learned").
@@ -110,6 +117,10 @@ class LearnerConfig:
             (what the console and the decision's reason say).
         audit_rate: the share of goals scored even when the score seems not worth it
             (so the learner keeps learning, and notices a world that changed).
+        min_evidence: rewards every (bucket, arm) cell gets before the posterior decides:
+            until then goals are scored, and a bucket plays its least-tried arm.
+        voi_draws: posterior samples averaged for the value of a score (1: Thompson
+            sampling on "score or not").
     """
 
     cost_weight: float | None = None
@@ -121,6 +132,8 @@ class LearnerConfig:
     score_cost_usd: float = 0.008
     settle_p: float = 0.95
     audit_rate: float = 0.05
+    min_evidence: int = 3
+    voi_draws: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +245,19 @@ class Learner:
         chi = rng.gammavariate(s.dof / 2, 2 / s.dof)
         return s.mean + s.posterior_sd * rng.gauss(0.0, 1.0) / math.sqrt(chi)
 
+    def _untried(self, everything: dict[tuple[str, str], ArmTotals], bucket: str) -> Arm | None:
+        """The least-tried arm of ``bucket`` while it has fewer than ``min_evidence``
+        rewards (the first such in ``ARMS`` order), else None."""
+        counts = {a: t.n if (t := everything.get((bucket, a))) else 0 for a in ARMS}
+        arm = min(ARMS, key=lambda a: (counts[a], ARMS.index(a)))
+        return arm if counts[arm] < self.config.min_evidence else None
+
     def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
-        """Sample each arm's posterior and pick the largest; returns the arm and the draws."""
+        """Sample each arm's posterior and pick the largest; returns the arm and the draws.
+        While an arm of ``bucket`` has fewer than ``min_evidence`` rewards, that arm."""
+        untried = self._untried(self.store.learner_totals(), bucket)
+        if untried is not None:
+            return untried, {"min_evidence": self.config.min_evidence}
         draws = {name: self._draw(s, self._rng) for name, s in self.stats(bucket).items()}
         arm = max(ARMS, key=lambda a: (draws[a], -ARMS.index(a)))
         return arm, {f"sample_{k}": round(v, 4) for k, v in draws.items()}
@@ -295,13 +319,19 @@ class Learner:
         return per_bucket - one_arm
 
     def needs_score(self) -> bool:
-        """Whether to pay for the next goal's score: when one posterior sample says knowing
-        the bucket is worth more than the scoring call costs (``value_of_scoring`` above
-        ``score_cost_usd`` in reward points), else for one goal in ``1 / audit_rate``
-        (seeded draws). So the learner scores while the buckets may want different arms,
-        and stops as its posterior agrees on one arm everywhere (or on a difference too
-        small to pay for the call)."""
-        if self.value_of_scoring() > self.config.score_cost_usd * self.cost_weight:
+        """Whether to pay for the next goal's score: while a cell has fewer than
+        ``min_evidence`` rewards; when the posterior expects knowing the bucket to be worth
+        more than the scoring call costs (``value_of_scoring`` averaged over ``voi_draws``
+        samples, above ``score_cost_usd`` in reward points); else for one goal in
+        ``1 / audit_rate`` (seeded draws). So the learner scores while the buckets may want
+        different arms, and stops as its posterior agrees on one arm everywhere (or on a
+        difference too small to pay for the call)."""
+        everything = self.store.learner_totals()
+        if any(self._untried(everything, b) is not None for b in BUCKETS):
+            return True
+        draws = max(1, self.config.voi_draws)
+        value = sum(self.value_of_scoring() for _ in range(draws)) / draws
+        if value > self.config.score_cost_usd * self.cost_weight:
             return True
         return self._rng.random() < self.config.audit_rate
 

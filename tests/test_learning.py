@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleetlab.learning import ARMS, DEFAULT_OBJECTIVE, Learner, LearnerConfig
+from fleetlab.learning import ARMS, BUCKETS, DEFAULT_OBJECTIVE, Learner, LearnerConfig
 from fleetlab.models.sim import SimModel
 from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import open_store
+from fleetlab.store.learner import ArmTotals
 from fleetlab.suites import builtin_suites
 
 pytestmark = pytest.mark.both_backends
@@ -210,7 +212,8 @@ def test_token_cost_changes_which_arm_the_learner_prefers(
     arms = {"direct": (0.01, 40_000), "decompose": (0.02, 2_000)}
     expected = {0.0: ("direct", 0.95, 0.90), 0.01: ("decompose", 0.55, 0.88)}
     for token_weight, (best, direct_reward, decompose_reward) in expected.items():
-        config = LearnerConfig(cost_weight=5.0, token_weight=token_weight)
+        # min_evidence=0: only two of the three arms have rewards (the third is not the point)
+        config = LearnerConfig(cost_weight=5.0, token_weight=token_weight, min_evidence=0)
         with open_store(fresh_db()) as store:
             learner = Learner(store, config, seed=7)
             for i in range(20):
@@ -282,3 +285,43 @@ def test_a_v5_database_migrates_its_learner_on_open(tmp_path: Path) -> None:
         )
         assert store.learner_totals()[("simple", "direct")] == ArmTotals(3, 2.4, 2.01)
         assert [r["source"] for r in store.learner_seeds()] == ["experiment:x"]
+
+
+def test_every_arm_gets_min_evidence_rewards_in_each_bucket_before_the_posterior_decides(
+    fresh_db: Callable[[], str],
+) -> None:
+    """Rewards that agree (every arm 0.95 everywhere) leave nothing to learn by the posterior,
+    but a cell short of ``min_evidence`` rewards is played, least-tried first, and goals are
+    scored until every cell has them; then the posterior decides (audits off)."""
+    with open_store(fresh_db()) as store:
+        learner = Learner(store, LearnerConfig(min_evidence=3, audit_rate=0.0), seed=1)
+        totals = {(b, a): ArmTotals(5, 4.75, 4.75 * 0.95) for b in BUCKETS for a in ARMS}
+        totals[("complex", "decompose")] = ArmTotals(1, 0.95, 0.95**2)
+        totals[("complex", "as_needed")] = ArmTotals(2, 1.9, 1.9 * 0.95)
+        store.seed_learner(totals)
+        assert learner.needs_score()
+        assert learner.choose("complex")[0] == "decompose"  # 1 reward, the fewest
+        assert learner.choose("simple")[0] in ARMS  # full: the posterior's sample
+        learner.update(task_id="g1", trace_id="t", bucket="complex", arm="decompose",
+                       success=True, cost_usd=0.05, tokens=0)  # fmt: skip
+        learner.update(task_id="g2", trace_id="t", bucket="complex", arm="decompose",
+                       success=True, cost_usd=0.05, tokens=0)  # fmt: skip
+        assert learner.choose("complex")[0] == "as_needed"  # now 2 against decompose's 3
+        learner.update(task_id="g3", trace_id="t", bucket="complex", arm="as_needed",
+                       success=True, cost_usd=0.05, tokens=0)  # fmt: skip
+        # every cell has 3+ rewards, all 0.95: the score is worth nothing
+        assert not any(learner.needs_score() for _ in range(20))
+
+
+def test_the_value_of_a_score_is_averaged_over_voi_draws_samples(
+    fresh_db: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples of the score's value 0, 0, 0.1, 0 (mean 0.025) against a call worth 0.008
+    points: one sample says no, their average says yes."""
+    config = LearnerConfig(min_evidence=0, audit_rate=0.0, score_cost_usd=0.008)
+    with open_store(fresh_db()) as store:
+        for draws, expected in ((1, False), (4, True)):
+            learner = Learner(store, dataclasses.replace(config, voi_draws=draws))
+            values = iter([0.0, 0.0, 0.1, 0.0])
+            monkeypatch.setattr(learner, "value_of_scoring", values.__next__)
+            assert learner.needs_score() is expected

@@ -278,12 +278,13 @@ async def test_a_goal_that_spends_its_budget_teaches_a_failure(
         await Fleet(store, SimModel.from_spec("instant", seed=2), config).run(until_idle=True)
         done = store.get_task(root.id)
         assert done.status == "cancelled"
-        assert done.error is not None and done.error.startswith("budget exceeded")
+        assert str(done.error).startswith("budget exceeded")
         decision = done.spec["decision"]
         [update] = [u for u in store.learner_history() if u["arm"] == decision["arm"]]
-        assert update["task_id"] == root.id and update["bucket"] == decision["bucket"]
+        assert (update["task_id"], update["bucket"]) == (root.id, decision["bucket"])
         assert update["success"] in (False, 0)
         assert update["cost_usd"] == pytest.approx(done.tree_cost_usd)
         assert update["cost_usd"] >= 0.002
-        [event] = [e for e in store.events(kind="learner.updated") if e.attrs["arm"] == update["arm"]]
+        events = store.events(kind="learner.updated")
+        [event] = [e for e in events if e.attrs["arm"] == update["arm"]]
         assert event.trace_id == root.trace_id

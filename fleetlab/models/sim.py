@@ -19,9 +19,10 @@ The trade-off real fleets report is built in, with every knob in ``SimParams``:
 
 Worlds: ``WORLDS`` names presets of these knobs that encode different truths about when
 decomposition pays (``solo``, ``default``, ``small_context``, ``lossy_handoff``,
-``long_thinking``; ``WORLD_NOTES`` documents each as an assumption). Latency is a separate choice, ``LATENCIES``
-(``lognormal``, ``instant``, ``fast``), composed in the spec: ``sim:<world>@<latency>``, e.g.
-``sim:small_context@instant``; ``sim:<world>`` alone keeps today's log-normal latency.
+``long_thinking``; ``WORLD_NOTES`` documents each as an assumption). Latency is a separate
+choice, ``LATENCIES`` (``lognormal``, ``instant``, ``fast``), composed in the spec:
+``sim:<world>@<latency>``, e.g. ``sim:small_context@instant``; ``sim:<world>`` alone keeps
+today's log-normal latency.
 ``sim:instant`` and ``sim:fast`` are the default world at those latencies, as before.
 
 Determinism: every random draw is seeded by a hash of (seed, task reference, role, step,

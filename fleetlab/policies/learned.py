@@ -39,7 +39,13 @@ class LearnedPolicy(Policy):
                 arm=arm,
             )
         arm, draws = learner.choose(bucket)
-        reason = "learned: " + ", ".join(f"{k}={v}" for k, v in draws.items())
+        if "min_evidence" in draws:
+            reason = (
+                f"learned: exploring ({arm} has fewer than {draws['min_evidence']} rewards "
+                f"in {bucket})"
+            )
+        else:
+            reason = "learned: " + ", ".join(f"{k}={v}" for k, v in draws.items())
         return Decision(arm, reason, bucket=bucket, arm=arm)
 
     def learn(self, outcome: Outcome) -> None:
