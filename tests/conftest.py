@@ -12,6 +12,7 @@ from fleetlab.clock import FakeClock
 from fleetlab.store import Store, open_store
 from fleetlab.store.postgres.cluster import ClusterUnavailable, TempCluster
 from tests.helpers.browser import CHROMIUM
+from tests.helpers.simulated_week import simulate_week
 
 #: Set (to 1) by `make unit`: a test whose system dependency is missing fails instead of
 #: skipping, so `make test` cannot pass with the browser or sandbox tests silently skipped.
@@ -151,3 +152,10 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -
     for name in ("ANTHROPIC_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "FLEETLAB_DB"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(_user_data_home))
+
+
+@pytest.fixture(scope="session")
+def simulated_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The db of tests/helpers/simulated_week.py's week, simulated once per session. Never
+    written to: a module takes ``copy_week`` of it (the copy is its own to change)."""
+    return simulate_week(tmp_path_factory.mktemp("simulated-week"))

@@ -9,7 +9,6 @@ that folder exists, and in the test's temp folder.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -23,11 +22,10 @@ from markdown_it import MarkdownIt
 
 from fleetlab.cli import main
 from fleetlab.clock import FakeClock, parse_week
-from fleetlab.simulate import simulate
 from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
+from tests.helpers.simulated_week import WEEK, copy_week
 
-WEEK = "2026-W45"
 #: Everything an agent could try: a tag, the end of the table it sits in, a script, an element
 #: with a handler, a Markdown heading, a javascript: link, backticks, a pipe, a static-site diff.
 REASON = (
@@ -44,18 +42,9 @@ TITLE = "Goal <b id='pwned-b'>bold</b> # not a heading [x](javascript:alert(1)) 
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sim") / "fleet.db"
+def report(simulated_week: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = copy_week(simulated_week, tmp_path_factory.mktemp("sim"))  # this module's own
     window = parse_week(WEEK)
-    asyncio.run(
-        simulate(
-            lambda clock: open_store(path, clock=clock),
-            window.start,
-            days=7,
-            tasks_per_day=5,
-            seed=3,
-        )
-    )
     clock = FakeClock(window.start + timedelta(days=2))
     with open_store(path, clock=clock) as store:
         goal = store.create_task(TITLE, role="orchestrator")

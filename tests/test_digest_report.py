@@ -5,7 +5,6 @@ The report's charts are checked in headless Chromium (they must draw with no net
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -30,12 +29,11 @@ from fleetlab.clock import parse_week
 from fleetlab.digest import DigestResult, FactCheck, Unmatched, run_digest
 from fleetlab.digest import _report as report_module
 from fleetlab.errors import FleetlabError, UserError
-from fleetlab.simulate import simulate
 from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.refusals import one_error_line, snapshot
+from tests.helpers.simulated_week import WEEK, copy_week
 
-WEEK = "2026-W45"
 NOTEBOOK = "weekly_digest.ipynb"
 
 
@@ -49,15 +47,9 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sim") / "fleet.db"
-    start = parse_week(WEEK).start
-    asyncio.run(
-        simulate(
-            lambda clock: open_store(path, clock=clock), start, days=7, tasks_per_day=5, seed=3
-        )
-    )
-    return path
+def small_db(simulated_week: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of the session's simulated week (tests/helpers/simulated_week.py)."""
+    return copy_week(simulated_week, tmp_path_factory.mktemp("sim"))
 
 
 def _us(instant: datetime) -> int:

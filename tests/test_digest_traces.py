@@ -9,7 +9,6 @@ the Markdown of digest.md), never from the code that linked them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import re
@@ -30,12 +29,11 @@ from fleetlab.digest import _report as report_module
 from fleetlab.digest import compute_metrics, failures_view, write_draft, write_trace_pages
 from fleetlab.digest._traces import link_ids, mentioned_ids
 from fleetlab.errors import FleetlabError
-from fleetlab.simulate import simulate
 from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.refusals import snapshot
+from tests.helpers.simulated_week import WEEK, copy_week
 
-WEEK = "2026-W45"
 #: A task id (12 hex digits) or a trace id (32), standing alone.
 ID = re.compile(r"(?<![0-9A-Za-z_])(?:[0-9a-f]{32}|[0-9a-f]{12})(?![0-9A-Za-z_])")
 PAGE_HREF = re.compile(r"traces/([0-9a-f]{32})\.html(?:#agent-([0-9a-f]{12}))?")
@@ -82,18 +80,9 @@ class Report:
 
 
 @pytest.fixture(scope="module")
-def week_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sim") / "fleet.db"
-    asyncio.run(
-        simulate(
-            lambda clock: open_store(path, clock=clock),
-            parse_week(WEEK).start,
-            days=7,
-            tasks_per_day=5,
-            seed=3,
-        )
-    )
-    return path
+def week_db(simulated_week: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of the session's simulated week (tests/helpers/simulated_week.py)."""
+    return copy_week(simulated_week, tmp_path_factory.mktemp("sim"))
 
 
 @pytest.fixture(scope="module")

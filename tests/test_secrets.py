@@ -11,7 +11,6 @@ output, masked: a test that never saw the key would prove nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -24,7 +23,6 @@ import pytest
 
 from fleetlab import telemetry
 from fleetlab.cli import _ab, main
-from fleetlab.clock import parse_week
 from fleetlab.digest import write_report_files
 from fleetlab.errors import ModelRequestError
 from fleetlab.experiments import (
@@ -38,9 +36,8 @@ from fleetlab.experiments import (
 )
 from fleetlab.models.registry import get_model, register_backend, unregister_backend
 from fleetlab.models.types import ModelRequest, ModelResponse
-from fleetlab.simulate import simulate
-from fleetlab.store import open_store
 from fleetlab.testing import FakeMessagesAPI, Fault
+from tests.helpers.simulated_week import WEEK, copy_week
 
 PATTERN_KEY = "sk-ant-api03-" + "PLANTEDpattern0123456789_-" * 4
 PLAIN_KEY = "test-secret-value-123"
@@ -273,23 +270,11 @@ def test_the_digest_files_are_redacted_where_they_are_written(tmp_path: Path) ->
     assert texts["digest.md"] == "# Fleet weekly\n\nA check printed [REDACTED].\n"
 
 
-WEEK = "2026-W45"
-
-
 @pytest.mark.slow
 def test_a_published_digest_never_shows_a_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulated_week: Path
 ) -> None:
-    db = tmp_path / "fleet.db"
-    asyncio.run(
-        simulate(
-            lambda clock: open_store(db, clock=clock),
-            parse_week(WEEK).start,
-            days=7,
-            tasks_per_day=8,
-            seed=3,
-        )
-    )
+    db = copy_week(simulated_week, tmp_path)  # the session's simulated WEEK, ours to change
     # errors as a database written before redaction existed would hold them (every failed
     # task's error holds both keys: how many tasks fail varies with the fleet's concurrency)
     with sqlite3.connect(db) as conn:
