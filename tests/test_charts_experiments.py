@@ -155,9 +155,11 @@ def test_agents_per_complexity_is_the_mean_per_variant_and_level() -> None:
     assert points[("never", 5)] == 1
     assert points[("learned", 5)] == 3
     assert points[("learned", 1)] == 1
-    # one colour per variant, the same in every chart
+    # one colour per variant, the same in every chart whatever its order (the colours follow
+    # the sorted names); the legend keeps the order given
     colour = spec["layer"][0]["encoding"]["color"]
-    assert colour["scale"]["domain"] == ["never", "always", "learned"]
+    assert colour["scale"]["domain"] == ["always", "learned", "never"]
+    assert colour["sort"] == ["never", "always", "learned"]
 
 
 def test_success_by_bucket_has_wilson_error_bars() -> None:

@@ -44,10 +44,15 @@ def _simulated(frame: pl.DataFrame, simulated: bool | None) -> bool:
     return "simulated" in frame.columns and bool(frame["simulated"].any())
 
 
-def _color(order: Sequence[str], title: str = "variant") -> alt.Color:
-    # one fixed domain: a variant keeps its colour from chart to chart
+def _color(order: Sequence[str], title: str = "variant", *, legend: bool = True) -> alt.Color:
+    # The legend lists variants in ``order``; the colours follow the names in sorted order,
+    # so a variant has one colour in every chart of a report, whichever order each uses.
     return alt.Color(
-        "variant:N", title=title, sort=list(order), scale=alt.Scale(domain=list(order))
+        "variant:N",
+        title=title,
+        sort=list(order),
+        scale=alt.Scale(domain=sorted(order)),
+        legend=alt.Undefined if legend else None,
     )
 
 
@@ -207,7 +212,7 @@ def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = Non
         (d for d in data if not d["dominated"]), key=lambda d: (d["mean_cost_usd"], d["success"])
     )
     frame = pl.DataFrame(data)
-    colour = alt.Color("variant:N", sort=order, scale=alt.Scale(domain=order), legend=None)
+    colour = _color(order, legend=False)
     x_scale = alt.Scale(domain=[x0, x1], nice=False, zero=False)
     y_scale = alt.Scale(domain=[y0, y1], nice=False, zero=False)
     x_enc = alt.X(
