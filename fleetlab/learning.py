@@ -42,9 +42,14 @@ anyway, so the learner keeps learning and notices when the world changes. A warm
 already settled the choice skips the score from its first goal.
 
 **Every arm tried in every bucket first.** Until each (bucket, arm) cell has
-``min_evidence`` (3) rewards, goals are scored and a bucket plays its least-tried arm. A
-few early rewards that happen to agree (simple goals come first and all succeed) otherwise
-make the posterior sure of itself, and the arms of a rarer bucket are never tried there.
+``min_evidence`` (3) rewards, goals are scored and a bucket plays its least-tried arm
+(counting the goals still running with that arm, so concurrent goals spread over the
+arms). A few early rewards that happen to agree (simple goals come first and all succeed)
+otherwise make the posterior sure of itself, and the arms of a rarer bucket are never tried
+there. A bucket no goal has landed in forces the score only for the first
+``explore_rewards`` (100) rewards: a fleet that never gets complex goals stops paying for
+the score to look for them. A learner warm-started from an experiment
+(``warm_start``) trusts that evidence instead, from its first goal.
 
 State, every update and every warm start live in the store, so learning survives restarts
 and its history can be charted ("what the orchestrator learned").
@@ -65,6 +70,7 @@ from fleetlab.objective import Objective
 from fleetlab.policies.base import STRATEGIES, Strategy
 from fleetlab.store import Store
 from fleetlab.store.learner import ArmTotals, LearnerSeed, LearnerUpdate
+from fleetlab.store.lifecycle import ACTIVE
 from fleetlab.telemetry import Event
 
 if TYPE_CHECKING:
@@ -122,6 +128,8 @@ class LearnerConfig:
             until then goals are scored, and a bucket plays its least-tried arm.
         voi_draws: posterior samples averaged for the value of a score (1: Thompson
             sampling on "score or not").
+        explore_rewards: how long a bucket no goal has landed in keeps forcing the score
+            (``min_evidence``): until the learner holds this many rewards.
     """
 
     cost_weight: float | None = None
@@ -135,6 +143,7 @@ class LearnerConfig:
     audit_rate: float = 0.05
     min_evidence: int = 3
     voi_draws: int = 16
+    explore_rewards: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,17 +255,45 @@ class Learner:
         chi = rng.gammavariate(s.dof / 2, 2 / s.dof)
         return s.mean + s.posterior_sd * rng.gauss(0.0, 1.0) / math.sqrt(chi)
 
-    def _untried(self, everything: dict[tuple[str, str], ArmTotals], bucket: str) -> Arm | None:
+    def _exploring(self) -> bool:
+        """Whether ``min_evidence`` applies: a warm start's evidence is trusted instead."""
+        return self.config.min_evidence > 0 and not self.store.learner_seeds()
+
+    def _untried(
+        self, everything: dict[tuple[str, str], ArmTotals], bucket: str, *, running: bool = False
+    ) -> Arm | None:
         """The least-tried arm of ``bucket`` while it has fewer than ``min_evidence``
-        rewards (the first such in ``ARMS`` order), else None."""
+        rewards (the first such in ``ARMS`` order), else None. ``running``: count the root
+        goals still running with each arm in the bucket as tried."""
         counts = {a: t.n if (t := everything.get((bucket, a))) else 0 for a in ARMS}
+        if running:
+            for task in self.store.tasks(status=ACTIVE):
+                decision = task.spec.get("decision") or {}
+                if task.parent_id is None and decision.get("bucket") == bucket:
+                    arm = decision.get("arm")
+                    if arm in counts:
+                        counts[arm] += 1
         arm = min(ARMS, key=lambda a: (counts[a], ARMS.index(a)))
         return arm if counts[arm] < self.config.min_evidence else None
+
+    def _must_score(self, everything: dict[tuple[str, str], ArmTotals]) -> bool:
+        """Whether ``min_evidence`` forces the next goal's score: a bucket goals landed in
+        has an arm short of it, or a bucket no goal landed in yet, within the first
+        ``explore_rewards`` rewards."""
+        if not self._exploring():
+            return False
+        seen = {b for (b, _), t in everything.items() if t.n}
+        total = sum(t.n for t in everything.values())
+        if len(seen) < len(BUCKETS) and total < self.config.explore_rewards:
+            return True
+        return any(self._untried(everything, b) is not None for b in seen)
 
     def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
         """Sample each arm's posterior and pick the largest; returns the arm and the draws.
         While an arm of ``bucket`` has fewer than ``min_evidence`` rewards, that arm."""
-        untried = self._untried(self.store.learner_totals(), bucket)
+        untried = None
+        if self._exploring():
+            untried = self._untried(self.store.learner_totals(), bucket, running=True)
         if untried is not None:
             return untried, {"min_evidence": self.config.min_evidence}
         draws = {name: self._draw(s, self._rng) for name, s in self.stats(bucket).items()}
@@ -320,15 +357,14 @@ class Learner:
         return per_bucket - one_arm
 
     def needs_score(self) -> bool:
-        """Whether to pay for the next goal's score: while a cell has fewer than
-        ``min_evidence`` rewards; when the posterior expects knowing the bucket to be worth
+        """Whether to pay for the next goal's score: while ``min_evidence`` forces it (see
+        the module docstring); when the posterior expects knowing the bucket to be worth
         more than the scoring call costs (``value_of_scoring`` averaged over ``voi_draws``
         samples, above ``score_cost_usd`` in reward points); else for one goal in
         ``1 / audit_rate`` (seeded draws). So the learner scores while the buckets may want
         different arms, and stops as its posterior agrees on one arm everywhere (or on a
         difference too small to pay for the call)."""
-        everything = self.store.learner_totals()
-        if any(self._untried(everything, b) is not None for b in BUCKETS):
+        if self._must_score(self.store.learner_totals()):
             return True
         draws = max(1, self.config.voi_draws)
         value = sum(self.value_of_scoring() for _ in range(draws)) / draws

@@ -490,3 +490,31 @@ def test_a_missing_model_run_suggests_running_it_on_that_model(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"fleetlab ab run {name} --model sim:fast" in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["learn", "--from-experiment", "w", "--db", "f.db"], "learn --from-experiment w@solo"),
+        (["ab", "report", "w@nowhere", "--no-html"], "w@solo (ab report w --model solo)"),
+    ],
+)
+def test_a_name_with_per_world_results_suggests_each_in_the_commands_own_words(
+    argv: list[str],
+    hint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fleetlab.experiments import OUT_ENV
+
+    monkeypatch.setenv(OUT_ENV, str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    for world in ("solo", "default"):
+        (tmp_path / f"w@{world}").mkdir()
+        (tmp_path / f"w@{world}" / "results.db").touch()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert hint in err, err
+    assert not (tmp_path / "f.db").exists()

@@ -325,3 +325,73 @@ def test_the_value_of_a_score_is_averaged_over_voi_draws_samples(
             values = iter([0.0, 0.0, 0.1, 0.0])
             monkeypatch.setattr(learner, "value_of_scoring", values.__next__)
             assert learner.needs_score() is expected
+
+
+def test_a_warm_start_is_trusted_from_the_first_goal_even_below_min_evidence(
+    fresh_db: Callable[[], str],
+) -> None:
+    """Two rewards per cell from an experiment (below ``min_evidence``): the learner plays
+    what the experiment found best (as_needed) instead of exploring the others first. The
+    same totals without a warm start's record explore (the control)."""
+    from fleetlab.store.learner import LearnerSeed
+
+    def totals(arm: str) -> ArmTotals:
+        r = 0.95 if arm == "as_needed" else 0.1
+        return ArmTotals(2, 2 * r, 2 * r * r)
+
+    for warm in (True, False):
+        with open_store(fresh_db()) as store:
+            if warm:
+                store.add_learner_seeds(
+                    [LearnerSeed(0, "experiment:small", b, a, t.n, t.reward_sum, t.reward_sq, "{}")
+                     for b in BUCKETS for a in ARMS for t in [totals(a)]]
+                )  # fmt: skip
+            else:
+                store.seed_learner({(b, a): totals(a) for b in BUCKETS for a in ARMS})
+            learner = Learner(store, LearnerConfig(min_evidence=3), seed=3)
+            picks = [learner.choose("medium")[0] for _ in range(20)]
+            if warm:
+                assert picks.count("as_needed") >= 15
+            else:
+                assert set(picks) == {"direct"}  # the first of the least-tried arms
+
+
+def test_a_bucket_no_goal_landed_in_stops_forcing_the_score_after_explore_rewards(
+    fresh_db: Callable[[], str],
+) -> None:
+    """Only simple goals so far, direct clearly best there: below ``explore_rewards``
+    rewards the learner still scores to find the other buckets; past it, the empty buckets
+    no longer force the score, and nothing else makes it worth its price (audits off)."""
+    config = LearnerConfig(min_evidence=3, explore_rewards=100, audit_rate=0.0)
+    for per_arm, scored in ((20, True), (200, False)):  # 60 rewards, then 600
+        with open_store(fresh_db()) as store:
+            store.seed_learner(
+                {
+                    ("simple", a): ArmTotals(per_arm, per_arm * r, per_arm * r * r)
+                    for a, r in (("direct", 0.95), ("decompose", 0.5), ("as_needed", 0.6))
+                }
+            )
+            learner = Learner(store, config, seed=5)
+            assert [learner.needs_score() for _ in range(30)] == [scored] * 30
+
+
+async def test_goals_still_running_count_as_tried_while_exploring(
+    fresh_db: Callable[[], str],
+) -> None:
+    """complex: direct 3 rewards, decompose 2, as_needed 2. With no goal running the next
+    complex goal explores decompose (the first least-tried arm); with one complex goal
+    running decompose, as_needed (so concurrent goals spread over the arms)."""
+    with open_store(fresh_db()) as store:
+        store.seed_learner(
+            {("complex", "direct"): ArmTotals(3, 1.5, 1.0),
+             ("complex", "decompose"): ArmTotals(2, 1.0, 0.6),
+             ("complex", "as_needed"): ArmTotals(2, 1.0, 0.6)}
+        )  # fmt: skip
+        learner = Learner(store, LearnerConfig(min_evidence=3))
+        assert learner.choose("complex")[0] == "decompose"
+        [goal] = submit_goals(store, [Goal(title="running", policy="learned")])
+        store.transition(goal.id, "running", worker="w", lease_s=600)
+        decision = {"policy": "learned", "bucket": "complex", "arm": "decompose"}
+        store.set_task_spec(goal.id, {**goal.spec, "decision": decision})
+        assert learner.choose("complex")[0] == "as_needed"
+        assert learner.choose("simple")[0] == "direct"  # another bucket: not counted

@@ -268,23 +268,34 @@ def test_a_try_then_split_goal_teaches_direct_too(fresh_db: Callable[[], str]) -
 async def test_a_goal_that_spends_its_budget_teaches_a_failure(
     fresh_db: Callable[[], str], tmp_path: Path
 ) -> None:
-    """A goal its budget stopped failed under its strategy: the learner records a failure at
-    the cost the goal's tree spent, with its event, in the trace; a learner that never saw
-    these would take the strategy that blows the budget for a safe one."""
+    """A goal its budget stopped after its strategy ran failed under that strategy: the learner
+    records a failure at the cost the goal's tree spent, with its event, in the trace (a
+    learner that never saw these would take the strategy that blows the budget for a safe
+    one). A budget the scoring call alone spent teaches nothing: the strategy never ran."""
     always_score = LearnerConfig(audit_rate=1.0)
-    with open_store(fresh_db()) as store:
-        [root] = submit_goals(store, [Goal(task=TASK, policy="learned", budget_usd=0.002)])
-        config = FleetConfig(concurrency=2, poll_s=0.01, learner=always_score, workspaces=tmp_path)
-        await Fleet(store, SimModel.from_spec("instant", seed=2), config).run(until_idle=True)
-        done = store.get_task(root.id)
-        assert done.status == "cancelled"
-        assert str(done.error).startswith("budget exceeded")
-        decision = done.spec["decision"]
-        [update] = [u for u in store.learner_history() if u["arm"] == decision["arm"]]
-        assert (update["task_id"], update["bucket"]) == (root.id, decision["bucket"])
-        assert update["success"] in (False, 0)
-        assert update["cost_usd"] == pytest.approx(done.tree_cost_usd)
-        assert update["cost_usd"] >= 0.002
-        events = store.events(kind="learner.updated")
-        [event] = [e for e in events if e.attrs["arm"] == update["arm"]]
-        assert event.trace_id == root.trace_id
+    for budget, taught in ((0.009, True), (0.002, False)):
+        with open_store(fresh_db()) as store:
+            [root] = submit_goals(store, [Goal(task=TASK, policy="learned", budget_usd=budget)])
+            config = FleetConfig(
+                concurrency=2, poll_s=0.01, learner=always_score, workspaces=tmp_path / str(budget)
+            )
+            await Fleet(store, SimModel.from_spec("instant", seed=2), config).run(until_idle=True)
+            done = store.get_task(root.id)
+            assert done.status == "cancelled"
+            assert str(done.error).startswith("budget exceeded")
+            decision = done.spec["decision"]
+            calls = [e for e in store.events(kind="model.call") if e.trace_id == root.trace_id]
+            assert len(calls) > 1 if taught else len(calls) == 1  # the scorer's call only
+            updates = [u for u in store.learner_history() if u["arm"] == decision["arm"]]
+            if not taught:
+                assert updates == []
+                assert store.events(kind="learner.updated") == []
+                continue
+            [update] = updates
+            assert (update["task_id"], update["bucket"]) == (root.id, decision["bucket"])
+            assert update["success"] in (False, 0)
+            assert update["cost_usd"] == pytest.approx(done.tree_cost_usd)
+            assert update["cost_usd"] >= budget
+            events = store.events(kind="learner.updated")
+            [event] = [e for e in events if e.attrs["arm"] == update["arm"]]
+            assert event.trace_id == root.trace_id

@@ -90,8 +90,9 @@ def _run_hint(base: str, model: str = "") -> str:
     )
 
 
-def _missing(name: str, root: Path | None) -> str | None:
-    """A one-line explanation when ``name`` has no results folder, naming the ones there are."""
+def _missing(name: str, root: Path | None, *, learn: bool = False) -> str | None:
+    """A one-line explanation when ``name`` has no results folder, naming the ones there are
+    (each with the command that reads it: ``ab report``, or ``learn`` when ``learn``)."""
     from fleetlab.experiments import output_dir
     from fleetlab.experiments._results import default_root
 
@@ -108,7 +109,9 @@ def _missing(name: str, root: Path | None) -> str | None:
     related = [f for f in found if f.split("@", 1)[0] == base]
     hints = []
     for f in related:
-        if "@" in f:
+        if learn:
+            hints.append(f"{f} (learn --from-experiment {f})")
+        elif "@" in f:
             hints.append(f"{f} (ab report {base} --model {f.split('@', 1)[1]})")
         else:
             hints.append(f"{f} (ab report {base})")

@@ -42,7 +42,7 @@ def warm_start_from_experiment(
     from fleetlab.experiments import ResultsDB, load, output_dir
     from fleetlab.learning import DEFAULT_OBJECTIVE, warm_start
 
-    missing = _missing(name, None)
+    missing = _missing(name, None, learn=True)
     if missing:
         raise NotFoundError(missing)
     frame = load(name)
@@ -87,7 +87,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
     if args.from_experiment:  # a miss names the experiments there are, and creates no database
         from fleetlab.cli._ab import _missing
 
-        missing = _missing(args.from_experiment, None)
+        missing = _missing(args.from_experiment, None, learn=True)
         if missing:
             raise NotFoundError(missing)
     notes: list[str] = []

@@ -280,7 +280,7 @@ class Phases:
             bucket, arm = answer.bucket, answer.arm
         if strategy == "decompose" and not depth_ok:
             strategy, reason = "direct", reason + f"; depth limit {self.config.max_depth} reached"
-        decision = {
+        decision: dict[str, Any] = {
             "choice": "decompose" if strategy == "decompose" else "direct",
             "strategy": strategy,
             "policy": str(policy),
@@ -290,6 +290,8 @@ class Phases:
         }
         if arm is not None:
             decision["arm"] = arm
+        if scoring is not None:
+            decision["score_cost_usd"] = scoring[3]
         decision.update({k: v for k, v in extra.items() if k not in decision})
         spec["decision"] = decision
 
@@ -636,11 +638,14 @@ class Phases:
                 if t.status not in TERMINAL:
                     self.store.transition(t.id, "cancelled", error=reason)
                     self.report.cancelled += 1
-            if reason.startswith("budget"):
+            stopped = self.store.get_task(root.id)
+            score_cost = (stopped.spec.get("decision") or {}).get("score_cost_usd") or 0.0
+            if reason.startswith("budget") and stopped.tree_cost_usd > score_cost:
                 # A strategy that spent the goal's budget failed it: the policy learns so
                 # (a learner that never saw these would think the costly strategy safe).
-                # A goal the user cancelled says nothing about its strategy.
-                self._learn(self.store.get_task(root.id))
+                # Not when the scoring call alone spent it (the strategy never ran), nor
+                # when the user cancelled the goal: neither says anything about the strategy.
+                self._learn(stopped)
 
     def _event(
         self,
