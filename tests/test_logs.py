@@ -191,3 +191,27 @@ def test_a_filter_that_matches_nothing_says_so(
     assert "'8b0e39bc0159' is a task id: use --task 8b0e39bc0159" in err
     assert main(["logs", "--db", db, "--task", "8b0e"]) == 0  # a match is printed as before
     assert "task 8b0e39bc0159" in capsys.readouterr().out
+
+
+async def test_a_fleet_log_line_about_a_task_carries_its_ids(
+    logging_to: tuple[Path, logging.Handler], tmp_path: Path
+) -> None:
+    """A task that crashes is logged by the fleet ("task ... crashed"): the line carries the
+    task's trace_id and task_id, so `logs --trace` finds it with the goal's other lines."""
+    from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
+    from fleetlab.store import open_store
+    from fleetlab.testing import ScriptedModel
+
+    def respond(request: object) -> object:
+        raise RuntimeError("a bug in a model adapter")
+
+    path, handler = logging_to
+    with open_store(tmp_path / "fleet.db") as store:
+        [goal] = submit_goals(store, [Goal(title="crash", policy="never")])
+        config = FleetConfig(concurrency=1, poll_s=0.01, workspaces=tmp_path / "ws")
+        await Fleet(store, ScriptedModel(respond), config).run(until_idle=True)  # type: ignore[arg-type]
+        assert store.get_task(goal.id).status == "failed"
+    handler.flush()
+    records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    [crash] = [r for r in records if r["message"] == f"task {goal.id} crashed"]
+    assert (crash["trace_id"], crash["task_id"]) == (goal.trace_id, goal.id)

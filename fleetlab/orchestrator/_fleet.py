@@ -8,6 +8,7 @@ import functools
 import logging
 from collections.abc import Callable
 
+from fleetlab import telemetry
 from fleetlab.clock import to_us
 from fleetlab.errors import FleetlabError, IllegalTransition, LeaseLost, StoreError, UserError
 from fleetlab.learning import Learner
@@ -258,6 +259,10 @@ class Fleet(Phases):
     # --- one task ------------------------------------------------------------------
 
     async def _work(self, task: Task) -> None:
+        with telemetry.bind(trace_id=task.trace_id, task_id=task.id):  # on every log line
+            await self._work_on(task)
+
+    async def _work_on(self, task: Task) -> None:
         try:
             if task.role in ("planner", "validator"):
                 await self._helper(task)
