@@ -291,12 +291,12 @@ class Learner:
     def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
         """Sample each arm's posterior and pick the largest; returns the arm and the draws.
         While an arm of ``bucket`` has fewer than ``min_evidence`` rewards, that arm."""
-        untried = None
-        if self._exploring():
-            untried = self._untried(self.store.learner_totals(), bucket, running=True)
+        everything = self.store.learner_totals()
+        untried = self._untried(everything, bucket, running=True) if self._exploring() else None
         if untried is not None:
             return untried, {"min_evidence": self.config.min_evidence}
-        draws = {name: self._draw(s, self._rng) for name, s in self.stats(bucket).items()}
+        stats = self._stats_of(bucket, everything)
+        draws = {name: self._draw(s, self._rng) for name, s in stats.items()}
         arm = max(ARMS, key=lambda a: (draws[a], -ARMS.index(a)))
         return arm, {f"sample_{k}": round(v, 4) for k, v in draws.items()}
 
@@ -340,13 +340,20 @@ class Learner:
                 return arm
         return None
 
-    def value_of_scoring(self, rng: random.Random | None = None) -> float:
+    def value_of_scoring(
+        self,
+        rng: random.Random | None = None,
+        *,
+        everything: dict[tuple[str, str], ArmTotals] | None = None,
+    ) -> float:
         """One posterior sample of what knowing a goal's bucket is worth, in reward points:
         the mean over buckets of each bucket's best arm, minus the best single arm over all
         buckets (both in the same Thompson draw of every (bucket, arm) mean; buckets
-        weighted by how often goals land in them). Zero when one arm is best everywhere."""
+        weighted by how often goals land in them). Zero when one arm is best everywhere.
+        ``everything``: the learner's totals, when the caller already read them."""
         rng = rng or self._rng
-        everything = self.store.learner_totals()
+        if everything is None:
+            everything = self.store.learner_totals()
         shares = self._shares(everything)
         draws = {
             b: {a: self._draw(s, rng) for a, s in self._stats_of(b, everything).items()}
@@ -364,10 +371,11 @@ class Learner:
         ``1 / audit_rate`` (seeded draws). So the learner scores while the buckets may want
         different arms, and stops as its posterior agrees on one arm everywhere (or on a
         difference too small to pay for the call)."""
-        if self._must_score(self.store.learner_totals()):
+        everything = self.store.learner_totals()  # read once for every sample below
+        if self._must_score(everything):
             return True
         draws = max(1, self.config.voi_draws)
-        value = sum(self.value_of_scoring() for _ in range(draws)) / draws
+        value = sum(self.value_of_scoring(everything=everything) for _ in range(draws)) / draws
         if value > self.config.score_cost_usd * self.cost_weight:
             return True
         return self._rng.random() < self.config.audit_rate

@@ -313,6 +313,12 @@ def test_every_arm_gets_min_evidence_rewards_in_each_bucket_before_the_posterior
         assert not any(learner.needs_score() for _ in range(20))
 
 
+def _replay(values: list[float]) -> Callable[..., float]:
+    """A stand-in for ``value_of_scoring`` that returns ``values`` in turn."""
+    samples = iter(values)
+    return lambda *_, **__: next(samples)
+
+
 def test_the_value_of_a_score_is_averaged_over_voi_draws_samples(
     fresh_db: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -322,8 +328,7 @@ def test_the_value_of_a_score_is_averaged_over_voi_draws_samples(
     with open_store(fresh_db()) as store:
         for draws, expected in ((1, False), (4, True)):
             learner = Learner(store, dataclasses.replace(config, voi_draws=draws))
-            values = iter([0.0, 0.0, 0.1, 0.0])
-            monkeypatch.setattr(learner, "value_of_scoring", values.__next__)
+            monkeypatch.setattr(learner, "value_of_scoring", _replay([0.0, 0.0, 0.1, 0.0]))
             assert learner.needs_score() is expected
 
 

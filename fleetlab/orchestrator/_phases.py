@@ -638,14 +638,15 @@ class Phases:
                 if t.status not in TERMINAL:
                     self.store.transition(t.id, "cancelled", error=reason)
                     self.report.cancelled += 1
-            stopped = self.store.get_task(root.id)
-            score_cost = (stopped.spec.get("decision") or {}).get("score_cost_usd") or 0.0
-            if reason.startswith("budget") and stopped.tree_cost_usd > score_cost:
+            if reason.startswith("budget"):
                 # A strategy that spent the goal's budget failed it: the policy learns so
                 # (a learner that never saw these would think the costly strategy safe).
                 # Not when the scoring call alone spent it (the strategy never ran), nor
                 # when the user cancelled the goal: neither says anything about the strategy.
-                self._learn(stopped)
+                stopped = self.store.get_task(root.id)
+                decision = stopped.spec.get("decision") or {}
+                if stopped.tree_cost_usd > (decision.get("score_cost_usd") or 0.0):
+                    self._learn(stopped)
 
     def _event(
         self,
