@@ -117,8 +117,9 @@ def test_posterior_is_the_normal_gamma_update(fresh_db: Callable[[], str], tmp_p
     """Mean, scale and degrees of freedom against the textbook conjugate update, and a
     bucket whose rewards barely vary is surer than a noisy one with as many rewards."""
     config = LearnerConfig(
-        cost_weight=5.0, prior_mean=0.5, prior_weight=1.0, noise=0.5, share_weight=0.0
-    )
+        cost_weight=5.0, prior_mean=0.5, prior_weight=1.0, noise=0.5, share_weight=0.0,
+        sample_scale=1.0,  # plain Thompson sampling: draws from the posterior itself
+    )  # fmt: skip
     steady = [0.9, 0.88, 0.91, 0.89]
     noisy = [1.0, -0.2, 0.95, -0.1]
     with open_store(fresh_db()) as store:
@@ -330,6 +331,52 @@ def test_the_value_of_a_score_is_averaged_over_voi_draws_samples(
             learner = Learner(store, dataclasses.replace(config, voi_draws=draws))
             monkeypatch.setattr(learner, "value_of_scoring", _replay([0.0, 0.0, 0.1, 0.0]))
             assert learner.needs_score() is expected
+
+
+def test_thompson_draws_spread_by_sample_scale_around_the_posterior_mean(
+    fresh_db: Callable[[], str],
+) -> None:
+    """Same state, same seed: at scale 0 every draw is the arm's posterior mean (so the best
+    mean is played); at 0.3 each draw lies 0.3 as far from the mean as at 1."""
+    with open_store(fresh_db()) as store:
+        store.seed_learner(
+            {("medium", a): ArmTotals(4, 4 * r, 4 * r * r + 0.5)
+             for a, r in (("direct", 0.6), ("decompose", 0.5), ("as_needed", 0.55))}
+        )  # fmt: skip
+        base = LearnerConfig(min_evidence=0)
+        means = {a: s.mean for a, s in Learner(store, base).stats("medium").items()}
+
+        def draws(scale: float, seed: int) -> dict[str, float]:
+            config = dataclasses.replace(base, sample_scale=scale)
+            arm, sampled = Learner(store, config, seed=seed).choose("medium")
+            assert arm == max(ARMS, key=lambda a: sampled[f"sample_{a}"])
+            return {a: sampled[f"sample_{a}"] for a in ARMS}
+
+        for seed in range(20):
+            assert draws(0.0, seed) == pytest.approx(means, abs=1e-4)
+            wide, narrow = draws(1.0, seed), draws(0.3, seed)
+            for a in ARMS:
+                assert narrow[a] - means[a] == pytest.approx(0.3 * (wide[a] - means[a]), abs=2e-4)
+        assert any(
+            max(draws(1.0, seed), key=draws(1.0, seed).get) != "direct" for seed in range(20)
+        )
+
+
+def test_the_value_of_a_score_is_drawn_at_value_scale(fresh_db: Callable[[], str]) -> None:
+    """Every bucket's posterior means prefer as_needed, by a few points: valued on the means
+    alone (scale 0) a score is worth nothing; on the full posterior (scale 1) its draws
+    sometimes disagree per bucket, which is worth something."""
+    with open_store(fresh_db()) as store:
+        store.seed_learner(
+            {(b, a): ArmTotals(3, 3 * r, 3 * r * r + 0.6)
+             for b in BUCKETS
+             for a, r in (("direct", 0.55), ("decompose", 0.5), ("as_needed", 0.6))}
+        )  # fmt: skip
+        for scale, worth in ((0.0, False), (1.0, True)):
+            config = LearnerConfig(min_evidence=0, value_scale=scale)
+            values = [Learner(store, config, seed=s).value_of_scoring() for s in range(20)]
+            assert (sum(values) > 0) is worth
+            assert min(values) >= 0.0
 
 
 def test_a_warm_start_is_trusted_from_the_first_goal_even_below_min_evidence(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,6 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetlab.cli._common import Parser, db_target, positive_int
+from fleetlab.errors import UserError
+
+if TYPE_CHECKING:
+    from fleetlab.learning import LearnerConfig
 
 __all__ = ["register"]
 
@@ -240,8 +245,57 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
     return 0
 
 
+def _learner_config(pairs: list[str]) -> LearnerConfig:
+    """``LearnerConfig`` with ``--set name=value`` overrides, each checked by name and type."""
+    import dataclasses
+
+    from fleetlab.learning import LearnerConfig
+
+    fields = {f.name: f for f in dataclasses.fields(LearnerConfig)}
+    changes: dict[str, float | int | None] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in fields:
+            raise UserError(
+                f"--set {pair}: expected NAME=VALUE with NAME one of {', '.join(fields)}"
+            )
+        kind = int if fields[name].type == "int" else float
+        try:
+            changes[name] = None if text == "none" else kind(text)
+        except ValueError:
+            raise UserError(f"--set {pair}: {name} takes a number ({kind.__name__})") from None
+    return LearnerConfig(**changes)  # type: ignore[arg-type]
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    from fleetlab.experiments import load, replay_learner, resolve_experiment
+
+    config = _learner_config(args.set or [])
+    exp = resolve_experiment(args.file)
+    worlds = args.world or list(exp.worlds)
+    unknown = sorted(set(worlds) - set(exp.worlds)) if exp.worlds else worlds
+    if unknown:
+        raise UserError(
+            f"--world {', '.join(unknown)}: {exp.name} has "
+            + (f"the worlds {', '.join(exp.worlds)}" if exp.worlds else "no worlds")
+        )
+    console.print(
+        f"replaying learned ({escape(repr(config))}) {args.runs} times a world", highlight=False
+    )
+    for one in [exp.for_world(w) for w in worlds] or [exp]:
+        frame = load(one.name, root=args.out)
+        with console.status(f"{escape(one.name)}: replaying", spinner="dots") as status:
+
+            def progress(done: int, total: int, status: Any = status, name: str = one.name) -> None:
+                status.update(f"{escape(name)}: replay {done + 1} of {total}")
+
+            summary = replay_learner(one, frame, config=config, runs=args.runs, progress=progress)
+        console.print(escape(summary.describe()), highlight=False)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
-    """Add ``ab run`` and ``ab report``."""
+    """Add ``ab run``, ``ab report`` and ``ab replay``."""
     ab = sub.add_parser("ab", help="A/B experiments on decomposition policies and prompts")
     ab_sub = ab.add_subparsers(dest="ab_command", required=True, parser_class=Parser)
     out_help = "experiments output folder (default: $FLEETLAB_EXPERIMENTS or reports/experiments)"
@@ -327,3 +381,27 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument("--html", type=Path, default=None, help="where to write the HTML report")
     p.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(handler=cmd_report)
+
+    p = ab_sub.add_parser(
+        "replay",
+        help="replay the learner over an experiment's logged trials of the fixed strategies",
+        description="Replay the learned policy over the trials an experiment logged of never,"
+        " always, as_needed and a threshold:K variant (same tasks and seeds), judged like the"
+        " experiment: after its warm-up, against every fixed variant. The first replay is what"
+        " the experiment's learned variant gives (exactly, on the simulated model); the others"
+        " replay the passes in other orders with other sampling seeds. Try a learner"
+        " configuration with --set in seconds instead of a run.",
+    )
+    p.add_argument("file", help="experiment file, e.g. experiments/worlds_ab.toml")
+    p.add_argument("--runs", type=positive_int, default=20, help="replays a world (default 20)")
+    p.add_argument(
+        "--world", action="append", help="only this world (repeatable; default: every world)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a LearnerConfig field for the replays, e.g. sample_scale=1 (repeatable)",
+    )
+    p.add_argument("--out", type=Path, default=None, help=out_help)
+    p.set_defaults(handler=cmd_replay)

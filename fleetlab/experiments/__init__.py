@@ -52,6 +52,7 @@ from fleetlab.experiments._progress import (
     auto_progress,
     in_kernel,
 )
+from fleetlab.experiments._replay import ReplayRun, ReplaySummary, replay_learner
 from fleetlab.experiments._report import write_report
 from fleetlab.experiments._results import (
     COLUMNS,
@@ -103,6 +104,8 @@ __all__ = [
     "PairedComparison",
     "PassSummary",
     "ProgressSink",
+    "ReplayRun",
+    "ReplaySummary",
     "ResultsDB",
     "RichProgress",
     "RunSummary",
@@ -125,6 +128,7 @@ __all__ = [
     "load_experiment",
     "output_dir",
     "regret_frame",
+    "replay_learner",
     "resolve_experiment",
     "run",
     "run_async",

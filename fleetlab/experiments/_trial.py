@@ -183,13 +183,12 @@ def _close_trial_store(store: Store, where: Path, keep: bool) -> None:
             store.discard()
 
 
-def _learner_seed(trial: Trial) -> int:
-    """The seed of the fleet's learner sampling: distinct per task and trial, so a learning
-    variant's Thompson draws are fresh on every trial (a fleet per trial that reused the
-    trial's seed would repeat the same first draws on every task), and reproducible."""
-    digest = hashlib.blake2b(
-        f"{trial.seed}|{trial.task.key}|{trial.index}".encode(), digest_size=8
-    ).digest()
+def learner_seed(seed: int, task: str, index: int) -> int:
+    """The seed of the fleet's learner sampling in the ``index``-th trial of ``task`` (its
+    key), on trial seed ``seed``: distinct per task and trial, so a learning variant's
+    Thompson draws are fresh on every trial (a fleet per trial that reused the trial's seed
+    would repeat the same first draws on every task), and reproducible."""
+    digest = hashlib.blake2b(f"{seed}|{task}|{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -352,7 +351,13 @@ async def run_trial(
                 learner=dataclasses.replace(config.learner, cost_weight=variant.cost_weight)
             )
         model = _WatchedModel(model_for(trial.seed))
-        fleet = Fleet(store, model, config, trace_id=root.trace_id, seed=_learner_seed(trial))
+        fleet = Fleet(
+            store,
+            model,
+            config,
+            trace_id=root.trace_id,
+            seed=learner_seed(trial.seed, trial.task.key, trial.index),
+        )
         started = time.perf_counter()
         report = await fleet.run(until_idle=True)
         wall = time.perf_counter() - started

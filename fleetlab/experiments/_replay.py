@@ -1,0 +1,284 @@
+"""Replaying the learner over an experiment's logged trials of the fixed strategies.
+
+An agents experiment that ran ``never``, ``always``, ``as_needed`` and a ``threshold:K``
+variant on the same tasks and seeds logged, for every (task, seed), what each strategy
+achieved and what the scorer estimated (and what the score cost: a ``threshold:K`` trial's
+cost less that of the unscored trial of the strategy it chose). On the simulated model that
+is exactly what ``learned`` would meet there: every draw of ``SimModel`` is seeded by (seed,
+task, role, step, purpose), never by call order, so a strategy's outcome on a (task, seed)
+does not depend on who chose it. So the learner can be replayed over those trials in the
+experiment's plan order — the fleet's own `LearnedPolicy` and `Learner`, in a store in
+memory, each goal's sampling seeded as its trial would seed it — in about a millisecond a
+goal instead of a fleet's run. The first replay is the ``learned`` variant the experiment
+would have run, decision for decision; the others shuffle the order of the passes and the
+sampling seeds, so a learner configuration is judged over many trajectories of the same
+evidence rather than by one run, which swings by ten points of "the way from worst to best".
+
+On a real model a logged outcome is one draw of a random process, so a replay is an
+estimate, not what a run would have given (`ReplayRun.exact` says which).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from fleetlab.errors import UserError
+from fleetlab.learning import Learner, LearnerConfig
+from fleetlab.objective import Objective
+from fleetlab.policies import parse
+from fleetlab.policies.base import Context, Outcome
+from fleetlab.policies.learned import LearnedPolicy
+from fleetlab.store import open_store
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from fleetlab.experiments._definition import Experiment
+
+__all__ = ["ReplayRun", "ReplaySummary", "replay_learner"]
+
+_ARMS = ("direct", "decompose", "as_needed")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRun:
+    """One trajectory of the learner over the logged trials, judged after its warm-up.
+
+    Attributes:
+        seeds: the trial seeds in the order the passes were replayed.
+        learned: the learner's mean reward over the counted passes.
+        fixed: each fixed variant's mean reward over the same tasks and seeds.
+        share: how far ``learned`` got from the worst fixed variant to the best (1 = best).
+        scored: the share of the counted goals the learner paid to score.
+        choices: (estimated bucket, strategy) -> counted goals that played it.
+        taught: (bucket, arm) -> (rewards, their sum): what the learner was taught in all.
+        exact: whether this is what a run would give (the simulated model's outcomes do
+            not depend on call order), not an estimate from one logged draw per strategy.
+    """
+
+    seeds: tuple[int, ...]
+    learned: float
+    fixed: dict[str, float]
+    share: float
+    scored: float
+    choices: dict[tuple[str, str], int]
+    taught: dict[tuple[str, str], tuple[int, float]]
+    exact: bool
+    kind: Literal["replay_run"] = field(default="replay_run", repr=False)
+
+    @property
+    def best(self) -> str:
+        return max(self.fixed, key=self.fixed.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """Many trajectories of one learner configuration over one experiment's trials."""
+
+    experiment: str
+    runs: tuple[ReplayRun, ...]
+    counted_passes: tuple[int, int]  # first and last pass counted (1-based)
+    kind: Literal["replay_summary"] = field(default="replay_summary", repr=False)
+
+    def describe(self, goal: float = 0.9) -> str:
+        """One line: the spread of the share over the runs, and the gap to the best."""
+        shares = sorted(r.share for r in self.runs)
+        gaps = [r.learned - r.fixed[r.best] for r in self.runs]
+        first, last = self.counted_passes
+        label = "simulated, exact" if all(r.exact for r in self.runs) else "estimate"
+        return (
+            f"{self.experiment}: {len(self.runs)} replays ({label}), passes {first}-{last}:"
+            f" {statistics.median(shares):.0%} of the way from worst to best (median;"
+            f" range {shares[0]:.0%} to {shares[-1]:.0%}),"
+            f" {sum(s >= goal for s in shares)}/{len(shares)} at {goal:.0%} or more;"
+            f" learned - best {statistics.mean(gaps):+.4f} a trial (mean),"
+            f" {statistics.mean(r.scored for r in self.runs):.0%} of goals scored"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """What each strategy did on one (task, seed), and what a score would have said."""
+
+    outcome: dict[str, tuple[bool, float, int]]  # strategy -> (passed, cost, tokens)
+    split: bool  # whether as_needed's direct attempt failed
+    score: int
+    score_cost: float
+    reward: dict[str, float]  # fixed variant -> its reward
+
+
+def _logged(
+    exp: Experiment, frame: pl.DataFrame, objective: Objective
+) -> dict[tuple[str, int], _Logged]:
+    """Per (task, seed): the unscored strategies' outcomes and one scored trial's estimate."""
+    fixed: dict[str, str] = {}  # variant -> strategy it always plays (None: it scores)
+    scored_variant = None
+    for v in exp.variants:
+        policy = parse(v.policy)
+        if policy.learns:
+            continue
+        strategies = {policy.arm_of(c) for c in ("direct", "decompose")}
+        if len(strategies) == 1 and None not in strategies:
+            fixed.setdefault(str(strategies.pop()), v.name)
+        elif scored_variant is None and None not in strategies:
+            scored_variant = v.name
+    missing = [a for a in _ARMS if a not in fixed]
+    if missing or scored_variant is None:
+        raise UserError(
+            f"{exp.name}: a replay needs trials of never, always, as_needed and a scored fixed"
+            f" strategy (threshold:K) on the same tasks and seeds; missing:"
+            f" {', '.join(missing + ([] if scored_variant else ['threshold:K']))}"
+        )
+    learners = {v.name for v in exp.variants if parse(v.policy).learns}
+    rows: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for r in frame.filter(~frame["variant"].is_in(sorted(learners))).to_dicts():
+        rows.setdefault((r["task"], int(r["seed"])), {})[r["variant"]] = r
+    wanted = {*fixed.values(), scored_variant}
+    out: dict[tuple[str, int], _Logged] = {}
+    for key, by_variant in rows.items():
+        if not wanted <= by_variant.keys():
+            continue
+        played = {a: by_variant[fixed[a]] for a in _ARMS}
+        s = by_variant[scored_variant]
+        chose = played["decompose" if s["decomposed"] else "direct"]
+        out[key] = _Logged(
+            outcome={
+                a: (bool(r["passed"]), float(r["cost_usd"]), int(r["tokens"] or 0))
+                for a, r in played.items()
+            },
+            split=bool(played["as_needed"]["decomposed"]),
+            score=int(s["score"]),
+            score_cost=max(float(s["cost_usd"]) - float(chose["cost_usd"]), 0.0),
+            reward={
+                v: objective.score(bool(r["passed"]), float(r["cost_usd"]))
+                for v, r in by_variant.items()
+            },
+        )
+    return out
+
+
+def _one_run(
+    exp: Experiment,
+    logged: dict[tuple[str, int], _Logged],
+    config: LearnerConfig,
+    objective: Objective,
+    seeds: Sequence[int],
+    salt: int,
+) -> ReplayRun:
+    from fleetlab.experiments._trial import learner_seed
+
+    tasks = [t.key for t in exp.selected_tasks()]
+    policy = LearnedPolicy()
+    learned: list[float] = []
+    fixed: dict[str, list[float]] = {}
+    choices: Counter[tuple[str, str]] = Counter()
+    scored = 0
+    with open_store(":memory:") as store:
+        for index, seed in enumerate(seeds):
+            counted = index >= exp.warmup_passes
+            for task in tasks:
+                got = logged[(task, seed)]
+                learner = Learner(
+                    store, config, objective=objective, seed=learner_seed(seed, task, index) ^ salt
+                )
+                context = Context(task_id=task, learner=learner)
+                score = got.score if policy.needs_score(context) else None
+                decision = policy.decide(Context(task_id=task, score=score, learner=learner))
+                passed, cost, tokens = got.outcome[decision.strategy]
+                if score is not None:
+                    cost += got.score_cost
+                policy.learn(
+                    Outcome(
+                        task_id=task,
+                        trace_id=f"replay-{index}",
+                        decision={"bucket": decision.bucket, "arm": decision.arm},
+                        success=passed,
+                        cost_usd=cost,
+                        tokens=tokens,
+                        learner=learner,
+                        split=decision.strategy == "as_needed" and got.split,
+                        own_cost_usd=got.outcome["direct"][1] + (got.score_cost if score else 0),
+                    )
+                )
+                if counted:
+                    learned.append(objective.score(passed, cost))
+                    scored += score is not None
+                    choices[(decision.bucket or "unscored", decision.strategy)] += 1
+                    for variant, reward in got.reward.items():
+                        fixed.setdefault(variant, []).append(reward)
+        taught = {k: (t.n, t.reward_sum) for k, t in store.learner_totals().items()}
+    means = {v: statistics.fmean(r) for v, r in fixed.items()}
+    mean = statistics.fmean(learned)
+    worst, best = min(means.values()), max(means.values())
+    return ReplayRun(
+        seeds=tuple(seeds),
+        learned=mean,
+        fixed=means,
+        share=(mean - worst) / (best - worst) if best > worst else 1.0,
+        scored=scored / len(learned),
+        choices=dict(choices),
+        taught=taught,
+        exact=exp.simulated,
+    )
+
+
+def replay_learner(
+    exp: Experiment,
+    frame: pl.DataFrame,
+    *,
+    config: LearnerConfig | None = None,
+    runs: int = 20,
+    progress: Any = None,
+) -> ReplaySummary:
+    """Replay ``learned`` over ``exp``'s logged trials of the fixed strategies ``runs`` times.
+
+    Run 1 replays the experiment's own seeds in plan order with its trials' sampling seeds:
+    on the simulated model, decision for decision what the experiment's ``learned`` variant
+    gives. Each further run replays the passes in another (seeded) order with other
+    sampling seeds. Every run is judged like the experiment: after ``warmup_passes``,
+    against every fixed variant's trials of the same tasks and seeds.
+
+    Args:
+        exp: the experiment (one world of it: ``Experiment.for_world``).
+        frame: its results (``fleetlab.experiments.load``).
+        config: the learner's configuration (default: the fleet's default).
+        runs: how many trajectories.
+        progress: called with (runs done, runs) after each run, if given.
+
+    Raises:
+        UserError: a fixed strategy's trials are missing, or some (task, seed) of the plan
+            lacks one of them (run the experiment to the end first).
+    """
+    objective = exp.objective
+    logged = _logged(exp, frame, objective)
+    tasks = [t.key for t in exp.selected_tasks()]
+    seeds = list(exp.seeds)
+    gaps = sum((t, s) not in logged for t in tasks for s in seeds)
+    if gaps:
+        raise UserError(
+            f"{exp.name}: {gaps} (task, seed) pairs of the plan lack a fixed strategy's trial:"
+            f" finish the run first (fleetlab ab run)"
+        )
+    if len(seeds) <= exp.warmup_passes:
+        raise UserError(
+            f"{exp.name}: {len(seeds)} passes and a {exp.warmup_passes}-pass warm-up leave"
+            " nothing to judge: raise trials or lower warmup_passes"
+        )
+    config = config or LearnerConfig()
+    out = []
+    for k in range(runs):
+        order = list(seeds)
+        salt = 0
+        if k:
+            rng = random.Random(k)
+            rng.shuffle(order)
+            salt = rng.getrandbits(64)
+        out.append(_one_run(exp, logged, config, objective, order, salt))
+        if progress is not None:
+            progress(k + 1, runs)
+    return ReplaySummary(exp.name, tuple(out), (exp.warmup_passes + 1, len(seeds)))

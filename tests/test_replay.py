@@ -1,0 +1,125 @@
+"""Replaying the learner over an experiment's logged trials of the fixed strategies.
+
+Oracle: the experiment runner itself. The same experiment runs a ``learned`` variant through
+real fleets (a store and agents per trial); the replay, which never sees those rows, must
+make the same decision on every goal and reach the same mean reward after the warm-up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.errors import UserError
+from fleetlab.experiments import load, load_experiment, replay_learner, run
+
+FILE = """
+name = "replayed"
+model = "sim:lossy_handoff@instant"
+suites = ["core"]
+trials = 5
+seed = 11
+concurrency = 2
+workers = 1
+warmup_passes = 2
+
+[objective]
+success_value_usd = 2.0
+
+[tasks]
+include = ["core:rename-readme", "core:customer-totals", "core:sales-by-region",
+           "core:logging-migration"]
+"""
+VARIANTS = {"never": "never", "always": "always", "as_needed": "as_needed",
+            "t4": "threshold:4", "learned": "learned"}  # fmt: skip
+
+
+def _file(tmp: Path, variants: dict[str, str]) -> Path:
+    body = FILE + "".join(
+        f'\n[[variants]]\nname = "{name}"\npolicy = "{policy}"\n'
+        for name, policy in variants.items()
+    )
+    path = tmp / "replayed.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("replay")
+    path = _file(tmp, VARIANTS)
+    summary = run(path, root=tmp / "out", progress=None)
+    assert (summary.ran, summary.errored) == (5 * 4 * 5, 0)
+    return path, tmp / "out"
+
+
+@pytest.mark.slow
+def test_the_first_replay_is_the_learned_variant_decision_for_decision(
+    ran: tuple[Path, Path],
+) -> None:
+    path, out = ran
+    exp = load_experiment(path)
+    frame = load("replayed", root=out)
+    learned = frame.filter(pl.col("variant") == "learned")
+    fixed_only = frame.filter(pl.col("variant") != "learned")  # the replay never sees them
+    summary = replay_learner(exp, fixed_only, runs=3)
+    first = summary.runs[0]
+    assert first.exact
+    assert first.seeds == (11, 12, 13, 14, 15)
+
+    counted = learned.filter(pl.col("trial") >= 2).to_dicts()
+    rewards = [float(r["passed"]) - r["cost_usd"] / 2.0 for r in counted]
+    assert first.learned == pytest.approx(sum(rewards) / len(rewards), abs=1e-12)
+    played: dict[tuple[str, str], int] = {}
+    for r in counted:  # the strategy each goal ran, in its estimated bucket (or unscored)
+        bucket = r["learn_bucket"] or "unscored"
+        strategy = r["learn_arm"] or ("decompose" if r["decomposed"] else "direct")
+        played[(bucket, strategy)] = played.get((bucket, strategy), 0) + 1
+    assert first.choices == played
+    assert len(played) > 1  # the learner did not play one strategy throughout
+    taught: dict[tuple[str, str], tuple[int, float]] = {}
+    for r in learned.to_dicts():  # every update the fleets made, try-then-split's too
+        for bucket, arm, reward in [
+            (r["learn_bucket"], r["learn_arm"], r["learn_reward"]),
+            *json.loads(r["learn_also"] or "[]"),
+        ]:
+            if bucket:
+                n, total = taught.get((bucket, arm), (0, 0.0))
+                taught[(bucket, arm)] = (n + 1, total + reward)
+    assert first.taught.keys() == taught.keys()
+    for key, (n, total) in taught.items():
+        assert first.taught[key][0] == n
+        assert first.taught[key][1] == pytest.approx(total, abs=1e-9)
+
+    for name in ("never", "always", "as_needed", "t4"):
+        rows = frame.filter((pl.col("variant") == name) & (pl.col("trial") >= 2)).to_dicts()
+        mean = sum(float(r["passed"]) - r["cost_usd"] / 2.0 for r in rows) / len(rows)
+        assert first.fixed[name] == pytest.approx(mean, abs=1e-12)
+    worst, best = min(first.fixed.values()), max(first.fixed.values())
+    assert first.share == pytest.approx((first.learned - worst) / (best - worst))
+
+    # the other replays: the same passes in other orders
+    assert all(sorted(r.seeds) == list(first.seeds) for r in summary.runs[1:])
+    assert any(r.seeds != first.seeds for r in summary.runs[1:])
+
+
+@pytest.mark.slow
+def test_ab_replay_prints_the_spread_over_replays(
+    ran: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, out = ran
+    assert main(["ab", "replay", str(path), "--out", str(out), "--runs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "replayed: 2 replays (simulated, exact), passes 3-5" in " ".join(text.split())
+    assert main(["ab", "replay", str(path), "--out", str(out), "--set", "sample_scale=x"]) == 2
+    assert "sample_scale" in capsys.readouterr().err
+
+
+def test_a_replay_without_a_scored_fixed_strategy_says_what_is_missing(tmp_path: Path) -> None:
+    exp = load_experiment(_file(tmp_path, {"never": "never", "always": "always"}))
+    frame = pl.DataFrame({"variant": ["never"], "task": ["core:rename-readme"], "seed": [11]})
+    with pytest.raises(UserError, match=r"missing: as_needed, threshold:K$"):
+        replay_learner(exp, frame)
