@@ -118,7 +118,7 @@ def test_posterior_is_the_normal_gamma_update(fresh_db: Callable[[], str], tmp_p
     bucket whose rewards barely vary is surer than a noisy one with as many rewards."""
     config = LearnerConfig(
         cost_weight=5.0, prior_mean=0.5, prior_weight=1.0, noise=0.5, share_weight=0.0,
-        sample_scale=1.0,  # plain Thompson sampling: draws from the posterior itself
+        sample_scale=1.0, min_evidence=0,  # plain Thompson sampling from the first reward
     )  # fmt: skip
     steady = [0.9, 0.88, 0.91, 0.89]
     noisy = [1.0, -0.2, 0.95, -0.1]
