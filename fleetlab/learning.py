@@ -172,6 +172,16 @@ class LearnerConfig:
     sample_scale: float = 0.3
     value_scale: float = 0.5
 
+    def __post_init__(self) -> None:
+        for name in ("sample_scale", "value_scale", "score_cost_usd", "min_evidence"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
+                raise UserError(f"LearnerConfig.{name} must be a number >= 0, not {value!r}")
+        if not 0 <= self.audit_rate <= 1:
+            raise UserError(
+                f"LearnerConfig.audit_rate must be between 0 and 1, not {self.audit_rate!r}"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class ArmStats:

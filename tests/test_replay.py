@@ -114,8 +114,12 @@ def test_ab_replay_prints_the_spread_over_replays(
     assert main(["ab", "replay", str(path), "--out", str(out), "--runs", "2"]) == 0
     text = capsys.readouterr().out
     assert "replayed: 2 replays (simulated, exact), passes 3-5" in " ".join(text.split())
-    assert main(["ab", "replay", str(path), "--out", str(out), "--set", "sample_scale=x"]) == 2
-    assert "sample_scale" in capsys.readouterr().err
+    for bad in ("sample_scale=x", "sample_scale=-1", "nosuch=1"):
+        assert main(["ab", "replay", str(path), "--out", str(out), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: "), err
+        assert bad.split("=")[0] in err
+        assert "Traceback" not in err
 
 
 def test_a_replay_without_a_scored_fixed_strategy_says_what_is_missing(tmp_path: Path) -> None:

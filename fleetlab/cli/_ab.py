@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fleetlab.cli._common import Parser, db_target, positive_int
-from fleetlab.errors import UserError
+from fleetlab.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
     from fleetlab.learning import LearnerConfig
@@ -132,7 +132,6 @@ def _missing(name: str, root: Path | None, *, learn: bool = False) -> str | None
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from fleetlab.errors import UserError
     from fleetlab.experiments import compare, infra_summary, load, write_report
     from fleetlab.experiments._report import format_rows
 
@@ -268,7 +267,10 @@ def _learner_config(pairs: list[str]) -> LearnerConfig:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    import dataclasses
+
     from fleetlab.experiments import load, replay_learner, resolve_experiment
+    from fleetlab.learning import LearnerConfig
 
     config = _learner_config(args.set or [])
     exp = resolve_experiment(args.file)
@@ -279,15 +281,30 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             f"--world {', '.join(unknown)}: {exp.name} has "
             + (f"the worlds {', '.join(exp.worlds)}" if exp.worlds else "no worlds")
         )
+    parts = [exp.for_world(w) for w in worlds] or [exp]
+    frames = []
+    for one in parts:
+        try:
+            frames.append(load(one.name, root=args.out))
+        except NotFoundError:
+            raise UserError(
+                f"no results for {one.name} yet: run it first (fleetlab ab run {args.file})"
+            ) from None
+    changed = [
+        f"{f.name}={getattr(config, f.name)}"
+        for f in dataclasses.fields(LearnerConfig)
+        if getattr(config, f.name) != f.default
+    ]
     console.print(
-        f"replaying learned ({escape(repr(config))}) {args.runs} times a world", highlight=False
+        f"replaying learned {args.runs} times a world, learner "
+        + (escape(", ".join(changed)) if changed else "as shipped (LearnerConfig defaults)"),
+        highlight=False,
     )
-    for one in [exp.for_world(w) for w in worlds] or [exp]:
-        frame = load(one.name, root=args.out)
+    for one, frame in zip(parts, frames, strict=True):
         with console.status(f"{escape(one.name)}: replaying", spinner="dots") as status:
 
             def progress(done: int, total: int, status: Any = status, name: str = one.name) -> None:
-                status.update(f"{escape(name)}: replay {done + 1} of {total}")
+                status.update(f"{escape(name)}: replay {min(done + 1, total)} of {total}")
 
             summary = replay_learner(one, frame, config=config, runs=args.runs, progress=progress)
         console.print(escape(summary.describe()), highlight=False)

@@ -94,7 +94,8 @@ class ReplaySummary:
         return (
             f"{self.experiment}: {len(self.runs)} replays ({label}), passes {first}-{last}:"
             f" {statistics.median(shares):.0%} of the way from worst to best (median;"
-            f" range {shares[0]:.0%} to {shares[-1]:.0%}),"
+            f" range {shares[0]:.0%} to {shares[-1]:.0%}; the experiment's own order"
+            f" {self.runs[0].share:.0%}),"
             f" {sum(s >= goal for s in shares)}/{len(shares)} at {goal:.0%} or more;"
             f" learned - best {statistics.mean(gaps):+.4f} a trial (mean),"
             f" {statistics.mean(r.scored for r in self.runs):.0%} of goals scored"
