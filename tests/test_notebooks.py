@@ -381,6 +381,8 @@ def _check_ab(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
             ["never", "always", "threshold4", "threshold4_strict", "as_needed", "learned"]
         )
     ]
+    # the learner replayed over the fixed strategies' trials: 5 replays of 1 pass, no warm-up
+    assert "5 replays (simulated, exact), passes 1-1" in _shown(code, "replay_learner(")
     assert (folder / "report.html").read_text("utf-8").lstrip().lower().startswith("<!doctype")
     assert str(folder / "report.html") in _shown(code, "experiments.write_report(")
 

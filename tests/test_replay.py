@@ -33,15 +33,19 @@ success_value_usd = 2.0
 include = ["core:rename-readme", "core:customer-totals", "core:sales-by-region",
            "core:logging-migration"]
 """
+# t4_strict scores with another prompt than the learner's, and comes first: its estimates are
+# not what the learner saw, so the replay must take t4's.
 VARIANTS = {"never": "never", "always": "always", "as_needed": "as_needed",
-            "t4": "threshold:4", "learned": "learned"}  # fmt: skip
+            "t4_strict": "threshold:4 strict", "t4": "threshold:4",
+            "learned": "learned"}  # fmt: skip
 
 
 def _file(tmp: Path, variants: dict[str, str]) -> Path:
-    body = FILE + "".join(
-        f'\n[[variants]]\nname = "{name}"\npolicy = "{policy}"\n'
-        for name, policy in variants.items()
-    )
+    body = FILE
+    for name, spec in variants.items():
+        policy, _, prompt = spec.partition(" ")
+        body += f'\n[[variants]]\nname = "{name}"\npolicy = "{policy}"\n'
+        body += f'prompt = "{prompt}"\n' if prompt else ""
     path = tmp / "replayed.toml"
     path.write_text(body, encoding="utf-8")
     return path
@@ -52,7 +56,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("replay")
     path = _file(tmp, VARIANTS)
     summary = run(path, root=tmp / "out", progress=None)
-    assert (summary.ran, summary.errored) == (5 * 4 * 5, 0)
+    assert (summary.ran, summary.errored) == (6 * 4 * 5, 0)
     return path, tmp / "out"
 
 
@@ -94,7 +98,7 @@ def test_the_first_replay_is_the_learned_variant_decision_for_decision(
         assert first.taught[key][0] == n
         assert first.taught[key][1] == pytest.approx(total, abs=1e-9)
 
-    for name in ("never", "always", "as_needed", "t4"):
+    for name in ("never", "always", "as_needed", "t4_strict", "t4"):
         rows = frame.filter((pl.col("variant") == name) & (pl.col("trial") >= 2)).to_dicts()
         mean = sum(float(r["passed"]) - r["cost_usd"] / 2.0 for r in rows) / len(rows)
         assert first.fixed[name] == pytest.approx(mean, abs=1e-12)

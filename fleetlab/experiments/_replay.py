@@ -14,12 +14,15 @@ would have run, decision for decision; the others shuffle the order of the passe
 sampling seeds, so a learner configuration is judged over many trajectories of the same
 evidence rather than by one run, which swings by ten points of "the way from worst to best".
 
-On a real model a logged outcome is one draw of a random process, so a replay is an
-estimate, not what a run would have given (`ReplayRun.exact` says which).
+The trials used are those of variants with the learner's settings (depth, fan-out, agents,
+budgets); the estimates, those of the first scored variant with its scoring prompt too. On a
+real model a logged outcome is one draw of a random process, so a replay is an estimate, not
+what a run would have given (`ReplayRun.exact` says which).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from collections import Counter
@@ -38,7 +41,7 @@ from fleetlab.store import open_store
 if TYPE_CHECKING:
     import polars as pl
 
-    from fleetlab.experiments._definition import Experiment
+    from fleetlab.experiments._definition import Experiment, Variant
 
 __all__ = ["ReplayRun", "ReplaySummary", "replay_learner"]
 
@@ -57,8 +60,9 @@ class ReplayRun:
         scored: the share of the counted goals the learner paid to score.
         choices: (estimated bucket, strategy) -> counted goals that played it.
         taught: (bucket, arm) -> (rewards, their sum): what the learner was taught in all.
-        exact: whether this is what a run would give (the simulated model's outcomes do
-            not depend on call order), not an estimate from one logged draw per strategy.
+        exact: whether this is what a run would give: on the simulated model (its outcomes
+            do not depend on call order), with no budget on the learner (a budget can stop
+            a scored goal whose unscored trial finished); else an estimate.
     """
 
     seeds: tuple[int, ...]
@@ -113,28 +117,45 @@ class _Logged:
     reward: dict[str, float]  # fixed variant -> its reward
 
 
-def _logged(
-    exp: Experiment, frame: pl.DataFrame, objective: Objective
-) -> dict[tuple[str, int], _Logged]:
-    """Per (task, seed): the unscored strategies' outcomes and one scored trial's estimate."""
-    fixed: dict[str, str] = {}  # variant -> strategy it always plays (None: it scores)
-    scored_variant = None
+def _settings(v: Variant) -> tuple[Any, ...]:
+    """What changes a strategy's outcome besides the strategy (the prompt only changes a score)."""
+    return (v.max_depth, v.max_fanout, v.agent_concurrency, v.budget_usd, v.budget_tokens)
+
+
+def _sources(exp: Experiment) -> tuple[dict[str, str], str]:
+    """The variant whose trials stand for each strategy, and the scored one whose estimates
+    (and their cost) a scored goal of the learner gets: run with the learner's settings (and
+    scoring prompt), the first of each in the file."""
+    if exp.kind != "agents":
+        raise UserError(f"{exp.name}: a replay needs an agents experiment, not {exp.kind!r}")
+    learner = next((v for v in exp.variants if parse(v.policy).learns), None)
+    fixed: dict[str, str] = {}  # strategy -> the variant that always plays it
+    scored = None
     for v in exp.variants:
         policy = parse(v.policy)
-        if policy.learns:
+        if policy.learns or (learner is not None and _settings(v) != _settings(learner)):
             continue
         strategies = {policy.arm_of(c) for c in ("direct", "decompose")}
         if len(strategies) == 1 and None not in strategies:
             fixed.setdefault(str(strategies.pop()), v.name)
-        elif scored_variant is None and None not in strategies:
-            scored_variant = v.name
-    missing = [a for a in _ARMS if a not in fixed]
-    if missing or scored_variant is None:
+        elif None not in strategies and (learner is None or v.prompt == learner.prompt):
+            scored = scored or v.name
+    missing = [a for a in _ARMS if a not in fixed] + ([] if scored else ["threshold:K"])
+    if missing:
+        alike = f" with {learner.name}'s settings" if learner is not None else ""
         raise UserError(
             f"{exp.name}: a replay needs trials of never, always, as_needed and a scored fixed"
-            f" strategy (threshold:K) on the same tasks and seeds; missing:"
-            f" {', '.join(missing + ([] if scored_variant else ['threshold:K']))}"
+            f" strategy (threshold:K){alike} on the same tasks and seeds; missing:"
+            f" {', '.join(missing)}"
         )
+    return fixed, str(scored)
+
+
+def _logged(
+    exp: Experiment, frame: pl.DataFrame, objective: Objective
+) -> dict[tuple[str, int], _Logged]:
+    """Per (task, seed): the unscored strategies' outcomes and one scored trial's estimate."""
+    fixed, scored_variant = _sources(exp)
     learners = {v.name for v in exp.variants if parse(v.policy).learns}
     rows: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     for r in frame.filter(~frame["variant"].is_in(sorted(learners))).to_dicts():
@@ -170,6 +191,8 @@ def _one_run(
     objective: Objective,
     seeds: Sequence[int],
     salt: int,
+    *,
+    exact: bool,
 ) -> ReplayRun:
     from fleetlab.experiments._trial import learner_seed
 
@@ -224,7 +247,7 @@ def _one_run(
         scored=scored / len(learned),
         choices=dict(choices),
         taught=taught,
-        exact=exp.simulated,
+        exact=exact,
     )
 
 
@@ -257,6 +280,14 @@ def replay_learner(
     """
     objective = exp.objective
     logged = _logged(exp, frame, objective)
+    config = config or LearnerConfig()
+    learner = next((v for v in exp.variants if parse(v.policy).learns), None)
+    if learner is not None and learner.cost_weight is not None and config.cost_weight is None:
+        config = dataclasses.replace(config, cost_weight=learner.cost_weight)  # as its trials'
+    # A budget can stop a scored goal that its unscored trial finished: then an estimate.
+    exact = exp.simulated and (
+        learner is None or (learner.budget_usd is None and learner.budget_tokens is None)
+    )
     tasks = [t.key for t in exp.selected_tasks()]
     seeds = list(exp.seeds)
     gaps = sum((t, s) not in logged for t in tasks for s in seeds)
@@ -270,7 +301,6 @@ def replay_learner(
             f"{exp.name}: {len(seeds)} passes and a {exp.warmup_passes}-pass warm-up leave"
             " nothing to judge: raise trials or lower warmup_passes"
         )
-    config = config or LearnerConfig()
     out = []
     for k in range(runs):
         order = list(seeds)
@@ -279,7 +309,7 @@ def replay_learner(
             rng = random.Random(k)
             rng.shuffle(order)
             salt = rng.getrandbits(64)
-        out.append(_one_run(exp, logged, config, objective, order, salt))
+        out.append(_one_run(exp, logged, config, objective, order, salt, exact=exact))
         if progress is not None:
             progress(k + 1, runs)
     return ReplaySummary(exp.name, tuple(out), (exp.warmup_passes + 1, len(seeds)))
