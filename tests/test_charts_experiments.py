@@ -179,7 +179,8 @@ def _learner_rows(world: str | None = None) -> list[dict[str, Any]]:
         # (variant, policy, learn_bucket, score_bucket, learn_arm, choice)
         ("learned", "learned", "complex", "complex", "decompose", "decompose"),
         ("never", "never", None, None, None, "direct"),
-        ("learned", "learned", None, None, None, "direct"),  # not scored
+        # not scored: it played as_needed, whose first run is direct
+        ("learned", "learned", None, None, None, "direct"),
         # as_needed that split: the choice says decompose, the learner's arm is as_needed
         ("learned", "learned", "complex", "complex", "as_needed", "decompose"),
         ("learned", "learned", "simple", "simple", "direct", "direct"),
@@ -197,6 +198,7 @@ def _learner_rows(world: str | None = None) -> list[dict[str, Any]]:
             "score_bucket": score_bucket,
             "learn_arm": learn_arm,
             "choice": choice,
+            "strategy": learn_arm or ("as_needed" if policy == "learned" else choice),
             "simulated": True,
             **({"world": world} if world else {}),
         }
@@ -217,15 +219,16 @@ def test_learned_choices_show_every_arms_share_per_bucket_in_order() -> None:
     shares = {(r["bucket"], r["at"], r["arm"]): r["share"] for r in rows}
     # worked by hand, window 2: the learner's goals 1-5 (the never row is not one of them);
     # goal 3's pick is its arm (as_needed), not the split it ran as; the unscored goal shows
-    # as run; each bucket's last shares hold to the end of goal 5 (a step lasts one goal)
+    # the strategy it played (as_needed), not its first run (direct); each bucket's last
+    # shares hold to the end of goal 5 (a step lasts one goal)
     expected = {
         ("complex", 1): (0.0, 1.0, 0.0),
-        ("not scored (as run)", 2): (1.0, 0.0, 0.0),
+        ("not scored", 2): (0.0, 0.0, 1.0),
         ("complex", 3): (0.0, 0.5, 0.5),
         ("simple", 4): (1.0, 0.0, 0.0),
         ("complex", 5): (0.0, 0.0, 1.0),
         ("complex", 6): (0.0, 0.0, 1.0),
-        ("not scored (as run)", 6): (1.0, 0.0, 0.0),
+        ("not scored", 6): (0.0, 0.0, 1.0),
         ("simple", 6): (1.0, 0.0, 0.0),
     }
     arms = ("direct", "decompose", "as_needed")
@@ -237,7 +240,7 @@ def test_learned_choices_show_every_arms_share_per_bucket_in_order() -> None:
     for r in rows:  # stacked in arm order, the shares of a goal filling 0..1
         below = sum(expected[(r["bucket"], r["at"])][: arms.index(r["arm"])])
         assert (r["low"], r["high"]) == pytest.approx((below, below + r["share"]))
-    assert spec["facet"]["row"]["sort"] == ["simple", "complex", "not scored (as run)"]
+    assert spec["facet"]["row"]["sort"] == ["simple", "complex", "not scored"]
     assert "column" not in spec["facet"]
     colour = spec["spec"]["encoding"]["color"]["scale"]
     assert colour == {

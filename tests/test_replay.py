@@ -78,10 +78,10 @@ def test_the_first_replay_is_the_learned_variant_decision_for_decision(
     rewards = [float(r["passed"]) - r["cost_usd"] / 2.0 for r in counted]
     assert first.learned == pytest.approx(sum(rewards) / len(rewards), abs=1e-12)
     played: dict[tuple[str, str], int] = {}
-    for r in counted:  # the strategy each goal ran, in its estimated bucket (or unscored)
-        bucket = r["learn_bucket"] or "unscored"
-        strategy = r["learn_arm"] or ("decompose" if r["decomposed"] else "direct")
-        played[(bucket, strategy)] = played.get((bucket, strategy), 0) + 1
+    for r in counted:  # the strategy each goal played, in its estimated bucket (or unscored)
+        key = (r["learn_bucket"] or "unscored", r["strategy"])
+        played[key] = played.get(key, 0) + 1
+        assert r["learn_arm"] in (None, r["strategy"])
     assert first.choices == played
     assert len(played) > 1  # the learner did not play one strategy throughout
     taught: dict[tuple[str, str], tuple[int, float]] = {}
@@ -97,6 +97,13 @@ def test_the_first_replay_is_the_learned_variant_decision_for_decision(
     for key, (n, total) in taught.items():
         assert first.taught[key][0] == n
         assert first.taught[key][1] == pytest.approx(total, abs=1e-9)
+
+    # every row says which strategy it played (try-then-split's first run is direct)
+    strategies = dict(frame.group_by("variant").agg(pl.col("strategy").unique()).iter_rows())
+    assert strategies["never"] == ["direct"]
+    assert strategies["always"] == ["decompose"]
+    assert strategies["as_needed"] == ["as_needed"]
+    assert sorted(strategies["t4"]) == ["decompose", "direct"]
 
     for name in ("never", "always", "as_needed", "t4_strict", "t4"):
         rows = frame.filter((pl.col("variant") == name) & (pl.col("trial") >= 2)).to_dicts()
@@ -131,3 +138,31 @@ def test_a_replay_without_a_scored_fixed_strategy_says_what_is_missing(tmp_path:
     frame = pl.DataFrame({"variant": ["never"], "task": ["core:rename-readme"], "seed": [11]})
     with pytest.raises(UserError, match=r"missing: as_needed, threshold:K$"):
         replay_learner(exp, frame)
+
+
+def test_a_results_file_from_before_the_strategy_column_gets_it(tmp_path: Path) -> None:
+    """A results.db written before ``strategy`` existed (its trials table made by hand here,
+    without the column) opens, keeps its row, and takes new rows with a strategy."""
+    import sqlite3
+
+    from fleetlab.experiments import ResultsDB, output_dir
+    from fleetlab.store.results import TRIAL_COLUMNS
+
+    folder = output_dir("old", tmp_path)
+    folder.mkdir(parents=True)
+    old = [c for c in TRIAL_COLUMNS if c not in ("seq", "strategy")]
+    with sqlite3.connect(folder / "results.db") as conn:
+        conn.execute(
+            f"CREATE TABLE trials (seq INTEGER PRIMARY KEY AUTOINCREMENT, {', '.join(old)},"
+            " UNIQUE (variant, task, trial))"
+        )
+        conn.execute(
+            "INSERT INTO trials (variant, task, trial, passed, choice) VALUES (?, ?, ?, ?, ?)",
+            ("as_needed", "core:rename-readme", 0, 1, "direct"),
+        )
+    row = {"variant": "as_needed", "task": "core:bump-version", "trial": 0, "passed": True}
+    with ResultsDB(folder) as db:
+        db.insert_many([{**row, "choice": "direct", "strategy": "as_needed"}])
+    frame = load("old", root=tmp_path).sort("task")
+    assert frame["task"].to_list() == ["core:bump-version", "core:rename-readme"]
+    assert frame["strategy"].to_list() == ["as_needed", None]

@@ -481,7 +481,7 @@ def success_by_bucket_chart(buckets: pl.DataFrame, *, simulated: bool = False) -
 #: palette, so an arm reads as the same thing from chart to chart.
 ARM_COLOURS = {"direct": "#4c78a8", "decompose": "#f58518", "as_needed": "#72b7b2"}
 #: The facet of goals the learner did not score (no bucket: they taught it nothing).
-NOT_SCORED = "not scored (as run)"
+NOT_SCORED = "not scored"
 
 
 def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
@@ -504,9 +504,10 @@ def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
     last: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in learned.iter_rows(named=True):
         # the learner's pick (learn_arm; before ADaPT-style repairs), credited to its bucket;
-        # a goal it did not score has neither: its strategy as run (``choice``) shows instead
+        # a goal it did not score has neither: the strategy it played shows instead (results
+        # from before the ``strategy`` column: what ran first, ``choice``)
         bucket = row["learn_bucket"] or row["score_bucket"] or NOT_SCORED
-        picked = row["learn_arm"] or row["choice"]
+        picked = row["learn_arm"] or row.get("strategy") or row["choice"]
         if picked is None:
             continue  # the goal ended before any decision
         series = f"{row['variant']} in {row['world']}" if worlds else row["variant"]
@@ -550,8 +551,7 @@ def learned_choices_chart(
     """What each learning variant chose over time, per estimated-complexity bucket: at each
     of its goals, the share of every arm (direct, decompose, as_needed) among its last
     ``window`` goals in that goal's bucket, stacked (the shares sum to 1). One facet row per
-    bucket, and one for the goals it did not score (their strategy as run: an ``as_needed``
-    attempt shows as ``direct``, or ``decompose`` once it split); one facet column per
+    bucket, and one for the goals it did not score (the strategy each played); one facet column per
     learning variant (and world, when ``results`` spans several worlds).
 
     Args:

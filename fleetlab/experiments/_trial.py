@@ -273,6 +273,7 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
         "score": score,
         "score_bucket": decision.get("bucket"),
         "choice": decision.get("choice"),
+        "strategy": decision.get("strategy"),
         "decomposed": any(t.role == "planner" for t in tree),
         "learn_bucket": learn[0]["bucket"] if learn else None,
         "learn_arm": learn[0]["arm"] if learn else None,

@@ -388,13 +388,15 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
 
 def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """What each learning variant chose, per world, pass and estimated complexity bucket:
-    trials and the share of each arm (the strategy it learned from; ``direct`` or
-    ``decompose`` as first run when the goal was not scored and taught it nothing)."""
+    trials and the share of each arm (the strategy it played; as first run, ``direct`` or
+    ``decompose``, for a goal recorded before results had a ``strategy`` column)."""
     frame = _worlded(frame)
+    if "strategy" not in frame.columns:  # a frame from before results recorded it
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("strategy"))
     learning = _learning(frame)
     rows = frame.filter(pl.col("policy").is_in(learning)).with_columns(
         pl.coalesce("learn_bucket", "score_bucket", pl.lit("unscored")).alias("estimated"),
-        pl.coalesce("learn_arm", "choice", pl.lit("?")).alias("arm"),
+        pl.coalesce("learn_arm", "strategy", "choice", pl.lit("?")).alias("arm"),
         (pl.col("trial") + 1).alias("pass"),
     )
     counts = rows.group_by("world", "variant", "pass", "estimated", "arm").agg(pl.len().alias("n"))

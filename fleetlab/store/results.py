@@ -52,6 +52,7 @@ TRIAL_COLUMNS: dict[str, type] = {
     "score": int,
     "score_bucket": str,
     "choice": str,
+    "strategy": str,
     "decomposed": bool,
     "label": str,
     "threshold": int,
@@ -111,8 +112,16 @@ class ResultsFile:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path}: not an experiment results database ({exc})") from None
+
+    def _add_missing_columns(self) -> None:
+        """A results file from before a column was added gets it (NULL in its old rows)."""
+        have = {r["name"] for r in self._conn.execute("PRAGMA table_info(trials)")}
+        for name, kind in TRIAL_COLUMNS.items():
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {_SQL_TYPES[kind]}")
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
