@@ -66,8 +66,9 @@ already settled the choice skips the score from its first goal.
 (counting the goals still running with that arm, so concurrent goals spread over the
 arms). A few early rewards that happen to agree (simple goals come first and all succeed)
 otherwise make the posterior sure of itself, and the arms of a rarer bucket are never tried
-there. That exploration has a price, paid once: 45 goals a bucket, 15 of them split up
-front even when simple (a warm start skips it). A bucket no goal has landed in forces the
+there. That exploration has a price, paid once: about 31 goals a bucket, 15 of them split
+up front even when simple (a try-then-split goal's first try counts for ``direct`` too; a
+warm start skips it all). A bucket no goal has landed in forces the
 score only for the first
 ``explore_rewards`` (100) rewards: a fleet that never gets complex goals stops paying for
 the score to look for them. A learner warm-started from an experiment
@@ -173,14 +174,35 @@ class LearnerConfig:
     value_scale: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("sample_scale", "value_scale", "score_cost_usd", "min_evidence"):
+        def bad(name: str, what: str) -> UserError:
+            return UserError(f"LearnerConfig.{name} must be {what}, not {getattr(self, name)!r}")
+
+        def number(name: str) -> float:
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
-                raise UserError(f"LearnerConfig.{name} must be a number >= 0, not {value!r}")
-        if not 0 <= self.audit_rate <= 1:
-            raise UserError(
-                f"LearnerConfig.audit_rate must be between 0 and 1, not {self.audit_rate!r}"
-            )
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad(name, "a number")
+            if not math.isfinite(value):
+                raise bad(name, "a finite number")
+            return float(value)
+
+        for name in ("token_weight", "share_weight", "score_cost_usd", "sample_scale",
+                     "value_scale"):  # fmt: skip
+            if number(name) < 0:
+                raise bad(name, "a number >= 0")
+        if self.cost_weight is not None and number("cost_weight") < 0:
+            raise bad("cost_weight", "a number >= 0 (or none: the objective's)")
+        number("prior_mean")
+        for name in ("prior_weight", "noise"):
+            if number(name) <= 0:
+                raise bad(name, "a number > 0")
+        if not 0 < number("settle_p") <= 1:
+            raise bad("settle_p", "a probability above 0, at most 1")
+        if not 0 <= number("audit_rate") <= 1:
+            raise bad("audit_rate", "a probability between 0 and 1")
+        for name, low in (("min_evidence", 0), ("voi_draws", 1), ("explore_rewards", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise bad(name, f"a whole number >= {low}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Oracle: the experiment runner itself. The same experiment runs a ``learned`` variant through
 real fleets (a store and agents per trial); the replay, which never sees those rows, must
-make the same decision on every goal and reach the same mean reward after the warm-up."""
+make the same decision on every goal and reach the same mean reward after the warm-up. The
+fleets' learner explores for one reward a cell only (``LEARNER``), so most goals are decided
+by its posterior: Thompson draws, the score's value, the sampling seeds, unscored goals."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ import pytest
 
 from fleetlab.cli import main
 from fleetlab.errors import UserError
-from fleetlab.experiments import load, load_experiment, replay_learner, run
+from fleetlab.experiments import _trial, load, load_experiment, replay_learner, run
+from fleetlab.learning import LearnerConfig
+from fleetlab.orchestrator import FleetConfig
 
 FILE = """
 name = "replayed"
 model = "sim:lossy_handoff@instant"
 suites = ["core"]
-trials = 5
+trials = 8
 seed = 11
 concurrency = 2
 workers = 1
@@ -38,6 +42,7 @@ include = ["core:rename-readme", "core:customer-totals", "core:sales-by-region",
 VARIANTS = {"never": "never", "always": "always", "as_needed": "as_needed",
             "t4_strict": "threshold:4 strict", "t4": "threshold:4",
             "learned": "learned"}  # fmt: skip
+LEARNER = LearnerConfig(min_evidence=1, explore_rewards=4, score_cost_usd=0.2)
 
 
 def _file(tmp: Path, variants: dict[str, str]) -> Path:
@@ -55,8 +60,10 @@ def _file(tmp: Path, variants: dict[str, str]) -> Path:
 def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("replay")
     path = _file(tmp, VARIANTS)
-    summary = run(path, root=tmp / "out", progress=None)
-    assert (summary.ran, summary.errored) == (6 * 4 * 5, 0)
+    with pytest.MonkeyPatch.context() as mp:  # every trial's fleet gets LEARNER (one process)
+        mp.setattr(_trial, "FleetConfig", lambda **kw: FleetConfig(**kw, learner=LEARNER))
+        summary = run(path, root=tmp / "out", progress=None)
+    assert (summary.ran, summary.errored) == (6 * 4 * 8, 0)
     return path, tmp / "out"
 
 
@@ -69,10 +76,10 @@ def test_the_first_replay_is_the_learned_variant_decision_for_decision(
     frame = load("replayed", root=out)
     learned = frame.filter(pl.col("variant") == "learned")
     fixed_only = frame.filter(pl.col("variant") != "learned")  # the replay never sees them
-    summary = replay_learner(exp, fixed_only, runs=3)
+    summary = replay_learner(exp, fixed_only, config=LEARNER, runs=3)
     first = summary.runs[0]
     assert first.exact
-    assert first.seeds == (11, 12, 13, 14, 15)
+    assert first.seeds == tuple(range(11, 19))
 
     counted = learned.filter(pl.col("trial") >= 2).to_dicts()
     rewards = [float(r["passed"]) - r["cost_usd"] / 2.0 for r in counted]
@@ -84,6 +91,7 @@ def test_the_first_replay_is_the_learned_variant_decision_for_decision(
         assert r["learn_arm"] in (None, r["strategy"])
     assert first.choices == played
     assert len(played) > 1  # the learner did not play one strategy throughout
+    assert any(bucket == "unscored" for bucket, _ in played)  # the score's value decided
     taught: dict[tuple[str, str], tuple[int, float]] = {}
     for r in learned.to_dicts():  # every update the fleets made, try-then-split's too
         for bucket, arm, reward in [
@@ -124,7 +132,12 @@ def test_ab_replay_prints_the_spread_over_replays(
     path, out = ran
     assert main(["ab", "replay", str(path), "--out", str(out), "--runs", "2"]) == 0
     text = capsys.readouterr().out
-    assert "replayed: 2 replays (simulated, exact), passes 3-5" in " ".join(text.split())
+    changed = ["--set", "min_evidence=0", "--set", "score_cost_usd=1", "--set", "audit_rate=0"]
+    assert main(["ab", "replay", str(path), "--out", str(out), "--runs", "2", *changed]) == 0
+    other = capsys.readouterr().out
+    assert "learner score_cost_usd=1.0, audit_rate=0.0, min_evidence=0" in other
+    assert other.splitlines()[-1] != text.splitlines()[-1]  # the settings were used
+    assert "replayed, learned: 2 replays (simulated, exact), passes 3-8" in " ".join(text.split())
     for bad in ("sample_scale=x", "sample_scale=-1", "nosuch=1"):
         assert main(["ab", "replay", str(path), "--out", str(out), "--set", bad]) == 2
         err = capsys.readouterr().err
@@ -166,3 +179,52 @@ def test_a_results_file_from_before_the_strategy_column_gets_it(tmp_path: Path) 
     frame = load("old", root=tmp_path).sort("task")
     assert frame["task"].to_list() == ["core:bump-version", "core:rename-readme"]
     assert frame["strategy"].to_list() == ["as_needed", None]
+
+
+def _synthetic(exp_path: Path, *, drop: int = 0) -> pl.DataFrame:
+    """Rows of every fixed variant of the file on every planned (task, seed), made up: all
+    pass at $0.10 and 100 tokens, the scorer says 3 (medium); ``drop`` rows left out."""
+    exp = load_experiment(exp_path)
+    rows = [
+        {"variant": v.name, "task": t.key, "seed": seed, "passed": True, "cost_usd": 0.1,
+         "tokens": 100, "decomposed": v.policy == "always", "score": 3}
+        for v in exp.variants if v.policy != "learned"
+        for t in exp.selected_tasks() for seed in exp.seeds
+    ]  # fmt: skip
+    return pl.DataFrame(rows[drop:])
+
+
+def test_a_budget_on_the_learner_makes_a_replay_an_estimate(tmp_path: Path) -> None:
+    """A budget can stop a scored goal whose unscored trial finished: not exact any more."""
+    for budget, exact in (("", True), ("budget_usd = 5.0\n", False)):
+        body = FILE + "".join(
+            f'\n[[variants]]\nname = "{p}"\npolicy = "{p}"\n{budget}'
+            for p in ("never", "always", "as_needed", "threshold:4", "learned")
+        )
+        path = tmp_path / "budget.toml"
+        path.write_text(body.replace('name = "threshold:4"', 'name = "t4"'), encoding="utf-8")
+        summary = replay_learner(load_experiment(path), _synthetic(path), runs=1)
+        assert summary.runs[0].exact is exact
+        assert ("(simulated, exact)" in summary.describe()) is exact
+
+
+def test_each_learner_is_replayed_over_the_fixed_variants_run_with_its_settings(
+    tmp_path: Path,
+) -> None:
+    body = FILE + "".join(
+        f'\n[[variants]]\nname = "{n}"\npolicy = "{p}"\n'
+        for n, p in (("never", "never"), ("always", "always"), ("as_needed", "as_needed"),
+                     ("t4", "threshold:4"), ("learned", "learned"), ("deep", "learned"))
+    ) + "max_depth = 2\n"  # fmt: skip
+    path = tmp_path / "two.toml"
+    path.write_text(body, encoding="utf-8")
+    exp, frame = load_experiment(path), _synthetic(path)
+    assert replay_learner(exp, frame, runs=1).variant == "learned"  # the file's first
+    with pytest.raises(UserError, match=r"with deep's settings .* missing: never, always, as_n"):
+        replay_learner(exp, frame, variant="deep", runs=1)
+    with pytest.raises(UserError, match=r"no learning variant 'nosuch' \(its learners: learned,"):
+        replay_learner(exp, frame, variant="nosuch", runs=1)
+    with pytest.raises(UserError, match="runs must be 1 or more, not 0"):
+        replay_learner(exp, frame, runs=0)
+    with pytest.raises(UserError, match=r"1 \(task, seed\) pairs of the plan lack"):
+        replay_learner(exp, _synthetic(path, drop=1), runs=1)

@@ -271,10 +271,11 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
     from fleetlab.experiments import load, replay_learner, resolve_experiment
     from fleetlab.learning import LearnerConfig
+    from fleetlab.policies import parse
 
     config = _learner_config(args.set or [])
-    exp = resolve_experiment(args.file)
-    worlds = args.world or list(exp.worlds)
+    exp = resolve_experiment(args.file, args.model)
+    worlds = list(dict.fromkeys(args.world or exp.worlds))
     unknown = sorted(set(worlds) - set(exp.worlds)) if exp.worlds else worlds
     if unknown:
         raise UserError(
@@ -287,8 +288,9 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         try:
             frames.append(load(one.name, root=args.out))
         except NotFoundError:
+            model = f" --model {args.model}" if args.model else ""
             raise UserError(
-                f"no results for {one.name} yet: run it first (fleetlab ab run {args.file})"
+                f"no results for {one.name} yet: run it first (fleetlab ab run {args.file}{model})"
             ) from None
     changed = [
         f"{f.name}={getattr(config, f.name)}"
@@ -300,14 +302,19 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         + (escape(", ".join(changed)) if changed else "as shipped (LearnerConfig defaults)"),
         highlight=False,
     )
+    learners: list[str | None] = [v.name for v in exp.variants if parse(v.policy).learns]
     for one, frame in zip(parts, frames, strict=True):
-        with console.status(f"{escape(one.name)}: replaying", spinner="dots") as status:
+        for variant in learners or [None]:
+            label = f"{one.name}, {variant or 'learned'}"
+            with console.status(f"{escape(label)}: replaying", spinner="dots") as status:
 
-            def progress(done: int, total: int, status: Any = status, name: str = one.name) -> None:
-                status.update(f"{escape(name)}: replay {min(done + 1, total)} of {total}")
+                def progress(done: int, total: int, status: Any = status, at: str = label) -> None:
+                    status.update(f"{escape(at)}: replay {min(done + 1, total)} of {total}")
 
-            summary = replay_learner(one, frame, config=config, runs=args.runs, progress=progress)
-        console.print(escape(summary.describe()), highlight=False)
+                summary = replay_learner(
+                    one, frame, variant=variant, config=config, runs=args.runs, progress=progress
+                )
+            console.print(escape(summary.describe()), highlight=False)
     return 0
 
 
@@ -404,13 +411,17 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         help="replay the learner over an experiment's logged trials of the fixed strategies",
         description="Replay the learned policy over the trials an experiment logged of never,"
         " always, as_needed and a threshold:K variant (same tasks and seeds), judged like the"
-        " experiment: after its warm-up, against every fixed variant. The first replay is what"
-        " the experiment's learned variant gives (exactly, on the simulated model); the others"
+        " experiment: after its warm-up, against every fixed variant; each learning variant of"
+        " the file in turn, with the fixed variants run with its settings. The first replay is"
+        " what the learning variant gives (exactly, on the simulated model); the others"
         " replay the passes in other orders with other sampling seeds. Try a learner"
         " configuration with --set in seconds instead of a run.",
     )
     p.add_argument("file", help="experiment file, e.g. experiments/worlds_ab.toml")
-    p.add_argument("--runs", type=positive_int, default=20, help="replays a world (default 20)")
+    p.add_argument(
+        "--runs", type=positive_int, default=20, help="replays a world and learner (default 20)"
+    )
+    p.add_argument("--model", help="the results of `ab run FILE --model MODEL`")
     p.add_argument(
         "--world", action="append", help="only this world (repeatable; default: every world)"
     )

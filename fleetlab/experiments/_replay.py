@@ -85,6 +85,7 @@ class ReplaySummary:
     """Many trajectories of one learner configuration over one experiment's trials."""
 
     experiment: str
+    variant: str  # the learning variant replayed ("learned" when the file has none)
     runs: tuple[ReplayRun, ...]
     counted_passes: tuple[int, int]  # first and last pass counted (1-based)
     kind: Literal["replay_summary"] = field(default="replay_summary", repr=False)
@@ -96,10 +97,10 @@ class ReplaySummary:
         first, last = self.counted_passes
         label = "simulated, exact" if all(r.exact for r in self.runs) else "estimate"
         return (
-            f"{self.experiment}: {len(self.runs)} replays ({label}), passes {first}-{last}:"
-            f" {statistics.median(shares):.0%} of the way from worst to best (median;"
-            f" range {shares[0]:.0%} to {shares[-1]:.0%}; the experiment's own order"
-            f" {self.runs[0].share:.0%}),"
+            f"{self.experiment}, {self.variant}: {len(self.runs)} replays ({label}),"
+            f" passes {first}-{last}: {statistics.median(shares):.1%} of the way from worst to"
+            f" best (median; range {shares[0]:.1%} to {shares[-1]:.1%}; the experiment's own"
+            f" order {self.runs[0].share:.1%}),"
             f" {sum(s >= goal for s in shares)}/{len(shares)} at {goal:.0%} or more;"
             f" learned - best {statistics.mean(gaps):+.4f} a trial (mean),"
             f" {statistics.mean(r.scored for r in self.runs):.0%} of goals scored"
@@ -114,6 +115,7 @@ class _Logged:
     split: bool  # whether as_needed's direct attempt failed
     score: int
     score_cost: float
+    score_tokens: int
     reward: dict[str, float]  # fixed variant -> its reward
 
 
@@ -122,13 +124,10 @@ def _settings(v: Variant) -> tuple[Any, ...]:
     return (v.max_depth, v.max_fanout, v.agent_concurrency, v.budget_usd, v.budget_tokens)
 
 
-def _sources(exp: Experiment) -> tuple[dict[str, str], str]:
+def _sources(exp: Experiment, learner: Variant | None) -> tuple[dict[str, str], str]:
     """The variant whose trials stand for each strategy, and the scored one whose estimates
     (and their cost) a scored goal of the learner gets: run with the learner's settings (and
     scoring prompt), the first of each in the file."""
-    if exp.kind != "agents":
-        raise UserError(f"{exp.name}: a replay needs an agents experiment, not {exp.kind!r}")
-    learner = next((v for v in exp.variants if parse(v.policy).learns), None)
     fixed: dict[str, str] = {}  # strategy -> the variant that always plays it
     scored = None
     for v in exp.variants:
@@ -140,7 +139,8 @@ def _sources(exp: Experiment) -> tuple[dict[str, str], str]:
             fixed.setdefault(str(strategies.pop()), v.name)
         elif None not in strategies and (learner is None or v.prompt == learner.prompt):
             scored = scored or v.name
-    missing = [a for a in _ARMS if a not in fixed] + ([] if scored else ["threshold:K"])
+    names = {"direct": "never", "decompose": "always", "as_needed": "as_needed"}
+    missing = [names[a] for a in _ARMS if a not in fixed] + ([] if scored else ["threshold:K"])
     if missing:
         alike = f" with {learner.name}'s settings" if learner is not None else ""
         raise UserError(
@@ -152,10 +152,10 @@ def _sources(exp: Experiment) -> tuple[dict[str, str], str]:
 
 
 def _logged(
-    exp: Experiment, frame: pl.DataFrame, objective: Objective
+    exp: Experiment, frame: pl.DataFrame, objective: Objective, learner: Variant | None
 ) -> dict[tuple[str, int], _Logged]:
     """Per (task, seed): the unscored strategies' outcomes and one scored trial's estimate."""
-    fixed, scored_variant = _sources(exp)
+    fixed, scored_variant = _sources(exp, learner)
     learners = {v.name for v in exp.variants if parse(v.policy).learns}
     rows: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     for r in frame.filter(~frame["variant"].is_in(sorted(learners))).to_dicts():
@@ -176,6 +176,7 @@ def _logged(
             split=bool(played["as_needed"]["decomposed"]),
             score=int(s["score"]),
             score_cost=max(float(s["cost_usd"]) - float(chose["cost_usd"]), 0.0),
+            score_tokens=max(int(s["tokens"] or 0) - int(chose["tokens"] or 0), 0),
             reward={
                 v: objective.score(bool(r["passed"]), float(r["cost_usd"]))
                 for v, r in by_variant.items()
@@ -216,6 +217,7 @@ def _one_run(
                 passed, cost, tokens = got.outcome[decision.strategy]
                 if score is not None:
                     cost += got.score_cost
+                    tokens += got.score_tokens
                 policy.learn(
                     Outcome(
                         task_id=task,
@@ -255,6 +257,7 @@ def replay_learner(
     exp: Experiment,
     frame: pl.DataFrame,
     *,
+    variant: str | None = None,
     config: LearnerConfig | None = None,
     runs: int = 20,
     progress: Any = None,
@@ -270,18 +273,32 @@ def replay_learner(
     Args:
         exp: the experiment (one world of it: ``Experiment.for_world``).
         frame: its results (``fleetlab.experiments.load``).
+        variant: the learning variant replayed (default: the file's first; with none, a
+            learner with the fixed variants' settings); its trials are not used, but its
+            settings choose the fixed variants' trials that are, and its ``cost_weight``
+            is the learner's unless ``config`` sets one.
         config: the learner's configuration (default: the fleet's default).
         runs: how many trajectories.
         progress: called with (runs done, runs) after each run, if given.
 
     Raises:
-        UserError: a fixed strategy's trials are missing, or some (task, seed) of the plan
-            lacks one of them (run the experiment to the end first).
+        UserError: not an agents experiment, no such learning variant, ``runs`` below 1, a
+            fixed strategy's trials are missing, or some (task, seed) of the plan lacks one
+            of them (run the experiment to the end first).
     """
+    if exp.kind != "agents":
+        raise UserError(f"{exp.name}: a replay needs an agents experiment, not {exp.kind!r}")
+    if runs < 1:
+        raise UserError(f"runs must be 1 or more, not {runs}")
+    learners = [v for v in exp.variants if parse(v.policy).learns]
+    learner = next((v for v in learners if v.name == variant), None) if variant else None
+    if variant and learner is None:
+        names = ", ".join(v.name for v in learners) or "none"
+        raise UserError(f"{exp.name}: no learning variant {variant!r} (its learners: {names})")
+    learner = learner or next(iter(learners), None)
     objective = exp.objective
-    logged = _logged(exp, frame, objective)
+    logged = _logged(exp, frame, objective, learner)
     config = config or LearnerConfig()
-    learner = next((v for v in exp.variants if parse(v.policy).learns), None)
     if learner is not None and learner.cost_weight is not None and config.cost_weight is None:
         config = dataclasses.replace(config, cost_weight=learner.cost_weight)  # as its trials'
     # A budget can stop a scored goal that its unscored trial finished: then an estimate.
@@ -312,4 +329,5 @@ def replay_learner(
         out.append(_one_run(exp, logged, config, objective, order, salt, exact=exact))
         if progress is not None:
             progress(k + 1, runs)
-    return ReplaySummary(exp.name, tuple(out), (exp.warmup_passes + 1, len(seeds)))
+    name = learner.name if learner is not None else "learned"
+    return ReplaySummary(exp.name, name, tuple(out), (exp.warmup_passes + 1, len(seeds)))
