@@ -406,21 +406,22 @@ class Learner:
         rng: random.Random | None = None,
         *,
         everything: dict[tuple[str, str], ArmTotals] | None = None,
+        stats: dict[str, dict[str, ArmStats]] | None = None,
     ) -> float:
         """One posterior sample of what knowing a goal's bucket is worth, in reward points:
         the mean over buckets of each bucket's best arm, minus the best single arm over all
         buckets (both in the same Thompson draw of every (bucket, arm) mean; buckets
         weighted by how often goals land in them). Zero when one arm is best everywhere.
-        ``everything``: the learner's totals, when the caller already read them."""
+        ``everything``: the learner's totals, and ``stats``: each bucket's posterior from
+        them, when the caller already has them."""
         rng = rng or self._rng
         if everything is None:
             everything = self.store.learner_totals()
+        if stats is None:
+            stats = {b: self._stats_of(b, everything) for b in BUCKETS}
         shares = self._shares(everything)
         scale = self.config.value_scale
-        draws = {
-            b: {a: self._draw(s, rng, scale) for a, s in self._stats_of(b, everything).items()}
-            for b in BUCKETS
-        }
+        draws = {b: {a: self._draw(s, rng, scale) for a, s in stats[b].items()} for b in BUCKETS}
         per_bucket = sum(shares[b] * max(draws[b].values()) for b in BUCKETS)
         one_arm = max(sum(shares[b] * draws[b][a] for b in BUCKETS) for a in ARMS)
         return per_bucket - one_arm
@@ -436,8 +437,12 @@ class Learner:
         everything = self.store.learner_totals()  # read once for every sample below
         if self._must_score(everything):
             return True
-        draws = max(1, self.config.voi_draws)
-        value = sum(self.value_of_scoring(everything=everything) for _ in range(draws)) / draws
+        stats = {b: self._stats_of(b, everything) for b in BUCKETS}  # the same for each sample
+        draws = self.config.voi_draws
+        value = (
+            sum(self.value_of_scoring(everything=everything, stats=stats) for _ in range(draws))
+            / draws
+        )
         if value > self.config.score_cost_usd * self.cost_weight:
             return True
         return self._rng.random() < self.config.audit_rate

@@ -271,7 +271,6 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
     from fleetlab.experiments import load, replay_learner, resolve_experiment
     from fleetlab.learning import LearnerConfig
-    from fleetlab.policies import parse
 
     config = _learner_config(args.set or [])
     exp = resolve_experiment(args.file, args.model)
@@ -302,7 +301,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         + (escape(", ".join(changed)) if changed else "as shipped (LearnerConfig defaults)"),
         highlight=False,
     )
-    learners: list[str | None] = [v.name for v in exp.variants if parse(v.policy).learns]
+    learners: list[str | None] = [v.name for v in exp.variants if v.learns]
     for one, frame in zip(parts, frames, strict=True):
         for variant in learners or [None]:
             label = f"{one.name}, {variant or 'learned'}"

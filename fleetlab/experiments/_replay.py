@@ -156,7 +156,7 @@ def _logged(
 ) -> dict[tuple[str, int], _Logged]:
     """Per (task, seed): the unscored strategies' outcomes and one scored trial's estimate."""
     fixed, scored_variant = _sources(exp, learner)
-    learners = {v.name for v in exp.variants if parse(v.policy).learns}
+    learners = {v.name for v in exp.variants if v.learns}
     rows: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     for r in frame.filter(~frame["variant"].is_in(sorted(learners))).to_dicts():
         rows.setdefault((r["task"], int(r["seed"])), {})[r["variant"]] = r
@@ -187,6 +187,7 @@ def _logged(
 
 def _one_run(
     exp: Experiment,
+    tasks: Sequence[str],
     logged: dict[tuple[str, int], _Logged],
     config: LearnerConfig,
     objective: Objective,
@@ -197,7 +198,6 @@ def _one_run(
 ) -> ReplayRun:
     from fleetlab.experiments._trial import learner_seed
 
-    tasks = [t.key for t in exp.selected_tasks()]
     policy = LearnedPolicy()
     learned: list[float] = []
     fixed: dict[str, list[float]] = {}
@@ -290,7 +290,7 @@ def replay_learner(
         raise UserError(f"{exp.name}: a replay needs an agents experiment, not {exp.kind!r}")
     if runs < 1:
         raise UserError(f"runs must be 1 or more, not {runs}")
-    learners = [v for v in exp.variants if parse(v.policy).learns]
+    learners = [v for v in exp.variants if v.learns]
     learner = next((v for v in learners if v.name == variant), None) if variant else None
     if variant and learner is None:
         names = ", ".join(v.name for v in learners) or "none"
@@ -326,7 +326,7 @@ def replay_learner(
             rng = random.Random(k)
             rng.shuffle(order)
             salt = rng.getrandbits(64)
-        out.append(_one_run(exp, logged, config, objective, order, salt, exact=exact))
+        out.append(_one_run(exp, tasks, logged, config, objective, order, salt, exact=exact))
         if progress is not None:
             progress(k + 1, runs)
     name = learner.name if learner is not None else "learned"
