@@ -68,10 +68,9 @@ arms). A few early rewards that happen to agree (simple goals come first and all
 otherwise make the posterior sure of itself, and the arms of a rarer bucket are never tried
 there. That exploration has a price, paid once: about 31 goals a bucket, 15 of them split
 up front even when simple (a try-then-split goal's first try counts for ``direct`` too; a
-warm start skips it all). A bucket no goal has landed in forces the
-score only for the first
-``explore_rewards`` (100) rewards: a fleet that never gets complex goals stops paying for
-the score to look for them. A learner warm-started from an experiment
+warm start skips it all). A bucket no goal has landed in forces the score only for the
+first ``explore_rewards`` (100) rewards: a fleet that never gets complex goals stops paying
+for the score to look for them. A learner warm-started from an experiment
 (``warm_start``) trusts that evidence instead, from its first goal.
 
 State, every update and every warm start live in the store, so learning survives restarts
