@@ -8,9 +8,9 @@ is exactly what ``learned`` would meet there: every draw of ``SimModel`` is seed
 task, role, step, purpose), never by call order, so a strategy's outcome on a (task, seed)
 does not depend on who chose it. So the learner can be replayed over those trials in the
 experiment's plan order — the fleet's own `LearnedPolicy` and `Learner`, in a store in
-memory, each goal's sampling seeded as its trial would seed it — in a few milliseconds a
-goal instead of a fleet's run. The first replay is the ``learned`` variant the experiment
-would have run, decision for decision; the others shuffle the order of the passes and the
+memory, each goal's sampling seeded as its trial would seed it — in about half a
+millisecond a goal instead of a fleet's run. The first replay is the ``learned`` variant the
+experiment would have run, decision for decision; the others shuffle the order of the passes and the
 sampling seeds, so a learner configuration is judged over many trajectories of the same
 evidence rather than by one run, which swings by ten points of "the way from worst to best".
 
