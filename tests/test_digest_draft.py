@@ -129,6 +129,18 @@ def test_near_misses_are_flagged(metrics: dict[str, Any], sentence: str, wrong: 
     assert [u.text for u in check.unmatched] == [wrong]
 
 
+def test_digits_in_names_are_not_quotable(metrics: dict[str, Any]) -> None:
+    # pytest's numbered temp folder put "17" in the database path and so let "17 tasks" pass
+    m = copy.deepcopy(metrics)
+    m["database"] = "/tmp/pytest-of-root/pytest-17/draft0/fleet.db"
+    m["models"] = ["anthropic:claude-sonnet-4-6", "sim:world-909"]
+    m["anomalies"][0]["ids"] = ["b0dd401f82de"]
+    for number in (17.0, 909.0, 401.0):
+        assert number not in metric_values(metrics)["plain"]
+    check = fact_check("17 tasks, 909 calls and 401 retries", m)
+    assert [u.text for u in check.unmatched] == ["17", "909", "401"]
+
+
 async def test_a_real_model_writes_from_the_metrics_json(metrics: dict[str, Any]) -> None:
     post = "# Fleet weekly #43\n\n## The numbers\n\n14 spawned, 5 completed, $0.93 spent.\n"
     model = ScriptedModel(
