@@ -299,7 +299,7 @@ def test_the_learner_says_plainly_how_each_kind_of_goal_changed() -> None:
     ]
     assert (
         "; it ended the week preferring to run directly for complex goals, to split for medium"
-        " goals and to split as needed for simple goals." in learner_summary(learner)
+        " goals, and to split as needed for simple goals." in learner_summary(learner)
     )
 
 

@@ -79,6 +79,13 @@ def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+def listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b, and c`` (the serial comma: items may contain "and")."""
+    if len(items) < 3:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
 def pct(value: float | None, digits: int = 1) -> str:
     """A rate kept as a fraction (0.9799), shown as a percent (98.0%)."""
     return NONE if value is None else f"{100 * value:.{digits}f}%"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetlab.digest.sections._base import MarkdownView, Section
-from fleetlab.digest.sections._format import cell_text, count, md_text, plural
+from fleetlab.digest.sections._format import cell_text, count, listed, md_text, plural
 
 __all__ = ["SECTION"]
 
@@ -30,13 +30,6 @@ SAID = {
 
 def _said(check: dict[str, Any]) -> str:
     return SAID.get(check["name"]) or md_text(str(check["name"]).replace("_", " "))
-
-
-def _listed(items: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b, and c``."""
-    if len(items) < 3:
-        return " and ".join(items)
-    return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
 def _view(m: dict[str, Any]) -> MarkdownView:
@@ -80,7 +73,7 @@ def _draft(m: dict[str, Any]) -> str:
     if not bad:
         out = [
             f"Yes: all {count(integrity['passed'])} telemetry checks passed"
-            f" ({_listed([_said(ch) for ch in integrity['checks']])})."
+            f" ({listed([_said(ch) for ch in integrity['checks']])})."
         ]
     else:
         out = [

@@ -12,7 +12,7 @@ from fleetlab.digest._learner import learner_posterior
 from fleetlab.digest._sections import learner_changes
 from fleetlab.digest.sections._base import Load, MarkdownView, Section
 from fleetlab.digest.sections._charts import data, title
-from fleetlab.digest.sections._format import NONE, count, md_code, pct, plural, table
+from fleetlab.digest.sections._format import NONE, count, listed, md_code, pct, plural, table
 from fleetlab.digest.sections.decomposition import post_bucket
 
 __all__ = ["SECTION", "learner_daily_chart", "posterior_summary", "summary"]
@@ -109,8 +109,8 @@ def summary(learner: dict[str, Any]) -> str:
     for b in learner["buckets"]:
         ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
     if ends:
-        text += "; it ended the week preferring " + _and(
-            [f"to {arm} for {_and(kinds)} goals" for arm, kinds in ends.items()]
+        text += "; it ended the week preferring " + listed(
+            [f"to {arm} for {listed(kinds)} goals" for arm, kinds in ends.items()]
         )
     moves: dict[str, list[dict[str, Any]]] = {}
     for ch in learner["changes"]:
@@ -121,10 +121,6 @@ def summary(learner: dict[str, Any]) -> str:
         joined = "; ".join(said)
         text += ". " + joined[0].upper() + joined[1:]
     return text + "."
-
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 #: How often, in words (a count the metrics do not hold is not written as a number).
@@ -192,9 +188,9 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
             f"{text}{' ' if text else ''}At the week's end {who} could not yet tell which"
             " strategy is best for any kind of goal (none was more likely than not the best)."
         )
-    text += f"{' ' if text else ''}At the week's end {who} put the chance at {_and(said)}"
+    text += f"{' ' if text else ''}At the week's end {who} put the chance at {listed(said)}"
     if unsure:
-        text += f"; it could not yet tell which is best for {_and(unsure)} goals"
+        text += f"; it could not yet tell which is best for {listed(unsure)} goals"
     return text + "."
 
 
