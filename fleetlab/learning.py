@@ -326,9 +326,9 @@ class Learner:
         goals still running with each arm in the bucket as tried."""
         counts = {a: t.n if (t := everything.get((bucket, a))) else 0 for a in ARMS}
         if running:
-            for task in self.store.tasks(status=ACTIVE):
+            for task in self.store.tasks(status=ACTIVE, roots=True):
                 decision = task.spec.get("decision") or {}
-                if task.parent_id is None and decision.get("bucket") == bucket:
+                if decision.get("bucket") == bucket:
                     arm = decision.get("arm")
                     if arm in counts:
                         counts[arm] += 1

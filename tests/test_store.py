@@ -288,6 +288,16 @@ def test_find_task_by_id_prefix_and_trace(store: Store) -> None:
         store.find_task("ffffffffffff")
 
 
+def test_tasks_can_be_filtered_to_goals(store: Store) -> None:
+    root = store.create_task("root")
+    store.create_task("child", parent_id=root.id)
+    other = store.create_task("other root")
+    assert {t.id for t in store.tasks(roots=True)} == {root.id, other.id}
+    assert [t.id for t in store.tasks(status="queued", roots=True, trace_id=root.trace_id)] == [
+        root.id
+    ]
+
+
 def test_naive_time_never_reaches_the_store(db_path: Path) -> None:
     class NaiveClock:
         def now(self) -> datetime:

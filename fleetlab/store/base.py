@@ -756,9 +756,10 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         status: str | Iterable[str] | None = None,
         trace_id: str | None = None,
         parent_id: str | None = None,
+        roots: bool = False,
         limit: int | None = None,
     ) -> list[Task]:
-        """Tasks, newest first, optionally filtered."""
+        """Tasks, newest first, optionally filtered (``roots``: goals only, no sub-agents)."""
         where: list[str] = []
         params: list[Any] = []
         if status is not None:
@@ -774,6 +775,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         if parent_id is not None:
             where.append("parent_id = ?")
             params.append(parent_id)
+        if roots:
+            where.append("parent_id IS NULL")
         sql = "SELECT * FROM tasks" + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY created_us DESC, {self._INSERT_ORDER} DESC"
         if limit is not None:

@@ -557,7 +557,7 @@ class FleetConsole:
 
     def _unfinished_goals(self) -> list[str]:
         """The ids of the goals (root tasks) not finished yet."""
-        return [t.id for t in self.store.tasks(status=_ACTIVE) if t.parent_id is None]
+        return [t.id for t in self.store.tasks(status=_ACTIVE, roots=True)]
 
     def goal_progress(self) -> tuple[int, int]:
         """``(finished, total)`` goals for the progress bar: the goals unfinished when the
