@@ -14,9 +14,11 @@ in every result, so every result can be stored.
 Tools run synchronously on the event loop, inside an agent's turn, so each call is bounded:
 a path is at most 4,096 characters; a file read or searched at most ``max_read_bytes``, a
 file written at most ``max_write_bytes``; a tree walked at most ``max_files`` entries deep in
-``MAX_DEPTH`` levels; and ``search`` stops at a total deadline (``search_time_s``, 50 ms)
-covering its pattern, every file and every line. No call holds the loop for more than a
-few milliseconds beyond reading or writing its bytes.
+``MAX_DEPTH`` levels; and ``search`` stops once it has spent ``search_time_s`` (50 ms) of
+CPU on its pattern, every file and every line. No call holds the loop for more than a few
+milliseconds of work beyond reading or writing its bytes. CPU time, not wall time: a search
+the machine merely paused (a busy host, a GC pause) gives the same answer as on a quiet one,
+so a simulated run's outcome never depends on the load beside it.
 
 Nothing is ever written into a ``.git`` directory (any path component named ``.git``, in
 any case and spelling a case-insensitive file system treats as ``.git``), and no directory
@@ -316,8 +318,8 @@ _PATTERN_TOKENS = re.compile(
 
 
 def _now() -> float:
-    """Seconds on a monotonic clock: only ever subtracted, for a search's deadline."""
-    return time.monotonic()
+    """This thread's CPU seconds: only ever subtracted, for a search's budget."""
+    return time.thread_time()
 
 
 def _compile(pattern: str) -> regex.Pattern[str]:
@@ -641,12 +643,14 @@ class Workspace:
         return f"created directory '{_show(parts)}'"
 
     def _search(self, args: dict[str, Any]) -> str:
-        """Search line by line, within ``search_time_s`` for the whole call.
+        """Search line by line, within ``search_time_s`` of CPU for the whole call.
 
-        The deadline covers compiling, reading, decoding and matching: the regex engine gets
+        The budget covers compiling, reading, decoding and matching: the regex engine gets
         the time left for each line (``regex``'s ``timeout``), and reading stops between
-        files once it has passed. So a catastrophic pattern such as ``(a+)+$`` or a tree of
+        files once it is spent. So a catastrophic pattern such as ``(a+)+$`` or a tree of
         large files ends in a tool error after ``search_time_s``, never a frozen loop.
+        ``regex`` times out on the wall clock: a line it gave up on while this thread was
+        not running (CPU left in the budget) is matched again with the CPU left.
         """
         pattern: str = args["pattern"]
         deadline = _now() + self.search_time_s
@@ -670,13 +674,15 @@ class Workspace:
                 except UnicodeDecodeError:
                     continue  # binary files are not searched
                 for lineno, line in enumerate(text.splitlines(), 1):
-                    left = deadline - _now()
-                    try:
+                    while True:
+                        left = deadline - _now()
                         if left <= 0:
-                            raise TimeoutError
-                        found = search(line, timeout=left)
-                    except TimeoutError:
-                        raise self._too_slow(f"at {rel} line {lineno}", pattern) from None
+                            raise self._too_slow(f"at {rel} line {lineno}", pattern)
+                        try:
+                            found = search(line, timeout=left)
+                            break
+                        except TimeoutError:
+                            continue  # wall time ran out; whether CPU did is checked above
                     if found:
                         matches.append(f"{rel}:{lineno}:{line[:_LINE_CLIP]}")
                         if len(matches) > MAX_SEARCH_MATCHES:

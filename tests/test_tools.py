@@ -659,8 +659,8 @@ def test_a_catastrophic_pattern_is_a_one_line_tool_error_within_its_limit(
     assert message.startswith("pattern too slow: search stopped after 50 ms (at notes.txt line 2)")
     assert "simplify the pattern '(a+)+$'" in message
     assert "\n" not in message
-    # 50 ms of matching (the deadline is wall time, so at most that much CPU) plus reading
-    # two small files: well under 1 s of this thread's CPU; an unbounded search takes forever
+    # 50 ms of matching (of this thread's CPU) plus reading two small files: well under 1 s
+    # of this thread's CPU; an unbounded search takes forever
     assert elapsed < 1.0
 
 
@@ -689,6 +689,49 @@ def test_running_out_of_time_between_files_says_so(
     message = err(ws, "search", pattern="needle")
     assert message.startswith("too much to search: search stopped after 50 ms (")
     assert message.endswith("files searched, more left in '.'); search a narrower path")
+
+
+def test_time_the_search_did_not_spend_does_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A busy machine pauses the process: here each file read stalls 100 ms of wall time
+    # (sleeping, no CPU), twice the limit. A wall-clock limit failed this search, so a
+    # simulated trial's outcome depended on the load beside it.
+    ws = Workspace(tmp_path / "ws", search_time_s=0.05)
+    ws.seed({"a.txt": "hit\n", "b.txt": "miss\nhit\n"})
+    read = tools._read_regular
+
+    def stalled(name: str, dir_fd: int, limit: int | None, shown: str) -> bytes:
+        time.sleep(0.1)
+        return read(name, dir_fd, limit, shown)
+
+    monkeypatch.setattr(tools, "_read_regular", stalled)
+    assert ok(ws, "search", pattern="hit").splitlines() == ["a.txt:1:hit", "b.txt:2:hit"]
+
+
+def test_a_line_the_engine_gave_up_on_while_paused_is_matched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # regex's own timeout is wall time: a pause in the middle of a line times it out with
+    # CPU left in the budget. The line is matched again, not reported as too slow.
+    ws = Workspace(tmp_path / "ws", search_time_s=0.05)
+    ws.seed({"a.txt": "one\nhit two\n"})
+    compile_ = tools._compile
+    paused = {"times": 0}
+
+    class PausedOnce:
+        def __init__(self, pattern: str) -> None:
+            self.compiled = compile_(pattern)
+
+        def search(self, line: str, timeout: float) -> object:
+            if line.startswith("hit") and not paused["times"]:
+                paused["times"] += 1
+                raise TimeoutError("regex timed out")
+            return self.compiled.search(line, timeout=timeout)
+
+    monkeypatch.setattr(tools, "_compile", PausedOnce)
+    assert ok(ws, "search", pattern="hit") == "a.txt:2:hit two"
+    assert paused["times"] == 1
 
 
 @pytest.mark.timeout(30)
