@@ -149,8 +149,11 @@ def _user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -> None:
     """Tests never talk to a real API or a real OpenTelemetry collector, and never touch the
     user's default database (``$XDG_DATA_HOME/fleetlab``) or its log."""
-    for name in ("ANTHROPIC_API_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "FLEETLAB_DB"):
+    for name in ("ANTHROPIC_API_KEY", "FLEETLAB_DB"):
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):  # the traces endpoint too: a dead collector stalls every commit
+        if name.startswith("OTEL_EXPORTER_OTLP_"):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(_user_data_home))
 
 

@@ -19,6 +19,7 @@ from fleetlab.clock import FakeClock
 from fleetlab.models import ModelRequest
 from fleetlab.orchestrator import Fleet, Goal, submit_goals
 from fleetlab.store import Lease, Store
+from tests.helpers.pids import dead_worker
 from tests.test_orchestrator import LONG, SIMPLE, Hooked, _task_line, config, scheduler_ticks, sim
 
 pytestmark = pytest.mark.both_backends
@@ -210,10 +211,8 @@ async def test_a_dead_workers_task_is_reclaimed_at_start_and_logged(
     """At start the fleet makes the tasks of this host's dead workers reclaimable at once
     (their 10,000 s lease is not waited out), claims them under the next epoch, and logs which
     workers it found dead."""
-    import socket
-
     [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
-    dead = f"{socket.gethostname()}:999999:dead"  # pid 999999: above the usual pid_max
+    dead = dead_worker()
     store.claim(dead, lease_s=10_000)
     with caplog.at_level(logging.INFO, logger="fleetlab.orchestrator"):
         report = await Fleet(store, sim(), config()).run(until_idle=True)

@@ -24,6 +24,7 @@ from fleetlab.orchestrator import (
 )
 from fleetlab.store import TERMINAL, Store
 from fleetlab.suites import builtin_suites
+from tests.helpers.pids import dead_worker
 from tests.helpers.scheduler import scheduler_ticks
 
 pytestmark = pytest.mark.both_backends
@@ -462,9 +463,7 @@ async def test_budget_counts_the_tokens_and_dollars_of_the_whole_tree(
 
 async def test_dead_worker_tasks_are_reclaimed_at_once(store: Store) -> None:
     [root] = submit_goals(store, [Goal(task=SIMPLE.key, policy="never")])
-    import socket
-
-    store.claim(f"{socket.gethostname()}:999999:dead", lease_s=10_000)  # pid 999999: gone
+    store.claim(dead_worker(), lease_s=10_000)
     await Fleet(store, sim(), config()).run(until_idle=True)
     assert store.get_task(root.id).status == "completed"
     assert [e.kind for e in store.events(task_id=root.id)].count("task.reclaimed") == 1

@@ -33,6 +33,12 @@ warmup_passes = 2
 [objective]
 success_value_usd = 2.0
 
+# One sub-agent at a time: a split goal's sub-agents share its workspace, so with several at
+# once which runs first can change what one of them finds (a search for a helper another is
+# removing) and with it that trial's tokens and cost; then the replay is not exact.
+[defaults]
+agent_concurrency = 1
+
 [tasks]
 include = ["core:rename-readme", "core:customer-totals", "core:sales-by-region",
            "core:logging-migration"]

@@ -178,7 +178,9 @@ def _build(shape: object, secret: str) -> object:
     return shape
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(shape=_SHAPES, secret=st.sampled_from([ENV_KEY, PATTERN_KEY]))
 def test_redact_value_equals_the_value_built_with_the_mask(
     monkeypatch: pytest.MonkeyPatch, shape: object, secret: str

@@ -6,13 +6,17 @@ achieved and what the scorer estimated (and what the score cost: a ``threshold:K
 cost less that of the unscored trial of the strategy it chose). On the simulated model that
 is exactly what ``learned`` would meet there: every draw of ``SimModel`` is seeded by (seed,
 task, role, step, purpose), never by call order, so a strategy's outcome on a (task, seed)
-does not depend on who chose it. So the learner can be replayed over those trials in the
-experiment's plan order — the fleet's own `LearnedPolicy` and `Learner`, in a store in
-memory, each goal's sampling seeded as its trial would seed it — in about half a
-millisecond a goal instead of a fleet's run. The first replay is the ``learned`` variant the
-experiment would have run, decision for decision; the others shuffle the order of the passes and the
-sampling seeds, so a learner configuration is judged over many trajectories of the same
-evidence rather than by one run, which swings by ten points of "the way from worst to best".
+does not depend on who chose it (with one caveat: a split goal's sub-agents share its
+workspace, so where several run at once, ``agent_concurrency`` above 1, which one runs first
+can change what another reads or finds, and with it that trial's tokens and cost, rarely its
+outcome; replays of such trials can differ from a run in those). So the learner can be
+replayed over those trials in the experiment's plan order — the fleet's own `LearnedPolicy`
+and `Learner`, in a store in memory, each goal's sampling seeded as its trial would seed it —
+in about half a millisecond a goal instead of a fleet's run. The first replay is the
+``learned`` variant the experiment would have run, decision for decision; the others shuffle
+the order of the passes and the sampling seeds, so a learner configuration is judged over
+many trajectories of the same evidence rather than by one run, which swings by ten points of
+"the way from worst to best".
 
 The trials used are those of variants with the learner's settings (depth, fan-out, agents,
 budgets); the estimates, those of the first scored variant with its scoring prompt too. On a

@@ -15,7 +15,9 @@ it. We run them in sequence rather than replaying updates afterwards because a l
 choice in trial k depends on what it learned from trials 1..k-1: a replay would need the
 trial's outcome before its choice. Which worker runs a trial does not matter (its learner
 state comes with it), so its results are the same with any number of workers; so are every
-fixed variant's, whose trials depend only on (variant, task, seed).
+fixed variant's, whose trials depend only on (variant, task, seed), except that a split goal's
+sub-agents running at once (``agent_concurrency`` above 1) share its workspace: which one runs
+first can change what another finds there, and so, now and then, a trial's tokens and cost.
 
 What contention a trial meets: ``concurrency`` trials share one interpreter (about one core)
 with one process, and in each worker process alike, so a trial gets about the same share of a

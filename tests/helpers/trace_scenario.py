@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store, Task
 from fleetlab.suites import SuiteTask, get_task
+from tests.helpers.pids import dead_worker
 from tests.helpers.scheduler import scheduler_ticks
 
 TASK: SuiteTask = get_task("core:error-log-summary")  # plans into two sub-tasks (4 + 2 steps)
@@ -86,7 +86,7 @@ class _Hooked:
 async def run_scenario(store: Store, clock: FakeClock, workspaces: Path) -> Scenario:
     """Run the scenario's goal to its end (and the urgent goal that preempted it)."""
     [goal] = submit_goals(store, [Goal(task=TASK.key, policy="always", priority=10)])
-    dead = f"{socket.gethostname()}:999999:dead"  # pid 999999: gone, so reclaimed at once
+    dead = dead_worker()  # its process is gone, so its lease is reclaimed at once
     store.claim(dead, lease_s=10_000)
     s = Scenario(store, goal, workspaces, dead)
 
