@@ -16,9 +16,11 @@ a path is at most 4,096 characters; a file read or searched at most ``max_read_b
 file written at most ``max_write_bytes``; a tree walked at most ``max_files`` entries deep in
 ``MAX_DEPTH`` levels; and ``search`` stops once it has spent ``search_time_s`` (50 ms) of
 CPU on its pattern, every file and every line. No call holds the loop for more than a few
-milliseconds of work beyond reading or writing its bytes. CPU time, not wall time: a search
-the machine merely paused (a busy host, a GC pause) gives the same answer as on a quiet one,
-so a simulated run's outcome never depends on the load beside it.
+milliseconds of work beyond reading or writing its bytes. CPU time, not wall time: time the
+host gave to other processes does not count, so an ordinary search gives the same answer on a
+busy host as on a quiet one, and a simulated run's outcome does not depend on the load beside
+it. (A single line needing most of the budget can still run out sooner on a busy host:
+``regex`` times out on the wall clock, and each retry starts the line again.)
 
 Nothing is ever written into a ``.git`` directory (any path component named ``.git``, in
 any case and spelling a case-insensitive file system treats as ``.git``), and no directory
