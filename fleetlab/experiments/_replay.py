@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from fleetlab.errors import UserError
-from fleetlab.learning import Learner, LearnerConfig
+from fleetlab.learning import ARMS, Learner, LearnerConfig
 from fleetlab.objective import Objective
 from fleetlab.policies import parse
 from fleetlab.policies.base import Context, Outcome
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     from fleetlab.experiments._definition import Experiment, Variant
 
 __all__ = ["ReplayRun", "ReplaySummary", "replay_learner"]
-
-_ARMS = ("direct", "decompose", "as_needed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +142,7 @@ def _sources(exp: Experiment, learner: Variant | None) -> tuple[dict[str, str], 
         elif None not in strategies and (learner is None or v.prompt == learner.prompt):
             scored = scored or v.name
     names = {"direct": "never", "decompose": "always", "as_needed": "as_needed"}
-    missing = [names[a] for a in _ARMS if a not in fixed] + ([] if scored else ["threshold:K"])
+    missing = [names[a] for a in ARMS if a not in fixed] + ([] if scored else ["threshold:K"])
     if missing:
         alike = f" with {learner.name}'s settings" if learner is not None else ""
         raise UserError(
@@ -169,7 +167,7 @@ def _logged(
     for key, by_variant in rows.items():
         if not wanted <= by_variant.keys():
             continue
-        played = {a: by_variant[fixed[a]] for a in _ARMS}
+        played = {a: by_variant[fixed[a]] for a in ARMS}
         s = by_variant[scored_variant]
         chose = played["decompose" if s["decomposed"] else "direct"]
         out[key] = _Logged(
