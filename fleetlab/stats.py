@@ -42,6 +42,7 @@ __all__ = [
     "paired_bootstrap",
     "paired_z_test",
     "sample_size_for",
+    "share_of_way",
     "wilson_interval",
 ]
 
@@ -482,6 +483,50 @@ def sample_size_for(
     if not 0.0 < abs(effect) <= psi:
         raise ValueError(f"effect must be non-zero and at most discordance {psi:.4g}, got {effect}")
     return math.ceil(pairs_needed(abs(effect)))
+
+
+def share_of_way(
+    learner: Sequence[float],
+    worst: Sequence[float],
+    best: Sequence[float],
+    level: float = 0.95,
+) -> Interval:
+    """How far ``learner`` gets from ``worst`` to ``best``: ``(L - W) / (B - W)`` of the means,
+    with Fieller's confidence interval for a ratio of paired means.
+
+    Observation ``i`` of the three sequences is one pair (same task, same trial), and each
+    pair is its own unit. With ``a_i = L_i - W_i`` and ``b_i = B_i - W_i``, the interval is
+    every ``r`` for which ``mean(a) - r * mean(b)`` is within the normal quantile of its
+    standard error (the variances and covariance of the means from the pairs). It is the
+    right interval where the delta method is not: when ``mean(b)`` is not clearly above
+    zero (the worst and the best are within noise of each other) it is unbounded, and
+    ``low`` and ``high`` are ``-inf`` and ``inf``. With fewer than two pairs both are ``nan``.
+
+    Raises:
+        ValueError: on empty, mismatched or non-finite inputs, or a bad level.
+    """
+    _check_level(level)
+    n = _same_length(learner=learner, worst=worst, best=best)
+    if n == 0:
+        raise ValueError("learner, worst and best must not be empty")
+    values = np.array([learner, worst, best], dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError("learner, worst and best must hold finite numbers")
+    a, b = values[0] - values[1], values[2] - values[1]
+    mean_a, mean_b = float(a.mean()), float(b.mean())
+    estimate = mean_a / mean_b if mean_b else math.nan
+    if n < 2:
+        return Interval(estimate, math.nan, math.nan, level)
+    cov = (np.cov(a, b, ddof=1) / n).tolist()  # of the means
+    t2 = normal_ppf(0.5 + level / 2) ** 2
+    # (mean_b² - t² v_bb) r² - 2 (mean_a mean_b - t² v_ab) r + (mean_a² - t² v_aa) <= 0
+    quad = mean_b**2 - t2 * cov[1][1]
+    half = mean_a * mean_b - t2 * cov[0][1]
+    const = mean_a**2 - t2 * cov[0][0]
+    if quad <= 0:
+        return Interval(estimate, -math.inf, math.inf, level)
+    root = math.sqrt(max(half**2 - quad * const, 0.0))  # >= 0 but for rounding: r̂ is inside
+    return Interval(estimate, float((half - root) / quad), float((half + root) / quad), level)
 
 
 def minimum_detectable_effect(

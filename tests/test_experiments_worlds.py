@@ -285,3 +285,49 @@ def test_the_judgement_of_a_partial_run_compares_like_with_like() -> None:
     tied = [dict(r, cost_usd=0.02, passed=True) if r["variant"] != "learned" else r for r in rows]
     (line,) = judged_lines(pl.DataFrame(tied), objective, 1)
     assert "every fixed strategy has the same mean value (0.980)" in line
+
+
+def test_the_share_of_the_way_has_an_interval_from_pairs_matched_on_task_and_trial() -> None:
+    """The learner plays exactly what "best" plays on each (task, trial), with costs that vary
+    from pair to pair: its share is 1 with no uncertainty at all (every pair says so), which
+    holds only if the three variants' rewards are matched on (task, trial), whatever the
+    order of the rows."""
+    import random
+
+    rng = random.Random(4)
+    rows: list[dict[str, object]] = []
+    for task in "abcdefgh":
+        for trial in range(1, 4):
+            cost = rng.uniform(0.01, 0.5)
+            for variant, passed, extra in (
+                ("learned", True, 0.0),
+                ("best", True, 0.0),
+                ("worst", rng.random() < 0.5, rng.uniform(0.0, 0.3)),
+            ):
+                rows.append(
+                    {
+                        "world": "w",
+                        "variant": variant,
+                        "policy": "learned" if variant == "learned" else "never",
+                        "task": task,
+                        "trial": trial,
+                        "passed": passed,
+                        "cost_usd": cost + extra,
+                    }
+                )
+    rng.shuffle(rows)
+    objective = Objective(success_value_usd=1.0)
+    got = judged_frame(pl.DataFrame(rows), objective, 1).to_dicts()
+    assert len(got) == 2
+    for r in got:
+        assert (r["share_of_way"], r["share_lo"], r["share_hi"]) == pytest.approx((1.0, 1.0, 1.0))
+    (line,) = judged_lines(pl.DataFrame(rows), objective, 1)
+    assert "100% [100%, 100%] of the way from the worst fixed strategy (worst" in line
+    # a learner no better than chance between two strategies within noise of each other
+    # worst and best differ in one pair of 24: the range is within noise, and so is the share
+    level = [
+        dict(r, cost_usd=0.1, passed=(r["variant"], r["task"], r["trial"]) != ("worst", "a", 1))
+        for r in rows
+    ]
+    (line,) = judged_lines(pl.DataFrame(level), objective, 1)
+    assert "[CI unbounded: the worst and the best are within noise of each other]" in line

@@ -258,7 +258,12 @@ def snoop(tmp_path: Path, check_timeout: float = 20.0) -> tuple[PythonCheck, Pat
     port = server.getsockname()[1]
     check, workspace = make_check(tmp_path, SNOOP.replace("PORT", str(port)), timeout=check_timeout)
     home = Path.home()
-    targets = [str(secret), str(db), "/work/main/pyproject.toml", str(home / ".bashrc")]
+    targets = [
+        str(secret),
+        str(db),
+        str(Path(__file__).resolve().parents[1] / "pyproject.toml"),
+        str(home / ".bashrc"),
+    ]
     targets += [f"/proc/{os.getpid()}/environ", "/etc/passwd"]
     (workspace / "targets.json").write_text(json.dumps(targets), encoding="utf-8")
     verdict = check.run(workspace, trusted=False)

@@ -28,6 +28,7 @@ from fleetlab.stats import (
     paired_bootstrap,
     paired_z_test,
     sample_size_for,
+    share_of_way,
     wilson_interval,
 )
 
@@ -1166,3 +1167,63 @@ def test_paired_z_test_against_the_textbook_z() -> None:
     assert paired_z_test([0.0, 0.0, 0.0]) == 1.0
     assert paired_z_test([0.5, 0.5, 0.5]) == 0.0
     assert math.isnan(paired_z_test([1.0, 2.0], ["a", "a"]))
+
+
+# --- share_of_way: Fieller's interval for (L - W) / (B - W) of paired means ---------------
+
+
+def _three(
+    rng: np.random.Generator, n: int, means: tuple[float, float, float]
+) -> list[list[float]]:
+    """Learner, worst and best rewards on ``n`` pairs sharing a per-pair (task) effect."""
+    task = rng.normal(0.0, 0.3, n)
+    return [(m + task + rng.normal(0.0, 0.2, n)).tolist() for m in means]
+
+
+def test_share_of_way_covers_the_true_share_95_percent_of_the_time() -> None:
+    # Oracle: the share the data were drawn from, (0.74 - 0.70) / (0.75 - 0.70) = 0.8. The
+    # pairs share a large task effect: an interval that ignored the pairing would cover
+    # nearly always (too wide), one without the standard error almost never.
+    rng = np.random.default_rng(7)
+    runs = 400
+    covered = sum(
+        (i := share_of_way(*_three(rng, 600, (0.74, 0.70, 0.75)))).low <= 0.8 <= i.high
+        for _ in range(runs)
+    )
+    # binomial sd of the rate at 95% over 400 runs: 0.011; allow two of them either side
+    assert 0.928 <= covered / runs <= 0.972
+
+
+def test_share_of_way_is_exact_where_the_learner_is_a_fixed_strategy_in_every_pair() -> None:
+    worst, best, _ = _three(np.random.default_rng(3), 50, (0.70, 0.75, 0.0))
+    as_best = share_of_way(best, worst, best)
+    assert (as_best.estimate, as_best.low, as_best.high) == pytest.approx((1.0, 1.0, 1.0))
+    as_worst = share_of_way(worst, worst, best)
+    assert (as_worst.estimate, as_worst.low, as_worst.high) == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_share_of_way_is_unbounded_when_worst_and_best_are_within_noise() -> None:
+    learner, worst, best = _three(np.random.default_rng(5), 40, (0.72, 0.70, 0.701))
+    got = share_of_way(learner, worst, best)
+    assert math.isfinite(got.estimate)
+    assert (got.low, got.high) == (-math.inf, math.inf)
+    one = share_of_way([1.0], [0.0], [2.0])
+    assert one.estimate == 0.5
+    assert math.isnan(one.low)
+    assert math.isnan(one.high)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (([], [], []), "must not be empty"),
+        (([1.0], [1.0, 2.0], [3.0]), "same length"),
+        (([math.nan], [0.0], [1.0]), "finite"),
+    ],
+)
+def test_share_of_way_refuses_bad_input_in_one_line(
+    args: tuple[list[float], list[float], list[float]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        share_of_way(*args)
+    assert "\n" not in str(caught.value)

@@ -241,9 +241,13 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     (the fixed strategy is both more successful and cheaper, both CIs excluding zero). Per
     (world, learner), ``share_of_way`` is ``(learner - worst) / (best - worst)`` of the fixed
     strategies' mean rewards on the counted trials (1: as good as the best; None when every
-    fixed strategy has the same mean), and ``beats_every_fixed`` says whether its mean is
-    above every one of them.
+    fixed strategy has the same mean), ``share_lo`` and ``share_hi`` its 95% CI
+    (``fleetlab.stats.share_of_way``: Fieller's, unbounded when the worst and the best are
+    within noise of each other), and ``beats_every_fixed`` says whether its mean is above
+    every one of them.
     """
+    from fleetlab.stats import share_of_way
+
     frame = _with_reward(_worlded(frame), objective).filter(pl.col("trial") >= warmup_passes)
     learning = _learning(frame)
     cols = ["task", "trial", "reward", "passed", "cost_usd"]
@@ -262,6 +266,7 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
                     how="semi",
                 )
             rows = []
+            paired_rewards: dict[str, pl.DataFrame] = {}
             for other in fixed:
                 pairs = mine.join(
                     here.filter(pl.col("variant") == other).select(cols),
@@ -272,6 +277,7 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
                 )
                 if pairs.is_empty():
                     continue
+                paired_rewards[other] = pairs.select("task", "trial", "reward_f")
                 reward = _paired(pairs["reward"] - pairs["reward_f"])
                 success = _paired(pairs["passed_f"] - pairs["passed"])
                 cost = _paired(pairs["cost_usd_f"] - pairs["cost_usd"])
@@ -296,10 +302,25 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
             if not rows:
                 continue
             means = [r["fixed_mean_reward"] for r in rows]
-            worst, best = min(means), max(means)
+            worst = min(rows, key=lambda r: r["fixed_mean_reward"])["fixed"]
+            best = max(rows, key=lambda r: r["fixed_mean_reward"])["fixed"]
+            three = mine.join(paired_rewards[worst], on=["task", "trial"]).join(
+                paired_rewards[best], on=["task", "trial"], suffix="_b"
+            )
+            share = (
+                share_of_way(
+                    three["reward"].to_list(),
+                    three["reward_f"].to_list(),
+                    three["reward_f_b"].to_list(),
+                )
+                if max(means) > min(means)
+                else None
+            )
             mean = rows[0]["mean_reward"]
             for r in rows:
-                r["share_of_way"] = (mean - worst) / (best - worst) if best > worst else None
+                r["share_of_way"] = share.estimate if share else None
+                r["share_lo"] = share.low if share else None
+                r["share_hi"] = share.high if share else None
                 r["beats_every_fixed"] = all(mean > m for m in means)
             out.extend(rows)
     schema: dict[str, Any] = {
@@ -318,6 +339,8 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
         "cost_hi": pl.Float64,
         "dominates": pl.Boolean,
         "share_of_way": pl.Float64,
+        "share_lo": pl.Float64,
+        "share_hi": pl.Float64,
         "beats_every_fixed": pl.Boolean,
     }
     return pl.DataFrame(out, schema=schema)
@@ -327,6 +350,14 @@ def _ci(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "[CI n/a: one pair]"
     return f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _share_ci(lo: float, hi: float) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return "[CI n/a: one pair]"
+    if math.isinf(lo) or math.isinf(hi):
+        return "[CI unbounded: the worst and the best are within noise of each other]"
+    return f"[{lo:.0%}, {hi:.0%}]"
 
 
 def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) -> list[str]:
@@ -364,7 +395,8 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
             )
         else:
             where = (
-                f"{best['share_of_way']:.0%} of the way from the worst fixed strategy "
+                f"{best['share_of_way']:.0%} {_share_ci(best['share_lo'], best['share_hi'])} "
+                "of the way from the worst fixed strategy "
                 f"({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) to the best "
                 f"({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
                 f"{best['reward_diff']:+.3f} {_ci(best['reward_lo'], best['reward_hi'])} against "
