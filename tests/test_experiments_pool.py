@@ -6,6 +6,7 @@ two workers must equal it byte for byte, apart from what the clock and the folde
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from fleetlab.errors import ConfigError
 from fleetlab.experiments import load, load_experiment, run
+from fleetlab.learning import ARMS, BUCKETS
 
 EXPERIMENT = """
 name = "pooled"
@@ -119,13 +121,14 @@ def test_a_learner_starts_each_trial_after_its_predecessors_committed(
     docstring states), whatever runs beside them."""
     from fleetlab.experiments import _pool
 
-    handed: list[tuple[tuple[str, str, int], int]] = []
+    handed: list[tuple[tuple[str, str, int], dict[tuple[str, str], tuple[int, float]]]] = []
     submit = _pool.WorkerPool.submit
 
     def watched(self: _pool.WorkerPool, *args: object, weight: int = 1) -> object:
-        trial, history = args[1], args[3]
+        trial, state = args[1], args[3]
         if trial.variant.learns:  # type: ignore[attr-defined]
-            handed.append((trial.key, len(history)))  # type: ignore[attr-defined, arg-type]
+            cells = {key: (t.n, t.reward_sum) for key, t in (state or {}).items()}  # type: ignore[attr-defined]
+            handed.append((trial.key, cells))  # type: ignore[attr-defined]
         return submit(self, *args, weight=weight)
 
     monkeypatch.setattr(_pool.WorkerPool, "submit", watched)
@@ -136,6 +139,53 @@ def test_a_learner_starts_each_trial_after_its_predecessors_committed(
     plan = [t.key for t in exp.plan() if t.variant.name == "learned"]
     assert [key for key, _ in handed] == plan
     learned_rows = load("pooled", root=tmp_path / "out").filter(pl.col("variant") == "learned")
-    updates = learned_rows.sort("seq")["learn_bucket"].is_not_null().cast(pl.Int64).to_list()
-    # the k-th trial started with the updates of the k-1 before it, all committed
-    assert [n for _, n in handed] == [sum(updates[:k]) for k in range(len(plan))]
+    # the k-th trial started with the updates of the k-1 before it, all committed: the
+    # totals per (bucket, arm) of the rows' updates, added up here in commit order
+    expected: list[dict[tuple[str, str], tuple[int, float]]] = [{}]
+    for row in learned_rows.sort("seq").to_dicts():
+        cells = dict(expected[-1])
+        if row["learn_bucket"] is not None:
+            also = json.loads(row["learn_also"] or "[]")
+            for bucket, arm, reward in [
+                (row["learn_bucket"], row["learn_arm"], row["learn_reward"]),
+                *also,
+            ]:
+                n, total = cells.get((bucket, arm), (0, 0.0))
+                cells[(bucket, arm)] = (n + 1, total + reward)
+        expected.append(cells)
+    assert [cells for _, cells in handed] == expected[: len(plan)]
+    assert sum(n for n, _ in handed[-1][1].values()) >= len(plan) - 1  # it did learn
+
+
+@pytest.mark.slow
+def test_a_learner_trial_gets_totals_not_its_whole_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a learning variant's trial is handed stays a few cells however long its chain:
+    one per (bucket, arm), not one per earlier trial (which made a long experiment's
+    learner quadratic in its trials)."""
+    from fleetlab.experiments import _pool
+
+    sizes: list[int] = []
+    submit = _pool.WorkerPool.submit
+
+    def watched(self: _pool.WorkerPool, *args: object, weight: int = 1) -> object:
+        if args[1].variant.learns:  # type: ignore[attr-defined]
+            sizes.append(len(args[3] or ()))  # type: ignore[arg-type]
+        return submit(self, *args, weight=weight)
+
+    monkeypatch.setattr(_pool.WorkerPool, "submit", watched)
+    path = tmp_path / "long.toml"
+    path.write_text(
+        EXPERIMENT.replace("trials = 2", "trials = 14").replace(
+            'include = ["core:rename-readme", "core:customer-totals", "core:sales-by-region"]',
+            'include = ["core:rename-readme"]',
+        ),
+        encoding="utf-8",
+    )
+    run(path, root=tmp_path / "out", progress=None, workers=2)
+    assert len(sizes) == 14
+    # at most the learner's whole table (3 buckets x 3 arms), though 13 trials came before
+    # the last one
+    assert max(sizes) <= len(BUCKETS) * len(ARMS) == 9
+    assert sizes[-1] >= 1

@@ -9,9 +9,9 @@ state across trials), they run in this process, up to ``concurrency`` at once. E
 this process alone writes ``results.db``, one commit per finished trial.
 
 A learning variant keeps its order: its trials run in sequence, one at a time in plan order,
-each started only when the one before it is committed and given the learner updates of all
-its committed predecessors (see ``_results``), while the other variants' trials run beside
-it. We run them in sequence rather than replaying updates afterwards because a learner's
+each started only when the one before it is committed and given the learner's totals per
+(bucket, arm) over all its committed predecessors (``_trial.LearnerTotals``, a few cells
+however many there were), while the other variants' trials run beside it. We run them in sequence rather than replaying updates afterwards because a learner's
 choice in trial k depends on what it learned from trials 1..k-1: a replay would need the
 trial's outcome before its choice. Which worker runs a trial does not matter (its learner
 state comes with it), so its results are the same with any number of workers; so are every
@@ -63,7 +63,7 @@ from fleetlab.experiments._pool import WorkerPool, default_workers
 from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._toml import load_experiment
-from fleetlab.experiments._trial import InfraFailure, make_template, run_trial
+from fleetlab.experiments._trial import InfraFailure, LearnerTotals, make_template, run_trial
 from fleetlab.experiments._worlds import write_manifest
 from fleetlab.experiments.kinds import RunContext, get_kind
 from fleetlab.models.base import Model
@@ -285,10 +285,10 @@ async def _schedule(
 ) -> _Outcome:
     outcome = _Outcome()
     tries: dict[tuple[str, str, int], int] = {}
-    history: dict[str, list[dict[str, Any]]] = {}
+    history: dict[str, LearnerTotals] = {}
     for variant in experiment.variants:
         if variant.learns:
-            history[variant.name] = db.learner_history(variant.name) if db else []
+            history[variant.name] = LearnerTotals(db.learner_history(variant.name) if db else ())
     # A simulated trial is CPU and disk work, and its verifier may run a subprocess that
     # blocks its event loop: each runs on its own loop in a worker thread, so the waits of
     # one (subprocess, SQLite, file removal) overlap the work of others. A real model is
@@ -352,7 +352,7 @@ async def _schedule(
                     trial,
                     folder,
                     model_for,
-                    list(history.get(trial.variant.name) or ()),
+                    history[trial.variant.name].snapshot() if _learned(trial) else None,
                     template,
                     fleet_db if on_server else None,
                 )
@@ -403,7 +403,7 @@ async def _schedule(
                     db.insert(row)
                 outcome.rows.append(row)
                 if trial.variant.name in history and row.get("learn_bucket"):
-                    history[trial.variant.name].append(row)
+                    history[trial.variant.name].add(row)
                 done += 1
                 mark = "ok" if row["passed"] else "FAIL"
                 progress.update(done, f"{trial.variant.name} {trial.task.key} {mark}")

@@ -40,7 +40,7 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -192,19 +192,32 @@ def learner_seed(seed: int, task: str, index: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _seed_learner(store: Store, history: list[dict[str, Any]]) -> None:
-    """Give a fresh trial database the learner state of the variant's earlier trials."""
-    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    for h in history:
-        also = json.loads(h.get("learn_also") or "[]")  # e.g. try-then-split's direct attempt
-        for bucket, arm, reward in [(h["learn_bucket"], h["learn_arm"], h["learn_reward"]), *also]:
-            s = sums[(bucket, arm)]
-            s[0] += 1
-            s[1] += reward
-            s[2] += reward**2
-    store.seed_learner(
-        {key: ArmTotals(int(n), total, squares) for key, (n, total, squares) in sums.items()}
-    )
+class LearnerTotals:
+    """A learning variant's totals per (bucket, arm) over its committed trials, brought up to
+    date as each one commits (``add``): what its next trial's fleet starts from
+    (``snapshot``, given to ``run_trial``). A few cells, whatever the number of trials: a long
+    chain of trials costs the same per trial as a short one. The sums are added in commit
+    order, the order the trials' learners saw them."""
+
+    def __init__(self, history: Iterable[dict[str, Any]] = ()) -> None:
+        self._sums: dict[tuple[str, str], list[float]] = {}
+        for row in history:
+            self.add(row)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count a committed trial's learner updates (its row's ``learn_*`` fields)."""
+        also = json.loads(row.get("learn_also") or "[]")  # e.g. try-then-split's direct attempt
+        for bucket, arm, reward in [
+            (row["learn_bucket"], row["learn_arm"], row["learn_reward"]),
+            *also,
+        ]:
+            sums = self._sums.setdefault((bucket, arm), [0, 0.0, 0.0])
+            sums[0] += 1
+            sums[1] += reward
+            sums[2] += reward**2
+
+    def snapshot(self) -> dict[tuple[str, str], ArmTotals]:
+        return {key: ArmTotals(int(n), total, sq) for key, (n, total, sq) in self._sums.items()}
 
 
 def critical_path_s(tree: list[Task], latency: dict[str, float]) -> float:
@@ -291,7 +304,7 @@ async def run_trial(
     trial: Trial,
     folder: Path,
     model_for: Callable[[int], Model],
-    learner_history: list[dict[str, Any]] | None = None,
+    learner_state: Mapping[tuple[str, str], ArmTotals] | None = None,
     template: Path | None = None,
     db: str | None = None,
 ) -> dict[str, Any]:
@@ -306,7 +319,8 @@ async def run_trial(
         trial: which variant, task, trial index and seed.
         folder: the experiment's output folder.
         model_for: builds the model for a seed (a seeded simulated model, or a shared one).
-        learner_history: for a ``learned`` variant, the learner updates of its finished trials.
+        learner_state: for a ``learned`` variant, the totals of its committed trials
+            (``LearnerTotals.snapshot``).
         template: an empty trial database to copy (``make_template``).
         db: a ``postgresql://`` URL to run the trial's fleet on, in a schema of its own
             (see the module docstring); None or a path: a SQLite file in the trial's folder.
@@ -322,8 +336,8 @@ async def run_trial(
     store = _open_trial_store(where, trial_schema(folder, trial), db, template)
     keep = False
     try:
-        if variant.learns and learner_history:
-            _seed_learner(store, learner_history)
+        if variant.learns and learner_state:
+            store.seed_learner(learner_state)
         [root] = submit_goals(
             store,
             [
