@@ -11,9 +11,10 @@ this process alone writes ``results.db``, one commit per finished trial.
 A learning variant keeps its order: its trials run in sequence, one at a time in plan order,
 each started only when the one before it is committed and given the learner's totals per
 (bucket, arm) over all its committed predecessors (``_trial.LearnerTotals``, a few cells
-however many there were), while the other variants' trials run beside it. We run them in sequence rather than replaying updates afterwards because a learner's
-choice in trial k depends on what it learned from trials 1..k-1: a replay would need the
-trial's outcome before its choice. Which worker runs a trial does not matter (its learner
+however many there were), while the other variants' trials run beside it. We run them in
+sequence rather than replaying updates afterwards because a learner's choice in trial k
+depends on what it learned from trials 1..k-1: a replay would need the trial's outcome
+before its choice. Which worker runs a trial does not matter (its learner
 state comes with it), so its results are the same with any number of workers; so are every
 fixed variant's, whose trials depend only on (variant, task, seed), except that a split goal's
 sub-agents running at once (``agent_concurrency`` above 1) share its workspace: which one runs
