@@ -499,8 +499,10 @@ def share_of_way(
     every ``r`` for which ``mean(a) - r * mean(b)`` is within the normal quantile of its
     standard error (the variances and covariance of the means from the pairs). It is the
     right interval where the delta method is not: when ``mean(b)`` is not clearly above
-    zero (the worst and the best are within noise of each other) it is unbounded, and
-    ``low`` and ``high`` are ``-inf`` and ``inf``. With fewer than two pairs both are ``nan``.
+    zero (the worst and the best are within noise of each other) that set is unbounded (the
+    whole line, or two rays), and ``low`` and ``high`` are ``-inf`` and ``inf``. The
+    quantile is the normal one, as in the rest of the A/B statistics: it is meant for the
+    hundreds of pairs of an experiment. With fewer than two pairs both bounds are ``nan``.
 
     Raises:
         ValueError: on empty, mismatched or non-finite inputs, or a bad level.

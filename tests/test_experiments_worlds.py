@@ -18,6 +18,7 @@ from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
 from fleetlab.experiments._worlds import judged_frame, judged_lines
 from fleetlab.objective import Objective
+from fleetlab.stats import share_of_way
 from tests.helpers.experiment_files import experiment_body
 
 BODY = experiment_body()
@@ -323,7 +324,6 @@ def test_the_share_of_the_way_has_an_interval_from_pairs_matched_on_task_and_tri
         assert (r["share_of_way"], r["share_lo"], r["share_hi"]) == pytest.approx((1.0, 1.0, 1.0))
     (line,) = judged_lines(pl.DataFrame(rows), objective, 1)
     assert "100% [100%, 100%] of the way from the worst fixed strategy (worst" in line
-    # a learner no better than chance between two strategies within noise of each other
     # worst and best differ in one pair of 24: the range is within noise, and so is the share
     level = [
         dict(r, cost_usd=0.1, passed=(r["variant"], r["task"], r["trial"]) != ("worst", "a", 1))
@@ -331,3 +331,51 @@ def test_the_share_of_the_way_has_an_interval_from_pairs_matched_on_task_and_tri
     ]
     (line,) = judged_lines(pl.DataFrame(level), objective, 1)
     assert "[CI unbounded: the worst and the best are within noise of each other]" in line
+
+
+def test_the_share_interval_does_not_depend_on_which_tied_strategy_is_named_best() -> None:
+    """Two fixed strategies tie for best with different pairs passed; the learner follows
+    one of them. The share's interval spans both choices' intervals (each computed on its
+    own here), so naming either one as "best" cannot narrow it."""
+    import random
+
+    rng = random.Random(9)
+    plays = {
+        "a_worst": [rng.random() < 0.5 for _ in range(40)],
+        "b_best": [i % 5 != 0 for i in range(40)],
+        "c_best": [i % 5 != 1 for i in range(40)],
+    }
+    plays["learned"] = [p and rng.random() < 0.97 for p in plays["b_best"]]
+    rows = [
+        {
+            "world": "w",
+            "variant": variant,
+            "policy": "learned" if variant == "learned" else "never",
+            "task": f"t{i}",
+            "trial": trial,
+            "passed": passed[i] if trial else True,
+            "cost_usd": 0.01,
+        }
+        for variant, passed in plays.items()
+        for i in range(40)
+        for trial in (0, 1)
+    ]
+    got = judged_frame(pl.DataFrame(rows), Objective(), 1).row(0, named=True)
+    learner = [float(p) for p in plays["learned"]]
+    worst = [float(p) for p in plays["a_worst"]]
+    each = [
+        share_of_way(learner, worst, [float(p) for p in plays[b]]) for b in ("b_best", "c_best")
+    ]
+    assert each[0].low != pytest.approx(each[1].low)  # the choice would matter
+    assert got["share_lo"] == pytest.approx(min(i.low for i in each))
+    assert got["share_hi"] == pytest.approx(max(i.high for i in each))
+    assert got["share_of_way"] == pytest.approx(each[0].estimate)
+
+
+def test_a_missing_reward_leaves_the_share_without_an_interval_not_the_report_broken() -> None:
+    rows = _judged_rows()
+    rows[2] = dict(rows[2], cost_usd=float("nan"))  # the learner's trial 1 of task "a"
+    assert rows[2]["variant"] == "learned"
+    assert rows[2]["trial"] == 1
+    (line,) = judged_lines(pl.DataFrame(rows), Objective(success_value_usd=2.0), 1)
+    assert "[CI n/a]" in line

@@ -243,11 +243,9 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     strategies' mean rewards on the counted trials (1: as good as the best; None when every
     fixed strategy has the same mean), ``share_lo`` and ``share_hi`` its 95% CI
     (``fleetlab.stats.share_of_way``: Fieller's, unbounded when the worst and the best are
-    within noise of each other), and ``beats_every_fixed`` says whether its mean is above
-    every one of them.
+    within noise of each other; spanning every choice where strategies tie for worst or
+    best), and ``beats_every_fixed`` says whether its mean is above every one of them.
     """
-    from fleetlab.stats import share_of_way
-
     frame = _with_reward(_worlded(frame), objective).filter(pl.col("trial") >= warmup_passes)
     learning = _learning(frame)
     cols = ["task", "trial", "reward", "passed", "cost_usd"]
@@ -302,20 +300,7 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
             if not rows:
                 continue
             means = [r["fixed_mean_reward"] for r in rows]
-            worst = min(rows, key=lambda r: r["fixed_mean_reward"])["fixed"]
-            best = max(rows, key=lambda r: r["fixed_mean_reward"])["fixed"]
-            three = mine.join(paired_rewards[worst], on=["task", "trial"]).join(
-                paired_rewards[best], on=["task", "trial"], suffix="_b"
-            )
-            share = (
-                share_of_way(
-                    three["reward"].to_list(),
-                    three["reward_f"].to_list(),
-                    three["reward_f_b"].to_list(),
-                )
-                if max(means) > min(means)
-                else None
-            )
+            share = _share(mine, paired_rewards, rows) if max(means) > min(means) else None
             mean = rows[0]["mean_reward"]
             for r in rows:
                 r["share_of_way"] = share.estimate if share else None
@@ -346,6 +331,29 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     return pl.DataFrame(out, schema=schema)
 
 
+def _share(mine: pl.DataFrame, paired: dict[str, pl.DataFrame], rows: list[dict[str, Any]]) -> Any:
+    """The learner's share of the way from the worst fixed strategy to the best, with its
+    interval (``fleetlab.stats.share_of_way``) over the pairs all of them finished. Where
+    several strategies tie for worst or best the interval spans each choice's: which of them
+    is named is arbitrary, and the interval must not depend on it."""
+    from fleetlab import stats
+
+    means = [r["fixed_mean_reward"] for r in rows]
+    worsts = [r["fixed"] for r in rows if r["fixed_mean_reward"] == min(means)]
+    bests = [r["fixed"] for r in rows if r["fixed_mean_reward"] == max(means)]
+    found = []
+    for worst in worsts:
+        for best in bests:
+            three = mine.join(paired[worst], on=["task", "trial"]).join(
+                paired[best], on=["task", "trial"], suffix="_b"
+            )
+            learner, low, high = (three[c].to_list() for c in ("reward", "reward_f", "reward_f_b"))
+            if not all(math.isfinite(v) for v in (*learner, *low, *high)):
+                return stats.Interval(math.nan, math.nan, math.nan)  # a reward is missing
+            found.append(stats.share_of_way(learner, low, high))
+    return stats.Interval(found[0].estimate, min(i.low for i in found), max(i.high for i in found))
+
+
 def _ci(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "[CI n/a: one pair]"
@@ -354,7 +362,7 @@ def _ci(lo: float, hi: float) -> str:
 
 def _share_ci(lo: float, hi: float) -> str:
     if math.isnan(lo) or math.isnan(hi):
-        return "[CI n/a: one pair]"
+        return "[CI n/a]"
     if math.isinf(lo) or math.isinf(hi):
         return "[CI unbounded: the worst and the best are within noise of each other]"
     return f"[{lo:.0%}, {hi:.0%}]"
