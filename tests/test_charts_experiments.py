@@ -410,3 +410,59 @@ def test_paired_differences_of_scoring_have_no_agents_and_one_variant_has_none()
     alone = compare(_frame().filter(pl.col("variant") == "never"))
     empty = _spec(charts.experiments.paired_differences_chart(alone.paired_frame()))
     assert "nothing to compare" in json.dumps(empty)
+
+
+def _long_learner(goals: int, pick: Any) -> pl.DataFrame:
+    """A learner's ``goals`` goals alternating two buckets; ``pick(i)`` is goal i's arm."""
+    rows = [
+        {
+            "seq": i,
+            "variant": "learned",
+            "policy": "learned",
+            "task": f"core:t{i % 7}",
+            "trial": i // 7,
+            "passed": True,
+            "learn_bucket": ("simple", "complex")[i % 2],
+            "score_bucket": ("simple", "complex")[i % 2],
+            "learn_arm": pick(i),
+            "choice": pick(i),
+            "strategy": pick(i),
+            "simulated": True,
+        }
+        for i in range(1, goals + 1)
+    ]
+    return _choices_frame(rows)
+
+
+def test_a_long_learner_run_charts_its_steps_not_every_goal() -> None:
+    """3,000 goals (9,000 rows of shares) is past what altair takes as a data frame: the chart
+    keeps the goals where a bucket's shares change, and draws the same steps. Oracle: the
+    share of each arm among the last 4 choices of each bucket, counted here from the picks."""
+    rng = random.Random(2)
+    arms = ("direct", "decompose", "as_needed")
+    picks = {}
+    current = "direct"
+    for i in range(1, 3001):
+        if rng.random() < 0.02:  # long runs of one arm, as a learner that has settled
+            current = rng.choice(arms)
+        picks[i] = current
+    spec = _spec(charts.learned_choices_chart(_long_learner(3000, picks.__getitem__), window=4))
+    rows = _datasets(spec)
+    assert 0 < len(rows) < 5000  # altair's limit for a data frame
+    steps: dict[str, list[tuple[int, dict[str, float]]]] = {}
+    for r in sorted(rows, key=lambda r: r["at"]):
+        points = steps.setdefault(r["bucket"], [])
+        if not points or points[-1][0] != r["at"]:
+            points.append((r["at"], {}))
+        points[-1][1][r["arm"]] = r["share"]
+    seen: dict[str, list[str]] = {"simple": [], "complex": []}
+    for goal in range(1, 3001):
+        bucket = ("simple", "complex")[goal % 2]
+        seen[bucket].append(picks[goal])
+        window = seen[bucket][-4:]
+        drawn = [shares for at, shares in steps[bucket] if at <= goal][-1]  # step-after
+        assert drawn == {a: window.count(a) / len(window) for a in arms}, goal
+    assert [steps[b][-1][0] for b in ("simple", "complex")] == [3001, 3001]  # to the end
+    # a learner that changes its mind at every goal keeps every row, inline
+    flip = charts.learned_choices_chart(_long_learner(2000, lambda i: arms[i % 3]), window=1)
+    assert len(_datasets(_spec(flip))) == 3 * 2000 + 3 * 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from itertools import groupby
 from typing import Any, TypeAlias
 
 import altair as alt
@@ -545,6 +546,28 @@ def _choice_history(results: pl.DataFrame, window: int) -> list[dict[str, Any]]:
     return out
 
 
+#: Rows above which the choices chart keeps only the goals where a bucket's shares change
+#: (altair refuses data frames of more than 5,000 rows by default, to keep notebooks light).
+CHOICE_ROWS = 5000
+
+
+def _steps_only(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``history`` without the goals whose shares equal their bucket's previous ones: a
+    step-after area draws the same steps from the rows that remain (each holds until the
+    next row of its bucket). A series' closing rows (``at`` past the goal) always stay."""
+    kept: list[dict[str, Any]] = []
+    previous: dict[tuple[str, str], tuple[float, ...]] = {}
+    for _, group in groupby(history, key=lambda r: (r["series"], r["bucket"], r["goal"], r["at"])):
+        rows = list(group)
+        first = rows[0]
+        key = (first["series"], first["bucket"])
+        shares = tuple(r["share"] for r in rows)
+        if first["at"] != first["goal"] or previous.get(key) != shares:
+            kept.extend(rows)
+        previous[key] = shares
+    return kept
+
+
 def learned_choices_chart(
     results: pl.DataFrame, *, window: int = 8, simulated: bool | None = None
 ) -> AnyChart:
@@ -552,7 +575,8 @@ def learned_choices_chart(
     of its goals, the share of every arm (direct, decompose, as_needed) among its last
     ``window`` goals in that goal's bucket, stacked (the shares sum to 1). One facet row per
     bucket, and one for the goals it did not score (the strategy each played); one facet column per
-    learning variant (and world, when ``results`` spans several worlds).
+    learning variant (and world, when ``results`` spans several worlds). A long run (past
+    ``CHOICE_ROWS`` rows) keeps only the goals where a bucket's shares change: the same steps.
 
     Args:
         results: the results frame; rows of variants whose policy learns are used.
@@ -561,6 +585,8 @@ def learned_choices_chart(
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
     history = _choice_history(results, window)
+    if len(history) > CHOICE_ROWS:  # a long run: the steps, not every goal
+        history = _steps_only(history)
     sim = _simulated(results, simulated)
     if not history:
         note: alt.Chart = (
@@ -581,8 +607,11 @@ def learned_choices_chart(
     buckets = [b for b in [*BUCKET_ORDER, NOT_SCORED] if b in set(data["bucket"].to_list())]
     buckets += sorted(set(data["bucket"].to_list()) - set(buckets))
     series = data["series"].unique(maintain_order=True).to_list()
+    # still too many (a learner that keeps changing its mind): inline values, which altair
+    # does not limit; the HTML is larger, the chart the same
+    source = data if data.height <= CHOICE_ROWS else alt.InlineData(values=history)
     chart = (
-        alt.Chart(data)
+        alt.Chart(source)
         .mark_area(interpolate="step-after")
         .encode(
             x=alt.X(
