@@ -165,18 +165,23 @@ def _judged_rows() -> list[dict[str, object]]:
     }
     for (variant, trial), (passed, cost) in outcome.items():
         for task, extra in (("a", 0.0), ("b", 0.001)):
-            rows.append(
-                {
-                    "world": "w",
-                    "variant": variant,
-                    "policy": "learned" if variant == "learned" else "never",
-                    "task": task,
-                    "trial": trial,
-                    "passed": passed,
-                    "cost_usd": cost + extra,
-                }
-            )
+            rows.append(_judged_row(variant, task, trial, passed, cost + extra))
     return rows
+
+
+def _judged_row(
+    variant: str, task: str, trial: int, passed: bool, cost: float
+) -> dict[str, object]:
+    """One result row in world "w"; the variant named "learned" is the one that learns."""
+    return {
+        "world": "w",
+        "variant": variant,
+        "policy": "learned" if variant == "learned" else "never",
+        "task": task,
+        "trial": trial,
+        "passed": passed,
+        "cost_usd": cost,
+    }
 
 
 def test_a_learner_is_judged_after_its_warm_up_against_every_fixed_strategy() -> None:
@@ -305,17 +310,7 @@ def test_the_share_of_the_way_has_an_interval_from_pairs_matched_on_task_and_tri
                 ("best", True, 0.0),
                 ("worst", rng.random() < 0.5, rng.uniform(0.0, 0.3)),
             ):
-                rows.append(
-                    {
-                        "world": "w",
-                        "variant": variant,
-                        "policy": "learned" if variant == "learned" else "never",
-                        "task": task,
-                        "trial": trial,
-                        "passed": passed,
-                        "cost_usd": cost + extra,
-                    }
-                )
+                rows.append(_judged_row(variant, task, trial, passed, cost + extra))
     rng.shuffle(rows)
     objective = Objective(success_value_usd=1.0)
     got = judged_frame(pl.DataFrame(rows), objective, 1).to_dicts()
@@ -347,15 +342,7 @@ def test_the_share_interval_does_not_depend_on_which_tied_strategy_is_named_best
     }
     plays["learned"] = [p and rng.random() < 0.97 for p in plays["b_best"]]
     rows = [
-        {
-            "world": "w",
-            "variant": variant,
-            "policy": "learned" if variant == "learned" else "never",
-            "task": f"t{i}",
-            "trial": trial,
-            "passed": passed[i] if trial else True,
-            "cost_usd": 0.01,
-        }
+        _judged_row(variant, f"t{i}", trial, passed[i] if trial else True, 0.01)
         for variant, passed in plays.items()
         for i in range(40)
         for trial in (0, 1)
