@@ -142,7 +142,8 @@ def _run_in_thread(
 
     async def main() -> None:
         with open_store(db_url) as store:
-            fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=0.3))
+            # B's own lease is long: only A's (0.3 s) must run out, never B's on a busy host
+            fleet = Fleet(store, model, FleetConfig(concurrency=2, poll_s=0.01, lease_s=3.0))
             runner = asyncio.create_task(fleet.run())
             while not all(store.get_task(g).lease_epoch >= 2 for g in goals):
                 await asyncio.sleep(0.01)  # a poll interval: until B holds every goal
