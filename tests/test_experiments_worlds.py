@@ -366,3 +366,17 @@ def test_a_missing_reward_leaves_the_share_without_an_interval_not_the_report_br
     assert rows[2]["trial"] == 1
     (line,) = judged_lines(pl.DataFrame(rows), Objective(success_value_usd=2.0), 1)
     assert "[CI n/a]" in line
+
+
+def test_a_dry_run_counts_the_trials_of_every_world(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # BODY: 2 variants x 3 tasks x 2 trials = 12 trials a world (by hand)
+    for worlds, said in (
+        (["solo"], "axis: 12 trials (in the world solo)"),
+        (list(WORLDS), "axis: 24 trials (12 in each of 2 worlds: solo, small_context)"),
+    ):
+        path = tmp_path / "axis.toml"
+        path.write_text(f'name = "axis"\nworlds = {worlds!r}\n' + BODY, encoding="utf-8")
+        assert main(["ab", "run", str(path), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+        assert said in capsys.readouterr().out

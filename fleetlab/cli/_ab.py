@@ -28,10 +28,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     exp = resolve_experiment(args.file, args.model)
     if args.dry_run and exp.worlds:
+        where = (
+            f"in the world {exp.worlds[0]}"
+            if len(exp.worlds) == 1
+            else f"{exp.planned_trials:,} in each of {len(exp.worlds)} worlds: "
+            + ", ".join(exp.worlds)
+        )
         console.print(
             f"{escape(exp.name)}: {exp.planned_trials * len(exp.worlds):,} trials"
-            f" ({exp.planned_trials:,} in each of {len(exp.worlds)} worlds:"
-            f" {escape(', '.join(exp.worlds))}); simulated models: runs without spending money",
+            f" ({escape(where)}); simulated models: runs without spending money",
             highlight=False,
         )
         return 0
