@@ -39,6 +39,7 @@ from fleetlab.objective import Objective
 if TYPE_CHECKING:
     from fleetlab.experiments._compare import Comparison
     from fleetlab.experiments._definition import Experiment
+    from fleetlab.stats import Interval
 
 __all__ = [
     "MANIFEST",
@@ -331,7 +332,9 @@ def judged_frame(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     return pl.DataFrame(out, schema=schema)
 
 
-def _share(mine: pl.DataFrame, paired: dict[str, pl.DataFrame], rows: list[dict[str, Any]]) -> Any:
+def _share(
+    mine: pl.DataFrame, paired: dict[str, pl.DataFrame], rows: list[dict[str, Any]]
+) -> Interval:
     """The learner's share of the way from the worst fixed strategy to the best, with its
     interval (``fleetlab.stats.share_of_way``) over the pairs all of them finished. Where
     several strategies tie for worst or best the interval spans each choice's: which of them
