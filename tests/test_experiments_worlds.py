@@ -319,6 +319,7 @@ def test_the_share_of_the_way_has_an_interval_from_pairs_matched_on_task_and_tri
         assert (r["share_of_way"], r["share_lo"], r["share_hi"]) == pytest.approx((1.0, 1.0, 1.0))
     (line,) = judged_lines(pl.DataFrame(rows), objective, 1)
     assert "100% [100%, 100%] of the way from the worst fixed strategy (worst" in line
+    assert "against the best (each pair of trials a unit: about these tasks" in line
     # worst and best differ in one pair of 24: the range is within noise, and so is the share
     level = [
         dict(r, cost_usd=0.1, passed=(r["variant"], r["task"], r["trial"]) != ("worst", "a", 1))

@@ -411,7 +411,8 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
                 f"({worst['fixed']}, {worst['fixed_mean_reward']:.3f}) to the best "
                 f"({best['fixed']}, {best['fixed_mean_reward']:.3f}); "
                 f"{best['reward_diff']:+.3f} {_ci(best['reward_lo'], best['reward_hi'])} against "
-                "the best; "
+                "the best (each pair of trials a unit: about these tasks, where the verdict's "
+                "intervals resample tasks); "
             )
         dominators = rows.filter(pl.col("dominates"))["fixed"].to_list()
         lines.append(
