@@ -14,8 +14,8 @@ each started only when the one before it is committed and given the learner's to
 however many there were), while the other variants' trials run beside it. We run them in
 sequence rather than replaying updates afterwards because a learner's choice in trial k
 depends on what it learned from trials 1..k-1: a replay would need the trial's outcome
-before its choice. Which worker runs a trial does not matter (its learner
-state comes with it), so its results are the same with any number of workers; so are every
+before its choice. Which worker runs a trial does not matter (its learner state comes with
+it), so its results are the same with any number of workers; so are every
 fixed variant's, whose trials depend only on (variant, task, seed), except that a split goal's
 sub-agents running at once (``agent_concurrency`` above 1) share its workspace: which one runs
 first can change what another finds there, and so, now and then, a trial's tokens and cost.
@@ -286,10 +286,12 @@ async def _schedule(
 ) -> _Outcome:
     outcome = _Outcome()
     tries: dict[tuple[str, str, int], int] = {}
-    history: dict[str, LearnerTotals] = {}
+    learned_so_far: dict[str, LearnerTotals] = {}  # per learning variant
     for variant in experiment.variants:
         if variant.learns:
-            history[variant.name] = LearnerTotals(db.learner_history(variant.name) if db else ())
+            learned_so_far[variant.name] = LearnerTotals(
+                db.learner_history(variant.name) if db else ()
+            )
     # A simulated trial is CPU and disk work, and its verifier may run a subprocess that
     # blocks its event loop: each runs on its own loop in a worker thread, so the waits of
     # one (subprocess, SQLite, file removal) overlap the work of others. A real model is
@@ -353,7 +355,7 @@ async def _schedule(
                     trial,
                     folder,
                     model_for,
-                    history[trial.variant.name].snapshot() if _learned(trial) else None,
+                    learned_so_far[trial.variant.name].snapshot() if _learned(trial) else None,
                     template,
                     fleet_db if on_server else None,
                 )
@@ -403,8 +405,8 @@ async def _schedule(
                 if db is not None:
                     db.insert(row)
                 outcome.rows.append(row)
-                if trial.variant.name in history and row.get("learn_bucket"):
-                    history[trial.variant.name].add(row)
+                if trial.variant.name in learned_so_far and row.get("learn_bucket"):
+                    learned_so_far[trial.variant.name].add(row)
                 done += 1
                 mark = "ok" if row["passed"] else "FAIL"
                 progress.update(done, f"{trial.variant.name} {trial.task.key} {mark}")
