@@ -484,21 +484,31 @@ class OtelSink:
     ``gen_ai.system_instructions``, ``gen_ai.input.messages`` and ``gen_ai.output.messages``,
     and ``execute_tool`` spans ``gen_ai.tool.call.id``, ``.arguments`` and ``.result``, all
     redacted: taken from the events' ``content`` (the call record), never from the store.
+
+    With ``batch`` (what ``otel_sink_from_env`` uses), spans are exported by the SDK's
+    ``BatchSpanProcessor`` on a thread of its own: a slow or unreachable collector then never
+    holds up a commit (the sink runs on the store's commit path, and the OTLP exporter retries
+    a refused export for seconds), and spans go out in batches rather than one request each.
+    Spans still queued when the process exits are sent then; if the collector stays down
+    longer than the queue holds (2,048 spans), the SDK drops the excess and logs it. The fleet
+    database is the record either way: OpenTelemetry is a copy of it. Without ``batch``, each
+    span is exported as it ends, before the commit returns (for in-memory exporters in tests).
     """
 
     _AGENT_END = TERMINAL_EVENTS | {"task.preempted", "task.waiting"}
 
-    def __init__(self, exporter: Any, *, content: bool = False) -> None:
+    def __init__(self, exporter: Any, *, content: bool = False, batch: bool = False) -> None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         self.content = content
         self._ids = _fleetlab_ids()
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": "fleetlab"}), id_generator=self._ids
         )
-        self.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        processor = BatchSpanProcessor if batch else SimpleSpanProcessor
+        self.provider.add_span_processor(processor(exporter))
         self.tracer = self.provider.get_tracer("fleetlab")
         self._open: dict[str, tuple[Any, Event]] = {}
 
@@ -757,7 +767,8 @@ def _span_context(span: Any) -> Any:
 
 def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | None:
     """An ``OtelSink`` exporting over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set,
-    with message content when ``FLEETLAB_OTEL_CONTENT=1``."""
+    with message content when ``FLEETLAB_OTEL_CONTENT=1``; batched on a thread of its own, so
+    the collector's speed (or absence) never reaches the fleet's commits."""
     env = os.environ if environ is None else environ
     if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -765,4 +776,4 @@ def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | N
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OtelSink(OTLPSpanExporter(), content=otel_content_enabled(env))
+    return OtelSink(OTLPSpanExporter(), content=otel_content_enabled(env), batch=True)
