@@ -6,6 +6,7 @@ two workers must equal it byte for byte, apart from what the clock and the folde
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -189,3 +190,44 @@ def test_a_learner_trial_gets_totals_not_its_whole_history(
     # the last one
     assert max(sizes) <= len(BUCKETS) * len(ARMS) == 9
     assert sizes[-1] >= 1
+
+
+def test_simulated_trials_run_in_scratch_and_the_kept_ones_land_in_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulated trial works in the scratch folder (memory, in a real run): a kept trial is
+    moved to ``trials/``, with a transcript naming where it is now; the run leaves nothing in
+    scratch, and clears what a killed run left there."""
+    from fleetlab.experiments import _trial
+
+    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    moved: list[tuple[Path, Path]] = []
+    keep = _trial._keep
+    monkeypatch.setattr(
+        _trial, "_keep", lambda work, where: (moved.append((work, where)), keep(work, where))
+    )
+    path = tmp_path / "kept.toml"
+    path.write_text(
+        EXPERIMENT.replace("trials = 2", 'trials = 1\nkeep_trials = "all"'), encoding="utf-8"
+    )
+    root = tmp_path / "out"
+    folder = root / "pooled"
+    left = _trial.scratch_root(folder) / "trials" / "never" / "core-rename-readme-t0"
+    left.mkdir(parents=True)  # as a killed run leaves it
+    (left / "trial.db").write_text("half written", encoding="utf-8")
+    summary = run(path, root=root, progress=None, workers=1)
+    frame = load("pooled", root=root)
+    assert summary.ran == len(frame) == 12
+    scratch = _trial.scratch_root(folder)
+    assert not scratch.exists()
+    assert sorted(where for _, where in moved) == sorted(Path(p) for p in frame["trial_dir"])
+    for work, where in moved:
+        assert work.is_relative_to(scratch)
+        assert where.is_relative_to(folder / "trials")
+        assert (where / "trial.db").stat().st_size > 1000
+        assert (where / "workspaces").is_dir()
+    transcript = folder / "transcripts" / "never" / "core-rename-readme-t0.json.gz"
+    text = gzip.decompress(transcript.read_bytes()).decode()
+    assert str(folder / "trials" / "never" / "core-rename-readme-t0" / "workspaces") in text
+    assert str(scratch) not in text

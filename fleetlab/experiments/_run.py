@@ -64,7 +64,13 @@ from fleetlab.experiments._pool import WorkerPool, default_workers
 from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._toml import load_experiment
-from fleetlab.experiments._trial import InfraFailure, LearnerTotals, make_template, run_trial
+from fleetlab.experiments._trial import (
+    InfraFailure,
+    LearnerTotals,
+    clear_scratch,
+    make_template,
+    run_trial,
+)
 from fleetlab.experiments._worlds import write_manifest
 from fleetlab.experiments.kinds import RunContext, get_kind
 from fleetlab.models.base import Model
@@ -300,6 +306,8 @@ async def _schedule(
     loop = asyncio.get_running_loop()
     on_server = fleet_db is not None and url.is_server_url(fleet_db)
     template = make_template(folder) if todo and not on_server else None
+    if experiment.simulated:
+        clear_scratch(folder)  # what a killed run's trials left in memory
     # the built-in simulator only: a trial there is a function of its seed, rebuilt in the
     # worker; a simulated backend registered at run time (a test double, a plug-in) may keep
     # state across trials (counters, injected failures) that a worker process would not share
@@ -428,6 +436,8 @@ async def _schedule(
         # result is dropped), so it never writes into a folder that a later run reuses.
         pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.shield(asyncio.to_thread(pool.shutdown, True))
+        if experiment.simulated:
+            clear_scratch(folder)  # nothing is running in it any more
     return outcome
 
 

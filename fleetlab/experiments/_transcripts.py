@@ -16,6 +16,7 @@ trial keeps its transcript, whatever ``keep_trials`` says. A re-run trial overwr
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -44,14 +45,24 @@ def transcript_path(folder: Path, variant: str, task: str, trial: int) -> Path:
     return folder / TRANSCRIPTS / slug(variant) / f"{slug(task)}-t{trial}.json.gz"
 
 
-def save_transcript(store: Store, trace_id: str, workspaces: Path, target: Path) -> None:
+def save_transcript(
+    store: Store, trace_id: str, workspaces: Path, target: Path, *, shown_as: Path | None = None
+) -> None:
     """Keep the transcript of goal ``trace_id`` (read from ``store`` and ``workspaces``).
 
+    ``shown_as``: where ``workspaces`` will be when the transcript is read (a trial that ran
+    in scratch memory is moved to its folder if kept); the transcript names that folder.
     A trace that cannot be read or drawn keeps a note saying why instead (the trial's result
     stands either way)."""
     record: dict[str, Any] = {"version": VERSION, "trace_id": trace_id}
     try:
         trace = load_goal_trace(store, trace_id, workspaces=workspaces)
+        here, there = str(workspaces), str(shown_as or workspaces)
+        if trace.workspace.folder.startswith(here):
+            folder = there + trace.workspace.folder[len(here) :]
+            trace = dataclasses.replace(
+                trace, workspace=dataclasses.replace(trace.workspace, folder=folder)
+            )
         s = trace_sections(trace)
     except Exception as exc:  # a report's detail must never fail the trial
         record["error"] = redact(f"the transcript could not be read: {exc!r}")

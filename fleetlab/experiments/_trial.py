@@ -25,6 +25,15 @@ goes with the trial's folder: dropped after the trial unless ``keep_trials`` kee
 folder, which then holds the schema's URL (password masked) in ``fleet-db.txt``. The results
 database stays the SQLite file in the experiment's folder.
 
+A simulated trial works in memory: in a folder of its own under ``scratch_root`` (on the
+tmpfs ``/dev/shm``, when it has room), moved to its place under ``trials/`` only if it is
+kept. Such a trial creates and deletes a few hundred small files; on a disk file system
+(ext4) finding inodes among the just-deleted ones cost the kernel more CPU than the trial's
+own Python in some runs, and two worker processes contend for it (reports/bench/latest.md).
+A run clears its experiment's scratch folder before it starts and after it ends, so a killed
+run's trials in flight stay there only until the experiment runs again. A trial of a real
+model works in place: network waits dominate it, and a failure is kept where it happened.
+
 Whatever ``keep_trials`` says, the goal's transcript (conversations, verifier output,
 workspace diff, as the trace page draws them) is kept in ``transcripts/`` before the trial's
 store goes (``fleetlab.experiments._transcripts``): the report's discordant pairs link to it.
@@ -37,6 +46,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -150,6 +160,48 @@ def trial_dir(folder: Path, trial: Trial) -> Path:
         / trial.variant.slug
         / f"{trial.task.suite}-{trial.task.id}-t{trial.index}"
     )
+
+
+#: The tmpfs simulated trials work in, and the room it must have for them to use it.
+SCRATCH = Path("/dev/shm")
+_SCRATCH_MIN_FREE = 1 << 30
+
+
+def scratch_root(folder: Path) -> Path:
+    """Where the simulated trials of the experiment folder ``folder`` work (see the module
+    docstring): one folder per experiment folder and user, so runs of other experiments never
+    touch it, and one run of this experiment holds its lock."""
+    key = hashlib.blake2b(str(folder.resolve()).encode(), digest_size=8).hexdigest()
+    return SCRATCH / f"fleetlab-trials-{os.getuid()}-{key}"
+
+
+def clear_scratch(folder: Path) -> None:
+    """Remove what trials of ``folder`` left in its scratch folder (a killed run's)."""
+    shutil.rmtree(scratch_root(folder), ignore_errors=True)
+
+
+def _work_dir(experiment: Experiment, folder: Path, trial: Trial) -> Path:
+    """Where ``trial`` runs: in scratch memory when simulated and there is room, else in its
+    folder (``trial_dir``)."""
+    place = trial_dir(folder, trial)
+    if not experiment.simulated:
+        return place
+    try:
+        room = os.statvfs(SCRATCH)
+    except OSError:
+        return place
+    if room.f_bavail * room.f_frsize < _SCRATCH_MIN_FREE or not os.access(SCRATCH, os.W_OK):
+        return place
+    return scratch_root(folder) / place.relative_to(folder)
+
+
+def _keep(work: Path, where: Path) -> None:
+    """Move a kept trial's folder from where it ran to its place (once the run is over)."""
+    if work == where:
+        return
+    shutil.rmtree(where, ignore_errors=True)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(work, where)
 
 
 def trial_schema(folder: Path, trial: Trial) -> str:
@@ -329,11 +381,13 @@ async def run_trial(
         AuthenticationError: the API rejected the key.
     """
     variant, task = trial.variant, trial.task
-    where = trial_dir(folder, trial)
-    if where.exists():  # left by a run killed mid-trial: start over
-        await asyncio.to_thread(shutil.rmtree, where, True)
-    where.mkdir(parents=True)
-    store = _open_trial_store(where, trial_schema(folder, trial), db, template)
+    where = trial_dir(folder, trial)  # where it is kept
+    work = _work_dir(experiment, folder, trial)  # where it runs
+    for left in {where, work}:
+        if left.exists():  # left by a run killed mid-trial, or kept by an earlier try
+            await asyncio.to_thread(shutil.rmtree, left, True)
+    work.mkdir(parents=True)
+    store = _open_trial_store(work, trial_schema(folder, trial), db, template)
     keep = False
     try:
         if variant.learns and learner_state:
@@ -357,7 +411,7 @@ async def run_trial(
             prompt_variant=variant.prompt,
             max_depth=variant.max_depth,
             max_fanout=variant.max_fanout,
-            workspaces=where / "workspaces",
+            workspaces=work / "workspaces",
             poll_s=0.05,
             objective=experiment.objective,  # a learner's reward: what the report ranks by
         )
@@ -381,8 +435,9 @@ async def run_trial(
         save_transcript(
             store,
             root.trace_id,
-            where / "workspaces",
+            work / "workspaces",
             transcript_path(folder, variant.name, task.key, trial.index),
+            shown_as=where / "workspaces",
         )
         row["_infra"] = _infra_failure(
             model.errors, report.internal_errors, report.infrastructure_failures
@@ -391,7 +446,7 @@ async def run_trial(
             experiment.keep_trials == "failed" and (not row["passed"] or row["_infra"] is not None)
         )
     finally:
-        _close_trial_store(store, where, keep)
+        _close_trial_store(store, work, keep)
     row.update(
         experiment=experiment.name,
         kind=experiment.kind,
@@ -409,7 +464,9 @@ async def run_trial(
         simulated=experiment.simulated,
         trial_dir=str(where),
     )
-    if not keep:
-        await asyncio.to_thread(shutil.rmtree, where, True)
+    if keep:
+        await asyncio.to_thread(_keep, work, where)
+    else:
+        await asyncio.to_thread(shutil.rmtree, work, True)
         row["trial_dir"] = None
     return row
