@@ -24,7 +24,7 @@ What contention a trial meets: ``concurrency`` trials share one interpreter (abo
 with one process, and in each worker process alike, so a trial gets about the same share of a
 core (and its tools' wall-clock time limits the same slack) with any number of workers. (On
 ``decomposition_ab`` this gave the same speed-up as giving each worker its share of
-``concurrency``, 1.49x with 2 workers: see reports/bench/latest.md for where the time goes.)
+``concurrency``: see reports/bench/latest.md for the speed-up and where the time goes.)
 A learning variant's chain of trials is
 the one part that cannot spread over workers, so its trial weighs ``concurrency - 1`` slots
 of its worker: that worker runs at most one other trial beside it, so the chain, which

@@ -28,8 +28,8 @@ database stays the SQLite file in the experiment's folder.
 A simulated trial works in memory: in a folder of its own under ``scratch_root`` (on the
 tmpfs ``/dev/shm``, when it has room), moved to its place under ``trials/`` only if it is
 kept. Such a trial creates and deletes a few hundred small files; on a disk file system
-(ext4) finding inodes among the just-deleted ones cost the kernel more CPU than the trial's
-own Python in some runs, and two worker processes contend for it (reports/bench/latest.md).
+(ext4), finding free inodes among the just-deleted ones was the largest kernel cost of a
+simulated run (about a tenth of its CPU in a profile; reports/bench/latest.md).
 A run clears its experiment's scratch folder before it starts and after it ends, so a killed
 run's trials in flight stay there only until the experiment runs again. A trial of a real
 model works in place: network waits dominate it, and a failure is kept where it happened.
