@@ -231,3 +231,48 @@ def test_simulated_trials_run_in_scratch_and_the_kept_ones_land_in_the_folder(
     text = gzip.decompress(transcript.read_bytes()).decode()
     assert str(folder / "trials" / "never" / "core-rename-readme-t0" / "workspaces") in text
     assert str(scratch) not in text
+
+
+def test_a_scratch_folder_not_this_users_alone_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scratch name is predictable in a folder every user shares: with a link planted
+    there, trials work in place, and nothing is written through it."""
+    from fleetlab.experiments import _trial
+
+    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    path = tmp_path / "kept.toml"
+    path.write_text(
+        EXPERIMENT.replace("trials = 2", 'trials = 1\nkeep_trials = "all"'), encoding="utf-8"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "out"
+    _trial.scratch_root(root / "pooled").symlink_to(elsewhere, target_is_directory=True)
+    works: list[Path] = []
+    keep = _trial._keep
+    monkeypatch.setattr(
+        _trial, "_keep", lambda work, where: (works.append(work), keep(work, where))
+    )
+    summary = run(path, root=root, progress=None, workers=1)
+    assert summary.ran == len(works) == 12
+    assert all(w.is_relative_to(root / "pooled" / "trials") for w in works)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_private_scratch_folder_is_this_users_alone(tmp_path: Path) -> None:
+    from fleetlab.experiments._trial import _private_dir
+
+    made = tmp_path / "made"
+    assert _private_dir(made)
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert _private_dir(made)  # a second trial finds it so
+    made.chmod(0o750)
+    assert not _private_dir(made)  # others may read it
+    (tmp_path / "link").symlink_to(tmp_path / "target", target_is_directory=True)
+    (tmp_path / "target").mkdir(mode=0o700)
+    assert not _private_dir(tmp_path / "link")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    assert not _private_dir(tmp_path / "file")
+    assert not _private_dir(tmp_path / "missing" / "parent")  # cannot be made

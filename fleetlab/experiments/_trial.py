@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -192,7 +193,25 @@ def _work_dir(experiment: Experiment, folder: Path, trial: Trial) -> Path:
         return place
     if room.f_bavail * room.f_frsize < _SCRATCH_MIN_FREE or not os.access(SCRATCH, os.W_OK):
         return place
-    return scratch_root(folder) / place.relative_to(folder)
+    root = scratch_root(folder)
+    return root / place.relative_to(folder) if _private_dir(root) else place
+
+
+def _private_dir(path: Path) -> bool:
+    """``path`` is a folder of this user's alone (made here with mode 700), not a link: the
+    scratch name is predictable, and ``/dev/shm`` is shared by every user of the machine."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    found = os.lstat(path)
+    return (
+        stat.S_ISDIR(found.st_mode)
+        and found.st_uid == os.getuid()
+        and not found.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    )
 
 
 def _keep(work: Path, where: Path) -> None:
