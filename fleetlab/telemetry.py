@@ -776,4 +776,10 @@ def otel_sink_from_env(environ: Mapping[str, str] | None = None) -> OtelSink | N
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OtelSink(OTLPSpanExporter(), content=otel_content_enabled(env), batch=True)
+    # The endpoint as the OTLP exporter reads it from the environment (the traces variable
+    # as is, the general one with /v1/traces), but from ``env``: the one this call was given.
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    )
+    exporter = OTLPSpanExporter(endpoint=endpoint)
+    return OtelSink(exporter, content=otel_content_enabled(env), batch=True)

@@ -320,8 +320,8 @@ def test_a_slow_collector_never_holds_up_a_commit(  # type: ignore[no-untyped-de
     import threading
 
     collector = _HeldCollector()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)  # the exporter reads it
-    sink = otel_sink_from_env()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # not this one
+    sink = otel_sink_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url + "/"})
     assert sink is not None
     committed = threading.Event()
 
