@@ -276,3 +276,54 @@ def test_a_private_scratch_folder_is_this_users_alone(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x", encoding="utf-8")
     assert not _private_dir(tmp_path / "file")
     assert not _private_dir(tmp_path / "missing" / "parent")  # cannot be made
+
+
+def test_a_kept_trial_never_lands_inside_what_it_could_not_remove(tmp_path: Path) -> None:
+    from fleetlab.experiments._trial import _keep
+
+    work = tmp_path / "scratch" / "t0"
+    work.mkdir(parents=True)
+    (work / "trial.db").write_text("db", encoding="utf-8")
+    target = tmp_path / "target"
+    target.mkdir()
+    where = tmp_path / "trials" / "t0"
+    where.parent.mkdir()
+    where.symlink_to(target, target_is_directory=True)  # what cannot be removed as a tree
+    with pytest.raises(OSError):
+        _keep(work, where)
+    assert list(target.iterdir()) == []
+    assert (work / "trial.db").exists()
+    where.unlink()
+    where.mkdir()
+    (where / "old").write_text("an earlier try", encoding="utf-8")
+    _keep(work, where)
+    assert sorted(p.name for p in where.iterdir()) == ["trial.db"]
+    assert not work.exists()
+
+
+def test_a_trial_whose_harness_failed_keeps_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial that raises has no row; with ``keep_trials = "failed"`` its folder (its last
+    try's) is in ``trials/``, and the scratch folder is empty after the run."""
+    from fleetlab.experiments import _trial
+
+    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    collect = _trial._collect
+
+    def failing(store, root_id):  # type: ignore[no-untyped-def]
+        if "rename-readme" in repr(store.get_task(root_id).spec):
+            raise RuntimeError("planted harness failure")
+        return collect(store, root_id)
+
+    monkeypatch.setattr(_trial, "_collect", failing)
+    path = tmp_path / "failing.toml"
+    path.write_text(EXPERIMENT.replace("trials = 2", "trials = 1"), encoding="utf-8")
+    root = tmp_path / "out"
+    summary = run(path, root=root, progress=None, workers=1)
+    assert summary.errored == 4  # each variant's trial of that task
+    trials = root / "pooled" / "trials"
+    for variant in ("never", "always", "as_needed", "learned"):
+        assert (trials / variant / "core-rename-readme-t0" / "trial.db").is_file(), variant
+    assert not _trial.scratch_root(root / "pooled").exists()

@@ -306,8 +306,7 @@ async def _schedule(
     loop = asyncio.get_running_loop()
     on_server = fleet_db is not None and url.is_server_url(fleet_db)
     template = make_template(folder) if todo and not on_server else None
-    if experiment.simulated:
-        clear_scratch(folder)  # what a killed run's trials left in memory
+    clear_scratch(folder)  # what a killed run's trials left in memory
     # the built-in simulator only: a trial there is a function of its seed, rebuilt in the
     # worker; a simulated backend registered at run time (a test double, a plug-in) may keep
     # state across trials (counters, injected failures) that a worker process would not share
@@ -436,8 +435,7 @@ async def _schedule(
         # result is dropped), so it never writes into a folder that a later run reuses.
         pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.shield(asyncio.to_thread(pool.shutdown, True))
-        if experiment.simulated:
-            clear_scratch(folder)  # nothing is running in it any more
+        clear_scratch(folder)  # nothing is running in it any more
     return outcome
 
 

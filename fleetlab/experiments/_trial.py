@@ -31,7 +31,8 @@ kept. Such a trial creates and deletes a few hundred small files; on a disk file
 (ext4), finding free inodes among the just-deleted ones was the largest kernel cost of a
 simulated run (about a tenth of its CPU in a profile; reports/bench/latest.md).
 A run clears its experiment's scratch folder before it starts and after it ends, so a killed
-run's trials in flight stay there only until the experiment runs again. A trial of a real
+run's trials in flight stay there only until the experiment runs again. A trial whose harness
+failed is moved to ``trials/`` too, unless ``keep_trials = "none"``. A trial of a real
 model works in place: network waits dominate it, and a failure is kept where it happened.
 
 Whatever ``keep_trials`` says, the goal's transcript (conversations, verifier output,
@@ -215,10 +216,11 @@ def _private_dir(path: Path) -> bool:
 
 
 def _keep(work: Path, where: Path) -> None:
-    """Move a kept trial's folder from where it ran to its place (once the run is over)."""
+    """Move a kept trial's folder from where it ran to its place (once its store is closed)."""
     if work == where:
         return
-    shutil.rmtree(where, ignore_errors=True)
+    if where.exists() or where.is_symlink():
+        shutil.rmtree(where)  # raises if it cannot: the trial must never land inside what is left
     where.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(work, where)
 
@@ -404,10 +406,10 @@ async def run_trial(
     work = _work_dir(experiment, folder, trial)  # where it runs
     for left in {where, work}:
         if left.exists():  # left by a run killed mid-trial, or kept by an earlier try
-            await asyncio.to_thread(shutil.rmtree, left, True)
+            await asyncio.to_thread(shutil.rmtree, left)  # raises if it cannot
     work.mkdir(parents=True)
     store = _open_trial_store(work, trial_schema(folder, trial), db, template)
-    keep = False
+    keep = raised = False
     try:
         if variant.learns and learner_state:
             store.seed_learner(learner_state)
@@ -464,8 +466,15 @@ async def run_trial(
         keep = experiment.keep_trials == "all" or (
             experiment.keep_trials == "failed" and (not row["passed"] or row["_infra"] is not None)
         )
+    except BaseException:
+        raised = True
+        raise
     finally:
         _close_trial_store(store, work, keep)
+        if raised and experiment.keep_trials != "none":
+            # the harness failed: the folder is what there is to look at (its row is lost)
+            with contextlib.suppress(OSError):
+                _keep(work, where)
     row.update(
         experiment=experiment.name,
         kind=experiment.kind,
