@@ -57,9 +57,9 @@ def save_transcript(
     record: dict[str, Any] = {"version": VERSION, "trace_id": trace_id}
     try:
         trace = load_goal_trace(store, trace_id, workspaces=workspaces)
-        here, there = str(workspaces), str(shown_as or workspaces)
-        if trace.workspace.folder.startswith(here):
-            folder = there + trace.workspace.folder[len(here) :]
+        here = str(workspaces)
+        if shown_as is not None and trace.workspace.folder.startswith(here):
+            folder = str(shown_as) + trace.workspace.folder[len(here) :]
             trace = dataclasses.replace(
                 trace, workspace=dataclasses.replace(trace.workspace, folder=folder)
             )
