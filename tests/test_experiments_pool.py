@@ -192,25 +192,46 @@ def test_a_learner_trial_gets_totals_not_its_whole_history(
     assert sizes[-1] >= 1
 
 
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder simulated trials work in, for this test (not the machine's /dev/shm)."""
+    from fleetlab.experiments import _trial
+
+    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    return tmp_path / "shm"
+
+
+def _record_keeps(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, Path]]:
+    """Every (where it ran, where it is kept) of the trials kept from now on."""
+    from fleetlab.experiments import _trial
+
+    moved: list[tuple[Path, Path]] = []
+    keep = _trial._keep
+    monkeypatch.setattr(
+        _trial, "_keep", lambda work, where: (moved.append((work, where)), keep(work, where))
+    )
+    return moved
+
+
+def _keep_all(tmp_path: Path) -> Path:
+    path = tmp_path / "kept.toml"
+    path.write_text(
+        EXPERIMENT.replace("trials = 2", 'trials = 1\nkeep_trials = "all"'), encoding="utf-8"
+    )
+    return path
+
+
 def test_simulated_trials_run_in_scratch_and_the_kept_ones_land_in_the_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: Path
 ) -> None:
     """A simulated trial works in the scratch folder (memory, in a real run): a kept trial is
     moved to ``trials/``, with a transcript naming where it is now; the run leaves nothing in
     scratch, and clears what a killed run left there."""
     from fleetlab.experiments import _trial
 
-    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
-    (tmp_path / "shm").mkdir()
-    moved: list[tuple[Path, Path]] = []
-    keep = _trial._keep
-    monkeypatch.setattr(
-        _trial, "_keep", lambda work, where: (moved.append((work, where)), keep(work, where))
-    )
-    path = tmp_path / "kept.toml"
-    path.write_text(
-        EXPERIMENT.replace("trials = 2", 'trials = 1\nkeep_trials = "all"'), encoding="utf-8"
-    )
+    moved = _record_keeps(monkeypatch)
+    path = _keep_all(tmp_path)
     root = tmp_path / "out"
     folder = root / "pooled"
     left = _trial.scratch_root(folder) / "trials" / "never" / "core-rename-readme-t0"
@@ -219,45 +240,37 @@ def test_simulated_trials_run_in_scratch_and_the_kept_ones_land_in_the_folder(
     summary = run(path, root=root, progress=None, workers=1)
     frame = load("pooled", root=root)
     assert summary.ran == len(frame) == 12
-    scratch = _trial.scratch_root(folder)
-    assert not scratch.exists()
+    ran_in = _trial.scratch_root(folder)
+    assert ran_in.is_relative_to(scratch)
+    assert not ran_in.exists()
     assert sorted(where for _, where in moved) == sorted(Path(p) for p in frame["trial_dir"])
     for work, where in moved:
-        assert work.is_relative_to(scratch)
+        assert work.is_relative_to(ran_in)
         assert where.is_relative_to(folder / "trials")
         assert (where / "trial.db").stat().st_size > 1000
         assert (where / "workspaces").is_dir()
     transcript = folder / "transcripts" / "never" / "core-rename-readme-t0.json.gz"
     text = gzip.decompress(transcript.read_bytes()).decode()
     assert str(folder / "trials" / "never" / "core-rename-readme-t0" / "workspaces") in text
-    assert str(scratch) not in text
+    assert str(ran_in) not in text
 
 
 def test_a_scratch_folder_not_this_users_alone_is_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: Path
 ) -> None:
     """The scratch name is predictable in a folder every user shares: with a link planted
     there, trials work in place, and nothing is written through it."""
     from fleetlab.experiments import _trial
 
-    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
-    (tmp_path / "shm").mkdir()
-    path = tmp_path / "kept.toml"
-    path.write_text(
-        EXPERIMENT.replace("trials = 2", 'trials = 1\nkeep_trials = "all"'), encoding="utf-8"
-    )
+    path = _keep_all(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     root = tmp_path / "out"
     _trial.scratch_root(root / "pooled").symlink_to(elsewhere, target_is_directory=True)
-    works: list[Path] = []
-    keep = _trial._keep
-    monkeypatch.setattr(
-        _trial, "_keep", lambda work, where: (works.append(work), keep(work, where))
-    )
+    moved = _record_keeps(monkeypatch)
     summary = run(path, root=root, progress=None, workers=1)
-    assert summary.ran == len(works) == 12
-    assert all(w.is_relative_to(root / "pooled" / "trials") for w in works)
+    assert summary.ran == len(moved) == 12
+    assert all(work.is_relative_to(root / "pooled" / "trials") for work, _ in moved)
     assert list(elsewhere.iterdir()) == []
 
 
@@ -302,14 +315,12 @@ def test_a_kept_trial_never_lands_inside_what_it_could_not_remove(tmp_path: Path
 
 
 def test_a_trial_whose_harness_failed_keeps_its_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: Path
 ) -> None:
     """A trial that raises has no row; with ``keep_trials = "failed"`` its folder (its last
     try's) is in ``trials/``, and the scratch folder is empty after the run."""
     from fleetlab.experiments import _trial
 
-    monkeypatch.setattr(_trial, "SCRATCH", tmp_path / "shm")
-    (tmp_path / "shm").mkdir()
     collect = _trial._collect
 
     def failing(store, root_id):  # type: ignore[no-untyped-def]
