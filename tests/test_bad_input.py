@@ -206,14 +206,17 @@ def test_experiment_with_too_many_trials_is_refused_at_once(world: Path) -> None
 
 def test_experiment_plan_over_the_limit_is_refused(world: Path) -> None:
     tasks = len(builtin_suites()["core"].tasks)
-    trials = MAX_PLANNED_TRIALS // (3 * tasks) + 1  # the fewest trials over the limit
+    extra = "".join(  # three more variants: 6 of them, so trials under MAX_TRIALS suffice
+        f'\n[[variants]]\nname = "t{k}"\npolicy = "threshold:{k}"\n' for k in (1, 2, 3)
+    )
+    trials = MAX_PLANNED_TRIALS // (6 * tasks) + 1  # the fewest trials over the limit
     assert trials <= MAX_TRIALS  # so the plan's size, not the trials, is what is refused
-    (world / "huge.toml").write_text(EXPERIMENT.format(size=f"trials = {trials}"))
+    (world / "huge.toml").write_text(EXPERIMENT.format(size=f"trials = {trials}") + extra)
     before = snapshot(world)
     proc = run_cli(["ab", "run", "huge.toml", "--dry-run", "--out", "results"], cwd=world)
     assert proc.returncode == 2, proc.stderr
     line = one_error_line(proc.stderr, proc.stdout)
-    assert f"plans {3 * tasks * trials:,} trials (3 variants x {tasks} tasks x {trials}" in line
+    assert f"plans {6 * tasks * trials:,} trials (6 variants x {tasks} tasks x {trials}" in line
     assert snapshot(world) == before
 
 
