@@ -16,7 +16,7 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
-from fleetlab.experiments._worlds import judged_frame, judged_lines
+from fleetlab.experiments._worlds import judged_frame, judged_lines, world_tables
 from fleetlab.objective import Objective
 from fleetlab.stats import share_of_way
 from tests.helpers.experiment_files import experiment_body
@@ -381,3 +381,38 @@ def test_a_dry_run_counts_the_trials_of_every_world(
         path.write_text(f'name = "axis"\nworlds = {worlds!r}\n' + BODY, encoding="utf-8")
         assert main(["ab", "run", str(path), "--dry-run", "--out", str(tmp_path / "o")]) == 0
         assert said in capsys.readouterr().out
+
+
+def test_a_long_run_is_shown_in_spans_of_passes_not_a_column_per_pass() -> None:
+    """150 passes made the console's learning curve 150 columns wide: past 10 passes, the
+    tables show equal spans of passes (25 passes: spans of 3, the last one pass)."""
+    rows = []
+    for trial in range(25):
+        for task in ("a", "b"):  # two trials a pass: means are weighed by trials
+            learned = _judged_row("learned", task, trial, trial % 2 == 0, 0.10)
+            arm = "direct" if trial < 4 else "decompose"
+            learned |= {"learn_bucket": "simple", "learn_arm": arm}
+            rows += [learned, _judged_row("never", task, trial, True, 0.0)]
+    frame = pl.DataFrame(rows).with_columns(
+        pl.lit(None, pl.String).alias(c) for c in ("score_bucket", "strategy", "choice")
+    )
+    tables = world_tables(frame, Objective(success_value_usd=1.0))
+    (curve_title,) = [t for t in tables if t.startswith("Learning curve")]
+    assert "per 3 passes" in curve_title
+    header, curve = tables[curve_title]
+    assert header == ["variant", *[f"passes {i}-{i + 2}" for i in range(1, 23, 3)], "pass 25"]
+    learned = next(r for r in curve if r[0].startswith("learned"))
+    # by hand: passes 1-3 are trials 0, 1, 2: rewards 0.9, -0.1, 0.9; pass 25 is trial 24
+    assert learned[1] == f"{(0.9 - 0.1 + 0.9) / 3:.3f}"
+    assert learned[-1] == "0.900"
+    (regret,) = next(rows for t, (_, rows) in tables.items() if t.startswith("Regret"))
+    # against never (1.0 a trial): 0.1 a pass, 1.1 a failure; passes 1-3: 2 x (0.1 + 1.1 + 0.1)
+    per_span = regret[-1].split(" / ")
+    assert len(per_span) == 9
+    assert per_span[0] == "+2.60"
+    assert per_span[-1] == "+0.20"
+    title, (_, choices) = next((t, v) for t, v in tables.items() if t.startswith("Choices"))
+    assert "3 passes at a time" in title
+    # passes 4-6 are trials 3 (direct), 4 and 5 (decompose)
+    assert ["learned", "4-6", "simple", "6", "decompose 67%, direct 33%"] in choices
+    assert sum(int(r[3]) for r in choices) == 50

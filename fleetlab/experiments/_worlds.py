@@ -476,14 +476,15 @@ def world_tables(
     curve = learning_curve_frame(frame, objective)
     if curve.filter(pl.col("learns")).is_empty():
         return tables
-    passes = sorted(curve["pass"].unique().to_list())
+    spans = _pass_spans(sorted(curve["pass"].unique().to_list()))
+    per = "per pass" if len(spans[0]) == 1 else f"per {len(spans[0])} passes"
     word = objective.name
-    tables[f"Learning curve: mean {word} per pass (learners and every fixed strategy)"] = (
-        ["variant", *[f"pass {p}" for p in passes]],
+    tables[f"Learning curve: mean {word} {per} (learners and every fixed strategy)"] = (
+        ["variant", *[_span_label(span) for span in spans]],
         [
             [
                 variant + (" (learns)" if sub["learns"][0] else ""),
-                *[_num(sub.filter(pl.col("pass") == p)["mean_reward"].first()) for p in passes],
+                *[_num(_pooled_mean(sub.filter(pl.col("pass").is_in(span)))) for span in spans],
             ]
             for variant, sub in (
                 (v, curve.filter(pl.col("variant") == v))
@@ -501,7 +502,7 @@ def world_tables(
             "pairs",
             "mean regret",
             "total regret",
-            "regret per pass",
+            f"regret {per}",
         ],
         [
             [
@@ -512,7 +513,7 @@ def world_tables(
                 str(r["pairs"]),
                 f"{r['mean_regret']:+.3f}",
                 f"{r['total_regret']:+.2f}",
-                " / ".join(f"{x:+.2f}" for x in r["regret_per_pass"]),
+                " / ".join(f"{x:+.2f}" for x in _chunk_sums(r["regret_per_pass"], spans)),
             ]
             for r in regret.iter_rows(named=True)
         ],
@@ -554,32 +555,69 @@ def world_tables(
             for r in judged.iter_rows(named=True)
         ],
     )
-    choices = choices_frame(frame)
-    cells: dict[tuple[str, int, str], list[str]] = {}
-    for r in choices.iter_rows(named=True):
-        cells.setdefault((r["variant"], r["pass"], r["estimated"]), []).append(
-            f"{r['arm']} {r['share']:.0%}"
+    span_of = {p: i for i, span in enumerate(spans) for p in span}
+    choices = (
+        choices_frame(frame)
+        .with_columns(
+            pl.col("pass").replace_strict(span_of, default=None, return_dtype=pl.Int64),
+            (pl.col("share") * pl.col("trials")).round().cast(pl.Int64).alias("n"),
         )
-    tables["Choices per estimated bucket over time (share of each arm, pass by pass)"] = (
+        .group_by("variant", "pass", "estimated", "arm")
+        .agg(pl.col("n").sum())
+        .sort("variant", "pass", "estimated", "arm")
+    )
+    trials = choices.group_by("variant", "pass", "estimated", maintain_order=True).agg(
+        pl.col("n").sum().alias("trials"),
+        pl.format("{} {}%", "arm", (pl.col("n") * 100 / pl.col("n").sum()).round().cast(pl.Int64))
+        .str.join(", ")
+        .alias("choices"),
+    )
+    over = "pass by pass" if per == "per pass" else f"{len(spans[0])} passes at a time"
+    tables[f"Choices per estimated bucket over time (share of each arm, {over})"] = (
         ["variant", "pass", "bucket", "trials", "choices"],
         [
-            [
-                variant,
-                str(pass_),
-                bucket,
-                str(
-                    choices.filter(
-                        (pl.col("variant") == variant)
-                        & (pl.col("pass") == pass_)
-                        & (pl.col("estimated") == bucket)
-                    )["trials"].first()
-                ),
-                ", ".join(shares),
-            ]
-            for (variant, pass_, bucket), shares in cells.items()
+            [r["variant"], _span_range(spans[r["pass"]]), r["estimated"], str(r["trials"]),
+             r["choices"]]
+            for r in trials.iter_rows(named=True)
         ],
-    )
+    )  # fmt: skip
     return tables
+
+
+#: A text table shows at most this many columns (or row groups) of passes; a longer run's
+#: passes are shown in equal spans (150 passes: 10 spans of 15).
+_MOST_SPANS = 10
+
+
+def _pass_spans(passes: list[int]) -> list[list[int]]:
+    """``passes`` in order, one span each, or in spans of equal length when there are more
+    than `_MOST_SPANS` (the last span may be shorter)."""
+    size = max(1, math.ceil(len(passes) / _MOST_SPANS))
+    return [passes[i : i + size] for i in range(0, len(passes), size)]
+
+
+def _span_range(span: list[int]) -> str:
+    return str(span[0]) if len(span) == 1 else f"{span[0]}-{span[-1]}"
+
+
+def _span_label(span: list[int]) -> str:
+    return ("pass " if len(span) == 1 else "passes ") + _span_range(span)
+
+
+def _pooled_mean(rows: pl.DataFrame) -> float | None:
+    """The mean reward over every trial of ``rows`` (per-pass means weighed by trials)."""
+    trials = int(rows["trials"].sum())
+    total = float((rows["mean_reward"] * rows["trials"]).sum())
+    return total / trials if trials else None
+
+
+def _chunk_sums(values: list[float], spans: list[list[int]]) -> list[float]:
+    """``values`` (one per pass, in order) summed span by span."""
+    out, start = [], 0
+    for span in spans:
+        out.append(sum(values[start : start + len(span)]))
+        start += len(span)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
