@@ -770,13 +770,19 @@ def reward_curve_chart(
         alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("pass:O", title="pass over the tasks"),
+            # Quantitative, not ordinal: 150 passes would be 150 crowded labels.
+            x=alt.X(
+                "pass:Q",
+                title="pass over the tasks",
+                axis=alt.Axis(format="d", tickMinStep=1),
+                scale=alt.Scale(zero=False, nice=False),
+            ),
             y=alt.Y("mean_reward:Q", title=f"mean {word} per trial", scale=alt.Scale(zero=False)),
             color=_color(order),
             strokeDash=alt.StrokeDash(
                 "kind:N", title="", sort=["learns", "fixed"], legend=alt.Legend(orient="bottom")
             ),
-            tooltip=["variant:N", "pass:O", "trials:Q", alt.Tooltip("mean_reward:Q", format=".3f")],
+            tooltip=["variant:N", "pass:Q", "trials:Q", alt.Tooltip("mean_reward:Q", format=".3f")],
         )
         .properties(
             title=_title(f"Learning curve: mean {word} per pass", simulated),
