@@ -29,6 +29,7 @@ _PRESENTATION = (
     "experiments/_pairs.py",
     "experiments/_progress.py",
     "experiments/_report.py",
+    "experiments/_worlds.py",  # the worlds' manifest, loading and report tables
 )
 _SUFFIXES = (".py", ".toml", ".json", ".txt", ".md")
 
