@@ -396,7 +396,8 @@ def test_a_long_run_is_shown_in_spans_of_passes_not_a_column_per_pass() -> None:
     frame = pl.DataFrame(rows).with_columns(
         pl.lit(None, pl.String).alias(c) for c in ("score_bucket", "strategy", "choice")
     )
-    tables = world_tables(frame, Objective(success_value_usd=1.0))
+    objective = Objective(success_value_usd=1.0)
+    tables = world_tables(frame, objective)
     (curve_title,) = [t for t in tables if t.startswith("Learning curve")]
     assert "per 3 passes" in curve_title
     header, curve = tables[curve_title]
@@ -416,3 +417,8 @@ def test_a_long_run_is_shown_in_spans_of_passes_not_a_column_per_pass() -> None:
     # passes 4-6 are trials 3 (direct), 4 and 5 (decompose)
     assert ["learned", "4-6", "simple", "6", "decompose 67%, direct 33%"] in choices
     assert sum(int(r[3]) for r in choices) == 50
+    # a run in progress: the learner has done 7 passes, so 3 spans of its regret, not 9
+    # (passes 4-6: a failure, a pass, a failure, twice: 2 x 2.3)
+    partial = frame.filter((pl.col("variant") != "learned") | (pl.col("trial") < 7))
+    (regret,) = next(r for t, (_, r) in world_tables(partial, objective).items() if "Regret" in t)
+    assert regret[-1].split(" / ") == ["+2.60", "+4.60", "+0.20"]

@@ -612,9 +612,12 @@ def _pooled_mean(rows: pl.DataFrame) -> float | None:
 
 
 def _chunk_sums(values: list[float], spans: list[list[int]]) -> list[float]:
-    """``values`` (one per pass, in order) summed span by span."""
+    """``values`` (one per pass, in order) summed span by span; a learner that has not
+    reached a span yet (a run in progress) has no sum for it."""
     out, start = [], 0
     for span in spans:
+        if start >= len(values):
+            break
         out.append(sum(values[start : start + len(span)]))
         start += len(span)
     return out
