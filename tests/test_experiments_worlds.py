@@ -406,19 +406,41 @@ def test_a_long_run_is_shown_in_spans_of_passes_not_a_column_per_pass() -> None:
     # by hand: passes 1-3 are trials 0, 1, 2: rewards 0.9, -0.1, 0.9; pass 25 is trial 24
     assert learned[1] == f"{(0.9 - 0.1 + 0.9) / 3:.3f}"
     assert learned[-1] == "0.900"
-    (regret,) = next(rows for t, (_, rows) in tables.items() if t.startswith("Regret"))
-    # against never (1.0 a trial): 0.1 a pass, 1.1 a failure; passes 1-3: 2 x (0.1 + 1.1 + 0.1)
+    header, (regret,) = next(v for t, v in tables.items() if t.startswith("Regret"))
+    assert header[-1] == "mean regret a trial, per 3 passes"
+    # against never (1.0 a trial): 0.1 a pass, 1.1 a failure; passes 1-3: (0.1 + 1.1 + 0.1) / 3
     per_span = regret[-1].split(" / ")
     assert len(per_span) == 9
-    assert per_span[0] == "+2.60"
-    assert per_span[-1] == "+0.20"
+    assert per_span[0] == f"+{1.3 / 3:.3f}"
+    assert per_span[-1] == "+0.100"  # pass 25 alone, a pass: as comparable as the others
     title, (_, choices) = next((t, v) for t, v in tables.items() if t.startswith("Choices"))
     assert "3 passes at a time" in title
     # passes 4-6 are trials 3 (direct), 4 and 5 (decompose)
     assert ["learned", "4-6", "simple", "6", "decompose 67%, direct 33%"] in choices
     assert sum(int(r[3]) for r in choices) == 50
-    # a run in progress: the learner has done 7 passes, so 3 spans of its regret, not 9
-    # (passes 4-6: a failure, a pass, a failure, twice: 2 x 2.3)
+    # a run in progress: the learner has done 7 passes (passes 4-6: a failure, a pass, a
+    # failure; pass 7 alone in its span so far), nothing yet after that
     partial = frame.filter((pl.col("variant") != "learned") | (pl.col("trial") < 7))
     (regret,) = next(r for t, (_, r) in world_tables(partial, objective).items() if "Regret" in t)
-    assert regret[-1].split(" / ") == ["+2.60", "+4.60", "+0.20"]
+    assert regret[-1].split(" / ") == [f"+{1.3 / 3:.3f}", f"+{2.3 / 3:.3f}", "+0.100"] + ["-"] * 6
+
+
+def test_a_pass_missing_from_the_learner_leaves_the_other_spans_where_they_are() -> None:
+    """12 passes, spans of 2; the learner's pass 3 is missing (say its trials failed for
+    the harness): the spans after it still show their own passes."""
+    rows = [
+        _judged_row(variant, task, trial, variant == "never" or trial % 2 == 0, 0.0)
+        for variant in ("learned", "never")
+        for task in ("a", "b")
+        for trial in range(12)
+        if not (variant == "learned" and trial == 2)
+    ]
+    frame = pl.DataFrame(rows).with_columns(
+        pl.lit(None, pl.String).alias(c)
+        for c in ("learn_bucket", "learn_arm", "score_bucket", "strategy", "choice")
+    )
+    tables = world_tables(frame, Objective(success_value_usd=1.0))
+    (regret,) = next(r for t, (_, r) in tables.items() if t.startswith("Regret"))
+    # by hand: regret 0 on an even trial (a pass, free), 1 on an odd one; passes 3-4 hold
+    # trial 3 only
+    assert regret[-1].split(" / ") == ["+0.500", "+1.000", "+0.500", "+0.500", "+0.500", "+0.500"]

@@ -191,7 +191,11 @@ def regret_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
             )
             if rows.is_empty():
                 continue
-            per_pass = rows.group_by("trial").agg(pl.col("regret").sum()).sort("trial")
+            per_pass = (
+                rows.group_by("trial")
+                .agg(pl.col("regret").sum(), pl.len().alias("n"))
+                .sort("trial")
+            )
             out.append(
                 {
                     "world": world,
@@ -203,6 +207,8 @@ def regret_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
                     "mean_regret": rows["regret"].mean(),
                     "total_regret": rows["regret"].sum(),
                     "regret_per_pass": per_pass["regret"].to_list(),
+                    "passes": (per_pass["trial"] + 1).to_list(),  # the pass of each sum above
+                    "pairs_per_pass": per_pass["n"].to_list(),
                 }
             )
     schema: dict[str, Any] = {
@@ -215,6 +221,8 @@ def regret_frame(frame: pl.DataFrame, objective: Objective) -> pl.DataFrame:
         "mean_regret": pl.Float64,
         "total_regret": pl.Float64,
         "regret_per_pass": pl.List(pl.Float64),
+        "passes": pl.List(pl.Int64),
+        "pairs_per_pass": pl.List(pl.Int64),
     }
     return pl.DataFrame(out, schema=schema)
 
@@ -502,7 +510,7 @@ def world_tables(
             "pairs",
             "mean regret",
             "total regret",
-            f"regret {per}",
+            "regret per pass" if per == "per pass" else f"mean regret a trial, {per}",
         ],
         [
             [
@@ -513,7 +521,7 @@ def world_tables(
                 str(r["pairs"]),
                 f"{r['mean_regret']:+.3f}",
                 f"{r['total_regret']:+.2f}",
-                " / ".join(f"{x:+.2f}" for x in _chunk_sums(r["regret_per_pass"], spans)),
+                " / ".join(_span_regrets(r, spans)),
             ]
             for r in regret.iter_rows(named=True)
         ],
@@ -611,15 +619,22 @@ def _pooled_mean(rows: pl.DataFrame) -> float | None:
     return total / trials if trials else None
 
 
-def _chunk_sums(values: list[float], spans: list[list[int]]) -> list[float]:
-    """``values`` (one per pass, in order) summed span by span; a learner that has not
-    reached a span yet (a run in progress) has no sum for it."""
-    out, start = [], 0
+def _span_regrets(row: dict[str, Any], spans: list[list[int]]) -> list[str]:
+    """A `regret_frame` row's regret span by span: the sum when each span is one pass, else
+    the mean a trial (so a span the learner has only partly reached, or a shorter last span,
+    is comparable with the others); "-" where the learner has no trial paired yet."""
+    regret = dict(zip(row["passes"], row["regret_per_pass"], strict=True))
+    pairs = dict(zip(row["passes"], row["pairs_per_pass"], strict=True))
+    out = []
     for span in spans:
-        if start >= len(values):
-            break
-        out.append(sum(values[start : start + len(span)]))
-        start += len(span)
+        n = sum(pairs.get(p, 0) for p in span)
+        total = sum(regret.get(p, 0.0) for p in span)
+        if not n:
+            out.append("-")
+        elif len(spans[0]) == 1:
+            out.append(f"{total:+.2f}")
+        else:
+            out.append(f"{total / n:+.3f}")
     return out
 
 
