@@ -57,9 +57,9 @@ def save_transcript(
     record: dict[str, Any] = {"version": VERSION, "trace_id": trace_id}
     try:
         trace = load_goal_trace(store, trace_id, workspaces=workspaces)
-        here = str(workspaces)
-        if shown_as is not None and trace.workspace.folder.startswith(here):
-            folder = str(shown_as) + trace.workspace.folder[len(here) :]
+        ran_in = Path(trace.workspace.folder)
+        if shown_as is not None and ran_in.is_relative_to(workspaces):
+            folder = str(shown_as / ran_in.relative_to(workspaces))
             trace = dataclasses.replace(
                 trace, workspace=dataclasses.replace(trace.workspace, folder=folder)
             )

@@ -440,8 +440,8 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
 
 def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """What each learning variant chose, per world, pass and estimated complexity bucket:
-    trials and the share of each arm (the strategy it played; as first run, ``direct`` or
-    ``decompose``, for a goal recorded before results had a ``strategy`` column)."""
+    trials, and the count ``n`` and share of each arm (the strategy it played; as first run,
+    ``direct`` or ``decompose``, for a goal recorded before results had a ``strategy`` column)."""
     frame = _worlded(frame)
     if "strategy" not in frame.columns:  # a frame from before results recorded it
         frame = frame.with_columns(pl.lit(None, pl.String).alias("strategy"))
@@ -459,7 +459,7 @@ def choices_frame(frame: pl.DataFrame) -> pl.DataFrame:
         counts.join(totals, on=["world", "variant", "pass", "estimated"])
         .with_columns((pl.col("n") / pl.col("trials")).alias("share"))
         .sort("world", "variant", "pass", "estimated", "arm")
-        .select("world", "variant", "pass", "estimated", "arm", "trials", "share")
+        .select("world", "variant", "pass", "estimated", "arm", "trials", "n", "share")
     )
 
 
@@ -485,7 +485,8 @@ def world_tables(
     if curve.filter(pl.col("learns")).is_empty():
         return tables
     spans = _pass_spans(sorted(curve["pass"].unique().to_list()))
-    per = "per pass" if len(spans[0]) == 1 else f"per {len(spans[0])} passes"
+    grouped = len(spans[0]) > 1
+    per = f"per {len(spans[0])} passes" if grouped else "per pass"
     word = objective.name
     tables[f"Learning curve: mean {word} {per} (learners and every fixed strategy)"] = (
         ["variant", *[_span_label(span) for span in spans]],
@@ -510,7 +511,7 @@ def world_tables(
             "pairs",
             "mean regret",
             "total regret",
-            "regret per pass" if per == "per pass" else f"mean regret a trial, {per}",
+            f"mean regret a trial, {per}" if grouped else "regret per pass",
         ],
         [
             [
@@ -521,7 +522,7 @@ def world_tables(
                 str(r["pairs"]),
                 f"{r['mean_regret']:+.3f}",
                 f"{r['total_regret']:+.2f}",
-                " / ".join(_span_regrets(r, spans)),
+                " / ".join(_span_regrets(r, spans, mean=grouped)),
             ]
             for r in regret.iter_rows(named=True)
         ],
@@ -566,10 +567,7 @@ def world_tables(
     span_of = {p: i for i, span in enumerate(spans) for p in span}
     choices = (
         choices_frame(frame)
-        .with_columns(
-            pl.col("pass").replace_strict(span_of, default=None, return_dtype=pl.Int64),
-            (pl.col("share") * pl.col("trials")).round().cast(pl.Int64).alias("n"),
-        )
+        .with_columns(pl.col("pass").replace_strict(span_of, return_dtype=pl.Int64))
         .group_by("variant", "pass", "estimated", "arm")
         .agg(pl.col("n").sum())
         .sort("variant", "pass", "estimated", "arm")
@@ -580,7 +578,7 @@ def world_tables(
         .str.join(", ")
         .alias("choices"),
     )
-    over = "pass by pass" if per == "per pass" else f"{len(spans[0])} passes at a time"
+    over = f"{len(spans[0])} passes at a time" if grouped else "pass by pass"
     tables[f"Choices per estimated bucket over time (share of each arm, {over})"] = (
         ["variant", "pass", "bucket", "trials", "choices"],
         [
@@ -619,10 +617,10 @@ def _pooled_mean(rows: pl.DataFrame) -> float | None:
     return total / trials if trials else None
 
 
-def _span_regrets(row: dict[str, Any], spans: list[list[int]]) -> list[str]:
-    """A `regret_frame` row's regret span by span: the sum when each span is one pass, else
-    the mean a trial (so a span the learner has only partly reached, or a shorter last span,
-    is comparable with the others); "-" where the learner has no trial paired yet."""
+def _span_regrets(row: dict[str, Any], spans: list[list[int]], *, mean: bool) -> list[str]:
+    """A `regret_frame` row's regret span by span: the sum a pass, or with ``mean`` the mean
+    a trial (so a span the learner has only partly reached, or a shorter last span, is
+    comparable with the others); "-" where the learner has no trial paired yet."""
     regret = dict(zip(row["passes"], row["regret_per_pass"], strict=True))
     pairs = dict(zip(row["passes"], row["pairs_per_pass"], strict=True))
     out = []
@@ -631,10 +629,10 @@ def _span_regrets(row: dict[str, Any], spans: list[list[int]]) -> list[str]:
         total = sum(regret.get(p, 0.0) for p in span)
         if not n:
             out.append("-")
-        elif len(spans[0]) == 1:
-            out.append(f"{total:+.2f}")
-        else:
+        elif mean:
             out.append(f"{total / n:+.3f}")
+        else:
+            out.append(f"{total:+.2f}")
     return out
 
 
