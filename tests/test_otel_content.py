@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gzip
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from fleetlab.clock import FakeClock
 from fleetlab.models import ModelRequest, ModelResponse, TextBlock
@@ -34,6 +27,7 @@ from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import open_store
 from fleetlab.suites import builtin_suites
 from fleetlab.telemetry import REDACTED, JsonLogFormatter, LogSink, otel_sink_from_env
+from tests.helpers.otlp import OtlpReceiver
 
 SIMPLE = next(t for t in builtin_suites()["core"].tasks if t.complexity == 1)
 FAKE_KEY = "sk-ant-api03-" + "Zx9" * 12  # looks like a key; redaction must catch it
@@ -50,50 +44,16 @@ CONTENT_KEYS = {
 SONNET = {"input": 3e-6, "output": 15e-6, "cache_write": 3.75e-6, "cache_read": 0.3e-6}
 
 
-class _Receiver(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[ExportTraceServiceRequest] = []
-        self.lock = threading.Lock()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        with self.server.lock:
-            self.server.requests.append(request)
-        reply = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Receiver]:
-    server = _Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{host}:{port}")
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.url)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_COMPRESSION", raising=False)
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.close()
 
 
 class Chatty:
@@ -123,7 +83,7 @@ def _value(any_value: Any) -> Any:
     return getattr(any_value, kind) if kind else None
 
 
-def _spans(receiver: _Receiver) -> list[dict[str, Any]]:
+def _spans(receiver: OtlpReceiver) -> list[dict[str, Any]]:
     spans = []
     for request in receiver.requests:
         for resource in request.resource_spans:
@@ -232,7 +192,7 @@ def _check_cost(chats: dict[tuple[str, int], dict[str, Any]], calls: list[Any]) 
 
 
 def test_content_on_spans_when_asked_redacted_and_from_the_run(
-    tmp_path: Path, receiver: _Receiver, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLEETLAB_OTEL_CONTENT", "1")
     logger, log = _capture()
@@ -314,7 +274,7 @@ def test_content_on_spans_when_asked_redacted_and_from_the_run(
 
 
 def test_no_content_by_default_but_the_cost_is_there(
-    tmp_path: Path, receiver: _Receiver, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("FLEETLAB_OTEL_CONTENT", raising=False)
     assert otel_sink_from_env().content is False  # type: ignore[union-attr]

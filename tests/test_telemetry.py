@@ -29,6 +29,7 @@ from fleetlab.telemetry import (
     redact_value,
     register_secret,
 )
+from tests.helpers.otlp import OtlpReceiver
 
 
 def test_vocabulary_is_closed() -> None:
@@ -268,48 +269,6 @@ def test_otel_is_off_unless_configured() -> None:
     sink.shutdown()
 
 
-class _HeldCollector:
-    """An OTLP/HTTP collector on loopback that holds every export until ``release`` is set,
-    then answers 200 and keeps the span names it was sent."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTraceServiceRequest,
-        )
-
-        self.release = threading.Event()
-        self.names: list[str] = []
-        collector = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                collector.release.wait(30)
-                request = ExportTraceServiceRequest.FromString(body)
-                for resource in request.resource_spans:
-                    for scope in resource.scope_spans:
-                        collector.names += [span.name for span in scope.spans]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_slow_collector_never_holds_up_a_commit(  # type: ignore[no-untyped-def]
     db_path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,7 +278,7 @@ def test_a_slow_collector_never_holds_up_a_commit(  # type: ignore[no-untyped-de
     reach the collector when it answers."""
     import threading
 
-    collector = _HeldCollector()
+    collector = OtlpReceiver(hold=True)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # not this one
     sink = otel_sink_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url + "/"})
     assert sink is not None
@@ -342,7 +301,7 @@ def test_a_slow_collector_never_holds_up_a_commit(  # type: ignore[no-untyped-de
         thread.join(30)
         sink.shutdown()  # sends what is queued
         collector.close()
-    assert collector.names == ["invoke_agent orchestrator"] * 3
+    assert collector.span_names() == ["invoke_agent orchestrator"] * 3
 
 
 def test_event_ids_increase_within_a_process_and_differ_after_a_fork() -> None:
