@@ -466,3 +466,34 @@ def test_a_long_learner_run_charts_its_steps_not_every_goal() -> None:
     # a learner that changes its mind at every goal keeps every row, inline
     flip = charts.learned_choices_chart(_long_learner(2000, lambda i: arms[i % 3]), window=1)
     assert len(_datasets(_spec(flip))) == 3 * 2000 + 3 * 2
+
+
+def _curve(passes: int) -> pl.DataFrame:
+    rows = [
+        {"world": "w", "variant": v, "learns": v == "learned", "pass": p, "trials": 3}
+        | {"mean_reward": (p % 7) / 7}
+        for v in ("learned", "always")
+        for p in range(1, passes + 1)
+    ]
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("passes", "pointed"), [(5, True), (30, True), (31, False), (150, False)])
+def test_a_learning_curve_marks_passes_only_when_few_and_shows_its_dashes(
+    passes: int, pointed: bool
+) -> None:
+    """Points on every pass crowd out 150 passes' lines; the learns/fixed legend must draw
+    strokes (a point symbol has no dash). Oracle: the pass counts chosen here."""
+    from fleetlab.charts.experiments import reward_curve_chart
+
+    spec = _spec(reward_curve_chart(_curve(passes), simulated=True))
+    marks = [
+        layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        for layer in spec["layer"]
+    ]
+    assert marks == (["line", "point"] if pointed else ["line"])
+    dash = spec["layer"][0]["encoding"]["strokeDash"]
+    assert dash["legend"]["symbolType"] == "stroke"
+    assert dash["field"] == "kind"
+    assert "SIMULATED" in json.dumps(spec["title"])
+    assert sorted({r["pass"] for r in _datasets(spec)}) == list(range(1, passes + 1))

@@ -750,6 +750,10 @@ def confusion_chart(confusion: pl.DataFrame, *, simulated: bool = False) -> AnyC
     )
 
 
+#: The most passes a learning curve marks with a point each.
+_MOST_POINTED_PASSES = 30
+
+
 def reward_curve_chart(
     curve: pl.DataFrame, *, objective: Any = None, simulated: bool = False
 ) -> AnyChart:
@@ -766,28 +770,31 @@ def reward_curve_chart(
         pl.when(pl.col("learns")).then(pl.lit("learns")).otherwise(pl.lit("fixed")).alias("kind")
     )
     order = data["variant"].unique(maintain_order=True).to_list()
-    chart: alt.Chart = (
-        alt.Chart(data)
-        .mark_line(point=True)
-        .encode(
-            # Quantitative, not ordinal: 150 passes would be 150 crowded labels.
-            x=alt.X(
-                "pass:Q",
-                title="pass over the tasks",
-                axis=alt.Axis(format="d", tickMinStep=1),
-                scale=alt.Scale(zero=False, nice=False),
-            ),
-            y=alt.Y("mean_reward:Q", title=f"mean {word} per trial", scale=alt.Scale(zero=False)),
-            color=_color(order),
-            strokeDash=alt.StrokeDash(
-                "kind:N", title="", sort=["learns", "fixed"], legend=alt.Legend(orient="bottom")
-            ),
-            tooltip=["variant:N", "pass:Q", "trials:Q", alt.Tooltip("mean_reward:Q", format=".3f")],
-        )
-        .properties(
-            title=_title(f"Learning curve: mean {word} per pass", simulated),
-            width=520,
-            height=260,
+    base = alt.Chart(data).encode(
+        # Quantitative, not ordinal: 150 passes would be 150 crowded labels.
+        x=alt.X(
+            "pass:Q",
+            title="pass over the tasks",
+            axis=alt.Axis(format="d", tickMinStep=1),
+            scale=alt.Scale(zero=False, nice=False),
+        ),
+        y=alt.Y("mean_reward:Q", title=f"mean {word} per trial", scale=alt.Scale(zero=False)),
+        color=_color(order),
+        tooltip=["variant:N", "pass:Q", "trials:Q", alt.Tooltip("mean_reward:Q", format=".3f")],
+    )
+    lines = base.mark_line().encode(
+        strokeDash=alt.StrokeDash(
+            "kind:N",
+            title="",
+            sort=["learns", "fixed"],
+            # Drawn as strokes: a point symbol would not show the dash pattern.
+            legend=alt.Legend(orient="bottom", symbolType="stroke", symbolStrokeColor="black"),
         )
     )
-    return chart
+    # A point per pass helps a short run; past a few dozen passes the points hide the lines.
+    layers = [lines]
+    if data["pass"].n_unique() <= _MOST_POINTED_PASSES:
+        layers.append(base.mark_point(filled=True))
+    return alt.layer(*layers).properties(
+        title=_title(f"Learning curve: mean {word} per pass", simulated), width=520, height=260
+    )
