@@ -148,7 +148,8 @@ def verdict_lines(c: Comparison) -> list[str]:
     frontier = [s.variant for s in c.variants if s.dominated_by is None]
     if dominated:
         lines.append(
-            f"dominated (another variant has at least their {noun} for less): "
+            "dominated on the means, untested "
+            f"(another variant has at least their {noun} for less): "
             + ", ".join(f"{s.variant} (by {s.dominated_by})" for s in dominated)
             + f"; on the frontier: {_names(frontier)}"
         )
