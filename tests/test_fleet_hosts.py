@@ -31,21 +31,31 @@ from tests.conftest import require_dependency
 ROOT = Path(__file__).parents[1]
 HOSTS = 3
 GOALS = 240
-SUBNET = "10.213"
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+def _ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+def _free_subnet() -> str:
+    """A ``10.N`` prefix that no address or route of this machine uses (a fixed one could
+    clash with a real network, or with what a killed run of this test left behind)."""
+    used = _ip("-4", "-o", "addr", "show") + _ip("-4", "route", "show", "table", "all")
+    for n in range(213, 256):
+        if f"10.{n}." not in used:
+            return f"10.{n}"
+    raise AssertionError("multi-host test: every 10.213-10.255 prefix is in use here")
 
 
 @pytest.fixture
-def namespaces() -> Iterator[list[str]]:
-    """Three network namespaces, each joined to this one by a veth pair: host i is
-    ``SUBNET.i.2``, and reaches the database at ``SUBNET.i.1``."""
+def namespaces() -> Iterator[tuple[list[str], str]]:
+    """Three network namespaces, each joined to this one by a veth pair, and their ``10.N``
+    prefix: host i is ``10.N.i.2``, and reaches the database at ``10.N.i.1``."""
     can = os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("unshare")
     require_dependency(bool(can), "multi-host test: needs root, ip (iproute2) and unshare")
     tag = os.getpid() % 10000
     names = [f"flh{i}-{tag}" for i in range(1, HOSTS + 1)]
+    subnet = _free_subnet()
     made: list[str] = []
     try:
         for i, ns in enumerate(names, start=1):
@@ -53,9 +63,9 @@ def namespaces() -> Iterator[list[str]]:
             _ip("netns", "add", ns)
             made.append(ns)
             _ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns)
-            _ip("addr", "add", f"{SUBNET}.{i}.1/24", "dev", outside)
+            _ip("addr", "add", f"{subnet}.{i}.1/24", "dev", outside)
             _ip("link", "set", outside, "up")
-            _ip("-n", ns, "addr", "add", f"{SUBNET}.{i}.2/24", "dev", inside)
+            _ip("-n", ns, "addr", "add", f"{subnet}.{i}.2/24", "dev", inside)
             _ip("-n", ns, "link", "set", inside, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
     except subprocess.CalledProcessError as exc:
@@ -63,7 +73,7 @@ def namespaces() -> Iterator[list[str]]:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         require_dependency(False, f"multi-host test: cannot make a network namespace: {exc.stderr}")
     try:
-        yield names
+        yield names, subnet
     finally:
         for ns in made:  # deleting a namespace deletes its end of the veth, and so the pair
             subprocess.run(["ip", "netns", "del", ns], check=False)
@@ -84,8 +94,9 @@ def _start_host(ns: str, name: str, url: str, seed: int, cwd: Path) -> subproces
 
 @pytest.mark.slow
 def test_three_hosts_one_killed_finish_every_goal_exactly_once(
-    namespaces: list[str], tmp_path: Path
+    namespaces: tuple[list[str], str], tmp_path: Path
 ) -> None:
+    names, subnet = namespaces
     core = builtin_suites()["core"].tasks
     with TempCluster(listen="0.0.0.0") as cluster:
         url = cluster.create_database("fleet")
@@ -94,8 +105,8 @@ def test_three_hosts_one_killed_finish_every_goal_exactly_once(
                 store, [Goal(task=core[i % len(core)].key, instance=i) for i in range(GOALS)]
             )
         hosts = []
-        for i, ns in enumerate(namespaces, start=1):
-            tcp = cluster.tcp_url("fleet", host=f"{SUBNET}.{i}.1")
+        for i, ns in enumerate(names, start=1):
+            tcp = cluster.tcp_url("fleet", host=f"{subnet}.{i}.1")
             hosts.append(_start_host(ns, f"host-{i}", tcp, seed=i, cwd=tmp_path))
         for proc in hosts:
             assert proc.stdout is not None
