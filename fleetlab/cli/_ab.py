@@ -210,8 +210,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int:
     """``ab report`` of an experiment with worlds: world by world, the verdict and the
     learners' curves, regret and choices; the HTML report across worlds."""
-    from fleetlab.experiments import write_worlds_report
-    from fleetlab.experiments._worlds import world_sections
+    from fleetlab.experiments._worlds import world_sections, write_sections_report
 
     objective, sections = world_sections(name, args.out, baseline=args.baseline)
     console.print(
@@ -244,7 +243,7 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
                 table.add_row(*(escape(cell) for cell in row))
             wide.print(table)
     if not args.no_html:
-        path = write_worlds_report(name, root=args.out, path=args.html)
+        path = write_sections_report(name, objective, sections, root=args.out, path=args.html)
         console.print(f"HTML report: {escape(str(path))}", highlight=False)
     return 0
 

@@ -18,6 +18,8 @@ from fleetlab.experiments._results import infra_summary, load, output_dir
 from fleetlab.stats import PairedDifference
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from fleetlab.charts.experiments import AnyChart
 
 __all__ = ["format_rows", "verdict_lines", "write_report"]
@@ -532,6 +534,7 @@ def write_report(
     path: str | Path | None = None,
     baseline: str | None = None,
     comparison: Comparison | None = None,
+    frame: pl.DataFrame | None = None,
 ) -> Path:
     """Write the experiment's HTML report (works offline), answer first: the verdict (one
     sentence per question), the success-vs-cost frontier, results per complexity bucket, the
@@ -545,11 +548,12 @@ def write_report(
         baseline: compare with this variant instead of the experiment's baseline
             (``"best"``: the best on the objective).
         comparison: the comparison already computed (``compare(name, ...)``), to reuse.
+        frame: the results already loaded (``load(name)``), to reuse.
 
     Returns:
         The path written.
     """
-    frame = load(name, root=root)
+    frame = load(name, root=root) if frame is None else frame
     comparison = comparison or compare(name, root=root, baseline=baseline)
     target = Path(path) if path is not None else output_dir(name, root) / "report.html"
     folder = output_dir(name, root)

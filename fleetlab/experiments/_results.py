@@ -43,7 +43,7 @@ from fleetlab.clock import Clock, SystemClock, to_us
 from fleetlab.errors import ConfigError, NotFoundError
 from fleetlab.experiments._definition import Experiment
 from fleetlab.store.results import TRIAL_COLUMNS, ResultsFile
-from fleetlab.telemetry import redact, redact_value
+from fleetlab.telemetry import redact, redact_value, redactor
 
 __all__ = [
     "COLUMNS",
@@ -70,6 +70,7 @@ COLUMNS: dict[str, Any] = {
     for name, kind in TRIAL_COLUMNS.items()
 }
 _BOOLS = {name for name, kind in COLUMNS.items() if kind == pl.Boolean}
+_TEXTS = [name for name, kind in COLUMNS.items() if kind == pl.String]
 
 
 def default_root() -> Path:
@@ -309,15 +310,16 @@ class ResultsDB:
 
     def frame(self) -> pl.DataFrame:
         """Every row as a polars frame (``COLUMNS``), in the order the trials finished."""
-        # redacted again on the way out: rows recorded before redaction existed
-        records = [
-            {
-                k: (bool(v) if k in _BOOLS and v is not None else redact_value(v))
-                for k, v in r.items()
-            }
-            for r in self._file.trials()
-        ]
-        return pl.DataFrame(records, schema=COLUMNS, orient="row")
+        # SQLite holds the booleans as integers: read as such, then cast (0 false, else true)
+        stored = {k: pl.Int64 if k in _BOOLS else kind for k, kind in COLUMNS.items()}
+        frame = pl.DataFrame(self._file.trials(), schema=stored, orient="row")
+        # texts redacted again on the way out: rows recorded before redaction existed (every
+        # column is a number, a flag or a text, and only a text can hold a secret)
+        redact_text = redactor()
+        return frame.with_columns(
+            *(pl.col(k).cast(pl.Boolean) for k in _BOOLS),
+            pl.col(_TEXTS).map_elements(redact_text, return_dtype=pl.String),
+        )
 
     # --- batches -------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ from fleetlab.errors import NotFoundError
 from fleetlab.objective import Objective
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fleetlab.experiments._compare import Comparison
     from fleetlab.experiments._definition import Experiment
     from fleetlab.stats import Interval
@@ -709,10 +711,22 @@ def write_worlds_report(
     """The report across worlds (``<name>/report.html``), answer first, world by world:
     the verdict and frontier, then the learners' curves, regret and choices; each world's
     full A/B report (``<name>@<world>/report.html``) is written too and linked."""
+    objective, sections = world_sections(name, root)
+    return write_sections_report(name, objective, sections, root=root, path=path)
+
+
+def write_sections_report(
+    name: str,
+    objective: Objective,
+    sections: Sequence[WorldSection],
+    *,
+    root: str | Path | None = None,
+    path: str | Path | None = None,
+) -> Path:
+    """`write_worlds_report` of the sections already computed (``world_sections``)."""
     from fleetlab.charts._offline import vega_bundle
     from fleetlab.experiments._report import _CSS, write_report
 
-    objective, sections = world_sections(name, root)
     target = Path(path) if path is not None else _folder(name, root) / "report.html"
     charts: list[str] = []
 
@@ -741,7 +755,9 @@ def write_worlds_report(
         if section.comparison is None or section.frame is None:
             parts.append("<p>No results yet in this world: run the experiment.</p>")
             continue
-        page = write_report(section.experiment, root=root, comparison=section.comparison)
+        page = write_report(
+            section.experiment, root=root, comparison=section.comparison, frame=section.frame
+        )
         parts.append("<ol class='verdict'>")
         parts.extend(f"<li>{html.escape(line)}.</li>" for line in section.lines)
         parts.append(
