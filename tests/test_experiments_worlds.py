@@ -105,10 +105,10 @@ def test_the_report_is_per_world(ran: Path, capsys: pytest.CaptureFixture[str]) 
         assert f"World {world}" in text
     assert "Regret against the best fixed strategy" in text
     assert "Choices per estimated bucket" in text
-    assert text.count("learned after its warm-up (passes 2-2, 2 trials)") == len(WORLDS)
+    assert text.count("learned after its warm-up (pass 2, 2 trials)") == len(WORLDS)
     assert "After the warm-up (passes 2 on)" in text
     page = (out / "axis" / "report.html").read_text(encoding="utf-8")
-    assert page.count("learned after its warm-up (passes 2-2, 2 trials)") == len(WORLDS)
+    assert page.count("learned after its warm-up (pass 2, 2 trials)") == len(WORLDS)
     assert page.index("World: solo") < page.index("World: small_context")
     assert "SIMULATED" in page
     for world in WORLDS:
@@ -260,11 +260,17 @@ def test_a_plain_experiment_judges_its_learner_after_the_warm_up(tmp_path: Path)
     # oracle: the learner's mean value on trial index 1 only, by hand
     rows = [r for r in load("plainwu", root=tmp_path / "out").to_dicts() if r["trial"] == 1]
     values = [float(r["passed"]) - r["cost_usd"] / 2.0 for r in rows if r["variant"] == "learned"]
-    assert line.startswith(f"learned after its warm-up (passes 2-2, {len(values)} trials)")
+    assert line.startswith(f"learned after its warm-up (pass 2, {len(values)} trials)")
     assert f"mean value {sum(values) / len(values):.3f}," in line
     # no warm-up asked for: every pass counts, and the line says so
     again = compare("plainwu", root=tmp_path / "out", warmup_passes=0)
     assert again.judged[0].startswith("learned over every pass (1-2, no warm-up set, 4 trials)")
+    # a warm-up longer than the run so far (2 passes): nothing judged yet, and no "passes 3-2"
+    early = compare("plainwu", root=tmp_path / "out", warmup_passes=2)
+    assert list(early.judged) == [
+        "learned after its warm-up (from pass 3: the run has reached pass 2): no trial yet that "
+        "it and every fixed strategy finished after the warm-up"
+    ]
 
 
 def test_the_judgement_of_a_partial_run_compares_like_with_like() -> None:

@@ -393,11 +393,15 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
     lines = []
     for learner in learners:
         rows = judged.filter(pl.col("variant") == learner).sort("fixed_mean_reward", "fixed")
-        span = (
-            f"after its warm-up (passes {warmup_passes + 1}-{last}"
-            if warmup_passes
-            else f"over every pass (1-{last}, no warm-up set"
-        )
+        first = warmup_passes + 1
+        if not warmup_passes:
+            span = f"over every pass (1-{last}, no warm-up set"
+        elif last > first:
+            span = f"after its warm-up (passes {first}-{last}"
+        elif last == first:
+            span = f"after its warm-up (pass {first}"
+        else:
+            span = f"after its warm-up (from pass {first}: the run has reached pass {last}"
         if rows.is_empty():
             lines.append(
                 f"{learner} {span}): no trial yet that it and every fixed strategy finished "
