@@ -273,6 +273,20 @@ def test_a_plain_experiment_judges_its_learner_after_the_warm_up(tmp_path: Path)
     ]
 
 
+def test_a_partial_run_says_so_first(tmp_path: Path) -> None:
+    """A verdict on a run stopped early can change: its first line says how far it got.
+    Oracle: BODY plans 3 variants x 2 tasks x 2 trials = 12 trials."""
+    path = tmp_path / "part.toml"
+    path.write_text('name = "part"\nmodel = "sim:instant"\n' + BODY, encoding="utf-8")
+    run(path, root=tmp_path / "out", progress=None, limit=5)
+    assert compare("part", root=tmp_path / "out").verdict()[0] == (
+        "a partial run: 5 of 12 planned trials finished, so what follows can change "
+        "(fleetlab ab run resumes it)"
+    )
+    run(path, root=tmp_path / "out", progress=None)
+    assert not any("partial" in line for line in compare("part", root=tmp_path / "out").verdict())
+
+
 def test_the_judgement_of_a_partial_run_compares_like_with_like() -> None:
     objective = Objective(success_value_usd=1.0)
     rows = _judged_rows()

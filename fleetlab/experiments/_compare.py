@@ -245,6 +245,8 @@ class Comparison:
     learners: tuple[str, ...] = ()
     warmup_passes: int = 0
     judged: tuple[str, ...] = ()
+    planned: int | None = None
+    finished: int = 0
     type: Literal["comparison"] = field(default="comparison", repr=False)
 
     @property
@@ -683,4 +685,6 @@ def compare(
         learners=learners,
         warmup_passes=warmup_passes,
         judged=tuple(judged),
+        planned=int(meta["planned"]) if meta.get("planned") else None,
+        finished=len(rows),
     )

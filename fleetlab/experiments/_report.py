@@ -98,11 +98,16 @@ def verdict_lines(c: Comparison) -> list[str]:
         )
     else:
         what = f"{best.variant} has the highest {noun}, {_pct(best.success.estimate)}"
+    lines = []
+    if c.planned is not None and c.finished < c.planned:
+        lines.append(
+            f"a partial run: {c.finished} of {c.planned} planned trials finished, so what "
+            "follows can change (fleetlab ab run resumes it)"
+        )
     if len(ranked) < 2:
-        return [f"{what}; it is the only variant: nothing to compare"]
+        return [*lines, f"{what}; it is the only variant: nothing to compare"]
     runner = ranked[1]
     versus = {p.baseline: p for p in c.versus_best}
-    lines = []
     d = versus.get(runner.variant)
     if d is None:
         lines.append(f"{what}; it shares no (task, trial) with {runner.variant}: no paired test")

@@ -224,6 +224,7 @@ class ResultsDB:
                 ("variants", json.dumps([v.name for v in experiment.variants])),
                 ("objective", json.dumps(experiment.objective.to_dict())),
                 ("warmup_passes", str(experiment.warmup_passes)),
+                ("planned", str(experiment.planned_trials)),
                 ("code_history", json.dumps(history)),
             ],
             [
