@@ -305,3 +305,40 @@ def test_ids_on_a_terminal_are_never_wrapped(width: int) -> None:
     text = buf.getvalue()
     assert all(sum(i in ln for ln in text.splitlines()) == 1 for i in ids), text
     assert max(len(ln) for ln in text.splitlines()) <= width
+
+
+def test_output_cut_short_exits_0_but_any_other_broken_pipe_fails(
+    fleet: Path, tmp_path: Path
+) -> None:
+    """``fleetlab tasks | head -1`` is no failure; a broken pipe to anything else (a worker
+    process that died) is: it must not end the command quietly with status 0."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line is written
+    try:
+        cut = subprocess.run(
+            [sys.executable, "-m", "fleetlab", "tasks", "--db", str(fleet)],
+            env=_env(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    assert cut.returncode == 0, cut.stderr
+    assert cut.stderr == ""
+    script = tmp_path / "pipe.py"
+    script.write_text(
+        "import sys\n"
+        "from fleetlab.cli import _ab, main\n"
+        "def broken(args, console):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "_ab.cmd_report = broken\n"
+        "sys.exit(main(['ab', 'report', 'x']))\n",
+        encoding="utf-8",
+    )
+    other = subprocess.run(
+        [sys.executable, str(script)], env=_env(), capture_output=True, text=True
+    )
+    assert other.returncode == 1
+    assert "BrokenPipeError" in other.stderr
+    assert "internal error" in other.stderr

@@ -144,3 +144,63 @@ def test_sigkill_halfway_then_rerun_finishes_without_redoing_finished_trials(
     scored = learned["learn_bucket"].is_not_null()
     assert scored.any()
     assert (learned["learn_reward"].is_not_null() == scored).all()
+
+
+#: ``python -m fleetlab`` that is sent SIGTERM right after it commits its ``argv[1]``-th row.
+TERM_AFTER = """
+import os
+import signal
+import sys
+
+from fleetlab.cli import main
+from fleetlab.experiments._results import ResultsDB
+
+term_at = int(sys.argv[1])
+insert = ResultsDB.insert
+
+
+def insert_then_term(self, row):
+    insert(self, row)
+    if self.count() == term_at:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+ResultsDB.insert = insert_then_term
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``kill PID`` (a service manager, a timeout) is no SIGKILL: the run stops cleanly, its
+    workers and scratch memory go with it, and a rerun finishes what was left."""
+    from fleetlab.experiments._trial import scratch_root
+
+    path = tmp_path / "killme.toml"
+    path.write_text(EXPERIMENT, encoding="utf-8")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [*_args(path, out), "--workers", "2"]
+    stopped = subprocess.run(
+        [sys.executable, "-c", TERM_AFTER, str(TOTAL // 3), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in stopped.stderr
+    assert not scratch_root(out / "killme").exists()  # no trial left in memory
+    before = _rows(out / "killme" / "results.db")
+    assert TOTAL // 3 <= len(before) < TOTAL
+    done = subprocess.run(
+        [sys.executable, "-m", "fleetlab", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"ran {TOTAL - len(before)} trials, skipped {len(before)}" in done.stdout
+    assert len(_rows(out / "killme" / "results.db")) == TOTAL

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -114,6 +115,10 @@ def _redacted_output() -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+class _StdoutClosed(BrokenPipeError):
+    """stdout's reader went away: the command's output is no longer wanted."""
+
+
 class _Stdout(Console):
     """The console of a command's output. A reader that stopped early (``fleetlab tasks |
     head -1``) is no failure: rich's own ``on_broken_pipe`` exits 1, this one points stdout at
@@ -123,13 +128,37 @@ class _Stdout(Console):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-        raise BrokenPipeError(32, "stdout was closed by its reader")
+        raise _StdoutClosed(32, "stdout was closed by its reader")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetlab`` console script."""
-    with _redacted_output():
+    with _redacted_output(), _terminate_as_interrupt():
         return _main(argv)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager, a timeout) stops a command as Ctrl-C does: its
+    cleanup runs (an experiment's workers and scratch memory, a fleet's checkpoints) instead
+    of the process vanishing mid-write."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)  # asyncio's, while a loop runs: it cancels
+        if callable(handler) and handler is not interrupt:
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): SIGTERM must still stop it
+            raise KeyboardInterrupt
+
+    try:
+        before = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -151,7 +180,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
-    except BrokenPipeError:
+    except _StdoutClosed:  # not any broken pipe: one to a worker process is a failure
         return 0
     except Exception as exc:  # a bug: its traceback, but never a secret in it
         text = redact("".join(traceback.format_exception(exc)))
