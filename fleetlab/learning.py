@@ -88,10 +88,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fleetlab.clock import to_us
 from fleetlab.errors import UserError
-from fleetlab.objective import Objective
+from fleetlab.objective import MIN_SUCCESS_VALUE_USD, Objective, usd
 from fleetlab.policies.base import STRATEGIES, Strategy
 from fleetlab.store import Store
-from fleetlab.store.learner import ArmTotals, LearnerSeed, LearnerUpdate
+from fleetlab.store.learner import ArmTotals, LearnerSeed, LearnerUpdate, LearnerWarmStart
 from fleetlab.store.lifecycle import ACTIVE
 from fleetlab.telemetry import Event
 
@@ -123,6 +123,9 @@ _MC_DRAWS = 2000
 #: The smallest prior reward variance learned from the data ((1 point in 100)^2): rewards
 #: that never varied still leave room for a difference of about a cent.
 _MIN_VARIANCE = 1e-4
+#: The most reward points a USD (or 1,000 tokens) may cost: a success worth the least an
+#: objective allows. More makes rewards, and their squares, overflow.
+_MAX_WEIGHT = 1 / MIN_SUCCESS_VALUE_USD
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +187,13 @@ class LearnerConfig:
                 raise bad(name, "a finite number")
             return float(value)
 
-        for name in ("token_weight", "share_weight", "score_cost_usd", "sample_scale",
-                     "value_scale"):  # fmt: skip
+        for name in ("share_weight", "score_cost_usd", "sample_scale", "value_scale"):
             if number(name) < 0:
                 raise bad(name, "a number >= 0")
-        if self.cost_weight is not None and number("cost_weight") < 0:
-            raise bad("cost_weight", "a number >= 0 (or none: the objective's)")
+        for name in ("cost_weight", "token_weight"):
+            if getattr(self, name) is not None and not 0 <= number(name) <= _MAX_WEIGHT:
+                none = " (or none: the objective's)" if name == "cost_weight" else ""
+                raise bad(name, f"a number from 0 to {_MAX_WEIGHT:g}{none}")
         number("prior_mean")
         for name in ("prior_weight", "noise"):
             if number(name) <= 0:
@@ -248,6 +252,17 @@ class Learner:
             - self.config.token_weight * tokens / 1000
         )
 
+    def _totals(self) -> dict[tuple[str, str], ArmTotals]:
+        """The store's totals the learner can use (``_usable``)."""
+        return _usable(self.store.learner_totals())
+
+    def left_out(self) -> list[tuple[str, str]]:
+        """The (bucket, arm) cells whose stored totals are not finite numbers, so unused
+        (rewards under an objective too extreme to compute, stored before objectives were
+        bounded)."""
+        totals = self.store.learner_totals()
+        return sorted(totals.keys() - _usable(totals).keys())
+
     def _priors(
         self, everything: dict[tuple[str, str], ArmTotals]
     ) -> tuple[dict[str, float], float, float]:
@@ -288,7 +303,8 @@ class Learner:
             if n:
                 xbar = total / n
                 spread += max(squares - total * xbar, 0.0) / 2
-                spread += k0 * n * (xbar - m0) ** 2 / (2 * weight)
+                gap = xbar - m0  # squared by multiplying: huge is inf, never an OverflowError
+                spread += k0 * n * gap * gap / (2 * weight)
             alpha = a0 + n / 2
             mean = (k0 * m0 + total) / weight
             scale = math.sqrt(spread / (alpha * weight))
@@ -297,7 +313,7 @@ class Learner:
 
     def stats(self, bucket: str) -> dict[str, ArmStats]:
         """Posterior summary of each arm in ``bucket``."""
-        return self._stats_of(bucket, self.store.learner_totals())
+        return self._stats_of(bucket, self._totals())
 
     def _shares(self, everything: dict[tuple[str, str], ArmTotals]) -> dict[str, float]:
         """How often goals land in each bucket (scored goals so far, plus one each)."""
@@ -350,7 +366,7 @@ class Learner:
     def choose(self, bucket: str) -> tuple[Arm, dict[str, Any]]:
         """Sample each arm's posterior and pick the largest; returns the arm and the draws.
         While an arm of ``bucket`` has fewer than ``min_evidence`` rewards, that arm."""
-        everything = self.store.learner_totals()
+        everything = self._totals()
         untried = self._untried(everything, bucket, running=True) if self._exploring() else None
         if untried is not None:
             return untried, {"min_evidence": self.config.min_evidence}
@@ -368,7 +384,7 @@ class Learner:
     def p_best(self) -> dict[str, dict[str, float]]:
         """Per bucket, each arm's posterior probability of being the best arm (seeded Monte
         Carlo over the Student-t posteriors: the same state always gives the same answer)."""
-        everything = self.store.learner_totals()
+        everything = self._totals()
         key = (tuple(sorted(everything.items())), self.config, self.cost_weight)
         if self._p_best_cache is not None and self._p_best_cache[0] == key:
             return self._p_best_cache[1]
@@ -391,7 +407,7 @@ class Learner:
         wide prior never makes another arm's probability that high anyway; this just saves
         the Monte Carlo).
         """
-        totals = self.store.learner_totals()
+        totals = self._totals()
         if any(totals.get((b, a), ArmTotals(0, 0, 0)).n == 0 for b in BUCKETS for a in ARMS):
             return None
         p = self.p_best()
@@ -415,7 +431,7 @@ class Learner:
         them, when the caller already has them."""
         rng = rng or self._rng
         if everything is None:
-            everything = self.store.learner_totals()
+            everything = self._totals()
         if stats is None:
             stats = {b: self._stats_of(b, everything) for b in BUCKETS}
         shares = self._shares(everything)
@@ -433,7 +449,7 @@ class Learner:
         ``1 / audit_rate`` (seeded draws). So the learner scores while the buckets may want
         different arms, and stops as its posterior agrees on one arm everywhere (or on a
         difference too small to pay for the call)."""
-        everything = self.store.learner_totals()  # read once for every sample below
+        everything = self._totals()  # read once for every sample below
         if self._must_score(everything):
             return True
         stats = {b: self._stats_of(b, everything) for b in BUCKETS}  # the same for each sample
@@ -450,7 +466,7 @@ class Learner:
         """The arm for a goal that was not scored: the best posterior mean over all buckets
         (weighted by how often goals land in each). Greedy, not sampled: an unscored goal
         has no bucket, so it teaches nothing and exploring there would buy nothing."""
-        everything = self.store.learner_totals()
+        everything = self._totals()
         shares = self._shares(everything)
         stats = {b: self._stats_of(b, everything) for b in BUCKETS}
 
@@ -570,6 +586,16 @@ def posterior_frame(
     )
 
 
+def _usable(totals: dict[tuple[str, str], ArmTotals]) -> dict[tuple[str, str], ArmTotals]:
+    """``totals`` without a (bucket, arm) whose sums are not finite numbers: nothing can be
+    learned from those, and they would make every posterior NaN."""
+    return {
+        k: t
+        for k, t in totals.items()
+        if math.isfinite(t.reward_sum) and math.isfinite(t.reward_sq)
+    }
+
+
 # --- warm start ----------------------------------------------------------------------------
 
 
@@ -586,6 +612,8 @@ class WarmStart:
             a paired trial (same task and seed) in the experiment; the rest used the task's
             true complexity as the bucket.
         totals: per (bucket, arm), what was added.
+        before: the earlier warm start from the same source, if there was one: then
+            nothing was added (``totals`` is empty; ``trials`` says what would have been).
     """
 
     source: str
@@ -594,6 +622,7 @@ class WarmStart:
     skipped: int
     estimated: int
     totals: dict[tuple[str, str], ArmTotals]
+    before: LearnerWarmStart | None = None
     kind: Literal["warm_start"] = field(default="warm_start", repr=False)
 
 
@@ -612,7 +641,7 @@ def warm_start(
     results: pl.DataFrame,
     *,
     objective: Objective | None = None,
-    source: str = "experiment",
+    source: str | None = None,
 ) -> WarmStart:
     """Seed the learner from an experiment's trials of fixed strategies.
 
@@ -625,19 +654,29 @@ def warm_start(
     were chosen by the rewards themselves). The totals, and a row per (bucket, arm) saying
     where they came from, are added in one transaction.
 
+    A source seeds a learner once: when it already did, nothing is added (``before`` says
+    when, and how many trials); a source under another objective than the warm starts
+    before it (their rewards are on another scale) is refused.
+
     Args:
         store: the fleet's store.
         results: the experiment's results (``fleetlab.experiments.load(name)``).
         objective: what a trial's outcome is worth (default: the fleet's default objective);
             use the objective the fleet will run under.
-        source: recorded with the seed rows (e.g. ``experiment:decomposition_ab``).
+        source: recorded with the seed rows (e.g. ``experiment:decomposition_ab``; default:
+            ``experiment:NAME`` from the results' ``experiment`` column).
 
     Raises:
-        UserError: the results have no usable trial of a fixed strategy.
+        UserError: the results have no usable trial of a fixed strategy, or their objective
+            is not the one of the learner's earlier warm starts.
     """
     from fleetlab.policies import parse
 
     objective = objective or DEFAULT_OBJECTIVE
+    if source is None:
+        column = results.get_column("experiment", default=None)
+        names = [] if column is None else column.drop_nulls().unique().to_list()
+        source = f"experiment:{names[0]}" if len(names) == 1 else "experiment"
     rows = results.to_dicts()
     estimates: dict[tuple[Any, Any], dict[Any, str]] = defaultdict(dict)
     for r in rows:
@@ -681,5 +720,33 @@ def warm_start(
         LearnerSeed(now, source, bucket, arm, t.n, t.reward_sum, t.reward_sq, table)
         for (bucket, arm), t in totals.items()
     ]
-    store.add_learner_seeds(seeds)
+    with store.tx():  # the check and the seeds in one transaction: no writer in between
+        earlier = store.learner_warm_starts()
+        before = next((w for w in earlier if w.source == source), None)
+        if before is not None:
+            return WarmStart(source, objective, used, skipped, estimated, {}, before)
+        _same_objective(earlier, objective, source)
+        store.add_learner_seeds(seeds)
     return WarmStart(source, objective, used, skipped, estimated, totals)
+
+
+def _same_objective(earlier: list[LearnerWarmStart], objective: Objective, source: str) -> None:
+    """Refuse a warm start whose rewards are on another scale than the earlier ones'."""
+
+    def worth(value: float | None) -> str:
+        return "success only" if value is None else f"a success is worth {usd(value)}"
+
+    for start in earlier:
+        value = json.loads(start.objective).get("success_value_usd")
+        if value != objective.success_value_usd:
+            if value is None:
+                how = "seed it under the same objective (no success_value_usd) or "
+            elif value >= MIN_SUCCESS_VALUE_USD:  # else stored before values were bounded
+                how = f"seed it under the same objective (--success-value-usd {value!r}) or "
+            else:
+                how = ""
+            raise UserError(
+                f"{source} is under the objective {worth(objective.success_value_usd)!r}, the"
+                f" learner's evidence from {start.source} under {worth(value)!r}: rewards under"
+                f" two objectives do not add up; {how}seed it into a fresh fleet database (--db)"
+            )

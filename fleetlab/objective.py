@@ -22,11 +22,19 @@ from typing import Any, Literal
 
 from fleetlab.errors import UserError
 
-__all__ = ["OBJECTIVE_FIELDS", "Objective"]
+__all__ = ["MIN_SUCCESS_VALUE_USD", "OBJECTIVE_FIELDS", "Objective", "usd"]
+
+#: The least a success can be worth (USD): a tenth of a cent. A smaller value is no sensible
+#: objective, and one small enough makes cost / success_value_usd, and the learner's sums of
+#: squared rewards, overflow (1e-300 did).
+MIN_SUCCESS_VALUE_USD = 0.001
 
 #: The fields of an ``[objective]`` table, with what each expects (for error messages).
 OBJECTIVE_FIELDS = {
-    "success_value_usd": "a number > 0: what one success is worth in USD (omit: success only)",
+    "success_value_usd": (
+        f"a number > 0, at least {MIN_SUCCESS_VALUE_USD} (a tenth of a cent): what one success"
+        " is worth in USD (omit: success only)"
+    ),
     "within_points": "a number >= 0: points of the best score that still count as as good",
 }
 
@@ -47,8 +55,11 @@ class Objective:
 
     def __post_init__(self) -> None:
         v = self.success_value_usd
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise UserError(f"success_value_usd must be a number > 0, got {v!r}")
+        if v is not None and not (math.isfinite(v) and v >= MIN_SUCCESS_VALUE_USD):
+            raise UserError(
+                f"success_value_usd must be a finite number of USD >= {MIN_SUCCESS_VALUE_USD}"
+                f" (a tenth of a cent), got {v!r}"
+            )
         if not (math.isfinite(self.within_points) and self.within_points >= 0):
             raise UserError(f"within_points must be a number >= 0, got {self.within_points!r}")
 
@@ -74,12 +85,8 @@ class Objective:
         values: dict[str, float] = {}
         for key, value in raw.items():
             ok = isinstance(value, int | float) and not isinstance(value, bool)
-            if (
-                not ok
-                or not math.isfinite(value)
-                or value < 0
-                or (key == "success_value_usd" and value == 0)
-            ):
+            least = MIN_SUCCESS_VALUE_USD if key == "success_value_usd" else 0.0
+            if not ok or not math.isfinite(value) or value < least:
                 raise UserError(f"field {key!r}: expected {OBJECTIVE_FIELDS[key]}, got {value!r}")
             values[key] = float(value)
         return cls(
@@ -110,10 +117,8 @@ class Objective:
         """The objective in one phrase, for reports."""
         if self.success_value_usd is None:
             return "success rate (cost not priced)"
-        return (
-            f"value = success - cost / ${self.success_value_usd:,.2f} "
-            f"(a success is worth ${self.success_value_usd:,.2f})"
-        )
+        value = usd(self.success_value_usd)
+        return f"value = success - cost / {value} (a success is worth {value})"
 
     def to_dict(self) -> dict[str, float]:
         """The ``[objective]`` table that parses back to this objective."""
@@ -121,3 +126,11 @@ class Objective:
         if self.success_value_usd is not None:
             out["success_value_usd"] = self.success_value_usd
         return out
+
+
+def usd(value: float) -> str:
+    """An amount of USD with the digits it needs: ``$2.00``, ``$1,234.50``, ``$0.001``,
+    ``$0.0125`` (cents when they say it exactly, else up to six significant digits)."""
+    if round(value, 2) == value and abs(value) < 1e15:
+        return f"${value:,.2f}"
+    return f"${value:,.6g}"

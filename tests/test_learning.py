@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fleetlab.learning import ARMS, BUCKETS, DEFAULT_OBJECTIVE, Learner, LearnerConfig
+from fleetlab.cli import main
+from fleetlab.learning import (
+    ARMS,
+    BUCKETS,
+    DEFAULT_OBJECTIVE,
+    Learner,
+    LearnerConfig,
+    posterior_frame,
+)
 from fleetlab.models.sim import SimModel
 from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import open_store
-from fleetlab.store.learner import ArmTotals
+from fleetlab.store.learner import ArmTotals, LearnerSeed
 from fleetlab.suites import builtin_suites
 
 pytestmark = pytest.mark.both_backends
@@ -447,3 +456,64 @@ async def test_goals_still_running_count_as_tried_while_exploring(
         store.set_task_spec(goal.id, {**goal.spec, "decision": decision})
         assert learner.choose("complex")[0] == "as_needed"
         assert learner.choose("simple")[0] == "direct"  # another bucket: not counted
+
+
+def test_totals_stored_under_a_too_small_objective_are_left_out_instead_of_a_traceback(
+    fresh_db: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fleet db seeded before objectives were bounded, with success_value_usd = 1e-300
+    (the totals as that warm start stored them): the learner leaves those cells out, as if
+    untried, and ``fleetlab learn`` says so, instead of an OverflowError."""
+    url = fresh_db()
+    objective = '{"success_value_usd": 1e-300, "within_points": 1.0}'
+    with open_store(url) as store:
+        store.add_learner_seeds(
+            [
+                LearnerSeed(1, "experiment:tiny", "simple", arm, 2, total, math.inf, objective)
+                for arm, total in (("decompose", -5.68398e298), ("direct", -1.87281e298))
+            ]
+        )
+        learner = Learner(store, LearnerConfig(min_evidence=0))
+        assert learner.left_out() == [("simple", "decompose"), ("simple", "direct")]
+        # nothing usable: every cell is the prior, mean 0.5 with spread noise = 0.5 worth
+        # share_weight = 2 rewards, so its sd 0.5 / sqrt(2)
+        for row in posterior_frame(store).to_dicts():
+            assert (row["n"], row["mean_reward"]) == (0, 0.5), row
+            assert row["posterior_sd"] == pytest.approx(0.5 / math.sqrt(2))
+        # it still chooses, weighs a score and learns (the cells left out stay out)
+        assert learner.choose("simple")[0] in ARMS
+        learner.needs_score()
+        learner.update(task_id="t", trace_id="r", bucket="medium", arm="direct",
+                       success=True, cost_usd=0.0, tokens=0)  # fmt: skip
+        assert learner.stats("medium")["direct"].n == 1
+    capsys.readouterr()
+    assert main(["--db", url, "learn"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert out.splitlines()[0] == (
+        "left out simple/decompose, simple/direct: their stored totals are not finite numbers"
+        " (rewards under an objective too extreme to compute); a fresh fleet database starts"
+        " clean"
+    )
+
+
+def test_finite_but_huge_totals_give_a_posterior_instead_of_an_overflow(
+    fresh_db: Callable[[], str],
+) -> None:
+    """A squared difference of two finite rewards can exceed the largest float: the
+    posterior's spread is then infinite, not an OverflowError."""
+    big = 1.3e154  # its square, 1.69e308, is just below the largest float (1.8e308)
+    with open_store(fresh_db()) as store:
+        store.seed_learner(
+            {("simple", "direct"): ArmTotals(1, big, big * big),
+             ("medium", "direct"): ArmTotals(1, -big, big * big),
+             ("complex", "direct"): ArmTotals(1, -big, big * big)}
+        )  # fmt: skip
+        rows = {(r["bucket"], r["arm"]): r for r in posterior_frame(store).to_dicts()}
+    # by hand: the grand mean is -big / 3; direct's prior mean over every bucket
+    # (2 * (-big / 3) - big) / (2 + 3) = -big / 3, so simple/direct (big, 1.73e154 from its
+    # prior: squared, more than the largest float) has the posterior mean
+    # (2 * (-big / 3) + big) / (2 + 1) = big / 9
+    assert rows[("simple", "direct")]["n"] == 1
+    assert rows[("simple", "direct")]["mean_reward"] == pytest.approx(big / 9)
+    assert rows[("simple", "direct")]["posterior_sd"] == math.inf

@@ -4,6 +4,8 @@ arm that experiment found best, from its first goal; ``fleetlab learn`` shows wh
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +13,13 @@ from typing import Any
 import polars as pl
 import pytest
 
+from fleetlab.errors import UserError
 from fleetlab.learning import LearnerConfig, posterior_frame, warm_start
 from fleetlab.models.sim import SimModel
 from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import open_store
+from tests.helpers.refusals import one_error_line
 
 TASK = "core:rename-readme"
 OBJECTIVE = Objective(success_value_usd=1.0)
@@ -69,6 +73,75 @@ def test_warm_start_credits_each_fixed_strategy_to_its_arm_and_bucket(
             "x",
             {"success_value_usd": 1.0, "within_points": 1.0},
         )
+
+
+@pytest.mark.both_backends
+def test_an_experiment_seeds_a_learner_once(fresh_db: Callable[[], str]) -> None:
+    """Seeding again from the same experiment adds nothing and says when it was seeded;
+    another experiment under the same objective still adds its trials."""
+    world = {"simple": {"direct": 0.9, "decompose": 0.5, "as_needed": 0.7}}
+    first = _rows(world, 10).with_columns(pl.lit("first_ab").alias("experiment"))
+    with open_store(fresh_db()) as store:
+        seeded = warm_start(store, first, objective=OBJECTIVE)  # source: the experiment's name
+        again = warm_start(store, first, objective=OBJECTIVE)
+        assert (seeded.source, seeded.before) == ("experiment:first_ab", None)
+        assert again.before is not None
+        assert (again.before.source, again.before.trials, again.totals) == (
+            "experiment:first_ab",
+            40,  # 10 trials each of never, always, as_needed and threshold:4
+            {},
+        )
+        # counted once (by hand, as in the first test): direct 10 + 10 threshold rewards
+        # summing 8.5, decompose 10, as_needed 10
+        totals = store.learner_totals()
+        assert {k: t.n for k, t in totals.items()} == {
+            ("simple", "direct"): 20, ("simple", "decompose"): 10, ("simple", "as_needed"): 10,
+        }  # fmt: skip
+        assert totals[("simple", "direct")].reward_sum == pytest.approx(8.5)
+        assert [w.trials for w in store.learner_warm_starts()] == [40]
+        # the same trials named as another experiment are new evidence: they add up
+        warm_start(store, first, objective=OBJECTIVE, source="experiment:second_ab")
+        assert store.learner_totals()[("simple", "direct")].n == 40
+        assert [w.source for w in store.learner_warm_starts()] == [
+            "experiment:first_ab",
+            "experiment:second_ab",
+        ]
+
+
+@pytest.mark.both_backends
+@pytest.mark.parametrize(
+    ("earlier", "later", "said"),
+    [
+        (1.0, 2.0, "'a success is worth $2.00', the learner's evidence from experiment:first_ab"
+                    " under 'a success is worth $1.00'"),
+        (None, 0.5, "'a success is worth $0.50', the learner's evidence from experiment:first_ab"
+                    " under 'success only'"),
+    ],
+    ids=["priced", "success-only"],
+)  # fmt: skip
+def test_a_warm_start_under_another_objective_is_refused(
+    fresh_db: Callable[[], str], earlier: float | None, later: float, said: str
+) -> None:
+    """Rewards under two objectives are on two scales: the second experiment is refused in
+    one line naming both objectives, and nothing is added."""
+    world = {"simple": {"direct": 0.9, "decompose": 0.5, "as_needed": 0.7}}
+    rows = _rows(world, 10)
+    with open_store(fresh_db()) as store:  # an empty learner takes any objective
+        warm_start(store, rows, objective=Objective(earlier), source="experiment:first_ab")
+        totals = store.learner_totals()
+        with pytest.raises(UserError) as caught:
+            warm_start(store, rows, objective=Objective(later), source="experiment:second_ab")
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith(f"experiment:second_ab is under the objective {said}")
+        how = "(--success-value-usd 1.0)" if earlier else "(no success_value_usd)"
+        assert f"seed it under the same objective {how} or seed it into a fresh" in message
+        assert store.learner_totals() == totals
+        assert len(store.learner_warm_starts()) == 1
+        # within_points does not change a reward: the same objective as far as learning goes
+        same = Objective(earlier, within_points=5.0)
+        warm_start(store, rows, objective=same, source="experiment:second_ab")
+        assert store.learner_totals()[("simple", "direct")].n == 40
 
 
 @pytest.mark.parametrize("best", ["as_needed", "decompose"])
@@ -150,3 +223,43 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
     assert out["warm_start"]["objective"]["success_value_usd"] == 0.5  # the experiment's
     assert sum(r["n"] for r in out["posterior"]) == fixed
     assert any("SIMULATED" in n for n in out["warm_start"]["notes"])
+    assert out["warm_start"]["added"] is True
+    # again: nothing added, whatever the objective asked for, and one line says so
+    assert main(["learn", "--from-experiment", "tiny_ws", "--json", "--db", str(db)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["warm_start"]["added"], again["warm_start"]["seeded_before"]["trials"]) == (
+        False,
+        16,
+    )
+    assert sum(r["n"] for r in again["posterior"]) == 16
+    argv = ["learn", "--from-experiment", "tiny_ws", "--success-value-usd", "2", "--db", str(db)]
+    assert main(argv) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(
+        r"already seeded from experiment:tiny_ws \(16 trials\) on \d{4}-\d\d-\d\d \d\d:\d\d"
+        r" UTC: nothing added",
+        first_line,
+    ), first_line
+    assert sum(t.n for t in _totals(db).values()) == 16
+    # results recorded before objectives were bounded: one line saying what to do
+    with sqlite3.connect(tmp_path / "out" / "tiny_ws" / "results.db") as results:
+        results.execute(
+            "UPDATE meta SET value = '{\"success_value_usd\": 1e-300}' WHERE key = 'objective'"
+        )
+    other = str(tmp_path / "other.db")
+    assert main(["learn", "--from-experiment", "tiny_ws", "--db", other]) == 2
+    out, err = capsys.readouterr()
+    assert one_error_line(err, out).startswith(
+        "error: experiment 'tiny_ws' ran under an objective no longer accepted (field"
+        " 'success_value_usd': expected a number > 0, at least 0.001"
+    )
+    assert (
+        main(["learn", "--from-experiment", "tiny_ws", "--db", other, "--success-value-usd", "2"])
+        == 0
+    )
+    assert sum(t.n for t in _totals(Path(other)).values()) == 16
+
+
+def _totals(db: Path) -> dict[tuple[str, str], Any]:
+    with open_store(str(db)) as store:
+        return store.learner_totals()

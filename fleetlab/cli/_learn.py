@@ -4,7 +4,8 @@
 (mean reward, how many goals, the probability that the arm is the bucket's best).
 ``fleetlab learn --from-experiment NAME`` first adds the experiment's trials of fixed
 strategies to it (``fleetlab.learning.warm_start``), so a fleet starts from what the last
-experiment found instead of from scratch.
+experiment found instead of from scratch; an experiment seeds a fleet database once (again:
+nothing added, and one line says so).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from fleetlab.cli._common import db_option, db_shown, guarded, open_store, print_rows
+from fleetlab.clock import from_us
 from fleetlab.errors import NotFoundError, UserError
-from fleetlab.objective import Objective
+from fleetlab.objective import MIN_SUCCESS_VALUE_USD, Objective
 
 __all__ = ["register", "warm_start_from_experiment"]
 
@@ -65,7 +67,13 @@ def warm_start_from_experiment(
         if (folder / "results.db").is_file():
             with ResultsDB(folder) as db:
                 recorded = db.meta().get("objective")
-        objective = Objective.parse(json.loads(recorded)) if recorded else DEFAULT_OBJECTIVE
+        try:
+            objective = Objective.parse(json.loads(recorded)) if recorded else DEFAULT_OBJECTIVE
+        except UserError as exc:  # recorded before objectives were bounded
+            raise UserError(
+                f"experiment {name!r} ran under an objective no longer accepted ({exc}):"
+                " give the one to learn under with --success-value-usd X"
+            ) from None
     notes = [f"objective: {objective.describe()}"]
     if bool(frame["simulated"].any()) if "simulated" in frame.columns else False:
         notes.append(
@@ -75,7 +83,7 @@ def warm_start_from_experiment(
 
 
 def cmd_learn(args: argparse.Namespace, console: Console) -> int:
-    from fleetlab.learning import posterior_frame
+    from fleetlab.learning import Learner, posterior_frame
 
     objective = (
         None
@@ -98,9 +106,11 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
                 store, args.from_experiment, model=args.model, objective=objective
             )
         frame = posterior_frame(store)
+        left_out = [f"{b}/{a}" for b, a in Learner(store).left_out()]
     rows = frame.to_dicts()
+    before = None if seeded is None else seeded.before
     if args.json:
-        out: dict[str, Any] = {"db": db_shown(args), "posterior": rows}
+        out: dict[str, Any] = {"db": db_shown(args), "posterior": rows, "left_out": left_out}
         if seeded is not None:
             out["warm_start"] = {
                 "source": seeded.source,
@@ -108,11 +118,26 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
                 "trials": seeded.trials,
                 "skipped": seeded.skipped,
                 "estimated": seeded.estimated,
+                "added": before is None,
+                "seeded_before": None
+                if before is None
+                else {"at": from_us(before.ts_us).isoformat(), "trials": before.trials},
                 "notes": notes,
             }
         console.file.write(json.dumps(out, indent=2) + "\n")
         return 0
-    if seeded is not None:
+    if before is not None:
+        grown = (
+            ""
+            if seeded.trials == before.trials
+            else f" (it has {seeded.trials:,} now: an experiment seeds a fleet database once)"
+        )
+        console.print(
+            f"already seeded from {escape(seeded.source)} ({before.trials:,} trials) on"
+            f" {from_us(before.ts_us):%Y-%m-%d %H:%M} UTC: nothing added{grown}",
+            highlight=False,
+        )
+    elif seeded is not None:
         console.print(
             f"learned from {seeded.trials:,} trials of fixed strategies in"
             f" {escape(seeded.source)} ({seeded.skipped:,} skipped: learning policies or no"
@@ -122,6 +147,12 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         )
         for note in notes:
             console.print(escape(note), highlight=False)
+    if left_out:
+        console.print(
+            f"left out {', '.join(left_out)}: their stored totals are not finite numbers (rewards"
+            " under an objective too extreme to compute); a fresh fleet database starts clean",
+            highlight=False,
+        )
     print_rows(
         console,
         ["bucket", "arm", "n", "mean reward", "sd", "P(best)", "preferred"],
@@ -147,7 +178,9 @@ def _value(text: str) -> float:
     try:
         return Objective(success_value_usd=float(text)).success_value_usd or 0.0
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of USD > 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number of USD >= {MIN_SUCCESS_VALUE_USD}, got {text!r}"
+        ) from None
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -15,6 +15,7 @@ from fleetlab.charts._offline import vega_bundle
 from fleetlab.experiments._compare import ALPHA, Comparison, PairedComparison, compare
 from fleetlab.experiments._pairs import write_pair_pages
 from fleetlab.experiments._results import infra_summary, load, output_dir
+from fleetlab.objective import usd
 from fleetlab.stats import PairedDifference
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def verdict_lines(c: Comparison) -> list[str]:
         what = (
             f"{best.variant} has the highest value, {best.score * 100:.1f} points "
             f"({_pct(best.success.estimate)} {noun} - {_usd(best.mean_cost_usd)} a trial at "
-            f"${c.objective.success_value_usd:,.2f} a success)"
+            f"{usd(c.objective.success_value_usd or 0.0)} a success)"
         )
     else:
         what = f"{best.variant} has the highest {noun}, {_pct(best.success.estimate)}"

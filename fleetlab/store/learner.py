@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetlab.telemetry import Event
 
-__all__ = ["ArmTotals", "LearnerOps", "LearnerSeed", "LearnerUpdate"]
+__all__ = ["ArmTotals", "LearnerOps", "LearnerSeed", "LearnerUpdate", "LearnerWarmStart"]
 
 _HISTORY = (
     "seq",
@@ -68,6 +68,16 @@ class LearnerSeed:
     n: int
     reward_sum: float
     reward_sq: float
+    objective: str  # the objective's table as JSON
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerWarmStart:
+    """One warm start: its seed rows together (those of one time and source)."""
+
+    ts_us: int
+    source: str
+    trials: int  # the rewards it added, over every (bucket, arm)
     objective: str  # the objective's table as JSON
 
 
@@ -145,6 +155,14 @@ class LearnerOps:
                 "objective")  # fmt: skip
         rows = self.query(f"SELECT {', '.join(cols)} FROM learner_seeds ORDER BY seq")
         return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def learner_warm_starts(self) -> list[LearnerWarmStart]:
+        """Every warm start, in the order they were added (inside ``tx()``, what it sees)."""
+        rows = self.query(
+            "SELECT ts_us, source, SUM(n), MIN(objective) FROM learner_seeds"
+            " GROUP BY ts_us, source ORDER BY MIN(seq)"
+        )
+        return [LearnerWarmStart(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
 
     def record_learner_update(self, update: LearnerUpdate, event: Event) -> None:
         """Append ``update`` to the learner's history and ``event`` to the log, in one
