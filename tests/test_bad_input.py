@@ -36,6 +36,26 @@ def goals_file(body: str) -> str:
     return f'[[goals]]\ntitle = "x"\n{body}\n'
 
 
+#: A small experiment for the ``ab`` commands' refusals (``--out results``: a run would make
+#: that folder, so the snapshot shows whether anything was written).
+SMALL_EXPERIMENT = """\
+name = "small"
+model = "sim:instant"
+suites = ["core"]
+trials = 1
+
+[tasks]
+per_complexity = 1
+
+[[variants]]
+name = "never"
+policy = "never"
+"""
+#: The same with an option the simulator does not take, on line 3.
+UNKNOWN_OPTION = SMALL_EXPERIMENT.replace("suites", "model_options = {nosuch = 0.5}\nsuites")
+SMALL = {"exp.toml": SMALL_EXPERIMENT}
+AB_RUN = ["ab", "run", "exp.toml", "--out", "results"]
+
 BAD_INPUTS = {
     "goals is a list of numbers": (
         {"goals.toml": "goals = [1, 2]\n"},
@@ -97,6 +117,56 @@ BAD_INPUTS = {
         {},
         ["tasks", "--limit", "99999999999999999999"],
         "'99999999999999999999' is too large",
+    ),
+    "ab run --out beneath a file": (
+        SMALL,
+        ["ab", "run", "exp.toml", "--out", "fleet.db/x"],
+        "--out fleet.db/x: fleet.db is not a folder",
+    ),
+    "ab run --dry-run --out beneath a file": (
+        SMALL,
+        ["ab", "run", "exp.toml", "--dry-run", "--out", "fleet.db/x"],
+        "--out fleet.db/x: fleet.db is not a folder",
+    ),
+    "ab run --out in a folder that does not exist": (
+        SMALL,
+        ["ab", "run", "exp.toml", "--out", "missing/x"],
+        "--out missing/x: the folder missing does not exist",
+    ),
+    "ab run --model of no backend": (
+        SMALL,
+        [*AB_RUN, "--model", "nosuch:foo"],
+        "unknown model backend 'nosuch' in spec 'nosuch:foo'",
+    ),
+    "ab run --model of no simulated world": (
+        SMALL,
+        [*AB_RUN, "--model", "sim:nosuch"],
+        "unknown simulated world 'nosuch'",
+    ),
+    "ab run --model of no latency profile": (
+        SMALL,
+        [*AB_RUN, "--model", "sim:solo@slow"],
+        "unknown latency profile 'slow'",
+    ),
+    "ab run --dry-run --model of no backend": (
+        SMALL,
+        [*AB_RUN, "--dry-run", "--model", "nosuch:foo"],
+        "unknown model backend 'nosuch' in spec 'nosuch:foo'",
+    ),
+    "ab report --model of no backend": (
+        {},
+        ["ab", "report", "decomposition_ab", "--model", "nosuch:foo", "--out", "results"],
+        "unknown model backend 'nosuch' in spec 'nosuch:foo'",
+    ),
+    "ab run model_options the model does not take": (
+        {"exp.toml": UNKNOWN_OPTION},
+        AB_RUN,
+        "exp.toml:3: field 'model_options': sim:instant: unknown option(s) nosuch",
+    ),
+    "ab run --dry-run model_options the model does not take": (
+        {"exp.toml": UNKNOWN_OPTION},
+        [*AB_RUN, "--dry-run"],
+        "exp.toml:3: field 'model_options': sim:instant: unknown option(s) nosuch",
     ),
 }
 

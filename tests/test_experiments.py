@@ -162,6 +162,8 @@ def test_an_unknown_suite_is_named(tmp_path: Path) -> None:
         ("[tasks]", "[tasks]\ntags = ['no-such-tag']", "keeps no task"),
         ("[tasks]", "[tasks]\ncomplexity = [4, 2]", r"\[tasks\] field 'complexity'"),
         ('policy = "always"', 'policy = "always"\ncost_weight = 2', "only applies to policy"),
+        # above 1000 points a USD (a success worth under $0.001) rewards overflow
+        ('policy = "learned"', 'policy = "learned"\ncost_weight = 1001', "from 0 to 1000"),
         ('policy = "never"', 'policy = "never"\nmax_fanout = 0', "field 'max_fanout'"),
     ],
 )

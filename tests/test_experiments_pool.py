@@ -9,6 +9,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -338,3 +341,92 @@ def test_a_trial_whose_harness_failed_keeps_its_folder(
     for variant in ("never", "always", "as_needed", "learned"):
         assert (trials / variant / "core-rename-readme-t0" / "trial.db").is_file(), variant
     assert not _trial.scratch_root(root / "pooled").exists()
+
+
+#: ``python -m fleetlab`` whose worker processes SIGKILL themselves as a trial starts: the
+#: first to start ``core:customer-totals`` (``once``), or every one (``every``).
+KILL_WORKER = """
+import os
+import signal
+import sys
+from pathlib import Path
+
+from fleetlab.cli import main
+from fleetlab.experiments import _run
+
+mode, marker = sys.argv[1], Path(sys.argv[2])
+job = _run._pool_trial
+
+
+def dying(*args):
+    trial = args[1]
+    if mode == "every" or (trial.task.key == "core:customer-totals" and not marker.exists()):
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job(*args)
+
+
+_run._pool_trial = dying
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "kill_worker.py"
+    script.write_text(KILL_WORKER, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def _keys(root: Path) -> list[tuple[str, str, int]]:
+    frame = load("pooled", root=root)
+    return sorted(zip(frame["variant"], frame["task"], frame["trial"], strict=True))
+
+
+#: Every (variant, task, trial) of EXPERIMENT, once: the oracle of a finished run.
+PLANNED = sorted(
+    (v, t, n)
+    for v in ("never", "always", "as_needed", "learned")
+    for t in ("core:rename-readme", "core:customer-totals", "core:sales-by-region")
+    for n in (0, 1)
+)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_leaves_the_others_to_finish(tmp_path: Path) -> None:
+    """A worker killed (say, out of memory) fails only its trials in flight, which run again
+    on the other worker; the run finishes, each trial recorded once, and says what happened."""
+    path = tmp_path / "pooled.toml"
+    path.write_text(EXPERIMENT, encoding="utf-8")
+    out, marker = tmp_path / "out", tmp_path / "killed"
+    done = _run_cli(tmp_path, "once", str(marker), "ab", "run", str(path), "--out", str(out))
+    done.check_returncode()
+    assert marker.exists()  # a worker did die
+    assert re.search(
+        r"experiment worker \d \(pid \d+\) was killed by SIGKILL: its trials in flight ran "
+        r"again on the other workers",
+        done.stdout,
+    ), done.stdout
+    assert _keys(out) == PLANNED
+
+
+@pytest.mark.slow
+def test_a_run_whose_every_worker_died_says_so_and_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "pooled.toml"
+    path.write_text(EXPERIMENT, encoding="utf-8")
+    out, marker = tmp_path / "out", tmp_path / "killed"
+    args = ("ab", "run", str(path), "--out", str(out), "--workers", "2")
+    done = _run_cli(tmp_path, "every", str(marker), *args)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after the progress lines
+    assert re.fullmatch(
+        r"failed: no experiment worker is left \(experiment worker \d \(pid \d+\) was killed by "
+        r"SIGKILL; experiment worker \d \(pid \d+\) was killed by SIGKILL\): the finished "
+        r"trials are kept, run the experiment again to resume",
+        line,
+    ), line
+    run(path, root=out, progress=None, workers=2)  # as it says: run again
+    assert _keys(out) == PLANNED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,11 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from fleetlab.cli._common import Parser, db_target, positive_int
+from fleetlab.cli._common import Parser, db_target, output_file, output_folder, positive_int
 from fleetlab.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
+    from fleetlab.experiments import Experiment
     from fleetlab.learning import LearnerConfig
 
 __all__ = ["register"]
@@ -25,9 +27,15 @@ __all__ = ["register"]
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.experiments import RichProgress, estimate, resolve_experiment, run
+    from fleetlab.experiments._run import check_recorded
 
     exp = resolve_experiment(args.file, args.model)
+    _check_out(args)
     if args.dry_run and exp.worlds:
+        for world in exp.worlds:  # refused as the run would refuse it
+            check_recorded(
+                exp.for_world(world), args.out, resume_changed_code=args.resume_changed_code
+            )
         where = (
             f"in the world {exp.worlds[0]}"
             if len(exp.worlds) == 1
@@ -41,7 +49,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         )
         return 0
     if args.dry_run:
-        est = estimate(exp, root=args.out, batch=args.batch)
+        est = estimate(
+            exp, root=args.out, batch=args.batch, resume_changed_code=args.resume_changed_code
+        )
         for line in est.describe():
             console.print(escape(line), highlight=False)
         if est.over_budget:
@@ -54,6 +64,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if exp.simulated:
             console.print("simulated model: runs without spending money", highlight=False)
         return 0
+    _warn_workers(args, exp, Console(stderr=True))
     summary = run(
         exp,
         db=db_target(args),  # a path (the default): trials on SQLite files, as always
@@ -71,6 +82,33 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if summary.ran or summary.skipped:
         console.print(f"report: fleetlab ab report {escape(summary.experiment)}", highlight=False)
     return 1 if summary.errored else 0
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an output folder ``ab run`` cannot write in, before anything is written."""
+    from fleetlab.experiments._results import OUT_ENV, default_root
+
+    if args.out is not None:
+        output_folder(args.out, f"--out {args.out}")
+    elif os.environ.get(OUT_ENV):
+        output_folder(default_root(), f"${OUT_ENV}={default_root()}")
+
+
+def _warn_workers(args: argparse.Namespace, exp: Experiment, console: Console) -> None:
+    """One line when a simulated experiment is to start more worker processes than there
+    are cores: they would share the cores and finish no sooner."""
+    from fleetlab.experiments._pool import default_workers
+
+    workers, cores = args.workers or exp.workers, default_workers()
+    if workers is not None and workers > cores and exp.model.startswith("sim:"):
+        given = f"--workers {workers}" if args.workers else f"workers = {workers} in {args.file}"
+        console.print(
+            f"[yellow]warning[/]: {escape(given)}: more worker processes than the {cores} CPU"
+            " cores this process may use; they share the cores and finish no sooner (the"
+            " default is one per core)",
+            highlight=False,
+            soft_wrap=True,  # one line, whatever the terminal's width
+        )
 
 
 def _name(text: str, root: Path | None, model: str | None = None) -> str:
@@ -140,12 +178,20 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.experiments import compare, infra_summary, load, write_report
     from fleetlab.experiments._report import format_rows
 
+    if args.html is not None and not args.no_html:  # before a word of the report
+        output_file(args.html, f"--html {args.html}", "report.html")
     name = _name(args.name, args.out, args.model)
     from fleetlab.experiments import worlds_of
 
     if worlds_of(name, args.out) is not None:
         return _report_worlds(name, args, console)
     missing = _missing(name, args.out)
+    if missing and args.model:
+        from fleetlab.experiments._definition import model_error
+
+        problem = model_error(args.model, {})
+        if problem is not None:  # not a model `ab run --model` could have run on
+            raise UserError(problem[1])
     if missing:
         raise UserError(missing)
     objective = None

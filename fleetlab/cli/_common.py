@@ -42,6 +42,8 @@ __all__ = [
     "naming_db",
     "non_negative",
     "open_store",
+    "output_file",
+    "output_folder",
     "pct",
     "positive_int",
     "print_rows",
@@ -245,6 +247,42 @@ def make_model(spec: str, *, clock: Clock | None = None, seed: int = 0) -> Model
     if spec.startswith("sim:"):
         return get_model(spec, clock=clock, seed=seed)
     return get_model(spec)
+
+
+def output_folder(path: Path, shown: str) -> Path:
+    """``path``, a folder a command writes in (``--out``), or a one-line ``UserError`` about
+    ``shown`` (e.g. ``--out /etc/passwd/x``) before anything is written: something on the way
+    is a file, or the folder above it is missing or cannot be written. The folder named is
+    made if missing, never the folders above it: a typo leaves no tree behind."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{shown}: {path} is not a folder")
+    if not path.exists():
+        _check_parent(path, shown)
+    return path
+
+
+def output_file(path: Path, shown: str, example: str) -> Path:
+    """``path``, a file a command writes (``--html``), or a one-line ``UserError`` about
+    ``shown`` before anything is written: it is a folder (``example`` names a file to give
+    instead), or its folder is missing or cannot be written (as for ``output_folder``)."""
+    if path.is_dir():
+        raise UserError(f"{shown} is a folder: give a file name such as {path / example}")
+    _check_parent(path, shown)
+    return path
+
+
+def _check_parent(path: Path, shown: str) -> None:
+    parent = path.parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{shown}: {existing} is not a folder")
+    if existing != parent:
+        raise UserError(
+            f"{shown}: the folder {parent} does not exist: create it first, or give a path in"
+            " a folder that exists"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{shown}: cannot write in the folder {parent} (permission denied)")
 
 
 def money(usd: float) -> str:

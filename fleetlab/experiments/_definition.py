@@ -61,10 +61,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fleetlab.errors import UserError
+from fleetlab.errors import AuthenticationError, UserError
 from fleetlab.experiments._version import code_version
 from fleetlab.experiments.kinds import get_kind, kind_names
-from fleetlab.models.registry import is_simulated
+from fleetlab.models.registry import get_model, is_simulated
 from fleetlab.objective import Objective
 from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import list_variants
@@ -81,6 +81,7 @@ __all__ = [
     "Trial",
     "Variant",
     "learns",
+    "model_error",
 ]
 
 #: The built-in kinds (``fleetlab.experiments.kinds``; more may be registered).
@@ -426,6 +427,23 @@ def _check_worlds(experiment: Experiment) -> None:
             f" {len(experiment.worlds)} worlds; the limit is {MAX_PLANNED_TRIALS:,}: use fewer"
             " trials, tasks, variants or worlds"
         )
+
+
+def model_error(model: str, options: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What the model registry refuses when it builds ``model`` with ``options``, as a trial
+    does: ``("model", why)`` for the spec itself (an unknown backend, world or latency
+    profile), ``("model_options", why)`` for options its backend does not take; None when it
+    builds. A real model's missing API key is not refused here: an estimate needs none."""
+    for what, kwargs in (("model", {}), ("model_options", dict(options))):
+        try:
+            get_model(model, **kwargs)
+        except AuthenticationError:
+            continue  # raised once the options were taken: only the key is missing
+        except TypeError as exc:  # a backend's constructor without such a keyword
+            return what, f"{model} does not take these options ({exc})"
+        except UserError as exc:
+            return what, str(exc)
+    return None
 
 
 def learns(policy: str) -> bool:

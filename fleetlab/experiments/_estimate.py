@@ -1,7 +1,8 @@
 """What an experiment will cost, before any money is spent.
 
-Agent trials: a small pilot runs the experiment's variants on the simulated model over a few
-of its tasks (up to two per true-complexity level, one trial each), giving per variant and
+Agent trials: a small pilot runs the experiment's variants on the simulated model (with the
+experiment's ``model_options`` when its model is the simulator) over a few of its tasks (up
+to two per true-complexity level, one trial each), giving per variant and
 complexity the expected model calls and token usage (input, cache reads and writes, output).
 Each trial still to run is priced at the target model's list price with those token counts.
 The simulated model counts tokens from the real conversation length, so the estimate is of
@@ -122,11 +123,12 @@ def _pilot_tasks(experiment: Experiment) -> tuple[str, ...]:
 async def _pilot_rows(experiment: Experiment) -> list[dict[str, Any]]:
     from fleetlab.experiments._run import run_agent_trials  # the runner imports this module
 
+    simulator = experiment.model.startswith("sim:")  # its options are the simulator's
     pilot = dataclasses.replace(
         experiment,
         name="pilot",
         model=PILOT_MODEL,
-        model_options={},
+        model_options=experiment.model_options if simulator else {},
         seeds=experiment.seeds[:1],
         tasks=TaskFilter(include=_pilot_tasks(experiment)),
         keep_trials="none",

@@ -15,9 +15,11 @@ with one process, so Ctrl-C and SIGKILL still lose only the trials in flight.
 
 Workers are forked (on Linux) so that whatever the parent registered (a policy registered by
 a plug-in or a test, a suite) is there in the worker too; on other systems they are spawned.
-A worker ignores SIGINT (Ctrl-C reaches the whole process group: the parent decides), closes
-the parent's experiment lock (so a killed parent's lock is released), and dies with its
-parent: it exits when the parent's pipe closes or its parent process changes.
+A worker ignores SIGINT and SIGTERM (both may reach the whole process group: the parent
+decides), closes the parent's experiment lock (so a killed parent's lock is released), and
+dies with its parent: it exits when the parent's pipe closes or its parent process changes.
+A worker that dies on its own (killed, out of memory) fails only its trials in flight: they
+run again on the other workers, and the run's summary says which worker died and how.
 
 Ordering is the scheduler's business (``_run``): it hands a learning variant's trials out one
 at a time, in plan order, each with the learner updates of the ones committed before it, so
@@ -40,6 +42,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
+
+from fleetlab.errors import FleetlabError
 
 __all__ = ["WorkerPool", "default_workers"]
 
@@ -77,7 +81,10 @@ def _die_with_parent(parent: int) -> None:
 def _worker_main(
     conn: Connection, job: Callable[..., Any], slots: int, parent: int, close_fds: list[int]
 ) -> None:
+    # Ctrl-C and SIGTERM reach the whole process group: the parent decides, and a worker
+    # dies with its parent (so it never outlives a stopped run)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for fd in close_fds:  # the parent's experiment lock and the other workers' pipes
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -116,7 +123,9 @@ class WorkerPool:
 
     ``submit`` returns an asyncio future of the call's result (or its exception). ``close``
     lets the calls in flight finish; ``terminate`` kills the workers (their calls are lost,
-    as in a killed run).
+    as in a killed run). A worker that dies (killed, out of memory) fails its calls in flight
+    and gets no more: the others go on (`lost` says which died and how); `submit` with none
+    left raises `FleetlabError`.
     """
 
     def __init__(
@@ -137,6 +146,9 @@ class WorkerPool:
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         self._readers: list[threading.Thread] = []
+        #: Why each worker that died did: "experiment worker 1 (pid 123) was killed by SIGKILL".
+        self.lost: dict[int, str] = {}
+        self._gone: set[int] = set()  # died or closed
         ctx = _context()
         parent_ends: list[int] = []
         for index in range(workers):
@@ -161,8 +173,17 @@ class WorkerPool:
 
     @property
     def capacity(self) -> int:
-        """Slots across the workers (calls of weight 1 that run at once)."""
-        return self.slots * len(self._procs)
+        """Slots across the live workers (calls of weight 1 that run at once)."""
+        return self.slots * (len(self._procs) - len(self._gone))
+
+    def check(self) -> None:
+        """Raise `FleetlabError` when no worker is left (every one died)."""
+        if len(self._gone) == len(self._procs):
+            why = "; ".join(self.lost.values()) or "the pool was closed"
+            raise FleetlabError(
+                f"no experiment worker is left ({why}): the finished trials are kept, run the "
+                "experiment again to resume"
+            )
 
     @property
     def load(self) -> int:
@@ -173,26 +194,45 @@ class WorkerPool:
         """Run ``job(*args)`` in the least loaded worker; the call counts as ``weight``
         slots of that worker's load while it runs (``weight`` changes where later calls
         go, never what this one computes)."""
-        index = min(range(len(self._load)), key=lambda i: self._load[i])
-        job_id = next(self._ids)
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self._futures[job_id] = future
-        self._owner[job_id] = (index, weight)
-        self._load[index] += weight
-        self._conns[index].send((job_id, args))
-        return future
+        while True:
+            self.check()
+            live = [i for i in range(len(self._procs)) if i not in self._gone]
+            index = min(live, key=lambda i: self._load[i])
+            try:
+                job_id = next(self._ids)
+                self._conns[index].send((job_id, args))
+            except OSError:  # it died before its reader said so
+                self._lost(index, self._why(index))
+                continue
+            future: asyncio.Future[Any] = self.loop.create_future()
+            self._futures[job_id] = future
+            self._owner[job_id] = (index, weight)
+            self._load[index] += weight
+            return future
 
     def _read(self, index: int) -> None:
         conn = self._conns[index]
         while True:
             try:
                 message = conn.recv()
-            except (EOFError, OSError):
-                message = None
-            if message is None:  # the worker ended (closed, killed or crashed)
-                self.loop.call_soon_threadsafe(self._lost, index)
+            except (EOFError, OSError):  # it died without a word (killed, crashed)
+                self.loop.call_soon_threadsafe(self._lost, index, self._why(index))
+                return
+            if message is None:  # it ended as asked (``close``)
+                self.loop.call_soon_threadsafe(self._lost, index, None)
                 return
             self.loop.call_soon_threadsafe(self._settle, *message)
+
+    def _why(self, index: int) -> str:
+        proc = self._procs[index]
+        proc.join(timeout=5)  # its pipe closed as it died: the exit status follows
+        code = proc.exitcode
+        how = "closed its pipe" if code is None else f"exited with status {code}"
+        if code is not None and code < 0:
+            how = f"was killed by signal {-code}"
+            with contextlib.suppress(ValueError):
+                how = f"was killed by {signal.Signals(-code).name}"
+        return f"experiment worker {index} (pid {proc.pid}) {how}"
 
     def _settle(self, job_id: int, ok: bool, value: Any) -> None:
         future = self._futures.pop(job_id, None)
@@ -205,13 +245,17 @@ class WorkerPool:
         else:
             future.set_exception(value)
 
-    def _lost(self, index: int) -> None:
-        """A worker is gone: its calls still pending fail (the harness, not the variant)."""
+    def _lost(self, index: int, why: str | None) -> None:
+        """A worker is gone (``why`` it died, or None when it was closed): no call goes to it
+        any more, and its calls still pending fail (the harness, not the variant)."""
+        if index in self._gone:
+            return  # already said (``submit`` found it dead before its reader did)
+        self._gone.add(index)
+        if why is not None:
+            self.lost[index] = why
         for job_id, (owner, _) in list(self._owner.items()):
             if owner == index:
-                self._settle(
-                    job_id, False, RuntimeError(f"experiment worker {index} exited mid-trial")
-                )
+                self._settle(job_id, False, RuntimeError(f"{why or 'its worker ended'} mid-trial"))
 
     async def close(self) -> None:
         """Let the calls in flight end, then stop the workers."""

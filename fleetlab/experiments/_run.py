@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,7 @@ from fleetlab.aio import run_sync
 from fleetlab.clock import FakeClock
 from fleetlab.errors import NotFoundError, UserError
 from fleetlab.experiments._batch import BatchAPI
-from fleetlab.experiments._definition import Experiment, Trial
+from fleetlab.experiments._definition import Experiment, Trial, model_error
 from fleetlab.experiments._estimate import Estimate, estimate_trials
 from fleetlab.experiments._pool import WorkerPool, default_workers
 from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_progress
@@ -76,6 +77,7 @@ from fleetlab.experiments.kinds import RunContext, get_kind
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.store import url
+from fleetlab.store.results import ResultsFile
 from fleetlab.telemetry import redact
 
 __all__ = [
@@ -109,6 +111,8 @@ class RunSummary:
         reruns: attempts the infrastructure failed that were run again at once.
         trials_db: the PostgreSQL database the trials' fleets ran on (password masked), a
             schema per trial; None when they ran on SQLite files in their folders.
+        lost_workers: why each worker process that died during the run did (its trials in
+            flight ran again on the others).
     """
 
     experiment: str
@@ -129,6 +133,7 @@ class RunSummary:
     first_error: str | None = None
     reruns: int = 0
     trials_db: str | None = None
+    lost_workers: tuple[str, ...] = ()
     type: Literal["run_summary"] = field(default="run_summary", repr=False)
 
     def describe(self) -> list[str]:
@@ -153,6 +158,8 @@ class RunSummary:
             lines.append(f"message batch: {self.batch_id}")
         if self.stopped:
             lines.append(f"stopped early: {self.stopped}")
+        for why in self.lost_workers:
+            lines.append(f"{why}: its trials in flight ran again on the other workers")
         if self.reruns:
             lines.append(
                 f"{self.reruns} attempts failed for infrastructure reasons and were run again "
@@ -168,7 +175,12 @@ class RunSummary:
 
 def resolve_experiment(experiment: Experiment | str | Path, model: str | None = None) -> Experiment:
     """An ``Experiment`` from itself, a TOML path, or a name under ``experiments/``; on
-    ``model`` if given (another model gets its own results: ``<name>@<model>``)."""
+    ``model`` if given (another model gets its own results: ``<name>@<model>``).
+
+    Raises:
+        UserError: the model registry cannot build its model with its ``model_options`` (an
+            unknown backend, world, latency profile or option), or the file is malformed.
+    """
     if isinstance(experiment, Experiment):
         exp = experiment
     else:
@@ -184,7 +196,15 @@ def resolve_experiment(experiment: Experiment | str | Path, model: str | None = 
                 f" one of {', '.join(known) or 'none'} (e.g. experiments/decomposition_ab.toml)"
             )
         exp = load_experiment(path)
-    return exp.with_model(model) if model else exp
+    exp = exp.with_model(model) if model else exp
+    problem = model_error(exp.model, exp.model_options)  # before anything is written
+    if problem is not None:
+        field, why = problem
+        if field == "model" and model:
+            raise UserError(why)  # it names the spec given
+        source = exp.path or f"experiment {exp.name!r}"
+        raise UserError(f"{source}: field {field!r}: {why}")
+    return exp
 
 
 def _model_factory(experiment: Experiment) -> tuple[Callable[[int], Model], Model | None]:
@@ -212,6 +232,7 @@ class _Outcome:
     reruns: int = 0
     first_error: str | None = None
     stopped: str | None = None
+    lost_workers: list[str] = field(default_factory=list)
 
     def infra(
         self,
@@ -328,6 +349,7 @@ async def _schedule(
 
     def room() -> bool:
         if processes is not None:
+            processes.check()  # a worker that died leaves the others; none left: stop
             return processes.load < processes.capacity
         return len(running) < experiment.concurrency
 
@@ -420,6 +442,7 @@ async def _schedule(
         clean = True
     finally:
         if processes is not None:
+            outcome.lost_workers.extend(processes.lost.values())
             # A clean end lets nothing in flight (there is none); anything else (Ctrl-C, an
             # error) kills the workers: their trials in flight are lost, as in a killed run,
             # and no worker writes into a folder a later run reuses.
@@ -479,15 +502,47 @@ def _progress(progress: ProgressArg) -> ProgressSink:
     return _RedactedProgress(progress) if progress is not None else NullProgress()
 
 
+def check_recorded(
+    experiment: Experiment,
+    root: str | Path | None = None,
+    *,
+    resume_changed_code: bool = False,
+) -> tuple[set[tuple[str, str, int]], float]:
+    """The keys of ``experiment``'s recorded trials and what they cost, once its results pass
+    the checks a run makes before its first trial (``ResultsDB.bind``: the same code, model,
+    variants and seeds), made on a throwaway copy of them so that a dry run writes nothing.
+
+    Raises:
+        ConfigError: the run would refuse those results (the same message).
+    """
+    folder = output_dir(experiment.name, root)
+    source = folder / "results.db"
+    if not source.is_file():
+        return set(), 0.0
+    with tempfile.TemporaryDirectory(prefix="fleetlab-dry-run-") as tmp:
+        ResultsFile.snapshot(source, Path(tmp) / "results.db")
+        with ResultsDB(Path(tmp)) as db:
+            db.folder = folder  # its messages name the real folder
+            db.bind(experiment, resume_changed_code=resume_changed_code)
+            return db.finished(), db.spent_usd()
+
+
 async def estimate_async(
     experiment: Experiment | str | Path,
     *,
     model: str | None = None,
     root: str | Path | None = None,
     batch: bool = False,
+    resume_changed_code: bool = False,
 ) -> Estimate:
     """Estimate what running the rest of an experiment costs (nothing is spent: see
-    ``fleetlab.experiments._estimate``)."""
+    ``fleetlab.experiments._estimate``).
+
+    Raises:
+        UserError: what ``run_async`` would refuse before its first trial: the model, a
+            batch that is not possible, or results recorded with another definition (or,
+            without ``resume_changed_code``, other code); nothing is written.
+    """
     exp = resolve_experiment(experiment, model)
     if exp.worlds:
         raise UserError(
@@ -495,13 +550,8 @@ async def estimate_async(
             " (a simulated model spends no money); run it"
         )
     _check_batch(exp, batch)
-    folder = output_dir(exp.name, root)
     plan = exp.plan()
-    finished: set[tuple[str, str, int]] = set()
-    spent = 0.0
-    if (folder / "results.db").exists():
-        with ResultsDB(folder) as db:
-            finished, spent = db.finished(), db.spent_usd()
+    finished, spent = check_recorded(exp, root, resume_changed_code=resume_changed_code)
     todo = [t for t in plan if t.key not in finished]
     return await estimate_trials(
         exp, todo, done=len(plan) - len(todo), spent_usd=spent, batch=batch
@@ -514,9 +564,18 @@ def estimate(
     model: str | None = None,
     root: str | Path | None = None,
     batch: bool = False,
+    resume_changed_code: bool = False,
 ) -> Estimate:
     """Synchronous ``estimate_async`` (a script, a notebook cell)."""
-    return run_sync(estimate_async(experiment, model=model, root=root, batch=batch))
+    return run_sync(
+        estimate_async(
+            experiment,
+            model=model,
+            root=root,
+            batch=batch,
+            resume_changed_code=resume_changed_code,
+        )
+    )
 
 
 def _check_batch(exp: Experiment, batch: bool) -> None:
@@ -665,6 +724,7 @@ async def run_async(
                 )
             )
             shared = done.shared
+            lost_workers = done.lost_workers
             ran, errored, reruns = done.ran, done.errored, done.reruns
             first_error, stopped, batch_id = done.first_error, done.stopped, done.batch_id
         finally:
@@ -694,6 +754,7 @@ async def run_async(
         first_error=redact(first_error) if first_error else None,
         reruns=reruns,
         trials_db=url.redacted(fleet_db) if fleet_db else None,
+        lost_workers=lost_workers,
     )
 
 
@@ -717,6 +778,7 @@ def combine_summaries(exp: Experiment, folder: Path, parts: list[RunSummary]) ->
         parquet=None,
         first_error=next((p.first_error for p in parts if p.first_error), None),
         reruns=sum(p.reruns for p in parts),
+        lost_workers=tuple(why for p in parts for why in p.lost_workers),
     )
 
 

@@ -20,9 +20,10 @@ from fleetlab.experiments._definition import (
     Experiment,
     TaskFilter,
     Variant,
+    model_error,
 )
 from fleetlab.experiments.kinds import get_kind, kind_names
-from fleetlab.objective import OBJECTIVE_FIELDS, Objective
+from fleetlab.objective import MIN_SUCCESS_VALUE_USD, OBJECTIVE_FIELDS, Objective
 from fleetlab.policies import parse as parse_policy
 from fleetlab.prompts import list_variants
 from fleetlab.suites import get_suite
@@ -61,7 +62,10 @@ _VARIANT_FIELDS = {
     "max_depth": "an integer >= 0",
     "max_fanout": "an integer >= 1",
     "agent_concurrency": "an integer >= 1",
-    "cost_weight": "a number >= 0 (reward points per USD; policy learned only)",
+    "cost_weight": (
+        f"a number from 0 to {1 / MIN_SUCCESS_VALUE_USD:g} (reward points per USD; policy"
+        " learned only)"
+    ),
 }
 _TASK_FIELDS = {
     "include": "a list of globs over task keys, e.g. ['core:*']",
@@ -225,6 +229,11 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
         top("worlds", bool(worlds))
         if "model" not in data:
             model = "sim:instant"  # each world picks its own model
+    # the options as the trials will build the model with them; the spec itself is checked
+    # when the experiment runs (``resolve_experiment``): its backend may be registered later
+    problem = model_error(model, options)
+    if problem is not None and problem[0] == "model_options":
+        raise where.error(problem[1], key="model_options")
     tasks = _task_filter(data.get("tasks", {}), where)
     _check_includes(tasks, suites, where)
     seeds = _seeds(data, where)
@@ -450,7 +459,9 @@ def _check_variant_fields(
             raise bad(key)
         if key == "max_depth" and not _expect_int(value, 0):
             raise bad(key)
-        if key == "cost_weight" and not (_expect_number(value) and value >= 0):
+        if key == "cost_weight" and not (
+            _expect_number(value) and 0 <= value <= 1 / MIN_SUCCESS_VALUE_USD
+        ):
             raise bad(key)
     if "policy" in item:
         try:

@@ -123,6 +123,28 @@ class ResultsFile:
             if name not in have:
                 self._conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {_SQL_TYPES[kind]}")
 
+    @staticmethod
+    def snapshot(source: Path, target: Path) -> None:
+        """Copy the results database ``source`` to ``target`` without writing beside it.
+
+        Without a ``-wal`` file (no run in progress) the file is all there is: it is read as
+        immutable, which leaves no ``-shm`` or ``-wal`` next to it; with one, read-only
+        through them.
+
+        Raises:
+            ConfigError: ``source`` is not an experiment results database.
+        """
+        wal = source.with_name(f"{source.name}-wal").exists()
+        uri = f"{source.absolute().as_uri()}?{'mode=ro' if wal else 'immutable=1'}"
+        try:
+            with (
+                contextlib.closing(sqlite3.connect(uri, uri=True)) as original,
+                contextlib.closing(sqlite3.connect(target)) as copy,
+            ):
+                original.backup(copy)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{source}: not an experiment results database ({exc})") from None
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with contextlib.suppress(sqlite3.ProgrammingError):

@@ -59,6 +59,7 @@ class AgentsKind(ExperimentKind):
             first_error=outcome.first_error,
             stopped=outcome.stopped,
             shared=shared,
+            lost_workers=tuple(outcome.lost_workers),
         )
 
     async def estimate(

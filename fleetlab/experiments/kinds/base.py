@@ -54,6 +54,7 @@ class KindRun:
     stopped: str | None = None
     batch_id: str | None = None
     shared: Model | None = None  # a shared model client for run_async to close
+    lost_workers: tuple[str, ...] = ()  # why each worker process that died did
 
 
 @dataclass(slots=True)

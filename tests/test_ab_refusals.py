@@ -1,0 +1,157 @@
+"""``ab run`` and ``ab report`` refuse what they cannot do before doing any of it: an output
+path they cannot write, and (for ``--dry-run``) results the real run would refuse to continue.
+And a dry run prices the experiment as it will run (its ``model_options``), and a run says so
+when it is to start more worker processes than there are cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fleetlab.cli import main
+from fleetlab.experiments import estimate, load_experiment
+from fleetlab.models.sim import SimParams
+from tests.helpers.refusals import one_error_line, snapshot
+
+EXPERIMENT = """\
+name = "small"
+model = "sim:instant"
+suites = ["core"]
+trials = 1
+
+[tasks]
+per_complexity = 1
+
+[[variants]]
+name = "never"
+policy = "never"
+
+[[variants]]
+name = "always"
+policy = "always"
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with ``exp.toml`` (the tests run in it), and no $FLEETLAB_EXPERIMENTS."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLEETLAB_EXPERIMENTS", raising=False)
+    (tmp_path / "exp.toml").write_text(EXPERIMENT, encoding="utf-8")
+    return tmp_path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("html", "message"),
+    [
+        ("out", "--html out is a folder: give a file name such as out/report.html"),
+        ("missing/r.html", "--html missing/r.html: the folder missing does not exist"),
+        ("exp.toml/r.html", "--html exp.toml/r.html: exp.toml is not a folder"),
+    ],
+)
+def test_an_html_path_that_cannot_be_written_is_refused_before_the_report(
+    world: Path, capsys: pytest.CaptureFixture[str], html: str, message: str
+) -> None:
+    assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
+    before = snapshot(world)
+    code, out, err = cli(capsys, "ab", "report", "small", "--out", "out", "--html", html)
+    assert code == 2
+    assert one_error_line(err, out).startswith(f"error: {message}")
+    assert out == ""  # refused before a word of the report
+    assert snapshot(world) == before  # no folder made, nothing written
+    code, out, _ = cli(capsys, "ab", "report", "small", "--out", "out", "--html", "r.html")
+    assert code == 0
+    assert (world / "r.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+def test_an_experiments_folder_beneath_a_file_is_refused(
+    world: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETLAB_EXPERIMENTS", "exp.toml/x")
+    before = snapshot(world)
+    code, out, err = cli(capsys, "ab", "run", "exp.toml", "--quiet")
+    assert code == 2
+    assert one_error_line(err, out) == (
+        "error: $FLEETLAB_EXPERIMENTS=exp.toml/x: exp.toml is not a folder"
+    )
+    assert snapshot(world) == before
+
+
+EDITS = {
+    "a variant's policy": (
+        ('policy = "always"', 'policy = "as_needed"'),
+        "variant 'always' changed since its results",
+    ),
+    "the defaults": (
+        ("[[variants]]", "[defaults]\nmax_depth = 2\n\n[[variants]]", 1),
+        "variant 'never' changed since its results",
+    ),
+    "the seed": (("trials = 1", "trials = 1\nseed = 5"), "trial 0 ran with seed 0 but"),
+    "the model": (("sim:instant", "sim:fast"), "recorded with another model ("),
+    "model_options": (
+        ("suites", "model_options = {base_error = 0.5}\nsuites"),
+        "recorded with another model_options (",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "message"), list(EDITS.values()), ids=list(EDITS))
+def test_a_dry_run_refuses_what_the_run_refuses(
+    world: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: tuple[str, str] | tuple[str, str, int],
+    message: str,
+) -> None:
+    """The experiment finished; then its file was edited in a way its results cannot be
+    continued with: the dry run says so as the run does (same line, same exit status) and
+    writes nothing."""
+    assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
+    (world / "exp.toml").write_text(EXPERIMENT.replace(*edit), encoding="utf-8")  # type: ignore[arg-type]
+    before = snapshot(world)
+    dry_code, dry_out, dry_err = cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--dry-run")
+    assert snapshot(world) == before
+    run_code, run_out, run_err = cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")
+    assert (dry_code, run_code) == (2, 2)
+    line = one_error_line(dry_err, dry_out)
+    assert line == one_error_line(run_err, run_out)
+    assert message in line
+    assert " out/small " in line  # the results folder (as given), not a copy's
+    assert "fleetlab-dry-run" not in line
+
+
+def test_the_dry_run_pilot_runs_on_the_experiments_model_options(world: Path) -> None:
+    def calls(options: str) -> float:
+        text = EXPERIMENT.replace("suites", f"model_options = {{{options}}}\nsuites")
+        (world / "exp.toml").write_text(text, encoding="utf-8")
+        return estimate(load_experiment(world / "exp.toml"), root=world / "out").model_calls
+
+    none = calls("")
+    assert calls(f"base_error = {SimParams().base_error!r}") == none  # the default: the same
+    assert calls("base_error = 0.5") != none  # a step in two goes wrong: another estimate
+
+
+def test_more_workers_than_cores_is_said_in_one_line(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert cores
+    argv = ["ab", "run", "exp.toml", "--out", "out", "--quiet", "--limit", "1"]
+    code, _, err = cli(capsys, *argv, "--workers", str(cores + 1))
+    assert code == 0
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith(
+        f"warning: --workers {cores + 1}: more worker processes than the {cores} CPU cores"
+    )
+    code, _, err = cli(capsys, *argv, "--workers", str(cores))
+    assert code == 0
+    assert "warning" not in err
