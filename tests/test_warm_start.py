@@ -241,6 +241,27 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         first_line,
     ), first_line
     assert sum(t.n for t in _totals(db).values()) == 16
+    # plain `learn` says where the evidence came from; an objective without a warm start is
+    # refused, not ignored
+    assert main(["learn", "--db", str(db)]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(
+        r"seeded from experiment:tiny_ws on \d{4}-\d\d-\d\d \d\d:\d\d UTC: 16 trials, "
+        r"objective value = success - cost / \$0\.50 \(a success is worth \$0\.50\)",
+        first_line,
+    ), first_line
+    assert main(["learn", "--db", str(db), "--json"]) == 0
+    (start,) = json.loads(capsys.readouterr().out)["seeded_from"]
+    assert (start["source"], start["trials"], start["objective"]) == (
+        "experiment:tiny_ws",
+        16,
+        {"success_value_usd": 0.5, "within_points": 1.0},
+    )
+    assert main(["learn", "--db", str(db), "--success-value-usd", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert one_error_line(err, out).startswith(
+        "error: --success-value-usd sets the objective of a warm start: give --from-experiment"
+    )
     # results recorded before objectives were bounded: one line saying what to do
     with sqlite3.connect(tmp_path / "out" / "tiny_ws" / "results.db") as results:
         results.execute(

@@ -92,6 +92,11 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
     )
     if args.model and not args.from_experiment:
         raise UserError("--model picks an experiment's trials: give --from-experiment NAME too")
+    if args.success_value_usd is not None and not args.from_experiment:
+        raise UserError(
+            "--success-value-usd sets the objective of a warm start: give --from-experiment NAME"
+            " too (a fleet's own objective is fleet run's --success-value-usd)"
+        )
     if args.from_experiment:  # a miss names the experiments there are, and creates no database
         from fleetlab.cli._ab import _missing
 
@@ -107,10 +112,16 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
             )
         frame = posterior_frame(store)
         left_out = [f"{b}/{a}" for b, a in Learner(store).left_out()]
+        starts = store.learner_warm_starts()
     rows = frame.to_dicts()
     before = None if seeded is None else seeded.before
     if args.json:
         out: dict[str, Any] = {"db": db_shown(args), "posterior": rows, "left_out": left_out}
+        out["seeded_from"] = [
+            {"source": s.source, "at": from_us(s.ts_us).isoformat(), "trials": s.trials}
+            | {"objective": json.loads(s.objective)}
+            for s in starts
+        ]
         if seeded is not None:
             out["warm_start"] = {
                 "source": seeded.source,
@@ -147,6 +158,13 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         )
         for note in notes:
             console.print(escape(note), highlight=False)
+    if seeded is None:  # where its evidence came from, besides the fleet's own goals
+        for s in starts:
+            console.print(
+                f"seeded from {escape(s.source)} on {from_us(s.ts_us):%Y-%m-%d %H:%M} UTC:"
+                f" {s.trials:,} trials, objective {escape(_described(s.objective))}",
+                highlight=False,
+            )
     if left_out:
         console.print(
             f"left out {', '.join(left_out)}: their stored totals are not finite numbers (rewards"
@@ -172,6 +190,14 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         right=("n", "mean reward", "sd", "P(best)"),
     )
     return 0
+
+
+def _described(table: str) -> str:
+    """A stored objective table (JSON) in words; as stored if it no longer parses."""
+    try:
+        return Objective.parse(json.loads(table)).describe()
+    except (UserError, ValueError, AttributeError):
+        return table
 
 
 def _value(text: str) -> float:
