@@ -146,6 +146,18 @@ def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="worlds are simulated"):
         load_experiment(path)
+    # a world is a name (it runs at zero latency), and another simulated model is no axis:
+    # each refused on its own line of the file, not silently changed
+    for head, expected in (
+        ('worlds = ["solo@fast"]\n', r":2: field 'worlds': 'solo@fast' is a world with a latency"),
+        (
+            'model = "sim:long_thinking@fast"\nworlds = ["solo"]\n',
+            r":2: field 'model': with worlds, .* so sim:long_thinking@fast would be ignored",
+        ),
+    ):
+        path.write_text('name = "bad"\n' + head + BODY, encoding="utf-8")
+        with pytest.raises(ConfigError, match=expected):
+            load_experiment(path)
 
 
 def _judged_rows() -> list[dict[str, object]]:

@@ -175,6 +175,22 @@ def load_experiment(path: str | Path) -> Experiment:
     return _build(data, where, path)
 
 
+def _check_world(world: str, where: _Where) -> None:
+    from fleetlab.models.sim import world_spec
+
+    name, at, _ = world.partition("@")
+    if at:
+        raise where.error(
+            f"{world!r} is a world with a latency profile; worlds run at zero latency: write"
+            f" {name!r}",
+            key="worlds",
+        )
+    try:
+        world_spec(world)
+    except UserError as exc:
+        raise where.error(str(exc), key="worlds") from None
+
+
 def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
     for key in data:
         if key not in _TOP_FIELDS:
@@ -229,6 +245,15 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
         top("worlds", bool(worlds))
         if "model" not in data:
             model = "sim:instant"  # each world picks its own model
+        elif model.startswith("sim:") and model != "sim:instant":  # else: _check_worlds says
+            raise where.error(
+                f"with worlds, each world is its own simulated model at zero latency"
+                f" (sim:<world>@instant), so {model} would be ignored: drop model, or give"
+                " sim:instant",
+                key="model",
+            )
+        for world in worlds or ():
+            _check_world(world, where)
     # the options as the trials will build the model with them; the spec itself is checked
     # when the experiment runs (``resolve_experiment``): its backend may be registered later
     problem = model_error(model, options)
