@@ -13,25 +13,10 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.experiments import estimate, load_experiment
 from fleetlab.models.sim import SimParams
+from tests.helpers.experiment_files import SMALL_EXPERIMENT
 from tests.helpers.refusals import one_error_line, snapshot
 
-EXPERIMENT = """\
-name = "small"
-model = "sim:instant"
-suites = ["core"]
-trials = 1
-
-[tasks]
-per_complexity = 1
-
-[[variants]]
-name = "never"
-policy = "never"
-
-[[variants]]
-name = "always"
-policy = "always"
-"""
+EXPERIMENT = SMALL_EXPERIMENT + '\n[[variants]]\nname = "always"\npolicy = "always"\n'
 
 
 @pytest.fixture

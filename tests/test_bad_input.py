@@ -20,6 +20,7 @@ from fleetlab.experiments._definition import MAX_PLANNED_TRIALS, MAX_TRIALS
 from fleetlab.orchestrator import Goal, submit_goals
 from fleetlab.store import Store
 from fleetlab.suites import builtin_suites
+from tests.helpers.experiment_files import SMALL_EXPERIMENT
 from tests.helpers.refusals import one_error_line, run_cli, snapshot
 
 
@@ -36,22 +37,9 @@ def goals_file(body: str) -> str:
     return f'[[goals]]\ntitle = "x"\n{body}\n'
 
 
-#: A small experiment for the ``ab`` commands' refusals (``--out results``: a run would make
-#: that folder, so the snapshot shows whether anything was written).
-SMALL_EXPERIMENT = """\
-name = "small"
-model = "sim:instant"
-suites = ["core"]
-trials = 1
-
-[tasks]
-per_complexity = 1
-
-[[variants]]
-name = "never"
-policy = "never"
-"""
-#: The same with an option the simulator does not take, on line 3.
+#: SMALL_EXPERIMENT for the ``ab`` commands' refusals (``--out results``: a run would make
+#: that folder, so the snapshot shows whether anything was written), and the same with an
+#: option the simulator does not take, on line 3.
 UNKNOWN_OPTION = SMALL_EXPERIMENT.replace("suites", "model_options = {nosuch = 0.5}\nsuites")
 SMALL = {"exp.toml": SMALL_EXPERIMENT}
 AB_RUN = ["ab", "run", "exp.toml", "--out", "results"]

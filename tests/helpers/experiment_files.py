@@ -28,3 +28,19 @@ def experiment_body(
     for policy in variants:
         lines += ["", "[[variants]]", f'name = "{policy}"', f'policy = "{policy}"']
     return "\n" + "\n".join(lines) + "\n"
+
+
+#: A small agents experiment: one variant, one task per complexity level, one trial.
+SMALL_EXPERIMENT = """\
+name = "small"
+model = "sim:instant"
+suites = ["core"]
+trials = 1
+
+[tasks]
+per_complexity = 1
+
+[[variants]]
+name = "never"
+policy = "never"
+"""
