@@ -135,7 +135,8 @@ def test_more_workers_than_cores_is_said_in_one_line(
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1, err
     assert warnings[0].startswith(
-        f"warning: --workers {cores + 1}: more worker processes than the {cores} CPU cores"
+        f"warning: --workers {cores + 1}: more worker processes than the {cores} CPU"
+        f" core{'s' if cores != 1 else ''}"
     )
     code, _, err = cli(capsys, *argv, "--workers", str(cores))
     assert code == 0

@@ -307,16 +307,18 @@ def test_ids_on_a_terminal_are_never_wrapped(width: int) -> None:
     assert max(len(ln) for ln in text.splitlines()) <= width
 
 
+@pytest.mark.parametrize("command", [["tasks"], ["learn", "--json"]])
 def test_output_cut_short_exits_0_but_any_other_broken_pipe_fails(
-    fleet: Path, tmp_path: Path
+    fleet: Path, tmp_path: Path, command: list[str]
 ) -> None:
-    """``fleetlab tasks | head -1`` is no failure; a broken pipe to anything else (a worker
-    process that died) is: it must not end the command quietly with status 0."""
+    """``fleetlab tasks | head -1`` is no failure, whichever way the command writes (a rich
+    table, JSON text); a broken pipe to anything else (a worker process that died) is: it must
+    not end the command quietly with status 0."""
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line is written
     try:
         cut = subprocess.run(
-            [sys.executable, "-m", "fleetlab", "tasks", "--db", str(fleet)],
+            [sys.executable, "-m", "fleetlab", *command, "--db", str(fleet)],
             env=_env(),
             stdout=write,
             stderr=subprocess.PIPE,

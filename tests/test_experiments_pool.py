@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -401,7 +402,8 @@ def test_a_worker_killed_mid_run_leaves_the_others_to_finish(tmp_path: Path) -> 
     path = tmp_path / "pooled.toml"
     path.write_text(EXPERIMENT, encoding="utf-8")
     out, marker = tmp_path / "out", tmp_path / "killed"
-    done = _run_cli(tmp_path, "once", str(marker), "ab", "run", str(path), "--out", str(out))
+    args = ("ab", "run", str(path), "--out", str(out), "--workers", "2")
+    done = _run_cli(tmp_path, "once", str(marker), *args)
     done.check_returncode()
     assert marker.exists()  # a worker did die
     assert re.search(
@@ -430,3 +432,30 @@ def test_a_run_whose_every_worker_died_says_so_and_resumes(tmp_path: Path) -> No
     ), line
     run(path, root=out, progress=None, workers=2)  # as it says: run again
     assert _keys(out) == PLANNED
+
+
+def _ignored_signals() -> int:
+    """The signals a program started from here begins with ignored (``SigIgn``)."""
+    status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True).stdout
+    (line,) = [ln for ln in status.splitlines() if ln.startswith("SigIgn:")]
+    return int(line.split()[1], 16)
+
+
+def test_a_program_a_worker_starts_can_be_stopped_with_sigint_and_sigterm() -> None:
+    """A worker leaves Ctrl-C and SIGTERM to its parent, but not by ignoring them: an
+    ignored signal stays ignored across exec, and a verifier's ``timeout`` or ``terminate()``
+    would then do nothing. Oracle: the kernel's SigIgn mask of a program a worker starts."""
+    import asyncio
+
+    from fleetlab.experiments._pool import WorkerPool
+
+    async def ask() -> int:
+        pool = WorkerPool(_ignored_signals, workers=1, slots=1, loop=asyncio.get_running_loop())
+        try:
+            return int(await pool.submit())
+        finally:
+            await pool.close()
+
+    mask = asyncio.run(ask())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        assert not mask & (1 << (sig - 1)), f"{sig.name} ignored: mask {mask:#x}"

@@ -241,6 +241,11 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         first_line,
     ), first_line
     assert sum(t.n for t in _totals(db).values()) == 16
+    # the same experiment spelt otherwise (a trailing slash, its folder's path) is the same
+    for spelt in ("tiny_ws/", str(tmp_path / "out" / "tiny_ws")):
+        assert main(["learn", "--from-experiment", spelt, "--db", str(db)]) == 0
+        assert "nothing added" in capsys.readouterr().out.splitlines()[0]
+    assert sum(t.n for t in _totals(db).values()) == 16
     # plain `learn` says where the evidence came from; an objective without a warm start is
     # refused, not ignored
     assert main(["learn", "--db", str(db)]) == 0

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import sys
 import time
@@ -125,10 +126,26 @@ class _Stdout(Console):
     ``/dev/null`` (so nothing fails at exit) and lets ``main`` return 0."""
 
     def on_broken_pipe(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _point_at_devnull(sys.stdout)
         raise _StdoutClosed(32, "stdout was closed by its reader")
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _reader_gone(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe whose reader closed it (``| head``), from the kernel's
+    error flag on the pipe, so a write that went through another console still counts."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), 0)  # POLLERR and POLLHUP are always reported
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,9 +197,12 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted")
         return 130
-    except _StdoutClosed:  # not any broken pipe: one to a worker process is a failure
-        return 0
     except Exception as exc:  # a bug: its traceback, but never a secret in it
+        if isinstance(exc, _StdoutClosed) or (
+            isinstance(exc, BrokenPipeError) and _reader_gone(sys.stdout)
+        ):  # stdout's reader left (| head): no failure; a dead worker's pipe is one
+            _point_at_devnull(sys.stdout)  # nothing fails at exit flushing what is left
+            return 0
         text = redact("".join(traceback.format_exception(exc)))
         errors.print(escape(text.rstrip()), highlight=False, markup=True)
         errors.print("[red]internal error[/]: this is a bug in fleetlab", highlight=False)

@@ -104,7 +104,8 @@ def _warn_workers(args: argparse.Namespace, exp: Experiment, console: Console) -
         given = f"--workers {workers}" if args.workers else f"workers = {workers} in {args.file}"
         console.print(
             f"[yellow]warning[/]: {escape(given)}: more worker processes than the {cores} CPU"
-            " cores this process may use; they share the cores and finish no sooner (the"
+            f" core{'s' if cores != 1 else ''} this process may use; they share the cores and"
+            " finish no sooner (the"
             " default is one per core)",
             highlight=False,
             soft_wrap=True,  # one line, whatever the terminal's width

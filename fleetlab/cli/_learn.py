@@ -79,7 +79,9 @@ def warm_start_from_experiment(
         notes.append(
             "evidence from the SIMULATED model: it says what the simulator rewards, not Claude"
         )
-    return warm_start(store, frame, objective=objective, source=f"experiment:{name}"), notes
+    # one source however the name was spelt ("rv", "rv/", a path): an experiment seeds once
+    source = f"experiment:{output_dir(name).resolve().name}" + (f" on {model}" if model else "")
+    return warm_start(store, frame, objective=objective, source=source), notes
 
 
 def cmd_learn(args: argparse.Namespace, console: Console) -> int:

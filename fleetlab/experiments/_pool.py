@@ -78,13 +78,18 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="fleetlab-parent-watch").start()
 
 
+def _leave_to_parent(signum: int, frame: Any) -> None:
+    """A worker's handler of SIGINT and SIGTERM: nothing (the parent stops the run)."""
+
+
 def _worker_main(
     conn: Connection, job: Callable[..., Any], slots: int, parent: int, close_fds: list[int]
 ) -> None:
     # Ctrl-C and SIGTERM reach the whole process group: the parent decides, and a worker
-    # dies with its parent (so it never outlives a stopped run)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # dies with its parent (so it never outlives a stopped run). Caught, not ignored: an
+    # ignored signal stays ignored in the programs a trial starts (a verifier, its timeout).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _leave_to_parent)
     for fd in close_fds:  # the parent's experiment lock and the other workers' pipes
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -236,7 +241,10 @@ class WorkerPool:
 
     def _settle(self, job_id: int, ok: bool, value: Any) -> None:
         future = self._futures.pop(job_id, None)
-        index, weight = self._owner.pop(job_id)
+        owner = self._owner.pop(job_id, None)
+        if owner is None:  # already failed: its worker was found dead before this came
+            return
+        index, weight = owner
         self._load[index] -= weight
         if future is None or future.done():
             return

@@ -395,7 +395,7 @@ def judged_lines(frame: pl.DataFrame, objective: Objective, warmup_passes: int) 
         rows = judged.filter(pl.col("variant") == learner).sort("fixed_mean_reward", "fixed")
         first = warmup_passes + 1
         if not warmup_passes:
-            span = f"over every pass (1-{last}, no warm-up set"
+            span = f"over every pass ({f'1-{last}' if last > 1 else 'pass 1'}, no warm-up set"
         elif last > first:
             span = f"after its warm-up (passes {first}-{last}"
         elif last == first:
