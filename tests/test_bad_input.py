@@ -157,6 +157,25 @@ BAD_INPUTS = {
         "exp.toml:3: field 'model_options': sim:instant: unknown option(s) nosuch",
     ),
 }
+#: Simulator options of the wrong type or range: each trial would fail, and the dry run's
+#: pilot divided by zero trials.
+for option, message in (
+    ('base_error = "x"', "base_error: expected a probability from 0 to 1, got 'x'"),
+    ("validator_detect = 1.5", "validator_detect: expected a probability from 0 to 1, got 1.5"),
+    ("chars_per_token = 0", "chars_per_token: expected a number > 0, got 0"),
+    ("capacity_steps = 2.5", "capacity_steps: expected a whole number >= 1, got 2.5"),
+    ("handoff_hits_write = 1", "handoff_hits_write: expected true or false, got 1"),
+):
+    for dry in ((), ("--dry-run",)):
+        BAD_INPUTS[f"ab run {' '.join(dry)} model_options {option}"] = (
+            {
+                "exp.toml": SMALL_EXPERIMENT.replace(
+                    "suites", f"model_options = {{{option}}}\nsuites"
+                )
+            },
+            [*AB_RUN, *dry],
+            f"exp.toml:3: field 'model_options': simulator option {message}",
+        )
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,14 @@ __all__ = [
 ]
 
 
+#: The ``SimParams`` fields that count something, with their least value.
+_COUNTS = {"capacity_steps": 1, "handoff_tokens": 0, "system_tokens": 0, "thinking_tokens": 0}
+#: The ``SimParams`` fields that are probabilities.
+_PROBABILITIES = frozenset(
+    {"base_error", "max_error", "handoff_error", "validator_detect", "validator_false_alarm"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SimParams:
     """Every parameter of the simulated model.
@@ -116,6 +124,26 @@ class SimParams:
     latency_median_s: float = 1.2
     latency_sigma: float = 0.5
     latency_per_output_token_s: float = 0.004
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "handoff_hits_write":
+                ok, want = isinstance(value, bool), "true or false"
+            elif f.name in _COUNTS:
+                least = _COUNTS[f.name]
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+                want = f"a whole number >= {least}"
+            else:
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                ok = number and math.isfinite(value) and value >= 0
+                want = "a number >= 0"
+                if f.name in _PROBABILITIES:
+                    ok, want = ok and value <= 1, "a probability from 0 to 1"
+                elif f.name == "chars_per_token":
+                    ok, want = ok and value > 0, "a number > 0"
+            if not ok:
+                raise UserError(f"simulator option {f.name}: expected {want}, got {value!r}")
 
     def step_error(self, step: int) -> float:
         """Error probability of the ``step``-th step (1-based) of one context."""

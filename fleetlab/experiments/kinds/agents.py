@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from fleetlab.errors import FleetlabError
 from fleetlab.experiments.kinds.base import ExperimentKind, KindRun, RunContext, UsageEstimate
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ class AgentsKind(ExperimentKind):
         if not todo:
             return UsageEstimate(0, 0, 0, 0, per_variant, "nothing left to run")
         rows = await _pilot_rows(experiment)
+        if not rows:  # every pilot trial failed for infrastructure reasons
+            raise FleetlabError(
+                "the cost pilot finished no trial on the simulated model, so nothing can be "
+                "estimated: run the experiment with --limit 1 to see why its trials fail"
+            )
         calls = tokens_in = tokens_out = cost = 0.0
         cells: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         by_variant: dict[str, list[dict[str, Any]]] = defaultdict(list)
