@@ -157,6 +157,13 @@ BAD_INPUTS = {
         "exp.toml:3: field 'model_options': sim:instant: unknown option(s) nosuch",
     ),
 }
+#: A file where the experiment's results folder belongs (--out . puts it at ./small).
+for dry in ((), ("--dry-run",)):
+    BAD_INPUTS[f"ab run {' '.join(dry)} results folder is a file"] = (
+        {**SMALL, "small": "not a folder"},
+        ["ab", "run", "exp.toml", "--out", ".", *dry],
+        "small is a file, where the experiment's results folder belongs: move it away",
+    )
 #: Simulator options of the wrong type or range: each trial would fail, and the dry run's
 #: pilot divided by zero trials.
 for option, message in (

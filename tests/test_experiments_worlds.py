@@ -144,7 +144,7 @@ def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
         'name = "bad"\nmodel = "anthropic:claude-haiku-4-5"\nworlds = ["solo"]\n' + BODY,
         encoding="utf-8",
     )
-    with pytest.raises(ConfigError, match="worlds are simulated"):
+    with pytest.raises(ConfigError, match=":2: field 'model': worlds are simulated"):
         load_experiment(path)
     # a world is a name (it runs at zero latency), and another simulated model is no axis:
     # each refused on its own line of the file, not silently changed

@@ -258,12 +258,21 @@ class _Outcome:
         return again
 
 
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(
+            f"{folder} is a file, where the experiment's results folder belongs: move it away,"
+            " or give another --out"
+        )
+
+
 @contextlib.contextmanager
 def _exclusive(folder: Path, name: str) -> Iterator[int]:
     """One run of an experiment at a time (a CLI and a notebook could both try). The lock is
     the kernel's: a killed process releases it."""
     import fcntl  # Unix; fleetlab targets Linux and macOS
 
+    _check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "run.lock").open("a+") as handle:
         try:
@@ -516,6 +525,7 @@ def check_recorded(
         ConfigError: the run would refuse those results (the same message).
     """
     folder = output_dir(experiment.name, root)
+    _check_folder(folder)
     source = folder / "results.db"
     if not source.is_file():
         return set(), 0.0

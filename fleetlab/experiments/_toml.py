@@ -245,7 +245,13 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
         top("worlds", bool(worlds))
         if "model" not in data:
             model = "sim:instant"  # each world picks its own model
-        elif model.startswith("sim:") and model != "sim:instant":  # else: _check_worlds says
+        elif not model.startswith("sim:"):
+            raise where.error(
+                f"worlds are simulated presets, but the model is {model}: drop model (each"
+                " world picks its own) or drop worlds",
+                key="model",
+            )
+        elif model != "sim:instant":
             raise where.error(
                 f"with worlds, each world is its own simulated model at zero latency"
                 f" (sim:<world>@instant), so {model} would be ignored: drop model, or give"
