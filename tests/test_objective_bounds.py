@@ -100,3 +100,29 @@ def test_the_learners_own_weights_are_bounded_alike() -> None:
         str(caught.value) == "LearnerConfig.token_weight must be a number from 0 to 1000, not 1001"
     )
     assert LearnerConfig(cost_weight=1000.0, token_weight=1000).cost_weight == 1000.0
+
+
+def test_results_recorded_under_a_smaller_success_value_say_how_to_report_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Results recorded before the bound (a success worth $0.0005) are not lost: the report
+    names the file and the way out, and that way (the file's objective) works."""
+    import sqlite3
+
+    from tests.helpers.experiment_files import SMALL_EXPERIMENT
+
+    monkeypatch.chdir(tmp_path)
+    Path("exp.toml").write_text(SMALL_EXPERIMENT, encoding="utf-8")
+    assert main(["ab", "run", "exp.toml", "--out", "out", "--quiet", "--limit", "2"]) == 0
+    with sqlite3.connect(tmp_path / "out" / "small" / "results.db") as db:
+        db.execute(
+            "UPDATE meta SET value = '{\"success_value_usd\": 0.0005}' WHERE key = 'objective'"
+        )
+    capsys.readouterr()
+    assert main(["ab", "report", "small", "--out", "out", "--no-html"]) == 2
+    out, err = capsys.readouterr()
+    line = one_error_line(err, out)
+    assert "out/small/results.db records an objective no longer accepted" in line
+    assert line.endswith("report with `fleetlab ab report FILE`")
+    assert main(["ab", "report", "exp.toml", "--out", "out", "--no-html"]) == 0
+    assert "ranked by success rate" in capsys.readouterr().out

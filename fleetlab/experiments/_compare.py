@@ -592,7 +592,14 @@ def compare(
     if objective is None and meta.get("objective"):
         import json
 
-        objective = Objective.parse(json.loads(meta["objective"]))
+        try:
+            objective = Objective.parse(json.loads(meta["objective"]))
+        except UserError as exc:  # recorded before objectives were bounded
+            raise UserError(
+                f"{output_dir(str(results), root) / 'results.db'} records an objective no longer"
+                f" accepted ({exc}): set [objective] in the experiment file and report with"
+                " `fleetlab ab report FILE`"
+            ) from None
     if objective is None:  # the experiment file's, found by name
         from fleetlab.experiments._toml import recorded_objective
 
