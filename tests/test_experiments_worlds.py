@@ -131,6 +131,17 @@ def test_an_experiment_without_worlds_has_no_world_column(tmp_path: Path) -> Non
     assert "world" not in load("plain", root=tmp_path / "out").columns
 
 
+def test_a_limited_worlds_run_counts_the_worlds_it_did_not_reach(tmp_path: Path) -> None:
+    """Oracle: BODY plans 3 variants x 2 tasks x 2 trials = 12 trials a world, 24 in two."""
+    path = tmp_path / "lim.toml"
+    path.write_text('name = "lim"\nworlds = ["solo", "default"]\n' + BODY, encoding="utf-8")
+    first = run(path, root=tmp_path / "out", progress=None, limit=5)
+    assert (first.total, first.ran, first.skipped, first.remaining) == (24, 5, 0, 19)
+    second = run(path, root=tmp_path / "out", progress=None, limit=10)
+    assert (second.total, second.ran, second.skipped, second.remaining) == (24, 10, 5, 9)
+    assert "9 remaining of 24" in second.describe()[0]
+
+
 def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('name = "bad"\nworlds = ["solo", "mars"]\n' + BODY, encoding="utf-8")

@@ -48,7 +48,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -674,7 +674,9 @@ async def run_async(
                     resume_changed_code=resume_changed_code,
                 )
             )
-        return combine_summaries(exp, output_dir(exp.name, root), summaries)
+        # the worlds a limit left unstarted still count: planned, and what remains of them
+        unstarted = [_left(exp.for_world(world), root) for world in exp.worlds[len(summaries) :]]
+        return combine_summaries(exp, output_dir(exp.name, root), summaries, unstarted)
     _check_batch(exp, batch)
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
@@ -768,8 +770,24 @@ async def run_async(
     )
 
 
-def combine_summaries(exp: Experiment, folder: Path, parts: list[RunSummary]) -> RunSummary:
-    """One summary of a worlds experiment's runs, one per world."""
+def _left(experiment: Experiment, root: str | Path | None) -> tuple[int, int]:
+    """``experiment``'s planned trials and how many have no result yet (read, not run)."""
+    try:
+        done, _ = check_recorded(experiment, root)
+    except UserError:  # results the run would refuse: it will say so when it gets there
+        done = set()
+    planned = {t.key for t in experiment.plan()}
+    return len(planned), len(planned - done)
+
+
+def combine_summaries(
+    exp: Experiment,
+    folder: Path,
+    parts: list[RunSummary],
+    unstarted: Sequence[tuple[int, int]] = (),
+) -> RunSummary:
+    """One summary of a worlds experiment's runs, one per world; ``unstarted``: (planned,
+    remaining) of each world no run reached (a limit stopped it before)."""
     stopped = [f"{p.experiment}: {p.stopped}" for p in parts if p.stopped]
     return RunSummary(
         experiment=exp.name,
@@ -777,11 +795,11 @@ def combine_summaries(exp: Experiment, folder: Path, parts: list[RunSummary]) ->
         kind=exp.kind,
         model=", ".join(p.model for p in parts),
         simulated=True,
-        total=sum(p.total for p in parts),
-        skipped=sum(p.skipped for p in parts),
+        total=sum(p.total for p in parts) + sum(planned for planned, _ in unstarted),
+        skipped=sum(p.skipped for p in parts) + sum(n - left for n, left in unstarted),
         ran=sum(p.ran for p in parts),
         errored=sum(p.errored for p in parts),
-        remaining=sum(p.remaining for p in parts),
+        remaining=sum(p.remaining for p in parts) + sum(left for _, left in unstarted),
         stopped="; ".join(stopped) or None,
         spent_usd=sum(p.spent_usd for p in parts),
         wall_s=sum(p.wall_s for p in parts),
