@@ -126,3 +126,27 @@ def test_results_recorded_under_a_smaller_success_value_say_how_to_report_them(
     assert line.endswith("report with `fleetlab ab report FILE`")
     assert main(["ab", "report", "exp.toml", "--out", "out", "--no-html"]) == 0
     assert "ranked by success rate" in capsys.readouterr().out
+
+
+def test_a_report_under_another_objective_than_the_run_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers.experiment_files import SMALL_EXPERIMENT
+
+    monkeypatch.chdir(tmp_path)
+    body = SMALL_EXPERIMENT + "\n[objective]\nsuccess_value_usd = 2.0\n"
+    Path("exp.toml").write_text(body, encoding="utf-8")
+    assert main(["ab", "run", "exp.toml", "--out", "out", "--quiet", "--limit", "2"]) == 0
+    report = ["ab", "report", "exp.toml", "--out", "out", "--no-html"]
+    capsys.readouterr()
+    assert main(report) == 0
+    assert "note: ranked by" not in capsys.readouterr().out  # the same objective
+    Path("exp.toml").write_text(body.replace("2.0", "5.0"), encoding="utf-8")
+    assert main(report) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note:")]
+    assert notes == [
+        "note: ranked by exp.toml's objective; the run recorded value = success - cost / $2.00"
+        " (a success is worth $2.00), and a learning variant learned under that one"
+    ]
+    assert main(["ab", "report", "small", "--out", "out", "--no-html"]) == 0
+    assert "note: ranked by" not in capsys.readouterr().out  # by name: the recorded one
