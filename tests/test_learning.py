@@ -490,7 +490,11 @@ def test_totals_stored_under_a_too_small_objective_are_left_out_instead_of_a_tra
     assert main(["--db", url, "learn"]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
-    assert out.splitlines()[0] == (
+    # after the line naming the warm start those totals came from (its objective as stored)
+    seeded, left_out = out.splitlines()[:2]
+    assert seeded.startswith("seeded from experiment:tiny on ")
+    assert seeded.endswith('objective {"success_value_usd": 1e-300, "within_points": 1.0}')
+    assert left_out == (
         "left out simple/decompose, simple/direct: their stored totals are not finite numbers"
         " (rewards under an objective too extreme to compute); a fresh fleet database starts"
         " clean"
