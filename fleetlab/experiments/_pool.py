@@ -15,9 +15,10 @@ with one process, so Ctrl-C and SIGKILL still lose only the trials in flight.
 
 Workers are forked (on Linux) so that whatever the parent registered (a policy registered by
 a plug-in or a test, a suite) is there in the worker too; on other systems they are spawned.
-A worker ignores SIGINT and SIGTERM (both may reach the whole process group: the parent
-decides), closes the parent's experiment lock (so a killed parent's lock is released), and
-dies with its parent: it exits when the parent's pipe closes or its parent process changes.
+A worker leaves SIGINT and SIGTERM to its parent (both may reach the whole process group: its
+handler does nothing, where ignoring them would reach the programs a trial starts), closes the
+parent's experiment lock (so a killed parent's lock is released), and dies with its parent: it
+exits when the parent's pipe closes or its parent process changes.
 A worker that dies on its own (killed, out of memory) fails only its trials in flight: they
 run again on the other workers, and the run's summary says which worker died and how.
 
