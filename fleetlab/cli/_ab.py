@@ -106,8 +106,7 @@ def _warn_workers(args: argparse.Namespace, exp: Experiment, console: Console) -
         console.print(
             f"[yellow]warning[/]: {escape(given)}: more worker processes than the {cores} CPU"
             f" core{'s' if cores != 1 else ''} this process may use; they share the cores and"
-            " finish no sooner (the"
-            " default is one per core)",
+            " finish no sooner (the default is one per core)",
             highlight=False,
             soft_wrap=True,  # one line, whatever the terminal's width
         )
