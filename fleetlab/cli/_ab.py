@@ -14,7 +14,6 @@ from rich.table import Table
 
 from fleetlab.cli._common import Parser, db_target, output_file, output_folder, positive_int
 from fleetlab.errors import NotFoundError, UserError
-from fleetlab.objective import Objective
 
 if TYPE_CHECKING:
     from fleetlab.experiments import Experiment
@@ -223,7 +222,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         f"{escape(comparison.objective.describe())}",
         highlight=False,
     )
-    recorded = _recorded_objective(name, args.out)
+    recorded = comparison.recorded_objective
     if objective is not None and recorded is not None and recorded != objective:
         console.print(
             f"note: ranked by {escape(args.name)}'s objective; the run recorded"
@@ -259,23 +258,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         )
         console.print(f"HTML report: {escape(str(path))}", highlight=False)
     return 0
-
-
-def _recorded_objective(name: str, root: Path | None) -> Objective | None:
-    """The objective the results of ``name`` were recorded under, if they say."""
-    import json
-
-    from fleetlab.experiments import ResultsDB, output_dir
-
-    folder = output_dir(name, root)
-    if not (folder / "results.db").is_file():
-        return None
-    with ResultsDB(folder) as db:
-        table = db.meta().get("objective")
-    try:
-        return Objective.parse(json.loads(table)) if table else None
-    except UserError:  # recorded before objectives were bounded
-        return None
 
 
 def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int:

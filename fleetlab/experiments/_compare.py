@@ -247,6 +247,7 @@ class Comparison:
     judged: tuple[str, ...] = ()
     planned: int | None = None
     finished: int = 0
+    recorded_objective: Objective | None = None  # what the results were recorded under
     type: Literal["comparison"] = field(default="comparison", repr=False)
 
     @property
@@ -589,17 +590,20 @@ def compare(
         )
     if frame.is_empty():
         raise UserError("the experiment has no finished trials yet: run it first")
-    if objective is None and meta.get("objective"):
+    recorded: Objective | None = None
+    if meta.get("objective"):
         import json
 
         try:
-            objective = Objective.parse(json.loads(meta["objective"]))
+            recorded = Objective.parse(json.loads(meta["objective"]))
         except UserError as exc:  # recorded before objectives were bounded
-            raise UserError(
-                f"{output_dir(str(results), root) / 'results.db'} records an objective no longer"
-                f" accepted ({exc}): set [objective] in the experiment file and report with"
-                " `fleetlab ab report FILE`"
-            ) from None
+            if objective is None:
+                raise UserError(
+                    f"{output_dir(str(results), root) / 'results.db'} records an objective no"
+                    f" longer accepted ({exc}): set [objective] in the experiment file and"
+                    " report with `fleetlab ab report FILE`"
+                ) from None
+    objective = objective or recorded
     if objective is None:  # the experiment file's, found by name
         from fleetlab.experiments._toml import recorded_objective
 
@@ -694,4 +698,5 @@ def compare(
         judged=tuple(judged),
         planned=int(meta["planned"]) if meta.get("planned") else None,
         finished=len(rows),
+        recorded_objective=recorded,
     )
