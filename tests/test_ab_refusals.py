@@ -1,7 +1,8 @@
 """``ab run`` and ``ab report`` refuse what they cannot do before doing any of it: an output
 path they cannot write, and (for ``--dry-run``) results the real run would refuse to continue.
 And a dry run prices the experiment as it will run (its ``model_options``), and a run says so
-when it is to start more worker processes than there are cores."""
+when it is to start more worker processes than there are cores. A run refused at its start
+(no API key, over the budget) leaves no results folder behind."""
 
 from __future__ import annotations
 
@@ -141,3 +142,35 @@ def test_more_workers_than_cores_is_said_in_one_line(
     code, _, err = cli(capsys, *argv, "--workers", str(cores))
     assert code == 0
     assert "warning" not in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "error: no Anthropic API key: set ANTHROPIC_API_KEY"),
+        (("--budget",), "error: refusing to start small@anthropic:claude-sonnet-4-5: expected $"),
+    ],
+    ids=["no API key", "over the budget"],
+)
+def test_a_run_refused_at_its_start_leaves_no_results_folder(
+    world: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    argv = ["ab", "run", "exp.toml", "--model", "anthropic:claude-sonnet-4-5", "--quiet"]
+    if extra:  # a cap the estimate passes; without --yes the run refuses to start
+        text = EXPERIMENT.replace("suites", "budget_usd = 0.0001\nsuites")
+        (world / "exp.toml").write_text(text, encoding="utf-8")
+    else:
+        argv.append("--yes")
+    (world / "out").mkdir()
+    (world / "out" / "notes.txt").write_text("mine\n", encoding="utf-8")
+    for out in ("out", "new"):  # a folder of the user's, and one the run would make
+        before = snapshot(world)
+        code, stdout, err = cli(capsys, *argv, "--out", out)
+        assert code == 2
+        assert one_error_line(err, stdout).startswith(message)
+        assert snapshot(world) == before

@@ -256,7 +256,37 @@ def test_a_rejected_key_stops_the_run_with_one_line(
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip().splitlines() == ["error: anthropic:x: the API key was rejected (HTTP 401)"]
-    assert _attempts("infra", tmp_path / "cli") == []
+    # refused before anything was recorded: the folders the run made are gone again
+    assert not (tmp_path / "api").exists()
+    assert not (tmp_path / "cli").exists()
+
+
+def test_a_key_rejected_after_trials_were_recorded_keeps_them(
+    tmp_path: Path, flaky: type[Flaky]
+) -> None:
+    path = _experiment(tmp_path)
+    run(path, root=tmp_path / "whole", progress=None)
+    calls = Flaky.calls  # the calls of all 8 trials, one at a time (concurrency = 1)
+    Flaky.calls = 0
+    rejected = AuthenticationError("anthropic:x: the API key was rejected (HTTP 401)")
+    # past half of the calls: the first trials are recorded, the rest never run
+    flaky.fail = staticmethod(lambda n, text: rejected if n > calls // 2 else None)
+    with pytest.raises(AuthenticationError):
+        run(path, root=tmp_path / "cut", progress=None)
+    kept = _rows("infra", tmp_path / "cut")
+    assert 0 < len(kept) < 8
+    whole = _rows("infra", tmp_path / "whole")
+    assert all(kept[key] == whole[key] for key in kept)
+
+    # the attempts the infrastructure decided are work too: the first trial's are kept
+    Flaky.calls = 0
+    outage = ModelError("anthropic:x: could not reach https://api.anthropic.com after 4 retries")
+    flaky.fail = staticmethod(lambda n, text: outage if n <= 2 else rejected)
+    with pytest.raises(AuthenticationError):
+        run(path, root=tmp_path / "down", progress=None, infra_attempts=2)
+    assert [a[:2] for a in _attempts("infra", tmp_path / "down")] == [
+        ("never", "core:rename-readme")
+    ] * 2
 
 
 def test_scoring_trials_are_rerun_on_a_transient_model_error(

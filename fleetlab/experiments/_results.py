@@ -248,6 +248,11 @@ class ResultsDB:
         """How many trials have finished."""
         return self._file.count()
 
+    def holds_work(self) -> bool:
+        """Whether anything beyond the definition is recorded (a trial, an attempt the
+        infrastructure decided, a submitted batch): a run refused before it began has none."""
+        return self._file.holds_work()
+
     def finished(self) -> set[tuple[str, str, int]]:
         """``(variant, task, trial)`` of every finished trial."""
         return self._file.finished()

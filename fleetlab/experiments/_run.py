@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -286,6 +287,29 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             yield handle.fileno()  # worker processes close it: the lock is this process's
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _locked_results(folder: Path, name: str) -> Iterator[tuple[int, ResultsDB]]:
+    """The run's lock (``_exclusive``) and results. A run that ends before recording anything
+    in a folder it made (refused: over the budget, no API key; or interrupted at once)
+    leaves no folder behind: it removes the folder, and the parents it made if empty."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    with _exclusive(folder, name) as lock_fd:
+        results = ResultsDB(folder)
+        try:
+            yield lock_fd, results
+        except BaseException:
+            unused = bool(made) and not results.holds_work()
+            results.close()
+            if unused:  # still holding the lock: no other run is in the folder
+                shutil.rmtree(folder, ignore_errors=True)
+                for parent in made[1:]:
+                    with contextlib.suppress(OSError):
+                        parent.rmdir()  # only if empty: another run may have begun there
+            raise
+        finally:
+            results.close()
 
 
 def _run_in_thread(*args: Any) -> dict[str, Any]:
@@ -681,7 +705,7 @@ async def run_async(
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
     started = time.perf_counter()
-    with _exclusive(folder, exp.name) as lock_fd, ResultsDB(folder) as results:
+    with _locked_results(folder, exp.name) as (lock_fd, results):
         results.bind(exp, resume_changed_code=resume_changed_code)
         plan = exp.plan()
         finished = results.finished()

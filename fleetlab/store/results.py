@@ -209,6 +209,16 @@ class ResultsFile:
         """How many trials have finished."""
         return int(self._rows("SELECT COUNT(*) AS n FROM trials")[0]["n"])
 
+    def holds_work(self) -> bool:
+        """Whether anything beyond the definition is recorded: a trial, an attempt the
+        infrastructure decided, or a submitted batch."""
+        return bool(
+            self._rows(
+                "SELECT EXISTS (SELECT 1 FROM trials) OR EXISTS (SELECT 1 FROM infra_attempts)"
+                " OR EXISTS (SELECT 1 FROM batches) AS held"
+            )[0]["held"]
+        )
+
     def finished(self) -> set[tuple[str, str, int]]:
         """``(variant, task, trial)`` of every finished trial."""
         rows = self._rows("SELECT variant, task, trial FROM trials")
