@@ -434,15 +434,22 @@ def model_error(model: str, options: Mapping[str, Any]) -> tuple[str, str] | Non
     does: ``("model", why)`` for the spec itself (an unknown backend, world or latency
     profile), ``("model_options", why)`` for options its backend does not take; None when it
     builds. A real model's missing API key is not refused here: an estimate needs none."""
-    for what, kwargs in (("model", {}), ("model_options", dict(options))):
-        try:
-            get_model(model, **kwargs)
-        except AuthenticationError:
-            continue  # raised once the options were taken: only the key is missing
-        except TypeError as exc:  # a backend's constructor without such a keyword
-            return what, f"{model} does not take these options ({exc})"
-        except UserError as exc:
-            return what, str(exc)
+    why = _build_error(model, options)
+    if why is None:  # the usual case: one build
+        return None
+    spec_why = _build_error(model, {}) if options else why
+    return ("model", spec_why) if spec_why is not None else ("model_options", why)
+
+
+def _build_error(model: str, options: Mapping[str, Any]) -> str | None:
+    try:
+        get_model(model, **options)
+    except AuthenticationError:
+        return None  # raised once the options were taken: only the key is missing
+    except TypeError as exc:  # a backend's constructor without such a keyword
+        return f"{model} does not take these options ({exc})"
+    except UserError as exc:
+        return str(exc)
     return None
 
 
