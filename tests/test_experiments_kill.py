@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from fleetlab.experiments import load
 
@@ -170,9 +171,15 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path, sigint: str) -> None:
     """``kill PID`` (a service manager, a timeout) is no SIGKILL: the run stops cleanly, its
-    workers and scratch memory go with it, and a rerun finishes what was left."""
+    workers and scratch memory go with it, and a rerun finishes what was left. Also in a
+    background job of a script (``fleetlab ab run ... &``), which starts with SIGINT ignored."""
     from fleetlab.experiments._trial import scratch_root
 
     path = tmp_path / "killme.toml"
@@ -187,6 +194,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=_ignore_sigint if sigint == "ignored" else None,
     )
     assert stopped.returncode == 130, stopped.stderr
     assert stopped.stderr.strip().splitlines()[-1] == "interrupted"
