@@ -223,8 +223,11 @@ def paired_z_test(
         z = mean / se,  p = 2 * (1 - Phi(|z|))
 
     For continuous paired outcomes (a success minus a price on cost), where McNemar does not
-    apply. Returns 1.0 when every difference is zero, 0.0 when they are all the same nonzero
-    value, and ``nan`` with a single cluster.
+    apply. Returns 1.0 when every difference is zero, and ``nan`` with a single cluster. When
+    every cluster's differences sum to the same nonzero value there is no spread to build the
+    normal approximation on: the p-value is then that of the exact sign-flip test, 2 / 2^k over
+    k clusters (the observed sum is the most extreme of the 2^k sign patterns, tied with its
+    mirror), not 0: five tasks that agree are not proof.
 
     Raises:
         ValueError: if ``differences`` is empty or the lengths differ.
@@ -235,8 +238,8 @@ def paired_z_test(
     mean = math.fsum(values) / len(values)
     if math.isnan(se):
         return math.nan
-    if se == 0.0:
-        return 1.0 if mean == 0.0 else 0.0
+    if se <= 1e-12 * abs(mean):  # no spread but rounding's (a constant 0.2 averages 0.2000...04)
+        return 1.0 if mean == 0.0 else min(1.0, 2.0 ** (1 - len(set(keys))))
     return min(1.0, math.erfc(abs(mean / se) / math.sqrt(2.0)))
 
 

@@ -140,7 +140,7 @@ def test_success_vs_cost_has_both_intervals_and_the_simulated_label(simulated: b
         # never: sqrt(1.5 * (0.04^2 + 0 + 0.04^2) / 36) = 0.0115470, half 1.96 x = 0.0226317.
         se = math.sqrt(3 / 2 * sum((2 * (x - mean)) ** 2 for x in costs[variant]) / 36)
         half = 1.959964 * se
-        # a cost is never negative: the chart stops the interval's low end at zero
+        # a cost is never negative: the interval's low end stops at zero (learned's is below)
         expected = (max(0.0, mean - half), mean + half)
         assert (row["cost_low"], row["cost_high"]) == pytest.approx(expected)
     assert rows["never"]["cost_high"] - rows["never"]["cost_low"] == pytest.approx(2 * 0.0226317)

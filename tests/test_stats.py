@@ -1165,7 +1165,21 @@ def test_paired_z_test_against_the_textbook_z() -> None:
         2 * scipy_stats.norm.sf(2.5), rel=1e-12
     )
     assert paired_z_test([0.0, 0.0, 0.0]) == 1.0
-    assert paired_z_test([0.5, 0.5, 0.5]) == 0.0
+    # no spread: the exact sign-flip test, brute-forced over every sign pattern of the clusters
+    for diffs, clusters in (
+        ([0.5] * 3, None),
+        ([0.001] * 5, None),
+        ([-0.2, -0.2, -0.2, -0.2, -0.2, -0.2], ["a", "a", "b", "c", "c", "c"]),
+    ):
+        sums = [math.fsum(g) for g in _groups(diffs, clusters)]
+        observed = abs(math.fsum(sums))
+        patterns = list(itertools.product((1, -1), repeat=len(sums)))
+        extreme = sum(
+            abs(math.fsum(s * x for s, x in zip(signs, sums, strict=True))) >= observed - 1e-12
+            for signs in patterns
+        )
+        assert paired_z_test(diffs, clusters) == pytest.approx(extreme / len(patterns))
+    assert paired_z_test([0.001] * 5) > 0.05  # five tasks agreeing prove nothing at 5%
     assert math.isnan(paired_z_test([1.0, 2.0], ["a", "a"]))
 
 
@@ -1228,3 +1242,13 @@ def test_share_of_way_refuses_bad_input_in_one_line(
     with pytest.raises(ValueError, match=message) as caught:
         share_of_way(*args)
     assert "\n" not in str(caught.value)
+
+
+def _groups(values: list[float], clusters: list[str] | None) -> list[list[float]]:
+    """``values`` by cluster, in first-seen order (each its own without clusters)."""
+    if clusters is None:
+        return [[v] for v in values]
+    out: dict[str, list[float]] = {}
+    for v, c in zip(values, clusters, strict=True):
+        out.setdefault(c, []).append(v)
+    return list(out.values())

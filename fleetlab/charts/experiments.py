@@ -169,10 +169,6 @@ def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = Non
                 for o in rows
             )
 
-    for r in rows:  # a cost is never negative: a normal interval's low end stops at zero
-        if r["cost_low"] is not None and math.isfinite(r["cost_low"]):
-            r["cost_low"] = max(0.0, r["cost_low"])
-
     def finite(values: list[Any]) -> list[float]:
         return [float(v) for v in values if v is not None and math.isfinite(v)]
 

@@ -69,7 +69,8 @@ ALPHA = 0.05
 @dataclass(frozen=True, slots=True)
 class VariantSummary:
     """One variant over all its trials. ``cost_low``/``cost_high`` is a normal 95% interval
-    on the mean cost with a task-clustered standard error."""
+    on the mean cost with a task-clustered standard error, its low end clipped at zero (no
+    trial costs less than nothing)."""
 
     variant: str
     trials: int
@@ -436,7 +437,7 @@ def _summary(variant: str, rows: list[dict[str, Any]]) -> VariantSummary:
         successes=sum(passed),
         success=wilson_interval(sum(passed), len(rows)),
         mean_cost_usd=mean_cost,
-        cost_low=mean_cost - half,
+        cost_low=max(0.0, mean_cost - half) if math.isfinite(half) else math.nan,
         cost_high=mean_cost + half,
         total_cost_usd=math.fsum(costs),
         mean_agents=_mean([float(r["agents"] or 0) for r in rows]),
