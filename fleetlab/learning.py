@@ -238,6 +238,30 @@ class Learner:
         self._rng = random.Random(seed)
         self._p_best_cache: tuple[Any, dict[str, dict[str, float]]] | None = None
 
+    def check_objective(self) -> None:
+        """Refuse to learn under this objective on evidence a warm start added under another:
+        rewards under two objectives do not add up.
+
+        Raises:
+            UserError: a warm start's objective is not this learner's; the message names
+                both and the way out.
+        """
+        other = _other_objective(self.store.learner_warm_starts(), self.objective)
+        if other is None:
+            return
+        start, value = other
+        if value is not None and value >= MIN_SUCCESS_VALUE_USD:
+            how = f"run the fleet with --success-value-usd {value!r}, or seed"
+        else:  # success only (or stored before values were bounded): no fleet runs under it
+            how = "seed"
+        raise UserError(
+            f"the learner was warm-started from {start.source} under the objective"
+            f" {_worth(value)!r} and this fleet runs under"
+            f" {_worth(self.objective.success_value_usd)!r}: rewards under two objectives do not"
+            f" add up; {how} a fresh fleet database (--db) under the fleet's objective"
+            " (fleetlab learn --from-experiment NAME --success-value-usd X)"
+        )
+
     @property
     def cost_weight(self) -> float:
         """Reward points lost per USD."""
@@ -730,23 +754,36 @@ def warm_start(
     return WarmStart(source, objective, used, skipped, estimated, totals)
 
 
-def _same_objective(earlier: list[LearnerWarmStart], objective: Objective, source: str) -> None:
-    """Refuse a warm start whose rewards are on another scale than the earlier ones'."""
+def _worth(value: float | None) -> str:
+    return "success only" if value is None else f"a success is worth {usd(value)}"
 
-    def worth(value: float | None) -> str:
-        return "success only" if value is None else f"a success is worth {usd(value)}"
 
-    for start in earlier:
+def _other_objective(
+    starts: list[LearnerWarmStart], objective: Objective
+) -> tuple[LearnerWarmStart, float | None] | None:
+    """The first warm start under another objective than ``objective``, and its success
+    value (None: success only)."""
+    for start in starts:
         value = json.loads(start.objective).get("success_value_usd")
         if value != objective.success_value_usd:
-            if value is None:
-                how = "seed it under the same objective (no success_value_usd) or "
-            elif value >= MIN_SUCCESS_VALUE_USD:  # else stored before values were bounded
-                how = f"seed it under the same objective (--success-value-usd {value!r}) or "
-            else:
-                how = ""
-            raise UserError(
-                f"{source} is under the objective {worth(objective.success_value_usd)!r}, the"
-                f" learner's evidence from {start.source} under {worth(value)!r}: rewards under"
-                f" two objectives do not add up; {how}seed it into a fresh fleet database (--db)"
-            )
+            return start, value
+    return None
+
+
+def _same_objective(earlier: list[LearnerWarmStart], objective: Objective, source: str) -> None:
+    """Refuse a warm start whose rewards are on another scale than the earlier ones'."""
+    other = _other_objective(earlier, objective)
+    if other is None:
+        return
+    start, value = other
+    if value is None:
+        how = "seed it under the same objective (no success_value_usd) or "
+    elif value >= MIN_SUCCESS_VALUE_USD:  # else stored before values were bounded
+        how = f"seed it under the same objective (--success-value-usd {value!r}) or "
+    else:
+        how = ""
+    raise UserError(
+        f"{source} is under the objective {_worth(objective.success_value_usd)!r}, the"
+        f" learner's evidence from {start.source} under {_worth(value)!r}: rewards under"
+        f" two objectives do not add up; {how}seed it into a fresh fleet database (--db)"
+    )

@@ -22,7 +22,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from fleetlab.clock import ScaledClock, WeekWindow
+from fleetlab.learning import DEFAULT_OBJECTIVE
 from fleetlab.models.sim import PROFILES, SimModel
+from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, submit_goals
 from fleetlab.store import Store
 from fleetlab.store.read.fleet import has_runnable
@@ -122,6 +124,7 @@ async def simulate(
     seed: int = 0,
     concurrency: int = 2,
     policy: str = "learned",
+    objective: Objective | None = None,
     call_latency_s: float = 120.0,
     scale: float = 20_000.0,
     on_progress: Callable[[datetime, int], None] | None = None,
@@ -137,6 +140,7 @@ async def simulate(
         seed: seeds arrivals, the model and the learner.
         concurrency: fleet slots.
         policy: the fleet's decomposition policy.
+        objective: the fleet's objective (default: a success is worth $1).
         call_latency_s: median simulated seconds per model call, tools included.
         scale: simulated seconds per real second while the fleet is busy.
         on_progress: called with the simulated time and goals submitted so far.
@@ -153,6 +157,7 @@ async def simulate(
             seed,
             concurrency,
             policy,
+            objective or DEFAULT_OBJECTIVE,
             call_latency_s,
             on_progress,
         )
@@ -168,6 +173,7 @@ async def _run(
     seed: int,
     concurrency: int,
     policy: str,
+    objective: Objective,
     call_latency_s: float,
     on_progress: Callable[[datetime, int], None] | None,
 ) -> SimulationResult:
@@ -185,9 +191,15 @@ async def _run(
         profile="default",
     )
     config = FleetConfig(
-        concurrency=concurrency, policy=policy, lease_s=6 * 3600.0, poll_s=60.0, aging_s=6 * 3600.0
+        concurrency=concurrency,
+        policy=policy,
+        objective=objective,
+        lease_s=6 * 3600.0,
+        poll_s=60.0,
+        aging_s=6 * 3600.0,
     )
     fleet = Fleet(store, model, config, seed=seed)
+    fleet.check_objective()  # before a simulated day passes
     arrivals = plan_arrivals(window_start, days, tasks_per_day, zone=zone, seed=seed)
     loop = asyncio.get_running_loop()
     t0 = loop.time()

@@ -284,6 +284,24 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         == 0
     )
     assert sum(t.n for t in _totals(Path(other)).values()) == 16
+    # a fleet learns on that evidence only under the same objective: another is refused
+    # before any goal is submitted, naming the way out
+    simulate = ["fleet", "simulate", "--days", "1", "--tasks-per-day", "4", "--week", "2026-W48"]
+    for argv in ([*simulate, "--quiet"], ["fleet", "run", "--until-idle", "--policy", "learned"]):
+        assert main([*argv, "--db", str(db)]) == 2
+        out, err = capsys.readouterr()
+        assert one_error_line(err, out) == (
+            "error: the learner was warm-started from experiment:tiny_ws under the objective 'a"
+            " success is worth $0.50' and this fleet runs under 'a success is worth $1.00':"
+            " rewards under two objectives do not add up; run the fleet with"
+            " --success-value-usd 0.5, or seed a fresh fleet database (--db) under the fleet's"
+            " objective (fleetlab learn --from-experiment NAME --success-value-usd X)"
+        )
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone() == (0,)
+    assert main([*simulate, "--quiet", "--success-value-usd", "0.5", "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM learner_updates").fetchone()[0] > 0
 
 
 def _totals(db: Path) -> dict[tuple[str, str], Any]:

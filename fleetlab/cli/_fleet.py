@@ -141,10 +141,25 @@ def _success_value(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _config(args: argparse.Namespace) -> FleetConfig:
+def _objective_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--success-value-usd",
+        type=_success_value,
+        default=None,
+        metavar="X",
+        help="the objective: a success is worth $X (the learned policy's reward is"
+        " success - cost / X; default $1)",
+    )
+
+
+def _objective(args: argparse.Namespace) -> Objective:
     value = getattr(args, "success_value_usd", None)
+    return DEFAULT_OBJECTIVE if value is None else Objective(success_value_usd=value)
+
+
+def _config(args: argparse.Namespace) -> FleetConfig:
     return FleetConfig(
-        objective=DEFAULT_OBJECTIVE if value is None else Objective(success_value_usd=value),
+        objective=_objective(args),
         concurrency=args.concurrency,
         policy=args.policy,
         prompt_variant=args.prompt,
@@ -437,6 +452,7 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
                     seed=args.seed,
                     concurrency=args.concurrency,
                     policy=args.policy,
+                    objective=_objective(args),
                     on_progress=tick,
                 )
             )
@@ -504,14 +520,7 @@ def _fleet_options(
         default=policy,
         help=" | ".join(policy_usage()),
     )
-    p.add_argument(
-        "--success-value-usd",
-        type=_success_value,
-        default=None,
-        metavar="X",
-        help="the objective: a success is worth $X (the learned policy's reward is"
-        " success - cost / X; default $1)",
-    )
+    _objective_option(p)
     p.add_argument(
         "--prompt", default="default", help="scoring-prompt variant (experiments/prompts)"
     )
@@ -575,6 +584,7 @@ def register(sub: Any) -> None:
     p.add_argument("--concurrency", type=positive_int, default=2)
     p.add_argument("--policy", type=_policy_arg, default="learned", help=" | ".join(policy_usage()))
     p.add_argument("--seed", type=int, default=0)
+    _objective_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--demo",

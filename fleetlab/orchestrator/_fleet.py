@@ -16,6 +16,7 @@ from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
+from fleetlab.policies import parse as parse_policy
 from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import Lease, Store, Task
 from fleetlab.store.read.fleet import pending_count, top_waiting_priority
@@ -84,8 +85,15 @@ class Fleet(Phases):
         """Tasks this fleet is running now."""
         return [task for _, task in self._running.values()]
 
+    def check_objective(self) -> None:
+        """Refuse a learned default policy whose learner was warm-started under another
+        objective than the fleet's (``Learner.check_objective``); ``run`` calls it first."""
+        if parse_policy(self.config.policy).learns:
+            self.learner.check_objective()
+
     async def run(self, *, until_idle: bool = False) -> FleetReport:
         """Run until ``stop()`` (or, with ``until_idle``, until nothing is left to do)."""
+        self.check_objective()
         if not self.model.simulated:
             # A real model's code must not reach a verifier unsandboxed: refuse before any
             # task runs (a one-line error naming the fix), not at the first verdict.
