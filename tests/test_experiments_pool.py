@@ -259,6 +259,57 @@ def test_simulated_trials_run_in_scratch_and_the_kept_ones_land_in_the_folder(
     assert str(ran_in) not in text
 
 
+def test_a_run_sweeps_what_killed_runs_of_other_experiments_left_in_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: Path
+) -> None:
+    """Scratch memory a killed run held is freed by the next run of any experiment, not only
+    of that one: a scratch folder goes when its experiment folder is gone or no run holds its
+    lock; one a run holds, or whose owner is unknown, stays."""
+    import fcntl
+
+    from fleetlab.experiments import _trial
+
+    def left(name: str, *, owner: Path | None) -> Path:
+        root = _trial.scratch_root(tmp_path / name)
+        (root / "trials" / "never" / "core-x-t0").mkdir(parents=True, mode=0o700)
+        root.chmod(0o700)
+        if owner is not None:
+            (root / "owner").write_text(str(owner), encoding="utf-8")
+        return root
+
+    def folder(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.lock").touch()
+        return tmp_path / name
+
+    left("idle", owner=folder("idle"))  # its run was killed: the lock is free
+    left("gone", owner=tmp_path / "gone")  # its results folder was deleted since
+    busy = left("busy", owner=folder("busy"))  # a run of it is going on
+    unknown = left("unknown", owner=None)  # no owner written (being made, or older)
+    (tmp_path / "pilot").mkdir()
+    pilot = left("pilot", owner=tmp_path / "pilot")  # a cost pilot's folder has no lock
+    cut = scratch / (_trial.scratch_root(tmp_path / "cut").name + ".stale-1")
+    cut.mkdir()  # a sweep killed between its rename and its removal
+    # whose scratch it is, as a trial writes it (checked while the run is going on)
+    owners: list[str] = []
+    keep = _trial._keep
+    monkeypatch.setattr(
+        _trial,
+        "_keep",
+        lambda work, where: (
+            owners.append((_trial.scratch_root(tmp_path / "out" / "pooled") / "owner").read_text()),
+            keep(work, where),
+        ),
+    )
+    with (tmp_path / "busy" / "run.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        run(_keep_all(tmp_path), root=tmp_path / "out", progress=None, workers=1)
+    assert sorted(p.name for p in scratch.iterdir()) == sorted(
+        [busy.name, unknown.name, pilot.name]
+    )
+    assert set(owners) == {str((tmp_path / "out" / "pooled").resolve())}
+
+
 def test_a_scratch_folder_not_this_users_alone_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: Path
 ) -> None:

@@ -72,6 +72,7 @@ from fleetlab.experiments._trial import (
     clear_scratch,
     make_template,
     run_trial,
+    sweep_scratch,
 )
 from fleetlab.experiments._worlds import write_manifest
 from fleetlab.experiments.kinds import RunContext, get_kind
@@ -361,6 +362,7 @@ async def _schedule(
     on_server = fleet_db is not None and url.is_server_url(fleet_db)
     template = make_template(folder) if todo and not on_server else None
     clear_scratch(folder)  # what a killed run's trials left in memory
+    sweep_scratch(folder)  # and what killed runs of other experiments left there
     # the built-in simulator only: a trial there is a function of its seed, rebuilt in the
     # worker; a simulated backend registered at run time (a test double, a plug-in) may keep
     # state across trials (counters, injected failures) that a worker process would not share

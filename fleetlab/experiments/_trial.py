@@ -30,8 +30,9 @@ tmpfs ``/dev/shm``, when it has room), moved to its place under ``trials/`` only
 kept. Such a trial creates and deletes a few hundred small files; on a disk file system
 (ext4), finding free inodes among the just-deleted ones was the largest kernel cost of a
 simulated run (about a tenth of its CPU in a profile; reports/bench/latest.md).
-A run clears its experiment's scratch folder before it starts and after it ends, so a killed
-run's trials in flight stay there only until the experiment runs again. A trial whose harness
+A run clears its experiment's scratch folder before it starts and after it ends, and, as it
+starts, those of this user's other experiments that no run holds (``sweep_scratch``): a killed
+run's trials in flight stay in memory only until the next run of any experiment. A trial whose harness
 failed is moved to ``trials/`` too, unless ``keep_trials = "none"``. A trial of a real
 model works in place: network waits dominate it, and a failure is kept where it happened.
 
@@ -177,9 +178,61 @@ def scratch_root(folder: Path) -> Path:
     return SCRATCH / f"fleetlab-trials-{os.getuid()}-{key}"
 
 
+#: In a scratch folder: the experiment folder whose trials work there (``sweep_scratch``).
+_OWNER = "owner"
+
+
 def clear_scratch(folder: Path) -> None:
     """Remove what trials of ``folder`` left in its scratch folder (a killed run's)."""
     shutil.rmtree(scratch_root(folder), ignore_errors=True)
+
+
+def sweep_scratch(folder: Path) -> None:
+    """Remove what killed runs of this user's other experiments left in scratch memory: a
+    scratch folder whose experiment folder is gone, or that no run holds (its ``run.lock``
+    is free; the kernel frees it when a run dies). Run by each run as it starts, so memory a
+    killed run held does not wait for that experiment to run again (a cost pilot's, whose
+    folder has no lock, is left to the pilot). A folder is renamed
+    while its experiment's lock is held, so no run of it can start meanwhile, then removed."""
+    import fcntl
+
+    prefix = f"fleetlab-trials-{os.getuid()}-"
+    mine = scratch_root(folder)
+    try:
+        found = [p for p in SCRATCH.iterdir() if p.name.startswith(prefix) and p != mine]
+    except OSError:
+        return
+    for root in found:
+        if ".stale-" in root.name:  # renamed by a sweep that was cut short
+            shutil.rmtree(root, ignore_errors=True)
+            continue
+        if not _private_dir(root, make=False):
+            continue  # not this user's
+        try:
+            owner = Path((root / _OWNER).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue  # still being made, or made before owners were written
+        if not owner.is_absolute():
+            continue
+        stale = root.with_name(f"{root.name}.stale-{os.getpid()}")
+        try:
+            lock = os.open(owner / "run.lock", os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if owner.exists():  # a folder no run locks (a cost pilot's): not known to be free
+                continue
+            lock = None  # its experiment folder is gone
+        except OSError:
+            continue
+        try:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(root, stale)
+        except OSError:  # BlockingIOError: a run of it holds the lock
+            continue
+        finally:
+            if lock is not None:
+                os.close(lock)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _work_dir(experiment: Experiment, folder: Path, trial: Trial) -> Path:
@@ -195,19 +248,29 @@ def _work_dir(experiment: Experiment, folder: Path, trial: Trial) -> Path:
     if room.f_bavail * room.f_frsize < _SCRATCH_MIN_FREE or not os.access(SCRATCH, os.W_OK):
         return place
     root = scratch_root(folder)
-    return root / place.relative_to(folder) if _private_dir(root) else place
+    if not _private_dir(root):
+        return place
+    owner = root / _OWNER
+    if not owner.exists():  # whose it is, for ``sweep_scratch``
+        owner.write_text(str(folder.resolve()), encoding="utf-8")
+    return root / place.relative_to(folder)
 
 
-def _private_dir(path: Path) -> bool:
-    """``path`` is a folder of this user's alone (made here with mode 700), not a link: the
-    scratch name is predictable, and ``/dev/shm`` is shared by every user of the machine."""
+def _private_dir(path: Path, *, make: bool = True) -> bool:
+    """``path`` is a folder of this user's alone (made here with mode 700 unless not
+    ``make``), not a link: the scratch name is predictable, and ``/dev/shm`` is shared by
+    every user of the machine."""
     try:
-        path.mkdir(mode=0o700)
+        if make:
+            path.mkdir(mode=0o700)
     except FileExistsError:
         pass
     except OSError:
         return False
-    found = os.lstat(path)
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
     return (
         stat.S_ISDIR(found.st_mode)
         and found.st_uid == os.getuid()
