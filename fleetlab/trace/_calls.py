@@ -6,6 +6,7 @@ call paid for under a lease that had gone stale: its work was thrown away, its c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -178,10 +179,17 @@ def usage_by_agent(calls: Iterable[Call], children: dict[str, list[str]]) -> dic
     for c in calls:
         own.setdefault(c.task_id, []).append(c)
     out: dict[str, AgentUsage] = {}
+    # every call's cost in each subtree: summed exactly (fsum), so a tree's cost does not
+    # depend on the order its sub-agents happened to finish in
+    tree_costs: dict[str, list[float]] = {}
 
     def visit(task_id: str) -> AgentUsage:
         mine = own.get(task_id, [])
         below = [visit(k) for k in children.get(task_id, [])]
+        costs = [c.cost_usd for c in mine]
+        for k in children.get(task_id, []):
+            costs += tree_costs[k]
+        tree_costs[task_id] = costs
         u = AgentUsage(
             task_id=task_id,
             calls=len(mine),
@@ -196,7 +204,7 @@ def usage_by_agent(calls: Iterable[Call], children: dict[str, list[str]]) -> dic
             + sum(b.tree_input_tokens for b in below),
             tree_output_tokens=sum(c.output_tokens for c in mine)
             + sum(b.tree_output_tokens for b in below),
-            tree_cost_usd=sum(c.cost_usd for c in mine) + sum(b.tree_cost_usd for b in below),
+            tree_cost_usd=math.fsum(costs),
         )
         out[task_id] = u
         return u
