@@ -32,9 +32,9 @@ kept. Such a trial creates and deletes a few hundred small files; on a disk file
 simulated run (about a tenth of its CPU in a profile; reports/bench/latest.md).
 A run clears its experiment's scratch folder before it starts and after it ends, and, as it
 starts, those of this user's other experiments that no run holds (``sweep_scratch``): a killed
-run's trials in flight stay in memory only until the next run of any experiment. A trial whose harness
-failed is moved to ``trials/`` too, unless ``keep_trials = "none"``. A trial of a real
-model works in place: network waits dominate it, and a failure is kept where it happened.
+run's trials in flight stay in memory only until the next run of any experiment. A trial
+whose harness failed is moved to ``trials/`` too, unless ``keep_trials = "none"``. A trial of
+a real model works in place: network waits dominate it, and a failure is kept where it happened.
 
 Whatever ``keep_trials`` says, the goal's transcript (conversations, verifier output,
 workspace diff, as the trace page draws them) is kept in ``transcripts/`` before the trial's
