@@ -397,3 +397,54 @@ OUTPUT_CHECKS: dict[str, Callable[[list[nbformat.NotebookNode], Path], None]] = 
     "fleet_console": _check_console,
     "weekly_digest": _check_digest,
 }
+
+
+def _sources(path: Path, kind: str) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == kind]
+
+
+def test_notebooks_name_the_database_they_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A notebook runs in ``notebooks/`` but uses ``fleet.db`` at the checkout's root (the
+    README's word): its text must not say the db is beside it or in ``./``."""
+    from fleetlab.store import url
+
+    monkeypatch.delenv("FLEETLAB_DB", raising=False)
+    assert url.default_db(cwd=NOTEBOOKS) == str(ROOT / "fleet.db")  # the oracle: ROOT's own
+    for path in ALL:
+        text = "\n".join(_sources(path, "markdown") + _sources(path, "code"))
+        assert "beside this notebook" not in text, path.name
+        assert "./fleet.db" not in text, path.name
+    console = "\n".join(_sources(NOTEBOOKS / "fleet_console.ipynb", "markdown"))
+    assert "`fleet.db` at the root of the checkout" in console
+    (parameters,) = [
+        c.source
+        for c in nbformat.read(NOTEBOOKS / "weekly_digest.ipynb", as_version=4).cells
+        if "parameters" in c.metadata.get("tags", [])
+    ]
+    assert "fleet.db at the checkout's root" in parameters
+
+
+def test_the_learned_choices_text_holds_with_or_without_a_learner() -> None:
+    """The text above the learned-choices chart claims no outcome (the chart itself, drawn in
+    every case, says when no variant learns: ``test_charts_experiments``), and the chart is
+    not hidden behind a condition that the fixed text would contradict."""
+    cells = nbformat.read(NOTEBOOKS / "ab_decomposition.ipynb", as_version=4).cells
+    (i,) = [n for n, c in enumerate(cells) if "learned_choices_chart(" in c.source]
+    assert " if " not in cells[i].source
+    assert "else" not in cells[i].source
+    above = cells[i - 1]
+    assert above.cell_type == "markdown"
+    assert "nothing to show" not in above.source
+    assert "none" not in above.source.lower().split()
+
+
+def test_the_console_says_where_the_panel_renders() -> None:
+    """Exported HTML has no widget manager: the panels are blank there, and the notebooks
+    say so rather than promising the panel renders in exported HTML."""
+    (cell,) = [
+        c for c in _sources(NOTEBOOKS / "fleet_console.ipynb", "code") if "FleetConsole()" in c
+    ]
+    assert "tables (and any chart) render here and in exported HTML" not in cell
+    assert "only in a running kernel" in cell
+    ab = "\n".join(_sources(NOTEBOOKS / "ab_decomposition.ipynb", "markdown"))
+    assert "A live widget: it shows only in a running kernel" in ab

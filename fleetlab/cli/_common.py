@@ -126,8 +126,8 @@ def open_store(
     export if configured and its events in the command's log if it writes one.
 
     A damaged file is refused here, before anything is written (see ``Store``'s ``check``).
-    With ``create=False`` (a command that only reads or looks something up) a missing file
-    is refused with one line naming it, and no empty database is created.
+    With ``create=False`` (a command that only reads or looks something up) a missing file,
+    or an empty one (0 bytes), is refused with one line naming it, and no database is made.
     """
     target = db_target(args)
     url.check(target)  # a malformed URL: one line, its password masked
@@ -142,7 +142,7 @@ def open_store(
     sinks: list[Any] = [sink] if (sink := otel_sink_from_env()) is not None else []
     if getattr(args, _LOGGING, False):
         sinks.append(LogSink())
-    store = _store.open_store(target, sinks=sinks, clock=clock, check=check)
+    store = _store.open_store(target, create=create, sinks=sinks, clock=clock, check=check)
     setattr(args, _OPENED, store)
     return store
 

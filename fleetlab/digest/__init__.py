@@ -23,7 +23,7 @@ to ``run_digest_goal``.
 from fleetlab.digest._draft import SECTIONS, template_draft, write_draft, write_draft_async
 from fleetlab.digest._factcheck import FactCheck, Unmatched, fact_check, metric_values
 from fleetlab.digest._metrics import METRICS_SCHEMA, compute_metrics
-from fleetlab.digest._params import DigestParams, validate_params
+from fleetlab.digest._params import DigestParams, one_line_errors, validate_params
 from fleetlab.digest._report import (
     CHART_CAPTIONS,
     DigestResult,
@@ -70,6 +70,7 @@ __all__ = [
     "integrity_view",
     "metric_values",
     "numbers_view",
+    "one_line_errors",
     "report_sections",
     "run_digest",
     "run_digest_goal",

@@ -2,14 +2,18 @@
 
 Bad input raises ``UserError`` with one line that says what was wrong and what to do, so the
 notebook's first cell fails fast and ``fleetlab digest`` prints it without a traceback.
+``one_line_errors`` makes the notebook's kernel show such an error as that one line too.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from types import TracebackType
+from typing import Any, Literal
 
 from fleetlab.clock import (
     Clock,
@@ -20,13 +24,14 @@ from fleetlab.clock import (
     get_zone,
     last_complete_week,
     parse_week,
+    week_of,
 )
 from fleetlab.errors import UserError
 from fleetlab.models.registry import get_model
 from fleetlab.store import Store, open_store, url
 from fleetlab.telemetry import register_secret
 
-__all__ = ["DigestParams", "validate_params"]
+__all__ = ["DigestParams", "one_line_errors", "validate_params"]
 
 _MASKED = "***"  # what ``url.redacted`` puts in place of a password
 
@@ -63,7 +68,49 @@ class DigestParams:
 
     def open_store(self) -> Store:
         """The fleet database, on this report's clock."""
-        return open_store(self.db, clock=self.clock())
+        return open_store(self.db, create=False, clock=self.clock())
+
+
+def one_line_errors() -> bool:
+    """In an IPython kernel (JupyterLab, papermill), show fleetlab's ``UserError`` (a bad
+    parameter, a missing or damaged db) as one line, ``error: <what to do>``, as the CLI
+    prints it, instead of a traceback. The cell still fails (papermill exits non-zero), and
+    ``%tb`` shows the full traceback. Other exceptions keep their traceback.
+
+    Returns:
+        True when installed; False outside IPython (a script raises as usual).
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook extras
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((UserError,), _one_line)
+    return True
+
+
+def _one_line(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: TracebackType | None,
+    tb_offset: int | None = None,
+) -> list[str]:
+    """IPython's custom exception handler: shows the error as one line (IPython shows
+    nothing itself for a custom exception) and returns that line."""
+    text = " ".join(str(value).split()) or etype.__name__
+    shown = [f"error: {text}"]
+    # The hook every shell shows tracebacks through: ipykernel sends it to the notebook as
+    # the cell's error output (ename and evalue kept, so papermill still fails the run).
+    shell._showtraceback(etype, value, shown)
+    return shown
+
+
+def _kind(value: object) -> str:
+    """What a parameter of the wrong type is, for a message: ``the int 5``."""
+    return f"the {type(value).__name__} {value!r}"
 
 
 def _parse_now(now: str | datetime | None) -> datetime | None:
@@ -90,17 +137,23 @@ def _database(db: str | Path | None) -> str:
     ``run_digest`` hands the notebook's kernel a password without writing it in the
     notebook.
     """
+    if db is not None and not isinstance(db, str | os.PathLike):
+        raise UserError(
+            f"db is {_kind(db)}, not a path: give the fleet database as a file path or a"
+            " postgresql:// URL (papermill: -r db NAME passes it as text)"
+        )
     target = url.resolve(db)
     url.check(target)
     if not url.is_server_url(target):
         path = Path(target)
         if not path.exists():
             raise UserError(
-                f"db {str(path)!r} does not exist: give --db PATH (or set FLEETLAB_DB), e.g. after"
-                " `fleetlab fleet simulate`"
+                f"db {str(path)!r} does not exist: give the fleet's database (--db PATH, the"
+                " notebook's db, or $FLEETLAB_DB), e.g. after `fleetlab fleet simulate`"
             )
         if not path.is_file():
             raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
+        # an empty file is refused by ``open_store(create=False)`` below: a digest only reads
     elif _MASKED in url.passwords(target):
         env = url.resolve(None)
         if env == target or url.redacted(env) != target:
@@ -114,7 +167,7 @@ def _database(db: str | Path | None) -> str:
     # Refuses, with one line, databases that are not fleetlab's, are damaged or cannot be
     # reached: the whole file is checked (up to a size limit) since a report reads all of a
     # week's rows.
-    open_store(target, check="thorough").close()
+    open_store(target, create=False, check="thorough").close()
     # The notebook runs in another folder: a file is passed on by its absolute path.
     return target if url.is_server_url(target) else str(Path(target).resolve())
 
@@ -132,32 +185,75 @@ def validate_params(
 
     Args:
         week: ISO week (``2026-W48``); empty or None means the last complete week in ``tz``.
+            A week that has not started by ``now`` is refused.
         tz: IANA zone whose local Mondays bound the week.
         db: the fleet database, a file path or a ``postgresql://`` URL; empty or None means
-            ``$FLEETLAB_DB`` or ``./fleet.db``.
+            ``$FLEETLAB_DB``, else ``fleet.db`` at the root of the fleetlab checkout (see
+            ``fleetlab.store.url.default_db``). It must exist and not be empty: a digest
+            only reads.
         model: the digest agent's model: ``sim:*`` (offline template) or ``anthropic:<id>``.
-        out_dir: where the report's files go (empty or None: write nothing).
+        out_dir: where the report's files go (empty or None: write nothing): an existing
+            folder, or one that can be made (the nearest existing folder above it accepts
+            new files).
         now: the current instant (ISO 8601); empty or None means the system clock.
 
     Raises:
         UserError: one line naming the bad parameter and what to do (``CorruptDatabase`` for
             a damaged db).
     """
-    if not isinstance(tz, str) or not tz.strip():
+    if not isinstance(tz, str):
+        raise UserError(f"tz is {_kind(tz)}: give an IANA zone such as Europe/London or UTC")
+    if not tz.strip():
         raise UserError("tz is empty: give an IANA zone such as Europe/London or UTC")
-    get_zone(tz.strip())
+    zone = tz.strip()
+    get_zone(zone)
+    if week is not None and not isinstance(week, str):
+        raise UserError(f"week is {_kind(week)}: give an ISO week as text, e.g. 2026-W48")
+    if now is not None and not isinstance(now, str | datetime):
+        raise UserError(f"now is {_kind(now)}: give an ISO 8601 instant, e.g. 2026-11-30T07:00:00Z")
     instant = _parse_now(now)
+    clock = FakeClock(instant) if instant else SystemClock()
     if week:
-        window = parse_week(str(week), tz.strip())
+        window = parse_week(week, zone)
+        current = clock.now()
+        if current < window.start:
+            raise UserError(
+                f"week {window.label} has not started: it begins {window.monday} 00:00 in"
+                f" {zone}, and now is {current:%Y-%m-%dT%H:%M}Z (week"
+                f" {week_of(current, zone).label}); give a week that has started"
+            )
     else:
-        window = last_complete_week(FakeClock(instant) if instant else SystemClock(), tz.strip())
+        window = last_complete_week(clock, zone)
     target = _database(db)
     if not isinstance(model, str) or ":" not in model:
         raise UserError(
             f"model {model!r} is malformed: use sim:default (offline) or anthropic:<model-id>"
         )
     get_model(model)  # an unknown backend or a missing API key fails here, not at the end
-    folder = Path(out_dir) if out_dir else None
-    if folder is not None and folder.exists() and not folder.is_dir():
-        raise UserError(f"out_dir {str(folder)!r} exists and is not a folder")
+    folder = _out_dir(out_dir)
     return DigestParams(window=window, db=target, model=model, out_dir=folder, now=instant)
+
+
+def _out_dir(out_dir: object) -> Path | None:
+    """The report's folder, checked before any work: an existing folder, or one that can
+    be made (the nearest existing folder above it accepts a new folder, tried and removed
+    at once). Nothing is left behind."""
+    if out_dir is None or out_dir == "":
+        return None
+    if not isinstance(out_dir, str | os.PathLike):
+        raise UserError(f'out_dir is {_kind(out_dir)}: give a folder path, or "" to write nothing')
+    folder = Path(out_dir)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        if existing == folder.absolute():
+            raise UserError(f"out_dir {str(folder)!r} exists and is not a folder")
+        raise UserError(f"out_dir {str(folder)!r} cannot be made: {str(existing)!r} is a file")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fleetlab-probe-", dir=existing))
+    except OSError as exc:
+        where = "cannot be written" if existing == folder.absolute() else "cannot be made"
+        raise UserError(
+            f"out_dir {str(folder)!r} {where}: the folder {str(existing)!r} takes no new"
+            f" files ({exc.strerror}); give a folder you can write in"
+        ) from None
+    return folder

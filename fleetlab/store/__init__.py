@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fleetlab.errors import UserError
 from fleetlab.store.base import Row, Store
 from fleetlab.store.lifecycle import (
     ACTIVE,
@@ -43,11 +44,20 @@ __all__ = [
 ]
 
 
-def open_store(where: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+def open_store(
+    where: str | os.PathLike[str] | None = None, *, create: bool = True, **options: Any
+) -> Store:
     """The store at ``where``: a ``postgresql://`` URL, or a SQLite file path (created if
     missing; ``":memory:"`` for a throwaway). None means ``$FLEETLAB_DB`` or ``./fleet.db``.
 
+    With ``create=False`` (a caller that only reads) no database is made: a SQLite file that
+    does not exist, or is empty (0 bytes: SQLite would write fleetlab's schema into it), is
+    refused with one line naming it, and left as it is.
+
     ``options`` are the backend's own (``clock``, ``sinks``, ``synchronous``, ``check``).
+
+    Raises:
+        UserError: a malformed URL, or with ``create=False`` a missing or empty file.
     """
     from fleetlab.store import url
 
@@ -59,4 +69,24 @@ def open_store(where: str | os.PathLike[str] | None = None, **options: Any) -> S
         return PostgresStore(target, **options)
     from fleetlab.store.sqlite import SQLiteStore
 
+    if not create:
+        _refuse_to_create(Path(target))
     return SQLiteStore(Path(target), **options)
+
+
+def _refuse_to_create(path: Path) -> None:
+    """Refuse a SQLite path that opening would turn into a new fleet database."""
+    if str(path) == ":memory:" or path.is_dir():
+        return  # a throwaway, or a folder (the backend says why a folder will not do)
+    shown = os.path.abspath(path)
+    if not path.exists():
+        raise UserError(
+            f"no fleet database at {shown!r}: run `fleetlab fleet simulate` (or `make demo`)"
+            " to make one, or give the path of an existing one"
+        )
+    wal = path.with_name(path.name + "-wal")
+    if path.is_file() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise UserError(
+            f"db {shown!r} is an empty file (0 bytes), not a fleet database: give the fleet's"
+            " database, or delete this file first if a new fleet should start there"
+        )
