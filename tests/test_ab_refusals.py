@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,40 @@ def test_a_run_refused_at_its_start_leaves_no_results_folder(
         assert code == 2
         assert one_error_line(err, stdout).startswith(message)
         assert snapshot(world) == before
+
+
+def test_a_lock_taken_on_a_lock_file_removed_meanwhile_is_not_a_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run refused before it recorded anything removes the folder it made, its lock file
+    too. A second run that opened that file just before may lock it just after: it must not
+    count that as holding the experiment, or a third run, on the new lock file, runs beside
+    it (and the second's own refusal could remove the third's results)."""
+    import fcntl
+    import shutil
+
+    from fleetlab.errors import UserError
+    from fleetlab.experiments import _run
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    real = fcntl.flock
+    third: list[Any] = []
+
+    def flock(fd: Any, operation: int) -> None:
+        if not third:  # between this run's open and its lock: the first removes the folder,
+            shutil.rmtree(folder)  # then a third run makes it again and takes the new lock
+            folder.mkdir()
+            third.append((folder / "run.lock").open("a+"))
+            real(third[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with (
+        pytest.raises(UserError, match="'exp' is already being run by another process"),
+        _run._exclusive(folder, "exp"),
+    ):
+        pass
+    third[0].close()
+    with _run._exclusive(folder, "exp") as fd:  # once the third has gone, the lock is free
+        assert os.path.samestat(os.fstat(fd), os.stat(folder / "run.lock"))

@@ -287,9 +287,12 @@ def test_a_run_sweeps_what_killed_runs_of_other_experiments_left_in_scratch(
     busy = left("busy", owner=folder("busy"))  # a run of it is going on
     unknown = left("unknown", owner=None)  # no owner written (being made, or older)
     (tmp_path / "pilot").mkdir()
-    pilot = left("pilot", owner=tmp_path / "pilot")  # a cost pilot's folder has no lock
+    pilot = left("pilot", owner=tmp_path / "pilot")  # no lock yet: its run is about to lock
     cut = scratch / (_trial.scratch_root(tmp_path / "cut").name + ".stale-1")
-    cut.mkdir()  # a sweep killed between its rename and its removal
+    cut.mkdir(mode=0o700)  # a sweep killed between its rename and its removal
+    shared = scratch / (_trial.scratch_root(tmp_path / "shared").name + ".stale-2")
+    shared.mkdir()  # named alike, but others may write in it: not this user's alone
+    shared.chmod(0o755)
     # whose scratch it is, as a trial writes it (checked while the run is going on)
     owners: list[str] = []
     keep = _trial._keep
@@ -305,7 +308,7 @@ def test_a_run_sweeps_what_killed_runs_of_other_experiments_left_in_scratch(
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         run(_keep_all(tmp_path), root=tmp_path / "out", progress=None, workers=1)
     assert sorted(p.name for p in scratch.iterdir()) == sorted(
-        [busy.name, unknown.name, pilot.name]
+        [busy.name, unknown.name, pilot.name, shared.name]
     )
     assert set(owners) == {str((tmp_path / "out" / "pooled").resolve())}
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -275,15 +276,28 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
     import fcntl  # Unix; fleetlab targets Linux and macOS
 
     _check_folder(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "run.lock").open("a+") as handle:
+    path = folder / "run.lock"
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise UserError(
                 f"experiment {name!r} is already being run by another process or notebook "
-                f"(it holds {folder / 'run.lock'}): wait for it to finish or stop it"
+                f"(it holds {path}): wait for it to finish or stop it"
             ) from None
+        # A run that made the folder and recorded nothing removes it, lock file and all
+        # (``_locked_results``): a lock taken on a file removed meanwhile locks nothing.
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    with handle:
         try:
             yield handle.fileno()  # worker processes close it: the lock is this process's
         finally:
@@ -500,18 +514,20 @@ async def _schedule(
 async def run_agent_trials(
     experiment: Experiment, folder: Path, todo: list[Trial]
 ) -> list[dict[str, Any]]:
-    """Run ``todo`` without recording them (the cost pilot); returns their rows."""
+    """Run ``todo`` without recording them (the cost pilot); returns their rows. Holds the
+    folder's lock as a run does, so ``sweep_scratch`` can tell its scratch is in use."""
     model_for, _ = _model_factory(experiment)
-    outcome = await _schedule(
-        experiment,
-        folder,
-        todo,
-        db=None,
-        model_for=model_for,
-        progress=NullProgress(),
-        done=0,
-        should_start=lambda retry: None,
-    )
+    with _exclusive(folder, experiment.name):
+        outcome = await _schedule(
+            experiment,
+            folder,
+            todo,
+            db=None,
+            model_for=model_for,
+            progress=NullProgress(),
+            done=0,
+            should_start=lambda retry: None,
+        )
     return outcome.rows
 
 

@@ -191,8 +191,8 @@ def sweep_scratch(folder: Path) -> None:
     """Remove what killed runs of this user's other experiments left in scratch memory: a
     scratch folder whose experiment folder is gone, or that no run holds (its ``run.lock``
     is free; the kernel frees it when a run dies). Run by each run as it starts, so memory a
-    killed run held does not wait for that experiment to run again (a cost pilot's, whose
-    folder has no lock, is left to the pilot). A folder is renamed
+    killed run held does not wait for that experiment to run again (a cost pilot holds its
+    folder's lock too). A folder is renamed
     while its experiment's lock is held, so no run of it can start meanwhile, then removed."""
     import fcntl
 
@@ -203,11 +203,11 @@ def sweep_scratch(folder: Path) -> None:
     except OSError:
         return
     for root in found:
+        if not _private_dir(root, make=False):
+            continue  # not this user's
         if ".stale-" in root.name:  # renamed by a sweep that was cut short
             shutil.rmtree(root, ignore_errors=True)
             continue
-        if not _private_dir(root, make=False):
-            continue  # not this user's
         try:
             owner = Path((root / _OWNER).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
@@ -218,7 +218,7 @@ def sweep_scratch(folder: Path) -> None:
         try:
             lock = os.open(owner / "run.lock", os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            if owner.exists():  # a folder no run locks (a cost pilot's): not known to be free
+            if owner.exists():  # made a moment ago: its run is about to take the lock
                 continue
             lock = None  # its experiment folder is gone
         except OSError:
@@ -226,6 +226,8 @@ def sweep_scratch(folder: Path) -> None:
         try:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if not os.path.samestat(os.fstat(lock), os.stat(owner / "run.lock")):
+                    continue  # that lock file was replaced: a run may hold the new one
             os.rename(root, stale)
         except OSError:  # BlockingIOError: a run of it holds the lock
             continue
