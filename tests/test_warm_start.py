@@ -287,7 +287,8 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
     # a fleet learns on that evidence only under the same objective: another is refused
     # before any goal is submitted, naming the way out
     simulate = ["fleet", "simulate", "--days", "1", "--tasks-per-day", "4", "--week", "2026-W48"]
-    for argv in ([*simulate, "--quiet"], ["fleet", "run", "--until-idle", "--policy", "learned"]):
+    # (whatever the default policy: a goal of its own may ask for the learned one)
+    for argv in ([*simulate, "--quiet"], ["fleet", "run", "--until-idle", "--policy", "never"]):
         assert main([*argv, "--db", str(db)]) == 2
         out, err = capsys.readouterr()
         assert one_error_line(err, out) == (
@@ -299,9 +300,36 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         )
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone() == (0,)
+    # the console's Run says the same in its panel, and runs under the objective it is given
+    assert _console_run(db, None) == ("error", 0)
+    assert _console_run(db, Objective(success_value_usd=0.5)) == ("info", 1)
     assert main([*simulate, "--quiet", "--success-value-usd", "0.5", "--db", str(db)]) == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM learner_updates").fetchone()[0] > 0
+
+
+def _console_run(db: Path, objective: Objective | None) -> tuple[str, int]:
+    """Press Run in the console: the kind of message it shows, and 1 if the fleet started
+    (then stopped at once), 0 if it refused."""
+    import asyncio
+
+    from fleetlab.widgets import FleetConsole
+
+    async def go() -> tuple[str, int]:
+        console = FleetConsole(str(db), refresh_s=0.01, objective=objective)
+        try:
+            task = console.start()
+            kind = "error" if "fleetlab-error" in console.message.value else "info"
+            if kind == "error":
+                assert "warm-started from experiment:tiny_ws" in console.message.value
+            if task is not None:
+                console.stop()
+                await task
+            return kind, int(task is not None)
+        finally:
+            console.close()
+
+    return asyncio.run(go())
 
 
 def _totals(db: Path) -> dict[tuple[str, str], Any]:

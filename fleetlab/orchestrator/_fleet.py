@@ -16,7 +16,6 @@ from fleetlab.models.base import Model
 from fleetlab.orchestrator._config import FleetConfig
 from fleetlab.orchestrator._phases import FleetReport, Phases
 from fleetlab.orchestrator._schedules import fire_due
-from fleetlab.policies import parse as parse_policy
 from fleetlab.sandbox import sandbox_mode
 from fleetlab.store import Lease, Store, Task
 from fleetlab.store.read.fleet import pending_count, top_waiting_priority
@@ -86,10 +85,10 @@ class Fleet(Phases):
         return [task for _, task in self._running.values()]
 
     def check_objective(self) -> None:
-        """Refuse a learned default policy whose learner was warm-started under another
-        objective than the fleet's (``Learner.check_objective``); ``run`` calls it first."""
-        if parse_policy(self.config.policy).learns:
-            self.learner.check_objective()
+        """Refuse to run under another objective than the one the learner was warm-started
+        under (``Learner.check_objective``), whatever the default policy: any goal may ask
+        for the learned one. ``run`` calls it first."""
+        self.learner.check_objective()
 
     async def run(self, *, until_idle: bool = False) -> FleetReport:
         """Run until ``stop()`` (or, with ``until_idle``, until nothing is left to do)."""
