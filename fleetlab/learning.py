@@ -560,12 +560,15 @@ class Learner:
 
     def posterior(self) -> list[dict[str, Any]]:
         """Per bucket and arm: n, mean reward, posterior sd, probability of best, and
-        whether it is the bucket's preferred arm (rows in bucket then arm order)."""
+        whether it is the bucket's preferred arm (rows in bucket then arm order). A bucket
+        without evidence has no preferred arm: every arm is at the prior, a tie (the policy
+        still has to pick one there: ``preferred``)."""
         p = self.p_best()
         rows = []
         for bucket in BUCKETS:
             stats = self.stats(bucket)
-            best = max(ARMS, key=lambda a: (stats[a].mean, -ARMS.index(a)))
+            top = max(ARMS, key=lambda a: (stats[a].mean, -ARMS.index(a)))
+            best = top if any(stats[a].n for a in ARMS) else None
             for arm in ARMS:
                 s = stats[arm]
                 rows.append(

@@ -606,7 +606,7 @@ def test_the_passed_checks_listed_are_the_checks(metrics: dict[str, Any]) -> Non
     found = re.search(r"all (\d+) telemetry checks passed \((.*?)\)\.", draft)
     assert found, draft
     items = re.split(r", and |, | and ", found[2])
-    assert int(found[1]) == len(items) == len(integrity["checks"]) == 10, items
+    assert int(found[1]) == len(items) == len(integrity["checks"]) == 11, items
     assert "brand new" in found[2]
 
 

@@ -92,6 +92,12 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         if args.success_value_usd is None
         else Objective(success_value_usd=args.success_value_usd)
     )
+    if args.from_experiment is not None and not args.from_experiment.strip():
+        raise UserError(
+            "--from-experiment needs the name of an experiment with results (a folder of"
+            " reports/experiments/); without the option, fleetlab learn prints what the"
+            " learner believes"
+        )
     if args.model and not args.from_experiment:
         raise UserError("--model picks an experiment's trials: give --from-experiment NAME too")
     if args.success_value_usd is not None and not args.from_experiment:
@@ -116,6 +122,8 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         left_out = [f"{b}/{a}" for b, a in Learner(store).left_out()]
         starts = store.learner_warm_starts()
     rows = frame.to_dicts()
+    # a kind of goal with no reward yet has every strategy at the prior: none preferred
+    empty = {r["bucket"] for r in rows} - {r["bucket"] for r in rows if r["n"]}
     before = None if seeded is None else seeded.before
     if args.json:
         out: dict[str, Any] = {"db": db_shown(args), "posterior": rows, "left_out": left_out}
@@ -184,7 +192,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
                 f"{r['mean_reward']:+.3f}",
                 f"{r['posterior_sd']:.3f}",
                 f"{r['p_best']:.0%}",
-                "yes" if r["preferred"] else "",
+                "yes" if r["preferred"] else "no evidence yet" if r["bucket"] in empty else "",
             ]
             for r in rows
         ],

@@ -13,7 +13,11 @@ Each check passes or names what is wrong (task ids, event ids, dates):
   events; tool calls share their model call's clock read and transaction, and
   ``learner.updated`` is written just after its goal finishes: see ``_week.OTHER_KINDS``);
 * ``daily_completions``: no local day has zero completion events while task rows say tasks
-  completed that day.
+  completed that day;
+* ``learner_goals``: the goals the learner section counts (``_learner.goals_of``: by task id)
+  are the goals with ``learner.updated`` events in the week, and each wrote as many updates
+  as events, in a legal order (one update, or ``direct`` then ``as_needed`` for a goal split
+  as needed): a count of updates reported as goals would fail it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 from fleetlab.digest._common import LIFECYCLE, STATUS_AFTER, Bounds, iso
+from fleetlab.digest._learner import goals_of
 from fleetlab.digest._sections import Finished
 from fleetlab.digest._week import WeekEvents
 from fleetlab.store import TRANSITIONS, Store
@@ -36,13 +41,14 @@ from fleetlab.store.read.checks import (
     task_lifetimes,
     task_statuses,
 )
-from fleetlab.store.read.week import LifecycleEvent
+from fleetlab.store.read.week import LifecycleEvent, kind_spans, learner_updates
 from fleetlab.telemetry import EVENT_KINDS, TERMINAL_EVENTS
 
 __all__ = [
     "Span",
     "check_result",
     "integrity_checks",
+    "learner_goals_check",
     "lifecycle_check",
     "lifetime_check",
     "row_checks",
@@ -360,13 +366,64 @@ def _daily(week: WeekEvents, fin: Finished) -> dict[str, Any]:
     return check
 
 
+#: The updates one goal may write, in order: its strategy's; a goal split as needed
+#: (try-then-split) first a ``direct`` one for its first try (``fleetlab.policies.learned``).
+_LEARNER_SEQUENCES = frozenset({("direct",), ("decompose",), ("as_needed",),
+                                ("direct", "as_needed")})  # fmt: skip
+
+
+def learner_goals_check(store: Store, b: Bounds) -> dict[str, Any]:
+    """The learner's goals of the week, counted as the learner section counts them
+    (``goals_of``), against the distinct task ids of its updates; each goal's updates are a
+    legal sequence, and a goal with ``learner.updated`` events in the week (each update writes
+    one, in its transaction) has as many updates as events. ``goals`` and ``updates``: the
+    two counts."""
+    updates = learner_updates(store, b.start, b.end)
+    goals = goals_of(updates)
+    tasks: dict[str, list[str]] = {}
+    for u in updates:
+        tasks.setdefault(u.task_id, []).append(u.arm)
+    events = {task: n for task, _, _, n in kind_spans(store, ["learner.updated"], b.start, b.end)}
+    offending, details = [], []
+    for task in sorted(tasks.keys() | events.keys()):
+        arms = tuple(tasks.get(task, ()))
+        n_events = events.get(task)
+        problem = None
+        if not arms:
+            problem = f"{n_events} learner.updated events, no learner update"
+        elif tuple(arms) not in _LEARNER_SEQUENCES:
+            problem = f"updates in an order no goal writes: {', '.join(arms)}"
+        elif n_events is not None and n_events != len(arms):
+            problem = f"{len(arms)} learner updates ({', '.join(arms)}), {n_events} events"
+        if problem is not None:
+            offending.append(task)
+            details.append({"task_id": task, "problem": problem})
+    if len(goals) != len(tasks):  # the section's count of goals is not one per task
+        offending.append("(goals)")
+        details.append(
+            {"problem": f"{len(goals)} goals counted, {len(tasks)} tasks with learner updates"}
+        )
+    check = check_result(
+        "learner_goals",
+        "the learner's goals are counted one per task (a goal split as needed updates it twice:"
+        " running directly, then splitting as needed), each with its learner events",
+        len(tasks),
+        offending,
+        details,
+    )
+    check["goals"] = len(goals)
+    check["updates"] = len(updates)
+    return check
+
+
 def row_checks(week: WeekEvents, fin: Finished, spawned: set[str]) -> list[dict[str, Any]]:
     """The checks that hold the week's events against its task rows (``spawned``: the ids
-    of the task rows created in the week)."""
+    of the task rows created in the week) and the learner's updates against its events."""
     return [
         _counts(week, fin, spawned),
         _future(week.store, week.bounds, fin),
         _daily(week, fin),
+        learner_goals_check(week.store, week.bounds),
     ]
 
 
@@ -378,6 +435,7 @@ def summarise(checks: list[dict[str, Any]]) -> dict[str, Any]:
         "future_timestamps",
         "event_in_lifetime",
         "daily_completions",
+        "learner_goals",
         "turns_once",
         "epochs",
         "discarded_calls",

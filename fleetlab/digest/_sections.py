@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from fleetlab.digest._common import Bounds, fnum, iso, true_complexity
+from fleetlab.digest._learner import EARLIEST_US, goals_of, means_at, preferred_at, totals_at
 from fleetlab.digest._week import WeekEvents
 from fleetlab.store import Store
 from fleetlab.store.read.week import (
@@ -302,20 +303,65 @@ def _means(update: dict[str, Any]) -> dict[str, float | None]:
     return {str(arm): fnum(v, 4) for arm, v in sorted(means.items())}
 
 
+#: The learner's kinds of goal in the report's order (simple to complex); others after them.
+_ORDER = {"simple": 0, "medium": 1, "complex": 2}
+
+#: How far a recorded posterior mean may be from the rebuilt one (both kept to four places).
+_MEANS_TOLERANCE = 2e-4
+
+
 def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
-    """The learned policy this week: updates, choices, and changes of preferred arm."""
+    """The learned policy this week: the goals it learned from and the strategy it chose for
+    each, its updates (a goal split as needed writes two: ``_learner.goals_of``), and its
+    changes of preferred strategy.
+
+    A bucket's preferred strategy before the week is the one recorded with its last update
+    before the week, unless a warm start dated after that update (and before the week)
+    changed the learner: then, as for a bucket with warm starts only, the learner's own
+    choice over its state at the week's start (its updates and warm starts before then). A
+    warm start during the week can change the preference too (a change with its
+    ``warm_start`` source instead of a ``task_id``); each update records the preference
+    after it.
+    """
+    seeds = store.learner_seeds()
     before = learner_preferred(store, b.start)
-    rows = [u._asdict() for u in learner_updates(store, b.start, b.end)]
+    earlier = learner_updates(store, EARLIEST_US, b.start)
+    last_update = earlier[-1].ts_us if earlier else None
+    seeded = [int(r["ts_us"]) for r in seeds if int(r["ts_us"]) < b.start]
+    if seeded and (last_update is None or max(seeded) >= last_update):
+        before = dict(preferred_at(totals_at(store, b.start, seeds)))
+    updates = learner_updates(store, b.start, b.end)
+    goals = goals_of(updates)
+    # the week's steps in time order: updates, and warm starts (one step per instant and source)
+    steps: list[tuple[int, int, Any]] = [(u.ts_us, 1, u) for u in updates]
+    in_week = sorted({(int(r["ts_us"]), str(r["source"])) for r in seeds
+                      if b.start <= int(r["ts_us"]) < b.end})  # fmt: skip
+    steps += [(ts, 0, source) for ts, source in in_week]
+    steps.sort(key=lambda step: (step[0], step[1]))  # stable: updates keep their order
     current = dict(before)
     changes: list[dict[str, Any]] = []
-    daily: Counter[tuple[str, str, str]] = Counter()
     per: dict[str, dict[str, Any]] = {}
-    for r in rows:
+
+    def change(ts: int, bucket: str, to: str | None, **by: Any) -> None:
+        if current.get(bucket) != to:
+            changes.append(
+                {"at": iso(ts), "bucket": bucket, "from": current.get(bucket), "to": to, **by}
+            )
+            current[bucket] = to
+
+    for ts, _, item in steps:
+        if isinstance(item, str):  # a warm start: the learner's choice over its new state
+            state = totals_at(store, ts + 1, seeds)
+            for bucket, arm in preferred_at(state).items():
+                change(ts, bucket, arm, warm_start=item)
+            continue
+        r = item._asdict()
         bucket = r["bucket"]
         stats = per.setdefault(
             bucket,
             {
                 "bucket": bucket,
+                "goals": 0,
                 "updates": 0,
                 "direct": 0,
                 "decompose": 0,
@@ -324,27 +370,34 @@ def learner_changes(store: Store, b: Bounds) -> dict[str, Any]:
             },
         )
         stats["updates"] += 1
-        stats[r["arm"]] = stats.get(r["arm"], 0) + 1
-        stats["successes"] += r["success"]
         stats["means"] = _means(r)
-        daily[(b.days[b.day_index(r["ts_us"])].isoformat(), bucket, r["arm"])] += 1
-        if current.get(bucket) != r["preferred"]:
-            changes.append(
-                {
-                    "at": iso(r["ts_us"]),
-                    "bucket": bucket,
-                    "from": current.get(bucket),
-                    "to": r["preferred"],
-                    "task_id": r["task_id"],
-                }
-            )
-            current[bucket] = r["preferred"]
+        stats["_last"] = ts
+        change(ts, bucket, r["preferred"], task_id=r["task_id"])
+    daily: Counter[tuple[str, str, str]] = Counter()
+    for goal in goals.values():
+        stats = per[goal.bucket]
+        stats["goals"] += 1
+        stats[goal.choice] = stats.get(goal.choice, 0) + 1
+        stats["successes"] += goal.success
+        daily[(b.days[b.day_index(goal.ts_us)].isoformat(), goal.bucket, goal.choice)] += 1
     for bucket, stats in per.items():
         stats["preferred_before"] = before.get(bucket)
         stats["preferred_after"] = current.get(bucket)
+        # what the learner recorded after its last update here, against its state rebuilt
+        # from what is dated before then: they differ when it used evidence dated later (a
+        # warm start dated after its use) or ran under another learner configuration
+        rebuilt = means_at(totals_at(store, stats.pop("_last") + 1, seeds), bucket)
+        recorded = stats["means"]
+        stats["record_agrees"] = all(
+            recorded.get(arm) is None
+            or rebuilt.get(arm) is None
+            or abs(float(recorded[arm] or 0) - float(rebuilt[arm] or 0)) <= _MEANS_TOLERANCE
+            for arm in recorded
+        )
     return {
-        "updates": len(rows),
-        "buckets": [per[k] for k in sorted(per)],
+        "goals": len(goals),
+        "updates": len(updates),
+        "buckets": [per[k] for k in sorted(per, key=lambda k: (_ORDER.get(k, len(_ORDER)), k))],
         "preference_changes": sum(ch["from"] is not None for ch in changes),
         "changes": changes,
         "choices_daily": [

@@ -43,6 +43,8 @@ from fleetlab.api import build_model
 from fleetlab.charts._tables import Format, Table, format_value, table_html
 from fleetlab.clock import from_us
 from fleetlab.errors import FleetlabError, UserError
+from fleetlab.learning import DEFAULT_OBJECTIVE
+from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
 from fleetlab.prompts import list_variants
 from fleetlab.status import DEFAULT_STALE_AFTER_S, FleetStatus, fleet_status
@@ -50,6 +52,7 @@ from fleetlab.store import Store, Task, open_store
 from fleetlab.store.read import fleet as read_fleet
 from fleetlab.store.read.checks import task_statuses
 from fleetlab.store.read.fleet import recent_goals
+from fleetlab.store.read.week import learner_updates
 from fleetlab.trace import TraceNode, load_trace
 from fleetlab.widgets._render import (
     COLOURS,
@@ -190,6 +193,8 @@ class FleetConsole:
         seed: seeds the simulated model and the learner.
         models: the model choices, as specs or ``(label, spec)`` (default: ``model_choices``).
         env: where to look for ``ANTHROPIC_API_KEY`` (default: the process environment).
+        objective: the fleet's objective (default: a success is worth $1); a fleet whose
+            learner was warm-started under another refuses to run, saying which.
 
     Attributes:
         fleet: the fleet of the latest Run (None before the first).
@@ -205,8 +210,10 @@ class FleetConsole:
         seed: int = 0,
         models: Sequence[str | tuple[str, str]] | None = None,
         env: Mapping[str, str] | None = None,
+        objective: Objective | None = None,
     ) -> None:
         self._own_store = not isinstance(db, Store)
+        self.objective = objective
         self.store = db if isinstance(db, Store) else open_store(db)
         self.refresh_s = refresh_s
         self.seed = seed
@@ -452,12 +459,14 @@ class FleetConsole:
                 concurrency=int(self.concurrency.value),
                 policy=str(self.policy.value),
                 prompt_variant=str(self.prompt.value),
+                objective=self.objective or DEFAULT_OBJECTIVE,
             )
             model = build_model(str(self.model.value), clock=self.store.clock, seed=self.seed)
+            fleet = Fleet(self.store, model, config, seed=self.seed)
+            fleet.check_objective()
         except FleetlabError as exc:
             self._say(str(exc), error=True)
             return None
-        fleet = Fleet(self.store, model, config, seed=self.seed)
         fleet.on_change = self._on_change
         self.fleet = fleet
         self._stop_requested = False
@@ -676,7 +685,8 @@ class FleetConsole:
     def learner_frame(self) -> Any:
         """What the learned policy believes now: one row per complexity bucket and strategy
         (``fleetlab.learning.posterior_frame``: ``n`` rewards, ``mean_reward``,
-        ``posterior_sd``, ``p_best``, ``preferred``)."""
+        ``posterior_sd``, ``p_best``, ``preferred``: none in a kind of goal with no reward
+        yet)."""
         from fleetlab.learning import posterior_frame
 
         return posterior_frame(self.store)
@@ -712,8 +722,9 @@ class FleetConsole:
             return
         self._learner_key = key
         self._learner_drawn = time.monotonic()
-        seeded = sum(s["trials"] for s in starts)
-        own = sum(t.n for t in totals.values()) - seeded
+        # its own goals, by task id: a goal split as needed wrote two updates (its first,
+        # direct try and as_needed), and its rewards are both in the totals
+        own = len({u.task_id for u in learner_updates(self.store, -(2**62), 2**62)})
         said = [
             f"{_source(s['source'])} ({format_value(s['trials'], 'count')}"
             f" trial{'' if s['trials'] == 1 else 's'}) on {format_value(s['at'], 'text')}"
@@ -727,8 +738,8 @@ class FleetConsole:
         else:
             note = (
                 "Not warm-started, and no goal has run under the learned policy yet: every"
-                " strategy is at its prior (fleetlab learn --from-experiment NAME seeds it"
-                " from an experiment's trials)."
+                " strategy is at its prior, none preferred (fleetlab learn --from-experiment"
+                " NAME seeds it from an experiment's trials)."
             )
         self.learner.value = (
             f"<div class='fleetlab-learner-note' style='color:#444'>{html.escape(note)}</div>"

@@ -14,6 +14,7 @@ from fleetlab.digest.sections._base import Load, MarkdownView, Section
 from fleetlab.digest.sections._charts import data, title
 from fleetlab.digest.sections._format import NONE, count, listed, md_code, pct, plural, table
 from fleetlab.digest.sections.decomposition import post_bucket
+from fleetlab.learning import BUCKETS
 
 __all__ = ["SECTION", "learner_daily_chart", "posterior_summary", "summary"]
 
@@ -51,15 +52,19 @@ def _view(m: dict[str, Any]) -> MarkdownView:
             learner["buckets"],
             [
                 ("bucket", "Goals", lambda b: post_bucket(str(b))),
-                ("updates", "Updates", count),
-                ("direct", "Ran directly", count),
-                ("decompose", "Split", count),
-                ("as_needed", "Split as needed", count),
+                ("goals", "Goals learned from", count),
+                ("direct", "Chose to run directly", count),
+                ("decompose", "Chose to split", count),
+                ("as_needed", "Chose to split as needed", count),
+                ("updates", "Updates (rewards)", count),
                 ("preferred_before", "Preferred before", _arm),
                 ("preferred_after", "Preferred after", _arm),
             ],
             what="kinds",
         )
+        + "\n\nA goal split as needed is tried directly first: it updates the learner twice"
+        " (running directly, then splitting as needed), so there are more updates than goals."
+        + _disagrees(learner)
         + _posterior_table(learner.get("posterior"))
     )
 
@@ -68,9 +73,11 @@ def _posterior_table(posterior: dict[str, Any] | None) -> str:
     if not posterior or not posterior["evidence"]:
         return ""
     return (
-        f"\n\n**What it knew at the week's end** (from {plural(posterior['evidence'], 'reward')};"
-        " the mean reward is the posterior's, an untried strategy's is the prior's; P(best) is"
-        " the chance that the strategy is the best for its kind of goal):\n\n"
+        f"\n\n**What it knew at the week's end** (from {plural(posterior['evidence'], 'reward')}:"
+        " its updates and the warm starts dated before the week's end; the mean reward is the"
+        " posterior's, an untried strategy's is the prior's; P(best) is the chance that the"
+        " strategy is the best for its kind of goal; a kind of goal with no reward yet has no"
+        f" preferred strategy){_later(posterior)}:\n\n"
         + table(
             posterior["posterior_arms"],
             [
@@ -83,6 +90,37 @@ def _posterior_table(posterior: dict[str, Any] | None) -> str:
             ],
             what="rows",
         )
+    )
+
+
+def _disagrees(learner: dict[str, Any]) -> str:
+    """A note when the means the learner recorded with its updates are not those of its
+    state rebuilt from dated updates and warm starts (what the table below shows)."""
+    kinds = [
+        post_bucket(b["bucket"]).lower()
+        for b in learner["buckets"]
+        if b.get("record_agrees") is False
+    ]
+    if not kinds:
+        return ""
+    return (
+        f"\n\n**Note:** for {listed(kinds)} goals, what the learner recorded after its last"
+        " update of the week differs from its state rebuilt from the updates and warm starts"
+        " dated before then: it used evidence dated later (a warm start dated after it was"
+        " used?) or ran under another learner configuration. What it knew at the week's end is"
+        " the rebuilt state."
+    )
+
+
+def _later(posterior: dict[str, Any]) -> str:
+    """The warm starts dated after the week's end, which its state leaves out."""
+    later = posterior.get("later_warm_starts") or []
+    if not later:
+        return ""
+    said = [f"{_source(s)} on {s['at'][:10]}" for s in later]
+    return (
+        f". Not included: the warm start{'s' if len(said) > 1 else ''} from {listed(said)},"
+        " dated after the week's end"
     )
 
 
@@ -99,12 +137,17 @@ def _said(learner: dict[str, Any]) -> str:
 
 def summary(learner: dict[str, Any]) -> str:
     """The learner's week in words."""
-    if not learner["updates"]:
+    goals = learner.get("goals", learner["updates"])  # older metrics counted updates
+    if not goals:
         return "The learned policy made no choice this week (no goal ran under it)."
-    text = (
-        f"The learned policy learned from {plural(learner['updates'], 'goal')} and changed its"
-        f" preferred choice {plural(learner['preference_changes'], 'time')}"
-    )
+    updates = learner["updates"]
+    text = f"The learned policy learned from {plural(goals, 'goal')}"
+    if updates != goals:
+        text += (
+            f" ({plural(updates, 'update')}: a goal split as needed also rewards running"
+            " directly, for its first try)"
+        )
+    text += f" and changed its preferred choice {plural(learner['preference_changes'], 'time')}"
     ends: dict[str, list[str]] = {}
     for b in learner["buckets"]:
         ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
@@ -176,12 +219,15 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
         else:
             said.append(f"The learner started from {source}")
     text = "; ".join(said) + ("." if said else "")
+    later = _later(posterior)
+    if later:
+        text += f"{' ' if text else ''}{later[2:]} (what it knew is as of the week's end)."
     sure = {r["bucket"]: r for r in posterior["sure"]}
     said = [
         f"{pct(r['p_best'])} that {_doing(r['arm'])} is best for {post_bucket(b).lower()} goals"
         for b, r in sure.items()
     ]
-    unsure = [post_bucket(b).lower() for b in ("simple", "medium", "complex") if b not in sure]
+    unsure = [post_bucket(b).lower() for b in BUCKETS if b not in sure]
     who = "it" if text else "the learner"
     if not said:
         return (
@@ -195,21 +241,31 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
 
 
 def learner_daily_chart(metrics: dict[str, Any]) -> alt.Chart:
-    """What the learned policy chose each day, per complexity bucket."""
+    """What the learned policy chose each day, per complexity bucket: goals by the strategy
+    it chose for them (a goal split as needed is one goal, of ``as_needed``), on every day of
+    the week, simple to complex goals left to right.
+
+    The rows are already one per day, bucket and strategy, so the bars stack them as they
+    are: an aggregate (``sum(goals)``) would make Vega-Lite drop the facet's sort order."""
     rows = metrics["decomposition"]["learner"]["choices_daily"]
     chart: alt.Chart = (
         alt.Chart(data(rows), title=title("Learner choices per day", metrics))
         .mark_bar()
         .encode(
-            x=alt.X("date:O", title=None, axis=alt.Axis(labelAngle=-45)),
-            y=alt.Y("sum(goals):Q", title="goals"),
+            x=alt.X(
+                "date:O",
+                title=None,
+                scale=alt.Scale(domain=list(metrics["days"])),
+                axis=alt.Axis(labelAngle=-45),
+            ),
+            y=alt.Y("goals:Q", title="goals", stack="zero"),
             color=alt.Color(
                 "arm:N",
                 scale=alt.Scale(domain=list(ARMS), range=[c for _, _, c in ARMS.values()]),
-                title=None,
+                title="chosen strategy",
             ),
-            column=alt.Column("bucket:N", sort=["simple", "medium", "complex"], title=None),
-            tooltip=["date:O", "bucket:N", "arm:N", alt.Tooltip("sum(goals):Q", title="goals")],
+            column=alt.Column("bucket:N", sort=list(BUCKETS), title=None),
+            tooltip=["date:O", "bucket:N", alt.Tooltip("arm:N", title="chose"), "goals:Q"],
         )
         .properties(width=300, height=200)
     )
