@@ -323,6 +323,10 @@ def test_integrity_passes_on_a_clean_db(metrics: dict[str, Any]) -> None:
         "discarded_calls",
         "database",
     ]
+    # the post names each check in words of its own, not by its identifier
+    from fleetlab.digest.sections.integrity import SAID
+
+    assert set(names) <= set(SAID)
     counts = integrity["checks"][1]["counts"]
     assert counts == {
         "spawned": {"rows": 14, "events": 14},

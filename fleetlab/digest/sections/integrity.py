@@ -21,6 +21,7 @@ SAID = {
     "future_timestamps": "no future timestamps",
     "event_in_lifetime": "no event outside its task's lifetime",
     "daily_completions": "completion events on every day with completions",
+    "learner_goals": "the learner's goals counted once each",
     "turns_once": "every turn committed once",
     "epochs": "one lease at a time on each task",
     "discarded_calls": "calls paid under a lost lease counted once",
