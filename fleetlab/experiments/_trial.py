@@ -192,8 +192,8 @@ def sweep_scratch(folder: Path) -> None:
     scratch folder whose experiment folder is gone, or that no run holds (its ``run.lock``
     is free; the kernel frees it when a run dies). Run by each run as it starts, so memory a
     killed run held does not wait for that experiment to run again (a cost pilot holds its
-    folder's lock too). A folder is renamed
-    while its experiment's lock is held, so no run of it can start meanwhile, then removed."""
+    folder's lock too). A folder is renamed while its experiment's lock is held, so no run of
+    it can start meanwhile, then removed."""
     import fcntl
 
     prefix = f"fleetlab-trials-{os.getuid()}-"
