@@ -52,7 +52,7 @@ from fleetlab.store import Store, Task, open_store
 from fleetlab.store.read import fleet as read_fleet
 from fleetlab.store.read.checks import task_statuses
 from fleetlab.store.read.fleet import recent_goals
-from fleetlab.store.read.week import learner_updates
+from fleetlab.store.read.week import learner_goal_count
 from fleetlab.trace import TraceNode, load_trace
 from fleetlab.widgets._render import (
     COLOURS,
@@ -724,7 +724,7 @@ class FleetConsole:
         self._learner_drawn = time.monotonic()
         # its own goals, by task id: a goal split as needed wrote two updates (its first,
         # direct try and as_needed), and its rewards are both in the totals
-        own = len({u.task_id for u in learner_updates(self.store, -(2**62), 2**62)})
+        own = learner_goal_count(self.store)
         said = [
             f"{_source(s['source'])} ({format_value(s['trials'], 'count')}"
             f" trial{'' if s['trials'] == 1 else 's'}) on {format_value(s['at'], 'text')}"

@@ -31,11 +31,10 @@ __all__ = [
     "kind_counts",
     "kind_spans",
     "last_lifecycle",
+    "learner_goal_count",
     "learner_preferred",
-    "learner_seeds_before",
     "learner_totals_before",
     "learner_updates",
-    "learner_updates_before",
     "lifecycle_events",
     "task_details",
     "task_ids_created",
@@ -461,7 +460,7 @@ def learner_totals_before(
     store: Store, end: int
 ) -> dict[tuple[str, str], tuple[int, float, float]]:
     """Per (bucket, arm), the rewards of the learner's updates before ``end``: how many,
-    their sum and their sum of squares (warm starts aside: ``learner_seeds_before``)."""
+    their sum and their sum of squares (warm starts aside: ``Store.learner_seeds``)."""
     rows = store.query(
         "SELECT bucket, arm, COUNT(*), SUM(reward), SUM(reward * reward) FROM learner_updates"
         " WHERE ts_us < ? GROUP BY bucket, arm ORDER BY bucket, arm",
@@ -470,16 +469,7 @@ def learner_totals_before(
     return {(str(r[0]), str(r[1])): (int(r[2]), float(r[3]), float(r[4])) for r in rows}
 
 
-def learner_updates_before(store: Store, end: int) -> int:
-    """How many updates the learner made before ``end``."""
-    return int(store.query("SELECT COUNT(*) FROM learner_updates WHERE ts_us < ?", (end,))[0][0])
-
-
-def learner_seeds_before(store: Store, end: int) -> list[dict[str, Any]]:
-    """The rows of the learner's warm starts before ``end``, in the order they were added:
-    ``ts_us``, ``source``, ``bucket``, ``arm``, ``n``, ``reward_sum``, ``reward_sq``."""
-    cols = ("ts_us", "source", "bucket", "arm", "n", "reward_sum", "reward_sq")
-    rows = store.query(
-        f"SELECT {', '.join(cols)} FROM learner_seeds WHERE ts_us < ? ORDER BY seq", (end,)
-    )
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+def learner_goal_count(store: Store) -> int:
+    """How many goals the learner learned from (distinct goals: a goal split as needed wrote
+    two updates)."""
+    return int(store.query("SELECT COUNT(DISTINCT task_id) FROM learner_updates")[0][0])
