@@ -212,3 +212,81 @@ def test_a_lock_taken_on_a_lock_file_removed_meanwhile_is_not_a_lock(
     third[0].close()
     with _run._exclusive(folder, "exp") as fd:  # once the third has gone, the lock is free
         assert os.path.samestat(os.fstat(fd), os.stat(folder / "run.lock"))
+
+
+@pytest.mark.parametrize("held_s", [0.1, None], ids=["let go soon", "held"])
+def test_a_lock_held_for_a_moment_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_s: float | None
+) -> None:
+    """Another run's sweep of scratch memory holds this experiment's lock for a moment (as
+    long as a rename): a run starting then waits it out instead of saying another run has
+    the experiment. A lock held for longer (a run of it) is still refused."""
+    import fcntl
+    import threading
+
+    from fleetlab.errors import UserError
+    from fleetlab.experiments import _run
+
+    monkeypatch.setattr(_run, "_LOCK_GRACE_S", 5.0 if held_s else 0.2)
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    holder = (folder / "run.lock").open("a+")  # another open file: flock excludes it
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if held_s is None:
+        with (
+            pytest.raises(UserError, match="'exp' is already being run by another process"),
+            _run._exclusive(folder, "exp"),
+        ):
+            pass
+        holder.close()
+        return
+    let_go = threading.Timer(held_s, holder.close)
+    let_go.start()
+    with _run._exclusive(folder, "exp") as fd:
+        assert holder.closed  # it waited for the holder
+        assert os.path.samestat(os.fstat(fd), os.stat(folder / "run.lock"))
+    let_go.join()
+
+
+@pytest.mark.parametrize("stopped_in", [1, 2], ids=["first world", "second world"])
+def test_a_worlds_run_stopped_before_recording_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_in: int
+) -> None:
+    """A worlds run stopped (Ctrl-C) before any world recorded a trial leaves nothing: each
+    world removes its own folder, and the run the manifest's folder and the parents it made.
+    Stopped in its second world, the first world's trials and the manifest stay."""
+    from fleetlab.experiments import run
+    from fleetlab.experiments._results import ResultsDB
+    from tests.helpers.experiment_files import experiment_body
+
+    path = tmp_path / "axis.toml"
+    path.write_text(
+        'name = "axis"\nworlds = ["solo", "small_context"]\n'
+        + experiment_body(variants=("never",)),
+        encoding="utf-8",
+    )
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine\n", encoding="utf-8")
+    real = ResultsDB.bind
+    binds: list[int] = []
+
+    def bind(self: ResultsDB, *args: Any, **kwargs: Any) -> None:
+        binds.append(1)
+        if len(binds) == stopped_in:
+            raise KeyboardInterrupt
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResultsDB, "bind", bind)
+    for root in ("out", "new/deeper"):  # a folder of the user's, and ones the run makes
+        binds.clear()
+        before = snapshot(tmp_path)
+        with pytest.raises(KeyboardInterrupt):
+            run(path, root=tmp_path / root, progress=None)
+        after = snapshot(tmp_path)
+        if stopped_in == 1:
+            assert after == before
+        else:
+            made = {str(Path(p).relative_to(root)) for p in after if p.startswith(root + "/")}
+            assert "axis/worlds.json" in made
+            assert "axis@solo/results.db" in made  # the first world's trials
+            assert not any(p.startswith("axis@small_context") for p in made)

@@ -75,7 +75,7 @@ from fleetlab.experiments._trial import (
     run_trial,
     sweep_scratch,
 )
-from fleetlab.experiments._worlds import write_manifest
+from fleetlab.experiments._worlds import MANIFEST, write_manifest
 from fleetlab.experiments.kinds import RunContext, get_kind
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
@@ -97,6 +97,8 @@ ProgressArg = ProgressSink | Literal["auto"] | None
 
 #: Attempts a trial gets when the infrastructure keeps deciding its outcome.
 INFRA_ATTEMPTS = 3
+#: How long a run waits for its experiment's lock before saying another run holds it.
+_LOCK_GRACE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +283,7 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = path.open("a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_soon(handle.fileno())
         except BlockingIOError:
             handle.close()
             raise UserError(
@@ -304,6 +306,26 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _flock_soon(fd: int) -> None:
+    """Take the lock on ``fd``, waiting out a holder that lets go within `_LOCK_GRACE_S` (a
+    run's `sweep_scratch` holds another experiment's lock for as long as a rename).
+
+    Raises:
+        BlockingIOError: it is still held after that (a run of the experiment holds it).
+    """
+    import fcntl
+
+    deadline = time.monotonic() + _LOCK_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def _locked_results(folder: Path, name: str) -> Iterator[tuple[int, ResultsDB]]:
     """The run's lock (``_exclusive``) and results. A run that ends before recording anything
@@ -319,12 +341,20 @@ def _locked_results(folder: Path, name: str) -> Iterator[tuple[int, ResultsDB]]:
             results.close()
             if unused:  # still holding the lock: no other run is in the folder
                 shutil.rmtree(folder, ignore_errors=True)
-                for parent in made[1:]:
-                    with contextlib.suppress(OSError):
-                        parent.rmdir()  # only if empty: another run may have begun there
+                _remove_made(None, made[1:])
             raise
         finally:
             results.close()
+
+
+def _remove_made(file: Path | None, made: list[Path]) -> None:
+    """Remove ``file`` (if given), then the folders in ``made`` (innermost first) that are
+    empty: another run may have begun in one of them meanwhile."""
+    with contextlib.suppress(OSError):
+        if file is not None:
+            file.unlink(missing_ok=True)
+        for folder in made:
+            folder.rmdir()
 
 
 def _run_in_thread(*args: Any) -> dict[str, Any]:
@@ -697,25 +727,36 @@ async def run_async(
         raise UserError(f"workers must be 1 or more, got {workers}")
     exp = resolve_experiment(experiment, model)
     if exp.worlds:  # every world in turn, each its own results (see _worlds)
+        manifest = output_dir(exp.name, root)
+        made = [p for p in (manifest, *manifest.parents) if not p.exists()]
         write_manifest(exp, root)
         summaries: list[RunSummary] = []
-        for world in exp.worlds:
-            left = None if limit is None else limit - sum(s.ran for s in summaries)
-            if left is not None and left <= 0:
-                break
-            summaries.append(
-                await run_async(
-                    exp.for_world(world),
-                    root=root,
-                    yes=yes,
-                    limit=left,
-                    progress=progress,
-                    infra_attempts=infra_attempts,
-                    db=db,
-                    workers=workers,
-                    resume_changed_code=resume_changed_code,
+        try:
+            for world in exp.worlds:
+                left = None if limit is None else limit - sum(s.ran for s in summaries)
+                if left is not None and left <= 0:
+                    break
+                summaries.append(
+                    await run_async(
+                        exp.for_world(world),
+                        root=root,
+                        yes=yes,
+                        limit=left,
+                        progress=progress,
+                        infra_attempts=infra_attempts,
+                        db=db,
+                        workers=workers,
+                        resume_changed_code=resume_changed_code,
+                    )
                 )
-            )
+        except BaseException:
+            # as ``_locked_results`` for one world: stopped before any world recorded a
+            # trial (each then removed its own folder), the manifest's folder goes too
+            if made and not any(
+                output_dir(exp.for_world(w).name, root).exists() for w in exp.worlds
+            ):
+                _remove_made(manifest / MANIFEST, made)
+            raise
         # the worlds a limit left unstarted still count: planned, and what remains of them
         unstarted = [_left(exp.for_world(world), root) for world in exp.worlds[len(summaries) :]]
         return combine_summaries(exp, output_dir(exp.name, root), summaries, unstarted)
