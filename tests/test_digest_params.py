@@ -29,6 +29,7 @@ def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("db", 5, "db is the int 5, not a path"),
         ("db", 2.5, "db is the float 2.5, not a path"),
         ("out_dir", 7, "out_dir is the int 7"),
+        ("out_dir", "   ", "out_dir '   ' is blank"),  # would make a folder named "   "
         ("week", 202648, "week is the int 202648"),
         ("week", 0, "week is the int 0"),  # not "" (the default week) in disguise
         ("tz", 1, "tz is the int 1"),
