@@ -248,25 +248,35 @@ def test_a_lock_held_for_a_moment_is_waited_for(
     let_go.join()
 
 
-@pytest.mark.parametrize("stopped_in", [1, 2], ids=["first world", "second world"])
-def test_a_worlds_run_stopped_before_recording_leaves_no_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_in: int
-) -> None:
-    """A worlds run stopped (Ctrl-C) before any world recorded a trial leaves nothing: each
-    world removes its own folder, and the run the manifest's folder and the parents it made.
-    Stopped in its second world, the first world's trials and the manifest stay."""
-    from fleetlab.experiments import run
-    from fleetlab.experiments._results import ResultsDB
+def _worlds_experiment(tmp_path: Path, workers: int = 1) -> Path:
     from tests.helpers.experiment_files import experiment_body
 
     path = tmp_path / "axis.toml"
     path.write_text(
         'name = "axis"\nworlds = ["solo", "small_context"]\n'
-        + experiment_body(variants=("never",)),
+        + experiment_body(workers=workers, variants=("never",)),
         encoding="utf-8",
     )
+    return path
+
+
+@pytest.mark.parametrize("stopped_in", [1, 2], ids=["first world", "second world"])
+def test_a_worlds_run_stopped_before_recording_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped_in: int
+) -> None:
+    """A worlds run stopped (Ctrl-C) before any world recorded a trial leaves nothing it
+    made: each world removes its own folder, and the run the manifest and the folders it
+    made. A folder that was there before stays, even empty, and so does a manifest written
+    into an experiment folder that was there. Stopped in its second world, the first
+    world's trials and the manifest stay."""
+    from fleetlab.experiments import run
+    from fleetlab.experiments._results import ResultsDB
+
+    path = _worlds_experiment(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine\n", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "had" / "axis").mkdir(parents=True)
     real = ResultsDB.bind
     binds: list[int] = []
 
@@ -277,16 +287,100 @@ def test_a_worlds_run_stopped_before_recording_leaves_no_folder(
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(ResultsDB, "bind", bind)
-    for root in ("out", "new/deeper"):  # a folder of the user's, and ones the run makes
+    # a folder of the user's, an empty one, ones the run makes, and the experiment's own
+    for root in ("out", "empty", "new/deeper", "had"):
         binds.clear()
         before = snapshot(tmp_path)
         with pytest.raises(KeyboardInterrupt):
             run(path, root=tmp_path / root, progress=None)
         after = snapshot(tmp_path)
-        if stopped_in == 1:
-            assert after == before
-        else:
-            made = {str(Path(p).relative_to(root)) for p in after if p.startswith(root + "/")}
-            assert "axis/worlds.json" in made
+        added = {name for name in after if name not in before}
+        assert all(after[name] == before[name] for name in before)  # nothing removed
+        if stopped_in == 1 and root != "had":
+            assert added == set()
+            continue
+        made = {p.removeprefix(root + "/") for p in added}
+        assert "axis/worlds.json" in made
+        if stopped_in == 2:
             assert "axis@solo/results.db" in made  # the first world's trials
-            assert not any(p.startswith("axis@small_context") for p in made)
+        assert not any(p.startswith("axis@small_context") for p in made)
+
+
+def test_a_worlds_run_waiting_on_one_stopped_keeps_its_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A of a worlds experiment is stopped before recording anything while run B of it
+    waits for A's lock: A removes only what it made before B writes, so B runs every world
+    and leaves a manifest that loads."""
+    import threading
+
+    from fleetlab.experiments import _run as runner
+    from fleetlab.experiments import load, run
+    from fleetlab.experiments._results import ResultsDB
+
+    path = _worlds_experiment(tmp_path)
+    root = tmp_path / "out"
+    monkeypatch.setattr(runner, "_LOCK_GRACE_S", 30.0)
+    real_bind, real_flock = ResultsDB.bind, runner._flock_soon
+    waiting = threading.Event()
+    got: dict[str, Any] = {}
+
+    def flock_soon(fd: int) -> None:
+        if threading.current_thread().name == "B":
+            waiting.set()
+        real_flock(fd)
+
+    def run_b() -> None:
+        try:
+            got["summary"] = run(path, root=root, progress=None)
+        except BaseException as exc:
+            got["error"] = exc
+
+    b = threading.Thread(target=run_b, name="B")
+
+    def bind(self: ResultsDB, *args: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            b.start()
+            assert waiting.wait(30)
+            raise KeyboardInterrupt  # A, while B waits for a lock A holds
+        real_bind(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResultsDB, "bind", bind)
+    monkeypatch.setattr(runner, "_flock_soon", flock_soon)
+    with pytest.raises(KeyboardInterrupt):
+        run(path, root=root, progress=None)
+    b.join(120)
+    assert "error" not in got, got
+    assert got["summary"].ran == 2 * 2 * 2  # 2 worlds x 2 tasks x 2 trials, one variant
+    assert (root / "axis" / "worlds.json").is_file()
+    assert load("axis", root=root).height == 8
+
+
+def test_worker_processes_close_every_experiment_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worlds run holds two locks (its own and its world's): its worker processes get both
+    to close, so a killed run's locks go with it even while its workers finish dying."""
+    from fleetlab.experiments import _run as runner
+    from fleetlab.experiments import run
+
+    path = _worlds_experiment(tmp_path, workers=2)
+    root = tmp_path / "out"
+    seen: list[set[tuple[int, int]]] = []
+    real = runner.WorkerPool
+
+    def pool(*args: Any, close_fds: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        seen.append({(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in close_fds})
+        return real(*args, close_fds=close_fds, **kwargs)
+
+    monkeypatch.setattr(runner, "WorkerPool", pool)
+    run(path, root=root, progress=None)
+
+    def ident(p: Path) -> tuple[int, int]:
+        return (p.stat().st_dev, p.stat().st_ino)
+
+    manifest = ident(root / "axis" / "run.lock")
+    assert seen == [
+        {manifest, ident(root / "axis@solo" / "run.lock")},
+        {manifest, ident(root / "axis@small_context" / "run.lock")},
+    ]

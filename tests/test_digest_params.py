@@ -30,6 +30,7 @@ def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("db", 2.5, "db is the float 2.5, not a path"),
         ("out_dir", 7, "out_dir is the int 7"),
         ("out_dir", "   ", "out_dir '   ' is blank"),  # would make a folder named "   "
+        ("out_dir", Path("\t"), "out_dir '\\t' is blank"),
         ("week", 202648, "week is the int 202648"),
         ("week", 0, "week is the int 0"),  # not "" (the default week) in disguise
         ("tz", 1, "tz is the int 1"),

@@ -242,8 +242,10 @@ def _out_dir(out_dir: object) -> Path | None:
         return None
     if not isinstance(out_dir, str | os.PathLike):
         raise UserError(f'out_dir is {_kind(out_dir)}: give a folder path, or "" to write nothing')
-    if isinstance(out_dir, str) and not out_dir.strip():  # a folder named "   ": a slip
-        raise UserError(f'out_dir {out_dir!r} is blank: give a folder path, or "" to write nothing')
+    if not str(os.fspath(out_dir)).strip():  # a folder named "   ": a slip
+        raise UserError(
+            f'out_dir {str(out_dir)!r} is blank: give a folder path, or "" to write nothing'
+        )
     folder = Path(out_dir)
     existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     if not existing.is_dir():

@@ -99,6 +99,9 @@ ProgressArg = ProgressSink | Literal["auto"] | None
 INFRA_ATTEMPTS = 3
 #: How long a run waits for its experiment's lock before saying another run holds it.
 _LOCK_GRACE_S = 0.5
+#: The experiment locks this process holds (``_exclusive``): worker processes close them all,
+#: so the locks are this process's alone (a worlds run holds its own and its world's).
+_HELD_LOCKS: set[int] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +287,10 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
         handle = path.open("a+")
         try:
             _flock_soon(handle.fileno())
-        except BlockingIOError:
+        except BaseException as exc:  # Ctrl-C in the wait too: the file is closed
             handle.close()
+            if not isinstance(exc, BlockingIOError):
+                raise
             raise UserError(
                 f"experiment {name!r} is already being run by another process or notebook "
                 f"(it holds {path}): wait for it to finish or stop it"
@@ -300,9 +305,11 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             break
         handle.close()
     with handle:
+        _HELD_LOCKS.add(handle.fileno())
         try:
-            yield handle.fileno()  # worker processes close it: the lock is this process's
+            yield handle.fileno()
         finally:
+            _HELD_LOCKS.discard(handle.fileno())
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -327,31 +334,31 @@ def _flock_soon(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def _locked_results(folder: Path, name: str) -> Iterator[tuple[int, ResultsDB]]:
+def _locked_results(folder: Path, name: str) -> Iterator[ResultsDB]:
     """The run's lock (``_exclusive``) and results. A run that ends before recording anything
     in a folder it made (refused: over the budget, no API key; or interrupted at once)
     leaves no folder behind: it removes the folder, and the parents it made if empty."""
     made = [p for p in (folder, *folder.parents) if not p.exists()]
-    with _exclusive(folder, name) as lock_fd:
+    with _exclusive(folder, name):
         results = ResultsDB(folder)
         try:
-            yield lock_fd, results
+            yield results
         except BaseException:
             unused = bool(made) and not results.holds_work()
             results.close()
             if unused:  # still holding the lock: no other run is in the folder
                 shutil.rmtree(folder, ignore_errors=True)
-                _remove_made(None, made[1:])
+                _remove_made([], made[1:])
             raise
         finally:
             results.close()
 
 
-def _remove_made(file: Path | None, made: list[Path]) -> None:
-    """Remove ``file`` (if given), then the folders in ``made`` (innermost first) that are
-    empty: another run may have begun in one of them meanwhile."""
+def _remove_made(files: list[Path], made: list[Path]) -> None:
+    """Remove ``files``, then the folders in ``made`` (innermost first) that are empty:
+    another run may have begun in one of them meanwhile."""
     with contextlib.suppress(OSError):
-        if file is not None:
+        for file in files:
             file.unlink(missing_ok=True)
         for folder in made:
             folder.rmdir()
@@ -729,42 +736,47 @@ async def run_async(
     if exp.worlds:  # every world in turn, each its own results (see _worlds)
         manifest = output_dir(exp.name, root)
         made = [p for p in (manifest, *manifest.parents) if not p.exists()]
-        write_manifest(exp, root)
-        summaries: list[RunSummary] = []
-        try:
-            for world in exp.worlds:
-                left = None if limit is None else limit - sum(s.ran for s in summaries)
-                if left is not None and left <= 0:
-                    break
-                summaries.append(
-                    await run_async(
-                        exp.for_world(world),
-                        root=root,
-                        yes=yes,
-                        limit=left,
-                        progress=progress,
-                        infra_attempts=infra_attempts,
-                        db=db,
-                        workers=workers,
-                        resume_changed_code=resume_changed_code,
+        # one worlds run of it at a time (each world has its own lock too): a run stopped
+        # early removes the manifest only while no other run can be writing it
+        with _exclusive(manifest, exp.name):
+            write_manifest(exp, root)
+            summaries: list[RunSummary] = []
+            try:
+                for world in exp.worlds:
+                    left = None if limit is None else limit - sum(s.ran for s in summaries)
+                    if left is not None and left <= 0:
+                        break
+                    summaries.append(
+                        await run_async(
+                            exp.for_world(world),
+                            root=root,
+                            yes=yes,
+                            limit=left,
+                            progress=progress,
+                            infra_attempts=infra_attempts,
+                            db=db,
+                            workers=workers,
+                            resume_changed_code=resume_changed_code,
+                        )
                     )
-                )
-        except BaseException:
-            # as ``_locked_results`` for one world: stopped before any world recorded a
-            # trial (each then removed its own folder), the manifest's folder goes too
-            if made and not any(
-                output_dir(exp.for_world(w).name, root).exists() for w in exp.worlds
-            ):
-                _remove_made(manifest / MANIFEST, made)
-            raise
-        # the worlds a limit left unstarted still count: planned, and what remains of them
-        unstarted = [_left(exp.for_world(world), root) for world in exp.worlds[len(summaries) :]]
-        return combine_summaries(exp, output_dir(exp.name, root), summaries, unstarted)
+            except BaseException:
+                # as ``_locked_results`` for one world: stopped before any world recorded a
+                # trial (each then removed its own folder), the manifest's folder goes too
+                if made and not any(
+                    output_dir(exp.for_world(w).name, root).exists() for w in exp.worlds
+                ):
+                    _remove_made([manifest / MANIFEST, manifest / "run.lock"], made)
+                raise
+            # the worlds a limit left unstarted still count: planned, and what remains of them
+            unstarted = [
+                _left(exp.for_world(world), root) for world in exp.worlds[len(summaries) :]
+            ]
+            return combine_summaries(exp, output_dir(exp.name, root), summaries, unstarted)
     _check_batch(exp, batch)
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)
     started = time.perf_counter()
-    with _locked_results(folder, exp.name) as (lock_fd, results):
+    with _locked_results(folder, exp.name) as results:
         results.bind(exp, resume_changed_code=resume_changed_code)
         plan = exp.plan()
         finished = results.finished()
@@ -815,7 +827,7 @@ async def run_async(
                     poll_s=poll_s,
                     fleet_db=fleet_db,
                     workers=workers or exp.workers or default_workers(),
-                    close_fds=(lock_fd,),
+                    close_fds=tuple(_HELD_LOCKS),
                 )
             )
             shared = done.shared
