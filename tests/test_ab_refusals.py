@@ -360,9 +360,24 @@ def test_worker_processes_close_every_experiment_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worlds run holds two locks (its own and its world's): its worker processes get both
-    to close, so a killed run's locks go with it even while its workers finish dying."""
+    to close, so a killed run's locks go with it even while its workers finish dying. Only
+    its own: another run's lock, held in another thread, may be let go and its number reused
+    (by this run's own pipes) before the workers fork."""
+    import threading
+
     from fleetlab.experiments import _run as runner
     from fleetlab.experiments import run
+
+    held, done = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with runner._exclusive(tmp_path / "other", "other"):
+            held.set()
+            done.wait(60)
+
+    other = threading.Thread(target=other_run)
+    other.start()
+    assert held.wait(30)
 
     path = _worlds_experiment(tmp_path, workers=2)
     root = tmp_path / "out"
@@ -374,7 +389,11 @@ def test_worker_processes_close_every_experiment_lock(
         return real(*args, close_fds=close_fds, **kwargs)
 
     monkeypatch.setattr(runner, "WorkerPool", pool)
-    run(path, root=root, progress=None)
+    try:
+        run(path, root=root, progress=None)
+    finally:
+        done.set()
+        other.join()
 
     def ident(p: Path) -> tuple[int, int]:
         return (p.stat().st_dev, p.stat().st_ino)
@@ -384,3 +403,23 @@ def test_worker_processes_close_every_experiment_lock(
         {manifest, ident(root / "axis@solo" / "run.lock")},
         {manifest, ident(root / "axis@small_context" / "run.lock")},
     ]
+
+
+def test_a_worlds_run_that_cannot_write_its_manifest_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest that cannot be written (a full disk) stops the run before any world, and
+    the folders it made and its lock file go."""
+    from fleetlab.experiments import _run as runner
+    from fleetlab.experiments import run
+
+    path = _worlds_experiment(tmp_path)
+
+    def full(*_: Any) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_manifest", full)
+    before = snapshot(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        run(path, root=tmp_path / "new" / "deeper", progress=None)
+    assert snapshot(tmp_path) == before

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import shutil
 import tempfile
@@ -99,9 +100,13 @@ ProgressArg = ProgressSink | Literal["auto"] | None
 INFRA_ATTEMPTS = 3
 #: How long a run waits for its experiment's lock before saying another run holds it.
 _LOCK_GRACE_S = 0.5
-#: The experiment locks this process holds (``_exclusive``): worker processes close them all,
-#: so the locks are this process's alone (a worlds run holds its own and its world's).
-_HELD_LOCKS: set[int] = set()
+#: The experiment locks this run holds (``_exclusive``; a worlds run holds its own and its
+#: world's): its worker processes close them, so the locks are this process's alone. Per run
+#: (a context of its own), not per process: another run's, in another thread, may end and
+#: its numbers be reused before the workers fork.
+_RUN_LOCKS: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "fleetlab_run_locks", default=()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,11 +310,11 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             break
         handle.close()
     with handle:
-        _HELD_LOCKS.add(handle.fileno())
+        held = _RUN_LOCKS.set((*_RUN_LOCKS.get(), handle.fileno()))
         try:
             yield handle.fileno()
         finally:
-            _HELD_LOCKS.discard(handle.fileno())
+            _RUN_LOCKS.reset(held)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -739,9 +744,9 @@ async def run_async(
         # one worlds run of it at a time (each world has its own lock too): a run stopped
         # early removes the manifest only while no other run can be writing it
         with _exclusive(manifest, exp.name):
-            write_manifest(exp, root)
             summaries: list[RunSummary] = []
             try:
+                write_manifest(exp, root)
                 for world in exp.worlds:
                     left = None if limit is None else limit - sum(s.ran for s in summaries)
                     if left is not None and left <= 0:
@@ -827,7 +832,7 @@ async def run_async(
                     poll_s=poll_s,
                     fleet_db=fleet_db,
                     workers=workers or exp.workers or default_workers(),
-                    close_fds=tuple(_HELD_LOCKS),
+                    close_fds=_RUN_LOCKS.get(),
                 )
             )
             shared = done.shared
