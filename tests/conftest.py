@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,19 @@ def db_path(tmp_path: Path) -> Path:
 # checks something only the file backend has, or behaviour no engine changes (it says why).
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, ``kill``) stops the run as Ctrl-C does, so the session's fixtures
+    # still tear down: no throwaway PostgreSQL cluster is left running.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files holding a slow test go first, each keeping its order: `make test`'s workers
+    take a whole file at a time, so the long ones start early and short ones fill in last."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
