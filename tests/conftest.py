@@ -169,6 +169,17 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -
         if name.startswith("OTEL_EXPORTER_OTLP_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(_user_data_home))
+    # the kernels tests start keep their history here, not in the user's ~/.ipython (shared
+    # by every test process at once)
+    monkeypatch.setenv("IPYTHONDIR", str(_user_data_home / "ipython"))
+
+
+@pytest.fixture
+def outside_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs the test in its own folder: commands it runs in-process without ``--db`` or
+    ``--log`` then log beside the test's default database, not into the checkout's
+    ``fleet.db.log`` or ``fleet-server.log``."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

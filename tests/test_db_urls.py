@@ -407,6 +407,7 @@ def test_digest_bad_url_is_refused() -> None:
 DIGEST_WEEK = "2026-W45"
 
 
+@pytest.mark.usefixtures("outside_checkout")  # the fleet's workspaces go in the current folder
 def test_digest_on_postgresql_writes_no_password(pg_cluster: Any, tmp_path: Path) -> None:
     """The report of a database reached with a password: the run works (the kernel got the
     whole URL), and no file of the report, nor the command's output, holds the password.

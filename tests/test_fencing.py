@@ -216,14 +216,18 @@ async def test_simulated_calls_three_leases_long_commit_each_turn_once(
 ) -> None:
     """``fleet simulate`` (ScaledClock): 6 h leases, calls of 18 h simulated, heartbeats far
     apart in simulated time: the fleet never takes its own running tasks back, so every turn
-    is committed once (the demo db had 137 pairs committed twice before leases were fenced)."""
+    is committed once (the demo db had 137 pairs committed twice before leases were fenced).
+
+    Eight simulated weeks last about 2.4 s here: long enough that a busy machine still
+    commits turns, and that a fleet claiming its own tasks back does so dozens of times (one
+    simulated week showed it in one run of three)."""
     path = fresh_db()
     start = datetime(2026, 11, 23, tzinfo=UTC)
     result = await simulate(
         lambda clock: open_store(path, clock=clock),
         start,
-        days=7,
-        tasks_per_day=4,
+        days=56,
+        tasks_per_day=2,
         concurrency=2,
         policy="never",
         call_latency_s=3 * 6 * 3600.0,
