@@ -160,9 +160,19 @@ def _user_data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -> None:
+def _no_ambient_config(
+    monkeypatch: pytest.MonkeyPatch,
+    _user_data_home: Path,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """Tests never talk to a real API or a real OpenTelemetry collector, and never touch the
-    user's default database (``$XDG_DATA_HOME/fleetlab``) or its log."""
+    user's default database (``$XDG_DATA_HOME/fleetlab``) or its log. Each runs in a folder
+    of its own (a test marked ``in_checkout`` in the checkout's root), so what a command
+    writes to its working folder (the checkout's ``fleet.db.log``, ``workspaces/``) never
+    lands in the checkout."""
+    if request.node.get_closest_marker("in_checkout") is None:
+        monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     for name in ("ANTHROPIC_API_KEY", "FLEETLAB_DB"):
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):  # the traces endpoint too: a dead collector stalls every commit
@@ -172,14 +182,6 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, _user_data_home: Path) -
     # the kernels tests start keep their history here, not in the user's ~/.ipython (shared
     # by every test process at once)
     monkeypatch.setenv("IPYTHONDIR", str(_user_data_home / "ipython"))
-
-
-@pytest.fixture
-def outside_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Runs the test in its own folder: commands it runs in-process without ``--db`` or
-    ``--log`` then log beside the test's default database, not into the checkout's
-    ``fleet.db.log`` or ``fleet-server.log``."""
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,6 @@ from fleetlab.experiments._trial import trial_schema
 from fleetlab.store import open_store, url
 from fleetlab.store.postgres.cluster import TempCluster
 
-# commands run in-process without --db log beside the default database: not the checkout's
-pytestmark = pytest.mark.usefixtures("outside_checkout")
-
 PASSWORD = "right-horse"  # PASSWORD_ROLE's, as tests/test_store_backends.py sets it
 
 SMALL = """

@@ -41,6 +41,7 @@ CHECKOUT_DB = str(Path(__file__).resolve().parents[1] / "fleet.db")
         ("sqlite:///abs/with%20space.db", None, "/abs/with space.db"),
     ],
 )
+@pytest.mark.in_checkout  # the default in a checkout: its root's fleet.db
 def test_resolve(
     where: str | Path | None, env: str | None, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,7 +408,6 @@ def test_digest_bad_url_is_refused() -> None:
 DIGEST_WEEK = "2026-W45"
 
 
-@pytest.mark.usefixtures("outside_checkout")  # the fleet's workspaces go in the current folder
 def test_digest_on_postgresql_writes_no_password(pg_cluster: Any, tmp_path: Path) -> None:
     """The report of a database reached with a password: the run works (the kernel got the
     whole URL), and no file of the report, nor the command's output, holds the password.

@@ -34,9 +34,6 @@ from tests.helpers.browser import CHROMIUM_ARGS
 from tests.helpers.refusals import one_error_line, snapshot
 from tests.helpers.simulated_week import WEEK, copy_week
 
-# commands run in-process without --db log beside the default database: not the checkout's
-pytestmark = pytest.mark.usefixtures("outside_checkout")
-
 NOTEBOOK = "weekly_digest.ipynb"
 
 

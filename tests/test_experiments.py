@@ -30,9 +30,6 @@ from fleetlab.models.registry import get_model, register_backend, unregister_bac
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.store import open_store
 
-# commands run in-process without --db log beside the default database: not the checkout's
-pytestmark = pytest.mark.usefixtures("outside_checkout")
-
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = """

@@ -32,9 +32,6 @@ from fleetlab.models.registry import get_model, register_backend, unregister_bac
 from fleetlab.models.types import ModelRequest, ModelResponse
 from fleetlab.testing import FakeMessagesAPI, Fault
 
-# commands run in-process without --db log beside the default database: not the checkout's
-pytestmark = pytest.mark.usefixtures("outside_checkout")
-
 AGENTS = """
 name = "infra"
 model = "flaky:instant"

@@ -434,12 +434,7 @@ def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     script.write_text(KILL_WORKER, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,  # its log goes beside the default database there, not in the checkout
-        timeout=300,
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 

@@ -11,9 +11,6 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.experiments import _definition, _version, load, run
 
-# commands run in-process without --db log beside the default database: not the checkout's
-pytestmark = pytest.mark.usefixtures("outside_checkout")
-
 REPO = Path(__file__).resolve().parents[1]
 
 EXPERIMENT = """

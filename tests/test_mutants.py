@@ -46,6 +46,7 @@ def test_score_counts_timeouts_as_killed_and_uncovered_as_survived() -> None:
     ]
 
 
+@pytest.mark.in_checkout  # `make mutants` runs from the checkout: paths are relative to it
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
