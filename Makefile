@@ -97,7 +97,7 @@ pg-deps:
 
 # FLEETLAB_REQUIRE_DEPS turns the browser, sandbox and PostgreSQL tests' "missing" skip into
 # a failure: under `make test` nothing skips silently (pytest by hand still skips, saying why).
-# The suite runs on every core (pytest-xdist, TEST_WORKERS=1 for one process), a whole test
+# The suite runs on every core (pytest-xdist; TEST_WORKERS=0: in one process), a whole test
 # file per worker, the files with slow tests first (tests/conftest.py) so the short ones fill
 # in at the end.
 TEST_WORKERS ?= auto
