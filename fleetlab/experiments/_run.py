@@ -69,6 +69,7 @@ from fleetlab.experiments._progress import NullProgress, ProgressSink, auto_prog
 from fleetlab.experiments._results import ResultsDB, export_parquet, output_dir
 from fleetlab.experiments._toml import load_experiment
 from fleetlab.experiments._trial import (
+    RUN_LOCK,
     InfraFailure,
     LearnerTotals,
     clear_scratch,
@@ -286,7 +287,7 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
     import fcntl  # Unix; fleetlab targets Linux and macOS
 
     _check_folder(folder)
-    path = folder / "run.lock"
+    path = folder / RUN_LOCK
     while True:
         folder.mkdir(parents=True, exist_ok=True)
         handle = path.open("a+")
@@ -343,7 +344,7 @@ def _locked_results(folder: Path, name: str) -> Iterator[ResultsDB]:
     """The run's lock (``_exclusive``) and results. A run that ends before recording anything
     in a folder it made (refused: over the budget, no API key; or interrupted at once)
     leaves no folder behind: it removes the folder, and the parents it made if empty."""
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    made = _missing(folder)
     with _exclusive(folder, name):
         results = ResultsDB(folder)
         try:
@@ -357,6 +358,11 @@ def _locked_results(folder: Path, name: str) -> Iterator[ResultsDB]:
             raise
         finally:
             results.close()
+
+
+def _missing(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, innermost first (``_remove_made``)."""
+    return [p for p in (folder, *folder.parents) if not p.exists()]
 
 
 def _remove_made(files: list[Path], made: list[Path]) -> None:
@@ -740,7 +746,7 @@ async def run_async(
     exp = resolve_experiment(experiment, model)
     if exp.worlds:  # every world in turn, each its own results (see _worlds)
         manifest = output_dir(exp.name, root)
-        made = [p for p in (manifest, *manifest.parents) if not p.exists()]
+        made = _missing(manifest)
         # one worlds run of it at a time (each world has its own lock too): a run stopped
         # early removes the manifest only while no other run can be writing it
         with _exclusive(manifest, exp.name):
@@ -770,13 +776,13 @@ async def run_async(
                 if made and not any(
                     output_dir(exp.for_world(w).name, root).exists() for w in exp.worlds
                 ):
-                    _remove_made([manifest / MANIFEST, manifest / "run.lock"], made)
+                    _remove_made([manifest / MANIFEST, manifest / RUN_LOCK], made)
                 raise
             # the worlds a limit left unstarted still count: planned, and what remains of them
             unstarted = [
                 _left(exp.for_world(world), root) for world in exp.worlds[len(summaries) :]
             ]
-            return combine_summaries(exp, output_dir(exp.name, root), summaries, unstarted)
+            return combine_summaries(exp, manifest, summaries, unstarted)
     _check_batch(exp, batch)
     fleet_db = _trials_db(exp, db)
     folder = output_dir(exp.name, root)

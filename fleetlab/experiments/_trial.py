@@ -180,6 +180,8 @@ def scratch_root(folder: Path) -> Path:
 
 #: In a scratch folder: the experiment folder whose trials work there (``sweep_scratch``).
 _OWNER = "owner"
+#: In an experiment folder: the lock file a run of it holds (``_run._exclusive``).
+RUN_LOCK = "run.lock"
 
 
 def clear_scratch(folder: Path) -> None:
@@ -216,7 +218,7 @@ def sweep_scratch(folder: Path) -> None:
             continue
         stale = root.with_name(f"{root.name}.stale-{os.getpid()}")
         try:
-            lock = os.open(owner / "run.lock", os.O_RDONLY | os.O_NOFOLLOW)
+            lock = os.open(owner / RUN_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             if owner.exists():  # made a moment ago: its run is about to take the lock
                 continue
@@ -226,7 +228,7 @@ def sweep_scratch(folder: Path) -> None:
         try:
             if lock is not None:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if not os.path.samestat(os.fstat(lock), os.stat(owner / "run.lock")):
+                if not os.path.samestat(os.fstat(lock), os.stat(owner / RUN_LOCK)):
                     continue  # that lock file was replaced: a run may hold the new one
             os.rename(root, stale)
         except OSError:  # BlockingIOError: a run of it holds the lock
