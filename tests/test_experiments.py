@@ -507,3 +507,28 @@ def test_one_run_of_an_experiment_at_a_time(tmp_path: Path) -> None:
             run(exp, root=tmp_path / "out", progress=None)
         fcntl.flock(held, fcntl.LOCK_UN)
     assert run(exp, root=tmp_path / "out", limit=1, progress=None).ran == 1
+
+
+def test_a_trials_cost_does_not_depend_on_the_order_its_agents_paid(tmp_path: Path) -> None:
+    """The tree's running total adds each call in commit order, which the timing of its
+    sub-agents' turns decides, and float addition is not associative: 0.1 + 0.2 + 0.3 and
+    0.3 + 0.2 + 0.1 differ in the last bit. A trial's row sums its agents' own costs exactly,
+    so both orders give the cost the exact sum rounds to."""
+    from fractions import Fraction
+
+    from fleetlab.experiments._trial import _collect
+    from fleetlab.orchestrator import Goal, submit_goals
+
+    amounts = (0.1, 0.2, 0.3)
+    exact = float(sum(Fraction(a) for a in amounts))
+    costs = []
+    with open_store(tmp_path / "fleet.db") as store:
+        for order in (amounts, amounts[::-1]):
+            [root] = submit_goals(store, [Goal(title="split", policy="never")])
+            kids = [store.create_task(f"part {i}", parent_id=root.id) for i in (1, 2)]
+            for task, cost in zip([*kids, root], order, strict=True):
+                store.add_usage(task.id, 10, 1, cost)
+            assert store.get_task(root.id).tree_cost_usd == sum(order)  # the running total
+            costs.append(_collect(store, root.id)["cost_usd"])
+    assert sum(amounts) != sum(amounts[::-1])  # the two orders do differ in the last bit
+    assert costs == [exact, exact]

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -255,3 +256,69 @@ async def test_a_fresh_claim_counts_as_a_held_lease(store: Store) -> None:
     assert len(seen) >= 3
     # no lease read between one model call and the next
     assert [b - a for a, b in itertools.pairwise(seen)] == [0] * (len(seen) - 1)
+
+
+def test_a_claim_counts_the_slots_its_own_commit_freed(store: Store) -> None:
+    """``claim_many(worker, n, holding=ids)`` leaves a slot to each of ``ids`` still running
+    under the worker's lease, counted in the claim's transaction: one that has parked to
+    wait for its sub-tasks, one that has finished and one another worker holds take none."""
+    titles = ("parked", "finished", "running", "other's", "q1", "q2", "q3")
+    goals = submit_goals(store, [Goal(title=t, policy="never") for t in titles])
+    parked, finished, running, others, *queued = goals
+    assert [store.claim("w").id for _ in range(3)] == [parked.id, finished.id, running.id]  # type: ignore[union-attr]
+    assert store.claim("x").id == others.id  # type: ignore[union-attr]
+    store.transition(parked.id, "waiting_children")
+    store.transition(finished.id, "completed")
+    held = [parked.id, finished.id, running.id, others.id]
+    # 4 slots, of which only "running" is still taken: 3 claims, the queued ones in order
+    claimed = store.claim_many("w", 4, holding=held, exclude=held)
+    assert [t.id for t in claimed] == [q.id for q in queued]
+    # every slot taken (three running under "w" and one asked for): nothing is claimed
+    [extra] = submit_goals(store, [Goal(title="q4", policy="never")])
+    assert store.claim_many("w", 4, holding=held + [t.id for t in claimed]) == []
+    assert store.get_task(extra.id).status == "queued"
+
+
+async def test_sub_agents_start_together_when_a_tick_lands_in_the_spawning_commit(
+    store: Store, clock: FakeClock
+) -> None:
+    """A goal split four ways, on four slots: its sub-agents share a workspace, so when each
+    starts decides what the others find there. A scheduler tick whose claim lands in the
+    very commit that spawns them (the parent still counted as running) must claim all four,
+    so the sub-agents interleave as without the tick: the same tool calls, in the same
+    order, and the same tokens."""
+    cfg = config(concurrency=4, max_fanout=4, max_depth=1)
+    split = "core:logging-migration"  # four parts: two search the files others rewrite
+
+    async def run_goal(tick_at_spawn: bool) -> tuple[list[tuple[str, str, str]], int]:
+        [goal] = submit_goals(store, [Goal(task=split, policy="always", instance=1)])
+        fleet = Fleet(store, sim(clock, seed=1), cfg, trace_id=goal.trace_id)
+        ticks: list[asyncio.Future[None]] = []
+        if tick_at_spawn:
+            write = store.write
+
+            async def write_and_tick(op: Any) -> Any:
+                if "_wait" in getattr(op, "__qualname__", ""):  # a parent parks for children
+                    # runs before the commit is taken: its claim joins the spawn's commit
+                    ticks.append(asyncio.ensure_future(fleet._fill_slots()))
+                return await write(op)
+
+            store.write = write_and_tick  # type: ignore[method-assign]
+        try:
+            await fleet.run(until_idle=True)
+        finally:
+            store.__dict__.pop("write", None)
+        # planner, executors and validator were each spawned with a tick beside them
+        assert not tick_at_spawn or (len(ticks) >= 3 and all(t.done() for t in ticks))
+        titles = {t.id: t.title for t in store.tasks(trace_id=goal.trace_id)}
+        calls = [
+            (titles[e.task_id], e.attrs["tool"], str(e.attrs.get("path", "")))
+            for e in store.events(trace_id=goal.trace_id, kind="tool.call")
+        ]
+        done = store.get_task(goal.id)
+        return calls, done.tree_tokens_in
+
+    plain = await run_goal(tick_at_spawn=False)
+    ticked = await run_goal(tick_at_spawn=True)
+    assert len({title for title, _, _ in plain[0]}) >= 5  # four executors and the validator
+    assert ticked == plain

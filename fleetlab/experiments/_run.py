@@ -16,9 +16,12 @@ sequence rather than replaying updates afterwards because a learner's choice in 
 depends on what it learned from trials 1..k-1: a replay would need the trial's outcome
 before its choice. Which worker runs a trial does not matter (its learner state comes with
 it), so its results are the same with any number of workers; so are every
-fixed variant's, whose trials depend only on (variant, task, seed), except that a split goal's
-sub-agents running at once (``agent_concurrency`` above 1) share its workspace: which one runs
-first can change what another finds there, and so, now and then, a trial's tokens and cost.
+fixed variant's, whose trials depend only on (variant, task, seed). A split goal's sub-agents
+share its workspace, so when each starts decides what the others find there: they are claimed
+in one round however the fleet's ticks fall (``Store.claim_many``'s ``holding``), and a
+trial's cost adds its agents' costs exactly (not in commit order). That holds while a goal's
+sub-tasks fit its fleet's slots (``max_fanout`` at most ``agent_concurrency``, as in the
+shipped experiments); with more, which one takes a slot freed mid-run can depend on timing.
 
 What contention a trial meets: ``concurrency`` trials share one interpreter (about one core)
 with one process, and in each worker process alike, so a trial gets about the same share of a

@@ -48,6 +48,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -418,7 +419,9 @@ def _collect(store: Store, root_id: str) -> dict[str, Any]:
         "tokens": root.tree_tokens_in + root.tree_tokens_out,
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
-        "cost_usd": root.tree_cost_usd,
+        # each task's own cost, added exactly: the tree's running total is summed in commit
+        # order, which the timing of its agents' turns decides, down to the last bit
+        "cost_usd": math.fsum(t.cost_usd for t in tree),
         "sim_time_s": critical_path_s(tree, latency),
         "agents": root.tree_agents + 1,
         "depth": max(t.depth for t in tree),

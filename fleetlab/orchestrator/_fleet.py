@@ -192,10 +192,14 @@ class Fleet(Phases):
         if free <= 0:
             return
         # Never a task this fleet is still running, whatever its lease says: the coroutine
-        # that runs it may only be slow (a long call, a blocked loop), not gone.
+        # that runs it may only be slow (a long call, a blocked loop), not gone. The free
+        # slots are counted when the claim commits: a task parked by the same commit (its
+        # sub-tasks just spawned) holds none, so its sub-tasks all start in one round.
+        running = tuple(self._running)
         claim = functools.partial(
-            self.store.claim_many, self.worker, free, lease_s=self.config.lease_s,
-            aging_s=self.config.aging_s, trace_id=self.trace_id, exclude=tuple(self._running),
+            self.store.claim_many, self.worker, self.config.concurrency,
+            lease_s=self.config.lease_s, aging_s=self.config.aging_s, trace_id=self.trace_id,
+            exclude=running, holding=running,
         )  # fmt: skip
         for task in await self.store.write(claim):  # one commit for the whole round
             self.report.claimed += 1

@@ -929,11 +929,21 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         aging_s: float | None = None,
         trace_id: str | None = None,
         exclude: Collection[str] = (),
+        holding: Collection[str] = (),
     ) -> list[Task]:
-        """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round."""
+        """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round.
+
+        ``holding``: tasks ``worker`` runs, each of which takes one of the ``n`` slots while
+        it is still running under ``worker``'s lease. They are counted in the claim's own
+        transaction, so a task that an earlier write of the same group commit parked (waiting
+        for its sub-tasks) or ended frees its slot: a goal's sub-tasks are claimed together
+        however the round's timing falls, and a simulated run's agents interleave alike.
+        """
         claimed: list[Task] = []
         with self.tx():
-            for row in self._runnable(n, aging_s, trace_id, exclude):
+            if holding:
+                n -= self._still_running(worker, holding)
+            for row in self._runnable(n, aging_s, trace_id, exclude) if n > 0 else ():
                 task = Task.from_row(row)
                 if task.status == "running":
                     claimed.append(self._reclaim(task, worker, self._now_us(), lease_s))
@@ -942,6 +952,16 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                         self.transition_task(task, "running", worker=worker, lease_s=lease_s)
                     )
         return claimed
+
+    def _still_running(self, worker: str, ids: Collection[str]) -> int:
+        """How many of ``ids`` are running under ``worker``'s lease."""
+        marks = ",".join("?" * len(ids))
+        row = self._conn.execute(
+            f"SELECT COUNT(*) FROM tasks WHERE status = 'running' AND lease_owner = ?"
+            f" AND id IN ({marks})",
+            [worker, *ids],
+        ).fetchone()
+        return int(row[0])
 
     def _runnable(
         self, n: int, aging_s: float | None, trace_id: str | None, exclude: Collection[str]
