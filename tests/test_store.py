@@ -3,9 +3,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -745,3 +746,21 @@ def test_a_tasks_ancestors_are_read_once_per_store(db_path: Path, clock: FakeClo
         assert [(t.tree_tokens_in, t.tree_tokens_out) for t in got] == [(202, 20)] * 3
         assert [t.tree_cost_usd for t in got] == [1.0] * 3
         assert [t.tokens_in for t in got] == [0, 0, 202]
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "on_the_loop"), [("FULL", False), ("NORMAL", False), ("OFF", True)]
+)
+async def test_a_commit_leaves_the_event_loop_only_when_it_can_wait_on_the_disk(
+    tmp_path: Path, synchronous: Literal["FULL", "NORMAL", "OFF"], on_the_loop: bool
+) -> None:
+    """A group commit that may wait for the disk runs in a worker thread, so the event loop
+    serves other agents meanwhile. With ``synchronous=OFF`` SQLite never waits (a trial's
+    throwaway fleet): the commit runs on the loop's own thread, where the hand-off would cost
+    more than the commit itself."""
+    with open_store(tmp_path / "fleet.db", synchronous=synchronous) as store:
+        ran_on: list[int] = []
+        await store.write(lambda: ran_on.append(threading.get_ident()))
+        assert store.tasks() == []  # the write committed, wherever it ran
+    assert len(ran_on) == 1
+    assert (ran_on[0] == threading.get_ident()) is on_the_loop

@@ -145,6 +145,9 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         self._ancestors: dict[str, list[str]] = {}
         self._pending: list[Event] = []
         self._queues: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any]]] = {}
+        #: whether a commit may wait on the disk (or a server), so ``write`` runs it in a
+        #: worker thread; a backend that never waits (SQLite with ``synchronous=OFF``) says no
+        self._commit_waits_for_disk = True
         #: commits made through this store so far (budget snapshots name the one they saw)
         self._commit_no = 0
         #: goal id -> (the commit it was read at, its budget row): see ``committed_budget``
@@ -295,7 +298,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         Operations submitted while a commit is in flight share the next transaction, so many
         agents' turns cost one fsync between them; each caller resumes only once its own
         work is durable, and the event loop keeps running while the engine syncs (the commit
-        runs in a worker thread). An operation that raises is rolled back alone (a savepoint) and
+        runs in a worker thread; on a store that never waits for the disk, SQLite with
+        ``synchronous=OFF`` as a trial's throwaway fleet uses, on the loop itself). An operation that raises is rolled back alone (a savepoint) and
         its exception re-raised to its caller; the others commit.
         """
         result: T = await self._enqueue(operation)
@@ -376,7 +380,11 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 batch = self._queues.pop(loop, [])
                 if not batch:
                     break
-                outcomes = await asyncio.to_thread(self._commit_batch, [op for op, _ in batch])
+                ops = [op for op, _ in batch]
+                if self._commit_waits_for_disk:
+                    outcomes = await asyncio.to_thread(self._commit_batch, ops)
+                else:  # nothing to wait for: a thread hop would cost more than the commit
+                    outcomes = self._commit_batch(ops)
                 for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                     if future.cancelled():
                         continue
