@@ -299,8 +299,9 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         agents' turns cost one fsync between them; each caller resumes only once its own
         work is durable, and the event loop keeps running while the engine syncs (the commit
         runs in a worker thread; on a store that never waits for the disk, SQLite with
-        ``synchronous=OFF`` as a trial's throwaway fleet uses, on the loop itself). An operation that raises is rolled back alone (a savepoint) and
-        its exception re-raised to its caller; the others commit.
+        ``synchronous=OFF`` as a trial's throwaway fleet uses, on the loop itself). An
+        operation that raises is rolled back alone (a savepoint) and its exception re-raised to
+        its caller; the others commit.
         """
         result: T = await self._enqueue(operation)
         return result
