@@ -258,25 +258,65 @@ async def test_a_fresh_claim_counts_as_a_held_lease(store: Store) -> None:
     assert [b - a for a, b in itertools.pairwise(seen)] == [0] * (len(seen) - 1)
 
 
-def test_a_claim_counts_the_slots_its_own_commit_freed(store: Store) -> None:
-    """``claim_many(worker, n, holding=ids)`` leaves a slot to each of ``ids`` still running
-    under the worker's lease, counted in the claim's transaction: one that has parked to
-    wait for its sub-tasks, one that has finished and one another worker holds take none."""
-    titles = ("parked", "finished", "running", "other's", "q1", "q2", "q3")
+def test_a_claim_gives_a_parked_tasks_slot_to_whatever_it_spawned(store: Store) -> None:
+    """``claim_many(worker, n, parked=ids)``: each of ``ids`` that the claim's own transaction
+    finds waiting for its sub-tasks adds a slot to ``n``; one still running (its park not yet
+    committed, or never to be: it was cancelled, or its lease went to another worker) adds
+    none."""
+    titles = ("parked", "running", "cancelled", "other's", "q1", "q2", "q3")
     goals = submit_goals(store, [Goal(title=t, policy="never") for t in titles])
-    parked, finished, running, others, *queued = goals
-    assert [store.claim("w").id for _ in range(3)] == [parked.id, finished.id, running.id]  # type: ignore[union-attr]
+    parked, running, cancelled, others, *queued = goals
+    assert [store.claim("w").id for _ in range(3)] == [parked.id, running.id, cancelled.id]  # type: ignore[union-attr]
     assert store.claim("x").id == others.id  # type: ignore[union-attr]
     store.transition(parked.id, "waiting_children")
-    store.transition(finished.id, "completed")
-    held = [parked.id, finished.id, running.id, others.id]
-    # 4 slots, of which only "running" is still taken: 3 claims, the queued ones in order
-    claimed = store.claim_many("w", 4, holding=held, exclude=held)
-    assert [t.id for t in claimed] == [q.id for q in queued]
-    # every slot taken (three running under "w" and one asked for): nothing is claimed
-    [extra] = submit_goals(store, [Goal(title="q4", policy="never")])
-    assert store.claim_many("w", 4, holding=held + [t.id for t in claimed]) == []
-    assert store.get_task(extra.id).status == "queued"
+    store.transition(cancelled.id, "cancelled")
+    mine = [parked.id, running.id, cancelled.id, others.id]
+    # no slot of its own, and one parked: one claim, the first queued
+    claimed = store.claim_many("w", 0, parked=mine, exclude=mine)
+    assert [t.id for t in claimed] == [queued[0].id]
+    # one slot of its own, and nothing parked: one claim
+    claimed = store.claim_many("w", 1, parked=[running.id, cancelled.id, others.id])
+    assert [t.id for t in claimed] == [queued[1].id]
+    assert store.get_task(queued[2].id).status == "queued"
+
+
+async def test_a_task_cancelled_mid_call_keeps_its_slot_until_its_agent_stops(
+    store: Store, clock: FakeClock
+) -> None:
+    """Two slots. A goal is cancelled while its agent's model call is in flight: the agent
+    runs until that call returns, so the fleet must not start a third agent meanwhile,
+    whatever the database says of the cancelled task."""
+    [long] = submit_goals(store, [Goal(task=LONG.key, policy="never", priority=90)])
+    submit_goals(
+        store, [Goal(task=SIMPLE.key, policy="never", priority=10, instance=i) for i in range(4)]
+    )
+    in_flight = most = 0
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def before(request: ModelRequest) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            if LONG.key in _task_line(request) and not release.is_set():
+                held.set()
+                await release.wait()  # the long goal's call is in flight until released
+            else:
+                await asyncio.sleep(0.002)  # calls take real time, so they overlap
+        finally:
+            in_flight -= 1
+
+    fleet = Fleet(store, Hooked(sim(clock), before), config(concurrency=2, max_preemptions=0))
+    run = asyncio.create_task(fleet.run(until_idle=True))
+    await held.wait()
+    store.transition(long.id, "cancelled", error="cancelled by the user")
+    for _ in range(50):  # the other slot works through the queue meanwhile
+        await asyncio.sleep(0.005)
+    release.set()
+    await run
+    assert store.get_task(long.id).status == "cancelled"
+    assert len(store.events(kind="task.completed")) + len(store.events(kind="task.failed")) == 4
+    assert most == 2
 
 
 async def test_sub_agents_start_together_when_a_tick_lands_in_the_spawning_commit(
@@ -309,7 +349,9 @@ async def test_sub_agents_start_together_when_a_tick_lands_in_the_spawning_commi
         finally:
             store.__dict__.pop("write", None)
         # planner, executors and validator were each spawned with a tick beside them
-        assert not tick_at_spawn or (len(ticks) >= 3 and all(t.done() for t in ticks))
+        assert not tick_at_spawn or (
+            len(ticks) >= 3 and all(t.done() and t.exception() is None for t in ticks)
+        )
         titles = {t.id: t.title for t in store.tasks(trace_id=goal.trace_id)}
         calls = [
             (titles[e.task_id], e.attrs["tool"], str(e.attrs.get("path", "")))

@@ -18,7 +18,7 @@ before its choice. Which worker runs a trial does not matter (its learner state 
 it), so its results are the same with any number of workers; so are every
 fixed variant's, whose trials depend only on (variant, task, seed). A split goal's sub-agents
 share its workspace, so when each starts decides what the others find there: they are claimed
-in one round however the fleet's ticks fall (``Store.claim_many``'s ``holding``), and a
+in one round however the fleet's ticks fall (``Store.claim_many``'s ``parked``), and a
 trial's cost adds its agents' costs exactly (not in commit order). That holds while a goal's
 sub-tasks fit its fleet's slots (``max_fanout`` at most ``agent_concurrency``, as in the
 shipped experiments); with more, which one takes a slot freed mid-run can depend on timing.

@@ -58,6 +58,7 @@ class Fleet(Phases):
         self.on_change: Callable[[], None] | None = None
         self._running: dict[str, tuple[asyncio.Task[None], Task]] = {}
         self._yield: set[str] = set()
+        self._parking: set[str] = set()  # running, with their park (``_wait``) under way
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` runs on
         self._ended = asyncio.Event()
@@ -188,18 +189,18 @@ class Fleet(Phases):
         return pending_count(self.store, self.trace_id) == 0
 
     async def _fill_slots(self) -> None:
+        parked = tuple(self._parking)
         free = self.config.concurrency - len(self._running)
-        if free <= 0:
+        if free + len(parked) <= 0:
             return
         # Never a task this fleet is still running, whatever its lease says: the coroutine
-        # that runs it may only be slow (a long call, a blocked loop), not gone. The free
-        # slots are counted when the claim commits: a task parked by the same commit (its
-        # sub-tasks just spawned) holds none, so its sub-tasks all start in one round.
-        running = tuple(self._running)
+        # that runs it may only be slow (a long call, a blocked loop), not gone. A task
+        # parking (its sub-tasks spawned in the same commit as the park) hands them its slot
+        # if the park has committed by the claim: see ``Store.claim_many``.
         claim = functools.partial(
-            self.store.claim_many, self.worker, self.config.concurrency,
-            lease_s=self.config.lease_s, aging_s=self.config.aging_s, trace_id=self.trace_id,
-            exclude=running, holding=running,
+            self.store.claim_many, self.worker, free, lease_s=self.config.lease_s,
+            aging_s=self.config.aging_s, trace_id=self.trace_id, exclude=tuple(self._running),
+            parked=parked,
         )  # fmt: skip
         for task in await self.store.write(claim):  # one commit for the whole round
             self.report.claimed += 1
@@ -302,6 +303,7 @@ class Fleet(Phases):
             self._leases.pop(task.id, None)
             self._held_until.pop(task.id, None)
             self._yield.discard(task.id)
+            self._parking.discard(task.id)
             self._ended.set()
             if self.on_change is not None:
                 self.on_change()

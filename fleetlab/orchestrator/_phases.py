@@ -87,6 +87,7 @@ class Phases:
     report: FleetReport
     _stopping: bool
     _yield: set[str]
+    _parking: set[str]
 
     _workspaces: dict[str, Workspace]
     _goal_tasks: dict[str, SuiteTask]
@@ -442,6 +443,7 @@ class Phases:
             make_children()
             self.store.transition(task.id, "waiting_children", lease=lease, spec=spec)
 
+        self._parking.add(task.id)  # a claim in the same commit may hand its slot on
         await self.store.write(op)
 
     async def _plan(self, task: Task) -> None:

@@ -298,8 +298,8 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         Operations submitted while a commit is in flight share the next transaction, so many
         agents' turns cost one fsync between them; each caller resumes only once its own
         work is durable, and the event loop keeps running while the engine syncs (the commit
-        runs in a worker thread; on a store that never waits for the disk, SQLite with
-        ``synchronous=OFF`` as a trial's throwaway fleet uses, on the loop itself). An
+        runs in a worker thread; on the loop itself where nothing can make it wait: SQLite with
+        ``synchronous=OFF``, as a trial's throwaway fleet uses, and no event sinks). An
         operation that raises is rolled back alone (a savepoint) and its exception re-raised to
         its caller; the others commit.
         """
@@ -382,7 +382,7 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                 if not batch:
                     break
                 ops = [op for op, _ in batch]
-                if self._commit_waits_for_disk:
+                if self._commit_waits_for_disk or self.sinks:  # (a sink may be slow)
                     outcomes = await asyncio.to_thread(self._commit_batch, ops)
                 else:  # nothing to wait for: a thread hop would cost more than the commit
                     outcomes = self._commit_batch(ops)
@@ -938,20 +938,21 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
         aging_s: float | None = None,
         trace_id: str | None = None,
         exclude: Collection[str] = (),
-        holding: Collection[str] = (),
+        parked: Collection[str] = (),
     ) -> list[Task]:
         """Up to ``n`` claims (see ``claim``) in one transaction: one commit per round.
 
-        ``holding``: tasks ``worker`` runs, each of which takes one of the ``n`` slots while
-        it is still running under ``worker``'s lease. They are counted in the claim's own
-        transaction, so a task that an earlier write of the same group commit parked (waiting
-        for its sub-tasks) or ended frees its slot: a goal's sub-tasks are claimed together
-        however the round's timing falls, and a simulated run's agents interleave alike.
+        ``parked``: tasks whose slots are not among the ``n`` because ``worker`` still runs
+        them, each on its way to park (wait for the sub-tasks it spawns). Each one the claim's
+        own transaction finds waiting for its sub-tasks adds a slot: when the park lands in
+        the same group commit as the claim, the sub-tasks it spawned take its place at once,
+        so they start together however the claim's timing falls (and a simulated run's
+        agents interleave alike).
         """
         claimed: list[Task] = []
         with self.tx():
-            if holding:
-                n -= self._still_running(worker, holding)
+            if parked:
+                n += self._parked(parked)
             for row in self._runnable(n, aging_s, trace_id, exclude) if n > 0 else ():
                 task = Task.from_row(row)
                 if task.status == "running":
@@ -962,13 +963,12 @@ class Store(ScheduleOps, LearnerOps, WorkerOps, abc.ABC):
                     )
         return claimed
 
-    def _still_running(self, worker: str, ids: Collection[str]) -> int:
-        """How many of ``ids`` are running under ``worker``'s lease."""
+    def _parked(self, ids: Collection[str]) -> int:
+        """How many of ``ids`` are waiting for their sub-tasks."""
         marks = ",".join("?" * len(ids))
         row = self._conn.execute(
-            f"SELECT COUNT(*) FROM tasks WHERE status = 'running' AND lease_owner = ?"
-            f" AND id IN ({marks})",
-            [worker, *ids],
+            f"SELECT COUNT(*) FROM tasks WHERE status = 'waiting_children' AND id IN ({marks})",
+            list(ids),
         ).fetchone()
         return int(row[0])
 

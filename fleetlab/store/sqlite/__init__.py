@@ -88,7 +88,7 @@ class SQLiteStore(Store):
             if not memory:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            self._commit_waits_for_disk = synchronous != "OFF" and not memory
+            self._commit_waits_for_disk = synchronous != "OFF"
             # Savepoint journals (one per group-committed operation) stay in memory: they
             # only ever hold a batch's pages, and writing them to temp files doubled the bytes
             # written per turn.
