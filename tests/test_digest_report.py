@@ -223,7 +223,7 @@ def test_digest_writes_the_report_folder(run: Run) -> None:
         (["--week", "2026-W99"], "week '2026-W99' does not exist"),
         (["--week", "48"], "malformed week '48'"),
         (["--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
-        (["--db", "{tmp}/missing.db"], "does not exist"),
+        (["--db", "{tmp}/missing.db"], "no fleet database at"),
         (["--model", "gpt:4"], "unknown model backend"),
     ],
 )

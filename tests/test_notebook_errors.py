@@ -47,7 +47,7 @@ def _run(parameters: dict[str, Any], output: Path) -> Any:
     [
         ({"tz": "Mars/Olympus"}, "error: unknown time zone 'Mars/Olympus'"),
         ({"db": 5}, "error: db is the int 5, not a path"),
-        ({"db": "{tmp}/missing.db"}, "error: db '{tmp}/missing.db' does not exist"),
+        ({"db": "{tmp}/missing.db"}, "error: no fleet database at '{tmp}/missing.db'"),
         ({"out_dir": "{tmp}/notes.txt/reports"}, "error: out_dir '{tmp}/notes.txt/reports'"),
         ({"week": "9998-W10"}, "error: week 9998-W10 has not started"),
         ({"model": "gpt:4"}, "error: unknown model backend"),

@@ -148,8 +148,8 @@ def _database(db: str | Path | None) -> str:
         path = Path(target)
         if not path.exists():
             raise UserError(
-                f"db {str(path)!r} does not exist: give the fleet's database (--db PATH, the"
-                " notebook's db, or $FLEETLAB_DB), e.g. after `fleetlab fleet simulate`"
+                f"no fleet database at {str(path)!r}: give the fleet's database (--db PATH,"
+                " the notebook's db, or $FLEETLAB_DB), e.g. after `fleetlab fleet simulate`"
             )
         if not path.is_file():
             raise UserError(f"db {str(path)!r} is not a file: give the fleet's SQLite database")
