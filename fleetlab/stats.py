@@ -204,13 +204,19 @@ def cluster_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
     n = _same_length(values=values, clusters=clusters)
     if n == 0:
         raise ValueError("values must not be empty")
-    mean = math.fsum(values) / n
-    groups = _group([v - mean for v in values], clusters)
+    # Computed on values / scale and scaled back (se is linear in the values): squares of
+    # values near 1e160 would overflow, and of values near 1e-160 underflow to zero.
+    scale = max(abs(float(v)) for v in values)
+    if scale == 0.0 or not math.isfinite(scale):
+        scale = 1.0
+    unit = [float(v) / scale for v in values]
+    mean = math.fsum(unit) / n
+    groups = _group([v - mean for v in unit], clusters)
     g = len(groups)
     if g < 2:
         return math.nan
     total = math.fsum(math.fsum(group) ** 2 for group in groups)
-    return math.sqrt(g / (g - 1) * total / n**2)
+    return scale * math.sqrt(g / (g - 1) * total) / n
 
 
 def paired_z_test(

@@ -325,6 +325,18 @@ def test_cluster_se_depends_on_grouping_not_labels_or_order() -> None:
     )
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+def test_cluster_se_of_tiny_and_huge_values_is_the_textbook_value_scaled(scale: float) -> None:
+    # Oracle: statistics.stdev on the unscaled values (se is linear in them). Squaring the
+    # scaled residuals directly overflows at 1e160 and underflows to 0 at 1e-160.
+    values = [0.3, 1.7, 2.2, -0.4, 5.1]
+    textbook = statistics.stdev(values) / math.sqrt(len(values))
+    se = cluster_se([v * scale for v in values], list(range(len(values))))
+    assert se / scale == pytest.approx(textbook, rel=1e-12)
+    by_hand = cluster_se([v * scale for v in (1.0, 2.0, 3.0, 6.0)], ["a", "a", "b", "b"])
+    assert by_hand / scale == pytest.approx(1.5, rel=1e-12)
+
+
 def test_cluster_se_is_undefined_with_one_cluster() -> None:
     assert math.isnan(cluster_se([1.0, 2.0, 3.0], ["t", "t", "t"]))
 
@@ -1181,6 +1193,15 @@ def test_paired_z_test_against_the_textbook_z() -> None:
         assert paired_z_test(diffs, clusters) == pytest.approx(extreme / len(patterns))
     assert paired_z_test([0.001] * 5) > 0.05  # five tasks agreeing prove nothing at 5%
     assert math.isnan(paired_z_test([1.0, 2.0], ["a", "a"]))
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_paired_z_test_of_tiny_and_huge_differences_is_the_textbook_z(scale: float) -> None:
+    # Oracle: the textbook z on the unscaled differences (z does not depend on the unit).
+    diffs = [1.0, 2.0, -1.0, 3.0]
+    z = statistics.mean(diffs) / (statistics.stdev(diffs) / math.sqrt(len(diffs)))
+    expected = 2 * scipy_stats.norm.sf(z)
+    assert paired_z_test([d * scale for d in diffs]) == pytest.approx(expected, rel=1e-12)
 
 
 # --- share_of_way: Fieller's interval for (L - W) / (B - W) of paired means ---------------
