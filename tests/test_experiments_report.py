@@ -372,6 +372,55 @@ def test_the_verdict_comes_first_and_matches_independent_statistics(
     assert "Holm p" in out
 
 
+def test_a_partial_run_never_calls_the_best_ahead_of_a_variant_it_trails_paired(
+    tmp_path: Path,
+) -> None:
+    """In a partial run the means cover different trials: ``lead`` ran only the first four
+    tasks (passing 70%), ``full`` ran all eight, passing all of the first four and none of
+    the rest. ``lead`` has the higher mean, but on the pairs both ran it is 30 points behind;
+    the verdict must not call it ahead of ``full``."""
+    template = _rows()[0]
+    rows = []
+    for trial in range(10):
+        for n, task in enumerate(TASKS):
+            shared = n < 4
+            rows.append(
+                {
+                    **template,
+                    "variant": "full",
+                    "task": task,
+                    "trial": trial,
+                    "seed": trial,
+                    "passed": shared,
+                }
+            )
+            if shared:
+                rows.append(
+                    {
+                        **template,
+                        "variant": "lead",
+                        "policy": "always",
+                        "task": task,
+                        "trial": trial,
+                        "seed": trial,
+                        "passed": (trial + n) % 10 < 7,
+                    }
+                )
+    lead = [r["passed"] for r in rows if r["variant"] == "lead"]
+    full = [r["passed"] for r in rows if r["variant"] == "full"]
+    assert sum(lead) / len(lead) > sum(full) / len(full)  # 70% against 50%: lead ranks first
+    # Oracle: on the 40 shared pairs full passes all and lead fails 12: McNemar b = 12, c = 0.
+    assert mcnemar(12, 0) < 0.05
+    with ResultsDB(output_dir("partial", tmp_path)) as db:
+        db.insert_many(rows)
+    table = compare("partial", root=tmp_path)
+    assert table.best == "lead"
+    first = next(line for line in table.verdict() if line.startswith("lead has the highest"))
+    assert "-30.0 points" in first
+    assert "ahead of" not in first
+    assert "significantly behind full on the (task, trial) pairs both ran" in first
+
+
 def test_holm_adjusts_the_reported_p_values(tmp_path: Path) -> None:
     """Three variants against one baseline: the Holm column is the textbook step-down
     adjustment of the McNemar column, worked here from the discordant counts."""

@@ -82,6 +82,11 @@ def _points(c: Comparison, d: PairedComparison) -> str:
     return _diff_ci(score, _pp).replace("[", "points [", 1)
 
 
+def _difference(d: PairedComparison) -> float:
+    """The paired difference in the objective (success when it prices nothing)."""
+    return (d.score if d.score is not None else d.success).estimate
+
+
 def verdict_lines(c: Comparison) -> list[str]:
     """One sentence per question the experiment answers, most important first: which variant
     is best on the objective and how sure that is (the best against the runner-up, Holm over
@@ -114,13 +119,21 @@ def verdict_lines(c: Comparison) -> list[str]:
         lines.append(f"{what}; it shares no (task, trial) with {runner.variant}: no paired test")
     else:
         family = len(c.versus_best)
-        ahead = [p.baseline for p in c.versus_best if p.score_holm_p < ALPHA]
+        sure = [p for p in c.versus_best if p.score_holm_p < ALPHA]
+        ahead = [p.baseline for p in sure if _difference(p) > 0]
+        # Only where the means cover different trials (a partial run): paired, it is behind.
+        behind = [p.baseline for p in sure if _difference(p) < 0]
         if len(ahead) == family:
             also = f"; significantly ahead of all {family} other variants"
         elif ahead:
             also = f"; significantly ahead of {_names(ahead)} only"
         else:
             also = ""
+        if behind:
+            also += (
+                f"; but significantly behind {_names(behind)} on the (task, trial) pairs both"
+                " ran: the means cover different trials"
+            )
         lines.append(
             f"{what}, {_points(c, d)} over {runner.variant} (next best), "
             f"{_significance(d.score_holm_p, family)}{also}"
