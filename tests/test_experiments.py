@@ -493,6 +493,11 @@ def test_experiments_can_be_built_in_code(tmp_path: Path) -> None:
         Experiment(name="x", variants=(Variant("v", prompt="nope"),))
     with pytest.raises(UserError, match="two variants are named"):
         Experiment(name="x", variants=(Variant("v"), Variant("v")))
+    for seeds in ((-1,), (2**63,)):  # a seed is a goal's instance number: 0 to 2**63 - 1
+        with pytest.raises(
+            UserError, match=r"seeds must be integers from 0 to 9223372036854775807"
+        ):
+            Experiment(name="x", variants=(Variant("v"),), seeds=seeds)
 
 
 def test_one_run_of_an_experiment_at_a_time(tmp_path: Path) -> None:

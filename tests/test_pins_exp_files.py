@@ -99,8 +99,21 @@ def test_keep_trials_from_the_file_decides_which_trial_folders_remain(
     [
         (
             ("seeds = [11, 4, 29]", "seeds = [11, 4, 11]"),
-            r"files\.toml:5: field 'seeds': expected a list of 1 to [\d,]+ distinct integers, "
-            r"one per trial, got \[11, 4, 11\]",
+            r"files\.toml:5: field 'seeds': expected a list of 1 to [\d,]+ distinct integers "
+            r">= 0, one per trial, got \[11, 4, 11\]",
+        ),
+        (  # a seed is a goal's instance number: "#-5" names no task
+            ("seeds = [11, 4, 29]", "seeds = [11, -5]"),
+            r"files\.toml:5: field 'seeds': expected a list .* got \[11, -5\]",
+        ),
+        (
+            ("seeds = [11, 4, 29]", "seed = -5\ntrials = 2"),
+            r"files\.toml:5: field 'seed': expected an integer >= 0, got -5$",
+        ),
+        (  # the instance numbers are 64-bit: seed 2**63 - 1 with a second trial overflows
+            ("seeds = [11, 4, 29]", "seed = 9223372036854775807\ntrials = 2"),
+            r"files\.toml:5: field 'seed': the last trial's seed would be over "
+            r"9223372036854775807: use a smaller seed",
         ),
         (
             ("seeds = [11, 4, 29]", "seeds = []"),

@@ -73,6 +73,7 @@ from fleetlab.suites import SuiteTask, get_suite
 __all__ = [
     "KINDS",
     "MAX_PLANNED_TRIALS",
+    "MAX_SEED",
     "MAX_TRIALS",
     "MAX_VARIANTS",
     "NAME_RE",
@@ -96,6 +97,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,79}$")
 #: The largest shipped experiment, ``worlds_ab``, plans 161,250 trials (about an hour of
 #: ``sim:instant`` on 2 cores); 250,000 leaves it room and still refuses a typo's billions.
 MAX_TRIALS = 1_000  # trials (seeds) per (variant, task)
+MAX_SEED = 2**63 - 1  # a seed is a goal's instance number, stored as a 64-bit integer
 MAX_VARIANTS = 100
 MAX_PLANNED_TRIALS = 250_000  # variants x tasks x trials (x worlds)
 
@@ -279,6 +281,8 @@ class Experiment:
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise UserError(f"seeds must differ from trial to trial, got {list(self.seeds)}")
+        if not all(0 <= seed <= MAX_SEED for seed in self.seeds):
+            raise UserError(f"seeds must be integers from 0 to {MAX_SEED}, got {list(self.seeds)}")
         if self.concurrency < 1:
             raise UserError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.workers is not None and self.workers < 1:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments._definition import (
+    MAX_SEED,
     MAX_TRIALS,
     NAME_RE,
     Experiment,
@@ -40,8 +41,8 @@ _TOP_FIELDS = {
     "suites": "a list of suite names or paths",
     "tasks": "a [tasks] table (include, exclude, tags, complexity, per_complexity)",
     "trials": "an integer >= 1",
-    "seed": "an integer",
-    "seeds": "a list of integers, one per trial",
+    "seed": "an integer >= 0",
+    "seeds": "a list of integers >= 0, one per trial",
     "concurrency": "an integer >= 1",
     "workers": "an integer >= 1 (worker processes; default: one per core)",
     "budget_usd": "a number > 0",
@@ -377,12 +378,12 @@ def _seeds(data: dict[str, Any], where: _Where) -> tuple[int, ...]:
         if (
             not isinstance(seeds, list)
             or not 1 <= len(seeds) <= MAX_TRIALS
-            or not all(_expect_int(s) for s in seeds)
+            or not all(_expect_int(s, 0, MAX_SEED) for s in seeds)
             or len(set(seeds)) != len(seeds)
         ):
             shown = repr(seeds) if len(repr(seeds)) <= 80 else repr(seeds)[:80] + "..."
             raise where.error(
-                f"expected a list of 1 to {MAX_TRIALS:,} distinct integers, one per trial,"
+                f"expected a list of 1 to {MAX_TRIALS:,} distinct integers >= 0, one per trial,"
                 f" got {shown}",
                 key="seeds",
             )
@@ -395,8 +396,12 @@ def _seeds(data: dict[str, Any], where: _Where) -> tuple[int, ...]:
             raise where.error("give either seed (with trials) or seeds, not both", key="seed")
         return tuple(seeds)
     seed = data.get("seed", 0)
-    if not _expect_int(seed):
-        raise where.error(f"expected an integer, got {seed!r}", key="seed")
+    if not _expect_int(seed, 0):
+        raise where.error(f"expected {_TOP_FIELDS['seed']}, got {seed!r}", key="seed")
+    if seed + (trials or 1) - 1 > MAX_SEED:
+        raise where.error(
+            f"the last trial's seed would be over {MAX_SEED}: use a smaller seed", key="seed"
+        )
     return tuple(seed + k for k in range(trials or 1))
 
 
