@@ -121,6 +121,11 @@ BAD_INPUTS = {
         ["ab", "run", "exp.toml", "--out", "missing/x"],
         "--out missing/x: the folder missing does not exist",
     ),
+    "ab run --out where the system makes no folder": (
+        SMALL,
+        ["ab", "run", "exp.toml", "--out", "/proc/fleetlab-nowhere"],
+        "cannot make the experiment's results folder /proc/fleetlab-nowhere/small: No such",
+    ),
     "ab run --model of no backend": (
         SMALL,
         [*AB_RUN, "--model", "nosuch:foo"],

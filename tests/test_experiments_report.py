@@ -421,6 +421,23 @@ def test_a_partial_run_never_calls_the_best_ahead_of_a_variant_it_trails_paired(
     assert "significantly behind full on the (task, trial) pairs both ran" in first
 
 
+def test_a_report_the_system_refuses_to_write_is_one_line(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = Path("/sys/fleetlab-report.html")
+    with pytest.raises(PermissionError):  # the oracle: sysfs takes no new files, even root's
+        target.write_text("x")
+    code = main(["ab", "report", "synthetic", "--out", str(root), "--html", str(target)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"failed: cannot write {target}: Permission denied: give a path you may write to"
+        " (check its permissions and free space)"
+    ]
+    assert "Verdict" in out  # the tables were printed before the page was written
+
+
 def test_holm_adjusts_the_reported_p_values(tmp_path: Path) -> None:
     """Three variants against one baseline: the Holm column is the textbook step-down
     adjustment of the McNemar column, worked here from the discordant counts."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -178,6 +179,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before)
 
 
+#: OS refusals that say where a file went, not what fleetlab did: one line, no traceback.
+_REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
 def _main(argv: Sequence[str] | None) -> int:
     console = _Stdout(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True, emoji=False)  # "anthropic:x:" is no emoji
@@ -203,6 +208,15 @@ def _main(argv: Sequence[str] | None) -> int:
         ):  # stdout's reader left (| head): no failure; a dead worker's pipe is one
             _point_at_devnull(sys.stdout)  # nothing fails at exit flushing what is left
             return 0
+        if isinstance(exc, OSError) and exc.errno in _REFUSED and exc.filename is not None:
+            # the system refused a path the user gave (permissions, a read-only or full disk)
+            where = escape(redact(str(exc.filename)))
+            errors.print(
+                f"[red]failed:[/] cannot write {where}: {exc.strerror}: give a path you may"
+                " write to (check its permissions and free space)",
+                highlight=False,
+            )
+            return 1
         text = redact("".join(traceback.format_exception(exc)))
         errors.print(escape(text.rstrip()), highlight=False, markup=True)
         errors.print("[red]internal error[/]: this is a bug in fleetlab", highlight=False)

@@ -292,8 +292,14 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
     _check_folder(folder)
     path = folder / RUN_LOCK
     while True:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a+")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+")
+        except OSError as exc:
+            raise UserError(
+                f"cannot make the experiment's results folder {folder}:"
+                f" {exc.strerror or exc}: give another --out (or $FLEETLAB_EXPERIMENTS)"
+            ) from exc
         try:
             _flock_soon(handle.fileno())
         except BaseException as exc:  # Ctrl-C in the wait too: the file is closed
