@@ -242,7 +242,8 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
     ), first_line
     assert sum(t.n for t in _totals(db).values()) == 16
     # the same experiment spelt otherwise (a trailing slash, its folder's path) is the same
-    for spelt in ("tiny_ws/", str(tmp_path / "out" / "tiny_ws")):
+    # (and its experiment file, as `ab report` takes it)
+    for spelt in ("tiny_ws/", str(tmp_path / "out" / "tiny_ws"), str(path)):
         assert main(["learn", "--from-experiment", spelt, "--db", str(db)]) == 0
         assert "nothing added" in capsys.readouterr().out.splitlines()[0]
     assert sum(t.n for t in _totals(db).values()) == 16
@@ -279,6 +280,7 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         "error: experiment 'tiny_ws' ran under an objective no longer accepted (field"
         " 'success_value_usd': expected a number > 0, at least 0.001"
     )
+    assert not Path(other).exists()  # a warm start refused leaves no database behind
     assert (
         main(["learn", "--from-experiment", "tiny_ws", "--db", other, "--success-value-usd", "2"])
         == 0

@@ -100,6 +100,22 @@ def db_shown(args: argparse.Namespace) -> str:
     return url.describe(getattr(args, "db", None))
 
 
+@contextlib.contextmanager
+def removed_if_failed(target: str) -> Iterator[None]:
+    """A SQLite file ``target`` that does not exist yet, and that the block creates, is removed
+    again (with its ``-wal`` and ``-shm``) if the block fails: a mistake leaves no database."""
+    created = not url.is_server_url(target) and target != ":memory:" and not Path(target).exists()
+    try:
+        yield
+    except BaseException:
+        if created:
+            base = Path(target)
+            for f in (base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+        raise
+
+
 def db_missing(args: argparse.Namespace) -> bool:
     """True when the command's database is a SQLite file that does not exist."""
     target = db_target(args)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from fleetlab.cli._common import (
     non_negative,
     open_store,
     print_rows,
+    removed_if_failed,
 )
 from fleetlab.clock import from_us, to_us
 from fleetlab.errors import UserError
@@ -186,11 +186,6 @@ def _target(text: str, what: str) -> str:
     return target
 
 
-def _sqlite_files(path: str) -> list[Path]:
-    base = Path(path)
-    return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
-
-
 def cmd_db_copy(args: argparse.Namespace, console: Console) -> int:
     src_target = _target(args.src, "SRC")
     dst_target = _target(args.dst, "DST")
@@ -200,17 +195,13 @@ def cmd_db_copy(args: argparse.Namespace, console: Console) -> int:
             " SRC is an existing file or a postgresql:// URL"
         )
     # A file this command creates is removed again if the copy does not complete.
-    created = [] if url.is_server_url(dst_target) or Path(dst_target).exists() else [dst_target]
-    try:
-        with _store.open_store(src_target) as src, _store.open_store(dst_target) as dst:
-            rows = _copy(src, dst, console, quiet=args.quiet)
-            shown = (src.location, dst.location)
-    except BaseException:
-        for path in created:
-            for f in _sqlite_files(path):
-                with contextlib.suppress(OSError):
-                    f.unlink()
-        raise
+    with (
+        removed_if_failed(dst_target),
+        _store.open_store(src_target) as src,
+        _store.open_store(dst_target) as dst,
+    ):
+        rows = _copy(src, dst, console, quiet=args.quiet)
+        shown = (src.location, dst.location)
     width = max(len(name) for name in rows)
     for name, count in rows.items():
         console.print(f"{name:<{width}}  {count:>12,} rows  verified", highlight=False)

@@ -17,7 +17,15 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from fleetlab.cli._common import db_option, db_shown, guarded, open_store, print_rows
+from fleetlab.cli._common import (
+    db_option,
+    db_shown,
+    db_target,
+    guarded,
+    open_store,
+    print_rows,
+    removed_if_failed,
+)
 from fleetlab.clock import from_us
 from fleetlab.errors import NotFoundError, UserError
 from fleetlab.objective import MIN_SUCCESS_VALUE_USD, Objective
@@ -105,18 +113,23 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
             "--success-value-usd sets the objective of a warm start: give --from-experiment NAME"
             " too (a fleet's own objective is fleet run's --success-value-usd)"
         )
+    experiment = None
     if args.from_experiment:  # a miss names the experiments there are, and creates no database
-        from fleetlab.cli._ab import _missing
+        from fleetlab.cli._ab import _missing, _name
 
-        missing = _missing(args.from_experiment, None, learn=True)
+        experiment = _name(args.from_experiment, None)  # an experiment file: the name in it
+        missing = _missing(experiment, None, learn=True)
         if missing:
             raise NotFoundError(missing)
     notes: list[str] = []
     seeded: Any = None
-    with open_store(args, create=bool(args.from_experiment)) as store:
-        if args.from_experiment:
+    with (
+        removed_if_failed(db_target(args)),  # a warm start refused makes no database
+        open_store(args, create=experiment is not None) as store,
+    ):
+        if experiment is not None:
             seeded, notes = warm_start_from_experiment(
-                store, args.from_experiment, model=args.model, objective=objective
+                store, experiment, model=args.model, objective=objective
             )
         frame = posterior_frame(store)
         left_out = [f"{b}/{a}" for b, a in Learner(store).left_out()]
@@ -231,7 +244,9 @@ def register(sub: Any) -> None:
         " the probability that the arm is the best. --from-experiment NAME first adds that"
         " experiment's trials of fixed strategies (never, always, as_needed, threshold:K).",
     )
-    p.add_argument("--from-experiment", metavar="NAME", help="an experiment with results")
+    p.add_argument(
+        "--from-experiment", metavar="NAME", help="an experiment with results (or its file)"
+    )
     p.add_argument("--model", help="use only the experiment's trials on this model")
     p.add_argument(
         "--success-value-usd",
