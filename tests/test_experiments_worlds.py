@@ -142,6 +142,19 @@ def test_a_limited_worlds_run_counts_the_worlds_it_did_not_reach(tmp_path: Path)
     assert "9 remaining of 24" in second.describe()[0]
 
 
+def test_a_world_dropped_from_the_file_keeps_its_results_in_the_report(tmp_path: Path) -> None:
+    """The file ran in solo, then was edited to run in default: solo's trials are still
+    results of the experiment, loaded and reported beside default's, not silently gone."""
+    path = tmp_path / "edit.toml"
+    path.write_text('name = "edit"\nworlds = ["solo"]\n' + BODY, encoding="utf-8")
+    run(path, root=tmp_path / "out", progress=None, limit=2)
+    path.write_text('name = "edit"\nworlds = ["default"]\n' + BODY, encoding="utf-8")
+    run(path, root=tmp_path / "out", progress=None, limit=3)
+    frame = load("edit", root=tmp_path / "out")
+    counts = dict(frame.group_by("world").len().iter_rows())
+    assert counts == {"solo": 2, "default": 3}  # the trials each run was limited to
+
+
 def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('name = "bad"\nworlds = ["solo", "mars"]\n' + BODY, encoding="utf-8")

@@ -69,17 +69,22 @@ def _folder(name: str, root: str | os.PathLike[str] | None) -> Path:
 
 
 def write_manifest(experiment: Experiment, root: str | os.PathLike[str] | None) -> Path:
-    """Record which worlds ``experiment`` runs in (atomically), in its own folder."""
+    """Record which worlds ``experiment`` runs in (atomically), in its own folder: its worlds,
+    then those an earlier run of the name ran in and the file no longer lists (their results
+    are still there, and a report shows them)."""
     folder = _folder(experiment.name, root)
     folder.mkdir(parents=True, exist_ok=True)
+    worlds = {w: experiment.for_world(w).name for w in experiment.worlds}
+    for world, sub in (worlds_of(experiment.name, root) or {}).items():
+        worlds.setdefault(world, sub)
     target = folder / MANIFEST
     partial = target.with_suffix(".partial")
     partial.write_text(
         json.dumps(
             {
                 "name": experiment.name,
-                "worlds": list(experiment.worlds),
-                "experiments": [experiment.for_world(w).name for w in experiment.worlds],
+                "worlds": list(worlds),
+                "experiments": list(worlds.values()),
                 "objective": experiment.objective.to_dict(),
                 "warmup_passes": experiment.warmup_passes,
             }
