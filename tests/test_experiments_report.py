@@ -438,6 +438,19 @@ def test_a_report_the_system_refuses_to_write_is_one_line(
     assert "Verdict" in out  # the tables were printed before the page was written
 
 
+def test_a_variant_compared_with_itself_is_one_line(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["ab", "report", "synthetic", "--out", str(root), "--no-html", "--compare"]
+    assert main([*argv, "split", "split"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: 'split' compared with itself differs by nothing: compare two different"
+        " variants of base, split"
+    ]
+
+
 def test_holm_adjusts_the_reported_p_values(tmp_path: Path) -> None:
     """Three variants against one baseline: the Holm column is the textbook step-down
     adjustment of the McNemar column, worked here from the discordant counts."""

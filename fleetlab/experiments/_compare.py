@@ -643,6 +643,11 @@ def compare(
         for name in pair:
             if name not in order:
                 raise UserError(f"{name!r} has no results: compare two of {', '.join(order)}")
+        if pair[0] == pair[1]:
+            raise UserError(
+                f"{pair[0]!r} compared with itself differs by nothing: compare two different"
+                f" variants of {', '.join(order)}"
+            )
 
     def paired(a: str, b: str) -> PairedComparison | None:
         return _paired(a, b, keyed[a], keyed[b], objective=objective, n_boot=n_boot, seed=seed)
