@@ -310,6 +310,34 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
         assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] > 0  # it ran
 
 
+def test_a_warm_start_from_a_partial_experiment_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleetlab.cli import main
+    from fleetlab.experiments import OUT_ENV, load_experiment, run
+
+    monkeypatch.setenv(OUT_ENV, str(tmp_path / "out"))
+    path = tmp_path / "part_ws.toml"
+    path.write_text(
+        'name = "part_ws"\nmodel = "sim:instant"\nsuites = ["core"]\ntrials = 2\n'
+        '[tasks]\ninclude = ["core:rename-readme", "core:customer-totals"]\n'
+        '[[variants]]\nname = "never"\npolicy = "never"\n'
+        '[[variants]]\nname = "always"\npolicy = "always"\n',
+        encoding="utf-8",
+    )
+    run(load_experiment(path), progress=None, limit=3)
+    db = str(tmp_path / "fleet.db")
+    assert main(["learn", "--from-experiment", "part_ws", "--json", "--db", db]) == 0
+    notes = json.loads(capsys.readouterr().out)["warm_start"]["notes"]
+    # 2 variants x 2 tasks x 2 trials planned, 3 run
+    assert any(n.startswith("a partial experiment: 3 of its 8 planned trials") for n in notes)
+    run(load_experiment(path), progress=None)  # the rest
+    other = str(tmp_path / "other.db")
+    assert main(["learn", "--from-experiment", "part_ws", "--json", "--db", other]) == 0
+    notes = json.loads(capsys.readouterr().out)["warm_start"]["notes"]
+    assert not any("partial" in n for n in notes)
+
+
 def _console_run(db: Path, objective: Objective | None) -> tuple[str, int]:
     """Press Run in the console: the kind of message it shows, and 1 if the fleet started
     (then stopped at once), 0 if it refused."""

@@ -56,6 +56,7 @@ def warm_start_from_experiment(
     if missing:
         raise NotFoundError(missing)
     frame = load(name)
+    finished = frame.height  # of every model's trials, as planned
     models = sorted({str(m) for m in frame["model"].drop_nulls().unique()})
     if model is not None:
         if model not in models:
@@ -69,12 +70,13 @@ def warm_start_from_experiment(
             f"experiment {name!r} ran on several models ({', '.join(models)}):"
             " pick one with --model"
         )
+    folder = output_dir(name)
+    meta = {}
+    if (folder / "results.db").is_file():
+        with ResultsDB(folder) as db:
+            meta = db.meta()
     if objective is None:
-        folder = output_dir(name)
-        recorded = None
-        if (folder / "results.db").is_file():
-            with ResultsDB(folder) as db:
-                recorded = db.meta().get("objective")
+        recorded = meta.get("objective")
         try:
             objective = Objective.parse(json.loads(recorded)) if recorded else DEFAULT_OBJECTIVE
         except UserError as exc:  # recorded before objectives were bounded
@@ -83,6 +85,13 @@ def warm_start_from_experiment(
                 " give the one to learn under with --success-value-usd X"
             ) from None
     notes = [f"objective: {objective.describe()}"]
+    planned = int(meta.get("planned") or 0)
+    if finished < planned:
+        notes.append(
+            f"a partial experiment: {finished:,} of its {planned:,} planned trials have"
+            " finished, and a database takes an experiment's evidence once: for all of it,"
+            " finish the experiment (fleetlab ab run) and seed a fresh database (--db)"
+        )
     if bool(frame["simulated"].any()) if "simulated" in frame.columns else False:
         notes.append(
             "evidence from the SIMULATED model: it says what the simulator rewards, not Claude"
