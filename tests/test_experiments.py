@@ -537,3 +537,32 @@ def test_a_trials_cost_does_not_depend_on_the_order_its_agents_paid(tmp_path: Pa
             costs.append(_collect(store, root.id)["cost_usd"])
     assert sum(amounts) != sum(amounts[::-1])  # the two orders do differ in the last bit
     assert costs == [exact, exact]
+
+
+def test_a_learner_given_trials_before_ones_it_ran_is_told_apart(tmp_path: Path) -> None:
+    """A learner sees its trials in plan order. Trials added after the last one it ran (a
+    further pass) keep that order; a task added to the file puts new trials before ones it
+    already ran, whose results then differ from one uninterrupted run's: the summary says so."""
+    path = tmp_path / "order.toml"
+
+    def write(tasks: list[str], trials: int) -> None:
+        path.write_text(
+            f'name = "order"\nmodel = "sim:instant"\nsuites = ["core"]\ntrials = {trials}\n'
+            f"[tasks]\ninclude = {tasks!r}\n"
+            '[[variants]]\nname = "fixed"\npolicy = "never"\n'
+            '[[variants]]\nname = "learner"\npolicy = "learned"\n',
+            encoding="utf-8",
+        )
+
+    def lines() -> list[str]:
+        summary = run(load_experiment(path), root=tmp_path / "out", progress=None)
+        return [line for line in summary.describe() if "plan order" in line]
+
+    write(["core:rename-readme"], 2)
+    assert lines() == []  # a first run
+    write(["core:rename-readme"], 3)
+    assert lines() == []  # a third pass comes after the two it ran
+    write(["core:rename-readme", "core:customer-totals"], 3)
+    (line,) = lines()
+    assert line.startswith("learner: ")  # the fixed variant learns nothing: no line for it
+    assert "before trials it had already run, in plan order" in line

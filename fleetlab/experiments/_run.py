@@ -130,6 +130,8 @@ class RunSummary:
             schema per trial; None when they ran on SQLite files in their folders.
         lost_workers: why each worker process that died during the run did (its trials in
             flight ran again on the others).
+        out_of_order: one line per learning variant that had trials to run before trials it
+            had already run (see ``_out_of_order``).
     """
 
     experiment: str
@@ -151,6 +153,7 @@ class RunSummary:
     reruns: int = 0
     trials_db: str | None = None
     lost_workers: tuple[str, ...] = ()
+    out_of_order: tuple[str, ...] = ()
     type: Literal["run_summary"] = field(default="run_summary", repr=False)
 
     def describe(self) -> list[str]:
@@ -177,6 +180,7 @@ class RunSummary:
             lines.append(f"stopped early: {self.stopped}")
         for why in self.lost_workers:
             lines.append(f"{why}: its trials in flight ran again on the other workers")
+        lines.extend(self.out_of_order)
         if self.reruns:
             lines.append(
                 f"{self.reruns} attempts failed for infrastructure reasons and were run again "
@@ -802,6 +806,7 @@ async def run_async(
         finished = results.finished()
         todo = [t for t in plan if t.key not in finished]
         skipped = len(plan) - len(todo)
+        out_of_order = _out_of_order(plan, finished)
         cap = exp.budget_usd
         if todo and cap is not None and not exp.simulated and not yes:
             est = await estimate_trials(
@@ -882,6 +887,30 @@ async def run_async(
         reruns=reruns,
         trials_db=url.redacted(fleet_db) if fleet_db else None,
         lost_workers=lost_workers,
+        out_of_order=out_of_order,
+    )
+
+
+def _out_of_order(plan: Sequence[Trial], finished: set[Any]) -> tuple[str, ...]:
+    """A line per learning variant with trials to run that its plan puts before trials it has
+    run (tasks or trials added to the file, or a trial the infrastructure failed): a learner
+    sees its trials in plan order, so these learn from the later ones too, and the variant's
+    results are not those of one uninterrupted run of the file."""
+    last: dict[str, int] = {}
+    for index, trial in enumerate(plan):
+        if trial.variant.learns and trial.key in finished:
+            last[trial.variant.name] = index
+    early: dict[str, int] = {}
+    for index, trial in enumerate(plan[: max(last.values(), default=0)]):
+        name = trial.variant.name
+        if name in last and index < last[name] and trial.key not in finished:
+            early[name] = early.get(name, 0) + 1
+    return tuple(
+        f"{name}: {n} of its trials come before trials it had already run, in plan order"
+        " (tasks added to the file, or trials that failed): they learn from those too, so"
+        f" {name}'s results differ from one uninterrupted run's; run the file under a new"
+        " name for a learning curve that reproduces"
+        for name, n in early.items()
     )
 
 
@@ -922,6 +951,7 @@ def combine_summaries(
         first_error=next((p.first_error for p in parts if p.first_error), None),
         reruns=sum(p.reruns for p in parts),
         lost_workers=tuple(why for p in parts for why in p.lost_workers),
+        out_of_order=tuple(f"{p.experiment}: {line}" for p in parts for line in p.out_of_order),
     )
 
 
