@@ -1,7 +1,7 @@
 """``fleetlab learn``: what the learned policy believes, and a warm start from an experiment.
 
 ``fleetlab learn`` prints the learner's posterior per estimated-complexity bucket and arm
-(mean reward, how many goals, the probability that the arm is the bucket's best).
+(posterior mean reward, how many goals, the probability that the arm is the bucket's best).
 ``fleetlab learn --from-experiment NAME`` first adds the experiment's trials of fixed
 strategies to it (``fleetlab.learning.warm_start``), so a fleet starts from what the last
 experiment found instead of from scratch; an experiment seeds a fleet database once (again:
@@ -205,7 +205,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         )
     print_rows(
         console,
-        ["bucket", "arm", "n", "mean reward", "sd", "P(best)", "preferred"],
+        ["bucket", "arm", "n", "posterior mean", "sd", "P(best)", "preferred"],
         [
             [
                 r["bucket"],
@@ -219,7 +219,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
             for r in rows
         ],
         title=f"what the learner believes ({db_shown(args)})",
-        right=("n", "mean reward", "sd", "P(best)"),
+        right=("n", "posterior mean", "sd", "P(best)"),
     )
     return 0
 
@@ -249,7 +249,8 @@ def register(sub: Any) -> None:
         "learn",
         help="the learned policy's posterior per bucket and arm; --from-experiment seeds it",
         description="Print what the learned policy believes: per estimated-complexity bucket"
-        " and arm (direct, decompose, as_needed), the mean reward, how many goals it saw and"
+        " and arm (direct, decompose, as_needed), the posterior mean reward (the rewards it"
+        " saw, drawn toward what every arm's evidence says), how many goals it saw and"
         " the probability that the arm is the best. --from-experiment NAME first adds that"
         " experiment's trials of fixed strategies (never, always, as_needed, threshold:K).",
     )
