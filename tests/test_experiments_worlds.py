@@ -174,6 +174,7 @@ def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:
     # each refused on its own line of the file, not silently changed
     for head, expected in (
         ('worlds = ["solo@fast"]\n', r":2: field 'worlds': 'solo@fast' is a world with a latency"),
+        ('worlds = ["solo", "solo"]\n', r":2: field 'worlds': list each world once, got \['solo'"),
         (
             'model = "sim:long_thinking@fast"\nworlds = ["solo"]\n',
             r":2: field 'model': with worlds, .* so sim:long_thinking@fast would be ignored",

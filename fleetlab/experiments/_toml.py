@@ -261,6 +261,8 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
             )
         for world in worlds or ():
             _check_world(world, where)
+        if len(set(worlds)) != len(worlds):
+            raise where.error(f"list each world once, got {list(worlds)}", key="worlds")
     # the options as the trials will build the model with them; the spec itself is checked
     # when the experiment runs (``resolve_experiment``): its backend may be registered later
     problem = model_error(model, options)
