@@ -366,6 +366,7 @@ def test_the_verdict_comes_first_and_matches_independent_statistics(
     assert ("not significant" if p >= 0.05 else "significant (") in first
     assert main(["ab", "report", "synthetic", "--out", str(root), "--no-html"]) == 0
     out = capsys.readouterr().out
+    assert f"synthetic: {len(rows)} trials, model sim:instant" in out  # every row, once
     # the verdict is printed before any table
     assert out.index("Verdict") < out.index("By true complexity bucket")
     assert out.index(f"{best} has the highest success") < out.index("Variants")

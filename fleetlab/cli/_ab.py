@@ -175,7 +175,7 @@ def _missing(name: str, root: Path | None, *, learn: bool = False) -> str | None
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from fleetlab.experiments import compare, infra_summary, load, write_report
+    from fleetlab.experiments import compare, infra_summary, write_report
     from fleetlab.experiments._report import format_rows
 
     if args.html is not None and not args.no_html:  # before a word of the report
@@ -199,7 +199,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         from fleetlab.experiments import resolve_experiment
 
         objective = resolve_experiment(args.name).objective
-    frame = load(name, root=args.out)
     comparison = compare(
         name,
         root=args.out,
@@ -217,7 +216,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             soft_wrap=False,  # wrap inside the box, whatever the console's default
         )
     console.print(
-        f"[bold]{escape(name)}[/]: {frame.height} trials, model {escape(comparison.model)}, "
+        f"[bold]{escape(name)}[/]: {comparison.finished} trials, model {escape(comparison.model)},"
+        " "
         f"baseline {escape(comparison.baseline)}; ranked by "
         f"{escape(comparison.objective.describe())}",
         highlight=False,
