@@ -204,6 +204,20 @@ def test_the_table_matches_independent_statistics(root: Path) -> None:
     assert "8 tasks x 3 trials (24 pairs)" in table.mde.text()
 
 
+def test_too_few_pairs_to_detect_anything_is_said_once() -> None:
+    from fleetlab.experiments._compare import DetectableEffect
+
+    # Oracle: the closed form finds no detectable difference at 10 pairs (5 tasks) and 70%.
+    at_pairs, at_tasks = mde_closed_form(10, 0.7), mde_closed_form(5, 0.7)
+    assert math.isinf(at_pairs)
+    assert math.isinf(at_tasks)
+    text = DetectableEffect(10, 5, 0.7, at_pairs, at_tasks).text()
+    assert text == (
+        "with 10 pairs (5 tasks) and a baseline success rate of 70.0%, too few to detect any"
+        " difference in success rate: run more tasks or trials (alpha 0.05, power 80%)"
+    )
+
+
 def test_the_cli_prints_those_numbers_and_says_simulated(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

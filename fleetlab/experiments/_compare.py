@@ -193,6 +193,12 @@ class DetectableEffect:
                 f"{self.baseline_rate:.1%}, no minimum detectable effect can be computed "
                 "(a baseline rate of 0% or 100% has no variance to compare against)"
             )
+        if math.isinf(self.at_pairs):  # not even with independent trials: say it once
+            return (
+                f"with {self.pairs} pairs ({self.tasks} tasks) and a baseline success rate of"
+                f" {self.baseline_rate:.1%}, too few to detect any difference in success rate:"
+                " run more tasks or trials (alpha 0.05, power 80%)"
+            )
         if self.pairs == self.tasks:
             return (
                 f"with {self.tasks} tasks and a baseline success rate of {self.baseline_rate:.1%} "
