@@ -259,10 +259,11 @@ def _build(data: dict[str, Any], where: _Where, path: Path) -> Experiment:
                 " sim:instant",
                 key="model",
             )
-        for world in worlds or ():
+        listed = list(worlds or ())
+        for world in listed:
             _check_world(world, where)
-        if len(set(worlds)) != len(worlds):
-            raise where.error(f"list each world once, got {list(worlds)}", key="worlds")
+        if len(set(listed)) != len(listed):
+            raise where.error(f"list each world once, got {listed}", key="worlds")
     # the options as the trials will build the model with them; the spec itself is checked
     # when the experiment runs (``resolve_experiment``): its backend may be registered later
     problem = model_error(model, options)
