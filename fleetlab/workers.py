@@ -64,10 +64,10 @@ def _alive(pid: int, token: str) -> bool:
 def _started(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks after boot), or None where that is unknown."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_bytes()  # the name may be cut mid-character
     except OSError:
         return None
     # The name in parentheses may hold spaces or ")"; the fields after the last ")" start
     # at the third (state), so the 22nd (starttime) is the 20th of them.
-    fields = stat[stat.rindex(")") + 2 :].split()
+    fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None

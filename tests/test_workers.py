@@ -68,3 +68,23 @@ def test_a_pid_now_used_by_another_process_is_not_the_worker(tmp_path: Path) -> 
         child.wait()
     dead = _lease(tmp_path / "gone.db", live, legacy)
     assert sorted(dead) == sorted([live, legacy])
+
+
+def test_a_process_name_cut_inside_a_character_is_read(tmp_path: Path) -> None:
+    """The kernel keeps 15 bytes of a process's name, which can split a UTF-8 character: the
+    start time is still read (a worker id for it, and a look at its pid from another)."""
+    rename = (
+        "import ctypes; ctypes.CDLL(None).prctl(15, 'é'.encode() * 8, 0, 0, 0); "  # PR_SET_NAME
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", rename + _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        live = child.stdout.readline().decode().strip()
+        assert live.split(":")[1] == str(child.pid)  # the child made its worker id
+        name = Path(f"/proc/{child.pid}/comm").read_bytes().strip()
+        assert name == "é".encode() * 7 + b"\xc3"  # the oracle: the name was cut mid-character
+        assert _lease(tmp_path / "fleet.db", live) == []  # alive, and judged so
+        child.stdin.close()
+        child.wait()
