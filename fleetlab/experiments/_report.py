@@ -129,15 +129,24 @@ def verdict_lines(c: Comparison) -> list[str]:
             also = f"; significantly ahead of {_names(ahead)} only"
         else:
             also = ""
-        if behind:
+        others = [name for name in behind if name != runner.variant]
+        if others:
             also += (
-                f"; but significantly behind {_names(behind)} on the (task, trial) pairs both"
+                f"; but significantly behind {_names(others)} on the (task, trial) pairs both"
                 " ran: the means cover different trials"
             )
-        lines.append(
-            f"{what}, {_points(c, d)} over {runner.variant} (next best), "
-            f"{_significance(d.score_holm_p, family)}{also}"
-        )
+        if runner.variant in behind:
+            lines.append(
+                f"{what} on the means, but on the (task, trial) pairs both ran it is behind"
+                f" {runner.variant} (next best), {_points(c, d)}, "
+                f"{_significance(d.score_holm_p, family)}: the means cover different trials"
+                f"{also}"
+            )
+        else:
+            lines.append(
+                f"{what}, {_points(c, d)} over {runner.variant} (next best), "
+                f"{_significance(d.score_holm_p, family)}{also}"
+            )
     within = c.objective.within_points
     near = [s for s in c.variants if s.score >= best.score - within / 100 - 1e-12]
     cheapest = min(near, key=lambda s: (s.mean_cost_usd, -s.score))
