@@ -153,6 +153,13 @@ def test_a_world_dropped_from_the_file_keeps_its_results_in_the_report(tmp_path:
     frame = load("edit", root=tmp_path / "out")
     counts = dict(frame.group_by("world").len().iter_rows())
     assert counts == {"solo": 2, "default": 3}  # the trials each run was limited to
+    # under another objective the dropped worlds' rewards would not be the learner's: the
+    # manifest keeps only the file's worlds then
+    priced = BODY.replace("success_value_usd = 2.0", "success_value_usd = 5.0")
+    path.write_text('name = "edit"\nworlds = ["small_context"]\n' + priced, encoding="utf-8")
+    run(path, root=tmp_path / "out", progress=None, limit=1)
+    frame = load("edit", root=tmp_path / "out")
+    assert dict(frame.group_by("world").len().iter_rows()) == {"small_context": 1}
 
 
 def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:

@@ -70,13 +70,15 @@ def _folder(name: str, root: str | os.PathLike[str] | None) -> Path:
 
 def write_manifest(experiment: Experiment, root: str | os.PathLike[str] | None) -> Path:
     """Record which worlds ``experiment`` runs in (atomically), in its own folder: its worlds,
-    then those an earlier run of the name ran in and the file no longer lists (their results
-    are still there, and a report shows them)."""
+    then those an earlier run of the name ran in and the file no longer lists, when it ran
+    under the same objective (their results are still there, and a report shows them)."""
     folder = _folder(experiment.name, root)
     folder.mkdir(parents=True, exist_ok=True)
     worlds = {w: experiment.for_world(w).name for w in experiment.worlds}
-    for world, sub in (worlds_of(experiment.name, root) or {}).items():
-        worlds.setdefault(world, sub)
+    before = _manifest(experiment.name, root) or {}
+    if before.get("objective") == experiment.objective.to_dict():
+        for world, sub in zip(before["worlds"], before["experiments"], strict=True):
+            worlds.setdefault(world, sub)
     target = folder / MANIFEST
     partial = target.with_suffix(".partial")
     partial.write_text(
