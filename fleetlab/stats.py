@@ -205,10 +205,10 @@ def cluster_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
     if n == 0:
         raise ValueError("values must not be empty")
     # Computed on values / scale and scaled back (se is linear in the values): squares of
-    # values near 1e160 would overflow, and of values near 1e-160 underflow to zero.
-    scale = max(abs(float(v)) for v in values)
-    if scale == 0.0 or not math.isfinite(scale):
-        scale = 1.0
+    # values near 1e160 would overflow, and of values near 1e-160 underflow to zero. A power
+    # of two scales exactly: ordinary values give what they gave unscaled.
+    largest = max(abs(float(v)) for v in values)
+    scale = 2.0 ** math.frexp(largest)[1] if 0.0 < largest < math.inf else 1.0
     unit = [float(v) / scale for v in values]
     mean = math.fsum(unit) / n
     groups = _group([v - mean for v in unit], clusters)
@@ -216,7 +216,7 @@ def cluster_se(values: Sequence[float], clusters: Sequence[Hashable]) -> float:
     if g < 2:
         return math.nan
     total = math.fsum(math.fsum(group) ** 2 for group in groups)
-    return scale * math.sqrt(g / (g - 1) * total) / n
+    return scale * math.sqrt(g / (g - 1) * total / n**2)
 
 
 def paired_z_test(

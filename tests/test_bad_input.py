@@ -124,7 +124,7 @@ BAD_INPUTS = {
     "ab run --out where the system makes no folder": (
         SMALL,
         ["ab", "run", "exp.toml", "--out", "/proc/fleetlab-nowhere"],
-        "cannot make the experiment's results folder /proc/fleetlab-nowhere/small: No such",
+        "cannot use the experiment's results folder /proc/fleetlab-nowhere/small: No such",
     ),
     "ab run --model of no backend": (
         SMALL,

@@ -100,7 +100,7 @@ def test_keep_trials_from_the_file_decides_which_trial_folders_remain(
         (
             ("seeds = [11, 4, 29]", "seeds = [11, 4, 11]"),
             r"files\.toml:5: field 'seeds': expected a list of 1 to [\d,]+ distinct integers "
-            r">= 0, one per trial, got \[11, 4, 11\]",
+            r"from 0 to 9223372036854775807, one per trial, got \[11, 4, 11\]",
         ),
         (  # a seed is a goal's instance number: "#-5" names no task
             ("seeds = [11, 4, 29]", "seeds = [11, -5]"),

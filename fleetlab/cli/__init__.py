@@ -212,8 +212,8 @@ def _main(argv: Sequence[str] | None) -> int:
             # the system refused a path the user gave (permissions, a read-only or full disk)
             where = escape(redact(str(exc.filename)))
             errors.print(
-                f"[red]failed:[/] cannot write {where}: {exc.strerror}: give a path you may"
-                " write to (check its permissions and free space)",
+                f"[red]failed:[/] cannot use {where}: {exc.strerror}: check its permissions"
+                " and the free space there, or give another path",
                 highlight=False,
             )
             return 1

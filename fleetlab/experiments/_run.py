@@ -301,7 +301,7 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             handle = path.open("a+")
         except OSError as exc:
             raise UserError(
-                f"cannot make the experiment's results folder {folder}:"
+                f"cannot use the experiment's results folder {folder}:"
                 f" {exc.strerror or exc}: give another --out (or $FLEETLAB_EXPERIMENTS)"
             ) from exc
         try:
@@ -893,7 +893,7 @@ async def run_async(
 
 def _out_of_order(plan: Sequence[Trial], finished: set[Any]) -> tuple[str, ...]:
     """A line per learning variant with trials to run that its plan puts before trials it has
-    run (tasks or trials added to the file, or a trial the infrastructure failed): a learner
+    run (tasks added to the file, a subset run before, a trial the infrastructure failed): a learner
     sees its trials in plan order, so these learn from the later ones too, and the variant's
     results are not those of one uninterrupted run of the file."""
     last: dict[str, int] = {}
@@ -907,7 +907,8 @@ def _out_of_order(plan: Sequence[Trial], finished: set[Any]) -> tuple[str, ...]:
             early[name] = early.get(name, 0) + 1
     return tuple(
         f"{name}: {n} of its trials come before trials it had already run, in plan order"
-        " (tasks added to the file, or trials that failed): they learn from those too, so"
+        " (tasks added to the file, a subset run first, or trials that failed): they learn"
+        " from those too, so"
         f" {name}'s results differ from one uninterrupted run's; run the file under a new"
         " name for a learning curve that reproduces"
         for name, n in early.items()
