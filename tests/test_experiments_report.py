@@ -213,8 +213,8 @@ def test_too_few_pairs_to_detect_anything_is_said_once() -> None:
     assert math.isinf(at_tasks)
     text = DetectableEffect(10, 5, 0.7, at_pairs, at_tasks).text()
     assert text == (
-        "with 10 pairs (5 tasks) and a baseline success rate of 70.0%, too few to detect any"
-        " difference in success rate: run more tasks or trials (alpha 0.05, power 80%)"
+        "with 10 pairs (5 tasks) and a baseline success rate of 70.0%, no difference in success"
+        " rate is detectable: too few pairs for this baseline rate (alpha 0.05, power 80%)"
     )
 
 

@@ -196,8 +196,8 @@ class DetectableEffect:
         if math.isinf(self.at_pairs):  # not even with independent trials: say it once
             return (
                 f"with {self.pairs} pairs ({self.tasks} tasks) and a baseline success rate of"
-                f" {self.baseline_rate:.1%}, too few to detect any difference in success rate:"
-                " run more tasks or trials (alpha 0.05, power 80%)"
+                f" {self.baseline_rate:.1%}, no difference in success rate is detectable: too"
+                " few pairs for this baseline rate (alpha 0.05, power 80%)"
             )
         if self.pairs == self.tasks:
             return (
