@@ -216,10 +216,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             soft_wrap=False,  # wrap inside the box, whatever the console's default
         )
     console.print(
-        f"[bold]{escape(name)}[/]: {comparison.finished} trials, model {escape(comparison.model)},"
-        " "
-        f"baseline {escape(comparison.baseline)}; ranked by "
-        f"{escape(comparison.objective.describe())}",
+        f"[bold]{escape(name)}[/]: {comparison.finished} trials,"
+        f" model {escape(comparison.model)}, baseline {escape(comparison.baseline)};"
+        f" ranked by {escape(comparison.objective.describe())}",
         highlight=False,
     )
     recorded = comparison.recorded_objective

@@ -893,9 +893,9 @@ async def run_async(
 
 def _out_of_order(plan: Sequence[Trial], finished: set[Any]) -> tuple[str, ...]:
     """A line per learning variant with trials to run that its plan puts before trials it has
-    run (tasks added to the file, a subset run before, a trial the infrastructure failed): a learner
-    sees its trials in plan order, so these learn from the later ones too, and the variant's
-    results are not those of one uninterrupted run of the file."""
+    run (tasks added to the file, a subset run before, a trial the infrastructure failed): a
+    learner sees its trials in plan order, so these learn from the later ones too, and the
+    variant's results are not those of one uninterrupted run of the file."""
     last: dict[str, int] = {}
     for index, trial in enumerate(plan):
         if trial.variant.learns and trial.key in finished:
@@ -908,9 +908,8 @@ def _out_of_order(plan: Sequence[Trial], finished: set[Any]) -> tuple[str, ...]:
     return tuple(
         f"{name}: {n} of its trials come before trials it had already run, in plan order"
         " (tasks added to the file, a subset run first, or trials that failed): they learn"
-        " from those too, so"
-        f" {name}'s results differ from one uninterrupted run's; run the file under a new"
-        " name for a learning curve that reproduces"
+        f" from those too, so {name}'s results differ from one uninterrupted run's; run the"
+        " file under a new name for a learning curve that reproduces"
         for name, n in early.items()
     )
 

@@ -387,8 +387,7 @@ def _seeds(data: dict[str, Any], where: _Where) -> tuple[int, ...]:
             shown = repr(seeds) if len(repr(seeds)) <= 80 else repr(seeds)[:80] + "..."
             raise where.error(
                 f"expected a list of 1 to {MAX_TRIALS:,} distinct integers from 0 to {MAX_SEED},"
-                " one per trial,"
-                f" got {shown}",
+                f" one per trial, got {shown}",
                 key="seeds",
             )
         if trials is not None and trials != len(seeds):
