@@ -24,6 +24,7 @@ __all__ = ["PASSWORD_ROLE", "ClusterUnavailable", "TempCluster", "find_bindir"]
 
 #: The one role that must log in with a password (``TempCluster.add_password_role``).
 PASSWORD_ROLE = "fleetlab_pw"
+_PORT_ATTEMPTS = 5  # server starts on a new free TCP port when another took the last
 
 
 class ClusterUnavailable(RuntimeError):
@@ -62,6 +63,7 @@ class TempCluster:
         self.root = Path(tempfile.mkdtemp(prefix="fleetlab-pg-"))
         self.data = self.root / "data"
         self.listen = listen
+        self._pick_port = listen is not None and port is None
         self.port = port or (_free_port(listen) if listen else 5432)
         self._user = self._run_as()
         self._dbs = 0
@@ -97,7 +99,6 @@ class TempCluster:
         )  # fmt: skip
         options = [
             f"-k {self.root}",
-            f"-p {self.port}",
             f"-c listen_addresses='{self.listen or ''}'",
             "-c fsync=on",
             "-c max_connections=200",
@@ -113,13 +114,27 @@ class TempCluster:
                 "host all all 0.0.0.0/0 trust",
             ]
         hba.write_text("\n".join(rules) + "\n" + hba.read_text())
-        subprocess.run(
-            self._cmd(
-                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
-                "-w", "-t", "60", "-o", " ".join(options), "start",
-            ),
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+        log = self.root / "log"
+        for attempt in range(_PORT_ATTEMPTS):
+            seen = log.stat().st_size if log.exists() else 0
+            started = subprocess.run(
+                self._cmd(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(log),
+                    "-w", "-t", "60", "-o", " ".join([*options, f"-p {self.port}"]), "start",
+                ),
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if started.returncode == 0:
+                return
+            # A port found free can be taken before the server binds it: pick another.
+            lost_port = False
+            if log.exists():
+                with log.open("rb") as said:
+                    said.seek(seen)
+                    lost_port = b"could not bind" in said.read()
+            if not (self._pick_port and lost_port) or attempt == _PORT_ATTEMPTS - 1:
+                started.check_returncode()
+            self.port = _free_port(self.listen or "")
 
     def url(self, db: str = "postgres") -> str:
         host = urllib.parse.quote(str(self.root), safe="")
