@@ -16,11 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +24,11 @@ import pytest
 
 from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
+from tests.helpers.lab import BOUND_S, running_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "reports" / "screenshots" / "fleet_console.png"
 
-#: How long any one step may take before the test fails (never a wait that must elapse).
-BOUND_S = 90
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(5 * BOUND_S)]
 
 
@@ -44,66 +38,6 @@ class Lab:
     token: str
     db: Path
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# `python -m jupyterlab`, saying so once it listens: jupyter_server logs its URL before it
-# binds the port (in its event loop's first callback) and logs nothing after, so the test
-# would have to poll a port that refuses connections until then.
-LISTENING = "fleetlab-test: listening"
-LAUNCH_LAB = f"""
-import sys
-from jupyter_server.serverapp import ServerApp
-from jupyterlab.labapp import main
-
-bind = ServerApp._bind_http_server
-
-def bind_and_say(self):
-    bind(self)
-    self.log.info("{LISTENING} on %s:%s", self.ip, self.port)
-
-ServerApp._bind_http_server = bind_and_say
-sys.exit(main())
-"""
-
-
-def _follow_log(
-    proc: subprocess.Popen[bytes], log: Path, ready_line: bytes
-) -> tuple[threading.Event, threading.Thread]:
-    """Copy the server's output to ``log`` on a thread; the event is set when a line contains
-    ``ready_line`` or the output ends (the server exited)."""
-    ready = threading.Event()
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    def copy() -> None:
-        with log.open("wb") as out:
-            for line in stdout:
-                out.write(line)
-                out.flush()
-                if ready_line in line:
-                    ready.set()
-        ready.set()
-
-    copier = threading.Thread(target=copy, name="jupyter-log", daemon=True)
-    copier.start()
-    return ready, copier
-
-
-def _wait_for_server(lab: Lab, proc: subprocess.Popen[bytes], ready: threading.Event) -> None:
-    if not ready.wait(BOUND_S):
-        pytest.fail(f"jupyter lab did not start within {BOUND_S}s:\n{lab.log.read_text()}")
-    if proc.poll() is not None:
-        proc.wait()
-        pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{lab.log.read_text()}")
-    # it listens: one request shows the API answers
-    with urllib.request.urlopen(f"{lab.url}/api/status?token={lab.token}", timeout=BOUND_S) as r:
-        assert r.status == 200
 
 
 @pytest.fixture
@@ -121,7 +55,7 @@ def lab(tmp_path: Path, chromium: Path) -> Iterator[Lab]:
     )
     # the server works on a copy: nothing it saves can put outputs into the committed notebook
     notebooks = shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    port, token = _free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     db = tmp_path / "console.db"
     env = os.environ | {
         "FLEETLAB_DB": str(db),
@@ -134,40 +68,9 @@ def lab(tmp_path: Path, chromium: Path) -> Iterator[Lab]:
     }
     env.pop("ANTHROPIC_API_KEY", None)
     log = tmp_path / "jupyter.log"
-    lab = Lab(f"http://127.0.0.1:{port}", token, db, log)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            LAUNCH_LAB,
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            "--no-browser",
-            "--allow-root",
-            f"--ServerApp.root_dir={notebooks}",
-            f"--LabApp.workspaces_dir={home / 'workspaces'}",
-            "--LabApp.expose_app_in_browser=True",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    ready, copier = _follow_log(proc, log, f"{LISTENING} on 127.0.0.1:{port}".encode())
-    try:
-        _wait_for_server(lab, proc, ready)
-        yield lab
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        copier.join(BOUND_S)  # it reached the end of the output
-        assert proc.stdout is not None
-        proc.stdout.close()
+    workspaces = f"--LabApp.workspaces_dir={home / 'workspaces'}"
+    with running_lab(notebooks, token, env, log, [workspaces]) as url:
+        yield Lab(url, token, db, log)
 
 
 def _count_js(label: str) -> str:

@@ -12,10 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -31,6 +27,7 @@ from fleetlab.digest import _report as report_module
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.store import open_store
 from tests.helpers.browser import CHROMIUM_ARGS
+from tests.helpers.lab import running_lab
 from tests.helpers.refusals import one_error_line, snapshot
 from tests.helpers.simulated_week import WEEK, copy_week
 
@@ -394,7 +391,6 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
     small_db: Path, tmp_path: Path, chromium: Path
 ) -> None:
     """Opened in JupyterLab and run there (not through papermill), the charts still draw."""
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     charts = expected_charts(small_db)
@@ -408,9 +404,6 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
     folder = tmp_path / "notebooks"
     folder.mkdir()
     shutil.copy(report_module.default_notebook(), folder)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     token = secrets.token_hex(8)
     env = os.environ | {
         "FLEETLAB_DB": str(small_db),
@@ -421,92 +414,38 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "IPYTHONDIR": str(home / "ipython"),
     }
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "lab.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            "--no-browser",
-            "--allow-root",
-            f"--ServerApp.root_dir={folder}",
-            "--LabApp.expose_app_in_browser=True",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    # The server says when it has started: read its output up to that line (no polling),
-    # then keep copying it to lab.log so its pipe never fills.
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        if "is running at" in line:
-            break
-    else:
-        log.close()
-        pytest.fail(f"JupyterLab exited ({proc.wait()}): {(tmp_path / 'lab.log').read_text()}")
-    copier = threading.Thread(target=lambda: log.writelines(proc.stdout or ()), daemon=True)
-    copier.start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1600})
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                while True:
-                    try:
-                        page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
-                        break
-                    except PlaywrightError:
-                        # The server binds its port in its event loop's first turn, just
-                        # after it prints that it is running: only that gap is waited out,
-                        # in short steps, for as long as the server lives.
-                        if proc.poll() is not None:
-                            raise
-                        page.wait_for_timeout(50)
-                page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
-                # as a user would: name the week in the parameters cell, then run all
-                page.evaluate(
-                    "src => window.jupyterapp.shell.currentWidget.content.widgets[1]"
-                    ".model.sharedModel.setSource(src)",
-                    f'week = "{WEEK}"\ntz = "UTC"\ndb = ""\nmodel = "sim:default"\n'
-                    'out_dir = ""\nnow = ""',
-                )
-                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                page.wait_for_function(
-                    "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart"
-                    " canvas').length >= n",
-                    arg=len(charts),
-                    timeout=90_000,
-                )
-                sizes = page.eval_on_selector_all(
-                    ".fleetlab-chart",
-                    "els => els.map(e => { const c = e.querySelector('canvas, svg');"
-                    " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
-                    " return [r.width, r.height]; })",
-                )
-                page.locator(".fleetlab-chart").nth(1).scroll_into_view_if_needed()
-                page.screenshot(path=str(tmp_path / "lab.png"))
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
+    with running_lab(folder, token, env, tmp_path / "lab.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        copier.join()  # the server's output ends with it
-        proc.stdout.close()
-        log.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
+            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+            # as a user would: name the week in the parameters cell, then run all
+            page.evaluate(
+                "src => window.jupyterapp.shell.currentWidget.content.widgets[1]"
+                ".model.sharedModel.setSource(src)",
+                f'week = "{WEEK}"\ntz = "UTC"\ndb = ""\nmodel = "sim:default"\n'
+                'out_dir = ""\nnow = ""',
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart"
+                " canvas').length >= n",
+                arg=len(charts),
+                timeout=90_000,
+            )
+            sizes = page.eval_on_selector_all(
+                ".fleetlab-chart",
+                "els => els.map(e => { const c = e.querySelector('canvas, svg');"
+                " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
+                " return [r.width, r.height]; })",
+            )
+            page.locator(".fleetlab-chart").nth(1).scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "lab.png"))
+        finally:
+            browser.close()
     assert len(sizes) == len(charts)
     assert all(w > 100 and h > 100 for w, h in sizes), sizes
     assert errors == []
