@@ -88,6 +88,15 @@ EDITS = {
         ("suites", "model_options = {base_error = 0.5}\nsuites"),
         "recorded with another model_options (",
     ),
+    # results the plan leaves out: its report would count them, a learner learned from them
+    "a variant dropped": (
+        ('\n[[variants]]\nname = "always"\npolicy = "always"\n', ""),
+        "holds finished trials 'small' no longer plans (variant always):",
+    ),
+    "tasks dropped": (
+        ("per_complexity = 1", "per_complexity = 1\ncomplexity = [1, 3]"),
+        "holds finished trials 'small' no longer plans (tasks core:",
+    ),
 }
 
 
@@ -113,6 +122,38 @@ def test_a_dry_run_refuses_what_the_run_refuses(
     assert message in line
     assert " out/small " in line  # the results folder (as given), not a copy's
     assert "fleetlab-dry-run" not in line
+
+
+def test_another_experiments_results_folder_is_refused(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A results folder copied under another experiment's name: nothing of it is taken as
+    the other experiment's (its trials, its spend), and nothing changes."""
+    assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
+    (world / "out" / "small").rename(world / "out" / "other")
+    (world / "exp.toml").write_text(EXPERIMENT.replace('"small"', '"other"'), encoding="utf-8")
+    before = snapshot(world)
+    code, out, err = cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")
+    assert code == 2
+    assert one_error_line(err, out) == (
+        "error: out/other holds results of another experiment, 'small', not of 'other':"
+        " give another --out folder, or delete out/other to start over"
+    )
+    assert snapshot(world) == before
+
+
+def test_a_part_of_the_plan_runs_beside_the_whole_experiments_results(world: Path) -> None:
+    """A subset of the file (the notebook's smaller run, a benchmark's) shares the whole
+    experiment's folder: the trials outside it are kept, not refused."""
+    from fleetlab.experiments import run
+
+    two = EXPERIMENT.replace("trials = 1", "trials = 2")
+    (world / "exp.toml").write_text(two, encoding="utf-8")
+    experiment = load_experiment(world / "exp.toml")
+    whole = run(experiment, root=world / "out", progress=None, workers=1)
+    part = run(experiment.subset(trials=1, per_complexity=1), root=world / "out", progress=None)
+    assert whole.ran == experiment.planned_trials
+    assert (part.ran, part.skipped) == (0, experiment.planned_trials // 2)
 
 
 def test_the_dry_run_pilot_runs_on_the_experiments_model_options(world: Path) -> None:

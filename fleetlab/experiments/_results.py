@@ -178,6 +178,12 @@ class ResultsDB:
             " to start over"
         )
         history = json.loads(meta.get("code_history") or "[]")
+        if has_rows and meta.get("name") not in (None, experiment.name):
+            raise ConfigError(
+                f"{self.folder} holds results of another experiment, {meta['name']!r}, not"
+                f" of {experiment.name!r}: give another --out folder, or delete {self.folder}"
+                " to start over"
+            )
         if has_rows and meta.get("fingerprint") not in (None, wanted):
             before = json.loads(meta["fingerprint"])
             changed = [k for k, v in wanted_fp.items() if before.get(k) != v]
@@ -213,6 +219,12 @@ class ResultsDB:
                     f"trial {trial} ran with seed {seed} but the definition now says "
                     f"{seeds[trial]}: keep the seeds of recorded trials, or {fix}"
                 )
+        stray = _outside_plan(self._file.finished(), experiment)
+        if stray and not experiment.part:
+            raise ConfigError(
+                f"{self.folder} holds finished trials {experiment.name!r} no longer plans"
+                f" ({stray}): plan them again, or {fix}"
+            )
         self._file.save_definition(
             [
                 ("fingerprint", wanted),
@@ -402,3 +414,23 @@ def export_parquet(name: str, *, root: str | os.PathLike[str] | None = None) -> 
     frame.write_parquet(partial)
     partial.replace(target)
     return target
+
+
+def _outside_plan(finished: set[tuple[str, str, int]], experiment: Experiment) -> str:
+    """Which recorded trials the experiment's plan leaves out (variants, tasks, trial
+    indexes), in a few words; empty when none. Its report would count them, and a learning
+    variant's rows learned from them."""
+    variants = {v.name for v in experiment.variants}
+    tasks = {t.key for t in experiment.selected_tasks()}
+    trials = len(experiment.seeds)
+    parts = []
+    for what, found in (
+        ("variant", sorted({v for v, _, _ in finished if v not in variants})),
+        ("task", sorted({t for _, t, _ in finished if t not in tasks})),
+    ):
+        if found:
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            parts.append(f"{what}{'s' if len(found) > 1 else ''} {', '.join(found[:3])}{more}")
+    if any(i >= trials for _, _, i in finished):
+        parts.append(f"trials beyond the first {trials}")
+    return "; ".join(parts)
