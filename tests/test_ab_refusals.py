@@ -202,12 +202,12 @@ def test_a_run_refused_at_its_start_leaves_no_results_folder(
     message: str,
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    argv = ["ab", "run", "exp.toml", "--model", "anthropic:claude-sonnet-4-5", "--quiet"]
+    argv = ["ab", "run", "exp.toml", "--model", "anthropic:claude-sonnet-4-5"]
     if extra:  # a cap the estimate passes; without --yes the run refuses to start
         text = EXPERIMENT.replace("suites", "budget_usd = 0.0001\nsuites")
         (world / "exp.toml").write_text(text, encoding="utf-8")
     else:
-        argv.append("--yes")
+        argv.append("--yes")  # and with its progress bar: refused before the bar shows
     (world / "out").mkdir()
     (world / "out" / "notes.txt").write_text("mine\n", encoding="utf-8")
     for out in ("out", "new"):  # a folder of the user's, and one the run would make
@@ -215,6 +215,7 @@ def test_a_run_refused_at_its_start_leaves_no_results_folder(
         code, stdout, err = cli(capsys, *argv, "--out", out)
         assert code == 2
         assert one_error_line(err, stdout).startswith(message)
+        assert stdout == ""
         assert snapshot(world) == before
 
 

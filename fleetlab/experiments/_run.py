@@ -228,6 +228,15 @@ def resolve_experiment(experiment: Experiment | str | Path, model: str | None = 
     return exp
 
 
+async def _check_model_builds(experiment: Experiment) -> None:
+    """Build the experiment's model once (a real model's client: no request), so that what
+    stops it (no API key) is said before the run shows a progress bar."""
+    model = get_model(experiment.model, **dict(experiment.model_options))
+    close = getattr(model, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def _model_factory(experiment: Experiment) -> tuple[Callable[[int], Model], Model | None]:
     """``(seed -> model, shared model to close)``.
 
@@ -820,6 +829,8 @@ async def run_async(
                     "--dry-run, then pass --yes to start anyway (the run still stops at the "
                     "cap) or raise budget_usd"
                 )
+        if todo and not exp.simulated:
+            await _check_model_builds(exp)  # a missing API key: one line, before any bar
         sink = _progress(progress)
         started_count = 0
 
