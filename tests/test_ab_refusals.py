@@ -7,6 +7,8 @@ when it is to start more worker processes than there are cores. A run refused at
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +467,26 @@ def test_a_worlds_run_that_cannot_write_its_manifest_leaves_nothing(
     with pytest.raises(OSError, match="No space left"):
         run(path, root=tmp_path / "new" / "deeper", progress=None)
     assert snapshot(tmp_path) == before
+
+
+def test_a_report_from_a_read_only_folder_says_so(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Results on a read-only file system are named as such, not as a bad database."""
+    assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
+    disk = world / "ro"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(disk)], check=True, capture_output=True)
+    try:
+        shutil.copytree(world / "out" / "small", disk / "small")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+        code, out, err = cli(capsys, "ab", "report", "small", "--out", "ro", "--no-html")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
+    assert code == 2
+    assert one_error_line(err, out) == (
+        "error: ro/small/results.db: its folder is read-only, and results are opened for"
+        " writing: copy the folder somewhere writable and use that (--out)"
+    )

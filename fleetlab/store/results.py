@@ -11,6 +11,7 @@ The statements are portable SQL; the connection settings and the schema are SQLi
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -114,6 +115,11 @@ class ResultsFile:
             self._conn.executescript(_SCHEMA)
             self._add_missing_columns()
         except sqlite3.DatabaseError as exc:
+            if path.is_file() and not os.access(path.parent, os.W_OK):
+                raise ConfigError(
+                    f"{path}: its folder is read-only, and results are opened for writing:"
+                    " copy the folder somewhere writable and use that (--out)"
+                ) from None
             raise ConfigError(f"{path}: not an experiment results database ({exc})") from None
 
     def _add_missing_columns(self) -> None:
