@@ -118,6 +118,20 @@ def test_the_report_is_per_world(ran: Path, capsys: pytest.CaptureFixture[str]) 
         compare(load("axis", root=out))
 
 
+def test_a_head_to_head_is_reported_in_every_world(
+    ran: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(ran / "out")
+    html = str(ran / "h2h.html")
+    argv = ["ab", "report", "axis", "--out", out, "--html", html, "--compare", "always", "never"]
+    assert main(argv) == 0
+    line = "head to head, always minus never:"
+    assert capsys.readouterr().out.count(line) == len(WORLDS)
+    assert Path(html).read_text(encoding="utf-8").count(line) == len(WORLDS)
+    assert main(["ab", "report", "axis", "--out", out, "--compare", "never", "nope"]) == 2
+    assert "'nope'" in capsys.readouterr().err
+
+
 def test_an_experiment_without_worlds_has_no_world_column(tmp_path: Path) -> None:
     path = tmp_path / "plain.toml"
     path.write_text(

@@ -264,7 +264,8 @@ def _report_worlds(name: str, args: argparse.Namespace, console: Console) -> int
     learners' curves, regret and choices; the HTML report across worlds."""
     from fleetlab.experiments._worlds import world_sections, write_sections_report
 
-    objective, sections = world_sections(name, args.out, baseline=args.baseline)
+    pairs = [(a, b) for a, b in args.compare or []]
+    objective, sections = world_sections(name, args.out, baseline=args.baseline, pairs=pairs)
     console.print(
         Panel(
             "SIMULATED results: every world is a preset of the simulated model (an assumption"

@@ -680,10 +680,15 @@ class WorldSection:
 
 
 def world_sections(
-    name: str, root: str | os.PathLike[str] | None = None, *, baseline: str | None = None
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    baseline: str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> tuple[Objective, list[WorldSection]]:
     """A worlds experiment's report, world by world: its objective, and per world the A/B
-    verdict, the learners judged after their warm-up, and the learning tables."""
+    verdict (with the head-to-head ``pairs`` asked for), the learners judged after their
+    warm-up, and the learning tables."""
     from fleetlab.experiments._compare import compare
     from fleetlab.experiments._results import load
 
@@ -702,6 +707,7 @@ def world_sections(
             objective=objective,
             baseline=baseline,
             warmup_passes=warmup,
+            pairs=pairs,
         )
         sections.append(
             WorldSection(
