@@ -314,7 +314,8 @@ def test_a_warm_start_from_a_partial_experiment_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from fleetlab.cli import main
-    from fleetlab.experiments import OUT_ENV, load_experiment, run
+    from fleetlab.experiments import OUT_ENV, load_experiment, output_dir, run
+    from fleetlab.experiments._run import _exclusive
 
     monkeypatch.setenv(OUT_ENV, str(tmp_path / "out"))
     path = tmp_path / "part_ws.toml"
@@ -331,6 +332,13 @@ def test_a_warm_start_from_a_partial_experiment_says_so(
     notes = json.loads(capsys.readouterr().out)["warm_start"]["notes"]
     # 2 variants x 2 tasks x 2 trials planned, 3 run
     assert any(n.startswith("a partial experiment: 3 of its 8 planned trials") for n in notes)
+    busy = tmp_path / "busy.db"
+    with _exclusive(output_dir("part_ws"), "part_ws"):  # the lock a run holds
+        assert main(["learn", "--from-experiment", "part_ws", "--db", str(busy)]) == 2
+    assert one_error_line(capsys.readouterr().err).startswith(
+        "error: experiment 'part_ws' is being run now"
+    )
+    assert not busy.exists()
     run(load_experiment(path), progress=None)  # the rest
     other = str(tmp_path / "other.db")
     assert main(["learn", "--from-experiment", "part_ws", "--json", "--db", other]) == 0

@@ -49,12 +49,17 @@ def warm_start_from_experiment(
     import polars as pl
 
     from fleetlab.cli._ab import _missing
-    from fleetlab.experiments import ResultsDB, load, output_dir
+    from fleetlab.experiments import ResultsDB, being_run, load, output_dir
     from fleetlab.learning import DEFAULT_OBJECTIVE, warm_start
 
     missing = _missing(name, None, learn=True)
     if missing:
         raise NotFoundError(missing)
+    if being_run(output_dir(name)):
+        raise UserError(
+            f"experiment {name!r} is being run now (by another process or notebook): a fleet"
+            " database takes an experiment's evidence once, so seed it when the run has ended"
+        )
     frame = load(name)
     finished = frame.height  # of every model's trials, as planned
     models = sorted({str(m) for m in frame["model"].drop_nulls().unique()})

@@ -67,6 +67,7 @@ from fleetlab.experiments._results import (
 from fleetlab.experiments._run import (
     INFRA_ATTEMPTS,
     RunSummary,
+    being_run,
     estimate,
     estimate_async,
     resolve_experiment,
@@ -115,6 +116,7 @@ __all__ = [
     "VariantSummary",
     "WidgetProgress",
     "auto_progress",
+    "being_run",
     "choices_frame",
     "compare",
     "estimate",

@@ -341,6 +341,23 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def being_run(folder: Path) -> bool:
+    """Whether a run holds the lock of the experiment whose results are in ``folder``."""
+    import fcntl
+
+    try:
+        handle = (folder / RUN_LOCK).open("rb")
+    except OSError:  # no lock file: never run, or its run ended before recording anything
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
+
 def _flock_soon(fd: int) -> None:
     """Take the lock on ``fd``, waiting out a holder that lets go within `_LOCK_GRACE_S` (a
     run's `sweep_scratch` holds another experiment's lock for as long as a rename).
