@@ -615,3 +615,30 @@ def test_a_name_with_per_world_results_suggests_each_in_the_commands_own_words(
     assert len(err.strip().splitlines()) == 1, err
     assert hint in err, err
     assert not (tmp_path / "f.db").exists()
+
+
+def test_the_cheapest_the_test_cannot_tell_from_the_best_is_not_called_as_good(
+    tmp_path: Path,
+) -> None:
+    """Two variants 8 points apart whose paired difference no test can call (2 discordant
+    pairs of 24): the verdict names the cheaper one as the one the test cannot tell apart, in
+    the measure the ranking uses, and never says it is "not significantly worse" beside a
+    McNemar line about the same pair."""
+    rows = []
+    for row in _rows():
+        first_pass = row["trial"] == 0 and row["task"] in TASKS[:3]
+        fails = first_pass and (row["variant"] == "base" or row["task"] == TASKS[0])
+        rows.append({**row, "passed": not fails})
+    base = [r["passed"] for r in rows if r["variant"] == "base"]
+    split = [r["passed"] for r in rows if r["variant"] == "split"]
+    assert (sum(base), sum(split), len(base)) == (21, 23, 24)
+    assert mcnemar(2, 0) > 0.05  # oracle: 2 discordant pairs, both for split
+    with ResultsDB(output_dir("untold", tmp_path)) as db:
+        db.insert_many(rows)
+    table = compare("untold", root=tmp_path)
+    assert table.best == "split"
+    text = " | ".join(table.verdict())
+    assert "no other variant is within 1 point of the best; the cheapest whose success the" in text
+    assert "cannot tell from the best's (Holm; too few trials to call it worse" in text
+    assert "is base: $" in text
+    assert "not significantly worse" not in text

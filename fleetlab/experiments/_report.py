@@ -168,8 +168,11 @@ def verdict_lines(c: Comparison) -> list[str]:
         if cheaper:
             alt = min(cheaper, key=lambda s: s.mean_cost_usd)
             change = alt.mean_cost_usd / best.mean_cost_usd - 1
+            measure = "value" if c.objective.prices_cost else noun
             text += (
-                f"; the cheapest not significantly worse after Holm is {alt.variant}: "
+                f"; the cheapest whose {measure} the paired test cannot tell from the best's"
+                f" (Holm; too few trials to call it worse is not evidence it is as good) is"
+                f" {alt.variant}: "
                 f"{_usd(alt.mean_cost_usd)} a trial against {_usd(best.mean_cost_usd)} "
                 f"({change:+.0%}), {_pct(alt.success.estimate)} {noun}"
             )
