@@ -24,6 +24,7 @@ callers that validate timestamps need not know this module.
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 
@@ -122,3 +123,41 @@ class ModelRequestError(ModelError):
 
 class BudgetExceeded(FleetlabError):
     """A goal's tree has spent its budget."""
+
+
+def one_line_errors() -> bool:
+    """In an IPython kernel (JupyterLab, papermill), show fleetlab's ``UserError`` (a bad
+    parameter, a missing or damaged db) as one line, ``error: <what to do>``, as the CLI
+    prints it, instead of a traceback (``charts.setup_notebook`` calls it). The cell still
+    fails (papermill exits non-zero), and ``%tb`` shows the full traceback. Other exceptions
+    keep their traceback.
+
+    Returns:
+        True when installed; False outside IPython (a script raises as usual).
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook extras
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((UserError,), _one_line)
+    return True
+
+
+def _one_line(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: TracebackType | None,
+    tb_offset: int | None = None,
+) -> list[str]:
+    """IPython's custom exception handler: shows the error as one line (IPython shows
+    nothing itself for a custom exception) and returns that line."""
+    text = " ".join(str(value).split()) or etype.__name__
+    shown = [f"error: {text}"]
+    # The hook every shell shows tracebacks through: ipykernel sends it to the notebook as
+    # the cell's error output (ename and evalue kept, so papermill still fails the run).
+    shell._showtraceback(etype, value, shown)
+    return shown

@@ -98,3 +98,37 @@ def test_the_papermill_command_fails_with_the_one_line(fleet_db: Path, tmp_path:
 
 def test_outside_ipython_errors_raise_as_usual() -> None:
     assert one_line_errors() is False
+
+
+@pytest.mark.slow
+def test_a_mistake_in_the_ab_notebook_is_one_line(tmp_path: Path) -> None:
+    """``charts.setup_notebook()`` (every notebook's first cell) shows a ``UserError`` as one
+    line too: here the A/B notebook given a worlds file, which its comparison cells cannot
+    read, is told where to read it instead."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    worlds = tmp_path / "w.toml"
+    worlds.write_text(
+        'name = "w"\nmodel = "sim:instant"\nworlds = ["solo"]\nsuites = ["core"]\n'
+        '[[variants]]\nname = "never"\npolicy = "never"\n',
+        encoding="utf-8",
+    )
+    output = tmp_path / "out.ipynb"
+    with pytest.raises(PapermillExecutionError) as caught:
+        papermill.execute_notebook(
+            str(notebooks / "ab_decomposition.ipynb"),
+            str(output),
+            parameters={"experiment_file": str(worlds), "out_root": str(tmp_path / "exp")},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(notebooks),
+        )
+    error = caught.value
+    assert error.ename == "UserError"
+    assert error.traceback == [
+        "error: experiment 'w' runs in simulated worlds: there is nothing to estimate (a"
+        " simulated model spends no money); run it, then read it world by world with"
+        " `fleetlab ab report w` or in the notebook's ABPanel"
+    ]

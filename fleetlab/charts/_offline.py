@@ -23,6 +23,8 @@ import json
 from functools import cache
 from typing import Any, cast
 
+from fleetlab.errors import one_line_errors
+
 __all__ = [
     "OFFLINE_RENDERER",
     "enable_offline",
@@ -140,8 +142,9 @@ def setup_notebook() -> None:
     Call it in the first code cell (``from fleetlab import charts; charts.setup_notebook()``).
     In an IPython kernel it displays the chart library (an output of that cell, so keep the
     call in a cell that runs before the charts) and registers the table formatter for
-    ``polars.DataFrame``; elsewhere it only switches altair's renderer. Calling it again is
-    harmless.
+    ``polars.DataFrame``, and shows fleetlab's ``UserError`` as one line
+    (``errors.one_line_errors``); elsewhere it only switches altair's renderer. Calling it
+    again is harmless.
     """
     import polars as pl
 
@@ -152,6 +155,7 @@ def setup_notebook() -> None:
     if ip is None:
         return
     ip.display_formatter.formatters["text/html"].for_type(pl.DataFrame, table_html)
+    one_line_errors()  # a mistake in a cell (a bad file, a name) is one line, not a traceback
     from IPython.display import HTML, display
 
     display(HTML(script._repr_html_()))  # type: ignore[no-untyped-call]

@@ -686,7 +686,8 @@ async def estimate_async(
     if exp.worlds:
         raise UserError(
             f"experiment {exp.name!r} runs in simulated worlds: there is nothing to estimate"
-            " (a simulated model spends no money); run it"
+            " (a simulated model spends no money); run it, then read it world by world with"
+            f" `fleetlab ab report {exp.name}` or in the notebook's ABPanel"
         )
     _check_batch(exp, batch)
     plan = exp.plan()
