@@ -490,3 +490,16 @@ def test_a_report_from_a_read_only_folder_says_so(
         "error: ro/small/results.db: its folder is read-only, and results are opened for"
         " writing: copy the folder somewhere writable and use that (--out)"
     )
+
+
+def test_html_and_no_html_together_are_refused(
+    world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
+    before = snapshot(world)
+    code, out, err = cli(
+        capsys, "ab", "report", "small", "--out", "out", "--html", "r.html", "--no-html"
+    )
+    assert code == 2
+    assert "argument --no-html: not allowed with argument --html" in one_error_line(err, out)
+    assert snapshot(world) == before

@@ -4,6 +4,7 @@ fleetlab.stats)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
@@ -202,6 +203,8 @@ def test_the_table_matches_independent_statistics(root: Path) -> None:
     assert table.mde.at_pairs == pytest.approx(mde_closed_form(24, rate), abs=1e-9)
     assert table.mde.at_tasks == pytest.approx(mde_closed_form(8, rate), abs=1e-9)
     assert "8 tasks x 3 trials (24 pairs)" in table.mde.text()
+    partial = dataclasses.replace(table.mde, pairs=22)  # a partial run: not 2.75 trials a task
+    assert "with 8 tasks (22 pairs) and a baseline" in partial.text()
 
 
 def test_too_few_pairs_to_detect_anything_is_said_once() -> None:

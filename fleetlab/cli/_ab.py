@@ -458,8 +458,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         help="also compare variant A with variant B head to head (repeatable)",
     )
     p.add_argument("--out", type=Path, default=None, help=out_help)
-    p.add_argument("--html", type=Path, default=None, help="where to write the HTML report")
-    p.add_argument("--no-html", action="store_true", help="print the tables only")
+    html = p.add_mutually_exclusive_group()
+    html.add_argument("--html", type=Path, default=None, help="where to write the HTML report")
+    html.add_argument("--no-html", action="store_true", help="print the tables only")
     p.set_defaults(handler=cmd_report)
 
     p = ab_sub.add_parser(

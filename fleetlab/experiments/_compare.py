@@ -205,9 +205,14 @@ class DetectableEffect:
                 f"you can detect a difference in success rate of {_pp(self.at_pairs)} "
                 "(alpha 0.05, power 80%)"
             )
+        per_task, uneven = divmod(self.pairs, max(1, self.tasks))
+        design = (  # a partial run has more trials of some tasks than of others
+            f"{self.tasks} tasks ({self.pairs} pairs)"
+            if uneven
+            else f"{self.tasks} tasks x {per_task} trials ({self.pairs} pairs)"
+        )
         return (
-            f"with {self.tasks} tasks x {self.pairs // max(1, self.tasks)} trials "
-            f"({self.pairs} pairs) and a baseline success rate of {self.baseline_rate:.1%} you "
+            f"with {design} and a baseline success rate of {self.baseline_rate:.1%} you "
             f"can detect a difference in success rate of {_pp(self.at_pairs)} if trials were "
             f"independent, up to {_pp(self.at_tasks)} if the trials of a task always agree "
             "(alpha 0.05, power 80%)"
