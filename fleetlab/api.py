@@ -21,6 +21,7 @@ from fleetlab.clock import Clock
 from fleetlab.models.base import Model
 from fleetlab.models.registry import get_model
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
+from fleetlab.prompts import load_variant
 from fleetlab.store import Store, open_store, url
 
 __all__ = ["build_model", "run", "run_async"]
@@ -77,6 +78,7 @@ async def run_async(
     """
     parsed = [g if isinstance(g, Goal) else Goal(title=g) for g in goals]
     config = FleetConfig(concurrency=concurrency, policy=policy, prompt_variant=prompt)
+    load_variant(prompt)  # read only when a goal is scored: checked before any is claimed
     own = not isinstance(db, Store)
     if db is None and url.origin(None) == "user":  # the per-user folder, made on first use
         Path(url.default_db()).parent.mkdir(parents=True, exist_ok=True)

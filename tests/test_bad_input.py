@@ -8,12 +8,15 @@ reports folder, no workspace, no results folder).
 from __future__ import annotations
 
 import os
+import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from fleetlab.cli import main
-from fleetlab.clock import parse_week
+import fleetlab
+from fleetlab.cli import _fleet, main
+from fleetlab.clock import FakeClock, parse_week
 from fleetlab.errors import UserError
 from fleetlab.experiments import load_experiment
 from fleetlab.experiments._definition import MAX_PLANNED_TRIALS, MAX_TRIALS
@@ -73,7 +76,65 @@ BAD_INPUTS = {
     "budget_usd is infinite": (
         {"goals.toml": goals_file("budget_usd = inf")},
         ["submit", "--file", "goals.toml"],
-        "field 'budget_usd': expected a finite number >= 0",
+        "field 'budget_usd': expected a finite number > 0",
+    ),
+    # A cap of 0 stopped the goal after its first model call (paid for), as cancelled.
+    "--budget-usd 0": (
+        {},
+        ["submit", "x", "--budget-usd", "0"],
+        "argument --budget-usd: '0' would stop the goal before its first model call",
+    ),
+    "budget_usd is 0": (
+        {"goals.toml": goals_file("budget_usd = 0")},
+        ["submit", "--file", "goals.toml"],
+        "goal 1: field 'budget_usd': expected a finite number > 0",
+    ),
+    "budget_tokens is 0": (
+        {"goals.toml": goals_file("budget_tokens = 0")},
+        ["submit", "--file", "goals.toml"],
+        "goal 1: field 'budget_tokens': expected a whole number from 1",
+    ),
+    # A prompt variant is read only when a goal is scored: every goal claimed failed with it.
+    "fleet run --prompt of no variant": (
+        {},
+        ["fleet", "run", "--until-idle", "--quiet", "--prompt", "nope"],
+        "argument --prompt: unknown prompt variant 'nope': known variants are default,",
+    ),
+    "run-task --prompt of no variant": (
+        {},
+        ["run-task", "core:rename-readme", "--quiet", "--prompt", "nope"],
+        "argument --prompt: unknown prompt variant 'nope'",
+    ),
+    "fleet run --max-depth -1": (
+        {},
+        ["fleet", "run", "--until-idle", "--quiet", "--max-depth", "-1"],
+        "argument --max-depth: '-1' must be 0 or more",
+    ),
+    # An unwritable log failed line by line after the work, with pages of tracebacks.
+    "fleet run --log a folder": (
+        {},
+        ["fleet", "run", "--until-idle", "--quiet", "--log", "."],
+        "--log . is a folder: give a file name such as fleet.log",
+    ),
+    "fleet run --log beneath a file": (
+        {},
+        ["fleet", "run", "--until-idle", "--quiet", "--log", "fleet.db/run.log"],
+        "--log fleet.db/run.log: ",
+    ),
+    "digest --log where no folder can be made": (
+        {},
+        ["digest", "--week", "2026-W48", "--log", "/proc/fleetlab-nowhere/x.log"],
+        "--log /proc/fleetlab-nowhere/x.log: the folder /proc/fleetlab-nowhere cannot be made",
+    ),
+    "fleet --log before the command, a folder": (
+        {},
+        ["--db", "fleet.db", "--log", ".", "fleet", "run", "--until-idle", "--quiet"],
+        "--log . is a folder",
+    ),
+    "trace of a page link naming no page": (
+        {},
+        ["trace", "traces/.html"],
+        "argument id: 'traces/.html' names no trace page",
     ),
     "budget_usd is not a number": (
         {"goals.toml": goals_file("budget_usd = nan")},
@@ -325,6 +386,9 @@ def test_experiment_size_is_counted_without_planning(tmp_path: Path) -> None:
         (Goal(title="x", budget_tokens=1.5), "budget_tokens"),  # type: ignore[arg-type]
         (Goal(title="x", budget_usd=float("inf")), "budget_usd"),
         (Goal(title="x", budget_usd=-1.0), "budget_usd"),
+        (Goal(title="x", budget_usd=0.0), "budget_usd"),
+        (Goal(title="x", budget_usd=0), "budget_usd"),
+        (Goal(title="x", budget_tokens=0), "budget_tokens"),
     ],
 )
 def test_goals_built_in_code_are_checked_the_same_way(store: Store, goal: Goal, field: str) -> None:
@@ -369,3 +433,64 @@ def test_a_file_that_is_not_utf8_is_one_line(
         f"error: {name}: not UTF-8 text (byte {byte}): save it as UTF-8"
     )
     assert snapshot(world) == before
+
+
+def test_run_refuses_an_unknown_prompt_before_claiming_any_goal(world: Path) -> None:
+    """``fleetlab.run`` (as ``fleet run --prompt``) checks the prompt variant up front: it
+    was read only when a goal was scored, and every goal claimed failed with it."""
+    before = snapshot(world)
+    with pytest.raises(UserError, match="unknown prompt variant 'nope'"):
+        fleetlab.run(db="fleet.db", model="sim:instant", prompt="nope")
+    assert snapshot(world) == before
+
+
+#: Friday 2026-12-04 10:05 UTC: the last complete week is 2026-W48 (Monday 2026-11-23),
+#: 11 whole days before now; 2026-W49 began on Monday 2026-11-30, 4 whole days before now.
+FRIDAY = datetime(2026, 12, 4, 10, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--days", "14"],
+            "--days 14 from 2026-11-23 00:00 UTC (2026-W48) would simulate up to 2026-12-07"
+            " 00:00 UTC, but now is 2026-12-04 10:05 UTC: a simulation cannot run into the"
+            " future; use --days 11 or fewer, or an earlier --week",
+        ),
+        (["--week", "2026-W49"], "up to 2026-12-07 00:00 UTC, but now is 2026-12-04 10:05 UTC"),
+        (["--week", "2026-W49", "--days", "5"], "use --days 4 or fewer"),
+        (["--week", "2026-W50", "--days", "1"], "week 2026-W50 has not started"),
+        (["--week", "2027-W10", "--days", "1"], "week 2027-W10 has not started"),
+    ],
+)
+def test_a_simulation_that_would_run_past_now_is_refused(
+    world: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+) -> None:
+    """Its events were dated in the future, and the digest's integrity check then failed."""
+    monkeypatch.setattr(_fleet, "SystemClock", lambda: FakeClock(FRIDAY))
+    before = snapshot(world)
+    capsys.readouterr()
+    code = main(["--db", "fleet.db", "fleet", "simulate", "--tasks-per-day", "3", *argv])
+    out, err = capsys.readouterr()
+    assert code == 2
+    line = one_error_line(err, out)
+    assert line.startswith("error: ")
+    assert message in line
+    assert snapshot(world) == before
+
+
+def test_a_simulation_up_to_now_runs_and_writes_nothing_after_now(
+    world: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_fleet, "SystemClock", lambda: FakeClock(FRIDAY))
+    argv = ["--week", "2026-W49", "--days", "4", "--tasks-per-day", "3", "--quiet"]
+    assert main(["--db", "sim.db", "fleet", "simulate", *argv]) == 0
+    with sqlite3.connect(world / "sim.db") as db:
+        events, latest = db.execute("SELECT COUNT(*), MAX(ts_us) FROM events").fetchone()
+    assert events > 0
+    assert latest < int(FRIDAY.timestamp()) * 1_000_000

@@ -18,6 +18,7 @@ from fleetlab.cli import main
 from fleetlab.clock import FakeClock
 from fleetlab.store import Store
 from fleetlab.trace import duration, money
+from tests.helpers.refusals import one_error_line
 from tests.helpers.trace_scenario import FAKE_KEY, HOSTILE, Scenario, run_scenario
 
 
@@ -174,3 +175,29 @@ def test_float_attributes_are_shown_without_binary_noise(
     line = next(ln for ln in out.splitlines() if " task.started " in ln)
     assert "latency_s=0.3," in line  # 0.1 + 0.2 is 0.30000000000000004 in binary
     assert "big=1795399531.84" in line
+
+
+def test_a_trace_pages_link_or_file_name_works_as_an_id(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report links each goal to ``traces/<trace id>.html``; the README says any id from
+    it, or its link's file name, works with ``fleetlab trace``."""
+    trace_id = scenario.store.get_task(scenario.goal.id).trace_id
+    db = str(scenario.store.location)
+    for given in (
+        f"{trace_id}.html",
+        f"traces/{trace_id}.html",
+        f"reports/2026-W48/traces/{trace_id}.html",
+        f"http://localhost:8000/2026-W48/traces/{trace_id}.html",
+    ):
+        code, out, err = run(capsys, "--db", db, "trace", given, "--json")
+        assert (code, err) == (0, ""), given
+        assert json.loads(out)["trace_id"] == trace_id, given
+    for nonsense, said in (
+        ("traces/.html", "'traces/.html' names no trace page"),
+        ("traces/", "no task or trace 'traces/'"),
+        ("nonsense.html", "no task or trace 'nonsense'"),
+    ):
+        code, out, err = run(capsys, "--db", db, "trace", nonsense)
+        assert code == 2
+        assert said in one_error_line(err, out)

@@ -32,7 +32,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from fleetlab.cli import _ab, _db, _digest, _fleet, _learn, _logs, _tasks
-from fleetlab.cli._common import _LOGGING, DB_HELP, LOG_HELP, Parser, db_target, default_log
+from fleetlab.cli._common import (
+    _LOGGING,
+    DB_HELP,
+    LOG_HELP,
+    Parser,
+    db_target,
+    default_log,
+    log_file,
+)
 from fleetlab.errors import FleetlabError, UserError
 from fleetlab.sandbox import UNSAFE_HOST_ENV
 from fleetlab.telemetry import configure_logging, redact
@@ -232,6 +240,8 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
     if command not in LOGGED:
         yield
         return
+    if args.log is not None and args.log != "-":
+        log_file(args.log)  # before any work: a log it cannot write is a mistake, not a bug
     where = args.log or default_log(db_target(args))
     handler = configure_logging(where)
     setattr(args, _LOGGING, True)

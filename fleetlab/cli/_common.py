@@ -7,6 +7,7 @@ import contextlib
 import functools
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ __all__ = [
     "LOG_HELP",
     "Handler",
     "Parser",
+    "budget_usd",
     "db_missing",
     "db_option",
     "db_shown",
@@ -37,10 +39,12 @@ __all__ = [
     "default_log",
     "duration",
     "guarded",
+    "log_file",
     "make_model",
     "money",
     "naming_db",
     "non_negative",
+    "non_negative_int",
     "open_store",
     "output_file",
     "output_folder",
@@ -287,6 +291,41 @@ def output_file(path: Path, shown: str, example: str) -> Path:
     return path
 
 
+def log_file(text: str) -> Path:
+    """``--log FILE``, checked before the command does any work: a one-line ``UserError``
+    naming it when it is a folder, cannot be appended to, or cannot be made (the folder it
+    would go in, made at the first line if missing, is beneath a file or takes no new
+    files: tried with a folder made and removed at once). Without this the log failed line
+    by line, after the work, with a traceback each time."""
+    shown = f"--log {text}"
+    if not text.strip():
+        raise UserError(f"--log {text!r} is empty: give a file, or - for stderr")
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(f"{shown} is a folder: give a file name such as {path / 'fleet.log'}")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UserError(f"{shown}: cannot write to {path} (permission denied)")
+        return path
+    parent = path.absolute().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{shown}: {existing} is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fleetlab-probe-", dir=existing))
+    except OSError as exc:
+        why = (
+            f"the folder {existing} takes no new files"
+            if existing == parent
+            else f"the folder {parent} cannot be made in {existing}"
+        )
+        raise UserError(
+            f"{shown}: {why} ({exc.strerror}): give a file in a folder you can write in, or -"
+            " for stderr"
+        ) from None
+    return path
+
+
 def _check_parent(path: Path, shown: str) -> None:
     parent = path.parent
     existing = next(p for p in (parent, *parent.parents) if p.exists())
@@ -332,6 +371,36 @@ def non_negative(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, zero or more")
+    return value
+
+
+def budget_usd(text: str) -> float:
+    """An argparse type: a dollar cap, a finite number > 0 (a $0 cap would stop the goal
+    before its first model call; no option is no cap)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above zero")
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} would stop the goal before its first model call: leave the option out"
+            " for no cap, or give a cap above zero, e.g. 0.50"
+        )
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (argparse names the option in the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    if value > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large: use at most {2**63 - 1:,}")
     return value
 
 

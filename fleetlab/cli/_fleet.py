@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,21 @@ from fleetlab.cli._common import (
     guarded,
     make_model,
     money,
+    non_negative_int,
     open_store,
     pct,
     positive_int,
     priority,
 )
-from fleetlab.clock import Clock, SystemClock, get_zone, last_complete_week, parse_week
+from fleetlab.clock import (
+    Clock,
+    SystemClock,
+    WeekWindow,
+    get_zone,
+    last_complete_week,
+    parse_week,
+    week_of,
+)
 from fleetlab.errors import UserError
 from fleetlab.learning import DEFAULT_OBJECTIVE
 from fleetlab.objective import Objective
@@ -49,6 +59,7 @@ from fleetlab.orchestrator import (
 )
 from fleetlab.policies import parse as parse_policy
 from fleetlab.policies import usage as policy_usage
+from fleetlab.prompts import load_variant
 from fleetlab.store import Store, url
 from fleetlab.store.read.fleet import agents_in_tree, counts_by_status, root_count
 from fleetlab.suites import builtin_suites, complexity_bucket, get_suite
@@ -91,6 +102,15 @@ def cmd_suites(args: argparse.Namespace, console: Console) -> int:
 
 def _policy_arg(text: str) -> str:
     return str(parse_policy(text))
+
+
+def _prompt_arg(text: str) -> str:
+    """An argparse type: a scoring-prompt variant that exists, checked before any task is
+    claimed (the fleet reads it only when a goal is scored)."""
+    try:
+        return load_variant(text).name
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def _run_fleet(fleet: Fleet, *, until_idle: bool, console: Console, quiet: bool) -> None:
@@ -407,15 +427,44 @@ def _clear_demo(args: argparse.Namespace) -> None:
     mark.unlink()
 
 
+def _check_simulated_window(week: WeekWindow, days: int, now: datetime) -> None:
+    """Refuse, before anything is written, a simulation that would run past ``now``: its
+    events would be dated in the future (which the digest's integrity check then flags), as
+    ``digest`` refuses a week that has not started."""
+    end = week.start + timedelta(days=days)
+    if end <= now:
+        return
+    at = f"now is {now:%Y-%m-%d %H:%M} UTC"
+    if now < week.start:
+        raise UserError(
+            f"week {week.label} has not started: it begins {week.monday} 00:00 in {week.zone},"
+            f" and {at} (week {week_of(now, week.zone).label}); give a week that has started"
+        )
+    whole = (now - week.start) // timedelta(days=1)
+    fix = (
+        f"use --days {whole} or fewer, or an earlier --week"
+        if whole
+        else f"less than a day of {week.label} has passed: give an earlier --week"
+    )
+    raise UserError(
+        f"--days {days} from {week.start:%Y-%m-%d %H:%M} UTC ({week.label}) would simulate up"
+        f" to {end:%Y-%m-%d %H:%M} UTC, but {at}: a simulation cannot run into the future;"
+        f" {fix}"
+    )
+
+
 def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
     from fleetlab.simulate import simulate
 
     get_zone(args.tz)
+    clock = SystemClock()
+    now = clock.now()
     week = (
         parse_week(args.week, args.tz)
         if args.week is not None
-        else last_complete_week(SystemClock(), args.tz)
+        else last_complete_week(clock, args.tz)
     )
+    _check_simulated_window(week, args.days, now)
     if args.demo:
         _clear_demo(args)
     stores: list[Store] = []
@@ -522,9 +571,14 @@ def _fleet_options(
     )
     _objective_option(p)
     p.add_argument(
-        "--prompt", default="default", help="scoring-prompt variant (experiments/prompts)"
+        "--prompt",
+        type=_prompt_arg,
+        default="default",
+        help="scoring-prompt variant (experiments/prompts)",
     )
-    p.add_argument("--max-depth", type=int, default=1, help="decomposition levels (default 1)")
+    p.add_argument(
+        "--max-depth", type=non_negative_int, default=1, help="decomposition levels (default 1)"
+    )
     p.add_argument(
         "--max-fanout", type=positive_int, default=4, help="sub-tasks per plan (default 4)"
     )

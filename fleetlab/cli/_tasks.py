@@ -10,6 +10,7 @@ from rich.table import Table
 
 from fleetlab.cli import _trace
 from fleetlab.cli._common import (
+    budget_usd,
     db_option,
     db_shown,
     guarded,
@@ -174,7 +175,12 @@ def register(sub: Any) -> None:
     p.add_argument("--task", help="a suite task instead of free text, e.g. core:rename-readme")
     p.add_argument("--file", help="a goals file (TOML, [[goals]] tables): all or nothing")
     p.add_argument("--priority", type=priority, default=50, help="0-100, higher first (default 50)")
-    p.add_argument("--budget-usd", type=non_negative, default=None, help="cap for the whole tree")
+    p.add_argument(
+        "--budget-usd",
+        type=budget_usd,
+        default=None,
+        help="cap in dollars for the whole tree, above zero (default: no cap)",
+    )
     p.add_argument("--policy", help="decomposition policy for this goal (default: the fleet's)")
     p.add_argument("--prompt", help="scoring-prompt variant for this goal")
     p.add_argument("--json", action="store_true", help="machine-readable output")

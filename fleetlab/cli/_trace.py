@@ -210,6 +210,22 @@ def _agent_messages(out: _Out, agent: Agent) -> None:
         out.block(c.error, "    ")
 
 
+def _trace_id(text: str) -> str:
+    """An argparse type: a task id, id prefix or trace id, or a trace page's link or file
+    name as the weekly report gives it (``traces/<trace id>.html``): a leading path and a
+    trailing ``.html`` are dropped."""
+    ident = text.strip()
+    if not ident.lower().endswith(".html"):
+        return ident
+    name = ident.replace("\\", "/").rsplit("/", 1)[-1][: -len(".html")]
+    if not name:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no trace page: give a task id, id prefix or trace id, or a"
+            " report's trace page (traces/<trace id>.html)"
+        )
+    return name
+
+
 def cmd_trace(args: argparse.Namespace, console: Console) -> int:
     if sum(bool(x) for x in (args.json, args.messages, args.html)) > 1:
         raise UserError("give one of --json, --messages and --html")
@@ -252,7 +268,11 @@ def register(sub: Any) -> None:
         " (default), every conversation (--messages), the whole trace as JSON (--json), or an"
         " offline HTML page with the timeline, conversations and diffs (--html FILE).",
     )
-    p.add_argument("id", help="task id, id prefix or trace id")
+    p.add_argument(
+        "id",
+        type=_trace_id,
+        help="task id, id prefix or trace id, or a report's trace page (traces/<id>.html)",
+    )
     p.add_argument("--messages", action="store_true", help="every agent's conversation, whole")
     p.add_argument("--json", action="store_true", help="the whole trace, machine-readable")
     p.add_argument("--html", metavar="FILE", help="write a self-contained offline page")
