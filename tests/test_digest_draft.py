@@ -667,3 +667,70 @@ def test_complex_goals_split_once_is_one_time(metrics: dict[str, Any], n: int, s
     [complex_] = [b for b in m["decomposition"]["by_bucket"] if b["bucket"] == "complex"]
     complex_["decomposed"] = n
     assert said in section("decomposition").draft(m)
+
+
+@pytest.fixture(scope="module")
+def in_progress(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The W43 world reported on Friday 2026-10-23 at 12:00Z (13:00 BST): Monday to
+    Thursday are over, Friday is under way, Saturday and Sunday are still to come."""
+    from fleetlab.digest import compute_metrics
+
+    path = tmp_path_factory.mktemp("in_progress") / "fleet.db"
+    build_world(path)
+    with open_store(path) as store:
+        m = compute_metrics(
+            store, parse_week("2026-W43", "Europe/London"), now=utc("2026-10-23T12:00Z")
+        )
+    return json.loads(json.dumps(m))
+
+
+def _quiet(m: dict[str, Any]) -> list[str]:
+    return [a["detail"] for a in anomalies(m) if a["kind"] == "quiet_days"]
+
+
+def test_quiet_days_are_only_the_days_over_by_as_of(
+    in_progress: dict[str, Any], metrics: dict[str, Any]
+) -> None:
+    """Saturday and Sunday were called days with no activity in a report written on Friday
+    (in a real fleet nothing is dated after now: the world's weekend events are taken out
+    here). Every day from Monday to Thursday had activity (the world's timeline): none is
+    quiet; a quiet Tuesday still is; so are a complete week's last days."""
+    assert in_progress["complete"] is False
+    m = copy.deepcopy(in_progress)
+    for day in m["daily"]:
+        if day["date"] in ("2026-10-24", "2026-10-25"):
+            day.update(spawned=0, completed=0, failed=0, cancelled=0)
+    assert _quiet(m) == []
+    for day in m["daily"]:
+        if day["date"] == "2026-10-20":
+            day.update(spawned=0, completed=0)
+    assert _quiet(m) == ["days with no activity: 2026-10-20"]
+    m = copy.deepcopy(metrics)
+    for day in m["daily"]:
+        if day["date"] in ("2026-10-24", "2026-10-25"):
+            day.update(spawned=0, completed=0)
+    assert _quiet(m) == ["days with no activity: 2026-10-24, 2026-10-25"]
+
+
+def test_a_week_in_progress_is_told_so_far_not_as_ended(
+    in_progress: dict[str, Any], metrics: dict[str, Any]
+) -> None:
+    texts = [template_draft(in_progress), numbers_view(in_progress).text]
+    for text in texts:
+        assert "when the week ended" not in text
+        assert "by the end of the week" not in text
+        assert "so far" in text
+    assert "still in flight so far" in texts[0]
+    assert fact_check(texts[0], in_progress).strict_ok
+    ended = template_draft(metrics)
+    assert "still in flight when the week ended" in ended
+    assert "by the end of the week" in ended
+
+
+def test_future_timestamps_says_how_many_were_found_not_checked(metrics: dict[str, Any]) -> None:
+    """Its figure is the events and rows found after now (none in the world), not how many
+    were checked: every event and task row is looked at."""
+    text = integrity_view(metrics).text
+    [line] = [ln for ln in text.splitlines() if "**future\\_timestamps**" in ln]
+    assert line.endswith("(0 found after now, of every event and task row)"), line
+    assert "checked" not in line

@@ -286,7 +286,16 @@ def anomalies(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 ],
             }
         )
-    quiet = [d["date"] for d in metrics["daily"] if d["spawned"] == 0 and d["completed"] == 0]
+    # Only days over by as_of: in a week still in progress, the days to come (and today)
+    # have had no chance of activity yet.
+    as_of = datetime.fromisoformat(metrics["as_of"])
+    window = WeekWindow(metrics["iso_year"], metrics["iso_week"], metrics["zone"])
+    over = {day.isoformat() for day, _, end in window.days() if end <= as_of}
+    quiet = [
+        d["date"]
+        for d in metrics["daily"]
+        if d["date"] in over and d["spawned"] == 0 and d["completed"] == 0
+    ]
     if quiet and counts["spawned"]:
         found.append(
             {

@@ -47,7 +47,7 @@ def _view(m: dict[str, Any]) -> MarkdownView:
         mark = "✅" if check["ok"] else "❌"
         lines.append(
             f"- {mark} **{md_text(check['name'])}**: {md_text(check['title'], 300)}"
-            f" ({count(check['checked'])} checked)"
+            f" ({count(check['checked'])} {check.get('checked_label', 'checked')})"
         )
         if not check["ok"]:
             lines.append(

@@ -62,6 +62,12 @@ def empty_notice(m: dict[str, Any]) -> str:
     )
 
 
+def by_end(m: dict[str, Any]) -> str:
+    """When the figures stand: "by the end of the week", or "so far" for a week still in
+    progress (``as_of`` is then now, and the week has not ended)."""
+    return "by the end of the week" if m["complete"] else "so far"
+
+
 def headline(m: dict[str, Any]) -> str:
     """The week's headline numbers in one sentence or two."""
     c, rate = m["counts"], m["success_rate"]
@@ -75,8 +81,13 @@ def headline(m: dict[str, Any]) -> str:
         f"The fleet took on **{plural(c['roots_spawned'], 'goal')}** this week and spawned"
         f" {plural(c['spawned'], 'agent')} in all, sub-agents included: **{count(c['completed'])}"
         f" completed** and **{count(c['failed'])} failed**{rate_text}; {count(c['in_flight'])}"
-        f" {'was' if c['in_flight'] == 1 else 'were'} still in flight when the week ended."
-        f" Model calls cost **{usd(total['cost_usd'] or 0)}**"
+        + (
+            f" {'was' if c['in_flight'] == 1 else 'were'} still in flight when the week ended."
+            if m["complete"]
+            else f" {'is' if c['in_flight'] == 1 else 'are'} still in flight so far (the week is"
+            " not over)."
+        )
+        + f" Model calls cost **{usd(total['cost_usd'] or 0)}**"
         f" ({plural(total['calls'], 'call')})."
     )
 
@@ -117,12 +128,11 @@ def _view(m: dict[str, Any]) -> MarkdownView:
     ttc = m["time_to_completion"]
     lines += [
         "",
-        "Time to completion (Kaplan-Meier; tasks not completed by the end of the week count as"
+        f"Time to completion (Kaplan-Meier; tasks not completed {by_end(m)} count as"
         f" censored): median {duration(ttc['tasks']['median_s'])} per task,"
         f" {duration(ttc['goals']['median_s'])} per root goal.",
         "",
-        "**Completion by spawn day** (the share of each day's tasks completed by the end of the"
-        " week):",
+        f"**Completion by spawn day** (the share of each day's tasks completed {by_end(m)}):",
         "",
         table(
             m["cohorts"],
@@ -158,7 +168,7 @@ def _draft(m: dict[str, Any]) -> str:
         out.append(
             f"- Success rate: **{pct(rate['completed_over_finished'])}** of the tasks that"
             f" finished; {pct(rate['completed_over_spawned'])} of everything spawned had"
-            " completed by the end of the week."
+            f" completed {by_end(m)}."
         )
     if previous_has_data(m):
         pc = prev["counts"]
@@ -189,7 +199,7 @@ def _draft(m: dict[str, Any]) -> str:
         out.append(
             f"- Best day: {datetime.fromisoformat(best['date']):%A}"
             f" ({count(best['spawned'])} spawned, {pct(best['completion_rate'])} of them"
-            " completed by the end of the week)."
+            f" completed {by_end(m)})."
         )
     return "\n".join(out)
 
@@ -294,7 +304,7 @@ def in_flight_age_chart(metrics: dict[str, Any]) -> alt.Chart:
                 sort=AGE_BINS,
                 scale=alt.Scale(domain=AGE_BINS),
                 axis=alt.Axis(labelAngle=0),
-                title="age at the end of the week",
+                title="age at the end of the week" if metrics["complete"] else "age so far",
             ),
             y=alt.Y("sum(tasks):Q", title="tasks"),
             color=alt.Color("status:N", title=None),
