@@ -206,18 +206,25 @@ async def _run(
     runner = asyncio.create_task(fleet.run())
     submitted = 0
     pending = list(arrivals)
-    while clock.now() < end:
-        due = [a for a in pending if a.at <= clock.now()]
-        if due:
-            submit_goals(store, [a.goal for a in due])
-            submitted += len(due)
-            pending = pending[len(due) :]
-            if on_progress is not None:
-                on_progress(clock.now(), submitted)
-        nxt = pending[0].at if pending else end
-        if not fleet.running and not has_runnable(store):
-            clock.jump_to(min(nxt, end))  # idle: skip to the next arrival
-        await asyncio.sleep(0.002)
+    try:
+        while clock.now() < end:
+            due = [a for a in pending if a.at <= clock.now()]
+            if due:
+                submit_goals(store, [a.goal for a in due])
+                submitted += len(due)
+                pending = pending[len(due) :]
+                if on_progress is not None:
+                    on_progress(clock.now(), submitted)
+            nxt = pending[0].at if pending else end
+            if not fleet.running and not has_runnable(store):
+                clock.jump_to(min(nxt, end))  # idle: skip to the next arrival
+            await asyncio.sleep(0.002)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): the fleet stops as `fleet run` does, its agents
+        # checkpointed, before the store it writes to is closed under it.
+        fleet.stop()
+        await asyncio.gather(runner, return_exceptions=True)
+        raise
     fleet.stop()
     report = await runner
     return SimulationResult(

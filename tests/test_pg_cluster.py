@@ -42,4 +42,4 @@ def test_a_port_asked_for_is_not_replaced(monkeypatch: pytest.MonkeyPatch) -> No
         taken.listen()
         busy = int(taken.getsockname()[1])
         with pytest.raises(subprocess.CalledProcessError, match="pg_ctl"):
-            TempCluster(listen="127.0.0.1", port=busy)
+            TempCluster(listen="127.0.0.1", port=busy).stop()  # stopped if it ever starts
