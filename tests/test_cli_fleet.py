@@ -133,6 +133,13 @@ def test_schedule_add_and_list(tmp_path: Path, capsys) -> None:  # type: ignore[
     )
     local = datetime.fromisoformat(schedule["next_at"]).astimezone(ZoneInfo("Europe/London"))
     assert (local.weekday(), local.hour, local.minute) == (0, 7, 0)  # Monday 07:00 in London
+    add = ["--db", db, "schedule", "add", "weekly digest", "--weekday", "mon", "--tz"]
+    for at, zone in (("07:00", "Europe/London"), ("08:00", "Europe/London"), ("07:00", "UTC")):
+        assert run(capsys, *add, zone, "--at", at)[0] == 0
+    code, out, _ = run(capsys, "--db", db, "schedule", "list", "--json")
+    kept = sorted((s["at"], s["zone"]) for s in json.loads(out))
+    # the same goal at the same time is kept once; at another time or zone it is another
+    assert kept == [("07:00", "Europe/London"), ("07:00", "UTC"), ("08:00", "Europe/London")]
 
 
 def test_fleet_simulate_one_day(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from fleetlab.models.sim import PROFILES, SimModel
 from fleetlab.orchestrator import Fleet, FleetConfig, Goal, list_schedules, submit_goals
 from fleetlab.store import Store, open_store
 from tests.helpers.digest_world import utc
+from tests.helpers.refusals import one_error_line
 
 
 class StillClock(FakeClock):
@@ -160,6 +161,21 @@ def test_cli_digest_schedule_stores_the_weekly_goal(
     assert out.strip() == (
         f"schedule {schedule.id}: the weekly digest (Europe/London) runs every mon at 07:00,"
         " next at 2026-10-26T07:00:00+00:00; `fleetlab fleet run` carries it out"
+        f" (`fleetlab schedule remove {schedule.id}` stops it)"
+    )
+    # the same again: the schedule is kept once, and the line says so
+    assert main([*argv, "--out", str(reports)]) == 0
+    assert f"schedule {schedule.id} (already scheduled, nothing added):" in capsys.readouterr().out
+    with open_store(db) as store:
+        assert [s.id for s in list_schedules(store)] == [schedule.id]
+    # removed by a prefix of its id: the fleet will not run it again
+    assert main(["--db", str(db), "schedule", "remove", schedule.id[:6]]) == 0
+    assert capsys.readouterr().out.startswith(f"schedule {schedule.id} removed: weekly digest")
+    with open_store(db) as store:
+        assert list_schedules(store) == []
+    assert main(["--db", str(db), "schedule", "remove", schedule.id]) == 2
+    assert one_error_line(capsys.readouterr().err).startswith(
+        f"error: no schedule '{schedule.id}': `fleetlab schedule list` shows"
     )
 
 

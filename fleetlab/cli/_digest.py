@@ -95,9 +95,11 @@ def _schedule(args: argparse.Namespace, console: Console) -> int:
             out_dir=args.out,
             model=args.model,
         )
+    said = " (already scheduled, nothing added)" if schedule.existing else ""
     console.print(
-        f"schedule {schedule.id}: the weekly digest ({args.tz}) runs every {weekday} at"
-        f" {at_time}, next at {schedule.next_at.isoformat()}; `fleetlab fleet run` carries it out",
+        f"schedule {schedule.id}{said}: the weekly digest ({args.tz}) runs every {weekday} at"
+        f" {at_time}, next at {schedule.next_at.isoformat()}; `fleetlab fleet run` carries it"
+        f" out (`fleetlab schedule remove {schedule.id}` stops it)",
         highlight=False,
     )
     return 0

@@ -35,6 +35,7 @@ from fleetlab.cli._common import (
     open_store,
     pct,
     positive_int,
+    print_rows,
     priority,
 )
 from fleetlab.clock import (
@@ -50,11 +51,13 @@ from fleetlab.errors import UserError
 from fleetlab.learning import DEFAULT_OBJECTIVE
 from fleetlab.objective import Objective
 from fleetlab.orchestrator import (
+    WEEKDAYS,
     Fleet,
     FleetConfig,
     Goal,
     add_schedule,
     list_schedules,
+    remove_schedule,
     submit_goals,
 )
 from fleetlab.policies import parse as parse_policy
@@ -531,7 +534,21 @@ def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
         if args.action == "add":
             goal = Goal(title=args.goal or "", task=args.task, priority=args.priority)
             s = add_schedule(store, goal, weekday=args.weekday, at_time=args.at, zone=args.tz)
-            console.print(f"schedule {s.id}: next at {s.next_at.isoformat()}")
+            said = "already scheduled, nothing added" if s.existing else "added"
+            console.print(f"schedule {s.id} ({said}): next at {s.next_at.isoformat()}")
+            return 0
+        if args.action == "remove":
+            if not args.goal:
+                raise UserError(
+                    "schedule remove needs the schedule's id: `fleetlab schedule list` shows them"
+                )
+            s = remove_schedule(store, args.goal)
+            console.print(
+                f"schedule {s.id} removed: {s.goal.title or s.goal.task}, every"
+                f" {WEEKDAYS[s.weekday]} at {s.at_time} {s.zone}",
+                highlight=False,
+                markup=False,
+            )
             return 0
         schedules = list_schedules(store)
         if args.json:
@@ -541,18 +558,18 @@ def cmd_schedule(args: argparse.Namespace, console: Console) -> int:
                 for s in schedules
             ])  # fmt: skip
             return 0
-        table = Table(title="schedules")
-        for column in ("id", "goal", "when", "next (UTC)"):
-            table.add_column(column, no_wrap=column != "goal")
         days = defaultdict(str, enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")))
-        for s in schedules:
-            table.add_row(
+        rows = [
+            (
                 s.id,
                 s.goal.title or str(s.goal.task),
                 f"{days[s.weekday]} {s.at_time} {s.zone}",
                 s.next_at.isoformat(),
             )
-        console.print(table)
+            for s in schedules
+        ]
+        columns = ("id", "goal", "when", "next (UTC)")
+        print_rows(console, columns, rows, title="schedules", whole=("id", "when", "next (UTC)"))
     return 0
 
 
@@ -649,9 +666,9 @@ def register(sub: Any) -> None:
     db_option(p)
     p.set_defaults(handler=guarded(cmd_fleet_simulate))
 
-    p = sub.add_parser("schedule", help="recurring goals (add, list)")
-    p.add_argument("action", choices=("add", "list"))
-    p.add_argument("goal", nargs="?", help="goal text (for add)")
+    p = sub.add_parser("schedule", help="recurring goals (add, list, remove)")
+    p.add_argument("action", choices=("add", "list", "remove"))
+    p.add_argument("goal", nargs="?", help="goal text (add), or the schedule's id (remove)")
     p.add_argument("--task", help="a suite task instead of text")
     p.add_argument("--weekday", default="mon", help="mon..sun (default mon)")
     p.add_argument("--at", default="07:00", help="local time HH:MM (default 07:00)")

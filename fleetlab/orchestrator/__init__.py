@@ -11,9 +11,17 @@ await fleet.run(until_idle=True)
 from fleetlab.orchestrator._config import FleetConfig, task_ref
 from fleetlab.orchestrator._fleet import Fleet, FleetReport
 from fleetlab.orchestrator._goals import Goal, load_goals, submit_goal, submit_goals
-from fleetlab.orchestrator._schedules import Schedule, add_schedule, fire_due, list_schedules
+from fleetlab.orchestrator._schedules import (
+    WEEKDAYS,
+    Schedule,
+    add_schedule,
+    fire_due,
+    list_schedules,
+    remove_schedule,
+)
 
 __all__ = [
+    "WEEKDAYS",
     "Fleet",
     "FleetConfig",
     "FleetReport",
@@ -23,6 +31,7 @@ __all__ = [
     "fire_due",
     "list_schedules",
     "load_goals",
+    "remove_schedule",
     "submit_goal",
     "submit_goals",
     "task_ref",

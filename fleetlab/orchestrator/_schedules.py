@@ -7,26 +7,38 @@ or skips it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from fleetlab.clock import ensure_utc, from_us, get_zone, to_us
-from fleetlab.errors import UserError
+from fleetlab.errors import NotFoundError, UserError
 from fleetlab.orchestrator._goals import Goal, submit_goals
 from fleetlab.store import Store, Task
 from fleetlab.store.schedules import StoredSchedule
 from fleetlab.telemetry import new_task_id
 
-__all__ = ["WEEKDAYS", "Schedule", "add_schedule", "fire_due", "list_schedules", "next_time"]
+__all__ = [
+    "WEEKDAYS",
+    "Schedule",
+    "add_schedule",
+    "fire_due",
+    "list_schedules",
+    "next_time",
+    "remove_schedule",
+]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A goal queued every week on ``weekday`` at ``at_time`` local time in ``zone``."""
+    """A goal queued every week on ``weekday`` at ``at_time`` local time in ``zone``.
+
+    ``existing``: ``add_schedule`` found this very schedule stored and added nothing.
+    """
 
     id: str
     goal: Goal
@@ -34,6 +46,7 @@ class Schedule:
     at_time: str
     zone: str
     next_at: datetime
+    existing: bool = False
     kind: Literal["schedule"] = field(default="schedule", repr=False)
 
 
@@ -70,7 +83,7 @@ def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: 
         "prompt": goal.prompt,
         "action": goal.action,
     }
-    store.save_schedule(
+    stored = store.save_schedule(
         schedule_id,
         title,
         data,
@@ -81,7 +94,29 @@ def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: 
         next_us=to_us(first),
     )
     del spec
+    if stored != schedule_id:  # the same goal at the same time: kept once
+        same = next(s for s in store.schedules() if s.id == stored)
+        return dataclasses.replace(_from_stored(same), existing=True)
     return Schedule(schedule_id, goal, WEEKDAYS.index(day), at_time, zone, first)
+
+
+def remove_schedule(store: Store, ident: str) -> Schedule:
+    """Remove the schedule whose id (or unique id prefix) is ``ident``; returns it.
+
+    Raises:
+        NotFoundError: no schedule has that id.
+        UserError: the prefix names several.
+    """
+    ids = store.schedule_ids(ident.strip().lower())
+    if not ids:
+        raise NotFoundError(
+            f"no schedule {ident!r}: `fleetlab schedule list` shows the schedules and their ids"
+        )
+    if len(ids) > 1:
+        raise UserError(f"schedule id prefix {ident!r} names {len(ids)} schedules: give more")
+    [removed] = [s for s in store.schedules() if s.id == ids[0]]
+    store.remove_schedule(removed.id)
+    return _from_stored(removed)
 
 
 def _from_stored(stored: StoredSchedule) -> Schedule:

@@ -57,16 +57,26 @@ class ScheduleOps:
         at_time: str,
         zone: str,
         next_us: int,
-    ) -> None:
-        """Store a new weekly schedule of the goal whose fields are ``goal``."""
+    ) -> str:
+        """Store a new weekly schedule of the goal whose fields are ``goal``, unless one of
+        the same goal at the same time is stored: returns the id of the one stored (the new
+        ``schedule_id``, or the existing one's)."""
+        spec = json.dumps(dict(goal))
         with self.tx() as conn:
+            same = self.query(
+                "SELECT id FROM schedules WHERE spec = ? AND weekday = ? AND at_time = ?"
+                " AND zone = ? ORDER BY created_us, id LIMIT 1",
+                [spec, weekday, at_time, zone],
+            )
+            if same:
+                return str(same[0][0])
             conn.execute(
                 "INSERT INTO schedules (id, title, spec, priority, weekday, at_time, zone,"
                 " next_us, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     schedule_id,
                     title,
-                    json.dumps(dict(goal)),
+                    spec,
                     priority,
                     weekday,
                     at_time,
@@ -75,6 +85,7 @@ class ScheduleOps:
                     self._now_us(),
                 ],
             )
+        return schedule_id
 
     def schedules(self) -> list[StoredSchedule]:
         """Every schedule, soonest first."""
@@ -84,6 +95,20 @@ class ScheduleOps:
                 f"SELECT {_COLUMNS} FROM schedules ORDER BY next_us, created_us, id"
             )
         ]
+
+    def schedule_ids(self, prefix: str) -> list[str]:
+        """The ids of the schedules that start with ``prefix`` (hex digits; else none)."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        rows = self.query("SELECT id FROM schedules WHERE id LIKE ? || '%' ORDER BY id", [prefix])
+        return [str(r[0]) for r in rows]
+
+    def remove_schedule(self, schedule_id: str) -> bool:
+        """Remove a schedule; False when there was none of that id."""
+        with self.tx() as conn:
+            found = self.query("SELECT 1 FROM schedules WHERE id = ?", [schedule_id])
+            conn.execute("DELETE FROM schedules WHERE id = ?", [schedule_id])
+        return bool(found)
 
     def any_schedule_due(self, now_us: int) -> bool:
         """Whether some schedule fires at or before ``now_us`` (a cheap look, no write)."""
