@@ -307,9 +307,9 @@ def test_views_render_markdown(metrics: dict[str, Any]) -> None:
     for view in (numbers_view, shipped_view, failures_view, decomposition_view, cost_view):
         text = view(metrics)._repr_markdown_()
         assert "|" in text
-    assert "✅" in integrity_view(metrics).text
+    assert "✓" in integrity_view(metrics).text
     shown = draft_view(template_draft(metrics), fact_check("999 spawned", metrics)).text
-    assert "❌" in shown
+    assert "✗" in shown
     assert "## The numbers" in shown
 
 

@@ -63,9 +63,9 @@ _UNMATCHED: list[Column] = [
 def draft_view(draft: str, check: FactCheck) -> MarkdownView:
     """The fact-check verdict, then the draft post itself."""
     if check.ok:
-        verdict = f"✅ {check.summary()}"
+        verdict = f"✓ {check.summary()}"
     else:
         rows = [{"number": u.text, "line": u.line, "context": u.context} for u in check.unmatched]
-        verdict = f"❌ {check.summary()}\n\n" + table(rows, _UNMATCHED, limit=50, what="numbers")
+        verdict = f"✗ {check.summary()}\n\n" + table(rows, _UNMATCHED, limit=50, what="numbers")
     body = draft.split("\n---\n", 1)[1] if draft.startswith("---\n") else draft
     return MarkdownView(f"{verdict}\n\n---\n\n{body.strip()}\n")

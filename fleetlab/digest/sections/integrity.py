@@ -44,7 +44,7 @@ def _view(m: dict[str, Any]) -> MarkdownView:
         "",
     ]
     for check in integrity["checks"]:
-        mark = "✅" if check["ok"] else "❌"
+        mark = "✓" if check["ok"] else "✗"  # in every font (no emoji font needed)
         lines.append(
             f"- {mark} **{md_text(check['name'])}**: {md_text(check['title'], 300)}"
             f" ({count(check['checked'])} {check.get('checked_label', 'checked')})"
