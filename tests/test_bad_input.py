@@ -148,6 +148,7 @@ BAD_INPUTS = {
     "digest --week year 9999": ({}, ["digest", "--week", "9999-W52"], "'9999-W52'"),
     "status --week empty": ({}, ["status", "--week", ""], "week ''"),
     "digest --week empty": ({}, ["digest", "--week", ""], "week ''"),
+    "digest --out empty": ({}, ["digest", "--out", ""], "argument --out: is empty: give"),
     "simulate --week empty": ({}, ["fleet", "simulate", "--week", ""], "week ''"),
     "status --tz unknown, no week": ({}, ["status", "--tz", "Mars/Base"], "'Mars/Base'"),
     "--db is a device": ({}, ["--db", "/dev/null", "status"], "'/dev/null' is a character device"),

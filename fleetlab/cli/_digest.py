@@ -105,6 +105,15 @@ def _schedule(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _folder_arg(text: str) -> str:
+    """An argparse type: a folder name, not blank (which would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give the reports folder, e.g. reports (the default), or . for this one"
+        )
+    return text
+
+
 def register(sub: Any) -> None:
     """Add ``fleetlab digest`` to the parser."""
     p = sub.add_parser(
@@ -120,7 +129,9 @@ def register(sub: Any) -> None:
         default="sim:default",
         help="digest agent: sim:default (offline template) or anthropic:<model-id>",
     )
-    p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
+    p.add_argument(
+        "--out", type=_folder_arg, default="reports", help="reports folder (default ./reports)"
+    )
     p.add_argument(
         "--strict",
         action="store_true",
