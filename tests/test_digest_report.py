@@ -358,18 +358,7 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chrom
             # no network: anything fetched from outside the file would fail here
             page.route(re.compile(r"^https?://"), lambda route: route.abort())
             page.goto(index.as_uri())
-            page.wait_for_function(
-                "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas')"
-                ".length >= n",
-                arg=len(charts),
-                timeout=30_000,
-            )
-            sizes = page.eval_on_selector_all(
-                ".fleetlab-chart",
-                "els => els.map(e => { const c = e.querySelector('canvas, svg');"
-                " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
-                " return [r.width, r.height]; })",
-            )
+            sizes = _chart_sizes(page, len(charts), timeout_ms=30_000)
             marks = page.eval_on_selector_all(
                 ".fleetlab-chart", "els => els.map(e => e.querySelectorAll('path, rect').length)"
             )
@@ -382,6 +371,23 @@ def test_index_html_draws_the_charts_in_chromium(run: Run, tmp_path: Path, chrom
     assert errors == []
     assert shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+def _chart_sizes(page: Any, n: int, *, timeout_ms: int) -> list[list[float]]:
+    """Once ``n`` charts are drawn on ``page`` (vega-embed's svg or canvas), the width and
+    height of each."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart canvas').length >= n",
+        arg=n,
+        timeout=timeout_ms,
+    )
+    sizes: list[list[float]] = page.eval_on_selector_all(
+        ".fleetlab-chart",
+        "els => els.map(e => { const c = e.querySelector('canvas, svg');"
+        " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
+        " return [r.width, r.height]; })",
+    )
+    return sizes
 
 
 @pytest.mark.browser
@@ -430,18 +436,7 @@ def test_the_notebook_draws_its_charts_in_jupyterlab(
                 'out_dir = ""\nnow = ""',
             )
             page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                "n => document.querySelectorAll('.fleetlab-chart svg, .fleetlab-chart"
-                " canvas').length >= n",
-                arg=len(charts),
-                timeout=90_000,
-            )
-            sizes = page.eval_on_selector_all(
-                ".fleetlab-chart",
-                "els => els.map(e => { const c = e.querySelector('canvas, svg');"
-                " const r = c ? c.getBoundingClientRect() : {width: 0, height: 0};"
-                " return [r.width, r.height]; })",
-            )
+            sizes = _chart_sizes(page, len(charts), timeout_ms=90_000)
             page.locator(".fleetlab-chart").nth(1).scroll_into_view_if_needed()
             page.screenshot(path=str(tmp_path / "lab.png"))
         finally:

@@ -4,13 +4,13 @@ another process took the one it was given before it could bind it."""
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import lab as lab_module
+from tests.helpers.ports import taken_first, taken_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -18,18 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def test_a_port_taken_before_the_server_binds_it_gives_another_port(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = int(taken.getsockname()[1])
-        picks: list[int] = []
-        real = lab_module.free_port
-
-        def first_the_taken_one() -> int:
-            picks.append(busy if not picks else real())
-            return picks[-1]
-
-        monkeypatch.setattr(lab_module, "free_port", first_the_taken_one)
+    with taken_port() as busy:
+        pick, picks = taken_first(busy, lab_module.free_port)
+        monkeypatch.setattr(lab_module, "free_port", pick)
         env = os.environ | {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
         log = tmp_path / "lab.log"
         with lab_module.running_lab(tmp_path, "t0ken", env, log) as url:

@@ -4,7 +4,6 @@ port instead of failing the run."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import psycopg
@@ -12,34 +11,24 @@ import pytest
 
 from fleetlab.store.postgres import cluster as cluster_module
 from fleetlab.store.postgres.cluster import TempCluster
+from tests.helpers.ports import taken_first, taken_port
 
 
 def test_a_port_taken_before_the_server_binds_it_gives_another_port(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = int(taken.getsockname()[1])
-        picks: list[int] = []
-        real = cluster_module._free_port
-
-        def first_the_taken_one(host: str) -> int:
-            port = busy if not picks else real(host)
-            picks.append(port)
-            return port
-
-        monkeypatch.setattr(cluster_module, "_free_port", first_the_taken_one)
+    with taken_port() as busy:
+        pick, picks = taken_first(busy, cluster_module._free_port)
+        monkeypatch.setattr(cluster_module, "_free_port", pick)
         with TempCluster(listen="127.0.0.1") as cluster:
             assert picks == [busy, cluster.port]
             with psycopg.connect(cluster.tcp_url(), connect_timeout=10) as conn:
                 assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_a_port_asked_for_is_not_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = int(taken.getsockname()[1])
-        with pytest.raises(subprocess.CalledProcessError, match="pg_ctl"):
-            TempCluster(listen="127.0.0.1", port=busy).stop()  # stopped if it ever starts
+def test_a_port_asked_for_is_not_replaced() -> None:
+    with (
+        taken_port() as busy,
+        pytest.raises(subprocess.CalledProcessError, match="pg_ctl"),
+    ):
+        TempCluster(listen="127.0.0.1", port=busy).stop()  # stopped if it ever starts

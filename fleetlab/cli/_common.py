@@ -365,10 +365,7 @@ def priority(text: str) -> int:
 
 def non_negative(text: str) -> float:
     """An argparse type: a finite number >= 0 (argparse names the option in the error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, zero or more")
     return value
@@ -377,10 +374,7 @@ def non_negative(text: str) -> float:
 def budget_usd(text: str) -> float:
     """An argparse type: a dollar cap, a finite number > 0 (a $0 cap would stop the goal
     before its first model call; no option is no cap)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above zero")
     if value == 0:
@@ -393,25 +387,28 @@ def budget_usd(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer >= 0 (argparse names the option in the error)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    if value > 2**63 - 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is too large: use at most {2**63 - 1:,}")
-    return value
+    return _int_from(text, 0)
 
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1 (argparse names the option in the error)."""
+    return _int_from(text, 1)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _int_from(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {low} or more")
     if value > 2**63 - 1:
         raise argparse.ArgumentTypeError(f"{text!r} is too large: use at most {2**63 - 1:,}")
     return value
