@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from fleetlab.cli import main
+from fleetlab.errors import ConfigError
 from fleetlab.experiments import estimate, load_experiment
 from fleetlab.models.sim import SimParams
 from tests.helpers.experiment_files import SMALL_EXPERIMENT
@@ -156,6 +157,14 @@ def test_a_part_of_the_plan_runs_beside_the_whole_experiments_results(world: Pat
     part = run(experiment.subset(trials=1, per_complexity=1), root=world / "out", progress=None)
     assert whole.ran == experiment.planned_trials
     assert (part.ran, part.skipped) == (0, experiment.planned_trials // 2)
+    # but a part of a file that no longer plans some of them is refused like the file (the
+    # notebook's panel runs every experiment as a part of its file)
+    dropped = two.replace('\n[[variants]]\nname = "always"\npolicy = "always"\n', "")
+    (world / "exp.toml").write_text(dropped, encoding="utf-8")
+    edited = load_experiment(world / "exp.toml")
+    for part_of in (edited.subset(trials=1), edited.subset()):
+        with pytest.raises(ConfigError, match=r"no longer plans \(variant always\)"):
+            run(part_of, root=world / "out", progress=None)
 
 
 def test_the_dry_run_pilot_runs_on_the_experiments_model_options(world: Path) -> None:

@@ -7,6 +7,7 @@ rows (plain Python, no polars join)."""
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -174,6 +175,24 @@ def test_a_world_dropped_from_the_file_keeps_its_results_in_the_report(tmp_path:
     run(path, root=tmp_path / "out", progress=None, limit=1)
     frame = load("edit", root=tmp_path / "out")
     assert dict(frame.group_by("world").len().iter_rows()) == {"small_context": 1}
+
+
+def test_results_a_world_refuses_stop_the_run_before_any_world_runs(tmp_path: Path) -> None:
+    """A variant dropped from the file: the second world's results refuse it, and the first
+    world (removed by hand, as the first refusal advised) is not run again meanwhile."""
+    path = tmp_path / "drop.toml"
+    path.write_text('name = "drop"\nworlds = ["solo", "small_context"]\n' + BODY, "utf-8")
+    out = tmp_path / "out"
+    run(path, root=out, progress=None)
+    path.write_text(
+        'name = "drop"\nworlds = ["solo", "small_context"]\n'
+        + experiment_body(variants=("never", "always")),
+        encoding="utf-8",
+    )
+    shutil.rmtree(out / "drop@solo")
+    with pytest.raises(ConfigError, match=r"drop@small_context holds finished trials"):
+        run(path, root=out, progress=None)
+    assert not (out / "drop@solo").exists()
 
 
 def test_a_wrong_world_is_one_line_naming_the_worlds(tmp_path: Path) -> None:

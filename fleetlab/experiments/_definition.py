@@ -229,8 +229,8 @@ class Experiment:
             below it) are its warm-up: the worlds report judges it, against every fixed
             strategy on the same tasks and trials, on the passes after (``_worlds``).
             Analysis only: it changes no trial and is not part of the fingerprint.
-        part: a part of the file's plan (``subset``): its results go with the whole
-            experiment's, whose other trials its folder may already hold.
+        whole: the experiment this one is a part of (``subset``): its results go with the
+            whole experiment's, whose other trials its folder may already hold.
     """
 
     name: str
@@ -251,7 +251,7 @@ class Experiment:
     objective: Objective = field(default_factory=Objective)
     worlds: tuple[str, ...] = ()
     warmup_passes: int = 0
-    part: bool = False
+    whole: Experiment | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -391,7 +391,10 @@ class Experiment:
             limit = min(per_complexity, tasks.per_complexity or per_complexity)
             tasks = dataclasses.replace(tasks, per_complexity=limit)
         warmup = min(self.warmup_passes, len(seeds) - 1)  # a shorter run keeps a judged pass
-        return dataclasses.replace(self, seeds=seeds, tasks=tasks, warmup_passes=warmup, part=True)
+        whole = self.whole or self
+        return dataclasses.replace(
+            self, seeds=seeds, tasks=tasks, warmup_passes=warmup, whole=whole
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         """What results recorded for this experiment depend on, beyond each variant: the

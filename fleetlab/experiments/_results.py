@@ -186,6 +186,8 @@ class ResultsDB:
             )
         if has_rows and meta.get("fingerprint") not in (None, wanted):
             before = json.loads(meta["fingerprint"])
+            # a key gone from the definition (the objective, once no variant learns) leaves
+            # the trials that needed it outside the plan: refused below, by name
             changed = [k for k, v in wanted_fp.items() if before.get(k) != v]
             if changed == ["code"] and not resume_changed_code:
                 was = before.get("code") or "a version from before fleetlab recorded it"
@@ -197,7 +199,7 @@ class ResultsDB:
                 )
             if changed == ["code"]:
                 history.append(before.get("code"))
-            else:
+            elif changed:
                 changed = [k for k in changed if k != "code"]
                 raise ConfigError(
                     f"{self.folder} holds results of {experiment.name!r} recorded with another "
@@ -219,8 +221,9 @@ class ResultsDB:
                     f"trial {trial} ran with seed {seed} but the definition now says "
                     f"{seeds[trial]}: keep the seeds of recorded trials, or {fix}"
                 )
-        stray = _outside_plan(self._file.finished(), experiment)
-        if stray and not experiment.part:
+        # a part of the file (``subset``) shares the whole experiment's folder
+        stray = _outside_plan(self._file.finished(), experiment.whole or experiment)
+        if stray:
             raise ConfigError(
                 f"{self.folder} holds finished trials {experiment.name!r} no longer plans"
                 f" ({stray}): plan them again, or {fix}"

@@ -785,6 +785,8 @@ async def run_async(
         raise UserError(f"workers must be 1 or more, got {workers}")
     exp = resolve_experiment(experiment, model)
     if exp.worlds:  # every world in turn, each its own results (see _worlds)
+        for world in exp.worlds:  # what one world's results refuse, before any world runs
+            check_recorded(exp.for_world(world), root, resume_changed_code=resume_changed_code)
         manifest = output_dir(exp.name, root)
         made = _missing(manifest)
         # one worlds run of it at a time (each world has its own lock too): a run stopped

@@ -5,7 +5,7 @@ A goals file is TOML::
     [[goals]]
     title = "rename notes.txt to README.md"
     priority = 80                # 0-100, higher first (default 50)
-    budget_usd = 0.50            # optional cap for the whole tree (> 0; leave out for none)
+    budget_usd = 0.50            # optional cap for the whole tree
     policy = "threshold:4"       # optional; the fleet's policy otherwise
     prompt = "strict"            # optional scoring-prompt variant
 
@@ -123,18 +123,17 @@ def _bad_field(goal: Goal) -> str | None:
     tokens = goal.budget_tokens
     checks: tuple[tuple[str, object, bool, str], ...] = (
         ("priority", goal.priority, _is_int(goal.priority), f"an integer {low}-{high}"),
-        (  # a cap of 0 would stop the goal before its first model call: None is no cap
+        (
             "budget_usd",
             goal.budget_usd,
-            goal.budget_usd is None or (_is_amount(goal.budget_usd) and goal.budget_usd > 0),
-            "a finite number > 0 (dollars for the goal's whole tree; leave it out for no cap)",
+            goal.budget_usd is None or _is_amount(goal.budget_usd),
+            "a finite number >= 0 (dollars for the goal's whole tree)",
         ),
         (
             "budget_tokens",
             tokens,
-            tokens is None or (_is_int(tokens) and 1 <= tokens <= MAX_INTEGER),
-            f"a whole number from 1 to {MAX_INTEGER:,} (tokens for the goal's whole tree;"
-            " leave it out for no cap)",
+            tokens is None or (_is_int(tokens) and 0 <= tokens <= MAX_INTEGER),
+            f"a whole number from 0 to {MAX_INTEGER:,} (tokens for the goal's whole tree)",
         ),
         (
             "instance",
