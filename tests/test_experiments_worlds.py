@@ -17,7 +17,12 @@ import pytest
 from fleetlab.cli import main
 from fleetlab.errors import ConfigError, UserError
 from fleetlab.experiments import compare, load, load_experiment, regret_frame, run
-from fleetlab.experiments._worlds import judged_frame, judged_lines, world_tables
+from fleetlab.experiments._worlds import (
+    judged_frame,
+    judged_lines,
+    world_sections,
+    world_tables,
+)
 from fleetlab.objective import Objective
 from fleetlab.stats import share_of_way
 from tests.helpers.experiment_files import experiment_body
@@ -130,7 +135,24 @@ def test_a_head_to_head_is_reported_in_every_world(
     assert capsys.readouterr().out.count(line) == len(WORLDS)
     assert Path(html).read_text(encoding="utf-8").count(line) == len(WORLDS)
     assert main(["ab", "report", "axis", "--out", out, "--compare", "never", "nope"]) == 2
-    assert "'nope'" in capsys.readouterr().err
+    assert "of both never and nope" in capsys.readouterr().err
+
+
+def test_a_head_to_head_skips_a_world_without_one_of_its_variants(tmp_path: Path) -> None:
+    """A world kept from an earlier run of the file, before a variant was added: the pair
+    is compared in the worlds that ran both, and the report is not lost."""
+    path = tmp_path / "grow.toml"
+    two = experiment_body(variants=("never", "always"))
+    path.write_text('name = "grow"\nworlds = ["solo", "small_context"]\n' + two, "utf-8")
+    run(path, root=tmp_path / "out", progress=None)
+    three = experiment_body(variants=("never", "always", "as_needed"))
+    path.write_text('name = "grow"\nworlds = ["solo"]\n' + three, "utf-8")
+    run(path, root=tmp_path / "out", progress=None)
+    _, sections = world_sections("grow", tmp_path / "out", pairs=[("as_needed", "never")])
+    lines = {s.world: " ".join(s.lines) for s in sections}
+    assert set(lines) == {"solo", "small_context"}
+    assert "head to head, as_needed minus never" in lines["solo"]
+    assert "head to head" not in lines["small_context"]
 
 
 def test_an_experiment_without_worlds_has_no_world_column(tmp_path: Path) -> None:

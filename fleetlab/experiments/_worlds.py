@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from fleetlab.errors import NotFoundError
+from fleetlab.errors import NotFoundError, UserError
 from fleetlab.objective import Objective
 
 if TYPE_CHECKING:
@@ -695,19 +695,23 @@ def world_sections(
     objective = worlds_objective(name, root)
     warmup = worlds_warmup(name, root)
     sections = []
+    compared: set[tuple[str, str]] = set()
     for world, sub in (worlds_of(name, root) or {}).items():
         try:
             frame = load(sub, root=root)
         except NotFoundError:
             sections.append(WorldSection(world, sub))
             continue
+        ran = set(frame["variant"].unique().to_list())
+        here = [(a, b) for a, b in pairs if a in ran and b in ran]  # a world run before
+        compared.update(here)  # a variant was added has no results of it
         comparison = compare(
             sub,
             root=None if root is None else Path(root),
             objective=objective,
             baseline=baseline,
             warmup_passes=warmup,
-            pairs=pairs,
+            pairs=here,
         )
         sections.append(
             WorldSection(
@@ -718,6 +722,12 @@ def world_sections(
                 comparison.verdict(),
                 world_tables(frame, objective, warmup),
             )
+        )
+    missing = [f"{a} and {b}" for a, b in pairs if (a, b) not in compared]
+    if missing:
+        raise UserError(
+            f"no world of {name!r} has results of both {'; of both '.join(missing)}: compare"
+            " variants the experiment ran (its report lists them per world)"
         )
     return objective, sections
 
