@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -183,6 +184,7 @@ class DetectableEffect:
     baseline_rate: float
     at_pairs: float | None
     at_tasks: float | None
+    even: bool = True  # every task has as many pairs (False: a partial run)
     kind: Literal["detectable_effect"] = field(default="detectable_effect", repr=False)
 
     def text(self) -> str:
@@ -205,11 +207,10 @@ class DetectableEffect:
                 f"you can detect a difference in success rate of {_pp(self.at_pairs)} "
                 "(alpha 0.05, power 80%)"
             )
-        per_task, uneven = divmod(self.pairs, max(1, self.tasks))
-        design = (  # a partial run has more trials of some tasks than of others
-            f"{self.tasks} tasks ({self.pairs} pairs)"
-            if uneven
-            else f"{self.tasks} tasks x {per_task} trials ({self.pairs} pairs)"
+        design = (
+            f"{self.tasks} tasks x {self.pairs // max(1, self.tasks)} trials ({self.pairs} pairs)"
+            if self.even
+            else f"{self.tasks} tasks ({self.pairs} pairs)"
         )
         return (
             f"with {design} and a baseline success rate of {self.baseline_rate:.1%} you "
@@ -542,16 +543,19 @@ def _dominated_by(summaries: Sequence[VariantSummary], s: VariantSummary) -> str
 
 def _mde(rows: list[dict[str, Any]]) -> DetectableEffect:
     pairs = len(rows)
-    tasks = len({r["task"] for r in rows})
+    per_task = Counter(r["task"] for r in rows)
+    tasks = len(per_task)
+    even = len(set(per_task.values())) <= 1
     rate = _mean([float(bool(r["passed"])) for r in rows]) if rows else math.nan
     if not rows or not 0.0 < rate < 1.0:
-        return DetectableEffect(pairs, tasks, rate, None, None)
+        return DetectableEffect(pairs, tasks, rate, None, None, even)
     return DetectableEffect(
         pairs,
         tasks,
         rate,
         minimum_detectable_effect(pairs, rate),
         minimum_detectable_effect(tasks, rate),
+        even,
     )
 
 
