@@ -482,3 +482,31 @@ def test_a_simulation_up_to_now_runs_and_writes_nothing_after_now(
         events, latest = db.execute("SELECT COUNT(*), MAX(ts_us) FROM events").fetchone()
     assert events > 0
     assert latest < int(FRIDAY.timestamp()) * 1_000_000
+
+
+def test_a_log_on_a_read_only_file_system_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from fleetlab.cli import main
+
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(disk)], check=True, capture_output=True)
+    try:
+        (disk / "old.log").write_text("an earlier run\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+        db = str(tmp_path / "fleet.db")
+        log = str(disk / "old.log")
+        code = main(["--db", db, "fleet", "run", "--until-idle", "--quiet", "--log", log])
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert one_error_line(err, out) == (
+        f"error: --log {log}: cannot write to {log} (Read-only file system)"
+    )
+    assert not Path(db).exists()

@@ -304,8 +304,11 @@ def log_file(text: str) -> Path:
     if path.is_dir():
         raise UserError(f"{shown} is a folder: give a file name such as {path / 'fleet.log'}")
     if path.exists():
-        if not os.access(path, os.W_OK):
-            raise UserError(f"{shown}: cannot write to {path} (permission denied)")
+        try:
+            with path.open("a"):  # appending nothing changes nothing
+                pass
+        except OSError as exc:  # no permission, a read-only file system...
+            raise UserError(f"{shown}: cannot write to {path} ({exc.strerror})") from None
         return path
     parent = path.absolute().parent
     existing = next(p for p in (parent, *parent.parents) if p.exists())
