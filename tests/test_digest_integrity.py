@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fleetlab.clock import parse_week
+from fleetlab.digest import _integrity as integrity_module
 from fleetlab.digest import compute_metrics
 from fleetlab.store import Store, open_store
 from fleetlab.store.copy import copy_fleet
@@ -144,6 +145,24 @@ def test_future_and_out_of_lifetime_events_are_named(world: tuple[str, dict[str,
     lifetime = checks["event_in_lifetime"]
     assert lifetime["offending"] == [ids["A"]]
     assert lifetime["details"][0]["problem"] == "after the task finished (2026-10-19T09:00:00Z)"
+    assert future["checked_label"] == "found after now, of every event and task row"
+
+
+def test_a_future_count_that_stopped_at_its_cap_says_or_more(
+    world: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, ids = world
+    monkeypatch.setattr(integrity_module, "FUTURE_COUNT_CAP", 2)
+
+    def three(store: Store) -> None:
+        for hour in (1, 2, 3):
+            _append(store, ids["I"], "model.call", f"2026-11-01T0{hour}:00Z", cost_usd=0.0)
+
+    future = _checks(path, three)["future_timestamps"]
+    assert future["future_events"] == 2  # counting stopped at the cap
+    assert future["checked_label"] == (
+        "or more found after now (each count stops at 2), of every event and task row"
+    )
 
 
 def test_turns_committed_twice_are_found_across_days_models_and_any_turn_number(

@@ -237,7 +237,12 @@ def _future(store: Store, b: Bounds, fin: Finished) -> dict[str, Any]:
     check["offending_count"] = max(check["offending_count"], int(n_events) + n_rows)
     # every event and task row is looked at (through the indexes): what is counted, and
     # shown, is how many were found after now, not how many were checked
-    check["checked_label"] = "found after now, of every event and task row"
+    found = (
+        f"or more found after now (each count stops at {FUTURE_COUNT_CAP:,})"
+        if n_events >= FUTURE_COUNT_CAP or n_created >= FUTURE_COUNT_CAP
+        else "found after now"
+    )
+    check["checked_label"] = f"{found}, of every event and task row"
     check["future_events"] = int(n_events)
     check["future_rows"] = n_rows
     return check
