@@ -725,6 +725,13 @@ def test_a_week_in_progress_is_told_so_far_not_as_ended(
     ended = template_draft(metrics)
     assert "still in flight when the week ended" in ended
     assert "by the end of the week" in ended
+    # the learner's section too: what it knows so far, not at an end not yet reached
+    now = section("learner").view(in_progress).text + section("learner").draft(in_progress)
+    assert in_progress["decomposition"]["learner"]["posterior"]["evidence"] > 0  # one to tell of
+    assert "week's end" not in now
+    assert "What it knew so far" in now
+    then = section("learner").view(metrics).text + section("learner").draft(metrics)
+    assert "What it knew at the week's end" in then
 
 
 def test_future_timestamps_says_how_many_were_found_not_checked(metrics: dict[str, Any]) -> None:

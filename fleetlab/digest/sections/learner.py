@@ -69,13 +69,26 @@ def _view(m: dict[str, Any]) -> MarkdownView:
     )
 
 
+def _over(posterior: dict[str, Any] | None) -> bool:
+    """Whether the learner's state is the week's end's (else the week is in progress: now)."""
+    return bool((posterior or {}).get("week_over", True))
+
+
+def _at(posterior: dict[str, Any] | None) -> str:
+    return "at the week's end" if _over(posterior) else "so far"
+
+
+def _the_end(posterior: dict[str, Any] | None) -> str:
+    return "the week's end" if _over(posterior) else "now"
+
+
 def _posterior_table(posterior: dict[str, Any] | None) -> str:
     if not posterior or not posterior["evidence"]:
         return ""
     return (
-        f"\n\n**What it knew at the week's end** (from {plural(posterior['evidence'], 'reward')}:"
-        " its updates and the warm starts dated before the week's end; the mean reward is the"
-        " posterior's, an untried strategy's is the prior's; P(best) is the chance that the"
+        f"\n\n**What it knew {_at(posterior)}** (from {plural(posterior['evidence'], 'reward')}:"
+        f" its updates and the warm starts dated before {_the_end(posterior)}; the mean reward"
+        " is the posterior's, an untried strategy's is the prior's; P(best) is the chance that the"
         " strategy is the best for its kind of goal; a kind of goal with no reward yet has no"
         f" preferred strategy){_later(posterior)}:\n\n"
         + table(
@@ -107,8 +120,8 @@ def _disagrees(learner: dict[str, Any]) -> str:
         f"\n\n**Note:** for {listed(kinds)} goals, what the learner recorded after its last"
         " update of the week differs from its state rebuilt from the updates and warm starts"
         " dated before then: it used evidence dated later (a warm start dated after it was"
-        " used?) or ran under another learner configuration. What it knew at the week's end is"
-        " the rebuilt state."
+        " used?) or ran under another learner configuration. What it knew"
+        f" {_at(learner.get('posterior'))} is the rebuilt state."
     )
 
 
@@ -152,7 +165,8 @@ def summary(learner: dict[str, Any]) -> str:
     for b in learner["buckets"]:
         ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
     if ends:
-        text += "; it ended the week preferring " + listed(
+        ending = "it ended the week" if _over(learner.get("posterior")) else "so far it is"
+        text += f"; {ending} preferring " + listed(
             [f"to {arm} for {listed(kinds)} goals" for arm, kinds in ends.items()]
         )
     moves: dict[str, list[dict[str, Any]]] = {}
@@ -221,7 +235,7 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
     text = "; ".join(said) + ("." if said else "")
     later = _later(posterior)
     if later:
-        text += f"{' ' if text else ''}{later[2:]} (what it knew is as of the week's end)."
+        text += f"{' ' if text else ''}{later[2:]} (what it knew is as of {_the_end(posterior)})."
     sure = {r["bucket"]: r for r in posterior["sure"]}
     said = [
         f"{pct(r['p_best'])} that {_doing(r['arm'])} is best for {post_bucket(b).lower()} goals"
@@ -231,10 +245,11 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
     who = "it" if text else "the learner"
     if not said:
         return (
-            f"{text}{' ' if text else ''}At the week's end {who} could not yet tell which"
-            " strategy is best for any kind of goal (none was more likely than not the best)."
+            f"{text}{' ' if text else ''}{_at(posterior).capitalize()} {who} could not yet tell"
+            " which strategy is best for any kind of goal (none was more likely than not the best)."
         )
-    text += f"{' ' if text else ''}At the week's end {who} put the chance at {listed(said)}"
+    at = _at(posterior).capitalize()
+    text += f"{' ' if text else ''}{at} {who} put the chance at {listed(said)}"
     if unsure:
         text += f"; it could not yet tell which is best for {listed(unsure)} goals"
     return text + "."
