@@ -352,7 +352,7 @@ def _check_digest(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
     assert re.search(rf"\b{spawned} agents\b", sections)
     assert "All checks passed." in sections  # the integrity section
     draft = _shown(code, "digest.draft_view(draft, check)")
-    assert "\u2705 fact-check: all " in draft  # the notebook's draft checks out
+    assert "\u2713 fact-check: all " in draft  # the notebook's draft checks out
 
 
 def _check_console(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
