@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from fleetlab.errors import ConfigError
 from fleetlab.experiments import estimate, load_experiment
 from fleetlab.models.sim import SimParams
 from tests.helpers.experiment_files import SMALL_EXPERIMENT
+from tests.helpers.mounts import read_only_disk
 from tests.helpers.refusals import one_error_line, snapshot
 
 EXPERIMENT = SMALL_EXPERIMENT + '\n[[variants]]\nname = "always"\npolicy = "always"\n'
@@ -483,17 +483,12 @@ def test_a_report_from_a_read_only_folder_says_so(
 ) -> None:
     """Results on a read-only file system are named as such, not as a bad database."""
     assert cli(capsys, "ab", "run", "exp.toml", "--out", "out", "--quiet")[0] == 0
-    disk = world / "ro"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(disk)], check=True, capture_output=True)
-    try:
+
+    def copy(disk: Path) -> None:
         shutil.copytree(world / "out" / "small", disk / "small")
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+
+    with read_only_disk(world / "ro", copy):
         code, out, err = cli(capsys, "ab", "report", "small", "--out", "ro", "--no-html")
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
     assert code == 2
     assert one_error_line(err, out) == (
         "error: ro/small/results.db: its folder is read-only, and results are opened for"

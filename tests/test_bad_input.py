@@ -24,6 +24,7 @@ from fleetlab.orchestrator import Goal, submit_goals
 from fleetlab.store import Store
 from fleetlab.suites import builtin_suites
 from tests.helpers.experiment_files import SMALL_EXPERIMENT
+from tests.helpers.mounts import read_only_disk
 from tests.helpers.refusals import one_error_line, run_cli, snapshot
 
 
@@ -487,23 +488,12 @@ def test_a_simulation_up_to_now_runs_and_writes_nothing_after_now(
 def test_a_log_on_a_read_only_file_system_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import subprocess
-
     from fleetlab.cli import main
 
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(disk)], check=True, capture_output=True)
-    try:
-        (disk / "old.log").write_text("an earlier run\n")
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
-        db = str(tmp_path / "fleet.db")
-        log = str(disk / "old.log")
+    db = str(tmp_path / "fleet.db")
+    log = str(tmp_path / "ro" / "old.log")
+    with read_only_disk(tmp_path / "ro", lambda disk: (disk / "old.log").write_text("before\n")):
         code = main(["--db", db, "fleet", "run", "--until-idle", "--quiet", "--log", log])
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False, capture_output=True)
     out, err = capsys.readouterr()
     assert code == 2
     assert one_error_line(err, out) == (
