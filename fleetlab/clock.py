@@ -32,6 +32,7 @@ __all__ = [
     "ScaledClock",
     "SystemClock",
     "WeekWindow",
+    "check_started",
     "ensure_utc",
     "from_us",
     "get_zone",
@@ -282,6 +283,21 @@ def week_of(instant: datetime, tz: str = "UTC") -> WeekWindow:
     local = ensure_utc(instant, "instant").astimezone(get_zone(tz))
     iso = local.isocalendar()
     return WeekWindow(iso.year, iso.week, tz)
+
+
+def check_started(window: WeekWindow, now: datetime) -> None:
+    """Refuse a week that has not started by ``now``: nothing can be reported or simulated
+    in it yet.
+
+    Raises:
+        UserError: ``window`` begins after ``now``.
+    """
+    if now < window.start:
+        raise UserError(
+            f"week {window.label} has not started: it begins {window.monday} 00:00 in"
+            f" {window.zone}, and now is {ensure_utc(now):%Y-%m-%dT%H:%M}Z (week"
+            f" {week_of(now, window.zone).label}); give a week that has started"
+        )
 
 
 def last_complete_week(clock: Clock, tz: str = "UTC") -> WeekWindow:

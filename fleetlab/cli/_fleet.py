@@ -42,10 +42,10 @@ from fleetlab.clock import (
     Clock,
     SystemClock,
     WeekWindow,
+    check_started,
     get_zone,
     last_complete_week,
     parse_week,
-    week_of,
 )
 from fleetlab.errors import UserError
 from fleetlab.learning import DEFAULT_OBJECTIVE
@@ -437,12 +437,7 @@ def _check_simulated_window(week: WeekWindow, days: int, now: datetime) -> None:
     end = week.start + timedelta(days=days)
     if end <= now:
         return
-    at = f"now is {now:%Y-%m-%d %H:%M} UTC"
-    if now < week.start:
-        raise UserError(
-            f"week {week.label} has not started: it begins {week.monday} 00:00 in {week.zone},"
-            f" and {at} (week {week_of(now, week.zone).label}); give a week that has started"
-        )
+    check_started(week, now)
     whole = (now - week.start) // timedelta(days=1)
     fix = (
         f"use --days {whole} or fewer, or an earlier --week"
@@ -451,8 +446,8 @@ def _check_simulated_window(week: WeekWindow, days: int, now: datetime) -> None:
     )
     raise UserError(
         f"--days {days} from {week.start:%Y-%m-%d %H:%M} UTC ({week.label}) would simulate up"
-        f" to {end:%Y-%m-%d %H:%M} UTC, but {at}: a simulation cannot run into the future;"
-        f" {fix}"
+        f" to {end:%Y-%m-%d %H:%M} UTC, but now is {now:%Y-%m-%d %H:%M} UTC: a simulation"
+        f" cannot run into the future; {fix}"
     )
 
 

@@ -19,11 +19,11 @@ from fleetlab.clock import (
     FakeClock,
     SystemClock,
     WeekWindow,
+    check_started,
     ensure_utc,
     get_zone,
     last_complete_week,
     parse_week,
-    week_of,
 )
 from fleetlab.errors import UserError, one_line_errors
 from fleetlab.models.registry import get_model
@@ -177,13 +177,7 @@ def validate_params(
     clock = FakeClock(instant) if instant else SystemClock()
     if week:
         window = parse_week(week, zone)
-        current = clock.now()
-        if current < window.start:
-            raise UserError(
-                f"week {window.label} has not started: it begins {window.monday} 00:00 in"
-                f" {zone}, and now is {current:%Y-%m-%dT%H:%M}Z (week"
-                f" {week_of(current, zone).label}); give a week that has started"
-            )
+        check_started(window, clock.now())
     else:
         window = last_complete_week(clock, zone)
     target = _database(db)
