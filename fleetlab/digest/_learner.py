@@ -166,7 +166,6 @@ def learner_posterior(store: Store, b: Bounds) -> dict[str, Any]:
     evidence = {b for (b, _), t in totals.items() if t.n}
     return {
         "as_of": iso(b.as_of),
-        "week_over": b.as_of >= b.end,  # else a week in progress: as of now
         "goals": len(first_at),
         "updates": len(history),
         "evidence": sum(t.n for t in totals.values()),

@@ -47,7 +47,7 @@ def _doing(arm: Any) -> str:
 def _view(m: dict[str, Any]) -> MarkdownView:
     learner = m["decomposition"]["learner"]
     return MarkdownView(
-        f"{_said(learner)}\n\n"
+        f"{_said(learner, m['complete'])}\n\n"
         + table(
             learner["buckets"],
             [
@@ -64,30 +64,27 @@ def _view(m: dict[str, Any]) -> MarkdownView:
         )
         + "\n\nA goal split as needed is tried directly first: it updates the learner twice"
         " (running directly, then splitting as needed), so there are more updates than goals."
-        + _disagrees(learner)
-        + _posterior_table(learner.get("posterior"))
+        + _disagrees(learner, m["complete"])
+        + _posterior_table(learner.get("posterior"), m["complete"])
     )
 
 
-def _over(posterior: dict[str, Any] | None) -> bool:
-    """Whether the learner's state is the week's end's (else the week is in progress: now)."""
-    return bool((posterior or {}).get("week_over", True))
+# ``over``: the week has ended (its metrics are ``complete``); else the learner's state is
+# as of now, in a week still in progress.
+def _at(over: bool) -> str:
+    return "at the week's end" if over else "so far"
 
 
-def _at(posterior: dict[str, Any] | None) -> str:
-    return "at the week's end" if _over(posterior) else "so far"
+def _the_end(over: bool) -> str:
+    return "the week's end" if over else "now"
 
 
-def _the_end(posterior: dict[str, Any] | None) -> str:
-    return "the week's end" if _over(posterior) else "now"
-
-
-def _posterior_table(posterior: dict[str, Any] | None) -> str:
+def _posterior_table(posterior: dict[str, Any] | None, over: bool) -> str:
     if not posterior or not posterior["evidence"]:
         return ""
     return (
-        f"\n\n**What it knew {_at(posterior)}** (from {plural(posterior['evidence'], 'reward')}:"
-        f" its updates and the warm starts dated before {_the_end(posterior)}; the mean reward"
+        f"\n\n**What it knew {_at(over)}** (from {plural(posterior['evidence'], 'reward')}:"
+        f" its updates and the warm starts dated before {_the_end(over)}; the mean reward"
         " is the posterior's, an untried strategy's is the prior's; P(best) is the chance that the"
         " strategy is the best for its kind of goal; a kind of goal with no reward yet has no"
         f" preferred strategy){_later(posterior)}:\n\n"
@@ -106,7 +103,7 @@ def _posterior_table(posterior: dict[str, Any] | None) -> str:
     )
 
 
-def _disagrees(learner: dict[str, Any]) -> str:
+def _disagrees(learner: dict[str, Any], over: bool) -> str:
     """A note when the means the learner recorded with its updates are not those of its
     state rebuilt from dated updates and warm starts (what the table below shows)."""
     kinds = [
@@ -121,7 +118,7 @@ def _disagrees(learner: dict[str, Any]) -> str:
         " update of the week differs from its state rebuilt from the updates and warm starts"
         " dated before then: it used evidence dated later (a warm start dated after it was"
         " used?) or ran under another learner configuration. What it knew"
-        f" {_at(learner.get('posterior'))} is the rebuilt state."
+        f" {_at(over)} is the rebuilt state."
     )
 
 
@@ -141,14 +138,14 @@ def _reward(value: float | None) -> str:
     return NONE if value is None else f"{value:+.3f}"
 
 
-def _said(learner: dict[str, Any]) -> str:
+def _said(learner: dict[str, Any], over: bool) -> str:
     """The learner's week in words, then what it knew at the end."""
     posterior = learner.get("posterior")
-    after = posterior_summary(posterior) if posterior else ""
-    return summary(learner) + (f" {after}" if after else "")
+    after = posterior_summary(posterior, over=over) if posterior else ""
+    return summary(learner, over=over) + (f" {after}" if after else "")
 
 
-def summary(learner: dict[str, Any]) -> str:
+def summary(learner: dict[str, Any], *, over: bool = True) -> str:
     """The learner's week in words."""
     goals = learner.get("goals", learner["updates"])  # older metrics counted updates
     if not goals:
@@ -165,7 +162,7 @@ def summary(learner: dict[str, Any]) -> str:
     for b in learner["buckets"]:
         ends.setdefault(_arm(b["preferred_after"]), []).append(post_bucket(b["bucket"]).lower())
     if ends:
-        ending = "it ended the week" if _over(learner.get("posterior")) else "so far it is"
+        ending = "it ended the week" if over else "so far it is"
         text += f"; {ending} preferring " + listed(
             [f"to {arm} for {listed(kinds)} goals" for arm, kinds in ends.items()]
         )
@@ -205,7 +202,7 @@ def _moves(goals: str, changes: list[dict[str, Any]]) -> str:
 
 
 def _draft(m: dict[str, Any]) -> str:
-    return _said(m["decomposition"]["learner"])
+    return _said(m["decomposition"]["learner"], m["complete"])
 
 
 def _source(start: dict[str, Any]) -> str:
@@ -214,7 +211,7 @@ def _source(start: dict[str, Any]) -> str:
     return md_code(start["source"])
 
 
-def posterior_summary(posterior: dict[str, Any]) -> str:
+def posterior_summary(posterior: dict[str, Any], *, over: bool = True) -> str:
     """Where the learner started from and how sure it was at the week's end, in words (every
     number one of ``posterior``'s); empty when it has no evidence at all."""
     if not posterior["evidence"]:
@@ -235,7 +232,7 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
     text = "; ".join(said) + ("." if said else "")
     later = _later(posterior)
     if later:
-        text += f"{' ' if text else ''}{later[2:]} (what it knew is as of {_the_end(posterior)})."
+        text += f"{' ' if text else ''}{later[2:]} (what it knew is as of {_the_end(over)})."
     sure = {r["bucket"]: r for r in posterior["sure"]}
     said = [
         f"{pct(r['p_best'])} that {_doing(r['arm'])} is best for {post_bucket(b).lower()} goals"
@@ -245,10 +242,10 @@ def posterior_summary(posterior: dict[str, Any]) -> str:
     who = "it" if text else "the learner"
     if not said:
         return (
-            f"{text}{' ' if text else ''}{_at(posterior).capitalize()} {who} could not yet tell"
+            f"{text}{' ' if text else ''}{_at(over).capitalize()} {who} could not yet tell"
             " which strategy is best for any kind of goal (none was more likely than not the best)."
         )
-    at = _at(posterior).capitalize()
+    at = _at(over).capitalize()
     text += f"{' ' if text else ''}{at} {who} put the chance at {listed(said)}"
     if unsure:
         text += f"; it could not yet tell which is best for {listed(unsure)} goals"
