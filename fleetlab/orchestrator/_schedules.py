@@ -95,8 +95,7 @@ def add_schedule(store: Store, goal: Goal, *, weekday: str, at_time: str, zone: 
     )
     del spec
     if stored != schedule_id:  # the same goal at the same time: kept once
-        same = next(s for s in store.schedules() if s.id == stored)
-        return dataclasses.replace(_from_stored(same), existing=True)
+        return dataclasses.replace(_stored(store, stored), existing=True)
     return Schedule(schedule_id, goal, WEEKDAYS.index(day), at_time, zone, first)
 
 
@@ -114,9 +113,14 @@ def remove_schedule(store: Store, ident: str) -> Schedule:
         )
     if len(ids) > 1:
         raise UserError(f"schedule id prefix {ident!r} names {len(ids)} schedules: give more")
-    [removed] = [s for s in store.schedules() if s.id == ids[0]]
+    removed = _stored(store, ids[0])
     store.remove_schedule(removed.id)
-    return _from_stored(removed)
+    return removed
+
+
+def _stored(store: Store, schedule_id: str) -> Schedule:
+    """The stored schedule of that id (one that exists)."""
+    return _from_stored(next(s for s in store.schedules() if s.id == schedule_id))
 
 
 def _from_stored(stored: StoredSchedule) -> Schedule:

@@ -103,12 +103,10 @@ class ScheduleOps:
         rows = self.query("SELECT id FROM schedules WHERE id LIKE ? || '%' ORDER BY id", [prefix])
         return [str(r[0]) for r in rows]
 
-    def remove_schedule(self, schedule_id: str) -> bool:
-        """Remove a schedule; False when there was none of that id."""
+    def remove_schedule(self, schedule_id: str) -> None:
+        """Remove a schedule (none of that id: nothing changes)."""
         with self.tx() as conn:
-            found = self.query("SELECT 1 FROM schedules WHERE id = ?", [schedule_id])
             conn.execute("DELETE FROM schedules WHERE id = ?", [schedule_id])
-        return bool(found)
 
     def any_schedule_due(self, now_us: int) -> bool:
         """Whether some schedule fires at or before ``now_us`` (a cheap look, no write)."""
