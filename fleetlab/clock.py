@@ -106,18 +106,25 @@ class ScaledClock:
     """Simulated time running ``scale`` times faster than the machine's monotonic clock.
 
     ``ScaledClock(scale=3600, start=...)`` makes one real second an hour of simulated time;
-    ``sleep(3600)`` returns after one real second.
+    ``sleep(3600)`` returns after one real second. Given ``until``, time stops there: a
+    simulation's window end, so what its fleet does as it shuts down (which takes real time,
+    hours of simulated time at a large scale) is dated at the end, never past it (nor, for a
+    window that ended just now, in the future). Sleeps still last their real time.
     """
 
-    def __init__(self, scale: float, start: datetime | None = None) -> None:
+    def __init__(
+        self, scale: float, start: datetime | None = None, *, until: datetime | None = None
+    ) -> None:
         if not scale > 0:
             raise ValueError(f"ScaledClock scale must be positive, got {scale!r}")
         self.scale = float(scale)
         self._start = ensure_utc(start, "ScaledClock start") if start else datetime.now(UTC)
+        self._until = ensure_utc(until, "ScaledClock until") if until else None
         self._t0 = time.monotonic()
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self.scale)
+        now = self._start + timedelta(seconds=(time.monotonic() - self._t0) * self.scale)
+        return now if self._until is None else min(now, self._until)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.scale)

@@ -145,7 +145,8 @@ async def simulate(
         scale: simulated seconds per real second while the fleet is busy.
         on_progress: called with the simulated time and goals submitted so far.
     """
-    clock = ScaledClock(scale, start=window_start)
+    # time stops at the window's end: the fleet's shutdown is dated there, never past it
+    clock = ScaledClock(scale, start=window_start, until=window_start + timedelta(days=days))
     with store_factory(clock) as store:
         return await _run(
             store,

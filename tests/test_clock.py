@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta, tzinfo
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo, available_timezones
@@ -394,3 +395,21 @@ def test_zone_defaults_and_non_string_zones() -> None:
     assert parse_week("2026-W48").zone == "UTC"
     with pytest.raises(UserError, match="unknown time zone None"):
         get_zone(None)  # type: ignore[arg-type]
+
+
+def test_scaled_clock_stops_at_until(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ``until``, time runs up to it and stays there, whatever real time passes or
+    where a jump aims; sleeps still last their real time."""
+    real = itertools.chain([100.0, 100.0, 100.5, 200.0], itertools.repeat(300.0))  # t0, ...
+    monkeypatch.setattr("fleetlab.clock.time", SimpleNamespace(monotonic=lambda: next(real)))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    end = datetime(2026, 1, 1, 1, tzinfo=UTC)  # one simulated hour later
+    clock = ScaledClock(scale=3600, start=start, until=end)
+    assert clock.now() == start
+    assert clock.now() == datetime(2026, 1, 1, 0, 30, tzinfo=UTC)  # half a real second
+    assert clock.now() == end  # 100 real seconds: 100 simulated hours, stopped at the end
+    assert clock.now() == end
+    clock.jump_to(datetime(2026, 1, 2, tzinfo=UTC))
+    assert clock.now() == end
+    with pytest.raises(ValueError, match="ScaledClock until"):
+        ScaledClock(scale=60, until=datetime(2026, 1, 1))
