@@ -156,6 +156,24 @@ def test_formats_labels_and_caption_override() -> None:
     assert parsed.caption == "By kind"
 
 
+def test_a_table_of_simulated_numbers_says_so_above_it() -> None:
+    """As a chart of them does: from the frame's ``simulated`` column, or as told."""
+    note = "SIMULATED model: not a measurement of Claude"
+    sim = pl.DataFrame({"variant": ["never"], "success": [0.5], "simulated": [True]})
+    real = sim.with_columns(pl.lit(False).alias("simulated"))
+    plain = sim.drop("simulated")
+    assert (
+        _read(charts.table_html(sim, caption="Variants")).caption == f"Variants (simulated){note}"
+    )
+    assert _read(charts.table_html(sim)).caption == f"Simulated{note}"
+    assert _read(charts.table_html(real, caption="Variants")).caption == "Variants"
+    assert _read(charts.table_html(plain, caption="Variants")).caption == "Variants"
+    told = charts.table(plain, caption="Variants", simulated=True).html
+    assert _read(told).caption == f"Variants (simulated){note}"
+    assert _read(charts.table_html(sim, simulated=False)).caption == ""
+    assert "<caption>" not in charts.table_html(plain)
+
+
 def test_a_format_for_no_column_or_an_unknown_format_is_refused() -> None:
     frame = pl.DataFrame({"n": [1]})
     with pytest.raises(ValueError, match=r"formats names no column \['m'\]"):

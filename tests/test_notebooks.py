@@ -381,6 +381,17 @@ def _check_ab(code: list[nbformat.NotebookNode], tmp_path: Path) -> None:
             ["never", "always", "threshold4", "threshold4_strict", "as_needed", "learned"]
         )
     ]
+    # every table of the simulated model's numbers says so, as its charts do
+    tables = [
+        o["data"]["text/html"]
+        for c in code
+        if "charts.table(" in c.source
+        for o in c.outputs
+        if "text/html" in o.get("data", {})
+    ]
+    assert len(tables) == 3
+    for table in tables:
+        assert "(simulated)<div class='fleetlab-table-note'>SIMULATED model" in table
     # the learner replayed over the fixed strategies' trials: 5 replays of 1 pass, no warm-up
     assert "5 replays (simulated, exact), passes 1-1" in _shown(code, "replay_learner(")
     assert (folder / "report.html").read_text("utf-8").lstrip().lower().startswith("<!doctype")

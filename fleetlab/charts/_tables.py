@@ -46,7 +46,18 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["FORMATS", "Table", "column_label", "format_value", "table", "table_html"]
+__all__ = [
+    "FORMATS",
+    "SIMULATED_NOTE",
+    "Table",
+    "column_label",
+    "format_value",
+    "table",
+    "table_html",
+]
+
+#: What a table or chart of a simulated model's numbers says under its title.
+SIMULATED_NOTE = "SIMULATED model: not a measurement of Claude"
 
 #: The named formats a column can have.
 FORMATS = ("money", "percent", "points", "p", "duration", "count", "number", "text")
@@ -186,6 +197,7 @@ def table_html(
     labels: Mapping[str, str] | None = None,
     caption: str | None = None,
     max_rows: int = 1000,
+    simulated: bool | None = None,
 ) -> str:
     """``frame`` as a formatted HTML table (see the module docstring for the formats).
 
@@ -196,6 +208,8 @@ def table_html(
         caption: a title above the table.
         max_rows: rows shown; a longer frame shows its first ``max_rows`` and says how many
             there are.
+        simulated: say above the table that its numbers come from a simulated model, as a
+            chart of them does (default: the frame's ``simulated`` column, if it has one).
     """
     formats = dict(formats or {})
     labels = dict(labels or {})
@@ -226,7 +240,13 @@ def table_html(
             for v, (_, fmt, signed, kind) in zip(row, columns, strict=True)
         )
         rows.append(f"<tr>{cells}</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    if simulated is None:
+        simulated = "simulated" in frame.columns and bool(frame["simulated"].any())
+    cap = html.escape(caption or "")
+    if simulated:
+        cap += " (simulated)" if cap else "Simulated"
+        cap += f"<div class='fleetlab-table-note'>{SIMULATED_NOTE}</div>"
+    cap = f"<caption>{cap}</caption>" if cap else ""
     note = (
         f"<div class='fleetlab-table-note'>first {max_rows:,} of {frame.height:,} rows</div>"
         if frame.height > max_rows
@@ -267,6 +287,14 @@ def table(
     labels: Mapping[str, str] | None = None,
     caption: str | None = None,
     max_rows: int = 1000,
+    simulated: bool | None = None,
 ) -> Table:
     """``frame`` as a formatted table that displays in a notebook (see ``table_html``)."""
-    return Table(frame, formats=formats, labels=labels, caption=caption, max_rows=max_rows)
+    return Table(
+        frame,
+        formats=formats,
+        labels=labels,
+        caption=caption,
+        max_rows=max_rows,
+        simulated=simulated,
+    )

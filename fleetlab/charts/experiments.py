@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 import altair as alt
 import polars as pl
 
+from fleetlab.charts._tables import SIMULATED_NOTE
+
 __all__ = [
     "AnyChart",
     "agents_vs_complexity_chart",
@@ -34,7 +36,7 @@ AnyChart: TypeAlias = alt.Chart | alt.LayerChart | alt.FacetChart
 def _title(text: str, simulated: bool) -> alt.TitleParams:
     return alt.TitleParams(
         text + (" (simulated)" if simulated else ""),
-        subtitle=["SIMULATED model: not a measurement of Claude"] if simulated else [],
+        subtitle=[SIMULATED_NOTE] if simulated else [],
         anchor="start",
     )
 
@@ -281,7 +283,7 @@ def success_vs_cost_chart(summary: pl.DataFrame, *, simulated: bool | None = Non
     sim = _simulated(summary, simulated)
     title = alt.TitleParams(
         "Success vs cost per trial: the frontier" + (" (simulated)" if sim else ""),
-        subtitle=(["SIMULATED model: not a measurement of Claude"] if sim else [])
+        subtitle=([SIMULATED_NOTE] if sim else [])
         + [
             "hollow = dominated (another variant has at least its success for less); "
             "dashed line = the frontier"
