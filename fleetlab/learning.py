@@ -641,6 +641,8 @@ class WarmStart:
         totals: per (bucket, arm), what was added.
         before: the earlier warm start from the same source, if there was one: then
             nothing was added (``totals`` is empty; ``trials`` says what would have been).
+        simulated: the trials used came from a simulated model (None: the results do not
+            say).
     """
 
     source: str
@@ -650,6 +652,7 @@ class WarmStart:
     estimated: int
     totals: dict[tuple[str, str], ArmTotals]
     before: LearnerWarmStart | None = None
+    simulated: bool | None = None
     kind: Literal["warm_start"] = field(default="warm_start", repr=False)
 
 
@@ -711,6 +714,8 @@ def warm_start(
             estimates[(r.get("task"), r.get("seed"))].setdefault(r.get("prompt"), r["score_bucket"])
     sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     used = skipped = estimated = 0
+    # from a simulated model if any trial used was; not known without the column
+    simulated: bool | None = False if "simulated" in results.columns else None
     for r in rows:
         if r.get("kind") not in (None, "agents") or r.get("passed") is None:
             skipped += 1
@@ -735,6 +740,8 @@ def warm_start(
         s[1] += reward
         s[2] += reward * reward
         used += 1
+        if simulated is not None:
+            simulated = simulated or bool(r["simulated"])
     if not used:
         raise UserError(
             f"{source}: no trial of a fixed strategy (never, always, as_needed, threshold:K)"
@@ -744,17 +751,17 @@ def warm_start(
     now = to_us(store.clock.now())
     table = json.dumps(objective.to_dict(), sort_keys=True)
     seeds = [
-        LearnerSeed(now, source, bucket, arm, t.n, t.reward_sum, t.reward_sq, table)
+        LearnerSeed(now, source, bucket, arm, t.n, t.reward_sum, t.reward_sq, table, simulated)
         for (bucket, arm), t in totals.items()
     ]
     with store.tx():  # the check and the seeds in one transaction: no writer in between
         earlier = store.learner_warm_starts()
         before = next((w for w in earlier if w.source == source), None)
         if before is not None:
-            return WarmStart(source, objective, used, skipped, estimated, {}, before)
+            return WarmStart(source, objective, used, skipped, estimated, {}, before, simulated)
         _same_objective(earlier, objective, source)
         store.add_learner_seeds(seeds)
-    return WarmStart(source, objective, used, skipped, estimated, totals)
+    return WarmStart(source, objective, used, skipped, estimated, totals, simulated=simulated)
 
 
 def _worth(value: float | None) -> str:

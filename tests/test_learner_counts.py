@@ -233,7 +233,7 @@ def test_a_warm_start_dated_after_the_week_is_left_out_and_said_so(
     assert post["evidence"] == 3  # the goals' updates only
     assert post["later_warm_starts"] == [
         {"source": "experiment:late_ab", "experiment": "late_ab", "at": "2026-12-03T00:00:00Z",
-         "trials": 180}
+         "trials": 180, "simulated": None}
     ]  # fmt: skip
     view = section("learner").view(m).text
     assert "its updates and the warm starts dated before the week's end" in view

@@ -270,7 +270,7 @@ def test_a_v5_database_migrates_its_learner_on_open(tmp_path: Path) -> None:
     import sqlite3
 
     from fleetlab.store.learner import ArmTotals, LearnerSeed
-    from fleetlab.store.sqlite.schema import MIGRATIONS
+    from fleetlab.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -287,7 +287,7 @@ def test_a_v5_database_migrates_its_learner_on_open(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with open_store(path) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         [old] = store.learner_history()
         assert (old["task_id"], old["means"]) == ("t1", None)
         store.add_learner_seeds(

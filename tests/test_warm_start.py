@@ -76,6 +76,35 @@ def test_warm_start_credits_each_fixed_strategy_to_its_arm_and_bucket(
 
 
 @pytest.mark.both_backends
+def test_a_warm_start_keeps_whether_its_evidence_was_simulated(
+    fresh_db: Callable[[], str],
+) -> None:
+    """Recorded with its rows, so every later view of the learner can say so: simulated if
+    any trial it used was, not when none was, not known when the results do not say."""
+    world = {"simple": {"direct": 0.9, "decompose": 0.5, "as_needed": 0.7}}
+    rows = _rows(world, 4)
+    one_simulated = pl.Series([i == 5 for i in range(rows.height)])
+    with open_store(fresh_db()) as store:
+        warm_start(
+            store, rows.with_columns(simulated=one_simulated), source="sim", objective=OBJECTIVE
+        )
+        warm_start(
+            store, rows.with_columns(simulated=pl.lit(False)), source="real", objective=OBJECTIVE
+        )
+        warm_start(store, rows, source="unknown", objective=OBJECTIVE)
+        assert [(w.source, w.simulated) for w in store.learner_warm_starts()] == [
+            ("sim", True),
+            ("real", False),
+            ("unknown", None),
+        ]
+        by_source = {(r["source"], r["simulated"]) for r in store.learner_seeds()}
+        assert by_source == {("sim", True), ("real", False), ("unknown", None)}
+        again = warm_start(store, rows.with_columns(simulated=pl.lit(True)), source="real")
+        assert again.before is not None  # seeded once: the first record stands
+        assert store.learner_warm_starts()[1].simulated is False
+
+
+@pytest.mark.both_backends
 def test_an_experiment_seeds_a_learner_once(fresh_db: Callable[[], str]) -> None:
     """Seeding again from the same experiment adds nothing and says when it was seeded;
     another experiment under the same objective still adds its trials."""
@@ -223,6 +252,7 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
     assert out["warm_start"]["objective"]["success_value_usd"] == 0.5  # the experiment's
     assert sum(r["n"] for r in out["posterior"]) == fixed
     assert any("SIMULATED" in n for n in out["warm_start"]["notes"])
+    assert out["warm_start"]["simulated"] is True
     assert out["warm_start"]["added"] is True
     # again: nothing added, whatever the objective asked for, and one line says so
     assert main(["learn", "--from-experiment", "tiny_ws", "--json", "--db", str(db)]) == 0
@@ -252,16 +282,18 @@ def test_fleetlab_learn_from_a_real_tiny_experiment(
     assert main(["learn", "--db", str(db)]) == 0
     first_line = capsys.readouterr().out.splitlines()[0]
     assert re.fullmatch(
-        r"seeded from experiment:tiny_ws on \d{4}-\d\d-\d\d \d\d:\d\d UTC: 16 trials, "
-        r"objective value = success - cost / \$0\.50 \(a success is worth \$0\.50\)",
+        r"seeded from experiment:tiny_ws on \d{4}-\d\d-\d\d \d\d:\d\d UTC: 16 trials of the"
+        r" SIMULATED model, objective value = success - cost / \$0\.50"
+        r" \(a success is worth \$0\.50\)",
         first_line,
     ), first_line
     assert main(["learn", "--db", str(db), "--json"]) == 0
     (start,) = json.loads(capsys.readouterr().out)["seeded_from"]
-    assert (start["source"], start["trials"], start["objective"]) == (
+    assert (start["source"], start["trials"], start["objective"], start["simulated"]) == (
         "experiment:tiny_ws",
         16,
         {"success_value_usd": 0.5, "within_points": 1.0},
+        True,
     )
     assert main(["learn", "--db", str(db), "--success-value-usd", "5"]) == 2
     out, err = capsys.readouterr()

@@ -487,7 +487,7 @@ def test_the_learner_panel_shows_the_posterior_and_the_warm_start(
     when = store.clock.now()
     warm_start(
         store,
-        pl.DataFrame(trials),
+        pl.DataFrame(trials).with_columns(simulated=True),
         objective=Objective(success_value_usd=1.0),
         source="experiment:tiny_ab",
     )
@@ -498,8 +498,8 @@ def test_the_learner_panel_shows_the_posterior_and_the_warm_start(
     console.refresh_button.click()  # the panel refreshes with the others
 
     assert (
-        f"Warm-started from experiment tiny_ab (60 trials) on {when:%Y-%m-%d %H:%M} UTC;"
-        " it also learned from 3 goals of its own."
+        "Warm-started from experiment tiny_ab (60 trials of the SIMULATED model) on"
+        f" {when:%Y-%m-%d %H:%M} UTC; it also learned from 3 goals of its own."
     ) in console.learner.value
     rows = _learner_rows(console)
     assert len(rows) == 9

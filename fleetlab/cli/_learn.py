@@ -156,7 +156,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         out: dict[str, Any] = {"db": db_shown(args), "posterior": rows, "left_out": left_out}
         out["seeded_from"] = [
             {"source": s.source, "at": from_us(s.ts_us).isoformat(), "trials": s.trials}
-            | {"objective": json.loads(s.objective)}
+            | {"objective": json.loads(s.objective), "simulated": s.simulated}
             for s in starts
         ]
         if seeded is not None:
@@ -166,6 +166,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
                 "trials": seeded.trials,
                 "skipped": seeded.skipped,
                 "estimated": seeded.estimated,
+                "simulated": seeded.simulated,
                 "added": before is None,
                 "seeded_before": None
                 if before is None
@@ -199,7 +200,8 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         for s in starts:
             console.print(
                 f"seeded from {escape(s.source)} on {from_us(s.ts_us):%Y-%m-%d %H:%M} UTC:"
-                f" {s.trials:,} trials, objective {escape(_described(s.objective))}",
+                f" {s.trials:,} trials{' of the SIMULATED model' if s.simulated else ''},"
+                f" objective {escape(_described(s.objective))}",
                 highlight=False,
             )
     if left_out:

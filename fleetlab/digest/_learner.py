@@ -130,9 +130,11 @@ def learner_posterior(store: Store, b: Bounds) -> dict[str, Any]:
         as needed wrote two updates); ``updates``: its updates before then; ``evidence``:
         rewards in all (updates and warm-start trials); ``warm_starts``: each warm start
         before then (``source``, ``experiment`` when the source names one, ``at``,
-        ``in_week``, ``trials``, ``goals_before``: goals it had learned from before it);
+        ``in_week``, ``trials``, ``goals_before``: goals it had learned from before it,
+        ``simulated``: its trials came from a simulated model, None if not recorded);
         ``later_warm_starts``: the warm starts dated at or after then (``source``,
-        ``experiment``, ``at``, ``trials``), which the state at ``as_of`` leaves out; ``sure``:
+        ``experiment``, ``at``, ``trials``, ``simulated``), which the state at ``as_of``
+        leaves out; ``sure``:
         per bucket with evidence whose preferred strategy is more likely than not the best,
         that ``arm`` and its ``p_best``; ``posterior_arms``: per bucket and strategy, ``n``,
         ``mean_reward``, ``p_best`` and ``preferred`` (none in a bucket without evidence; a
@@ -156,6 +158,9 @@ def learner_posterior(store: Store, b: Bounds) -> dict[str, Any]:
                 "experiment": name if sep and kind == "experiment" else None,
                 "at": iso(ts),
                 "trials": 0,
+                # a warm start's rows say alike: its trials came from a simulated model (None:
+                # seeded before that was recorded)
+                "simulated": r["simulated"],
             }
             if into is starts:
                 start["in_week"] = ts >= b.start
@@ -170,7 +175,18 @@ def learner_posterior(store: Store, b: Bounds) -> dict[str, Any]:
         "updates": len(history),
         "evidence": sum(t.n for t in totals.values()),
         "warm_starts": [
-            {k: s[k] for k in ("source", "experiment", "at", "in_week", "trials", "goals_before")}
+            {
+                k: s[k]
+                for k in (
+                    "source",
+                    "experiment",
+                    "at",
+                    "in_week",
+                    "trials",
+                    "goals_before",
+                    "simulated",
+                )
+            }
             for s in starts.values()
         ],
         "later_warm_starts": list(later.values()),

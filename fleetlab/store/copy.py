@@ -57,7 +57,7 @@ TABLES: tuple[_Table, ...] = (
     ),
     _t(
         "learner_seeds",
-        "seq ts_us source bucket arm n reward_sum reward_sq objective",
+        "seq ts_us source bucket arm n reward_sum reward_sq objective simulated",
         "seq",
     ),
     _t("schedules", "id title spec priority weekday at_time zone next_us created_us", "id"),

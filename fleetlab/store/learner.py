@@ -69,6 +69,7 @@ class LearnerSeed:
     reward_sum: float
     reward_sq: float
     objective: str  # the objective's table as JSON
+    simulated: bool | None = None  # the evidence came from a simulated model (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class LearnerWarmStart:
     source: str
     trials: int  # the rewards it added, over every (bucket, arm)
     objective: str  # the objective's table as JSON
+    simulated: bool | None = None  # from a simulated model (None: seeded before it was kept)
 
 
 class LearnerOps:
@@ -144,25 +146,27 @@ class LearnerOps:
                 )
                 conn.execute(
                     "INSERT INTO learner_seeds (ts_us, source, bucket, arm, n, reward_sum,"
-                    " reward_sq, objective) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " reward_sq, objective, simulated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [s.ts_us, s.source, s.bucket, s.arm, int(s.n), float(s.reward_sum),
-                     float(s.reward_sq), s.objective],
+                     float(s.reward_sq), s.objective, _flag(s.simulated)],
                 )  # fmt: skip
 
     def learner_seeds(self) -> list[dict[str, Any]]:
         """Every warm start's rows, in the order they were added."""
         cols = ("seq", "ts_us", "source", "bucket", "arm", "n", "reward_sum", "reward_sq",
-                "objective")  # fmt: skip
+                "objective", "simulated")  # fmt: skip
         rows = self.query(f"SELECT {', '.join(cols)} FROM learner_seeds ORDER BY seq")
-        return [dict(zip(cols, r, strict=True)) for r in rows]
+        return [dict(zip(cols, r, strict=True)) | {"simulated": _bool(r[-1])} for r in rows]
 
     def learner_warm_starts(self) -> list[LearnerWarmStart]:
         """Every warm start, in the order they were added (inside ``tx()``, what it sees)."""
         rows = self.query(
-            "SELECT ts_us, source, SUM(n), MIN(objective) FROM learner_seeds"
+            "SELECT ts_us, source, SUM(n), MIN(objective), MAX(simulated) FROM learner_seeds"
             " GROUP BY ts_us, source ORDER BY MIN(seq)"
         )
-        return [LearnerWarmStart(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+        return [
+            LearnerWarmStart(int(r[0]), str(r[1]), int(r[2]), str(r[3]), _bool(r[4])) for r in rows
+        ]
 
     def record_learner_update(self, update: LearnerUpdate, event: Event) -> None:
         """Append ``update`` to the learner's history and ``event`` to the log, in one
@@ -193,3 +197,12 @@ class LearnerOps:
         """Every update in order, as ``{column: value}`` (``success`` as 0 or 1)."""
         rows = self.query(f"SELECT {', '.join(_HISTORY)} FROM learner_updates ORDER BY seq")
         return [dict(zip(_HISTORY, r, strict=True)) for r in rows]
+
+
+def _flag(value: bool | None) -> int | None:
+    """A stored ``simulated``: 1, 0 or NULL (not known)."""
+    return None if value is None else int(bool(value))
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)

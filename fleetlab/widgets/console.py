@@ -701,12 +701,16 @@ class FleetConsole:
         )
 
     def warm_starts(self) -> list[dict[str, Any]]:
-        """The learner's warm starts in order: ``source``, ``at`` (UTC) and ``trials`` (the
-        experiment's trials it learned from)."""
+        """The learner's warm starts in order: ``source``, ``at`` (UTC), ``trials`` (the
+        experiment's trials it learned from) and ``simulated`` (they came from a simulated
+        model; None: seeded before that was recorded)."""
         out: dict[tuple[int, str], dict[str, Any]] = {}
         for r in self.store.learner_seeds():
             key = (int(r["ts_us"]), str(r["source"]))
-            start = out.setdefault(key, {"source": key[1], "at": from_us(key[0]), "trials": 0})
+            start = out.setdefault(
+                key,
+                {"source": key[1], "at": from_us(key[0]), "trials": 0, "simulated": r["simulated"]},
+            )
             start["trials"] += int(r["n"])
         return list(out.values())
 
@@ -727,7 +731,9 @@ class FleetConsole:
         own = learner_goal_count(self.store)
         said = [
             f"{_source(s['source'])} ({format_value(s['trials'], 'count')}"
-            f" trial{'' if s['trials'] == 1 else 's'}) on {format_value(s['at'], 'text')}"
+            f" trial{'' if s['trials'] == 1 else 's'}"
+            f"{' of the SIMULATED model' if s['simulated'] else ''})"
+            f" on {format_value(s['at'], 'text')}"
             for s in starts
         ]
         goals = f"{format_value(own, 'count')} goal{'' if own == 1 else 's'} of its own"

@@ -211,6 +211,12 @@ def _source(start: dict[str, Any]) -> str:
     return md_code(start["source"])
 
 
+def _trials(start: dict[str, Any]) -> str:
+    """A warm start's trials, "of the simulated model" when they were."""
+    simulated = " of the SIMULATED model" if start.get("simulated") else ""
+    return plural(start["trials"], "trial") + simulated
+
+
 def posterior_summary(posterior: dict[str, Any], *, over: bool = True) -> str:
     """Where the learner started from and how sure it was at the week's end, in words (every
     number one of ``posterior``'s); empty when it has no evidence at all."""
@@ -219,7 +225,7 @@ def posterior_summary(posterior: dict[str, Any], *, over: bool = True) -> str:
     said = []
     for i, start in enumerate(posterior["warm_starts"]):
         when = f"on {start['at'][:10]}" if start["in_week"] else "before this week"
-        source = f"{_source(start)} ({plural(start['trials'], 'trial')}) {when}"
+        source = f"{_source(start)} ({_trials(start)}) {when}"
         if i:
             said.append(f"it was warm-started again from {source}")
         elif start["goals_before"]:

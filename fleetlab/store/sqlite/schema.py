@@ -138,5 +138,10 @@ MIGRATIONS: tuple[str, ...] = (
         objective TEXT NOT NULL
     );
     """,
+    # v7: whether a warm start's evidence came from a simulated model (1), a real one (0), or
+    # is not known (NULL: seeded before v7), so every view of the learner can say so.
+    """
+    ALTER TABLE learner_seeds ADD COLUMN simulated INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
