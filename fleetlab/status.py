@@ -16,6 +16,7 @@ start here reclaims it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from typing import Any, Literal
 
 from fleetlab.clock import WeekWindow, to_us
@@ -44,6 +45,8 @@ class FleetStatus:
     waiting_children: int
     stale: int
     roots_spawned: int
+    #: the instant the counts are of (ISO 8601, UTC): where things stand changes with time
+    as_of: str
     finished_in_window: dict[str, int] = field(default_factory=dict)
     kind: Literal["fleet_status"] = "fleet_status"
 
@@ -69,6 +72,7 @@ def fleet_status(
     store: Store, window: WeekWindow | None = None, *, stale_after_s: float = DEFAULT_STALE_AFTER_S
 ) -> FleetStatus:
     """Count tasks by status, for all time or for the cohort spawned in ``window``."""
+    now = store.clock.now()
     cutoff = to_us(store.stale_cutoff(stale_after_s))
     created = None if window is None else (to_us(window.start), to_us(window.end))
     row = status_counts(
@@ -91,5 +95,6 @@ def fleet_status(
         waiting_children=row.waiting,
         stale=row.stale,
         roots_spawned=row.roots,
+        as_of=now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         finished_in_window=finished,
     )

@@ -122,6 +122,17 @@ def test_stale_running_tasks_are_split_out(
     assert (data["running"], data["stale"]) == (len(beats) - stale, stale)
 
 
+def test_status_says_the_instant_its_counts_are_of(
+    populated: Path, capsys: pytest.CaptureFixture[str], cli_clock: FakeClock
+) -> None:
+    """Where tasks stand changes with time (a heartbeat goes stale): the counts say when."""
+    cli_clock.set(datetime(2026, 11, 20, 12, 34, 56, tzinfo=UTC))
+    _, out, _ = run(capsys, "--db", str(populated), "status", "--json")
+    assert json.loads(out)["as_of"] == "2026-11-20T12:34:56Z"
+    _, out, _ = run(capsys, "--db", str(populated), "status", "--week", "2026-W47")
+    assert "fleet status, 2026-W47 (UTC), as of 2026-11-20 12:34 UTC" in out
+
+
 def test_status_for_a_week_in_a_zone(populated: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     _, out, _ = run(
         capsys,

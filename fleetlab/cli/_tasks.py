@@ -87,7 +87,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
         console.print_json(data=status.to_dict())
         return 0
     table = Table(
-        title=f"fleet status, {status.window}",
+        title=f"fleet status, {status.window}, as of {status.as_of[:16].replace('T', ' ')} UTC",
         caption=f"db {db_shown(args)}",
         show_header=False,
         box=None,
