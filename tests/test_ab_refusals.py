@@ -301,6 +301,35 @@ def test_a_lock_held_for_a_moment_is_waited_for(
     let_go.join()
 
 
+@pytest.mark.parametrize("held_s", [0.1, None], ids=["let go soon", "held"])
+def test_being_run_waits_out_a_lock_held_for_a_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_s: float | None
+) -> None:
+    """``fleetlab learn --from-experiment`` asks whether the experiment is being run: another
+    run's sweep of scratch memory, holding its lock for a moment, is not a run of it."""
+    import fcntl
+    import threading
+
+    from fleetlab.experiments import _run, being_run
+
+    monkeypatch.setattr(_run, "_LOCK_GRACE_S", 5.0 if held_s else 0.2)
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    assert not being_run(folder)  # no lock file: never run
+    holder = (folder / "run.lock").open("a+")
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if held_s is None:
+        assert being_run(folder)
+        holder.close()
+        assert not being_run(folder)
+        return
+    let_go = threading.Timer(held_s, holder.close)
+    let_go.start()
+    assert not being_run(folder)
+    assert holder.closed  # it waited for the holder
+    let_go.join()
+
+
 def _worlds_experiment(tmp_path: Path, workers: int = 1) -> Path:
     from tests.helpers.experiment_files import experiment_body
 

@@ -342,7 +342,8 @@ def _exclusive(folder: Path, name: str) -> Iterator[int]:
 
 
 def being_run(folder: Path) -> bool:
-    """Whether a run holds the lock of the experiment whose results are in ``folder``."""
+    """Whether a run holds the lock of the experiment whose results are in ``folder`` (a
+    holder that lets go within `_LOCK_GRACE_S`, another run's `sweep_scratch`, is none)."""
     import fcntl
 
     try:
@@ -351,16 +352,17 @@ def being_run(folder: Path) -> bool:
         return False
     with handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            _flock_soon(handle.fileno(), shared=True)
         except BlockingIOError:
             return True
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         return False
 
 
-def _flock_soon(fd: int) -> None:
-    """Take the lock on ``fd``, waiting out a holder that lets go within `_LOCK_GRACE_S` (a
-    run's `sweep_scratch` holds another experiment's lock for as long as a rename).
+def _flock_soon(fd: int, *, shared: bool = False) -> None:
+    """Take the lock on ``fd`` (exclusive, or ``shared``), waiting out a holder that lets go
+    within `_LOCK_GRACE_S` (a run's `sweep_scratch` holds another experiment's lock for as
+    long as a rename).
 
     Raises:
         BlockingIOError: it is still held after that (a run of the experiment holds it).
@@ -370,7 +372,7 @@ def _flock_soon(fd: int) -> None:
     deadline = time.monotonic() + _LOCK_GRACE_S
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
