@@ -172,6 +172,11 @@ def test_a_table_of_simulated_numbers_says_so_above_it() -> None:
     assert _read(told).caption == f"Variants (simulated){note}"
     assert _read(charts.table_html(sim, simulated=False)).caption == ""
     assert "<caption>" not in charts.table_html(plain)
+    # a column of another kind (0/1 read from SQL, text, nulls, lists) says what it can
+    for column, says in (([0, 1], True), ([0], False), (["true"], True), (["no"], False),
+                         ([None], False), ([[1]], False)):  # fmt: skip
+        frame = pl.DataFrame({"n": [1] * len(column), "simulated": column})
+        assert _read(charts.table_html(frame)).caption == ("Simulated" + note if says else "")
 
 
 def test_a_format_for_no_column_or_an_unknown_format_is_refused() -> None:

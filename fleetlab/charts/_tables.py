@@ -52,12 +52,28 @@ __all__ = [
     "Table",
     "column_label",
     "format_value",
+    "says_simulated",
     "table",
     "table_html",
 ]
 
 #: What a table or chart of a simulated model's numbers says under its title.
 SIMULATED_NOTE = "SIMULATED model: not a measurement of Claude"
+
+
+def says_simulated(frame: pl.DataFrame) -> bool:
+    """Whether any row of ``frame``'s ``simulated`` column says so (true, 1, "true"; a
+    column of another kind, or none, says nothing)."""
+    if "simulated" not in frame.columns:
+        return False
+    column = frame["simulated"]
+    if column.dtype == pl.String:
+        column = column.str.to_lowercase().is_in(["true", "1", "yes"])
+    try:
+        return bool(column.cast(pl.Boolean, strict=False).any())
+    except pl.exceptions.PolarsError:  # a list, a struct...
+        return False
+
 
 #: The named formats a column can have.
 FORMATS = ("money", "percent", "points", "p", "duration", "count", "number", "text")
@@ -241,7 +257,7 @@ def table_html(
         )
         rows.append(f"<tr>{cells}</tr>")
     if simulated is None:
-        simulated = "simulated" in frame.columns and bool(frame["simulated"].any())
+        simulated = says_simulated(frame)
     cap = html.escape(caption or "")
     if simulated:
         cap += " (simulated)" if cap else "Simulated"

@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import altair as alt
 import polars as pl
 
-from fleetlab.charts._tables import SIMULATED_NOTE
+from fleetlab.charts._tables import SIMULATED_NOTE, says_simulated
 
 __all__ = [
     "AnyChart",
@@ -44,7 +44,7 @@ def _title(text: str, simulated: bool) -> alt.TitleParams:
 def _simulated(frame: pl.DataFrame, simulated: bool | None) -> bool:
     if simulated is not None:
         return simulated
-    return "simulated" in frame.columns and bool(frame["simulated"].any())
+    return says_simulated(frame)
 
 
 def _color(order: Sequence[str], title: str = "variant", *, legend: bool = True) -> alt.Color:
