@@ -108,8 +108,9 @@ class ScaledClock:
     ``ScaledClock(scale=3600, start=...)`` makes one real second an hour of simulated time;
     ``sleep(3600)`` returns after one real second. Given ``until``, time stops there: a
     simulation's window end, so what its fleet does as it shuts down (which takes real time,
-    hours of simulated time at a large scale) is dated at the end, never past it (nor, for a
-    window that ended just now, in the future). Sleeps still last their real time.
+    hours of simulated time at a large scale) is dated at that instant, the first after the
+    window (a report of the window leaves it to the next), never later (nor, for a window
+    that ended just now, in the future). Sleeps still last their real time.
     """
 
     def __init__(
@@ -120,6 +121,11 @@ class ScaledClock:
         self.scale = float(scale)
         self._start = ensure_utc(start, "ScaledClock start") if start else datetime.now(UTC)
         self._until = ensure_utc(until, "ScaledClock until") if until else None
+        if self._until is not None and self._until < self._start:
+            raise ValueError(
+                f"ScaledClock until {self._until.isoformat()} is before its start"
+                f" {self._start.isoformat()}"
+            )
         self._t0 = time.monotonic()
 
     def now(self) -> datetime:

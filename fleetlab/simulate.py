@@ -30,7 +30,7 @@ from fleetlab.store import Store
 from fleetlab.store.read.fleet import has_runnable
 from fleetlab.suites import SuiteTask, builtin_suites
 
-__all__ = ["Arrival", "SimulationResult", "plan_arrivals", "simulate"]
+__all__ = ["Arrival", "SimulationResult", "plan_arrivals", "simulate", "window_end"]
 
 FREE_GOALS = (
     "Summarise yesterday's support tickets into a short note",
@@ -72,6 +72,13 @@ def _hour_weights() -> list[float]:
         0.15 + 1.6 * math.exp(-(((h - 11.5) / 3.2) ** 2)) + 0.6 * math.exp(-(((h - 16) / 2.5) ** 2))
         for h in range(24)
     ]
+
+
+def window_end(start: datetime, days: int, zone: str = "UTC") -> datetime:
+    """The end of ``days`` local days of ``zone`` from ``start`` (in its zone: a week with a
+    daylight-saving change is 167 or 169 hours, and ends at its next Monday's midnight)."""
+    tz = ZoneInfo(zone)
+    return (start.astimezone(tz) + timedelta(days=days)).astimezone(start.tzinfo)
 
 
 def plan_arrivals(
@@ -145,8 +152,9 @@ async def simulate(
         scale: simulated seconds per real second while the fleet is busy.
         on_progress: called with the simulated time and goals submitted so far.
     """
-    # time stops at the window's end: the fleet's shutdown is dated there, never past it
-    clock = ScaledClock(scale, start=window_start, until=window_start + timedelta(days=days))
+    # time stops at the window's end: the fleet's shutdown is dated at that instant (the
+    # first after the window, as a report of it counts), never later
+    clock = ScaledClock(scale, start=window_start, until=window_end(window_start, days, zone))
     with store_factory(clock) as store:
         return await _run(
             store,
@@ -178,7 +186,7 @@ async def _run(
     call_latency_s: float,
     on_progress: Callable[[datetime, int], None] | None,
 ) -> SimulationResult:
-    end = window_start + timedelta(days=days)
+    end = window_end(window_start, days, zone)
     params = PROFILES["default"]
     model = SimModel(
         type(params)(

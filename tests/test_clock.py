@@ -413,3 +413,5 @@ def test_scaled_clock_stops_at_until(monkeypatch: pytest.MonkeyPatch) -> None:
     assert clock.now() == end
     with pytest.raises(ValueError, match="ScaledClock until"):
         ScaledClock(scale=60, until=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="until 2025-12-31T00:00:00\\+00:00 is before its start"):
+        ScaledClock(scale=60, start=start, until=datetime(2025, 12, 31, tzinfo=UTC))

@@ -1,35 +1,68 @@
-"""A simulation is dated inside its window: its fleet's shutdown (agents checkpointed and
-``preempted``), which takes real time, hours of simulated time at the default scale, is dated
-at the window's end and never past it. (A window that ended minutes ago used to get events
-dated in the future, which the digest's integrity check then flagged.)"""
+"""A simulation is dated inside its window, in its zone's local days: its fleet's shutdown
+(agents checkpointed and ``preempted``), which takes real time, hours of simulated time at the
+default scale, is dated at the window's end (the first instant after it) and never later. (A
+window that ended minutes ago used to get events dated in the future, which the digest's
+integrity check then flagged.)"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from fleetlab.clock import parse_week, to_us
-from fleetlab.simulate import simulate
+from fleetlab.simulate import simulate, window_end
 from fleetlab.store import open_store
 
 
-def test_nothing_a_simulation_writes_is_dated_past_its_window(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("start", "zone", "end"),
+    [
+        (datetime(2026, 11, 2, tzinfo=UTC), "UTC", datetime(2026, 11, 3, tzinfo=UTC)),
+        # Sunday 29 March 2026 in London is 23 hours long (clocks go forward at 01:00 UTC)
+        (
+            datetime(2026, 3, 29, tzinfo=UTC),
+            "Europe/London",
+            datetime(2026, 3, 29, 23, tzinfo=UTC),
+        ),
+    ],
+    ids=["UTC", "a London day of 23 hours"],
+)
+def test_nothing_a_simulation_writes_is_dated_past_its_window(
+    tmp_path: Path, start: datetime, zone: str, end: datetime
+) -> None:
     path = tmp_path / "fleet.db"
-    start = parse_week("2026-W45").start
-    end = start + timedelta(days=1)
+    assert window_end(start, 1, zone) == end
     result = asyncio.run(
-        simulate(lambda clock: open_store(path, clock=clock), start, days=1, tasks_per_day=60)
+        simulate(
+            lambda clock: open_store(path, clock=clock),
+            start,
+            days=1,
+            tasks_per_day=60,
+            zone=zone,
+        )
     )
-    assert result.preempted > 0  # work was in flight at the end: the shutdown wrote events
     with sqlite3.connect(path) as conn:
-        first, last, preempted = conn.execute(
-            "SELECT MIN(ts_us), MAX(ts_us), SUM(kind = 'task.preempted') FROM events"
-        ).fetchone()
+        first, last = conn.execute("SELECT MIN(ts_us), MAX(ts_us) FROM events").fetchone()
+        at_end = dict(
+            conn.execute(
+                "SELECT kind, COUNT(*) FROM events WHERE ts_us = ? GROUP BY kind", [to_us(end)]
+            ).fetchall()
+        )
         latest_task = conn.execute("SELECT MAX(updated_us) FROM tasks").fetchone()[0]
-    assert preempted > 0
     assert to_us(start) <= first
     assert last <= to_us(end)
     assert latest_task <= to_us(end)
+    # work was in flight at the end: its shutdown is dated there
+    assert at_end.get("task.preempted", 0) > 0, at_end
     assert result.end == end
+
+
+def test_a_simulated_week_ends_at_its_local_midnight() -> None:
+    """Seven local days from a week's start are the week, 167 hours when clocks go forward."""
+    week = parse_week("2026-W13", "Europe/London")
+    assert window_end(week.start, 7, "Europe/London") == week.end
+    assert week.end - week.start == timedelta(hours=167)

@@ -434,7 +434,9 @@ def _check_simulated_window(week: WeekWindow, days: int, now: datetime) -> None:
     """Refuse, before anything is written, a simulation that would run past ``now``: its
     events would be dated in the future (which the digest's integrity check then flags), as
     ``digest`` refuses a week that has not started."""
-    end = week.start + timedelta(days=days)
+    from fleetlab.simulate import window_end
+
+    end = window_end(week.start, days, week.zone)
     if end <= now:
         return
     check_started(week, now)
