@@ -107,6 +107,7 @@ __all__ = [
     "LearnerConfig",
     "WarmStart",
     "posterior_frame",
+    "seeded_from_model",
     "warm_start",
 ]
 
@@ -642,7 +643,7 @@ class WarmStart:
         before: the earlier warm start from the same source, if there was one: then
             nothing was added (``totals`` is empty; ``trials`` says what would have been).
         simulated: the trials used came from a simulated model (None: the results do not
-            say).
+            say); when nothing was added, what was recorded with ``before``.
     """
 
     source: str
@@ -654,6 +655,14 @@ class WarmStart:
     before: LearnerWarmStart | None = None
     simulated: bool | None = None
     kind: Literal["warm_start"] = field(default="warm_start", repr=False)
+
+
+def seeded_from_model(simulated: bool | None) -> str:
+    """What follows a warm start's trial count in words, by ``simulated``: " of the SIMULATED
+    model", nothing for a real model's, or that it was not recorded (seeded before it was)."""
+    if simulated is None:
+        return ", not recorded whether simulated"
+    return " of the SIMULATED model" if simulated else ""
 
 
 def _true_bucket(complexity: Any) -> str | None:
@@ -714,8 +723,9 @@ def warm_start(
             estimates[(r.get("task"), r.get("seed"))].setdefault(r.get("prompt"), r["score_bucket"])
     sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     used = skipped = estimated = 0
-    # from a simulated model if any trial used was; not known without the column
-    simulated: bool | None = False if "simulated" in results.columns else None
+    # from a simulated model if any trial used says it was; real if they all say not; not
+    # known if none says (no such column, or nulls)
+    simulated: bool | None = None
     for r in rows:
         if r.get("kind") not in (None, "agents") or r.get("passed") is None:
             skipped += 1
@@ -740,8 +750,9 @@ def warm_start(
         s[1] += reward
         s[2] += reward * reward
         used += 1
-        if simulated is not None:
-            simulated = simulated or bool(r["simulated"])
+        said = r.get("simulated")
+        if said is not None:
+            simulated = bool(simulated) or bool(said)
     if not used:
         raise UserError(
             f"{source}: no trial of a fixed strategy (never, always, as_needed, threshold:K)"
@@ -758,7 +769,10 @@ def warm_start(
         earlier = store.learner_warm_starts()
         before = next((w for w in earlier if w.source == source), None)
         if before is not None:
-            return WarmStart(source, objective, used, skipped, estimated, {}, before, simulated)
+            # nothing added: what the learner has is what was recorded then
+            return WarmStart(
+                source, objective, used, skipped, estimated, {}, before, before.simulated
+            )
         _same_objective(earlier, objective, source)
         store.add_learner_seeds(seeds)
     return WarmStart(source, objective, used, skipped, estimated, totals, simulated=simulated)

@@ -155,8 +155,8 @@ def test_the_post_says_where_it_started_and_how_sure_it_is(metrics: dict[str, An
     text = section("learner").draft(metrics)
     assert (
         "The learner started from experiment `first_ab` (60 trials of the SIMULATED model)"
-        " before this week; it was warm-started again from experiment `second_ab` (60 trials)"
-        " on 2026-11-18."
+        " before this week; it was warm-started again from experiment `second_ab` (60 trials,"
+        " not recorded whether simulated) on 2026-11-18."
     ) in text
     assert (
         "At the week's end it put the chance at 100.0% that running directly is best for simple"

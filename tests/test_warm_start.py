@@ -77,31 +77,44 @@ def test_warm_start_credits_each_fixed_strategy_to_its_arm_and_bucket(
 
 @pytest.mark.both_backends
 def test_a_warm_start_keeps_whether_its_evidence_was_simulated(
-    fresh_db: Callable[[], str],
+    fresh_db: Callable[[], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Recorded with its rows, so every later view of the learner can say so: simulated if
-    any trial it used was, not when none was, not known when the results do not say."""
+    any trial it used says so, real if they all say not, not known if none says."""
+    from fleetlab.cli import main
+
     world = {"simple": {"direct": 0.9, "decompose": 0.5, "as_needed": 0.7}}
     rows = _rows(world, 4)
-    one_simulated = pl.Series([i == 5 for i in range(rows.height)])
-    with open_store(fresh_db()) as store:
-        warm_start(
-            store, rows.with_columns(simulated=one_simulated), source="sim", objective=OBJECTIVE
-        )
-        warm_start(
-            store, rows.with_columns(simulated=pl.lit(False)), source="real", objective=OBJECTIVE
-        )
-        warm_start(store, rows, source="unknown", objective=OBJECTIVE)
-        assert [(w.source, w.simulated) for w in store.learner_warm_starts()] == [
-            ("sim", True),
-            ("real", False),
-            ("unknown", None),
-        ]
-        by_source = {(r["source"], r["simulated"]) for r in store.learner_seeds()}
-        assert by_source == {("sim", True), ("real", False), ("unknown", None)}
+    n = rows.height
+    one_simulated = pl.Series([i == 5 for i in range(n)])
+    one_real = pl.Series([False if i == 5 else None for i in range(n)], dtype=pl.Boolean)
+    frames = {
+        "sim": rows.with_columns(simulated=one_simulated),
+        "real": rows.with_columns(simulated=one_real),  # the others do not say
+        "nulls": rows.with_columns(simulated=pl.lit(None)),
+        "unknown": rows,  # no such column
+    }
+    db = fresh_db()
+    with open_store(db) as store:
+        for source, frame in frames.items():
+            assert warm_start(store, frame, source=source, objective=OBJECTIVE).before is None
+        said = [(w.source, w.simulated) for w in store.learner_warm_starts()]
+        assert said == [("sim", True), ("real", False), ("nulls", None), ("unknown", None)]
+        stored = {(r["source"], r["simulated"]) for r in store.learner_seeds()}
+        assert stored == set(said)
+        # seeded once: the first record stands, and the answer says what is stored
         again = warm_start(store, rows.with_columns(simulated=pl.lit(True)), source="real")
-        assert again.before is not None  # seeded once: the first record stands
+        assert again.before is not None
+        assert again.simulated is False
         assert store.learner_warm_starts()[1].simulated is False
+    assert main(["learn", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ", 1)[1].split(", objective")[0] for line in lines[:4]] == [
+        "16 trials of the SIMULATED model",
+        "16 trials",
+        "16 trials, not recorded whether simulated",
+        "16 trials, not recorded whether simulated",
+    ]
 
 
 @pytest.mark.both_backends

@@ -107,7 +107,7 @@ def warm_start_from_experiment(
 
 
 def cmd_learn(args: argparse.Namespace, console: Console) -> int:
-    from fleetlab.learning import Learner, posterior_frame
+    from fleetlab.learning import Learner, posterior_frame, seeded_from_model
 
     objective = (
         None
@@ -200,7 +200,7 @@ def cmd_learn(args: argparse.Namespace, console: Console) -> int:
         for s in starts:
             console.print(
                 f"seeded from {escape(s.source)} on {from_us(s.ts_us):%Y-%m-%d %H:%M} UTC:"
-                f" {s.trials:,} trials{' of the SIMULATED model' if s.simulated else ''},"
+                f" {s.trials:,} trials{seeded_from_model(s.simulated)},"
                 f" objective {escape(_described(s.objective))}",
                 highlight=False,
             )

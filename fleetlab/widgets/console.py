@@ -43,7 +43,7 @@ from fleetlab.api import build_model
 from fleetlab.charts._tables import Format, Table, format_value, table_html
 from fleetlab.clock import from_us
 from fleetlab.errors import FleetlabError, UserError
-from fleetlab.learning import DEFAULT_OBJECTIVE
+from fleetlab.learning import DEFAULT_OBJECTIVE, seeded_from_model
 from fleetlab.objective import Objective
 from fleetlab.orchestrator import Fleet, FleetConfig, FleetReport, Goal, submit_goals
 from fleetlab.prompts import list_variants
@@ -732,7 +732,7 @@ class FleetConsole:
         said = [
             f"{_source(s['source'])} ({format_value(s['trials'], 'count')}"
             f" trial{'' if s['trials'] == 1 else 's'}"
-            f"{' of the SIMULATED model' if s['simulated'] else ''})"
+            f"{seeded_from_model(s['simulated'])})"
             f" on {format_value(s['at'], 'text')}"
             for s in starts
         ]

@@ -14,7 +14,7 @@ from fleetlab.digest.sections._base import Load, MarkdownView, Section
 from fleetlab.digest.sections._charts import data, title
 from fleetlab.digest.sections._format import NONE, count, listed, md_code, pct, plural, table
 from fleetlab.digest.sections.decomposition import post_bucket
-from fleetlab.learning import BUCKETS
+from fleetlab.learning import BUCKETS, seeded_from_model
 
 __all__ = ["SECTION", "learner_daily_chart", "posterior_summary", "summary"]
 
@@ -212,9 +212,8 @@ def _source(start: dict[str, Any]) -> str:
 
 
 def _trials(start: dict[str, Any]) -> str:
-    """A warm start's trials, "of the simulated model" when they were."""
-    simulated = " of the SIMULATED model" if start.get("simulated") else ""
-    return plural(start["trials"], "trial") + simulated
+    """A warm start's trials, and whether they came from a simulated model."""
+    return plural(start["trials"], "trial") + seeded_from_model(start["simulated"])
 
 
 def posterior_summary(posterior: dict[str, Any], *, over: bool = True) -> str:
