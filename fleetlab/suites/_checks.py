@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from fleetlab.sandbox import printable, run_python
+from fleetlab.sandbox import availability, printable, run_python
 from fleetlab.suites._files import NotFollowed, kind, list_files, read_bytes
+from fleetlab.suites._memo import VerdictMemo, workspace_digest
 from fleetlab.telemetry import redact
 
 __all__ = [
@@ -429,6 +430,10 @@ def _failure_detail(output: str) -> str:
     return last
 
 
+#: Verdicts of checks of trusted code, by distinct workspace (see `PythonCheck.run`).
+VERDICTS: VerdictMemo[Verdict] = VerdictMemo()
+
+
 @dataclass(frozen=True, slots=True)
 class PythonCheck:
     """Runs a check script on the workspace in `fleetlab.sandbox`; passes iff it runs to its end.
@@ -452,16 +457,38 @@ class PythonCheck:
     def run(self, root: Path, *, trusted: bool = False) -> Verdict:
         """Run the script on the workspace ``root``.
 
+        A check of ``trusted`` code in bubblewrap runs once per distinct workspace in this
+        process: an identical workspace gets the verdict again (`fleetlab.suites._memo`).
+
         Args:
             root: the workspace.
             trusted: the workspace's code came from the simulated model (see
-                `fleetlab.sandbox.sandbox_mode`); only matters where bubblewrap cannot run.
+                `fleetlab.sandbox.sandbox_mode`): where bubblewrap cannot run it may run on
+                the host; in bubblewrap its verdict is kept for an identical workspace.
 
         Raises:
             SandboxUnavailableError: bubblewrap cannot run here and the code is untrusted.
         """
-        name = self.script.name
         suite_dir = self.suite_dir or self.script.parent
+        key = None
+        if trusted and availability().available:
+            key = self._key(suite_dir, root)
+            kept = None if key is None else VERDICTS.get(key)
+            if kept is not None:
+                return kept
+        verdict, steady = self._run(root, suite_dir, trusted=trusted)
+        # kept only for an outcome the moment cannot change, of a run that changed nothing
+        if key is not None and steady and workspace_digest(root) == key[-1]:
+            VERDICTS.put(key, verdict)
+        return verdict
+
+    def _key(self, suite_dir: Path, root: Path) -> tuple[str, ...] | None:
+        return VERDICTS.key(self.script, self.args, self.timeout, suite_dir, root)
+
+    def _run(self, root: Path, suite_dir: Path, *, trusted: bool) -> tuple[Verdict, bool]:
+        """The verdict, and whether it is steady: the script ran to its end or failed on its
+        own, not by a timeout, a limit, a signal or a sandbox that could not start."""
+        name = self.script.name
         try:
             done = run_python(
                 self.script,
@@ -473,22 +500,24 @@ class PythonCheck:
                 trusted=trusted,
             )
         except OSError as exc:  # the sandbox could not start: no agent code ran
-            return Verdict(False, redact(f"{name}: could not run ({exc})"), infrastructure=True)
+            failed = Verdict(False, redact(f"{name}: could not run ({exc})"), infrastructure=True)
+            return failed, False
+        steady = done.sandboxed and done.killed_by is None
         if done.completed:
-            return _ok(f"{name} passed")
+            return _ok(f"{name} passed"), steady
         if done.limit is not None:  # before a timeout: it says what was rolled back
-            return _fail(f"{name} failed: {done.limit}")
+            return _fail(f"{name} failed: {done.limit}"), False
         if done.timed_out:
-            return _fail(f"{name}: timed out after {self.timeout:g}s")
+            return _fail(f"{name}: timed out after {self.timeout:g}s"), False
         if done.returncode == 0:
-            return _fail(f"{name} failed: it exited before its last line ran")
+            return _fail(f"{name} failed: it exited before its last line ran"), steady
         status = f"exit {done.returncode}"
         if done.killed_by == "SIGXCPU":
             status = "killed by SIGXCPU: over its CPU time limit"
         elif done.killed_by:
             status = f"killed by {done.killed_by}"
         detail = _failure_detail(done.stderr) or _failure_detail(done.stdout) or "no output"
-        return _fail(redact(f"{name} failed ({status}): {detail}"))
+        return _fail(redact(f"{name} failed ({status}): {detail}")), steady
 
 
 Check: TypeAlias = (
