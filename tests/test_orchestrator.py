@@ -548,6 +548,9 @@ async def test_a_verifier_that_cannot_start_is_an_infrastructure_failure(
         raise OSError("bwrap: cannot create the namespace")
 
     monkeypatch.setattr(_checks, "run_python", no_sandbox)
+    # no verdict an earlier test left for the same work (a check of the simulated model's
+    # code runs once per distinct workspace in a process)
+    monkeypatch.setattr(_checks, "VERDICTS", type(_checks.VERDICTS)())
     [root] = submit_goals(store, [Goal(task=task.key, policy="never")])
     report = await Fleet(store, sim(), config()).run(until_idle=True)
     done = store.get_task(root.id)

